@@ -1,0 +1,160 @@
+//! The command line (DESIGN.md, "CLI"): clap derive structs whose doc comments
+//! are the `--help` text. Values are checked here only as far as their type;
+//! meaning is checked where they are used.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::scenario::AuthMethod;
+
+/// Measure what opening a PostgreSQL connection per request costs compared
+/// with drawing it from a pool, on a real server, for your workload.
+///
+/// Without a DSN, poolbench starts a throwaway PostgreSQL of its own from the
+/// machine's server binaries, and removes it afterwards.
+#[derive(Debug, Parser)]
+#[command(name = "poolbench", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: every strategy in turn, then the comparison and reports.
+    Run(RunArgs),
+    /// Parse and check scenario files without touching a database.
+    Validate(ValidateArgs),
+    /// Run the embedded PostgreSQL server in the foreground and print how to
+    /// reach it (for psql, pgbench, or `poolbench run --dsn`).
+    Server(ServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+
+    /// The database, as a libpq URL or key=value string. Overrides the
+    /// scenario's [database].dsn and DATABASE_URL; without any of them an
+    /// embedded server is started.
+    #[arg(long, value_name = "DSN")]
+    pub dsn: Option<String>,
+
+    /// Directory for report.json, summary.csv and timeline.csv
+    /// [default: results/<name>-<UTC timestamp>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Measured time per strategy, e.g. 20s or 1m (overrides [run].duration).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Time run but not recorded before each strategy (overrides [run].warmup).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Closed-loop workers, each one request at a time (overrides
+    /// [run].concurrency).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+
+    /// Run only this strategy (repeatable); the others are skipped.
+    #[arg(long, value_name = "STRATEGY")]
+    pub only: Vec<String>,
+
+    /// Seed of the parameter generators (overrides [run].seed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// No header, progress bars or table: only errors and the headline.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files to check.
+    #[arg(required = true, value_name = "SCENARIO.toml")]
+    pub scenarios: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// How clients authenticate.
+    #[arg(long, value_enum, default_value_t = AuthArg::ScramSha256)]
+    pub auth: AuthArg,
+
+    /// Serve TLS with a generated self-signed certificate (the default).
+    #[arg(long, overrides_with = "no_tls")]
+    pub tls: bool,
+
+    /// Serve plain TCP only.
+    #[arg(long)]
+    pub no_tls: bool,
+
+    /// Port on 127.0.0.1 [default: a free one].
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// The server's max_connections.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+impl ServerArgs {
+    pub fn tls_enabled(&self) -> bool {
+        !self.no_tls
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AuthArg {
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
+    Md5,
+    Trust,
+}
+
+impl From<AuthArg> for AuthMethod {
+    fn from(a: AuthArg) -> AuthMethod {
+        match a {
+            AuthArg::ScramSha256 => AuthMethod::ScramSha256,
+            AuthArg::Md5 => AuthMethod::Md5,
+            AuthArg::Trust => AuthMethod::Trust,
+        }
+    }
+}
+
+/// Parses "20s", "1m30s", "500ms" (humantime).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 20s, 1m, 500ms)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tls_flags() {
+        let cli = Cli::parse_from(["poolbench", "server", "--no-tls"]);
+        let Command::Server(args) = cli.command else {
+            panic!()
+        };
+        assert!(!args.tls_enabled());
+        let cli = Cli::parse_from(["poolbench", "server"]);
+        let Command::Server(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.tls_enabled());
+    }
+}

@@ -1,0 +1,42 @@
+//! poolbench: what a database connection per request costs against a pool.
+//!
+//! `run` is the whole program; `main` only builds the runtime and maps the
+//! outcome or error to an exit code.
+
+pub mod cli;
+pub mod db;
+pub mod error;
+pub mod scenario;
+pub mod server;
+
+use anyhow::Result;
+
+use cli::{Cli, Command};
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// `compare` found a regression, or a run breached a scenario threshold.
+    Regression,
+    /// Ctrl-C or SIGTERM cut the command short (its partial report is written).
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Regression => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    match cli.command {
+        Command::Run(_args) => anyhow::bail!("not yet"),
+        Command::Validate(args) => scenario::validate_command(&args),
+        Command::Server(args) => server::serve_command(&args).await,
+    }
+}

@@ -1,0 +1,212 @@
+//! The checked scenario: what the rest of poolbench runs. Built only by
+//! `scenario::load` / `scenario::parse`, so every value here has been checked
+//! (weights > 0 in sum, min_size <= max_size, placeholders match params, …).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    /// The file it was read from and the sha256 (hex) of its bytes.
+    pub source: Source,
+    pub run: RunSettings,
+    pub database: DatabaseSettings,
+    /// `[setup].sql`, run once before the first strategy.
+    pub setup_sql: Option<String>,
+    /// In file order; names are unique.
+    pub strategies: Vec<Strategy>,
+    /// In file order; names are unique; at least one has weight > 0.
+    pub queries: Vec<Query>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSettings {
+    /// Measured time per strategy. Default 10s.
+    #[serde(with = "humantime_serde_compat")]
+    pub duration: Duration,
+    /// Run but not recorded, before each strategy. Default 2s.
+    #[serde(with = "humantime_serde_compat")]
+    pub warmup: Duration,
+    /// Closed-loop workers. Default 8; >= 1.
+    pub concurrency: u32,
+    /// Seed of the parameter generators. Default 1.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseSettings {
+    /// `[database].dsn`; never serialised (it may hold a password).
+    #[serde(skip)]
+    pub dsn: Option<String>,
+    pub embedded: EmbeddedSettings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddedSettings {
+    pub auth: AuthMethod,
+    /// Default true.
+    pub tls: bool,
+    /// Default 100; >= 1.
+    pub max_connections: u32,
+}
+
+impl Default for EmbeddedSettings {
+    fn default() -> Self {
+        EmbeddedSettings {
+            auth: AuthMethod::ScramSha256,
+            tls: true,
+            max_connections: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AuthMethod {
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    #[serde(rename = "md5")]
+    Md5,
+    #[serde(rename = "trust")]
+    Trust,
+}
+
+impl AuthMethod {
+    /// The name pg_hba.conf and the scenario file use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ScramSha256 => "scram-sha-256",
+            AuthMethod::Md5 => "md5",
+            AuthMethod::Trust => "trust",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AuthMethod> {
+        match text {
+            "scram-sha-256" => Some(AuthMethod::ScramSha256),
+            "md5" => Some(AuthMethod::Md5),
+            "trust" => Some(AuthMethod::Trust),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Strategy {
+    pub name: String,
+    pub kind: StrategyKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StrategyKind {
+    /// Connect, run the request, close: every request.
+    Fresh,
+    /// A deadpool-postgres pool.
+    Pool(PoolSettings),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolSettings {
+    /// >= 1.
+    pub max_size: usize,
+    /// <= max_size. Default 0. Opened before measuring.
+    pub min_size: usize,
+    /// How long a request may wait for a connection; None waits forever.
+    #[serde(with = "humantime_serde_compat::option")]
+    pub wait_timeout: Option<Duration>,
+    pub recycling: Recycling,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recycling {
+    /// Default: hand the connection back as it is.
+    Fast,
+    /// Check the connection with a simple query before reuse.
+    Verified,
+    /// `DISCARD ALL`-style clean before reuse.
+    Clean,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Query {
+    pub name: String,
+    /// May be 0 for one query as long as the sum is > 0.
+    pub weight: u32,
+    pub mode: QueryMode,
+    /// At least one. A `[[query]]` with `sql`/`params` becomes one statement.
+    pub statements: Vec<Statement>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryMode {
+    /// Statements one after another on one connection (the default).
+    Sequential,
+    /// `transaction = true`: BEGIN … COMMIT on one connection.
+    Transaction,
+    /// `parallel = true`: every statement at once, each on its own connection.
+    Parallel,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Statement {
+    pub sql: String,
+    /// One generator per placeholder: params[i] feeds `$i+1`.
+    pub params: Vec<Param>,
+}
+
+/// A parameter generator (DESIGN.md, "Parameter generators").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Param {
+    /// `{ int = [lo, hi] }`: uniform, both ends included; lo <= hi.
+    Int { lo: i64, hi: i64 },
+    /// `{ zipf = { max = N, s = S } }`: 1..=max, P(k) ~ 1/k^s; max >= 1, s > 0.
+    Zipf { max: u64, s: f64 },
+    /// `{ text = len }`: random lowercase ASCII of that many characters.
+    Text { len: usize },
+    /// `{ choice = [a, b, …] }`: uniform among the literals; non-empty.
+    Choice(Vec<Literal>),
+    /// A plain literal: the same value every time.
+    Literal(Literal),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Literal {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+/// Durations serialise as humantime strings ("20s"), like the file.
+mod humantime_serde_compat {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub mod option {
+        use super::*;
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
