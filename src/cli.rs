@@ -72,6 +72,15 @@ pub struct RunArgs {
     /// No header, progress bars or table: only errors and the headline.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Overwrite the report files of an existing --out directory.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Run the scenario's [setup] SQL on a database poolbench did not start
+    /// (setup usually creates and fills tables).
+    #[arg(long)]
+    pub allow_setup: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,13 @@
 pub mod cli;
 pub mod db;
 pub mod error;
+pub mod metrics;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod strategy;
+pub mod workload;
 
 use anyhow::Result;
 

@@ -1,0 +1,179 @@
+//! report.json (DESIGN.md, "Reports"), schema_version 1. Serialised by the
+//! json exporter, read back by `compare`; every other format is a view of it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Summary;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// True when Ctrl-C or SIGTERM cut the run short.
+    pub interrupted: bool,
+    pub host: Host,
+    pub server: Server,
+    pub scenario: ScenarioInfo,
+    pub strategies: Vec<StrategyReport>,
+    pub comparison: Vec<Comparison>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+    /// "release" or "debug": debug builds make SCRAM several times slower.
+    pub build: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Host {
+    pub cpus: usize,
+    pub os: String,
+    pub arch: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Server {
+    /// `server_version`, e.g. "15.18 (Debian 15.18-0+deb12u1)".
+    pub version: String,
+    /// How clients authenticate: known for the embedded server, read from
+    /// pg_hba_file_rules otherwise when permitted, "unknown" if not.
+    pub auth_method: String,
+    /// Whether poolbench's connections use TLS.
+    pub ssl: bool,
+    pub max_connections: u32,
+    pub embedded: bool,
+    /// Where it runs, password redacted.
+    pub dsn: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub path: String,
+    /// sha256 of the scenario file's bytes: `compare` refuses reports of
+    /// different scenarios.
+    pub sha256: String,
+    /// The scenario as run, after command-line overrides (no DSN in it).
+    pub resolved: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StrategyReport {
+    pub name: String,
+    /// "fresh" or "pool".
+    pub kind: String,
+    /// The strategy's settings (max_size, min_size, wait_timeout, recycling).
+    pub settings: serde_json::Value,
+    /// Successful requests in the measured window.
+    pub requests: u64,
+    /// Failed requests by class.
+    pub errors: BTreeMap<String, u64>,
+    /// A few messages of each error class.
+    pub error_samples: BTreeMap<String, Vec<String>>,
+    pub throughput_rps: f64,
+    /// Connections the strategy opened, counted as they were opened
+    /// (warm-up and pool fill included).
+    pub connections_opened: u64,
+    /// Time to fill the pool to min_size before measuring (0 for fresh).
+    pub startup_ms: f64,
+    /// The measured window, from its start to the end of its last request.
+    pub measured_s: f64,
+    /// Phase → latency summary (successful requests).
+    pub phases: BTreeMap<String, Summary>,
+    /// Query → summary of its `total`.
+    pub per_query: BTreeMap<String, Summary>,
+    pub timeline: Vec<TimelineRow>,
+}
+
+impl StrategyReport {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Failed requests / all requests, in [0, 1].
+    pub fn error_rate(&self) -> f64 {
+        let errors = self.error_count();
+        let all = self.requests + errors;
+        if all == 0 {
+            0.0
+        } else {
+            errors as f64 / all as f64
+        }
+    }
+
+    pub fn total(&self) -> Option<&Summary> {
+        self.phases.get("total")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Seconds since the start of the measured window.
+    pub second: u64,
+    pub rps: f64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub pool_size: Option<u64>,
+    pub pool_available: Option<u64>,
+    pub pool_waiting: Option<u64>,
+    /// Client backends on the server, the monitor's own connection excluded.
+    pub server_backends: Option<u64>,
+}
+
+/// A fresh strategy against a pool strategy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    pub fresh: String,
+    pub pool: String,
+    /// fresh total p50 − pool total p50: what a per-request connection adds.
+    pub setup_cost_p50_us: i64,
+    /// fresh total p50 / pool total p50.
+    pub p50_ratio: f64,
+    pub p99_ratio: f64,
+    /// fresh throughput / pool throughput.
+    pub throughput_ratio: f64,
+}
+
+impl Comparison {
+    pub fn between(fresh: &StrategyReport, pool: &StrategyReport) -> Option<Comparison> {
+        let (f, p) = (fresh.total()?, pool.total()?);
+        if f.count == 0 || p.count == 0 {
+            return None;
+        }
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        Some(Comparison {
+            fresh: fresh.name.clone(),
+            pool: pool.name.clone(),
+            setup_cost_p50_us: f.p50_us as i64 - p.p50_us as i64,
+            p50_ratio: round(ratio(f.p50_us, p.p50_us), 3),
+            p99_ratio: round(ratio(f.p99_us, p.p99_us), 3),
+            throughput_ratio: if pool.throughput_rps > 0.0 {
+                round(fresh.throughput_rps / pool.throughput_rps, 4)
+            } else {
+                0.0
+            },
+        })
+    }
+
+    /// Every fresh strategy against every pool strategy.
+    pub fn all(strategies: &[StrategyReport]) -> Vec<Comparison> {
+        let of_kind = |k: &'static str| strategies.iter().filter(move |s| s.kind == k);
+        of_kind("fresh")
+            .flat_map(|f| of_kind("pool").filter_map(move |p| Comparison::between(f, p)))
+            .collect()
+    }
+}
+
+pub fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}

@@ -1,0 +1,189 @@
+//! The terminal view of a report: a strategy table, a latency table per
+//! phase, and the one-line verdict.
+
+use std::fmt::Write;
+
+use super::{Comparison, Report, StrategyReport};
+
+/// Formats 1234567 as "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Milliseconds with enough digits to read both 0.05 ms and 250 ms.
+pub fn ms(us: f64) -> String {
+    let ms = us / 1000.0;
+    if ms >= 100.0 {
+        format!("{ms:.1}")
+    } else if ms >= 10.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.3}")
+    }
+}
+
+fn rps(x: f64) -> String {
+    if x >= 100.0 {
+        thousands(x.round() as u64)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// Left-aligns the first `left` columns, right-aligns the rest.
+fn render(rows: &[Vec<String>], left: usize) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c > 0 {
+                line.push_str("  ");
+            }
+            if c < left {
+                let _ = write!(line, "{cell:<w$}", w = widths[c]);
+            } else {
+                let _ = write!(line, "{cell:>w$}", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The strategy and latency tables.
+pub fn tables(report: &Report) -> String {
+    let mut rows = vec![["strategy", "kind", "requests", "req/s", "errors", "connections", "startup"]
+        .map(String::from)
+        .to_vec()];
+    for s in &report.strategies {
+        rows.push(vec![
+            s.name.clone(),
+            s.kind.clone(),
+            thousands(s.requests),
+            rps(s.throughput_rps),
+            thousands(s.error_count()),
+            thousands(s.connections_opened),
+            if s.kind == "pool" { format!("{:.1} ms", s.startup_ms) } else { "-".into() },
+        ]);
+    }
+    let mut out = render(&rows, 2);
+
+    let mut rows = vec![["latency (ms)", "", "count", "mean", "p50", "p90", "p99", "p99.9", "max"]
+        .map(String::from)
+        .to_vec()];
+    for s in &report.strategies {
+        let mut first = true;
+        for phase in ["connect", "acquire", "query", "close", "total"] {
+            let Some(p) = s.phases.get(phase) else { continue };
+            rows.push(vec![
+                if first { s.name.clone() } else { String::new() },
+                phase.to_string(),
+                thousands(p.count),
+                ms(p.mean_us),
+                ms(p.p50_us as f64),
+                ms(p.p90_us as f64),
+                ms(p.p99_us as f64),
+                ms(p.p999_us as f64),
+                ms(p.max_us as f64),
+            ]);
+            first = false;
+        }
+    }
+    out.push('\n');
+    out.push_str(&render(&rows, 2));
+
+    let errors: Vec<String> = report.strategies.iter().filter_map(error_line).collect();
+    if !errors.is_empty() {
+        out.push('\n');
+        for line in errors {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn error_line(s: &StrategyReport) -> Option<String> {
+    if s.errors.is_empty() {
+        return None;
+    }
+    let classes: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
+    let sample = s.error_samples.values().flatten().next().map(|m| format!(" (e.g. \"{m}\")")).unwrap_or_default();
+    Some(format!(
+        "errors in {}: {} of {} requests ({:.2}%): {}{sample}",
+        s.name,
+        thousands(s.error_count()),
+        thousands(s.requests + s.error_count()),
+        s.error_rate() * 100.0,
+        classes.join(", ")
+    ))
+}
+
+/// The one-line verdict: the first fresh strategy against the pool with the
+/// highest throughput.
+pub fn headline(report: &Report) -> Option<String> {
+    let best_pool = report
+        .strategies
+        .iter()
+        .filter(|s| s.kind == "pool")
+        .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps))?;
+    let c = report.comparison.iter().find(|c| c.pool == best_pool.name)?;
+    Some(verdict(c))
+}
+
+pub fn verdict(c: &Comparison) -> String {
+    let added = c.setup_cost_p50_us as f64 / 1000.0;
+    let latency = if c.setup_cost_p50_us >= 0 {
+        format!("add {added:.1} ms at p50 ({:.0}x)", c.p50_ratio)
+    } else {
+        format!("save {:.1} ms at p50 ({:.2}x)", -added, c.p50_ratio)
+    };
+    let throughput = if c.throughput_ratio <= 1.0 {
+        format!("cut throughput by {:.0}%", (1.0 - c.throughput_ratio) * 100.0)
+    } else {
+        format!("raise throughput by {:.0}%", (c.throughput_ratio - 1.0) * 100.0)
+    };
+    format!("{} connections {latency} and {throughput} versus {}", c.fresh, c.pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(ms(21_400.0), "21.40");
+        assert_eq!(ms(51.0), "0.051");
+    }
+
+    #[test]
+    fn verdict_says_cost_and_ratio() {
+        let c = Comparison {
+            fresh: "per-request".into(),
+            pool: "pool-10".into(),
+            setup_cost_p50_us: 21_400,
+            p50_ratio: 140.2,
+            p99_ratio: 50.0,
+            throughput_ratio: 0.04,
+        };
+        assert_eq!(
+            verdict(&c),
+            "per-request connections add 21.4 ms at p50 (140x) and cut throughput by 96% versus pool-10"
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! Seeded parameter generators and the values they produce, bound to each
+//! statement's parameter types as the server reports them.
+
+use std::error::Error as StdError;
+
+use bytes::BytesMut;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+
+use crate::scenario::{Literal, Param};
+
+/// A small, fast, reproducible PRNG (xoshiro256**, seeded by splitmix64).
+/// Its sequence is fixed forever, so a seed means the same requests on every
+/// machine and every poolbench version.
+#[derive(Debug, Clone)]
+pub struct Rng {
+    s: [u64; 4],
+}
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        let mut x = seed;
+        let mut next = || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
+    }
+
+    /// The generator of worker `index` under `seed`: each worker has its own
+    /// stream, the same for every strategy.
+    pub fn for_worker(seed: u64, index: u32) -> Rng {
+        Rng::new(seed ^ (u64::from(index) + 1).wrapping_mul(0xA076_1D64_78BD_642F))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = self.s[1] << 17;
+        self.s[2] ^= self.s[0];
+        self.s[3] ^= self.s[1];
+        self.s[1] ^= self.s[2];
+        self.s[0] ^= self.s[3];
+        self.s[2] ^= t;
+        self.s[3] = self.s[3].rotate_left(45);
+        result
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in [0, n) for n > 0 (Lemire's multiply-shift; the bias is
+    /// below 2^-64 · n, irrelevant here).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// A generated value. Converted to the parameter's server type at bind time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl From<&Literal> for Value {
+    fn from(l: &Literal) -> Value {
+        match l {
+            Literal::Int(i) => Value::Int(*i),
+            Literal::Float(f) => Value::Float(*f),
+            Literal::Bool(b) => Value::Bool(*b),
+            Literal::Text(s) => Value::Text(s.clone()),
+        }
+    }
+}
+
+/// A parameter generator ready to draw: zipf's normalisation is computed once.
+#[derive(Debug, Clone)]
+pub enum Generator {
+    Int { lo: i64, span: u64 },
+    Zipf(Zipf),
+    Text { len: usize },
+    Choice(Vec<Value>),
+    Fixed(Value),
+}
+
+impl Generator {
+    pub fn new(param: &Param) -> Generator {
+        match param {
+            Param::Int { lo, hi } => Generator::Int {
+                lo: *lo,
+                // hi >= lo is checked by the scenario; the span of the full
+                // i64 range wraps to 0, which `draw` treats as "any u64".
+                span: (*hi as i128 - *lo as i128 + 1) as u64,
+            },
+            Param::Zipf { max, s } => Generator::Zipf(Zipf::new(*max, *s)),
+            Param::Text { len } => Generator::Text { len: *len },
+            Param::Choice(items) => Generator::Choice(items.iter().map(Value::from).collect()),
+            Param::Literal(l) => Generator::Fixed(Value::from(l)),
+        }
+    }
+
+    pub fn draw(&self, rng: &mut Rng) -> Value {
+        match self {
+            Generator::Int { lo, span } => {
+                let offset = if *span == 0 {
+                    rng.next_u64()
+                } else {
+                    rng.below(*span)
+                };
+                Value::Int(lo.wrapping_add(offset as i64))
+            }
+            Generator::Zipf(z) => Value::Int(z.sample(rng) as i64),
+            Generator::Text { len } => {
+                let text = (0..*len)
+                    .map(|_| (b'a' + rng.below(26) as u8) as char)
+                    .collect();
+                Value::Text(text)
+            }
+            Generator::Choice(items) => items[rng.below(items.len() as u64) as usize].clone(),
+            Generator::Fixed(v) => v.clone(),
+        }
+    }
+}
+
+/// Zipf over 1..=n with exponent s, by rejection-inversion (Hörmann &
+/// Derflinger 1996), as in Apache Commons RNG: O(1) per draw for any n.
+#[derive(Debug, Clone)]
+pub struct Zipf {
+    n: f64,
+    s: f64,
+    h_x1: f64,
+    h_n: f64,
+    cut: f64,
+}
+
+impl Zipf {
+    pub fn new(n: u64, s: f64) -> Zipf {
+        let n = n.max(1) as f64;
+        let mut z = Zipf {
+            n,
+            s,
+            h_x1: 0.0,
+            h_n: 0.0,
+            cut: 0.0,
+        };
+        z.h_x1 = z.h(1.5) - 1.0;
+        z.h_n = z.h(n + 0.5);
+        z.cut = 2.0 - z.h_inv(z.h(2.5) - (2.0f64).powf(-s));
+        z
+    }
+
+    fn h(&self, x: f64) -> f64 {
+        helper1((1.0 - self.s) * x.ln()) * x.ln()
+    }
+
+    fn h_inv(&self, x: f64) -> f64 {
+        let t = (x * (1.0 - self.s)).max(-1.0);
+        (helper2(t) * x).exp()
+    }
+
+    pub fn sample(&self, rng: &mut Rng) -> u64 {
+        loop {
+            let u = self.h_n + rng.next_f64() * (self.h_x1 - self.h_n);
+            let x = self.h_inv(u);
+            let k = (x + 0.5).floor().clamp(1.0, self.n);
+            if k - x <= self.cut || u >= self.h(k + 0.5) - k.powf(-self.s) {
+                return k as u64;
+            }
+        }
+    }
+}
+
+/// (e^x − 1)/x, accurate near 0.
+fn helper1(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
+    }
+}
+
+/// ln(1 + x)/x, accurate near 0.
+fn helper2(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
+}
+
+/// Whether a generated value can be bound to a parameter of type `ty`.
+/// Checked once per statement before measuring, so a mismatch is a clear
+/// error and not a stream of failed requests.
+pub fn can_bind(value: &Value, ty: &Type) -> bool {
+    let t = ty.clone();
+    match value {
+        Value::Int(_) => matches!(
+            t,
+            Type::INT2 | Type::INT4 | Type::INT8 | Type::OID | Type::FLOAT4 | Type::FLOAT8
+        ) || is_textual(&t),
+        Value::Float(_) => matches!(t, Type::FLOAT4 | Type::FLOAT8) || is_textual(&t),
+        Value::Bool(_) => t == Type::BOOL || is_textual(&t),
+        Value::Text(_) => is_textual(&t),
+    }
+}
+
+fn is_textual(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+    )
+}
+
+#[derive(Debug)]
+struct BindError(String);
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl StdError for BindError {}
+
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        let out_of_range = || -> Box<dyn StdError + Sync + Send> {
+            Box::new(BindError(format!("{self:?} is out of range for {ty}")))
+        };
+        match (self, ty.clone()) {
+            (Value::Int(i), Type::INT2) => i16::try_from(*i).map_err(|_| out_of_range())?.to_sql(ty, out),
+            (Value::Int(i), Type::INT4) => i32::try_from(*i).map_err(|_| out_of_range())?.to_sql(ty, out),
+            (Value::Int(i), Type::INT8) => i.to_sql(ty, out),
+            (Value::Int(i), Type::OID) => u32::try_from(*i).map_err(|_| out_of_range())?.to_sql(ty, out),
+            (Value::Int(i), Type::FLOAT4) => (*i as f32).to_sql(ty, out),
+            (Value::Int(i), Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Value::Float(f), Type::FLOAT4) => (*f as f32).to_sql(ty, out),
+            (Value::Float(f), Type::FLOAT8) => f.to_sql(ty, out),
+            (Value::Bool(b), Type::BOOL) => b.to_sql(ty, out),
+            (v, t) if is_textual(&t) => {
+                match v {
+                    Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+                    Value::Float(f) => out.extend_from_slice(f.to_string().as_bytes()),
+                    Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+                    Value::Text(s) => out.extend_from_slice(s.as_bytes()),
+                }
+                Ok(IsNull::No)
+            }
+            (v, t) => Err(Box::new(BindError(format!("cannot bind {v:?} to a parameter of type {t}")))),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        // Checked per value in `to_sql` (and before measuring by `can_bind`).
+        true
+    }
+
+    to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_sequence() {
+        let mut a = Rng::for_worker(42, 3);
+        let mut b = Rng::for_worker(42, 3);
+        let mut c = Rng::for_worker(42, 4);
+        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
+        let zs: Vec<u64> = (0..5).map(|_| c.next_u64()).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(xs, zs);
+    }
+
+    #[test]
+    fn int_stays_in_range_and_covers_it() {
+        let g = Generator::new(&Param::Int { lo: 5, hi: 9 });
+        let mut rng = Rng::new(1);
+        let mut seen = [0u32; 5];
+        for _ in 0..10_000 {
+            let Value::Int(v) = g.draw(&mut rng) else { panic!() };
+            assert!((5..=9).contains(&v));
+            seen[(v - 5) as usize] += 1;
+        }
+        // Uniform: each value near 2000.
+        assert!(seen.iter().all(|&n| (1800..2200).contains(&n)), "{seen:?}");
+    }
+
+    #[test]
+    fn full_i64_range_does_not_overflow() {
+        let g = Generator::new(&Param::Int { lo: i64::MIN, hi: i64::MAX });
+        let mut rng = Rng::new(7);
+        for _ in 0..100 {
+            g.draw(&mut rng);
+        }
+    }
+
+    #[test]
+    fn zipf_matches_its_distribution() {
+        // s = 1, n = 10: P(1) = 1/H(10) ≈ 0.3414, P(2) ≈ 0.1707.
+        let z = Zipf::new(10, 1.0);
+        let mut rng = Rng::new(3);
+        let n = 200_000;
+        let mut counts = [0u32; 11];
+        for _ in 0..n {
+            let k = z.sample(&mut rng);
+            assert!((1..=10).contains(&k));
+            counts[k as usize] += 1;
+        }
+        let p1 = f64::from(counts[1]) / n as f64;
+        let p2 = f64::from(counts[2]) / n as f64;
+        assert!((p1 - 0.3414).abs() < 0.005, "p1 = {p1}");
+        assert!((p2 - 0.1707).abs() < 0.005, "p2 = {p2}");
+    }
+
+    #[test]
+    fn text_has_the_asked_length() {
+        let g = Generator::new(&Param::Text { len: 12 });
+        let Value::Text(s) = g.draw(&mut Rng::new(1)) else { panic!() };
+        assert_eq!(s.len(), 12);
+        assert!(s.chars().all(|c| c.is_ascii_lowercase()));
+    }
+
+    #[test]
+    fn binding_checks_types_and_ranges() {
+        assert!(can_bind(&Value::Int(1), &Type::INT4));
+        assert!(can_bind(&Value::Int(1), &Type::TEXT));
+        assert!(!can_bind(&Value::Text("x".into()), &Type::INT8));
+        assert!(!can_bind(&Value::Bool(true), &Type::INT4));
+        let mut buf = BytesMut::new();
+        assert!(Value::Int(70_000).to_sql(&Type::INT2, &mut buf).is_err());
+        assert!(Value::Int(7).to_sql(&Type::INT2, &mut buf).is_ok());
+    }
+}
