@@ -1,0 +1,229 @@
+//! The operating-system side of the embedded server: which user initdb and
+//! postgres run as, how they are spawned, and how the postmaster is stopped.
+//!
+//! Stopping is synchronous on purpose (libc signals, `try_wait` polling and
+//! `std::thread::sleep`): `Drop` must work without a tokio runtime, during a
+//! panic's unwinding or after the runtime is gone.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::error::{self, ResultExt};
+
+/// The system user initdb and postgres run as when poolbench runs as root
+/// (PostgreSQL refuses to run as root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Grace periods of the shutdown sequence: fast shutdown (SIGINT), then
+/// immediate shutdown (SIGQUIT), then SIGKILL.
+const SHUTDOWN_STEPS: [(libc::c_int, Duration); 3] = [
+    (libc::SIGINT, Duration::from_secs(10)),
+    (libc::SIGQUIT, Duration::from_secs(5)),
+    (libc::SIGKILL, Duration::from_secs(5)),
+];
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// `None` when poolbench is not root: the server then runs as the current
+/// user. As root: the `postgres` system user, else `nobody`.
+pub fn server_user() -> Result<Option<RunAs>> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    for name in ["postgres", "nobody"] {
+        if let Some(user) = lookup_user(name)? {
+            return Ok(Some(user));
+        }
+    }
+    Err(error::environment(
+        "poolbench runs as root, and PostgreSQL refuses to; \
+         neither a `postgres` nor a `nobody` user exists to run it as \
+         (create one, e.g. `useradd --system postgres`, or run poolbench as another user)",
+    ))
+}
+
+/// getpwnam_r: the reentrant form, since tests start servers from several
+/// threads at once.
+fn lookup_user(name: &str) -> Result<Option<RunAs>> {
+    let c_name = CString::new(name).context("user name with a NUL byte")?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain old data; an all-zero value is valid and is
+    // only read after getpwnam_r filled it in.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call, buf.len() is its size.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc))
+            .with_context(|| format!("looking up the user `{name}`"))
+            .environment();
+    }
+    if result.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(RunAs {
+        name: name.to_string(),
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+    }))
+}
+
+/// Gives `path` to the server user, when there is one.
+pub fn chown(path: &Path, run_as: Option<&RunAs>) -> Result<()> {
+    if let Some(user) = run_as {
+        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+            .with_context(|| format!("giving {} to the user {}", path.display(), user.name))
+            .environment()?;
+    }
+    Ok(())
+}
+
+/// Prepares a command for initdb or postgres:
+/// - as the server user (std clears the supplementary groups when root
+///   changes the uid, so root's groups are not inherited);
+/// - in its own process group, so a terminal's Ctrl-C reaches poolbench only,
+///   which then stops the server in order;
+/// - on Linux, with SIGINT (fast shutdown) as its parent-death signal, so it
+///   goes down if poolbench is killed. The signal follows the *thread* that
+///   spawned it: spawn from a long-lived thread (a runtime worker or the
+///   main thread), never from `spawn_blocking`.
+pub fn configure(cmd: &mut Command, run_as: Option<&RunAs>) {
+    if let Some(user) = run_as {
+        cmd.uid(user.uid).gid(user.gid);
+    }
+    cmd.process_group(0);
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: the closure runs between fork and exec, after the uid
+        // change (which would clear the death signal); it only makes
+        // async-signal-safe calls and does not allocate.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // poolbench died before the prctl: do not outlive it.
+                if libc::getppid() as u32 != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// A running postmaster.
+#[derive(Debug)]
+pub struct Postmaster {
+    child: Child,
+}
+
+impl Postmaster {
+    pub fn spawn(mut cmd: Command) -> io::Result<Postmaster> {
+        Ok(Postmaster {
+            child: cmd.spawn()?,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if it has exited (and is reaped); `None` while running.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        match self.child.try_wait() {
+            Ok(status) => status,
+            // ECHILD: someone else reaped it, so it is gone.
+            Err(_) => Some(ExitStatus::default()),
+        }
+    }
+
+    /// Fast shutdown, then harder signals if it lingers; returns once the
+    /// postmaster is reaped. Idempotent: a reaped child is never signalled
+    /// again (its pid may have been reused).
+    pub fn shutdown(&mut self) {
+        for (signal, grace) in SHUTDOWN_STEPS {
+            if self.try_wait().is_some() {
+                return;
+            }
+            let pid = self.child.id() as libc::pid_t;
+            // SAFETY: a plain syscall on a pid we spawned and have not
+            // reaped, so it is still ours. Backends make themselves session
+            // leaders, so a process-group signal would not reach them; they
+            // exit on their own once the postmaster is gone.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if self.try_wait().is_some() {
+                    return;
+                }
+                std::thread::sleep(POLL_INTERVAL);
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_runs_the_server_as_a_system_user() {
+        let user = server_user().unwrap();
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let user = user.unwrap();
+            assert_ne!(user.uid, 0);
+            assert!(user.name == "postgres" || user.name == "nobody");
+        } else {
+            assert_eq!(user, None);
+        }
+    }
+
+    #[test]
+    fn unknown_user_is_none() {
+        assert_eq!(lookup_user("no-such-user-poolbench").unwrap(), None);
+    }
+
+    #[test]
+    fn shutdown_escalates_and_reaps() {
+        // A child that ignores SIGINT and SIGQUIT would take 15 s; `sleep`
+        // dies on the first SIGINT.
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60");
+        configure(&mut cmd, None);
+        let mut pm = Postmaster::spawn(cmd).unwrap();
+        let pid = pm.pid() as libc::pid_t;
+        let started = Instant::now();
+        pm.shutdown();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // SAFETY: probing a pid.
+        let rc = unsafe { libc::kill(pid, 0) };
+        assert_eq!(rc, -1);
+        assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::ESRCH));
+        pm.shutdown(); // idempotent
+    }
+}
