@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod report;
+pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod server;
@@ -40,7 +41,7 @@ impl Outcome {
 
 pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
-        Command::Run(_args) => anyhow::bail!("not yet"),
+        Command::Run(args) => run::run_command(&args).await,
         Command::Validate(args) => scenario::validate_command(&args),
         Command::Server(args) => server::serve_command(&args).await,
     }

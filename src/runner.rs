@@ -186,7 +186,7 @@ impl Worker {
             match result {
                 Ok(t) => {
                     recorder.record_success(query, &t);
-                    interval.total.saturating_record(t.total_us.max(1));
+                    crate::metrics::record(&mut interval.total, t.total_us);
                     interval.requests += 1;
                     self.live.requests.fetch_add(1, Ordering::Relaxed);
                 }
