@@ -1,0 +1,934 @@
+//! Turns the raw TOML mirror (`raw.rs`) into the checked [`Scenario`] of
+//! `model.rs`, once, collecting every problem with the span it is about.
+//!
+//! The checker carries on after a problem (with the default or without the
+//! value) so one run of `validate` lists every mistake in the file, as a
+//! compiler does; checks that depend on a broken value are skipped rather
+//! than reported twice.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::diag::{line_col, Diagnostic};
+use super::model::*;
+use super::raw::*;
+use super::sql::placeholders;
+
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+const DEFAULT_WARMUP: Duration = Duration::from_secs(2);
+const DEFAULT_CONCURRENCY: u32 = 8;
+const DEFAULT_SEED: u64 = 1;
+const DEFAULT_WEIGHT: u32 = 1;
+/// PostgreSQL refuses a larger `max_connections` (MAX_BACKENDS).
+const PG_MAX_CONNECTIONS: i64 = 262_143;
+const MAX_TEXT_LEN: i64 = 1_000_000;
+
+const GENERATORS: &str = "expected one of `{ int = [lo, hi] }`, `{ zipf = { max = N, s = S } }`, \
+                          `{ text = len }`, `{ choice = [a, b, ...] }`, or a plain value";
+
+/// Checks `raw`, read from `text` at `path`, into a [`Scenario`].
+pub fn check(
+    raw: RawScenario,
+    text: &str,
+    path: &Path,
+    sha256: String,
+) -> Result<Scenario, Vec<Diagnostic>> {
+    let mut checker = Checker {
+        text,
+        diagnostics: Vec::new(),
+    };
+    let scenario = checker.scenario(raw, path, sha256);
+    if checker.diagnostics.is_empty() {
+        Ok(scenario)
+    } else {
+        // In file order, as a reader goes through the file (stable, so two
+        // problems at one place keep the order they were found in).
+        checker.diagnostics.sort_by_key(|d| d.span.start);
+        Err(checker.diagnostics)
+    }
+}
+
+struct Checker<'t> {
+    text: &'t str,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::new(span, message));
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+
+    fn scenario(&mut self, raw: RawScenario, path: &Path, sha256: String) -> Scenario {
+        let name = match &raw.name {
+            Some(name) => self.dir_name("scenario `name`", name).unwrap_or_default(),
+            None => name_from_path(path),
+        };
+        let description = raw.description.map(Spanned::into_inner);
+        let run = match raw.run {
+            Some(run) => self.run(run.into_inner()),
+            None => default_run(),
+        };
+        let database = match raw.database {
+            Some(db) => self.database(db.into_inner()),
+            None => DatabaseSettings {
+                dsn: None,
+                embedded: EmbeddedSettings::default(),
+            },
+        };
+        let setup_sql = raw.setup.and_then(|setup| {
+            let span = setup.span();
+            match setup.into_inner().sql {
+                Some(sql) => self.sql_text("`[setup]` `sql`", &sql),
+                None => {
+                    self.error(
+                        span,
+                        "`[setup]` needs `sql`, run once before the first strategy",
+                    );
+                    None
+                }
+            }
+        });
+        let strategies = self.strategies(raw.strategy);
+        let queries = self.queries(raw.query);
+        Scenario {
+            name,
+            description,
+            source: Source {
+                path: path.to_path_buf(),
+                sha256,
+            },
+            run,
+            database,
+            setup_sql,
+            strategies,
+            queries,
+        }
+    }
+
+    fn run(&mut self, raw: RawRun) -> RunSettings {
+        let mut run = default_run();
+        if let Some(value) = &raw.duration {
+            if let Some(d) = self.duration("duration", value) {
+                if d.is_zero() {
+                    self.error(value.span(), "`duration` must be longer than 0");
+                } else {
+                    run.duration = d;
+                }
+            }
+        }
+        if let Some(w) = &raw.warmup {
+            run.warmup = self.duration("warmup", w).unwrap_or(run.warmup);
+        }
+        if let Some(c) = &raw.concurrency {
+            if let Some(c) = self.int_in("concurrency", c, 1, i64::from(u32::MAX)) {
+                run.concurrency = u32::try_from(c).unwrap_or(DEFAULT_CONCURRENCY);
+            }
+        }
+        if let Some(s) = &raw.seed {
+            if let Some(s) = self.int_in("seed", s, 0, i64::MAX) {
+                run.seed = u64::try_from(s).unwrap_or(DEFAULT_SEED);
+            }
+        }
+        if let Some(rate) = &raw.rate {
+            self.error(
+                rate.span(),
+                "open-loop `rate` is planned but not supported yet; remove it to run \
+                 closed-loop with `concurrency` workers",
+            );
+        }
+        run
+    }
+
+    fn database(&mut self, raw: RawDatabase) -> DatabaseSettings {
+        let dsn = raw.dsn.and_then(|dsn| {
+            if dsn.get_ref().trim().is_empty() {
+                self.error(
+                    dsn.span(),
+                    "`dsn` is empty; remove it to use DATABASE_URL or the embedded server",
+                );
+                None
+            } else {
+                Some(dsn.into_inner())
+            }
+        });
+        let mut embedded = EmbeddedSettings::default();
+        if let Some(raw) = raw.embedded {
+            let raw = raw.into_inner();
+            if let Some(auth) = &raw.auth {
+                match AuthMethod::parse(auth.get_ref()) {
+                    Some(method) => embedded.auth = method,
+                    None => self.error(
+                        auth.span(),
+                        format!(
+                            "unknown `auth` method {:?}: expected \"scram-sha-256\", \"md5\" or \"trust\"",
+                            auth.get_ref()
+                        ),
+                    ),
+                }
+            }
+            if let Some(tls) = &raw.tls {
+                embedded.tls = *tls.get_ref();
+            }
+            if let Some(max) = &raw.max_connections {
+                if let Some(max) = self.int_in("max_connections", max, 1, PG_MAX_CONNECTIONS) {
+                    embedded.max_connections =
+                        u32::try_from(max).unwrap_or(embedded.max_connections);
+                }
+            }
+        }
+        DatabaseSettings { dsn, embedded }
+    }
+
+    fn strategies(&mut self, raw: Option<Spanned<Vec<Spanned<RawStrategy>>>>) -> Vec<Strategy> {
+        let Some(raw) = raw else {
+            self.error(
+                0..0,
+                "no `[[strategy]]`: a scenario needs at least one, e.g. \
+                 `[[strategy]]` with `name = \"per-request\"` and `kind = \"fresh\"`",
+            );
+            return Vec::new();
+        };
+        if raw.get_ref().is_empty() {
+            self.error(
+                raw.span(),
+                "`strategy` is empty: a scenario needs at least one",
+            );
+        }
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        let mut strategies = Vec::new();
+        for item in raw.into_inner() {
+            let span = item.span();
+            let raw = item.into_inner();
+            let name = match &raw.name {
+                Some(name) => self.dir_name("strategy `name`", name).inspect(|n| {
+                    self.unique("strategy", &mut seen, n, name.span());
+                }),
+                None => {
+                    self.error(span.clone(), "`[[strategy]]` needs a `name`");
+                    None
+                }
+            };
+            let kind = self.strategy_kind(&raw, span);
+            if let (Some(name), Some(kind)) = (name, kind) {
+                strategies.push(Strategy { name, kind });
+            }
+        }
+        strategies
+    }
+
+    fn strategy_kind(&mut self, raw: &RawStrategy, span: Range<usize>) -> Option<StrategyKind> {
+        let Some(kind) = &raw.kind else {
+            self.error(
+                span,
+                "`[[strategy]]` needs `kind = \"fresh\"` (a connection per request) \
+                 or `kind = \"pool\"` (deadpool-postgres)",
+            );
+            return None;
+        };
+        match kind.get_ref().as_str() {
+            "fresh" => {
+                let pool_keys = [
+                    ("max_size", raw.max_size.as_ref().map(Spanned::span)),
+                    ("min_size", raw.min_size.as_ref().map(Spanned::span)),
+                    ("wait_timeout", raw.wait_timeout.as_ref().map(Spanned::span)),
+                    ("recycling", raw.recycling.as_ref().map(Spanned::span)),
+                ];
+                for (key, value_span) in pool_keys {
+                    if let Some(value_span) = value_span {
+                        self.error(
+                            value_span,
+                            format!(
+                                "`{key}` only applies to kind = \"pool\"; this strategy is \
+                                 kind = \"fresh\" (line {})",
+                                self.line_of(&kind.span())
+                            ),
+                        );
+                    }
+                }
+                Some(StrategyKind::Fresh)
+            }
+            "pool" => self.pool(raw, span).map(StrategyKind::Pool),
+            other => {
+                self.error(
+                    kind.span(),
+                    format!(
+                        "unknown strategy kind {other:?}: expected \"fresh\" (a connection \
+                         per request) or \"pool\" (deadpool-postgres)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn pool(&mut self, raw: &RawStrategy, span: Range<usize>) -> Option<PoolSettings> {
+        let max_size = match &raw.max_size {
+            Some(max) => self.int_in("max_size", max, 1, i64::from(u32::MAX)),
+            None => {
+                self.error(
+                    span,
+                    "kind = \"pool\" needs `max_size`, the most connections the pool holds",
+                );
+                None
+            }
+        };
+        let min_size = match &raw.min_size {
+            Some(min) => self.int_in("min_size", min, 0, i64::from(u32::MAX)),
+            None => Some(0),
+        };
+        if let (Some(max), Some(min), Some(min_value)) = (max_size, min_size, &raw.min_size) {
+            if min > max {
+                self.error(
+                    min_value.span(),
+                    format!("`min_size` ({min}) is larger than `max_size` ({max})"),
+                );
+            }
+        }
+        let wait_timeout = raw
+            .wait_timeout
+            .as_ref()
+            .map(|w| self.duration("wait_timeout", w));
+        let recycling = match &raw.recycling {
+            None => Some(Recycling::Fast),
+            Some(r) => match r.get_ref().as_str() {
+                "fast" => Some(Recycling::Fast),
+                "verified" => Some(Recycling::Verified),
+                "clean" => Some(Recycling::Clean),
+                other => {
+                    self.error(
+                        r.span(),
+                        format!(
+                            "unknown `recycling` {other:?}: expected \"fast\", \"verified\" or \"clean\""
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        // A failed `wait_timeout` is Some(None) here: it was reported above.
+        let wait_timeout = match wait_timeout {
+            None => None,
+            Some(Some(d)) => Some(d),
+            Some(None) => return None,
+        };
+        Some(PoolSettings {
+            max_size: usize::try_from(max_size?).ok()?,
+            min_size: usize::try_from(min_size?).ok()?,
+            wait_timeout,
+            recycling: recycling?,
+        })
+    }
+
+    fn queries(&mut self, raw: Option<Spanned<Vec<Spanned<RawQuery>>>>) -> Vec<Query> {
+        let Some(raw) = raw else {
+            self.error(
+                0..0,
+                "no `[[query]]`: the mix needs at least one, e.g. `[[query]]` with \
+                 `name = \"get_user\"` and `sql = \"SELECT ...\"`",
+            );
+            return Vec::new();
+        };
+        let list_span = raw.span();
+        let raw = raw.into_inner();
+        if raw.is_empty() {
+            self.error(
+                list_span,
+                "`query` is empty: the mix needs at least one query",
+            );
+            return Vec::new();
+        }
+        let first_span = raw[0].span();
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        let mut queries = Vec::new();
+        let mut weights_ok = true;
+        let mut weight_sum: u64 = 0;
+        let mut last_weight_span = None;
+        for item in raw {
+            let span = item.span();
+            let raw = item.into_inner();
+            let name = match &raw.name {
+                Some(name) if name.get_ref().trim().is_empty() => {
+                    self.error(name.span(), "query `name` is empty");
+                    None
+                }
+                Some(name) => {
+                    self.unique("query", &mut seen, name.get_ref(), name.span());
+                    Some(name.get_ref().clone())
+                }
+                None => {
+                    self.error(span.clone(), "`[[query]]` needs a `name`");
+                    None
+                }
+            };
+            let weight = match &raw.weight {
+                Some(w) => {
+                    last_weight_span = Some(w.span());
+                    self.int_in("weight", w, 0, i64::from(u32::MAX))
+                        .and_then(|w| u32::try_from(w).ok())
+                }
+                None => {
+                    last_weight_span = None;
+                    Some(DEFAULT_WEIGHT)
+                }
+            };
+            match weight {
+                Some(w) => weight_sum += u64::from(w),
+                None => weights_ok = false,
+            }
+            let mode = self.query_mode(&raw);
+            let statements = self.statements(&raw, span);
+            if let (Some(name), Some(weight), Some(mode), Some(statements)) =
+                (name, weight, mode, statements)
+            {
+                queries.push(Query {
+                    name,
+                    weight,
+                    mode,
+                    statements,
+                });
+            }
+        }
+        if weights_ok && weight_sum == 0 {
+            self.error(
+                last_weight_span.unwrap_or(first_span),
+                "the query weights sum to 0: at least one query needs `weight` > 0",
+            );
+        } else if weights_ok && weight_sum > u64::from(u32::MAX) {
+            self.error(
+                last_weight_span.unwrap_or(first_span),
+                format!(
+                    "the query weights sum to {weight_sum}, more than {}",
+                    u32::MAX
+                ),
+            );
+        }
+        queries
+    }
+
+    fn query_mode(&mut self, raw: &RawQuery) -> Option<QueryMode> {
+        let transaction = raw.transaction.as_ref().is_some_and(|t| *t.get_ref());
+        match &raw.parallel {
+            Some(p) if *p.get_ref() && transaction => {
+                self.error(
+                    p.span(),
+                    "`transaction = true` and `parallel = true` cannot be combined: a \
+                     transaction runs on one connection, parallel statements each on their own",
+                );
+                None
+            }
+            Some(p) if *p.get_ref() => Some(QueryMode::Parallel),
+            _ if transaction => Some(QueryMode::Transaction),
+            _ => Some(QueryMode::Sequential),
+        }
+    }
+
+    fn statements(&mut self, raw: &RawQuery, span: Range<usize>) -> Option<Vec<Statement>> {
+        match (&raw.sql, &raw.statements) {
+            (Some(_), Some(statements)) => {
+                self.error(
+                    statements.span(),
+                    "give either `sql` (with `params`) or `statements`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    span,
+                    "`[[query]]` needs `sql = \"...\"` or `statements = [{ sql = \"...\" }, ...]`",
+                );
+                None
+            }
+            (Some(sql), None) => Some(vec![self.statement(sql, raw.params.as_ref())?]),
+            (None, Some(statements)) => {
+                if let Some(params) = &raw.params {
+                    self.error(
+                        params.span(),
+                        "`params` goes with `sql`; with `statements`, give each statement \
+                         its own `params`",
+                    );
+                }
+                if statements.get_ref().is_empty() {
+                    self.error(
+                        statements.span(),
+                        "`statements` is empty: give at least one `{ sql = \"...\" }`",
+                    );
+                    return None;
+                }
+                let mut checked = Vec::new();
+                let mut ok = raw.params.is_none();
+                for item in statements.get_ref() {
+                    let statement = match &item.get_ref().sql {
+                        Some(sql) => self.statement(sql, item.get_ref().params.as_ref()),
+                        None => {
+                            self.error(item.span(), "a statement needs `sql`");
+                            None
+                        }
+                    };
+                    match statement {
+                        Some(s) => checked.push(s),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(checked)
+            }
+        }
+    }
+
+    fn statement(
+        &mut self,
+        sql: &Spanned<String>,
+        params: Option<&Spanned<Vec<Spanned<Node>>>>,
+    ) -> Option<Statement> {
+        let text = self.sql_text("`sql`", sql);
+        let raw_params: &[Spanned<Node>] = params.map_or(&[], |p| p.get_ref());
+        let mut checked = Vec::new();
+        let mut ok = text.is_some();
+        for p in raw_params {
+            match self.param(p) {
+                Some(p) => checked.push(p),
+                None => ok = false,
+            }
+        }
+        if text.is_some() {
+            self.placeholders_match(sql, raw_params);
+        }
+        Some(Statement {
+            sql: text?,
+            params: checked,
+        })
+        .filter(|_| ok)
+    }
+
+    /// Every `$N` must have a param and every param a `$N`: `$1..$n` for n
+    /// params, none missing (PostgreSQL cannot infer an unused one's type).
+    fn placeholders_match(&mut self, sql: &Spanned<String>, params: &[Spanned<Node>]) {
+        let found = placeholders(sql.get_ref());
+        let given = params.len() as u64;
+        for p in found.iter().filter(|p| p.number == 0) {
+            let span = self.span_in_string(sql, p.span.clone());
+            self.error(span, "`$0` is not a placeholder: they start at $1");
+        }
+        let Some(highest) = found.iter().max_by_key(|p| p.number) else {
+            if let Some(first) = params.first() {
+                self.error(
+                    first.span(),
+                    format!("{} but the SQL has no placeholders", params_given(given)),
+                );
+            }
+            return;
+        };
+        let max = highest.number;
+        if max > given {
+            let span = self.span_in_string(sql, highest.span.clone());
+            let given = if given == 0 {
+                "no `params` are given".to_owned()
+            } else {
+                params_given(given)
+            };
+            self.error(span, format!("the SQL uses ${max} but {given}"));
+        } else if max < given {
+            let extra = usize::try_from(max).map_or(0, |m| m.min(params.len() - 1));
+            let uses = if max == 1 {
+                "$1".to_owned()
+            } else {
+                format!("$1..${max}")
+            };
+            self.error(
+                params[extra].span(),
+                format!("{} but the SQL uses only {uses}", params_given(given)),
+            );
+        } else if let Some(missing) = (1..max).find(|n| !found.iter().any(|p| p.number == *n)) {
+            let span = self.span_in_string(sql, highest.span.clone());
+            self.error(
+                span,
+                format!(
+                    "the SQL uses ${max} but not ${missing}: PostgreSQL cannot tell the type \
+                     of a parameter the SQL does not use"
+                ),
+            );
+        }
+    }
+
+    fn param(&mut self, p: &Spanned<Node>) -> Option<Param> {
+        match p.get_ref() {
+            Node::Table(entries) => match entries.as_slice() {
+                [(key, value)] => self.generator(key, value),
+                _ => {
+                    let found = match entries.len() {
+                        0 => "none".to_owned(),
+                        n => format!("{n} keys"),
+                    };
+                    self.error(
+                        p.span(),
+                        format!(
+                            "a parameter table needs exactly one generator, found {found}: {GENERATORS}"
+                        ),
+                    );
+                    None
+                }
+            },
+            Node::Array(_) => {
+                self.error(
+                    p.span(),
+                    format!("an array is not a parameter: {GENERATORS}"),
+                );
+                None
+            }
+            _ => self.literal(p, "a parameter").map(Param::Literal),
+        }
+    }
+
+    fn generator(&mut self, key: &Spanned<String>, value: &Spanned<Node>) -> Option<Param> {
+        match key.get_ref().as_str() {
+            "int" => {
+                let bounds = match value.get_ref() {
+                    Node::Array(items) => match items.as_slice() {
+                        [lo, hi] => match (lo.get_ref(), hi.get_ref()) {
+                            (Node::Int(lo), Node::Int(hi)) => Some((*lo, *hi)),
+                            _ => None,
+                        },
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some((lo, hi)) = bounds else {
+                    self.error(
+                        value.span(),
+                        format!(
+                            "`int` needs two integers `[lo, hi]`, found {}",
+                            describe(value.get_ref())
+                        ),
+                    );
+                    return None;
+                };
+                if lo > hi {
+                    self.error(
+                        value.span(),
+                        format!("`int` range [{lo}, {hi}]: lo ({lo}) is larger than hi ({hi})"),
+                    );
+                    return None;
+                }
+                Some(Param::Int { lo, hi })
+            }
+            "zipf" => self.zipf(value),
+            "text" => match value.get_ref() {
+                Node::Int(len) if (1..=MAX_TEXT_LEN).contains(len) => Some(Param::Text {
+                    len: usize::try_from(*len).ok()?,
+                }),
+                other => {
+                    self.error(
+                        value.span(),
+                        format!(
+                            "`text` needs a length from 1 to {MAX_TEXT_LEN}, found {}",
+                            describe(other)
+                        ),
+                    );
+                    None
+                }
+            },
+            "choice" => match value.get_ref() {
+                Node::Array(items) if items.is_empty() => {
+                    self.error(value.span(), "`choice` is empty: give at least one value");
+                    None
+                }
+                Node::Array(items) => {
+                    let mut literals = Vec::new();
+                    for item in items {
+                        literals.push(self.literal(item, "a `choice` value"));
+                    }
+                    literals
+                        .into_iter()
+                        .collect::<Option<Vec<_>>>()
+                        .map(Param::Choice)
+                }
+                other => {
+                    self.error(
+                        value.span(),
+                        format!(
+                            "`choice` needs an array of values, found {}",
+                            describe(other)
+                        ),
+                    );
+                    None
+                }
+            },
+            other => {
+                self.error(
+                    key.span(),
+                    format!("unknown parameter generator `{other}`: {GENERATORS}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn zipf(&mut self, value: &Spanned<Node>) -> Option<Param> {
+        let Node::Table(entries) = value.get_ref() else {
+            self.error(
+                value.span(),
+                format!(
+                    "`zipf` needs a table `{{ max = N, s = S }}`, found {}",
+                    describe(value.get_ref())
+                ),
+            );
+            return None;
+        };
+        let (mut max, mut s) = (None, None);
+        let mut ok = true;
+        for (key, v) in entries {
+            match (key.get_ref().as_str(), v.get_ref()) {
+                ("max", Node::Int(n)) if *n >= 1 => max = u64::try_from(*n).ok(),
+                ("max", other) => {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "`zipf` `max` must be an integer >= 1, found {}",
+                            describe(other)
+                        ),
+                    );
+                    ok = false;
+                }
+                ("s", Node::Int(n)) if *n > 0 => s = Some(*n as f64),
+                ("s", Node::Float(f)) if f.is_finite() && *f > 0.0 => s = Some(*f),
+                ("s", other) => {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "`zipf` exponent `s` must be a number > 0, found {}",
+                            describe(other)
+                        ),
+                    );
+                    ok = false;
+                }
+                (other, _) => {
+                    self.error(
+                        key.span(),
+                        format!("unknown key `{other}` in `zipf`: expected `max` and `s`"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if ok && max.is_none() {
+            self.error(
+                value.span(),
+                "`zipf` needs `max`, the largest value drawn (>= 1)",
+            );
+        }
+        if ok && s.is_none() {
+            self.error(
+                value.span(),
+                "`zipf` needs `s`, the exponent (> 0, e.g. 1.1)",
+            );
+        }
+        Some(Param::Zipf { max: max?, s: s? }).filter(|_| ok)
+    }
+
+    fn literal(&mut self, v: &Spanned<Node>, what: &str) -> Option<Literal> {
+        match v.get_ref() {
+            Node::Int(i) => Some(Literal::Int(*i)),
+            Node::Float(f) => Some(Literal::Float(*f)),
+            Node::Bool(b) => Some(Literal::Bool(*b)),
+            Node::String(s) => Some(Literal::Text(s.clone())),
+            other => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{what} must be an integer, float, boolean or string, found {}",
+                        other.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A SQL text that is not blank.
+    fn sql_text(&mut self, what: &str, sql: &Spanned<String>) -> Option<String> {
+        if sql.get_ref().trim().is_empty() {
+            self.error(sql.span(), format!("{what} is blank"));
+            None
+        } else {
+            Some(sql.get_ref().clone())
+        }
+    }
+
+    /// A name that becomes a directory or file name.
+    fn dir_name(&mut self, what: &str, name: &Spanned<String>) -> Option<String> {
+        let text = name.get_ref();
+        if text.is_empty() {
+            self.error(name.span(), format!("{what} is empty"));
+            None
+        } else if let Some(bad) = text.chars().find(|c| !is_name_char(*c)) {
+            self.error(
+                name.span(),
+                format!(
+                    "{what} {text:?} contains {bad:?}: use only letters, digits, `.`, `_` and `-` \
+                     (it becomes part of a directory name)"
+                ),
+            );
+            None
+        } else {
+            Some(text.clone())
+        }
+    }
+
+    /// Reports `name` if an earlier item of the same kind used it.
+    fn unique(
+        &mut self,
+        what: &str,
+        seen: &mut HashMap<String, Range<usize>>,
+        name: &str,
+        span: Range<usize>,
+    ) {
+        if let Some(first) = seen.get(name) {
+            let line = self.line_of(first);
+            self.error(
+                span,
+                format!("{what} name `{name}` is used twice (first on line {line})"),
+            );
+        } else {
+            seen.insert(name.to_owned(), span);
+        }
+    }
+
+    fn duration(&mut self, key: &str, value: &Spanned<String>) -> Option<Duration> {
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    value.span(),
+                    format!(
+                        "`{key}` = {:?} is not a duration ({e}): expected e.g. \"20s\", \"1m\", \"500ms\"",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn int_in(&mut self, key: &str, value: &Spanned<i64>, min: i64, max: i64) -> Option<i64> {
+        let v = *value.get_ref();
+        if v < min {
+            self.error(
+                value.span(),
+                format!("`{key}` must be at least {min}, found {v}"),
+            );
+            None
+        } else if v > max {
+            self.error(
+                value.span(),
+                format!("`{key}` must be at most {max}, found {v}"),
+            );
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    /// The file span of `inner`, a byte range of the string value `s`. Exact
+    /// when the string is written without escapes (what SQL usually is);
+    /// otherwise the span of the whole string.
+    fn span_in_string(&self, s: &Spanned<String>, inner: Range<usize>) -> Range<usize> {
+        let span = s.span();
+        let Some(raw) = self.text.get(span.clone()) else {
+            return span;
+        };
+        for delimiter in ["\"\"\"", "'''", "\"", "'"] {
+            let d = delimiter.len();
+            if raw.len() >= 2 * d && raw.starts_with(delimiter) && raw.ends_with(delimiter) {
+                let mut start = span.start + d;
+                let mut body = &raw[d..raw.len() - d];
+                if d == 3 {
+                    // TOML drops a newline right after the opening delimiter.
+                    for newline in ["\r\n", "\n"] {
+                        if let Some(rest) = body.strip_prefix(newline) {
+                            start += newline.len();
+                            body = rest;
+                            break;
+                        }
+                    }
+                }
+                if body == s.get_ref() {
+                    return start + inner.start..start + inner.end;
+                }
+                break;
+            }
+        }
+        span
+    }
+}
+
+fn default_run() -> RunSettings {
+    RunSettings {
+        duration: DEFAULT_DURATION,
+        warmup: DEFAULT_WARMUP,
+        concurrency: DEFAULT_CONCURRENCY,
+        seed: DEFAULT_SEED,
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// The scenario name when the file has none: its file stem, with characters
+/// a directory name should not have replaced by `_`.
+fn name_from_path(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| if is_name_char(c) { c } else { '_' })
+        .collect();
+    if name.is_empty() {
+        "scenario".to_owned()
+    } else {
+        name
+    }
+}
+
+fn params_given(n: u64) -> String {
+    if n == 1 {
+        "1 param is given".to_owned()
+    } else {
+        format!("{n} params are given")
+    }
+}
+
+/// A value as a message shows it: short ones verbatim, others by type.
+fn describe(node: &Node) -> String {
+    match node {
+        Node::Int(i) => i.to_string(),
+        Node::Float(f) => f.to_string(),
+        Node::Bool(b) => b.to_string(),
+        Node::String(s) if s.chars().count() <= 40 => format!("{s:?}"),
+        other => other.type_name().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_from_path_uses_the_stem() {
+        assert_eq!(
+            name_from_path(Path::new("scenarios/checkout.toml")),
+            "checkout"
+        );
+        assert_eq!(name_from_path(Path::new("my scenario.toml")), "my_scenario");
+        assert_eq!(name_from_path(Path::new("")), "scenario");
+    }
+}

@@ -1,0 +1,135 @@
+//! Error messages that point into the scenario file, rustc-style:
+//!
+//! ```text
+//! scenarios/bad.toml:14:12: `min_size` (20) is larger than `max_size` (10)
+//!    |
+//! 14 | min_size = 20
+//!    |            ^^
+//! ```
+//!
+//! Spans are byte ranges into the file's text (what toml reports); lines and
+//! columns are 1-based and columns count characters, as editors do.
+
+use std::ops::Range;
+use std::path::Path;
+
+/// One problem found in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            span,
+            message: message.into(),
+        }
+    }
+}
+
+/// The 1-based line and character column of byte `offset` in `text`.
+/// An offset past the end or inside a character is moved back to a boundary,
+/// so a wrong span can misplace the caret but never panic.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(text, offset);
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Renders diagnostics for `path`, one block each, separated by blank lines.
+pub fn render(path: &Path, text: &str, diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| render_one(path, text, d))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn render_one(path: &Path, text: &str, diag: &Diagnostic) -> String {
+    let start = floor_char_boundary(text, diag.span.start);
+    let end = floor_char_boundary(text, diag.span.end.max(start));
+    let (line, col) = line_col(text, start);
+    let mut out = format!("{}:{line}:{col}: {}", path.display(), diag.message);
+
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let source_line = text[line_start..line_end].trim_end_matches('\r');
+    if source_line.trim().is_empty() && start >= text.len() {
+        // Pointing past the end of the file: the location says it all.
+        return out;
+    }
+    // Tabs stay tabs under the caret so it lines up with the source line.
+    let pad: String = text[line_start..start]
+        .chars()
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let underlined = text[start..end.min(line_end)].chars().count().max(1);
+    let number = line.to_string();
+    let gutter = " ".repeat(number.len());
+    out.push_str(&format!(
+        "\n{gutter} |\n{number} | {source_line}\n{gutter} | {pad}{}",
+        "^".repeat(underlined)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_is_one_based_and_counts_characters() {
+        let text = "a = 1\nné = \"x\"\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 4), (1, 5));
+        assert_eq!(line_col(text, 5), (1, 6));
+        assert_eq!(line_col(text, 6), (2, 1));
+        // "né = " is 6 bytes but 5 characters.
+        assert_eq!(line_col(text, 6 + 6), (2, 6));
+        assert_eq!(line_col(text, text.len()), (3, 1));
+    }
+
+    #[test]
+    fn line_col_survives_bad_offsets() {
+        let text = "é";
+        assert_eq!(line_col(text, 1), (1, 1));
+        assert_eq!(line_col(text, 99), (1, 2));
+    }
+
+    #[test]
+    fn renders_like_rustc() {
+        let text = "[[strategy]]\nmin_size = 20\n";
+        let diag = Diagnostic::new(24..26, "`min_size` (20) is larger than `max_size` (10)");
+        let out = render(Path::new("bad.toml"), text, &[diag]);
+        assert_eq!(
+            out,
+            "bad.toml:2:12: `min_size` (20) is larger than `max_size` (10)\n  |\n2 | min_size = 20\n  |            ^^"
+        );
+    }
+
+    #[test]
+    fn multi_line_spans_underline_to_the_end_of_the_first_line() {
+        let text = "sql = \"\"\"\nSELECT 1\n\"\"\"\n";
+        let out = render(Path::new("f"), text, &[Diagnostic::new(6..22, "x")]);
+        assert!(out.ends_with("1 | sql = \"\"\"\n  |       ^^^"), "{out}");
+    }
+
+    #[test]
+    fn span_at_end_of_file_has_no_snippet() {
+        let out = render(Path::new("f"), "a = 1\n", &[Diagnostic::new(6..6, "x")]);
+        assert_eq!(out, "f:2:1: x");
+    }
+}
