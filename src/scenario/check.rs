@@ -911,7 +911,8 @@ fn params_given(n: u64) -> String {
 fn describe(node: &Node) -> String {
     match node {
         Node::Int(i) => i.to_string(),
-        Node::Float(f) => f.to_string(),
+        // Debug keeps the point: 0.0 reads as a float, not as 0.
+        Node::Float(f) => format!("{f:?}"),
         Node::Bool(b) => b.to_string(),
         Node::String(s) if s.chars().count() <= 40 => format!("{s:?}"),
         other => other.type_name().to_owned(),

@@ -108,6 +108,9 @@ fn toml_message(message: &str) -> String {
             .to_owned();
     }
     let replacements = [
+        // serde says "field"; a TOML file has keys.
+        ("unknown field", "unknown key"),
+        ("missing field", "missing key"),
         ("expected i64", "expected an integer"),
         ("expected u64", "expected an integer"),
         ("expected a boolean", "expected true or false"),
@@ -267,6 +270,57 @@ mod tests {
         assert_eq!(
             s.queries[2].statements[0].params,
             [Param::Text { len: 12 }, int]
+        );
+    }
+
+    #[test]
+    fn every_key_reaches_the_model() {
+        let s = parse_ok(include_str!("../../tests/fixtures/good/all-features.toml"));
+        assert_eq!(s.name, "all.features_1");
+        assert_eq!(s.description.as_deref(), Some("Exercises every key"));
+        assert_eq!(s.run.duration, Duration::from_secs(90));
+        assert_eq!(s.run.warmup, Duration::from_millis(500));
+        assert_eq!((s.run.concurrency, s.run.seed), (3, 0));
+        assert_eq!(
+            s.database.dsn.as_deref(),
+            Some("postgres://app@db.internal/app")
+        );
+        assert_eq!(s.database.embedded.auth, AuthMethod::Md5);
+        assert!(!s.database.embedded.tls);
+        assert_eq!(s.database.embedded.max_connections, 20);
+        let pools: Vec<_> = s
+            .strategies
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StrategyKind::Pool(p) => {
+                    Some((p.max_size, p.min_size, p.wait_timeout, p.recycling))
+                }
+                StrategyKind::Fresh => None,
+            })
+            .collect();
+        assert_eq!(
+            pools,
+            [
+                (2, 0, None, Recycling::Verified),
+                (8, 8, Some(Duration::from_millis(250)), Recycling::Clean)
+            ]
+        );
+        let modes: Vec<_> = s.queries.iter().map(|q| (q.weight, q.mode)).collect();
+        assert_eq!(
+            modes,
+            [
+                (0, QueryMode::Sequential),
+                (5, QueryMode::Transaction),
+                (1, QueryMode::Parallel)
+            ]
+        );
+        assert_eq!(s.queries[0].statements[0].params.len(), 3);
+        assert_eq!(
+            s.queries[1].statements[0].params,
+            [
+                Param::Text { len: 1_000_000 },
+                Param::Literal(Literal::Int(-7))
+            ]
         );
     }
 
