@@ -390,6 +390,20 @@ mod tests {
     }
 
     #[test]
+    fn dollar_zero_is_not_a_placeholder() {
+        let text = MINIMAL.replace("SELECT 1", "SELECT $0") + "params = [1]\n";
+        let err = parse_err(&text);
+        assert!(
+            err.contains("t.toml:12:15: `$0` is not a placeholder"),
+            "{err}"
+        );
+        assert!(
+            err.contains("1 param is given but the SQL has no valid placeholders"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn empty_text_is_refused() {
         assert!(parse_err(" \n\t\n").starts_with("t.toml:1:1: the file is empty"));
     }
