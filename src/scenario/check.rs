@@ -535,16 +535,16 @@ impl Checker<'_> {
             };
             self.error(span, format!("the SQL uses ${max} but {given}"));
         } else if max < given {
-            let extra = usize::try_from(max).map_or(0, |m| m.min(params.len() - 1));
-            let uses = if max == 1 {
-                "$1".to_owned()
-            } else {
-                format!("$1..${max}")
+            // Point at the first param no placeholder takes.
+            let extra = usize::try_from(max).ok().and_then(|m| params.get(m));
+            let span = extra.map_or_else(|| sql.span(), Spanned::span);
+            let uses = match max {
+                // Only `$0`, reported above.
+                0 => "has no valid placeholders".to_owned(),
+                1 => "uses only $1".to_owned(),
+                _ => format!("uses only $1..${max}"),
             };
-            self.error(
-                params[extra].span(),
-                format!("{} but the SQL uses only {uses}", params_given(given)),
-            );
+            self.error(span, format!("{} but the SQL {uses}", params_given(given)));
         } else if let Some(missing) = (1..max).find(|n| !found.iter().any(|p| p.number == *n)) {
             let span = self.span_in_string(sql, highest.span.clone());
             self.error(
@@ -911,7 +911,8 @@ fn params_given(n: u64) -> String {
 fn describe(node: &Node) -> String {
     match node {
         Node::Int(i) => i.to_string(),
-        Node::Float(f) => f.to_string(),
+        // Debug keeps the point: 0.0 reads as a float, not as 0.
+        Node::Float(f) => format!("{f:?}"),
         Node::Bool(b) => b.to_string(),
         Node::String(s) if s.chars().count() <= 40 => format!("{s:?}"),
         other => other.type_name().to_owned(),

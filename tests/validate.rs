@@ -1,0 +1,523 @@
+//! `poolbench validate` as a user sees it: the built binary run on the
+//! fixtures in `tests/fixtures/`, the exit code and what it prints. Also a
+//! robustness test of `scenario::parse` on mutated good files (no panics).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Bad fixture, and where its (first) error must point: line, column
+/// (None where the column is not the point), and a phrase of the message.
+const BAD: &[(&str, usize, Option<usize>, &str)] = &[
+    ("toml-syntax", 2, Some(13), "invalid basic string"),
+    ("unknown-top-key", 3, Some(1), "unknown key `concurency`"),
+    (
+        "unknown-strategy-key",
+        10,
+        Some(1),
+        "unknown key `min_sise`",
+    ),
+    ("wrong-type", 3, Some(15), "expected an integer"),
+    ("bad-duration", 3, Some(12), "is not a duration"),
+    (
+        "zero-duration",
+        3,
+        Some(12),
+        "`duration` must be longer than 0",
+    ),
+    (
+        "zero-concurrency",
+        3,
+        Some(15),
+        "`concurrency` must be at least 1",
+    ),
+    (
+        "rate",
+        3,
+        Some(8),
+        "open-loop `rate` is planned but not supported yet",
+    ),
+    ("weights-sum-to-zero", 19, Some(10), "weights sum to 0"),
+    (
+        "min-size-above-max-size",
+        10,
+        Some(12),
+        "`min_size` (20) is larger than `max_size` (4)",
+    ),
+    (
+        "duplicate-strategy",
+        12,
+        Some(8),
+        "`per-request` is used twice (first on line 3)",
+    ),
+    (
+        "duplicate-query",
+        17,
+        Some(8),
+        "`get_user` is used twice (first on line 12)",
+    ),
+    (
+        "placeholder-without-param",
+        13,
+        Some(50),
+        "the SQL uses $3 but 2 params are given",
+    ),
+    (
+        "extra-params",
+        14,
+        Some(36),
+        "3 params are given but the SQL uses only $1..$2",
+    ),
+    (
+        "placeholder-in-string-only",
+        14,
+        Some(11),
+        "the SQL has no placeholders",
+    ),
+    (
+        "placeholder-gap",
+        13,
+        Some(19),
+        "the SQL uses $3 but not $2",
+    ),
+    ("no-query", 1, None, "no `[[query]]`"),
+    ("no-strategy", 1, None, "no `[[strategy]]`"),
+    ("unknown-kind", 13, Some(8), "expected \"fresh\""),
+    (
+        "pool-keys-on-fresh",
+        5,
+        Some(12),
+        "`max_size` only applies to kind = \"pool\"",
+    ),
+    ("pool-without-max-size", 2, Some(1), "needs `max_size`"),
+    (
+        "bad-recycling",
+        10,
+        Some(13),
+        "expected \"fast\", \"verified\" or \"clean\"",
+    ),
+    (
+        "sql-and-statements",
+        14,
+        Some(14),
+        "either `sql` (with `params`) or `statements`, not both",
+    ),
+    (
+        "neither-sql-nor-statements",
+        11,
+        Some(1),
+        "needs `sql = \"...\"` or `statements",
+    ),
+    ("empty-statements", 13, Some(14), "`statements` is empty"),
+    ("blank-sql", 13, Some(7), "`sql` is blank"),
+    (
+        "transaction-and-parallel",
+        14,
+        Some(12),
+        "cannot be combined",
+    ),
+    (
+        "bad-generator",
+        14,
+        Some(13),
+        "unknown parameter generator `uniform`",
+    ),
+    (
+        "two-generators",
+        14,
+        Some(11),
+        "exactly one generator, found 2 keys",
+    ),
+    ("zipf-s-zero", 14, Some(38), "`s` must be a number > 0"),
+    (
+        "int-lo-above-hi",
+        14,
+        Some(19),
+        "lo (100) is larger than hi (1)",
+    ),
+    (
+        "text-too-long",
+        14,
+        Some(20),
+        "`text` needs a length from 1 to 1000000",
+    ),
+    ("empty-choice", 14, Some(22), "`choice` is empty"),
+    (
+        "bad-auth",
+        3,
+        Some(8),
+        "expected \"scram-sha-256\", \"md5\" or \"trust\"",
+    ),
+    (
+        "bad-scenario-name",
+        2,
+        Some(8),
+        "it becomes part of a directory name",
+    ),
+    (
+        "negative-weight",
+        13,
+        Some(10),
+        "`weight` must be at least 0",
+    ),
+    (
+        "datetime-param",
+        14,
+        Some(11),
+        "a datetime is not allowed here",
+    ),
+    ("empty", 1, Some(1), "the file is empty"),
+];
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `poolbench <args>` from the package directory, so relative fixture
+/// paths appear in messages as given.
+fn poolbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_poolbench"))
+        .args(args)
+        .current_dir(manifest_dir())
+        .output()
+        .expect("run poolbench")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What every failure must look like: exit 2, no panic, no backtrace hint.
+fn problems_with_failure(out: &Output) -> Vec<String> {
+    let mut problems = Vec::new();
+    if out.status.code() != Some(2) {
+        problems.push(format!("exit code {:?}, expected 2", out.status.code()));
+    }
+    let err = stderr(out);
+    for forbidden in ["panicked", "RUST_BACKTRACE", "internal error"] {
+        if err.contains(forbidden) {
+            problems.push(format!("stderr contains {forbidden:?}"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_bad_fixture_fails_with_its_location_and_message() {
+    let mut failures = Vec::new();
+    for &(name, line, col, phrase) in BAD {
+        let file = format!("tests/fixtures/bad/{name}.toml");
+        let out = poolbench(&["validate", &file]);
+        let err = stderr(&out);
+        let mut problems = problems_with_failure(&out);
+        let location = match col {
+            Some(col) => format!("error: {file}:{line}:{col}: "),
+            None => format!("error: {file}:{line}:"),
+        };
+        if !err.starts_with(&location) {
+            problems.push(format!("stderr does not start with {location:?}"));
+        }
+        if !err.contains(phrase) {
+            problems.push(format!("stderr lacks {phrase:?}"));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{name}: {}\n--- stderr:\n{err}",
+                problems.join("; ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_bad_fixture_is_in_the_table() {
+    let dir = manifest_dir().join("tests/fixtures/bad");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("read fixtures/bad") {
+        let path = entry.expect("dir entry").path();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if path.extension().is_some_and(|e| e == "toml") && !BAD.iter().any(|b| b.0 == stem) {
+            missing.push(stem.to_owned());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "fixtures without an expectation: {missing:?}"
+    );
+    assert!(BAD.len() >= 18);
+}
+
+#[test]
+fn errors_show_the_source_line_and_a_caret() {
+    let file = "tests/fixtures/bad/min-size-above-max-size.toml";
+    let out = poolbench(&["validate", file]);
+    let expected = format!(
+        "error: {file}:10:12: `min_size` (20) is larger than `max_size` (4)\n   |\n10 | min_size = 20\n   |            ^^\n"
+    );
+    assert_eq!(stderr(&out), expected);
+}
+
+#[test]
+fn non_utf8_file_names_the_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latin1.toml");
+    std::fs::write(&path, b"name = \"caf\xe9\"\n").expect("write");
+    let shown = path.display().to_string();
+    let out = poolbench(&["validate", &shown]);
+    let err = stderr(&out);
+    assert!(problems_with_failure(&out).is_empty(), "{err}");
+    assert!(err.contains(&format!("{shown}:1:12: ")), "{err}");
+    assert!(err.contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let out = poolbench(&["validate", "tests/fixtures/no-such-file.toml"]);
+    let err = stderr(&out);
+    assert!(problems_with_failure(&out).is_empty(), "{err}");
+    assert!(err.contains("tests/fixtures/no-such-file.toml"), "{err}");
+    assert!(err.contains("No such file"), "{err}");
+}
+
+#[test]
+fn directory_names_the_path() {
+    let out = poolbench(&["validate", "tests/fixtures"]);
+    let err = stderr(&out);
+    assert!(problems_with_failure(&out).is_empty(), "{err}");
+    assert!(err.contains("tests/fixtures: is a directory"), "{err}");
+}
+
+#[test]
+fn good_and_bad_files_are_all_reported() {
+    let good = "tests/fixtures/good/design-example.toml";
+    let bad = "tests/fixtures/bad/duplicate-query.toml";
+    let missing = "tests/fixtures/missing.toml";
+    let out = poolbench(&["validate", good, bad, missing]);
+    let err = stderr(&out);
+    assert!(problems_with_failure(&out).is_empty(), "{err}");
+    assert_eq!(
+        stdout(&out),
+        format!("ok: {good} (2 strategies, 3 queries)\n")
+    );
+    assert!(err.contains(&format!("{bad}:17:8: ")), "{err}");
+    assert!(err.contains(missing), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("error: 2 of 3 scenario files are invalid"),
+        "{err}"
+    );
+}
+
+#[test]
+fn design_example_validates() {
+    let good = "tests/fixtures/good/design-example.toml";
+    let out = poolbench(&["validate", good]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("ok: {good} (2 strategies, 3 queries)\n")
+    );
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn every_good_fixture_validates() {
+    let out = poolbench(&[
+        "validate",
+        "tests/fixtures/good/all-features.toml",
+        "tests/fixtures/good/design-example.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "ok: tests/fixtures/good/all-features.toml (3 strategies, 3 queries)\n\
+         ok: tests/fixtures/good/design-example.toml (2 strategies, 3 queries)\n"
+    );
+}
+
+#[test]
+fn every_example_scenario_validates() {
+    let dir = manifest_dir().join("scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read scenarios/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            format!(
+                "scenarios/{}",
+                p.file_name().unwrap_or_default().to_string_lossy()
+            )
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        eprintln!("scenarios/ has no .toml files yet; nothing to check");
+        return;
+    }
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = poolbench(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for file in &files {
+        assert!(
+            stdout(&out).contains(&format!("ok: {file} (")),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
+/// xorshift64: deterministic, good enough to pick mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// Bytes that matter to TOML and to the checker's SQL lexer.
+const INTERESTING: &[&[u8]] = &[
+    b"\"",
+    b"'",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b"=",
+    b",",
+    b"\n",
+    b"#",
+    b"$",
+    b"$1",
+    b"$9",
+    b"$$",
+    b"--",
+    b"/*",
+    b"0",
+    b"-1",
+    b"99999999999999999999",
+    b"1e400",
+    b"nan",
+    b"\\",
+    b"\xc3\xa9",
+    b"\"\"\"",
+    b"[[strategy]]\n",
+    b"[[query]]\n",
+    b"1979-05-27",
+    b"true",
+    b" = ",
+    b"{ int = [",
+    b"{ zipf = { max = 0, s = -1 } }",
+    b"\t",
+    b"\r\n",
+];
+
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut bytes = input.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(bytes.len() + 1);
+        match rng.below(7) {
+            0 if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            1 => {
+                let len = rng.below(40).min(bytes.len() - at.min(bytes.len()));
+                bytes.drain(at..at + len);
+            }
+            2 => {
+                let piece = INTERESTING[rng.below(INTERESTING.len())];
+                bytes.splice(at..at, piece.iter().copied());
+            }
+            3 if at < bytes.len() => bytes[at] = (rng.next() & 0x7f) as u8,
+            4 | 5 => {
+                // Delete, duplicate or swap whole lines: the structural edits
+                // a user makes when editing by hand.
+                let mut lines: Vec<Vec<u8>> =
+                    bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+                let i = rng.below(lines.len());
+                let j = rng.below(lines.len());
+                match rng.below(3) {
+                    0 => {
+                        lines.remove(i);
+                    }
+                    1 => {
+                        let line = lines[i].clone();
+                        lines.insert(j, line);
+                    }
+                    _ => lines.swap(i, j),
+                }
+                bytes = lines.join(&b'\n');
+            }
+            _ => {
+                let piece = INTERESTING[rng.below(INTERESTING.len())];
+                let end = (at + piece.len()).min(bytes.len());
+                bytes.splice(at..end, piece.iter().copied());
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn mutated_scenarios_never_panic() {
+    let dir = manifest_dir().join("tests/fixtures/good");
+    let mut seeds: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("read fixtures/good")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("read fixture");
+            (p, bytes)
+        })
+        .collect();
+    seeds.sort();
+    assert!(!seeds.is_empty());
+
+    // POOLBENCH_MUTATIONS=200000 for a longer hunt; the default keeps
+    // `cargo test` quick.
+    let cases = std::env::var("POOLBENCH_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4000);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut ok, mut err) = (0, 0);
+    for case in 0..cases {
+        let (path, original) = &seeds[case % seeds.len()];
+        let bytes = mutate(&mut rng, original);
+        // parse takes text; the bytes' UTF-8 check is load's (tested above).
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let result = std::panic::catch_unwind(|| {
+            poolbench::scenario::parse(&text, path)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        });
+        match result {
+            Ok(Ok(())) => ok += 1,
+            Ok(Err(message)) => {
+                assert!(!message.is_empty(), "case {case}: empty error for:\n{text}");
+                err += 1;
+            }
+            Err(_) => panic!("case {case}: parse panicked on:\n{text}"),
+        }
+    }
+    // Most mutations must break something, and some must survive: otherwise
+    // the mutator is not exercising the checker.
+    eprintln!("{cases} mutations: {ok} parsed, {err} refused");
+    assert!(err > cases / 4 && ok > cases / 400, "ok {ok}, err {err}");
+}
