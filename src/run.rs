@@ -22,13 +22,20 @@ pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
     let mut scenario = scenario::load(&args.scenario)?;
     apply_overrides(&mut scenario, args)?;
     let started_at = report::now_rfc3339();
-    let out_dir = report::prepare_dir(args.out.as_deref(), &scenario.name, &started_at, args.force)?;
+    let out_dir =
+        report::prepare_dir(args.out.as_deref(), &scenario.name, &started_at, args.force)?;
     let cancel = cancel_on_signal();
 
     let (dsn, origin) = match (&args.dsn, &scenario.database.dsn) {
         (Some(d), _) => (Some(d.clone()), "--dsn".to_string()),
-        (None, Some(d)) => (Some(d.clone()), format!("[database].dsn of {}", args.scenario.display())),
-        (None, None) => (std::env::var("DATABASE_URL").ok().filter(|d| !d.is_empty()), "DATABASE_URL".into()),
+        (None, Some(d)) => (
+            Some(d.clone()),
+            format!("[database].dsn of {}", args.scenario.display()),
+        ),
+        (None, None) => (
+            std::env::var("DATABASE_URL").ok().filter(|d| !d.is_empty()),
+            "DATABASE_URL".into(),
+        ),
     };
     let mut embedded = None;
     let target = match dsn {
@@ -36,8 +43,11 @@ pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
         None => {
             let opts = EmbeddedOptions::from(&scenario.database.embedded);
             if !args.quiet {
-                eprintln!("poolbench: no DSN given: starting an embedded PostgreSQL ({}, TLS {})",
-                    opts.auth.as_str(), if opts.tls { "on" } else { "off" });
+                eprintln!(
+                    "poolbench: no DSN given: starting an embedded PostgreSQL ({}, TLS {})",
+                    opts.auth.as_str(),
+                    if opts.tls { "on" } else { "off" }
+                );
             }
             let server = EmbeddedServer::start(&opts).await?;
             let target = server.target().clone();
@@ -45,7 +55,16 @@ pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
             target
         }
     };
-    let result = measure(&scenario, args, &target, embedded.as_ref(), &started_at, &out_dir, &cancel).await;
+    let result = measure(
+        &scenario,
+        args,
+        &target,
+        embedded.as_ref(),
+        &started_at,
+        &out_dir,
+        &cancel,
+    )
+    .await;
     if let Some(server) = embedded {
         if let Err(e) = server.stop().await {
             eprintln!("poolbench: warning: stopping the embedded server: {e:#}");
@@ -92,7 +111,8 @@ fn cancel_on_signal() -> CancellationToken {
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let sigterm = async {
             match term.as_mut() {
                 Some(t) => {
@@ -136,15 +156,20 @@ async fn measure(
                 scenario.source.path.display()
             )));
         }
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| bad_input(format!("the [setup] SQL of {} failed: {}",
-                scenario.source.path.display(), crate::db::describe_pg_error(&e))))?;
+        client.batch_execute(sql).await.map_err(|e| {
+            bad_input(format!(
+                "the [setup] SQL of {} failed: {}",
+                scenario.source.path.display(),
+                crate::db::describe_pg_error(&e)
+            ))
+        })?;
     }
-    mix.check_against(&client)
-        .await
-        .with_context(|| format!("checking the queries of {} against the server", scenario.source.path.display()))?;
+    mix.check_against(&client).await.with_context(|| {
+        format!(
+            "checking the queries of {} against the server",
+            scenario.source.path.display()
+        )
+    })?;
 
     let ctx = RunContext {
         target: target.clone(),
@@ -167,7 +192,9 @@ async fn measure(
         started_at: started_at.to_string(),
         interrupted: false,
         host: report::Host {
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
         },
@@ -214,7 +241,11 @@ async fn measure(
     if !args.quiet {
         println!("reports: {}", out_dir.display());
     }
-    Ok(if report.interrupted { Outcome::Interrupted } else { Outcome::Success })
+    Ok(if report.interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Success
+    })
 }
 
 pub fn build_profile() -> &'static str {
@@ -225,14 +256,30 @@ pub fn build_profile() -> &'static str {
     }
 }
 
-async fn server_facts(client: &Client, target: &Target, embedded: Option<&EmbeddedServer>) -> report::Server {
+async fn server_facts(
+    client: &Client,
+    target: &Target,
+    embedded: Option<&EmbeddedServer>,
+) -> report::Server {
     let text = |sql: &'static str| async move {
-        client.query_one(sql, &[]).await.ok().and_then(|r| r.try_get::<_, String>(0).ok())
+        client
+            .query_one(sql, &[])
+            .await
+            .ok()
+            .and_then(|r| r.try_get::<_, String>(0).ok())
     };
-    let version = text("SHOW server_version").await.unwrap_or_else(|| "unknown".into());
-    let max_connections = text("SHOW max_connections").await.and_then(|s| s.parse().ok()).unwrap_or(0);
+    let version = text("SHOW server_version")
+        .await
+        .unwrap_or_else(|| "unknown".into());
+    let max_connections = text("SHOW max_connections")
+        .await
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let ssl = client
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .ok()
         .and_then(|r| r.try_get::<_, bool>(0).ok())
@@ -251,7 +298,11 @@ async fn server_facts(client: &Client, target: &Target, embedded: Option<&Embedd
 }
 
 fn print_header(s: &Scenario, server: &report::Server) {
-    let where_ = if server.embedded { "embedded" } else { "external" };
+    let where_ = if server.embedded {
+        "embedded"
+    } else {
+        "external"
+    };
     println!(
         "poolbench {} ({} build) · scenario {} ({})",
         env!("CARGO_PKG_VERSION"),

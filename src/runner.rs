@@ -92,7 +92,17 @@ pub async fn run_strategy(ctx: &RunContext, strategy: &Strategy) -> StrategyRepo
         .collect();
     drop(tx);
 
-    let timeline = collect(ctx, &source, rx, &live, &progress, started, measure_start, deadline).await;
+    let timeline = collect(
+        ctx,
+        &source,
+        rx,
+        &live,
+        &progress,
+        started,
+        measure_start,
+        deadline,
+    )
+    .await;
 
     let mut total = Recorder::new(queries);
     total.merge(&startup_errors);
@@ -103,7 +113,9 @@ pub async fn run_strategy(ctx: &RunContext, strategy: &Strategy) -> StrategyRepo
                 total.merge(&end.recorder);
                 last_end = last_end.max(end.last_end);
             }
-            Err(e) => total.errors.count(ErrorClass::Other, &format!("worker failed: {e}")),
+            Err(e) => total
+                .errors
+                .count(ErrorClass::Other, &format!("worker failed: {e}")),
         }
     }
     progress.finish_and_clear();
@@ -111,7 +123,11 @@ pub async fn run_strategy(ctx: &RunContext, strategy: &Strategy) -> StrategyRepo
 
     let measured = last_end
         .map(|end| end.saturating_duration_since(measure_start))
-        .unwrap_or_else(|| Instant::now().min(deadline).saturating_duration_since(measure_start));
+        .unwrap_or_else(|| {
+            Instant::now()
+                .min(deadline)
+                .saturating_duration_since(measure_start)
+        });
     let measured_s = measured.as_secs_f64();
     let settings = match &strategy.kind {
         StrategyKind::Fresh => serde_json::json!({}),
@@ -163,7 +179,9 @@ impl Worker {
         let mut recorder = Recorder::new(self.mix.queries.len());
         let mut interval = Interval::new(0);
         let mut last_end = None;
-        let last_second = (self.deadline - self.measure_start).as_secs().saturating_sub(1);
+        let last_second = (self.deadline - self.measure_start)
+            .as_secs()
+            .saturating_sub(1);
         while Instant::now() < self.deadline {
             let query = self.mix.pick(&mut self.rng);
             let values = self.mix.draw(query, &mut self.rng);
@@ -227,7 +245,10 @@ async fn collect(
     let seconds = ctx.duration.as_secs().max(1);
     let mut merged: BTreeMap<u64, (Histogram<u64>, u64, u64)> = BTreeMap::new();
     let mut samples: BTreeMap<u64, Sample> = BTreeMap::new();
-    let mut tick = tokio::time::interval_at(started + Duration::from_millis(250), Duration::from_millis(250));
+    let mut tick = tokio::time::interval_at(
+        started + Duration::from_millis(250),
+        Duration::from_millis(250),
+    );
     let mut last_rate = (Instant::now(), 0u64);
     loop {
         tokio::select! {
@@ -269,9 +290,17 @@ async fn collect(
     }
     (0..seconds)
         .map(|second| {
-            let (h, requests, errors) = merged.remove(&second).unwrap_or_else(|| (new_histogram(), 0, 0));
+            let (h, requests, errors) = merged
+                .remove(&second)
+                .unwrap_or_else(|| (new_histogram(), 0, 0));
             let sample = samples.get(&second).copied().unwrap_or_default();
-            let q = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+            let q = |q: f64| {
+                if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(q)
+                }
+            };
             TimelineRow {
                 second,
                 rps: requests as f64,

@@ -129,8 +129,14 @@ mod tests {
 
     #[test]
     fn names_match_the_design() {
-        assert_eq!(ErrorClass::TooManyConnections.name(), "too_many_connections");
-        assert_eq!(ErrorClass::Query("42P01".into()).name(), "query_error:42P01");
+        assert_eq!(
+            ErrorClass::TooManyConnections.name(),
+            "too_many_connections"
+        );
+        assert_eq!(
+            ErrorClass::Query("42P01".into()).name(),
+            "query_error:42P01"
+        );
     }
 
     #[test]

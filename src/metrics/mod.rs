@@ -268,7 +268,11 @@ mod tests {
         assert_eq!(back.value_at_quantile(0.99), s.p99_us);
         assert_eq!(back.len(), 10_000);
         assert!((s.p50_us as f64 - 35_000.0).abs() < 50.0, "{}", s.p50_us);
-        assert!((s.max_us as f64 - 70_000.0).abs() < 100.0, "grows past its first range: {}", s.max_us);
+        assert!(
+            (s.max_us as f64 - 70_000.0).abs() < 100.0,
+            "grows past its first range: {}",
+            s.max_us
+        );
     }
 
     #[test]
@@ -290,7 +294,8 @@ mod tests {
         let mut b = Recorder::new(2);
         a.record_success(0, &t);
         b.record_success(1, &t);
-        b.errors.count(ErrorClass::TooManyConnections, "sorry, too many clients");
+        b.errors
+            .count(ErrorClass::TooManyConnections, "sorry, too many clients");
         a.merge(&b);
         assert_eq!(a.requests, 2);
         assert_eq!(a.phases.get(Phase::Connect).len(), 2);

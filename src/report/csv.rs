@@ -20,12 +20,26 @@ impl Exporter for SummaryCsv {
     fn serialize(&self, report: &Report) -> Result<Vec<u8>> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
-            "scenario", "strategy", "kind", "phase", "count", "mean_ms", "p50_ms", "p90_ms",
-            "p95_ms", "p99_ms", "p999_ms", "max_ms", "throughput_rps", "errors",
+            "scenario",
+            "strategy",
+            "kind",
+            "phase",
+            "count",
+            "mean_ms",
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "p999_ms",
+            "max_ms",
+            "throughput_rps",
+            "errors",
         ])?;
         for s in &report.strategies {
             for phase in ["connect", "acquire", "query", "close", "total"] {
-                let Some(p) = s.phases.get(phase) else { continue };
+                let Some(p) = s.phases.get(phase) else {
+                    continue;
+                };
                 w.write_record([
                     report.scenario.name.as_str(),
                     &s.name,
@@ -57,8 +71,17 @@ impl Exporter for TimelineCsv {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
-            "scenario", "strategy", "second", "rps", "errors", "p50_ms", "p99_ms", "pool_size",
-            "pool_available", "pool_waiting", "server_backends",
+            "scenario",
+            "strategy",
+            "second",
+            "rps",
+            "errors",
+            "p50_ms",
+            "p99_ms",
+            "pool_size",
+            "pool_available",
+            "pool_waiting",
+            "server_backends",
         ])?;
         for s in &report.strategies {
             for row in &s.timeline {

@@ -29,7 +29,12 @@ pub fn exporters() -> [&'static dyn Exporter; 3] {
 /// The run's output directory: `--out`, or `results/<name>-<timestamp>/`.
 /// A directory that already holds report files is refused (exit 2) unless
 /// `force`, so no earlier measurement is overwritten.
-pub fn prepare_dir(out: Option<&Path>, scenario: &str, started: &str, force: bool) -> Result<PathBuf> {
+pub fn prepare_dir(
+    out: Option<&Path>,
+    scenario: &str,
+    started: &str,
+    force: bool,
+) -> Result<PathBuf> {
     let dir = match out {
         Some(dir) => dir.to_path_buf(),
         None => Path::new("results").join(format!("{scenario}-{}", compact_timestamp(started))),
@@ -62,7 +67,10 @@ pub fn write_all(dir: &Path, report: &Report) -> Result<()> {
 }
 
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     fs::write(&tmp, bytes)
         .and_then(|()| fs::rename(&tmp, path))
@@ -86,7 +94,10 @@ mod tests {
 
     #[test]
     fn timestamp_is_compacted() {
-        assert_eq!(compact_timestamp("2026-11-21T05:32:35Z"), "20261121T053235Z");
+        assert_eq!(
+            compact_timestamp("2026-11-21T05:32:35Z"),
+            "20261121T053235Z"
+        );
     }
 
     #[test]
@@ -94,7 +105,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("report.json"), "{}").unwrap();
         let err = prepare_dir(Some(dir.path()), "x", "2026-01-01T00:00:00Z", false).unwrap_err();
-        assert_eq!(crate::error::kind_of(&err), Some(crate::error::Kind::BadInput));
+        assert_eq!(
+            crate::error::kind_of(&err),
+            Some(crate::error::Kind::BadInput)
+        );
         assert!(prepare_dir(Some(dir.path()), "x", "2026-01-01T00:00:00Z", true).is_ok());
     }
 }

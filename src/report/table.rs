@@ -42,7 +42,13 @@ fn rps(x: f64) -> String {
 fn render(rows: &[Vec<String>], left: usize) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -65,9 +71,17 @@ fn render(rows: &[Vec<String>], left: usize) -> String {
 
 /// The strategy and latency tables.
 pub fn tables(report: &Report) -> String {
-    let mut rows = vec![["strategy", "kind", "requests", "req/s", "errors", "connections", "startup"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = vec![[
+        "strategy",
+        "kind",
+        "requests",
+        "req/s",
+        "errors",
+        "connections",
+        "startup",
+    ]
+    .map(String::from)
+    .to_vec()];
     for s in &report.strategies {
         rows.push(vec![
             s.name.clone(),
@@ -76,18 +90,34 @@ pub fn tables(report: &Report) -> String {
             rps(s.throughput_rps),
             thousands(s.error_count()),
             thousands(s.connections_opened),
-            if s.kind == "pool" { format!("{:.1} ms", s.startup_ms) } else { "-".into() },
+            if s.kind == "pool" {
+                format!("{:.1} ms", s.startup_ms)
+            } else {
+                "-".into()
+            },
         ]);
     }
     let mut out = render(&rows, 2);
 
-    let mut rows = vec![["latency (ms)", "", "count", "mean", "p50", "p90", "p99", "p99.9", "max"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = vec![[
+        "latency (ms)",
+        "",
+        "count",
+        "mean",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+    ]
+    .map(String::from)
+    .to_vec()];
     for s in &report.strategies {
         let mut first = true;
         for phase in ["connect", "acquire", "query", "close", "total"] {
-            let Some(p) = s.phases.get(phase) else { continue };
+            let Some(p) = s.phases.get(phase) else {
+                continue;
+            };
             rows.push(vec![
                 if first { s.name.clone() } else { String::new() },
                 phase.to_string(),
@@ -120,8 +150,18 @@ fn error_line(s: &StrategyReport) -> Option<String> {
     if s.errors.is_empty() {
         return None;
     }
-    let classes: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
-    let sample = s.error_samples.values().flatten().next().map(|m| format!(" (e.g. \"{m}\")")).unwrap_or_default();
+    let classes: Vec<String> = s
+        .errors
+        .iter()
+        .map(|(k, v)| format!("{k} {}", thousands(*v)))
+        .collect();
+    let sample = s
+        .error_samples
+        .values()
+        .flatten()
+        .next()
+        .map(|m| format!(" (e.g. \"{m}\")"))
+        .unwrap_or_default();
     Some(format!(
         "errors in {}: {} of {} requests ({:.2}%): {}{sample}",
         s.name,
@@ -140,7 +180,10 @@ pub fn headline(report: &Report) -> Option<String> {
         .iter()
         .filter(|s| s.kind == "pool")
         .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps))?;
-    let c = report.comparison.iter().find(|c| c.pool == best_pool.name)?;
+    let c = report
+        .comparison
+        .iter()
+        .find(|c| c.pool == best_pool.name)?;
     Some(verdict(c))
 }
 
@@ -152,11 +195,20 @@ pub fn verdict(c: &Comparison) -> String {
         format!("save {:.1} ms at p50 ({:.2}x)", -added, c.p50_ratio)
     };
     let throughput = if c.throughput_ratio <= 1.0 {
-        format!("cut throughput by {:.0}%", (1.0 - c.throughput_ratio) * 100.0)
+        format!(
+            "cut throughput by {:.0}%",
+            (1.0 - c.throughput_ratio) * 100.0
+        )
     } else {
-        format!("raise throughput by {:.0}%", (c.throughput_ratio - 1.0) * 100.0)
+        format!(
+            "raise throughput by {:.0}%",
+            (c.throughput_ratio - 1.0) * 100.0
+        )
     };
-    format!("{} connections {latency} and {throughput} versus {}", c.fresh, c.pool)
+    format!(
+        "{} connections {latency} and {throughput} versus {}",
+        c.fresh, c.pool
+    )
 }
 
 #[cfg(test)]

@@ -51,7 +51,11 @@ struct CountingConnect {
 
 impl CountingConnect {
     async fn open(&self) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
-        let (client, connection) = self.target.config().connect(self.target.tls().clone()).await?;
+        let (client, connection) = self
+            .target
+            .config()
+            .connect(self.target.tls().clone())
+            .await?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         let task = tokio::spawn(async move {
             // A broken connection shows up as an error on the client's next
@@ -127,7 +131,12 @@ impl Source {
                 let (client, task) = c.0.open().await.map_err(|e| RequestError::pg(&e))?;
                 Ok(Lease::Fresh { client, task })
             }
-            Source::Pool(p) => p.pool.get().await.map(Lease::Pooled).map_err(|e| pool_error(&e)),
+            Source::Pool(p) => p
+                .pool
+                .get()
+                .await
+                .map(Lease::Pooled)
+                .map_err(|e| pool_error(&e)),
         }
     }
 
@@ -201,7 +210,10 @@ fn pool_error(e: &PoolError) -> RequestError {
 
 /// A connection held by one request.
 pub enum Lease {
-    Fresh { client: Client, task: JoinHandle<()> },
+    Fresh {
+        client: Client,
+        task: JoinHandle<()>,
+    },
     Pooled(Object),
 }
 

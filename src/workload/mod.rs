@@ -63,7 +63,10 @@ impl Mix {
                     .collect(),
             })
             .collect();
-        Mix { queries, cumulative }
+        Mix {
+            queries,
+            cumulative,
+        }
     }
 
     /// The index of a query, drawn by weight (the scenario guarantees the
@@ -207,8 +210,15 @@ async fn run_statements<'a>(
 
 /// Prepares (or reuses) the statement, binds the values and reads every row,
 /// as an application reading its result would.
-async fn run_statement(lease: &Lease, s: &StatementPlan, values: &[Value]) -> Result<(), RequestError> {
-    let stmt = lease.prepare(&s.sql).await.map_err(|e| RequestError::pg(&e))?;
+async fn run_statement(
+    lease: &Lease,
+    s: &StatementPlan,
+    values: &[Value],
+) -> Result<(), RequestError> {
+    let stmt = lease
+        .prepare(&s.sql)
+        .await
+        .map_err(|e| RequestError::pg(&e))?;
     let rows = lease
         .client()
         .query_raw(&stmt, values.iter())

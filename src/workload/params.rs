@@ -202,10 +202,12 @@ fn helper2(x: f64) -> f64 {
 pub fn can_bind(value: &Value, ty: &Type) -> bool {
     let t = ty.clone();
     match value {
-        Value::Int(_) => matches!(
-            t,
-            Type::INT2 | Type::INT4 | Type::INT8 | Type::OID | Type::FLOAT4 | Type::FLOAT8
-        ) || is_textual(&t),
+        Value::Int(_) => {
+            matches!(
+                t,
+                Type::INT2 | Type::INT4 | Type::INT8 | Type::OID | Type::FLOAT4 | Type::FLOAT8
+            ) || is_textual(&t)
+        }
         Value::Float(_) => matches!(t, Type::FLOAT4 | Type::FLOAT8) || is_textual(&t),
         Value::Bool(_) => t == Type::BOOL || is_textual(&t),
         Value::Text(_) => is_textual(&t),
@@ -229,15 +231,25 @@ impl std::fmt::Display for BindError {
 impl StdError for BindError {}
 
 impl ToSql for Value {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         let out_of_range = || -> Box<dyn StdError + Sync + Send> {
             Box::new(BindError(format!("{self:?} is out of range for {ty}")))
         };
         match (self, ty.clone()) {
-            (Value::Int(i), Type::INT2) => i16::try_from(*i).map_err(|_| out_of_range())?.to_sql(ty, out),
-            (Value::Int(i), Type::INT4) => i32::try_from(*i).map_err(|_| out_of_range())?.to_sql(ty, out),
+            (Value::Int(i), Type::INT2) => i16::try_from(*i)
+                .map_err(|_| out_of_range())?
+                .to_sql(ty, out),
+            (Value::Int(i), Type::INT4) => i32::try_from(*i)
+                .map_err(|_| out_of_range())?
+                .to_sql(ty, out),
             (Value::Int(i), Type::INT8) => i.to_sql(ty, out),
-            (Value::Int(i), Type::OID) => u32::try_from(*i).map_err(|_| out_of_range())?.to_sql(ty, out),
+            (Value::Int(i), Type::OID) => u32::try_from(*i)
+                .map_err(|_| out_of_range())?
+                .to_sql(ty, out),
             (Value::Int(i), Type::FLOAT4) => (*i as f32).to_sql(ty, out),
             (Value::Int(i), Type::FLOAT8) => (*i as f64).to_sql(ty, out),
             (Value::Float(f), Type::FLOAT4) => (*f as f32).to_sql(ty, out),
@@ -252,7 +264,9 @@ impl ToSql for Value {
                 }
                 Ok(IsNull::No)
             }
-            (v, t) => Err(Box::new(BindError(format!("cannot bind {v:?} to a parameter of type {t}")))),
+            (v, t) => Err(Box::new(BindError(format!(
+                "cannot bind {v:?} to a parameter of type {t}"
+            )))),
         }
     }
 
@@ -286,7 +300,9 @@ mod tests {
         let mut rng = Rng::new(1);
         let mut seen = [0u32; 5];
         for _ in 0..10_000 {
-            let Value::Int(v) = g.draw(&mut rng) else { panic!() };
+            let Value::Int(v) = g.draw(&mut rng) else {
+                panic!()
+            };
             assert!((5..=9).contains(&v));
             seen[(v - 5) as usize] += 1;
         }
@@ -296,7 +312,10 @@ mod tests {
 
     #[test]
     fn full_i64_range_does_not_overflow() {
-        let g = Generator::new(&Param::Int { lo: i64::MIN, hi: i64::MAX });
+        let g = Generator::new(&Param::Int {
+            lo: i64::MIN,
+            hi: i64::MAX,
+        });
         let mut rng = Rng::new(7);
         for _ in 0..100 {
             g.draw(&mut rng);
@@ -324,7 +343,9 @@ mod tests {
     #[test]
     fn text_has_the_asked_length() {
         let g = Generator::new(&Param::Text { len: 12 });
-        let Value::Text(s) = g.draw(&mut Rng::new(1)) else { panic!() };
+        let Value::Text(s) = g.draw(&mut Rng::new(1)) else {
+            panic!()
+        };
         assert_eq!(s.len(), 12);
         assert!(s.chars().all(|c| c.is_ascii_lowercase()));
     }
