@@ -69,6 +69,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// Run every strategy N times, interleaved, so `compare` can tell a
+    /// change from noise (overrides [run].rounds).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: Option<u32>,
+
     /// No header, progress bars or table: only errors and the headline.
     #[arg(long, short)]
     pub quiet: bool,

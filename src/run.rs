@@ -12,7 +12,7 @@ use crate::cli::RunArgs;
 use crate::db::Target;
 use crate::error::bad_input;
 use crate::report::{self, Comparison, Report};
-use crate::runner::{run_strategy, RunContext};
+use crate::runner::{assemble, run_round, RoundResult, RunContext};
 use crate::scenario::{self, Scenario};
 use crate::server::{EmbeddedOptions, EmbeddedServer};
 use crate::workload::Mix;
@@ -88,6 +88,9 @@ fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<()> {
     }
     if let Some(seed) = args.seed {
         s.run.seed = seed;
+    }
+    if let Some(rounds) = args.rounds {
+        s.run.rounds = rounds;
     }
     if !args.only.is_empty() {
         for name in &args.only {
@@ -178,6 +181,7 @@ async fn measure(
         warmup: scenario.run.warmup,
         concurrency: scenario.run.concurrency,
         seed: scenario.run.seed,
+        rounds: scenario.run.rounds,
         cancel: cancel.clone(),
         monitor: Some(client),
         show_progress: !args.quiet,
@@ -208,24 +212,44 @@ async fn measure(
         strategies: Vec::new(),
         comparison: Vec::new(),
     };
-    for strategy in &scenario.strategies {
-        if cancel.is_cancelled() {
-            break;
+    // Rounds interleave the strategies (A B A B …) so that drift on a shared
+    // machine hits every strategy alike.
+    let mut rounds: Vec<Vec<RoundResult>> =
+        scenario.strategies.iter().map(|_| Vec::new()).collect();
+    'rounds: for round in 1..=scenario.run.rounds {
+        for (index, strategy) in scenario.strategies.iter().enumerate() {
+            if cancel.is_cancelled() {
+                break 'rounds;
+            }
+            let result = run_round(&ctx, strategy, round).await;
+            if !args.quiet {
+                let label = if scenario.run.rounds > 1 {
+                    format!("{} #{round}", strategy.name)
+                } else {
+                    strategy.name.clone()
+                };
+                eprintln!(
+                    "{label:>16}  {} requests, {} req/s, {} errors",
+                    report::table::thousands(result.recorder.requests),
+                    report::table::thousands(
+                        (result.recorder.requests as f64 / result.measured.as_secs_f64().max(1e-9))
+                            .round() as u64
+                    ),
+                    report::table::thousands(result.recorder.errors.total())
+                );
+            }
+            rounds[index].push(result);
+            report.strategies = scenario
+                .strategies
+                .iter()
+                .zip(&rounds)
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(s, r)| assemble(s, &ctx.mix, r))
+                .collect();
+            report.interrupted = cancel.is_cancelled();
+            report.comparison = Comparison::all(&report.strategies);
+            report::write_all(out_dir, &report)?;
         }
-        let result = run_strategy(&ctx, strategy).await;
-        if !args.quiet {
-            eprintln!(
-                "{:>14}  done: {} requests, {} req/s, {} errors",
-                result.name,
-                report::table::thousands(result.requests),
-                report::table::thousands(result.throughput_rps.round() as u64),
-                report::table::thousands(result.error_count())
-            );
-        }
-        report.strategies.push(result);
-        report.interrupted = cancel.is_cancelled();
-        report.comparison = Comparison::all(&report.strategies);
-        report::write_all(out_dir, &report)?;
     }
     report.interrupted = cancel.is_cancelled();
     report::write_all(out_dir, &report)?;
@@ -319,10 +343,11 @@ fn print_header(s: &Scenario, server: &report::Server) {
         server.max_connections
     );
     println!(
-        "workload  {} workers · {} warm-up + {} per strategy · seed {} · {} strategies, {} queries",
+        "workload  {} workers · {} warm-up + {} per strategy{} · seed {} · {} strategies, {} queries",
         s.run.concurrency,
         humantime::format_duration(s.run.warmup),
         humantime::format_duration(s.run.duration),
+        if s.run.rounds > 1 { format!(" × {} rounds", s.run.rounds) } else { String::new() },
         s.run.seed,
         s.strategies.len(),
         s.queries.len()

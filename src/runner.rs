@@ -16,8 +16,10 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Target;
-use crate::metrics::{new_histogram, summarize_phases, ErrorClass, Interval, Recorder, Summary};
-use crate::report::{round, StrategyReport, TimelineRow};
+use crate::metrics::{
+    new_histogram, summarize_phases, ErrorClass, Interval, Phase, Recorder, Summary,
+};
+use crate::report::{round, RoundStats, StrategyReport, TimelineRow};
 use crate::scenario::{Strategy, StrategyKind};
 use crate::strategy::{PoolStatus, Source};
 use crate::workload::{execute, params::Rng, Mix};
@@ -30,6 +32,7 @@ pub struct RunContext {
     pub warmup: Duration,
     pub concurrency: u32,
     pub seed: u64,
+    pub rounds: u32,
     /// Cancelled by Ctrl-C / SIGTERM.
     pub cancel: CancellationToken,
     /// Counts client backends once a second; not part of the results.
@@ -44,14 +47,27 @@ struct Live {
     errors: AtomicU64,
 }
 
-/// What the workers of one strategy hand back.
+/// What one worker hands back.
 struct WorkerEnd {
     recorder: Recorder,
     /// When this worker's last measured request ended.
     last_end: Option<Instant>,
 }
 
-pub async fn run_strategy(ctx: &RunContext, strategy: &Strategy) -> StrategyReport {
+/// What one round of one strategy measured, before it is summarised.
+pub struct RoundResult {
+    pub recorder: Recorder,
+    pub timeline: Vec<TimelineRow>,
+    /// From the start of the measured window to the end of its last request.
+    pub measured: Duration,
+    pub connections_opened: u64,
+    /// Time to fill the pool to min_size (zero for fresh).
+    pub startup: Duration,
+}
+
+/// Runs one round of `strategy`: a new source (a new pool, filled to
+/// min_size), warm-up, then the measured window.
+pub async fn run_round(ctx: &RunContext, strategy: &Strategy, round: u32) -> RoundResult {
     let source = Arc::new(Source::new(&strategy.kind, &ctx.target));
     let queries = ctx.mix.queries.len();
     let mut startup_errors = Recorder::new(queries);
@@ -74,7 +90,7 @@ pub async fn run_strategy(ctx: &RunContext, strategy: &Strategy) -> StrategyRepo
     let live = Arc::new(Live::default());
     let (tx, rx) = mpsc::unbounded_channel::<Interval>();
 
-    let progress = progress_bar(ctx, &strategy.name);
+    let progress = progress_bar(ctx, &strategy.name, round);
     let workers: Vec<_> = (0..ctx.concurrency)
         .map(|index| {
             let worker = Worker {
@@ -101,26 +117,26 @@ pub async fn run_strategy(ctx: &RunContext, strategy: &Strategy) -> StrategyRepo
         started,
         measure_start,
         deadline,
+        round,
     )
     .await;
 
-    let mut total = Recorder::new(queries);
-    total.merge(&startup_errors);
+    let mut recorder = Recorder::new(queries);
+    recorder.merge(&startup_errors);
     let mut last_end: Option<Instant> = None;
     for w in workers {
         match w.await {
             Ok(end) => {
-                total.merge(&end.recorder);
+                recorder.merge(&end.recorder);
                 last_end = last_end.max(end.last_end);
             }
-            Err(e) => total
+            Err(e) => recorder
                 .errors
                 .count(ErrorClass::Other, &format!("worker failed: {e}")),
         }
     }
     progress.finish_and_clear();
     source.close();
-
     let measured = last_end
         .map(|end| end.saturating_duration_since(measure_start))
         .unwrap_or_else(|| {
@@ -128,7 +144,45 @@ pub async fn run_strategy(ctx: &RunContext, strategy: &Strategy) -> StrategyRepo
                 .min(deadline)
                 .saturating_duration_since(measure_start)
         });
-    let measured_s = measured.as_secs_f64();
+    RoundResult {
+        recorder,
+        timeline,
+        measured,
+        connections_opened: source.connections_opened(),
+        startup,
+    }
+}
+
+/// The report of a strategy from all its rounds: histograms merged,
+/// throughput over the summed measured time, and each round kept apart.
+pub fn assemble(strategy: &Strategy, mix: &Mix, rounds: &[RoundResult]) -> StrategyReport {
+    let mut total = Recorder::new(mix.queries.len());
+    let mut measured = Duration::ZERO;
+    let mut startup = Duration::ZERO;
+    let mut connections_opened = 0;
+    let mut round_stats = Vec::with_capacity(rounds.len());
+    for (i, r) in rounds.iter().enumerate() {
+        total.merge(&r.recorder);
+        measured += r.measured;
+        startup += r.startup;
+        connections_opened += r.connections_opened;
+        let h = r.recorder.phases.get(Phase::Total);
+        let q = |q: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(q)
+            }
+        };
+        round_stats.push(RoundStats {
+            round: i as u32 + 1,
+            requests: r.recorder.requests,
+            errors: r.recorder.errors.total(),
+            throughput_rps: rate(r.recorder.requests, r.measured),
+            p50_us: q(0.5),
+            p99_us: q(0.99),
+        });
+    }
     let settings = match &strategy.kind {
         StrategyKind::Fresh => serde_json::json!({}),
         StrategyKind::Pool(p) => serde_json::to_value(p).unwrap_or_default(),
@@ -143,23 +197,34 @@ pub async fn run_strategy(ctx: &RunContext, strategy: &Strategy) -> StrategyRepo
         requests: total.requests,
         errors: total.errors.counts.clone(),
         error_samples: total.errors.samples.clone(),
-        throughput_rps: if measured_s > 0.0 {
-            round(total.requests as f64 / measured_s, 1)
-        } else {
-            0.0
-        },
-        connections_opened: source.connections_opened(),
-        startup_ms: round(startup.as_secs_f64() * 1000.0, 3),
-        measured_s: round(measured_s, 3),
+        throughput_rps: rate(total.requests, measured),
+        connections_opened,
+        startup_ms: round(
+            startup.as_secs_f64() * 1000.0 / rounds.len().max(1) as f64,
+            3,
+        ),
+        measured_s: round(measured.as_secs_f64(), 3),
         phases: summarize_phases(&total.phases),
-        per_query: ctx
-            .mix
+        per_query: mix
             .queries
             .iter()
             .zip(&total.per_query)
             .map(|(q, h)| (q.name.clone(), Summary::of(h)))
             .collect(),
-        timeline,
+        rounds: round_stats,
+        timeline: rounds
+            .iter()
+            .flat_map(|r| r.timeline.iter().cloned())
+            .collect(),
+    }
+}
+
+fn rate(requests: u64, over: Duration) -> f64 {
+    let s = over.as_secs_f64();
+    if s > 0.0 {
+        round(requests as f64 / s, 1)
+    } else {
+        0.0
     }
 }
 
@@ -241,6 +306,7 @@ async fn collect(
     started: Instant,
     measure_start: Instant,
     deadline: Instant,
+    round: u32,
 ) -> Vec<TimelineRow> {
     let seconds = ctx.duration.as_secs().max(1);
     let mut merged: BTreeMap<u64, (Histogram<u64>, u64, u64)> = BTreeMap::new();
@@ -302,6 +368,7 @@ async fn collect(
                 }
             };
             TimelineRow {
+                round,
                 second,
                 rps: requests as f64,
                 errors,
@@ -328,7 +395,7 @@ async fn count_backends(monitor: &Client) -> Option<u64> {
     }
 }
 
-fn progress_bar(ctx: &RunContext, name: &str) -> ProgressBar {
+fn progress_bar(ctx: &RunContext, name: &str, round: u32) -> ProgressBar {
     if !ctx.show_progress {
         return ProgressBar::hidden();
     }
@@ -337,7 +404,11 @@ fn progress_bar(ctx: &RunContext, name: &str) -> ProgressBar {
     if let Ok(style) = ProgressStyle::with_template("{prefix:>14} [{bar:32}] {percent:>3}% {msg}") {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_prefix(name.to_string());
+    if ctx.rounds > 1 {
+        bar.set_prefix(format!("{name} #{round}"));
+    } else {
+        bar.set_prefix(name.to_string());
+    }
     bar.set_message("warm-up");
     bar
 }

@@ -73,6 +73,7 @@ impl Exporter for TimelineCsv {
         w.write_record([
             "scenario",
             "strategy",
+            "round",
             "second",
             "rps",
             "errors",
@@ -88,6 +89,7 @@ impl Exporter for TimelineCsv {
                 w.write_record([
                     report.scenario.name.as_str(),
                     &s.name,
+                    &row.round.to_string(),
                     &row.second.to_string(),
                     &format!("{:.1}", row.rps),
                     &row.errors.to_string(),

@@ -90,7 +90,22 @@ pub struct StrategyReport {
     pub phases: BTreeMap<String, Summary>,
     /// Query → summary of its `total`.
     pub per_query: BTreeMap<String, Summary>,
+    /// Each round apart (`[run] rounds`; one entry for a single round), the
+    /// samples `compare` tests a change against.
+    pub rounds: Vec<RoundStats>,
     pub timeline: Vec<TimelineRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoundStats {
+    /// 1-based.
+    pub round: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub throughput_rps: f64,
+    /// Total latency of the round's successful requests.
+    pub p50_us: u64,
+    pub p99_us: u64,
 }
 
 impl StrategyReport {
@@ -116,6 +131,8 @@ impl StrategyReport {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimelineRow {
+    /// The round (1-based) this second belongs to.
+    pub round: u32,
     /// Seconds since the start of the measured window.
     pub second: u64,
     pub rps: f64,

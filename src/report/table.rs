@@ -10,7 +10,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -211,6 +211,15 @@ pub fn verdict(c: &Comparison) -> String {
     )
 }
 
+/// A percentage that does not round 99.6 up to a misleading 100.
+fn percent(p: f64) -> String {
+    if p >= 99.0 && p < 100.0 {
+        format!("{:.1}", (p * 10.0).floor() / 10.0)
+    } else {
+        format!("{p:.0}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +230,8 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(ms(21_400.0), "21.40");
         assert_eq!(ms(51.0), "0.051");
+        assert_eq!(percent(99.96), "99.9");
+        assert_eq!(percent(96.2), "96");
     }
 
     #[test]

@@ -137,6 +137,11 @@ impl Checker<'_> {
                 run.seed = u64::try_from(s).unwrap_or(DEFAULT_SEED);
             }
         }
+        if let Some(r) = &raw.rounds {
+            if let Some(r) = self.int_in("rounds", r, 1, 1000) {
+                run.rounds = u32::try_from(r).unwrap_or(1);
+            }
+        }
         if let Some(rate) = &raw.rate {
             self.error(
                 rate.span(),
@@ -874,6 +879,7 @@ fn default_run() -> RunSettings {
         warmup: DEFAULT_WARMUP,
         concurrency: DEFAULT_CONCURRENCY,
         seed: DEFAULT_SEED,
+        rounds: 1,
     }
 }
 

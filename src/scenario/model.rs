@@ -41,6 +41,9 @@ pub struct RunSettings {
     pub concurrency: u32,
     /// Seed of the parameter generators. Default 1.
     pub seed: u64,
+    /// Times every strategy runs, interleaved (A B A B …), so `compare` can
+    /// tell a change from noise. Default 1; 1..=1000.
+    pub rounds: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -31,6 +31,7 @@ pub struct RawRun {
     pub warmup: Option<Spanned<String>>,
     pub concurrency: Option<Spanned<i64>>,
     pub seed: Option<Spanned<i64>>,
+    pub rounds: Option<Spanned<i64>>,
     /// Planned (open loop); any value is refused by the checker with a clear
     /// message, so its type does not matter here.
     pub rate: Option<Spanned<Node>>,

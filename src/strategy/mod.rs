@@ -77,12 +77,12 @@ impl Connect for CountingConnect {
 
 /// The connection source of one strategy.
 pub enum Source {
-    Fresh(CountingConnectHandle),
+    Fresh(Box<FreshSource>),
     Pool(PoolSource),
 }
 
-/// A fresh-connection source (the type is public only through [`Source`]).
-pub struct CountingConnectHandle(CountingConnect);
+/// Opens a connection for every request.
+pub struct FreshSource(CountingConnect);
 
 pub struct PoolSource {
     pool: Pool,
@@ -96,7 +96,7 @@ impl Source {
             opened: Arc::new(AtomicU64::new(0)),
         };
         match kind {
-            StrategyKind::Fresh => Source::Fresh(CountingConnectHandle(connect)),
+            StrategyKind::Fresh => Source::Fresh(Box::new(FreshSource(connect))),
             StrategyKind::Pool(settings) => Source::Pool(PoolSource::new(settings, connect)),
         }
     }
