@@ -196,8 +196,8 @@ pub fn verdict(c: &Comparison) -> String {
     };
     let throughput = if c.throughput_ratio <= 1.0 {
         format!(
-            "cut throughput by {:.0}%",
-            (1.0 - c.throughput_ratio) * 100.0
+            "cut throughput by {}%",
+            percent((1.0 - c.throughput_ratio) * 100.0)
         )
     } else {
         format!(
@@ -213,7 +213,7 @@ pub fn verdict(c: &Comparison) -> String {
 
 /// A percentage that does not round 99.6 up to a misleading 100.
 fn percent(p: f64) -> String {
-    if p >= 99.0 && p < 100.0 {
+    if (99.0..100.0).contains(&p) {
         format!("{:.1}", (p * 10.0).floor() / 10.0)
     } else {
         format!("{p:.0}")
