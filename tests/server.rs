@@ -179,10 +179,7 @@ async fn default_is_scram_over_tls_and_stop_removes_everything() {
     if unsafe { libc::geteuid() } == 0 {
         let (uid, groups) = uid_and_groups(server.pid());
         assert!(!uid.starts_with("0\t") && !uid.starts_with("0 "), "{uid}");
-        assert!(
-            !groups.split_whitespace().any(|g| g == "0"),
-            "groups: {groups}"
-        );
+        assert_eq!(groups, "", "supplementary groups kept");
     }
 
     // The password appears nowhere but where it must.
@@ -336,10 +333,11 @@ async fn read_connection_lines(stdout: tokio::process::ChildStdout) -> Vec<Strin
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn server_command_prints_how_to_connect_and_stops_on_ctrl_c() {
+/// Starts `poolbench server ARGS` and reads its connection lines.
+async fn spawn_server_command(args: &[&str]) -> (tokio::process::Child, Vec<String>) {
     let mut child = tokio::process::Command::new(BIN)
         .arg("server")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -347,6 +345,134 @@ async fn server_command_prints_how_to_connect_and_stops_on_ctrl_c() {
         .spawn()
         .unwrap();
     let lines = read_connection_lines(child.stdout.take().unwrap()).await;
+    (child, lines)
+}
+
+fn port_of(lines: &[String]) -> u16 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("PGPORT="))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The postmaster serving `port`, and its temporary directory.
+fn postmaster_on(port: u16) -> (libc::pid_t, PathBuf) {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| *a == format!("port={port}")) {
+            let data = args.iter().skip_while(|a| *a != "-D").nth(1).unwrap();
+            let dir = Path::new(data).parent().unwrap().to_path_buf();
+            return (pid, dir);
+        }
+    }
+    panic!("no postmaster on port {port}");
+}
+
+async fn stderr_of(child: &mut tokio::process::Child) -> String {
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_command_stops_on_sigterm_without_tls() {
+    let (mut child, lines) =
+        spawn_server_command(&["--no-tls", "--auth", "md5", "--max-connections", "5"]).await;
+    assert!(lines[0].ends_with("?sslmode=disable"), "{}", lines[0]);
+    assert_eq!(lines[6], "PGSSLMODE=disable");
+    let port = port_of(&lines);
+    let (pid, dir) = postmaster_on(port);
+    let client = Target::parse(&lines[0], "test")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert!(!uses_ssl(&client).await);
+    assert_eq!(show(&client, "max_connections").await, "5");
+    drop(client);
+
+    // SAFETY: signalling our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = stderr_of(&mut child).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("(md5, no TLS)"), "{stderr}");
+    assert!(stderr.contains("server stopped"), "{stderr}");
+    assert_gone(pid as u32, &dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_command_exits_3_when_postgres_dies() {
+    let (mut child, lines) = spawn_server_command(&["--auth", "trust"]).await;
+    let (pid, dir) = postmaster_on(port_of(&lines));
+    // SAFETY: killing the postmaster our child started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = stderr_of(&mut child).await;
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("exited unexpectedly"), "{stderr}");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// Whether `pid` runs. An orphan's zombie counts as gone: reaping it is up
+/// to whichever process adopted it.
+fn is_running(pid: libc::pid_t) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_goes_down_when_poolbench_is_killed() {
+    let (mut child, lines) = spawn_server_command(&[]).await;
+    let port = port_of(&lines);
+    let (pid, dir) = postmaster_on(port);
+    child.kill().await.unwrap(); // SIGKILL: no cleanup of poolbench's own
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while is_running(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alive = is_running(pid);
+    // A SIGKILLed poolbench cannot remove its directory: the test does.
+    if alive {
+        // SAFETY: as above; do not leave a server behind on failure.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!alive, "postmaster {pid} outlived poolbench");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_command_prints_how_to_connect_and_stops_on_ctrl_c() {
+    let (mut child, lines) = spawn_server_command(&[]).await;
 
     let dsn = &lines[0];
     assert!(
@@ -408,10 +534,7 @@ async fn server_command_prints_how_to_connect_and_stops_on_ctrl_c() {
         .await
         .expect("poolbench server did not stop within 15 s")
         .unwrap();
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-        .await
-        .unwrap();
+    let stderr = stderr_of(&mut child).await;
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("embedded PostgreSQL"), "{stderr}");
     assert!(stderr.contains("server stopped"), "{stderr}");

@@ -444,8 +444,18 @@ async fn init_cluster(
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let stdout = String::from_utf8_lossy(&output.stdout);
+        let hint = match run_as {
+            Some(user) => format!(
+                "\n(poolbench runs as root, so initdb ran as the user `{}`, \
+                 who needs access to {} and {})",
+                user.name,
+                bin_dir.display(),
+                dir.display()
+            ),
+            None => String::new(),
+        };
         return Err(error::environment(format!(
-            "{} failed ({}): {}",
+            "{} failed ({}): {}{hint}",
             initdb.display(),
             output.status,
             last_lines(&format!("{stdout}{stderr}"), LOG_TAIL_LINES)
