@@ -334,8 +334,11 @@ async fn read_connection_lines(stdout: tokio::process::ChildStdout) -> Vec<Strin
 }
 
 /// Starts `poolbench server ARGS` and reads its connection lines.
+/// It leads its own process group, as a shell job does, so a test can send
+/// a terminal's Ctrl-C: SIGINT to the whole group.
 async fn spawn_server_command(args: &[&str]) -> (tokio::process::Child, Vec<String>) {
     let mut child = tokio::process::Command::new(BIN)
+        .process_group(0)
         .arg("server")
         .args(args)
         .stdin(Stdio::null())
@@ -527,9 +530,12 @@ async fn server_command_prints_how_to_connect_and_stops_on_ctrl_c() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
     }
 
-    let pid = child.id().unwrap();
-    // SAFETY: signalling our own child.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) }, 0);
+    // Ctrl-C in a terminal: SIGINT to the foreground process group. The
+    // postmaster has a group of its own, so only poolbench gets it and
+    // stops the server in order (else it would report an unexpected exit).
+    let pgid = child.id().unwrap() as libc::pid_t;
+    // SAFETY: signalling our own child's process group.
+    assert_eq!(unsafe { libc::killpg(pgid, libc::SIGINT) }, 0);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
         .expect("poolbench server did not stop within 15 s")
