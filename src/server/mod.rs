@@ -28,7 +28,7 @@ use crate::error::{self, ResultExt};
 use crate::scenario::{AuthMethod, EmbeddedSettings};
 use crate::Outcome;
 
-pub use binaries::{has_server_binaries, PG_BIN_ENV};
+pub use binaries::PG_BIN_ENV;
 use process::{Postmaster, RunAs};
 
 /// The superuser poolbench creates and connects as.
