@@ -28,7 +28,7 @@ use crate::error::{self, ResultExt};
 use crate::scenario::{AuthMethod, EmbeddedSettings};
 use crate::Outcome;
 
-pub use binaries::{has_server_binaries, PG_BIN_ENV};
+pub use binaries::PG_BIN_ENV;
 use process::{Postmaster, RunAs};
 
 /// The superuser poolbench creates and connects as.
@@ -192,11 +192,13 @@ impl EmbeddedServer {
             };
             let target = make_target(port, &password, opts.tls)?;
             let cmd = postgres_command(&bin_dir, &dir, port, opts, run_as.as_ref())?;
-            let postmaster = Postmaster::spawn(cmd)
-                .with_context(|| format!("starting {}", bin_dir.join("postgres").display()))
-                .environment()?;
-            resources.postmaster = Some(postmaster);
-            match wait_ready(&target, &dir, &mut resources).await {
+            let log_start = std::fs::metadata(dir.join("postgres.log")).map_or(0, |m| m.len());
+            let postmaster = resources.postmaster.insert(
+                Postmaster::spawn(cmd)
+                    .with_context(|| format!("starting {}", bin_dir.join("postgres").display()))
+                    .environment()?,
+            );
+            match wait_ready(&target, &dir, log_start, postmaster).await {
                 Ready::Yes => {
                     let mut server = EmbeddedServer {
                         opts: opts.clone(),
@@ -218,7 +220,11 @@ impl EmbeddedServer {
                     };
                     return Ok(server);
                 }
+                Ready::PortTaken(e) if opts.port.is_some() => {
+                    return Err(e.context(format!("port {port} on {HOST} is already in use")));
+                }
                 Ready::PortTaken(e) => {
+                    // Someone took the free port before postgres bound it.
                     resources.postmaster = None;
                     last_error = Some(e);
                 }
@@ -438,8 +444,18 @@ async fn init_cluster(
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let stdout = String::from_utf8_lossy(&output.stdout);
+        let hint = match run_as {
+            Some(user) => format!(
+                "\n(poolbench runs as root, so initdb ran as the user `{}`, \
+                 who needs access to {} and {})",
+                user.name,
+                bin_dir.display(),
+                dir.display()
+            ),
+            None => String::new(),
+        };
         return Err(error::environment(format!(
-            "{} failed ({}): {}",
+            "{} failed ({}): {}{hint}",
             initdb.display(),
             output.status,
             last_lines(&format!("{stdout}{stderr}"), LOG_TAIL_LINES)
@@ -573,25 +589,34 @@ enum Ready {
 }
 
 /// Connects with the real authentication until it works, the postmaster
-/// exits, or [`READY_TIMEOUT`] passes.
-async fn wait_ready(target: &Target, dir: &Path, resources: &mut Resources) -> Ready {
-    let log_start = std::fs::metadata(dir.join("postgres.log")).map_or(0, |m| m.len());
+/// exits, or [`READY_TIMEOUT`] passes. `log_start` is where this attempt's
+/// log begins.
+async fn wait_ready(
+    target: &Target,
+    dir: &Path,
+    log_start: u64,
+    postmaster: &mut Postmaster,
+) -> Ready {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        let exited = resources.postmaster.as_mut().and_then(Postmaster::try_wait);
-        if let Some(status) = exited {
-            let tail = log_tail(dir, log_start, LOG_TAIL_LINES);
-            let e = error::environment(format!(
-                "postgres exited during start-up ({status}); the end of its log:\n{tail}"
-            ));
-            return if tail.contains("could not bind") || tail.contains("already in use") {
-                Ready::PortTaken(e)
-            } else {
-                Ready::Failed(e)
-            };
-        }
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let last = match tokio::time::timeout(remaining, target.connect()).await {
+        // Watch the postmaster while connecting: if it failed to bind, a
+        // connection attempt may hang on whoever holds the port.
+        let attempt = tokio::select! {
+            attempt = tokio::time::timeout(remaining, target.connect()) => attempt,
+            status = watch_exit(postmaster) => {
+                let tail = log_tail(dir, log_start, LOG_TAIL_LINES);
+                let e = error::environment(format!(
+                    "postgres exited during start-up ({status}); the end of its log:\n{tail}"
+                ));
+                return if tail.contains("could not bind") {
+                    Ready::PortTaken(e)
+                } else {
+                    Ready::Failed(e)
+                };
+            }
+        };
+        let last = match attempt {
             Ok(Ok(_client)) => return Ready::Yes,
             Ok(Err(e)) => {
                 // Authentication errors will not go away by waiting.
@@ -617,6 +642,16 @@ async fn wait_ready(target: &Target, dir: &Path, resources: &mut Resources) -> R
             )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Resolves when the postmaster has exited.
+async fn watch_exit(postmaster: &mut Postmaster) -> ExitStatus {
+    loop {
+        if let Some(status) = postmaster.try_wait() {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
