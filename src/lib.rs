@@ -12,6 +12,7 @@ pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod session;
 pub mod strategy;
 pub mod workload;
 

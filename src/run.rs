@@ -4,18 +4,14 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use tokio_postgres::Client;
-use tokio_util::sync::CancellationToken;
+use anyhow::Result;
 
 use crate::cli::RunArgs;
-use crate::db::Target;
 use crate::error::bad_input;
 use crate::report::{self, Comparison, Report};
 use crate::runner::{assemble, run_round, RoundResult, RunContext};
 use crate::scenario::{self, Scenario};
-use crate::server::{EmbeddedOptions, EmbeddedServer};
-use crate::workload::Mix;
+use crate::session::{build_profile, cancel_on_signal, ConnectOptions, Session};
 use crate::Outcome;
 
 pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
@@ -24,52 +20,14 @@ pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
     let started_at = report::now_rfc3339();
     let out_dir =
         report::prepare_dir(args.out.as_deref(), &scenario.name, &started_at, args.force)?;
-    let cancel = cancel_on_signal();
-
-    let (dsn, origin) = match (&args.dsn, &scenario.database.dsn) {
-        (Some(d), _) => (Some(d.clone()), "--dsn".to_string()),
-        (None, Some(d)) => (
-            Some(d.clone()),
-            format!("[database].dsn of {}", args.scenario.display()),
-        ),
-        (None, None) => (
-            std::env::var("DATABASE_URL").ok().filter(|d| !d.is_empty()),
-            "DATABASE_URL".into(),
-        ),
+    let opts = ConnectOptions {
+        dsn: args.dsn.clone(),
+        allow_setup: args.allow_setup,
+        quiet: args.quiet,
     };
-    let mut embedded = None;
-    let target = match dsn {
-        Some(dsn) => Target::parse(&dsn, &origin)?,
-        None => {
-            let opts = EmbeddedOptions::from(&scenario.database.embedded);
-            if !args.quiet {
-                eprintln!(
-                    "poolbench: no DSN given: starting an embedded PostgreSQL ({}, TLS {})",
-                    opts.auth.as_str(),
-                    if opts.tls { "on" } else { "off" }
-                );
-            }
-            let server = EmbeddedServer::start(&opts).await?;
-            let target = server.target().clone();
-            embedded = Some(server);
-            target
-        }
-    };
-    let result = measure(
-        &scenario,
-        args,
-        &target,
-        embedded.as_ref(),
-        &started_at,
-        &out_dir,
-        &cancel,
-    )
-    .await;
-    if let Some(server) = embedded {
-        if let Err(e) = server.stop().await {
-            eprintln!("poolbench: warning: stopping the embedded server: {e:#}");
-        }
-    }
+    let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
+    let result = measure(&scenario, args, &session, &started_at, &out_dir).await;
+    session.close().await;
     result
 }
 
@@ -108,82 +66,27 @@ fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM cancels the token: workers stop, the partial report is
-/// written, the embedded server is stopped, and the run exits 130.
-fn cancel_on_signal() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let sigterm = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = sigterm => {}
-        }
-        eprintln!("\npoolbench: interrupted: stopping the workers and writing the partial report");
-        token.cancel();
-    });
-    cancel
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn measure(
     scenario: &Scenario,
     args: &RunArgs,
-    target: &Target,
-    embedded: Option<&EmbeddedServer>,
+    session: &Session,
     started_at: &str,
     out_dir: &std::path::Path,
-    cancel: &CancellationToken,
 ) -> Result<Outcome> {
-    let client = target.check_reachable().await?;
-    let server = server_facts(&client, target, embedded).await;
-    let mix = Mix::new(&scenario.queries);
+    let cancel = &session.cancel;
     if !args.quiet {
-        print_header(scenario, &server);
+        print_header(scenario, &session.server);
     }
-
-    if let Some(sql) = &scenario.setup_sql {
-        if embedded.is_none() && !args.allow_setup {
-            return Err(bad_input(format!(
-                "{} has a [setup] section, which usually creates and fills tables; poolbench \
-                 runs it only on its own embedded server unless you pass --allow-setup",
-                scenario.source.path.display()
-            )));
-        }
-        client.batch_execute(sql).await.map_err(|e| {
-            bad_input(format!(
-                "the [setup] SQL of {} failed: {}",
-                scenario.source.path.display(),
-                crate::db::describe_pg_error(&e)
-            ))
-        })?;
-    }
-    mix.check_against(&client).await.with_context(|| {
-        format!(
-            "checking the queries of {} against the server",
-            scenario.source.path.display()
-        )
-    })?;
-
     let ctx = RunContext {
-        target: target.clone(),
-        mix: Arc::new(mix),
+        target: session.target.clone(),
+        mix: Arc::new(session.mix.clone()),
         duration: scenario.run.duration,
         warmup: scenario.run.warmup,
         concurrency: scenario.run.concurrency,
         seed: scenario.run.seed,
         rounds: scenario.run.rounds,
         cancel: cancel.clone(),
-        monitor: Some(client),
+        monitor: Some(&session.monitor),
         show_progress: !args.quiet,
     };
     let mut report = Report {
@@ -202,7 +105,7 @@ async fn measure(
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
         },
-        server,
+        server: session.server.clone(),
         scenario: report::ScenarioInfo {
             name: scenario.name.clone(),
             path: scenario.source.path.display().to_string(),
@@ -270,55 +173,6 @@ async fn measure(
     } else {
         Outcome::Success
     })
-}
-
-pub fn build_profile() -> &'static str {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-}
-
-async fn server_facts(
-    client: &Client,
-    target: &Target,
-    embedded: Option<&EmbeddedServer>,
-) -> report::Server {
-    let text = |sql: &'static str| async move {
-        client
-            .query_one(sql, &[])
-            .await
-            .ok()
-            .and_then(|r| r.try_get::<_, String>(0).ok())
-    };
-    let version = text("SHOW server_version")
-        .await
-        .unwrap_or_else(|| "unknown".into());
-    let max_connections = text("SHOW max_connections")
-        .await
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let ssl = client
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .ok()
-        .and_then(|r| r.try_get::<_, bool>(0).ok())
-        .unwrap_or(false);
-    report::Server {
-        version,
-        auth_method: match embedded {
-            Some(s) => s.options().auth.as_str().to_string(),
-            None => "unknown".into(),
-        },
-        ssl,
-        max_connections,
-        embedded: embedded.is_some(),
-        dsn: target.redacted(),
-    }
 }
 
 fn print_header(s: &Scenario, server: &report::Server) {

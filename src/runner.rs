@@ -25,7 +25,7 @@ use crate::strategy::{PoolStatus, Source};
 use crate::workload::{execute, params::Rng, Mix};
 
 /// What every strategy of a run shares.
-pub struct RunContext {
+pub struct RunContext<'a> {
     pub target: Target,
     pub mix: Arc<Mix>,
     pub duration: Duration,
@@ -36,7 +36,7 @@ pub struct RunContext {
     /// Cancelled by Ctrl-C / SIGTERM.
     pub cancel: CancellationToken,
     /// Counts client backends once a second; not part of the results.
-    pub monitor: Option<Client>,
+    pub monitor: Option<&'a Client>,
     pub show_progress: bool,
 }
 
@@ -67,7 +67,7 @@ pub struct RoundResult {
 
 /// Runs one round of `strategy`: a new source (a new pool, filled to
 /// min_size), warm-up, then the measured window.
-pub async fn run_round(ctx: &RunContext, strategy: &Strategy, round: u32) -> RoundResult {
+pub async fn run_round(ctx: &RunContext<'_>, strategy: &Strategy, round: u32) -> RoundResult {
     let source = Arc::new(Source::new(&strategy.kind, &ctx.target));
     let queries = ctx.mix.queries.len();
     let mut startup_errors = Recorder::new(queries);
@@ -298,7 +298,7 @@ struct Sample {
 /// once a second, and drives the progress bar, until every worker is done.
 #[allow(clippy::too_many_arguments)]
 async fn collect(
-    ctx: &RunContext,
+    ctx: &RunContext<'_>,
     source: &Source,
     mut rx: mpsc::UnboundedReceiver<Interval>,
     live: &Live,
@@ -395,7 +395,7 @@ async fn count_backends(monitor: &Client) -> Option<u64> {
     }
 }
 
-fn progress_bar(ctx: &RunContext, name: &str, round: u32) -> ProgressBar {
+fn progress_bar(ctx: &RunContext<'_>, name: &str, round: u32) -> ProgressBar {
     if !ctx.show_progress {
         return ProgressBar::hidden();
     }
