@@ -32,7 +32,10 @@ pg_prepared=(); pg_fresh=(); pg_conn=(); pb_pool=(); pb_fresh=(); pb_conn=()
 for r in $(seq "$rounds"); do
   out=$(pgbench -n -M prepared -c $clients -j "$threads" -T "$seconds" -f "$work/select1.sql" 2>&1)
   pg_prepared+=("$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")")
-  out=$(pgbench -n -C -c $clients -j "$threads" -T "$seconds" -f "$work/select1.sql" 2>&1)
+  # One thread per client: pgbench connects synchronously per thread, so
+  # this gives it the same number of connection attempts in flight as
+  # poolbench's 8 workers.
+  out=$(pgbench -n -C -c $clients -j $clients -T "$seconds" -f "$work/select1.sql" 2>&1)
   pg_fresh+=("$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")")
   pg_conn+=("$(sed -n 's/^average connection time = \([0-9.]*\) ms/\1/p' <<<"$out")")
   "$bin" run scenarios/select1.toml --dsn "$dsn" --quiet --duration "${seconds}s" \

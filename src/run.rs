@@ -85,6 +85,8 @@ async fn measure(
         concurrency: scenario.run.concurrency,
         seed: scenario.run.seed,
         rounds: scenario.run.rounds,
+        request_timeout: scenario.run.request_timeout,
+        retry: scenario.run.retry.clone(),
         cancel: cancel.clone(),
         monitor: Some(&session.monitor),
         show_progress: !args.quiet,
@@ -161,6 +163,12 @@ async fn measure(
         println!();
         print!("{}", report::table::tables(&report));
         println!();
+    } else {
+        for s in &report.strategies {
+            if let Some(line) = report::table::error_line(s) {
+                eprintln!("{line}");
+            }
+        }
     }
     if let Some(line) = report::table::headline(&report) {
         println!("{line}");
@@ -168,11 +176,49 @@ async fn measure(
     if !args.quiet {
         println!("reports: {}", out_dir.display());
     }
+    let breaches = breaches(&report, scenario.run.max_error_rate);
+    for b in &breaches {
+        eprintln!("poolbench: {b}");
+    }
     Ok(if report.interrupted {
         Outcome::Interrupted
+    } else if !breaches.is_empty() {
+        Outcome::Regression
     } else {
         Outcome::Success
     })
+}
+
+/// What makes a completed run exit 1: a strategy over the scenario's
+/// `max_error_rate`, or one whose every request failed (its latencies would
+/// describe nothing).
+fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
+    let mut found = Vec::new();
+    for s in &report.strategies {
+        let rate = s.error_rate();
+        if s.requests == 0 && s.error_count() > 0 {
+            let sample = s
+                .error_samples
+                .values()
+                .flatten()
+                .next()
+                .cloned()
+                .unwrap_or_default();
+            found.push(format!(
+                "every request of strategy {} failed ({} errors, e.g. \"{sample}\")",
+                s.name,
+                s.error_count()
+            ));
+        } else if let Some(max) = max_error_rate.filter(|max| rate > *max) {
+            found.push(format!(
+                "strategy {}: error rate {:.2}% is above max_error_rate {:.2}%",
+                s.name,
+                rate * 100.0,
+                max * 100.0
+            ));
+        }
+    }
+    found
 }
 
 fn print_header(s: &Scenario, server: &report::Server) {

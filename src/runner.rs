@@ -16,13 +16,15 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Target;
+use crate::metrics::Timings;
 use crate::metrics::{
     new_histogram, summarize_phases, ErrorClass, Interval, Phase, Recorder, Summary,
 };
 use crate::report::{round, RoundStats, StrategyReport, TimelineRow};
-use crate::scenario::{Strategy, StrategyKind};
-use crate::strategy::{PoolStatus, Source};
-use crate::workload::{execute, params::Rng, Mix};
+use crate::scenario::{RetryPolicy, Strategy, StrategyKind};
+use crate::strategy::{PoolStatus, RequestError, Source};
+use crate::workload::params::{Rng, Value};
+use crate::workload::{execute, Mix};
 
 /// What every strategy of a run shares.
 pub struct RunContext<'a> {
@@ -33,6 +35,8 @@ pub struct RunContext<'a> {
     pub concurrency: u32,
     pub seed: u64,
     pub rounds: u32,
+    pub request_timeout: Duration,
+    pub retry: Option<RetryPolicy>,
     /// Cancelled by Ctrl-C / SIGTERM.
     pub cancel: CancellationToken,
     /// Counts client backends once a second; not part of the results.
@@ -97,6 +101,9 @@ pub async fn run_round(ctx: &RunContext<'_>, strategy: &Strategy, round: u32) ->
                 source: source.clone(),
                 mix: ctx.mix.clone(),
                 rng: Rng::for_worker(ctx.seed, index),
+                jitter: Rng::for_worker(ctx.seed ^ JITTER_STREAM, index),
+                request_timeout: ctx.request_timeout,
+                retry: ctx.retry.clone(),
                 live: live.clone(),
                 tx: tx.clone(),
                 cancel: ctx.cancel.clone(),
@@ -195,6 +202,7 @@ pub fn assemble(strategy: &Strategy, mix: &Mix, rounds: &[RoundResult]) -> Strat
         },
         settings,
         requests: total.requests,
+        retries: total.retries,
         errors: total.errors.counts.clone(),
         error_samples: total.errors.samples.clone(),
         throughput_rps: rate(total.requests, measured),
@@ -228,10 +236,17 @@ fn rate(requests: u64, over: Duration) -> f64 {
     }
 }
 
+/// Separates the retry jitter's random stream from the query sequence, which
+/// must stay the same whatever retries happen.
+const JITTER_STREAM: u64 = 0x5EED_0FB4_C0FF;
+
 struct Worker {
     source: Arc<Source>,
     mix: Arc<Mix>,
     rng: Rng,
+    jitter: Rng,
+    request_timeout: Duration,
+    retry: Option<RetryPolicy>,
     live: Arc<Live>,
     tx: mpsc::UnboundedSender<Interval>,
     cancel: CancellationToken,
@@ -247,13 +262,14 @@ impl Worker {
         let last_second = (self.deadline - self.measure_start)
             .as_secs()
             .saturating_sub(1);
+        let cancel = self.cancel.clone();
         while Instant::now() < self.deadline {
             let query = self.mix.pick(&mut self.rng);
             let values = self.mix.draw(query, &mut self.rng);
             let start = Instant::now();
-            let result = tokio::select! {
-                r = execute(&self.source, &self.mix.queries[query], &values) => r,
-                () = self.cancel.cancelled() => break,
+            let (result, retries) = tokio::select! {
+                r = self.attempt(query, &values) => r,
+                () = cancel.cancelled() => break,
             };
             if start < self.measure_start {
                 continue; // warm-up: run, not recorded
@@ -266,6 +282,7 @@ impl Worker {
                 let done = std::mem::replace(&mut interval, Interval::new(second));
                 let _ = self.tx.send(done);
             }
+            recorder.retries += u64::from(retries);
             match result {
                 Ok(t) => {
                     recorder.record_success(query, &t);
@@ -284,6 +301,55 @@ impl Worker {
             let _ = self.tx.send(interval);
         }
         WorkerEnd { recorder, last_end }
+    }
+
+    /// One request, bounded by request_timeout, retried as the scenario's
+    /// policy says. Its total latency includes the retries and the waits
+    /// between them, as the application's caller would see it.
+    async fn attempt(
+        &mut self,
+        query: usize,
+        values: &[Vec<Value>],
+    ) -> (Result<Timings, RequestError>, u32) {
+        let started = Instant::now();
+        let mut retries = 0;
+        loop {
+            let plan = &self.mix.queries[query];
+            let result = match tokio::time::timeout(
+                self.request_timeout,
+                execute(&self.source, plan, values),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(RequestError {
+                    class: ErrorClass::RequestTimeout,
+                    message: format!(
+                        "no answer within request_timeout ({})",
+                        humantime::format_duration(self.request_timeout)
+                    ),
+                }),
+            };
+            let retry = match (&result, &self.retry) {
+                (Err(e), Some(policy))
+                    if retries + 1 < policy.max_attempts && policy.on.contains(&e.class.name()) =>
+                {
+                    policy.backoff
+                }
+                _ => {
+                    let result = result.map(|mut t| {
+                        t.total_us = crate::workload::micros(started.elapsed());
+                        t
+                    });
+                    return (result, retries);
+                }
+            };
+            // Exponential backoff with ±50% jitter, so retrying workers do
+            // not come back in lockstep.
+            let factor = 2f64.powi(retries as i32) * (0.5 + self.jitter.next_f64());
+            tokio::time::sleep(retry.mul_f64(factor)).await;
+            retries += 1;
+        }
     }
 }
 

@@ -66,6 +66,14 @@ impl Session {
                     );
                 }
                 let server = EmbeddedServer::start(&server_opts).await?;
+                if !opts.quiet {
+                    eprintln!(
+                        "poolbench: embedded PostgreSQL {} ready on 127.0.0.1:{} (data in {})",
+                        server.version(),
+                        server.port(),
+                        server.dir().display()
+                    );
+                }
                 let target = server.target().clone();
                 embedded = Some(server);
                 target

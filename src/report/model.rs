@@ -74,6 +74,8 @@ pub struct StrategyReport {
     pub settings: serde_json::Value,
     /// Successful requests in the measured window.
     pub requests: u64,
+    /// Attempts beyond the first made by `[run.retry]` (0 without it).
+    pub retries: u64,
     /// Failed requests by class.
     pub errors: BTreeMap<String, u64>,
     /// A few messages of each error class.

@@ -146,7 +146,7 @@ pub fn tables(report: &Report) -> String {
     out
 }
 
-fn error_line(s: &StrategyReport) -> Option<String> {
+pub fn error_line(s: &StrategyReport) -> Option<String> {
     if s.errors.is_empty() {
         return None;
     }

@@ -142,6 +142,29 @@ impl Checker<'_> {
                 run.rounds = u32::try_from(r).unwrap_or(1);
             }
         }
+        if let Some(t) = &raw.request_timeout {
+            if let Some(d) = self.duration("request_timeout", t) {
+                if d.is_zero() {
+                    self.error(t.span(), "`request_timeout` must be longer than 0");
+                } else {
+                    run.request_timeout = d;
+                }
+            }
+        }
+        if let Some(r) = &raw.max_error_rate {
+            let v = *r.get_ref();
+            if (0.0..=1.0).contains(&v) {
+                run.max_error_rate = Some(v);
+            } else {
+                self.error(
+                    r.span(),
+                    format!("`max_error_rate` is a fraction from 0.0 to 1.0 (0.01 = 1%), not {v}"),
+                );
+            }
+        }
+        if let Some(retry) = raw.retry {
+            run.retry = self.retry(retry);
+        }
         if let Some(rate) = &raw.rate {
             self.error(
                 rate.span(),
@@ -150,6 +173,60 @@ impl Checker<'_> {
             );
         }
         run
+    }
+
+    fn retry(&mut self, raw: Spanned<RawRetry>) -> Option<RetryPolicy> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let mut policy = RetryPolicy {
+            on: Vec::new(),
+            max_attempts: 3,
+            backoff: Duration::from_millis(100),
+        };
+        match &raw.on {
+            None => self.error(
+                span,
+                format!(
+                    "`[run.retry]` needs `on`, the error classes to retry: {}",
+                    RETRYABLE.join(", ")
+                ),
+            ),
+            Some(on) => {
+                for class in on.get_ref() {
+                    let name = class.get_ref();
+                    let known = RETRYABLE.contains(&name.as_str())
+                        || name.strip_prefix("query_error:").is_some_and(|code| {
+                            code.len() == 5 && code.chars().all(|c| c.is_ascii_alphanumeric())
+                        });
+                    if known {
+                        policy.on.push(name.clone());
+                    } else {
+                        self.error(
+                            class.span(),
+                            format!(
+                                "unknown error class `{name}`; expected one of {} or query_error:<SQLSTATE>",
+                                RETRYABLE.join(", ")
+                            ),
+                        );
+                    }
+                }
+                if on.get_ref().is_empty() {
+                    self.error(
+                        on.span(),
+                        "`on` is empty: name at least one error class to retry",
+                    );
+                }
+            }
+        }
+        if let Some(n) = &raw.max_attempts {
+            if let Some(n) = self.int_in("max_attempts", n, 1, 100) {
+                policy.max_attempts = u32::try_from(n).unwrap_or(3);
+            }
+        }
+        if let Some(b) = &raw.backoff {
+            policy.backoff = self.duration("backoff", b).unwrap_or(policy.backoff);
+        }
+        Some(policy)
     }
 
     fn database(&mut self, raw: RawDatabase) -> DatabaseSettings {
@@ -873,6 +950,22 @@ impl Checker<'_> {
     }
 }
 
+/// Error classes a retry policy may name (and `query_error:<SQLSTATE>`).
+const RETRYABLE: [&str; 8] = [
+    "too_many_connections",
+    "auth_failed",
+    "pool_timeout",
+    "connect_timeout",
+    "connection_refused",
+    "server_shutdown",
+    "connection_lost",
+    "request_timeout",
+];
+
+/// Bounds how long one request may take, so a hung server cannot hold a run
+/// past its duration by more than this.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn default_run() -> RunSettings {
     RunSettings {
         duration: DEFAULT_DURATION,
@@ -880,6 +973,9 @@ fn default_run() -> RunSettings {
         concurrency: DEFAULT_CONCURRENCY,
         seed: DEFAULT_SEED,
         rounds: 1,
+        request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        max_error_rate: None,
+        retry: None,
     }
 }
 

@@ -44,6 +44,28 @@ pub struct RunSettings {
     /// Times every strategy runs, interleaved (A B A B …), so `compare` can
     /// tell a change from noise. Default 1; 1..=1000.
     pub rounds: u32,
+    /// A request running longer is abandoned (its connection closed) and
+    /// counted as `request_timeout`. Default 30s.
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+    /// A strategy whose failed/all requests exceeds this makes the run exit
+    /// 1 (its report is still written). 0.0..=1.0.
+    pub max_error_rate: Option<f64>,
+    /// `[run.retry]`: retry failed requests of these classes, as
+    /// applications do against "too many connections".
+    pub retry: Option<RetryPolicy>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryPolicy {
+    /// Error class names (`too_many_connections`, `query_error:40001`, …).
+    pub on: Vec<String>,
+    /// Attempts in all, the first included. Default 3.
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubling each time, with ±50% jitter.
+    /// Default 100ms.
+    #[serde(with = "humantime_serde_compat")]
+    pub backoff: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -32,9 +32,20 @@ pub struct RawRun {
     pub concurrency: Option<Spanned<i64>>,
     pub seed: Option<Spanned<i64>>,
     pub rounds: Option<Spanned<i64>>,
+    pub request_timeout: Option<Spanned<String>>,
+    pub max_error_rate: Option<Spanned<f64>>,
+    pub retry: Option<Spanned<RawRetry>>,
     /// Planned (open loop); any value is refused by the checker with a clear
     /// message, so its type does not matter here.
     pub rate: Option<Spanned<Node>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub on: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_attempts: Option<Spanned<i64>>,
+    pub backoff: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -78,6 +78,15 @@ impl From<&ServerArgs> for EmbeddedOptions {
     }
 }
 
+/// How [`EmbeddedServer::restart`] stops the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// SIGINT: active transactions are rolled back, clients get 57P01.
+    Fast,
+    /// SIGQUIT: processes exit at once; recovery runs at the next start.
+    Immediate,
+}
+
 /// A running throwaway PostgreSQL. Stopped and removed by [`stop`] or, if
 /// that was not called, on drop.
 ///
@@ -317,6 +326,40 @@ impl EmbeddedServer {
 
     /// Fast shutdown (escalating if the server lingers), then removal of the
     /// directory.
+    /// Stops the server as `pg_ctl stop -m fast|immediate` would, keeps its
+    /// data, waits `down_for`, and starts it again on the same port: the
+    /// fault a run must survive (DESIGN.md, "Execution model"; README,
+    /// "Failure behaviour").
+    pub async fn restart(&mut self, mode: StopMode, down_for: Duration) -> Result<()> {
+        if let Some(mut postmaster) = self.resources.postmaster.take() {
+            match mode {
+                StopMode::Fast => postmaster.shutdown(),
+                StopMode::Immediate => postmaster.shutdown_immediate(),
+            }
+        }
+        tokio::time::sleep(down_for).await;
+        let run_as = process::server_user()?;
+        let cmd = postgres_command(
+            &self.bin_dir,
+            &self.dir,
+            self.port,
+            &self.opts,
+            run_as.as_ref(),
+        )?;
+        let log_start = std::fs::metadata(self.dir.join("postgres.log")).map_or(0, |m| m.len());
+        let postmaster = self.resources.postmaster.insert(
+            Postmaster::spawn(cmd)
+                .with_context(|| format!("restarting {}", self.bin_dir.join("postgres").display()))
+                .environment()?,
+        );
+        match wait_ready(&self.target, &self.dir, log_start, postmaster).await {
+            Ready::Yes => Ok(()),
+            Ready::PortTaken(e) | Ready::Failed(e) => {
+                Err(e.context("restarting the embedded server"))
+            }
+        }
+    }
+
     pub async fn stop(mut self) -> Result<()> {
         let mut resources = Resources {
             postmaster: self.resources.postmaster.take(),

@@ -162,7 +162,17 @@ impl Postmaster {
     /// postmaster is reaped. Idempotent: a reaped child is never signalled
     /// again (its pid may have been reused).
     pub fn shutdown(&mut self) {
-        for (signal, grace) in SHUTDOWN_STEPS {
+        self.shutdown_from(0);
+    }
+
+    /// Immediate shutdown (SIGQUIT: no checkpoint, crash recovery on the
+    /// next start), then SIGKILL if it lingers.
+    pub fn shutdown_immediate(&mut self) {
+        self.shutdown_from(1);
+    }
+
+    fn shutdown_from(&mut self, first_step: usize) {
+        for (signal, grace) in SHUTDOWN_STEPS.into_iter().skip(first_step) {
             if self.try_wait().is_some() {
                 return;
             }

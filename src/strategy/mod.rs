@@ -129,13 +129,13 @@ impl Source {
         match self {
             Source::Fresh(c) => {
                 let (client, task) = c.0.open().await.map_err(|e| RequestError::pg(&e))?;
-                Ok(Lease::Fresh { client, task })
+                Ok(Lease(Some(Held::Fresh { client, task })))
             }
             Source::Pool(p) => p
                 .pool
                 .get()
                 .await
-                .map(Lease::Pooled)
+                .map(|o| Lease(Some(Held::Pooled(o))))
                 .map_err(|e| pool_error(&e)),
         }
     }
@@ -208,8 +208,13 @@ fn pool_error(e: &PoolError) -> RequestError {
     }
 }
 
-/// A connection held by one request.
-pub enum Lease {
+/// A connection held by one request. Given back with [`Lease::release`];
+/// a lease dropped without it belongs to an abandoned request (timed out or
+/// interrupted) whose statement may still be running, so its connection is
+/// closed rather than handed to the next request.
+pub struct Lease(Option<Held>);
+
+enum Held {
     Fresh {
         client: Client,
         task: JoinHandle<()>,
@@ -218,27 +223,35 @@ pub enum Lease {
 }
 
 impl Lease {
+    fn held(&self) -> &Held {
+        // Only `release` and `drop` take the connection out, and both
+        // consume the lease.
+        self.0
+            .as_ref()
+            .expect("a lease holds its connection until released")
+    }
+
     pub fn client(&self) -> &Client {
-        match self {
-            Lease::Fresh { client, .. } => client,
-            Lease::Pooled(object) => object,
+        match self.held() {
+            Held::Fresh { client, .. } => client,
+            Held::Pooled(object) => object,
         }
     }
 
     /// Prepares `sql` as an application would: a pooled connection reuses
     /// the statement it prepared before; a fresh one must prepare it again.
     pub async fn prepare(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
-        match self {
-            Lease::Fresh { client, .. } => client.prepare(sql).await,
-            Lease::Pooled(object) => object.prepare_cached(sql).await,
+        match self.held() {
+            Held::Fresh { client, .. } => client.prepare(sql).await,
+            Held::Pooled(object) => object.prepare_cached(sql).await,
         }
     }
 
     /// Gives the connection back: a fresh one is closed (and the time that
     /// takes returned), a pooled one goes back to its pool.
-    pub async fn release(self) -> Option<Duration> {
-        match self {
-            Lease::Fresh { client, task } => {
+    pub async fn release(mut self) -> Option<Duration> {
+        match self.0.take()? {
+            Held::Fresh { client, task } => {
                 let started = Instant::now();
                 // Dropping the client makes the connection task send
                 // Terminate and close the socket; waiting for it is the close.
@@ -246,10 +259,20 @@ impl Lease {
                 let _ = task.await;
                 Some(started.elapsed())
             }
-            Lease::Pooled(object) => {
+            Held::Pooled(object) => {
                 drop(object);
                 None
             }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(Held::Pooled(object)) = self.0.take() {
+            // Detached from the pool and dropped: the connection closes and
+            // the pool opens a new one when it needs it.
+            drop(Object::take(object));
         }
     }
 }
