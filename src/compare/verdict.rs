@@ -426,7 +426,7 @@ impl Diff {
         if let Some(s) = single.first() {
             let names: Vec<&str> = single.iter().map(|s| s.name.as_str()).collect();
             notes.push(format!(
-                "Single-run comparison{} (baseline {}, candidate {} rounds): no noise estimate, so any \
+                "Single-run comparison{} (baseline {}, candidate {}): no noise estimate, so any \
                  difference beyond a threshold counts. Run with `rounds = 5` ([run] rounds or --rounds 5) \
                  to let compare tell a change from noise.",
                 if tested.is_empty() {
@@ -434,11 +434,31 @@ impl Diff {
                 } else {
                     format!(" for {}", names.join(", "))
                 },
-                s.base_rounds,
-                s.candidate_rounds,
+                count(s.base_rounds, "round", "rounds"),
+                count(s.candidate_rounds, "round", "rounds"),
             ));
         }
-        notes.push("p50 and p99.9 are informational unless set with --max-regression.".to_string());
+        let informational: Vec<&str> = Metric::ALL
+            .into_iter()
+            .filter(|m| {
+                self.strategies
+                    .iter()
+                    .flat_map(|s| &s.metrics)
+                    .any(|d| d.metric == *m && d.threshold.is_none())
+            })
+            .map(Metric::label_short)
+            .collect();
+        if !informational.is_empty() {
+            notes.push(format!(
+                "{} {} informational (no threshold; set one with --max-regression).",
+                informational.join(" and "),
+                if informational.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            ));
+        }
         notes.join(" ")
     }
 
