@@ -38,8 +38,9 @@ pub enum Command {
     /// and error rate, with base, candidate, change and a verdict
     /// (regression, improvement, within noise, ok; info for metrics without
     /// a threshold). When both reports have 3 or more rounds (`[run] rounds`,
-    /// `--rounds`), a change counts only if a bootstrap 95% confidence
-    /// interval over the rounds excludes no change; otherwise single values
+    /// `--rounds`), a change beyond its threshold is a regression only if the
+    /// bootstrap 95% confidence interval over the rounds lies on the worse
+    /// side too, and "within noise" if not; with fewer rounds, single values
     /// are compared.
     Compare(CompareArgs),
 }

@@ -144,6 +144,18 @@ pub fn check_compatible(
             b.host.cpus, b.host.arch, c.host.cpus, c.host.arch
         ));
     }
+    let run_setting = |r: &Report, key: &str| r.scenario.resolved["run"][key].to_string();
+    let run: Vec<String> = ["concurrency", "duration", "warmup", "seed"]
+        .into_iter()
+        .filter(|k| run_setting(b, k) != run_setting(c, k))
+        .map(|k| format!("{k} {} vs {}", run_setting(b, k), run_setting(c, k)))
+        .collect();
+    if !run.is_empty() {
+        warnings.push(format!(
+            "the runs were made with different settings: {}",
+            run.join(", ")
+        ));
+    }
     for (role, r) in [("baseline", b), ("candidate", c)] {
         if r.interrupted {
             warnings.push(format!("the {role} run was interrupted (partial report)"));
