@@ -236,8 +236,14 @@ fn incompatible_reports_exit_2_unless_allowed() {
 
         let (code, stdout, stderr) = compare("base.json", name, &["--allow-different"]);
         assert_eq!(code, 0, "{name}: {stdout}{stderr}");
-        assert!(stderr.contains("warning: compared although"), "{stderr}");
+        assert!(stdout.contains("warning: compared although"), "{stdout}");
         assert!(stdout.contains("No regression"), "{stdout}");
+        // Markdown carries the warning in the comment, and in the log.
+        let flags = ["--allow-different", "--format", "markdown"];
+        let (code, md, stderr) = compare("base.json", name, &flags);
+        assert_eq!(code, 0);
+        assert!(md.contains("- warning: compared although"), "{md}");
+        assert!(stderr.contains("warning: compared although"), "{stderr}");
     }
 }
 

@@ -186,8 +186,12 @@ pub fn compare_command(args: &CompareArgs) -> Result<Outcome> {
     let baseline = load_report(&args.baseline, "baseline")?;
     let candidate = load_report(&args.candidate, "candidate")?;
     let warnings = check_compatible(&baseline, &candidate, args.allow_different)?;
-    for w in &warnings {
-        eprintln!("warning: {w}");
+    // The table prints its warnings itself; markdown and json carry them in
+    // a file or pipe, so the log gets them too.
+    if args.format != Format::Table {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
     }
     let diff = compare(
         &baseline,

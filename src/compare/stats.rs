@@ -89,6 +89,7 @@ pub fn bootstrap(base: &[f64], cand: &[f64], change: Change) -> Option<Interval>
     changes.sort_by(f64::total_cmp);
     let tail = (1.0 - CONFIDENCE) / 2.0;
     let last = (changes.len() - 1) as f64;
+    // q is in [0, 1], so the index is in 0..=len-1 of a non-empty vector.
     let at = |q: f64| changes[(q * last).round() as usize];
     Some(Interval {
         estimate: change.of(mean(base), mean(cand)),
