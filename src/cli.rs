@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::compare;
 use crate::scenario::AuthMethod;
 
 /// Measure what opening a PostgreSQL connection per request costs compared
@@ -30,6 +31,18 @@ pub enum Command {
     /// Run the embedded PostgreSQL server in the foreground and print how to
     /// reach it (for psql, pgbench, or `poolbench run --dsn`).
     Server(ServerArgs),
+    /// Compare two reports: the regression gate for CI. Exit 1 on a
+    /// regression, 2 on unreadable or incompatible reports.
+    ///
+    /// For every strategy in both reports: total p50, p99, p99.9, throughput
+    /// and error rate, with base, candidate, change and a verdict
+    /// (regression, improvement, within noise, ok; info for metrics without
+    /// a threshold). When both reports have 3 or more rounds (`[run] rounds`,
+    /// `--rounds`), a change beyond its threshold is a regression only if the
+    /// bootstrap 95% confidence interval over the rounds lies on the worse
+    /// side too, and "within noise" if not; with fewer rounds, single values
+    /// are compared.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +106,33 @@ pub struct ValidateArgs {
     /// Scenario files to check.
     #[arg(required = true, value_name = "SCENARIO.toml")]
     pub scenarios: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a report.json, or the run directory holding it.
+    pub baseline: PathBuf,
+
+    /// The candidate: a report.json, or the run directory holding it.
+    pub candidate: PathBuf,
+
+    /// How much worse METRIC may get before it is a regression (repeatable).
+    /// METRIC: p50, p99, p999, throughput, error_rate; PCT in percent
+    /// (percentage points for error_rate), e.g. p99=5%. Defaults: p99=10%,
+    /// throughput=10% (a drop), error_rate=1; p50 and p999 have no default
+    /// and are informational until set here.
+    #[arg(long, value_name = "METRIC=PCT", value_parser = compare::parse_max_regression)]
+    pub max_regression: Vec<compare::MaxRegression>,
+
+    /// Output format: table for a terminal, markdown for a pull-request
+    /// comment, json for scripts.
+    #[arg(long, value_enum, default_value_t = compare::Format::Table)]
+    pub format: compare::Format,
+
+    /// Compare reports of different scenarios (sha256) or server settings
+    /// (version, auth, TLS, max_connections, embedded) anyway, with a warning.
+    #[arg(long)]
+    pub allow_different: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! outcome or error to an exit code.
 
 pub mod cli;
+pub mod compare;
 pub mod db;
 pub mod error;
 pub mod metrics;
@@ -45,5 +46,6 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Run(args) => run::run_command(&args).await,
         Command::Validate(args) => scenario::validate_command(&args),
         Command::Server(args) => server::serve_command(&args).await,
+        Command::Compare(args) => compare::compare_command(&args),
     }
 }

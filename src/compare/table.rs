@@ -1,0 +1,71 @@
+//! The terminal view of a comparison: where each side came from, one aligned
+//! row per strategy and metric, the strategies only one side has, the
+//! summary line and how the verdicts were reached.
+
+use crate::report::table::render as render_rows;
+
+use super::Diff;
+
+/// Column headings shared with the markdown view.
+pub const HEADINGS: [&str; 8] = [
+    "strategy",
+    "metric",
+    "verdict",
+    "baseline",
+    "candidate",
+    "change",
+    "95% CI",
+    "threshold",
+];
+
+/// The cells of every row, strategy name on its first row only.
+pub fn rows(diff: &Diff) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for s in &diff.strategies {
+        for (i, m) in s.metrics.iter().enumerate() {
+            rows.push(vec![
+                if i == 0 {
+                    s.name.clone()
+                } else {
+                    String::new()
+                },
+                m.metric.label().to_string(),
+                m.verdict.as_str().to_string(),
+                m.base_text(),
+                m.candidate_text(),
+                m.change_text(),
+                m.ci_text(),
+                m.threshold_text(),
+            ]);
+        }
+    }
+    rows
+}
+
+pub fn render(diff: &Diff) -> String {
+    let mut out = format!(
+        "baseline:  {} ({}, {})\ncandidate: {} ({}, {})\n\n",
+        diff.baseline.path.display(),
+        diff.baseline.scenario,
+        diff.baseline.started_at,
+        diff.candidate.path.display(),
+        diff.candidate.scenario,
+        diff.candidate.started_at,
+    );
+    let mut table = vec![HEADINGS.map(String::from).to_vec()];
+    table.extend(rows(diff));
+    out.push_str(&render_rows(&table, 3));
+    out.push('\n');
+    for line in diff.only_in() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for w in &diff.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out.push_str(&diff.summary(false));
+    out.push('\n');
+    out.push_str(&diff.method_note());
+    out.push('\n');
+    out
+}

@@ -1,0 +1,591 @@
+//! The result of a comparison, independent of how it is printed: per strategy
+//! in both reports, per metric, the two values, the change, its confidence
+//! interval when the rounds allow one, the threshold and the verdict.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::report::table::{ms, thousands};
+use crate::report::StrategyReport;
+
+use super::stats::{self, Change, Interval};
+use super::{LoadedReport, Metric, Thresholds};
+
+/// Rounds each report needs before differences are tested against noise.
+pub const MIN_ROUNDS: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Worse beyond the threshold (and significant, when tested).
+    Regression,
+    /// Better beyond the threshold (and significant, when tested).
+    Improvement,
+    /// Beyond the threshold, but the rounds do not show it is more than noise.
+    WithinNoise,
+    /// Changed no more than the threshold.
+    Ok,
+    /// No threshold: shown, never a failure.
+    Info,
+    /// A side has no successful request to measure latency on.
+    NotComparable,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Regression => "regression",
+            Verdict::Improvement => "improvement",
+            Verdict::WithinNoise => "within noise",
+            Verdict::Ok => "ok",
+            Verdict::Info => "info",
+            Verdict::NotComparable => "n/a",
+        }
+    }
+}
+
+/// How a metric's change was judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Bootstrap interval over the rounds of both reports.
+    Bootstrap,
+    /// One value against one value: no noise estimate.
+    Single,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Bootstrap => "bootstrap",
+            Method::Single => "single",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDiff {
+    pub metric: Metric,
+    /// Microseconds (latency), requests/s (throughput) or percent (error
+    /// rate); with rounds, the mean over rounds.
+    pub base: f64,
+    pub candidate: f64,
+    /// Percent, or percentage points for error rate. None when not comparable.
+    pub change: Option<f64>,
+    /// The confidence interval of `change`, when tested on rounds.
+    pub ci: Option<(f64, f64)>,
+    /// The allowed worsening (same unit as `change`); None: informational.
+    pub threshold: Option<f64>,
+    pub method: Method,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyDiff {
+    pub name: String,
+    pub kind: String,
+    pub base_rounds: usize,
+    pub candidate_rounds: usize,
+    pub metrics: Vec<MetricDiff>,
+}
+
+/// Where a side of the comparison came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub scenario: String,
+    pub sha256: String,
+    pub started_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diff {
+    pub baseline: Source,
+    pub candidate: Source,
+    pub strategies: Vec<StrategyDiff>,
+    pub only_in_baseline: Vec<String>,
+    pub only_in_candidate: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Compares every strategy present in both reports.
+pub fn compare(
+    baseline: &LoadedReport,
+    candidate: &LoadedReport,
+    thresholds: &Thresholds,
+    warnings: Vec<String>,
+) -> Diff {
+    let (b, c) = (&baseline.report, &candidate.report);
+    let names = |r: &crate::report::Report| -> BTreeSet<String> {
+        r.strategies.iter().map(|s| s.name.clone()).collect()
+    };
+    let (in_b, in_c) = (names(b), names(c));
+    let strategies = b
+        .strategies
+        .iter()
+        .filter_map(|bs| {
+            let cs = c.strategies.iter().find(|s| s.name == bs.name)?;
+            Some(compare_strategy(bs, cs, thresholds))
+        })
+        .collect();
+    let source = |l: &LoadedReport| Source {
+        path: l.path.clone(),
+        scenario: l.report.scenario.name.clone(),
+        sha256: l.report.scenario.sha256.clone(),
+        started_at: l.report.started_at.clone(),
+    };
+    Diff {
+        baseline: source(baseline),
+        candidate: source(candidate),
+        strategies,
+        only_in_baseline: in_b.difference(&in_c).cloned().collect(),
+        only_in_candidate: in_c.difference(&in_b).cloned().collect(),
+        warnings,
+    }
+}
+
+fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> StrategyDiff {
+    let tested = b.rounds.len() >= MIN_ROUNDS && c.rounds.len() >= MIN_ROUNDS;
+    let metrics = Metric::ALL
+        .into_iter()
+        .map(|metric| {
+            let threshold = t.get(metric);
+            let change_kind = if metric.in_points() {
+                Change::Absolute
+            } else {
+                Change::Relative
+            };
+            let latency_missing = metric != Metric::Throughput
+                && metric != Metric::ErrorRate
+                && (successes(b) == 0 || successes(c) == 0);
+            let (method, base, candidate, interval) =
+                match (tested, per_round(b, metric), per_round(c, metric)) {
+                    (true, Some(bx), Some(cx)) => (
+                        Method::Bootstrap,
+                        stats::mean(&bx),
+                        stats::mean(&cx),
+                        stats::bootstrap(&bx, &cx, change_kind),
+                    ),
+                    _ => (Method::Single, single(b, metric), single(c, metric), None),
+                };
+            let change = interval.map_or(change_kind.of(base, candidate), |i| i.estimate);
+            let verdict = if latency_missing {
+                Verdict::NotComparable
+            } else {
+                decide(metric, change, interval, threshold)
+            };
+            MetricDiff {
+                metric,
+                base,
+                candidate,
+                change: (!latency_missing).then_some(change),
+                ci: interval.map(|i| (i.low, i.high)),
+                threshold,
+                method,
+                verdict,
+            }
+        })
+        .collect();
+    StrategyDiff {
+        name: b.name.clone(),
+        kind: c.kind.clone(),
+        base_rounds: b.rounds.len(),
+        candidate_rounds: c.rounds.len(),
+        metrics,
+    }
+}
+
+/// The verdict of a change: beyond the threshold counts only when the
+/// interval (if any) excludes "no change" on the same side; otherwise it is
+/// within noise.
+pub fn decide(
+    metric: Metric,
+    change: f64,
+    interval: Option<Interval>,
+    threshold: Option<f64>,
+) -> Verdict {
+    let Some(limit) = threshold else {
+        return Verdict::Info;
+    };
+    let sign = metric.worse_sign();
+    let worse = change * sign;
+    if worse.abs() <= limit {
+        return Verdict::Ok;
+    }
+    let Some(i) = interval else {
+        return if worse > 0.0 {
+            Verdict::Regression
+        } else {
+            Verdict::Improvement
+        };
+    };
+    // The interval turned so that "worse" is positive.
+    let (low, high) = if sign > 0.0 {
+        (i.low, i.high)
+    } else {
+        (-i.high, -i.low)
+    };
+    if worse > 0.0 && low > 0.0 {
+        Verdict::Regression
+    } else if worse < 0.0 && high < 0.0 {
+        Verdict::Improvement
+    } else {
+        Verdict::WithinNoise
+    }
+}
+
+fn successes(s: &StrategyReport) -> u64 {
+    s.total().map_or(0, |t| t.count)
+}
+
+/// The per-round samples of a metric; None for p99.9, which rounds do not keep.
+fn per_round(s: &StrategyReport, metric: Metric) -> Option<Vec<f64>> {
+    let values = s.rounds.iter().map(|r| match metric {
+        Metric::P50 => Some(r.p50_us as f64),
+        Metric::P99 => Some(r.p99_us as f64),
+        Metric::P999 => None,
+        Metric::Throughput => Some(r.throughput_rps),
+        Metric::ErrorRate => {
+            let all = r.requests + r.errors;
+            Some(if all == 0 {
+                0.0
+            } else {
+                r.errors as f64 / all as f64 * 100.0
+            })
+        }
+    });
+    values.collect()
+}
+
+/// The whole run's value of a metric.
+fn single(s: &StrategyReport, metric: Metric) -> f64 {
+    let total = s.total();
+    let latency = |f: fn(&crate::metrics::Summary) -> u64| total.map_or(0.0, |t| f(t) as f64);
+    match metric {
+        Metric::P50 => latency(|t| t.p50_us),
+        Metric::P99 => latency(|t| t.p99_us),
+        Metric::P999 => latency(|t| t.p999_us),
+        Metric::Throughput => s.throughput_rps,
+        Metric::ErrorRate => s.error_rate() * 100.0,
+    }
+}
+
+impl MetricDiff {
+    fn value_text(&self, v: f64) -> String {
+        match self.metric {
+            Metric::P50 | Metric::P99 | Metric::P999 => ms(v),
+            Metric::Throughput if v >= 100.0 => thousands(v.round() as u64),
+            Metric::Throughput => format!("{v:.1}"),
+            Metric::ErrorRate => format!("{v:.2}%"),
+        }
+    }
+
+    pub fn base_text(&self) -> String {
+        self.value_text(self.base)
+    }
+
+    pub fn candidate_text(&self) -> String {
+        self.value_text(self.candidate)
+    }
+
+    fn signed(&self, x: f64) -> String {
+        if self.metric.in_points() {
+            format!("{x:+.2} pt")
+        } else {
+            format!("{x:+.1}%")
+        }
+    }
+
+    pub fn change_text(&self) -> String {
+        self.change.map_or("n/a".into(), |c| self.signed(c))
+    }
+
+    pub fn ci_text(&self) -> String {
+        match self.ci {
+            Some((low, high)) if self.change.is_some() => {
+                format!("{} .. {}", self.signed(low), self.signed(high))
+            }
+            _ => "-".into(),
+        }
+    }
+
+    /// "+10%", "-10%", "+1 pt", or "-" when informational.
+    pub fn threshold_text(&self) -> String {
+        let Some(limit) = self.threshold else {
+            return "-".into();
+        };
+        let sign = if self.metric.worse_sign() > 0.0 {
+            '+'
+        } else {
+            '-'
+        };
+        let unit = if self.metric.in_points() { " pt" } else { "%" };
+        format!("{sign}{}{unit}", trim_number(limit))
+    }
+}
+
+/// 10 → "10", 2.5 → "2.5".
+fn trim_number(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl Diff {
+    pub fn regression(&self) -> bool {
+        self.count(Verdict::Regression) > 0
+    }
+
+    fn count(&self, verdict: Verdict) -> usize {
+        self.strategies
+            .iter()
+            .flat_map(|s| &s.metrics)
+            .filter(|m| m.verdict == verdict)
+            .count()
+    }
+
+    /// Per strategy, its metrics with `verdict`: "in pool-10: p99 +34.2%
+    /// (threshold +10%)".
+    fn listed(&self, verdict: Verdict) -> String {
+        let groups: Vec<String> = self
+            .strategies
+            .iter()
+            .filter_map(|s| {
+                let items: Vec<String> = s
+                    .metrics
+                    .iter()
+                    .filter(|m| m.verdict == verdict)
+                    .map(|m| {
+                        format!(
+                            "{} {} (threshold {})",
+                            m.metric.label_short(),
+                            m.change_text(),
+                            m.threshold_text()
+                        )
+                    })
+                    .collect();
+                (!items.is_empty()).then(|| format!("in {}: {}", s.name, items.join(", ")))
+            })
+            .collect();
+        groups.join("; ")
+    }
+
+    /// One line: the regressions (or that there are none), then improvements
+    /// and changes within noise. `bold` marks the verdict for markdown.
+    pub fn summary(&self, bold: bool) -> String {
+        let b = |s: String| if bold { format!("**{s}**") } else { s };
+        let regressions = self.count(Verdict::Regression);
+        let mut line = if regressions > 0 {
+            format!(
+                "{} {}",
+                b(count(regressions, "regression", "regressions")),
+                self.listed(Verdict::Regression)
+            )
+        } else if self.strategies.is_empty() {
+            b("No strategy in common".into())
+        } else {
+            b("No regression".into())
+        };
+        let improvements = self.count(Verdict::Improvement);
+        if improvements > 0 {
+            line.push_str(&format!(
+                "; {} {}",
+                count(improvements, "improvement", "improvements"),
+                self.listed(Verdict::Improvement)
+            ));
+        }
+        let noise = self.count(Verdict::WithinNoise);
+        if noise > 0 {
+            line.push_str(&format!(
+                "; {} beyond a threshold but within noise",
+                count(noise, "change", "changes")
+            ));
+        }
+        line
+    }
+
+    /// How the verdicts were reached: the test, or why there was none.
+    pub fn method_note(&self) -> String {
+        let (tested, single): (Vec<&StrategyDiff>, Vec<&StrategyDiff>) = self
+            .strategies
+            .iter()
+            .partition(|s| s.metrics.iter().any(|m| m.method == Method::Bootstrap));
+        let mut notes = Vec::new();
+        if let Some(s) = tested.first() {
+            notes.push(format!(
+                "Noise test: bootstrap {:.0}% confidence interval of the change of the mean over rounds \
+                 (baseline {}, candidate {} rounds; {} resamples); a regression must be significant \
+                 and beyond its threshold. p99.9 has no per-round values and is compared on single values.",
+                stats::CONFIDENCE * 100.0,
+                s.base_rounds,
+                s.candidate_rounds,
+                thousands(stats::RESAMPLES as u64),
+            ));
+        }
+        if let Some(s) = single.first() {
+            let names: Vec<&str> = single.iter().map(|s| s.name.as_str()).collect();
+            notes.push(format!(
+                "Single-run comparison{} (baseline {}, candidate {}): no noise estimate, so any \
+                 difference beyond a threshold counts. Run with `rounds = 5` ([run] rounds or --rounds 5) \
+                 to let compare tell a change from noise.",
+                if tested.is_empty() {
+                    String::new()
+                } else {
+                    format!(" for {}", names.join(", "))
+                },
+                count(s.base_rounds, "round", "rounds"),
+                count(s.candidate_rounds, "round", "rounds"),
+            ));
+        }
+        let informational: Vec<&str> = Metric::ALL
+            .into_iter()
+            .filter(|m| {
+                self.strategies
+                    .iter()
+                    .flat_map(|s| &s.metrics)
+                    .any(|d| d.metric == *m && d.threshold.is_none())
+            })
+            .map(Metric::label_short)
+            .collect();
+        if !informational.is_empty() {
+            notes.push(format!(
+                "{} {} informational (no threshold; set one with --max-regression).",
+                informational.join(" and "),
+                if informational.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            ));
+        }
+        notes.join(" ")
+    }
+
+    /// "only in baseline: x, y" lines.
+    pub fn only_in(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if !self.only_in_baseline.is_empty() {
+            lines.push(format!(
+                "only in baseline: {}",
+                self.only_in_baseline.join(", ")
+            ));
+        }
+        if !self.only_in_candidate.is_empty() {
+            lines.push(format!(
+                "only in candidate: {}",
+                self.only_in_candidate.join(", ")
+            ));
+        }
+        lines
+    }
+}
+
+impl Metric {
+    /// The name used in summaries: "p99", "p99.9", "throughput", "error rate".
+    pub fn label_short(self) -> &'static str {
+        match self {
+            Metric::P999 => "p99.9",
+            Metric::ErrorRate => "error rate",
+            m => m.as_str(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(low: f64, estimate: f64, high: f64) -> Option<Interval> {
+        Some(Interval {
+            estimate,
+            low,
+            high,
+        })
+    }
+
+    #[test]
+    fn single_values_against_thresholds() {
+        let t = Some(10.0);
+        assert_eq!(decide(Metric::P99, 34.2, None, t), Verdict::Regression);
+        assert_eq!(decide(Metric::P99, 9.9, None, t), Verdict::Ok);
+        assert_eq!(decide(Metric::P99, -20.0, None, t), Verdict::Improvement);
+        assert_eq!(
+            decide(Metric::Throughput, -11.0, None, t),
+            Verdict::Regression
+        );
+        assert_eq!(
+            decide(Metric::Throughput, 11.0, None, t),
+            Verdict::Improvement
+        );
+        assert_eq!(
+            decide(Metric::ErrorRate, 1.5, None, Some(1.0)),
+            Verdict::Regression
+        );
+        assert_eq!(decide(Metric::P50, 90.0, None, None), Verdict::Info);
+    }
+
+    #[test]
+    fn intervals_decide_between_change_and_noise() {
+        let t = Some(10.0);
+        assert_eq!(
+            decide(Metric::P99, 30.0, interval(20.0, 30.0, 40.0), t),
+            Verdict::Regression
+        );
+        // Beyond the threshold on average, but the interval includes 0.
+        assert_eq!(
+            decide(Metric::P99, 30.0, interval(-5.0, 30.0, 60.0), t),
+            Verdict::WithinNoise
+        );
+        // Significant but small: within the threshold.
+        assert_eq!(
+            decide(Metric::P99, 5.0, interval(2.0, 5.0, 8.0), t),
+            Verdict::Ok
+        );
+        // Throughput: worse is down, the interval is turned.
+        assert_eq!(
+            decide(Metric::Throughput, -30.0, interval(-40.0, -30.0, -20.0), t),
+            Verdict::Regression
+        );
+        assert_eq!(
+            decide(Metric::Throughput, 30.0, interval(20.0, 30.0, 40.0), t),
+            Verdict::Improvement
+        );
+        assert_eq!(
+            decide(Metric::Throughput, -30.0, interval(-50.0, -30.0, 1.0), t),
+            Verdict::WithinNoise
+        );
+    }
+
+    #[test]
+    fn texts() {
+        let d = MetricDiff {
+            metric: Metric::Throughput,
+            base: 42_065.5,
+            candidate: 30_000.0,
+            change: Some(-28.7),
+            ci: Some((-35.0, -20.26)),
+            threshold: Some(10.0),
+            method: Method::Bootstrap,
+            verdict: Verdict::Regression,
+        };
+        assert_eq!(d.base_text(), "42,066");
+        assert_eq!(d.change_text(), "-28.7%");
+        assert_eq!(d.ci_text(), "-35.0% .. -20.3%");
+        assert_eq!(d.threshold_text(), "-10%");
+        let e = MetricDiff {
+            metric: Metric::ErrorRate,
+            base: 0.0,
+            candidate: 2.5,
+            change: Some(2.5),
+            ci: None,
+            threshold: Some(0.5),
+            method: Method::Single,
+            verdict: Verdict::Regression,
+        };
+        assert_eq!(e.candidate_text(), "2.50%");
+        assert_eq!(e.change_text(), "+2.50 pt");
+        assert_eq!(e.threshold_text(), "+0.5 pt");
+        assert_eq!(e.ci_text(), "-");
+    }
+}
