@@ -13,6 +13,7 @@ pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod session;
+pub mod sizing;
 pub mod strategy;
 pub mod workload;
 
@@ -45,5 +46,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Run(args) => run::run_command(&args).await,
         Command::Validate(args) => scenario::validate_command(&args),
         Command::Server(args) => server::serve_command(&args).await,
+        Command::Sweep(args) => sizing::sweep::sweep_command(&args).await,
+        Command::Plan(args) => sizing::plan::plan_command(&args),
     }
 }

@@ -30,7 +30,7 @@ pub fn ms(us: f64) -> String {
     }
 }
 
-fn rps(x: f64) -> String {
+pub(crate) fn rps(x: f64) -> String {
     if x >= 100.0 {
         thousands(x.round() as u64)
     } else {
@@ -39,7 +39,7 @@ fn rps(x: f64) -> String {
 }
 
 /// Left-aligns the first `left` columns, right-aligns the rest.
-fn render(rows: &[Vec<String>], left: usize) -> String {
+pub(crate) fn render(rows: &[Vec<String>], left: usize) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
