@@ -103,13 +103,13 @@ pub struct SweepArgs {
 
     /// Pool sizes to measure, comma-separated, e.g. 1,2,4,8,16 (overrides
     /// [sweep].pool_sizes).
-    #[arg(long, value_name = "N,...", value_delimiter = ',', num_args = 1..,
+    #[arg(long, value_name = "N,...", value_delimiter = ',',
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub pool_sizes: Vec<u32>,
 
     /// Closed-loop worker counts, comma-separated (overrides
     /// [sweep].concurrency; default [run].concurrency).
-    #[arg(long, value_name = "N,...", value_delimiter = ',', num_args = 1..,
+    #[arg(long, value_name = "N,...", value_delimiter = ',',
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Vec<u32>,
 

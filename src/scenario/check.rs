@@ -1000,3 +1000,49 @@ mod tests {
         assert_eq!(name_from_path(Path::new("")), "scenario");
     }
 }
+
+#[cfg(test)]
+mod sweep_tests {
+    use std::path::Path;
+
+    const BASE: &str = "[[strategy]]\nname = \"p\"\nkind = \"pool\"\nmax_size = 4\n\n\
+                        [[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n";
+
+    fn parse(text: &str) -> anyhow::Result<super::Scenario> {
+        crate::scenario::parse(text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn sweep_table_is_read_sorted() {
+        let s = parse(&format!(
+            "{BASE}\n[sweep]\npool_sizes = [8, 1, 4]\nconcurrency = [32, 16]\n"
+        ))
+        .unwrap();
+        assert_eq!(s.sweep.pool_sizes, [1, 4, 8]);
+        assert_eq!(s.sweep.concurrency, [16, 32]);
+        let s = parse(BASE).unwrap();
+        assert!(s.sweep.pool_sizes.is_empty() && s.sweep.concurrency.is_empty());
+    }
+
+    #[test]
+    fn sweep_table_errors_point_at_the_value() {
+        let err = |extra: &str| format!("{:#}", parse(&format!("{BASE}{extra}")).unwrap_err());
+        let e = err("\n[sweep]\npool_sizes = [1, 0]\n");
+        assert!(
+            e.contains("t.toml:11:18: `pool_sizes` must be at least 1, found 0"),
+            "{e}"
+        );
+        let e = err("\n[sweep]\npool_sizes = []\n");
+        assert!(
+            e.contains("t.toml:11:14: `[sweep]` `pool_sizes` is empty"),
+            "{e}"
+        );
+        let e = err("\n[sweep]\nconcurrency = [4, 4]\n");
+        assert!(
+            e.contains("`concurrency` lists 4 twice (first on line 11)"),
+            "{e}"
+        );
+        let e = err("\n[sweep]\npool_size = [4]\n");
+        assert!(e.contains("unknown key `pool_size`"), "{e}");
+    }
+}
