@@ -196,8 +196,8 @@ fn candidate(
     })
 }
 
-/// The smallest pool size meeting the target at `rps`, with the candidates
-/// tried (the stable ones, the last 12).
+/// The smallest pool size meeting the target at `rps`, with the last 12
+/// candidates tried.
 fn search(points: &[&SweepPoint], rps: f64, target_us: f64) -> (Option<u32>, Vec<Candidate>) {
     let lambda_per_us = rps / 1e6;
     let mut tried = Vec::new();
@@ -206,9 +206,7 @@ fn search(points: &[&SweepPoint], rps: f64, target_us: f64) -> (Option<u32>, Vec
             break;
         };
         let ok = cand.ok;
-        if cand.utilisation < 1.0 {
-            tried.push(cand);
-        }
+        tried.push(cand);
         if ok {
             let skip = tried.len().saturating_sub(12);
             return (Some(c), tried.split_off(skip));
@@ -602,10 +600,10 @@ pub fn render_text(r: &PlanReport, sweep: &SweepReport) -> String {
         "P(wait)",
         "acquire p99",
         "predicted p99",
-        "",
     ]
     .map(String::from)
     .to_vec()];
+    let mut verdicts = vec![String::new()];
     for c in &r.candidates {
         rows.push(vec![
             c.pool_size.to_string(),
@@ -616,17 +614,21 @@ pub fn render_text(r: &PlanReport, sweep: &SweepReport) -> String {
             c.p_wait.map_or("-".into(), |p| format!("{p:.3}")),
             c.acquire_p99_ms.map_or("∞".into(), |v| format!("{v:.3}")),
             c.predicted_p99_ms.map_or("∞".into(), |v| format!("{v:.3}")),
-            if c.ok {
-                "◀ meets the target".into()
-            } else if c.utilisation > MAX_UTILISATION {
-                format!("ρ > {MAX_UTILISATION}")
-            } else {
-                "p99 too high".into()
-            },
         ]);
+        verdicts.push(if c.ok {
+            "◀ meets the target".into()
+        } else if c.p_wait.is_none() {
+            "ρ ≥ 1: the queue grows without bound".into()
+        } else if c.utilisation > MAX_UTILISATION {
+            format!("ρ > {MAX_UTILISATION}")
+        } else {
+            "p99 too high".into()
+        });
     }
-    for line in render(&rows, 0).lines() {
-        let _ = writeln!(o, "                        {line}");
+    // The verdict stays outside the table so that it is left-aligned.
+    for (line, verdict) in render(&rows, 0).lines().zip(&verdicts) {
+        let row = format!("{line}  {verdict}");
+        let _ = writeln!(o, "                        {}", row.trim_end());
     }
     let _ = writeln!(o, "                        → max = {}", r.max_size);
     let _ = writeln!(o, "3. min size             {}", r.min_reason);
