@@ -43,6 +43,14 @@ pub enum Command {
     /// side too, and "within noise" if not; with fewer rounds, single values
     /// are compared.
     Compare(CompareArgs),
+    /// Run the scenario's pool strategy at each pool size (and concurrency)
+    /// on one server; fit the Universal Scalability Law; mark the knee.
+    /// Writes sweep.json and sweep.csv for `plan`.
+    Sweep(SweepArgs),
+    /// From a sweep.json: the pool sizes that meet a p99 target at a request
+    /// rate within the server's connection budget, in each pool library's
+    /// own setting names.
+    Plan(PlanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +107,110 @@ pub struct RunArgs {
     /// (setup usually creates and fills tables).
     #[arg(long)]
     pub allow_setup: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The scenario file (TOML); its pool strategy is the template.
+    pub scenario: PathBuf,
+
+    /// Pool sizes to measure, comma-separated, e.g. 1,2,4,8,16 (overrides
+    /// [sweep].pool_sizes).
+    #[arg(long, value_name = "N,...", value_delimiter = ',',
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub pool_sizes: Vec<u32>,
+
+    /// Closed-loop worker counts, comma-separated (overrides
+    /// [sweep].concurrency; default [run].concurrency).
+    #[arg(long, value_name = "N,...", value_delimiter = ',',
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: Vec<u32>,
+
+    /// The pool strategy to sweep, when the scenario has several.
+    #[arg(long, value_name = "NAME")]
+    pub strategy: Option<String>,
+
+    /// The database, as a libpq URL or key=value string (as for `run`).
+    #[arg(long, value_name = "DSN")]
+    pub dsn: Option<String>,
+
+    /// Directory for sweep.json and sweep.csv
+    /// [default: results/<name>-sweep-<UTC timestamp>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Measured time per point (overrides [run].duration).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Time run but not recorded before each point (overrides [run].warmup).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Seed of the parameter generators, the same for every point
+    /// (overrides [run].seed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// No header or progress bars: only the table.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Overwrite sweep.json and sweep.csv of an existing --out directory.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Run the scenario's [setup] SQL on a database poolbench did not start.
+    #[arg(long)]
+    pub allow_setup: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The sweep.json written by `poolbench sweep` (or its directory).
+    #[arg(long, value_name = "PATH")]
+    pub sweep: PathBuf,
+
+    /// Target traffic, requests per second over all instances.
+    #[arg(long, value_name = "R", value_parser = parse_positive)]
+    pub rps: f64,
+
+    /// Target p99 of a request's database time (acquire + query), e.g.
+    /// 50ms, 0.5ms, 1s.
+    #[arg(long, value_name = "T", value_parser = parse_latency_us)]
+    pub p99: f64,
+
+    /// Application instances, each with its own pool.
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub instances: u32,
+
+    /// The server's max_connections [default: the one recorded in the sweep].
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// Connections kept free for administration
+    /// (superuser_reserved_connections, PostgreSQL's default 3).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub reserved: u32,
+
+    /// The sweep concurrency to plan from [default: the highest measured].
+    #[arg(long, value_name = "C")]
+    pub concurrency: Option<u32>,
+
+    /// The traffic most of the time, for the min size [default: --rps].
+    #[arg(long, value_name = "R", value_parser = parse_positive)]
+    pub base_rps: Option<f64>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +300,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 20s, 1m, 500ms)"))
 }
 
+/// A positive finite number, e.g. 1500 or 2.5.
+pub fn parse_positive(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
+/// A latency with its unit, fractions allowed: "50ms", "0.5ms", "250us",
+/// "1s" → microseconds.
+pub fn parse_latency_us(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "us" | "µs" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        _ => {
+            return Err(format!(
+            "{text:?} is not a latency: expected a number with a unit, e.g. 50ms, 0.5ms, 250us, 1s"
+        ))
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v * scale),
+        _ => Err(format!(
+            "{text:?} is not a latency: expected a positive number with a unit, e.g. 50ms"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +342,27 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn latencies_and_lists_parse() {
+        assert_eq!(parse_latency_us("50ms"), Ok(50_000.0));
+        assert_eq!(parse_latency_us("0.5ms"), Ok(500.0));
+        assert_eq!(parse_latency_us("250us"), Ok(250.0));
+        assert_eq!(parse_latency_us("1s"), Ok(1e6));
+        assert!(parse_latency_us("50").is_err());
+        assert!(parse_latency_us("-1ms").is_err());
+        let cli = Cli::parse_from(["poolbench", "sweep", "s.toml", "--pool-sizes", "1,2,4"]);
+        let Command::Sweep(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.pool_sizes, [1, 2, 4]);
+        assert!(
+            Cli::try_parse_from(["poolbench", "sweep", "s.toml", "--pool-sizes", "1,x"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["poolbench", "sweep", "s.toml", "--pool-sizes", "0"]).is_err()
+        );
     }
 
     #[test]

@@ -117,12 +117,29 @@ impl Target {
         Ok(client)
     }
 
+    /// How long a whole connection attempt may take. tokio-postgres's own
+    /// `connect_timeout` bounds only the TCP connect, not TLS and the
+    /// startup exchange, so a server that accepts and then says nothing
+    /// would hang a connect forever without this.
+    pub fn connect_timeout(&self) -> Duration {
+        self.config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
+
     /// Connects once to check the server is reachable, for a clear error
     /// (exit 3) before any measurement starts.
     pub async fn check_reachable(&self) -> Result<Client> {
-        self.connect()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", describe_pg_error(&e)))
+        let limit = self.connect_timeout();
+        let result = match tokio::time::timeout(limit, self.connect()).await {
+            Ok(r) => r.map_err(|e| anyhow::anyhow!("{}", describe_pg_error(&e))),
+            Err(_) => Err(anyhow::anyhow!(
+                "no answer within the connect timeout ({}; set connect_timeout in the DSN to change it)",
+                humantime::format_duration(limit)
+            )),
+        };
+        result
             .with_context(|| format!("cannot connect to {}", self.redacted()))
             .environment()
     }

@@ -14,6 +14,7 @@ pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod session;
+pub mod sizing;
 pub mod strategy;
 pub mod workload;
 
@@ -47,5 +48,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Validate(args) => scenario::validate_command(&args),
         Command::Server(args) => server::serve_command(&args).await,
         Command::Compare(args) => compare::compare_command(&args),
+        Command::Sweep(args) => sizing::sweep::sweep_command(&args).await,
+        Command::Plan(args) => sizing::plan::plan_command(&args),
     }
 }

@@ -30,7 +30,7 @@ pub fn ms(us: f64) -> String {
     }
 }
 
-fn rps(x: f64) -> String {
+pub(crate) fn rps(x: f64) -> String {
     if x >= 100.0 {
         thousands(x.round() as u64)
     } else {

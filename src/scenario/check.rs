@@ -26,6 +26,8 @@ const DEFAULT_WEIGHT: u32 = 1;
 /// PostgreSQL refuses a larger `max_connections` (MAX_BACKENDS).
 const PG_MAX_CONNECTIONS: i64 = 262_143;
 const MAX_TEXT_LEN: i64 = 1_000_000;
+/// The largest pool size or concurrency a `[sweep]` may list.
+const MAX_SWEEP_VALUE: i64 = 100_000;
 
 const GENERATORS: &str = "expected one of `{ int = [lo, hi] }`, `{ zipf = { max = N, s = S } }`, \
                           `{ text = len }`, `{ choice = [a, b, ...] }`, or a plain value";
@@ -98,6 +100,10 @@ impl Checker<'_> {
         });
         let strategies = self.strategies(raw.strategy);
         let queries = self.queries(raw.query);
+        let sweep = raw
+            .sweep
+            .map(|sweep| self.sweep(sweep.into_inner()))
+            .unwrap_or_default();
         Scenario {
             name,
             description,
@@ -110,7 +116,62 @@ impl Checker<'_> {
             setup_sql,
             strategies,
             queries,
+            sweep,
         }
+    }
+
+    fn sweep(&mut self, raw: RawSweep) -> SweepGrid {
+        let pool_sizes = raw
+            .pool_sizes
+            .map(|list| self.grid("pool_sizes", list))
+            .unwrap_or_default();
+        let concurrency = raw
+            .concurrency
+            .map(|list| self.grid("concurrency", list))
+            .unwrap_or_default();
+        SweepGrid {
+            pool_sizes: pool_sizes
+                .into_iter()
+                .filter_map(|n| usize::try_from(n).ok())
+                .collect(),
+            concurrency: concurrency
+                .into_iter()
+                .filter_map(|n| u32::try_from(n).ok())
+                .collect(),
+        }
+    }
+
+    /// A `[sweep]` list: non-empty, each value in 1..=100000, no repeats;
+    /// returned in ascending order.
+    fn grid(&mut self, key: &str, list: Spanned<Vec<Spanned<i64>>>) -> Vec<i64> {
+        let span = list.span();
+        let list = list.into_inner();
+        if list.is_empty() {
+            self.error(
+                span,
+                format!("`[sweep]` `{key}` is empty: list at least one value, e.g. [1, 2, 4, 8]"),
+            );
+            return Vec::new();
+        }
+        let mut seen: HashMap<i64, Range<usize>> = HashMap::new();
+        let mut values = Vec::new();
+        for item in &list {
+            let Some(v) = self.int_in(key, item, 1, MAX_SWEEP_VALUE) else {
+                continue;
+            };
+            if let Some(first) = seen.get(&v) {
+                let line = self.line_of(first);
+                self.error(
+                    item.span(),
+                    format!("`{key}` lists {v} twice (first on line {line})"),
+                );
+            } else {
+                seen.insert(v, item.span());
+                values.push(v);
+            }
+        }
+        values.sort_unstable();
+        values
     }
 
     fn run(&mut self, raw: RawRun) -> RunSettings {
@@ -1033,5 +1094,51 @@ mod tests {
         );
         assert_eq!(name_from_path(Path::new("my scenario.toml")), "my_scenario");
         assert_eq!(name_from_path(Path::new("")), "scenario");
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use std::path::Path;
+
+    const BASE: &str = "[[strategy]]\nname = \"p\"\nkind = \"pool\"\nmax_size = 4\n\n\
+                        [[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n";
+
+    fn parse(text: &str) -> anyhow::Result<super::Scenario> {
+        crate::scenario::parse(text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn sweep_table_is_read_sorted() {
+        let s = parse(&format!(
+            "{BASE}\n[sweep]\npool_sizes = [8, 1, 4]\nconcurrency = [32, 16]\n"
+        ))
+        .unwrap();
+        assert_eq!(s.sweep.pool_sizes, [1, 4, 8]);
+        assert_eq!(s.sweep.concurrency, [16, 32]);
+        let s = parse(BASE).unwrap();
+        assert!(s.sweep.pool_sizes.is_empty() && s.sweep.concurrency.is_empty());
+    }
+
+    #[test]
+    fn sweep_table_errors_point_at_the_value() {
+        let err = |extra: &str| format!("{:#}", parse(&format!("{BASE}{extra}")).unwrap_err());
+        let e = err("\n[sweep]\npool_sizes = [1, 0]\n");
+        assert!(
+            e.contains("t.toml:11:18: `pool_sizes` must be at least 1, found 0"),
+            "{e}"
+        );
+        let e = err("\n[sweep]\npool_sizes = []\n");
+        assert!(
+            e.contains("t.toml:11:14: `[sweep]` `pool_sizes` is empty"),
+            "{e}"
+        );
+        let e = err("\n[sweep]\nconcurrency = [4, 4]\n");
+        assert!(
+            e.contains("`concurrency` lists 4 twice (first on line 11)"),
+            "{e}"
+        );
+        let e = err("\n[sweep]\npool_size = [4]\n");
+        assert!(e.contains("unknown key `pool_size`"), "{e}");
     }
 }

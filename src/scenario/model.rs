@@ -21,6 +21,18 @@ pub struct Scenario {
     pub strategies: Vec<Strategy>,
     /// In file order; names are unique; at least one has weight > 0.
     pub queries: Vec<Query>,
+    /// `[sweep]`: the grid of `poolbench sweep`; empty lists when not given.
+    pub sweep: SweepGrid,
+}
+
+/// `[sweep]`: pool sizes and concurrency levels for `poolbench sweep`.
+/// Each list is ascending without repeats; empty when the file has none.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SweepGrid {
+    /// Each >= 1.
+    pub pool_sizes: Vec<usize>,
+    /// Each >= 1.
+    pub concurrency: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -22,6 +22,15 @@ pub struct RawScenario {
     pub setup: Option<Spanned<RawSetup>>,
     pub strategy: Option<Spanned<Vec<Spanned<RawStrategy>>>>,
     pub query: Option<Spanned<Vec<Spanned<RawQuery>>>>,
+    pub sweep: Option<Spanned<RawSweep>>,
+}
+
+/// `[sweep]`: the grid `poolbench sweep` measures (its flags override it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSweep {
+    pub pool_sizes: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub concurrency: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -128,7 +128,19 @@ impl Source {
     pub async fn acquire(&self) -> Result<Lease, RequestError> {
         match self {
             Source::Fresh(c) => {
-                let (client, task) = c.0.open().await.map_err(|e| RequestError::pg(&e))?;
+                let limit = c.0.target.connect_timeout();
+                let (client, task) = match tokio::time::timeout(limit, c.0.open()).await {
+                    Ok(r) => r.map_err(|e| RequestError::pg(&e))?,
+                    Err(_) => {
+                        return Err(RequestError {
+                            class: ErrorClass::ConnectTimeout,
+                            message: format!(
+                                "no answer within the connect timeout ({})",
+                                humantime::format_duration(limit)
+                            ),
+                        })
+                    }
+                };
                 Ok(Lease(Some(Held::Fresh { client, task })))
             }
             Source::Pool(p) => p
@@ -178,10 +190,12 @@ impl PoolSource {
         };
         let opened = connect.opened.clone();
         let config = connect.target.config().clone();
+        let create_timeout = connect.target.connect_timeout();
         let manager = Manager::from_connect(config, connect, ManagerConfig { recycling_method });
         let pool = Pool::builder(manager)
             .max_size(settings.max_size)
             .wait_timeout(settings.wait_timeout)
+            .create_timeout(Some(create_timeout))
             .runtime(Runtime::Tokio1)
             .build()
             // Only fails without a runtime for timeouts, and one is set.

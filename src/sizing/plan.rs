@@ -1,0 +1,728 @@
+//! `poolbench plan`: pool sizes from a sweep, for a request rate and a p99
+//! target, within the server's connection budget.
+//!
+//! Model (M/M/c, Erlang C): requests arrive at λ = R/K per instance and hold
+//! a connection for the measured query time S. A pool of c connections is
+//! acceptable when its utilisation ρ = λS/c is at most 0.8 and the predicted
+//! p99, the measured query p99 plus the Erlang C p99 of the acquire wait,
+//! is within the target. The measurements come from a closed loop, so S and
+//! the query p99 are taken at the smallest measured pool size ≥ c (the
+//! server as busy as that pool makes it, or busier): conservative.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::erlang;
+use super::model::*;
+use crate::cli::{PlanArgs, PlanFormat};
+use crate::error::bad_input;
+use crate::report::table::{ms, render, rps};
+use crate::Outcome;
+
+/// The highest utilisation a pool is planned for: above it, the queue for
+/// connections grows sharply with any burst.
+pub const MAX_UTILISATION: f64 = 0.8;
+/// min = max when opening a connection costs this many service times.
+pub const SETUP_COST_FACTOR: f64 = 10.0;
+/// The largest pool size searched.
+const SEARCH_LIMIT: u32 = 10_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    pub sweep: String,
+    pub scenario: String,
+    pub concurrency: u32,
+    pub target: Target,
+    pub max_size: u32,
+    pub min_size: u32,
+    pub min_reason: String,
+    /// The candidate pool sizes tried, up to the chosen one.
+    pub candidates: Vec<Candidate>,
+    pub budget: Budget,
+    pub pgbouncer: Option<PgBouncer>,
+    pub libraries: Vec<Library>,
+    pub break_even: Option<BreakEven>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub rps: f64,
+    pub p99_ms: f64,
+    pub instances: u32,
+    pub rps_per_instance: f64,
+    pub base_rps: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub pool_size: u32,
+    /// The measured point whose service time stands for this size.
+    pub measured_pool_size: usize,
+    pub service_time_mean_ms: f64,
+    pub query_p99_ms: f64,
+    pub utilisation: f64,
+    /// Erlang C; null when the queue is unstable (ρ ≥ 1).
+    pub p_wait: Option<f64>,
+    pub acquire_p99_ms: Option<f64>,
+    pub predicted_p99_ms: Option<f64>,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Budget {
+    /// Null when unknown (not in the sweep and no --max-connections).
+    pub max_connections: Option<u32>,
+    pub reserved: u32,
+    pub available: Option<u32>,
+    /// instances × max_size.
+    pub needed: u32,
+    pub fits: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PgBouncer {
+    /// True when the pools do not fit the budget directly.
+    pub recommended: bool,
+    /// Server connections for the total load R.
+    pub default_pool_size: u32,
+    pub min_pool_size: u32,
+    /// Client connections PgBouncer must accept: instances × max_size.
+    pub max_client_conn: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Library {
+    pub library: String,
+    pub settings: Vec<(String, String)>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakEven {
+    pub fresh_total_p50_ms: f64,
+    pub pool_total_p50_ms: f64,
+    /// fresh total p50 − pool total p50.
+    pub saved_ms_per_request: f64,
+    /// saved_ms_per_request × R / 1000: seconds of waiting saved per second
+    /// of traffic (= requests no longer in flight, by Little's law).
+    pub saved_s_per_s: f64,
+    /// Connections a per-request design opens per second at R.
+    pub connections_per_s: f64,
+    pub fresh_throughput_rps: f64,
+}
+
+pub fn plan_command(args: &PlanArgs) -> Result<Outcome> {
+    let path = sweep_path(&args.sweep);
+    let sweep = read_sweep(&path)?;
+    let report = plan(&sweep, &path, args)?;
+    match args.format {
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        PlanFormat::Table => print!("{}", render_text(&report, &sweep)),
+    }
+    Ok(Outcome::Success)
+}
+
+fn sweep_path(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("sweep.json")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+pub fn read_sweep(path: &Path) -> Result<SweepReport> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad_input(format!("{shown}: cannot read the sweep: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad_input(format!("{shown}: not JSON: {e}")))?;
+    if value.get("kind").and_then(|k| k.as_str()) != Some(SWEEP_KIND) {
+        return Err(bad_input(format!(
+            "{shown}: not a sweep.json (a report.json of `run`?): plan reads the sweep.json \
+             written by `poolbench sweep`"
+        )));
+    }
+    match value.get("schema_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(SWEEP_SCHEMA_VERSION) => {}
+        other => {
+            return Err(bad_input(format!(
+                "{shown}: sweep schema_version {} is not supported (this poolbench reads {})",
+                other.map_or("missing".into(), |v| v.to_string()),
+                SWEEP_SCHEMA_VERSION
+            )))
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| bad_input(format!("{shown}: malformed sweep.json: {e}")))
+}
+
+/// The measured point standing for pool size `c`: the smallest measured
+/// size ≥ c, or the largest.
+fn point_for<'a>(points: &[&'a SweepPoint], c: u32) -> Option<&'a SweepPoint> {
+    points
+        .iter()
+        .find(|p| p.pool_size >= c as usize)
+        .or_else(|| points.last())
+        .copied()
+}
+
+fn candidate(
+    points: &[&SweepPoint],
+    c: u32,
+    lambda_per_us: f64,
+    target_us: f64,
+) -> Option<Candidate> {
+    let p = point_for(points, c)?;
+    let s = p.service_time_mean_us;
+    let a = lambda_per_us * s;
+    let rho = a / f64::from(c);
+    let pw = erlang::p_wait(c, a);
+    let wait = erlang::wait_quantile(c, a, s, 0.99);
+    let predicted = wait.map(|w| p.query.p99_us as f64 + w);
+    Some(Candidate {
+        pool_size: c,
+        measured_pool_size: p.pool_size,
+        service_time_mean_ms: s / 1000.0,
+        query_p99_ms: p.query.p99_us as f64 / 1000.0,
+        utilisation: rho,
+        p_wait: pw,
+        acquire_p99_ms: wait.map(|w| w / 1000.0),
+        predicted_p99_ms: predicted.map(|v| v / 1000.0),
+        ok: rho <= MAX_UTILISATION && predicted.is_some_and(|v| v <= target_us),
+    })
+}
+
+/// The smallest pool size meeting the target at `rps`, with the last 12
+/// candidates tried.
+fn search(points: &[&SweepPoint], rps: f64, target_us: f64) -> (Option<u32>, Vec<Candidate>) {
+    let lambda_per_us = rps / 1e6;
+    let mut tried = Vec::new();
+    for c in 1..=SEARCH_LIMIT {
+        let Some(cand) = candidate(points, c, lambda_per_us, target_us) else {
+            break;
+        };
+        let ok = cand.ok;
+        tried.push(cand);
+        if ok {
+            let skip = tried.len().saturating_sub(12);
+            return (Some(c), tried.split_off(skip));
+        }
+    }
+    let skip = tried.len().saturating_sub(12);
+    (None, tried.split_off(skip))
+}
+
+pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanReport> {
+    let shown = path.display();
+    let mut warnings = Vec::new();
+    let concurrency = match args.concurrency {
+        Some(c) => {
+            if !sweep.points.iter().any(|p| p.concurrency == c) {
+                return Err(bad_input(format!(
+                    "--concurrency {c}: {shown} has no points at that concurrency (it has {})",
+                    list(&sweep.settings.concurrency)
+                )));
+            }
+            c
+        }
+        None => sweep
+            .points
+            .iter()
+            .map(|p| p.concurrency)
+            .max()
+            .ok_or_else(|| {
+                bad_input(format!(
+                    "{shown} has no measured points{}: run the sweep again",
+                    if sweep.interrupted {
+                        " (it was interrupted)"
+                    } else {
+                        ""
+                    }
+                ))
+            })?,
+    };
+    let points: Vec<&SweepPoint> = sweep
+        .points_at(concurrency)
+        .into_iter()
+        .filter(|p| p.requests > 0 && p.service_time_mean_us > 0.0)
+        .collect();
+    if points.is_empty() {
+        return Err(bad_input(format!(
+            "{shown}: no point at concurrency {concurrency} completed a request: nothing to plan from"
+        )));
+    }
+    if sweep.interrupted {
+        warnings.push("the sweep was interrupted: some pool sizes were not measured".into());
+    }
+    let k = args.instances;
+    let lambda = args.rps / f64::from(k);
+    let target_us = args.p99;
+    let base_rps = args.base_rps.unwrap_or(args.rps);
+    if base_rps > args.rps {
+        return Err(bad_input(format!(
+            "--base-rps {base_rps} is above --rps {}: the base load is the traffic most of the \
+             time, the target its peak",
+            args.rps
+        )));
+    }
+
+    // Impossible targets, each with the number that rules it out.
+    let best_query_p99 = points.iter().map(|p| p.query.p99_us).min().unwrap_or(0);
+    if target_us < best_query_p99 as f64 {
+        return Err(bad_input(format!(
+            "--p99 {} ms cannot be met: the measured query phase alone has a p99 of {} ms at \
+             best (pool {}), before any wait for a connection; no pool size makes queries \
+             faster — make the queries faster or measure on a faster server",
+            fmt_ms(target_us),
+            ms(best_query_p99 as f64),
+            points
+                .iter()
+                .find(|p| p.query.p99_us == best_query_p99)
+                .map_or(0, |p| p.pool_size)
+        )));
+    }
+    let best = points
+        .iter()
+        .map(|p| p.throughput_rps)
+        .fold(0.0f64, f64::max);
+    if lambda > best {
+        return Err(bad_input(format!(
+            "--rps {} over {k} instance(s) is {} req/s per instance, above the best measured \
+             throughput of {} req/s (at {concurrency} workers): the sweep never showed this \
+             server doing that; add instances (--instances) or sweep with more workers",
+            args.rps,
+            rps(lambda),
+            rps(best)
+        )));
+    }
+    if args.rps > best && k > 1 {
+        warnings.push(format!(
+            "the {k} instances share one database server, which delivered at most {} req/s \
+             to one client in the sweep; {} req/s in total was never measured",
+            rps(best),
+            rps(args.rps)
+        ));
+    }
+
+    let (found, candidates) = search(&points, lambda, target_us);
+    let Some(max_size) = found else {
+        let last = candidates.last();
+        return Err(bad_input(format!(
+            "no pool size up to {SEARCH_LIMIT} meets p99 ≤ {} ms at {} req/s per instance{}",
+            fmt_ms(target_us),
+            rps(lambda),
+            match last {
+                Some(c) => format!(
+                    ": the closest, pool {}, predicts {} ms (query p99 {} ms at pool {})",
+                    c.pool_size,
+                    c.predicted_p99_ms.map_or("∞".into(), |v| format!("{v:.3}")),
+                    fmt_ms(c.query_p99_ms * 1000.0),
+                    c.measured_pool_size
+                ),
+                None => String::new(),
+            }
+        )));
+    };
+    let largest = points.last().map_or(0, |p| p.pool_size);
+    if max_size as usize > largest {
+        warnings.push(format!(
+            "max_size {max_size} is above the largest measured pool size {largest}: its \
+             service time is extrapolated from pool {largest}; sweep larger pools to confirm"
+        ));
+    }
+    if max_size == 1 {
+        warnings.push(
+            "max_size 1 queues every request behind the one in flight, however slow: \
+             consider 2 for headroom against a slow query"
+                .into(),
+        );
+    }
+    // `points` is not empty (checked above).
+    let chosen = point_for(&points, max_size).unwrap_or(points[0]);
+    let s_us = chosen.service_time_mean_us;
+
+    // Min size: the base load's mean busy connections (Little's law), or
+    // all of them when opening one costs many service times.
+    let fresh = sweep.fresh_at(concurrency);
+    let little = (base_rps / f64::from(k) * s_us / 1e6).ceil().max(1.0) as u32;
+    let (min_size, min_reason) = match fresh {
+        Some(f) if f.connect.p50_us as f64 >= SETUP_COST_FACTOR * s_us => (
+            max_size,
+            format!(
+                "min = max: opening a connection (connect p50 {} ms) costs {:.0}× the service \
+                 time ({} ms), ≥ {SETUP_COST_FACTOR:.0}×; a pool that grows during a burst \
+                 makes the burst wait for connects, so keep it full",
+                ms(f.connect.p50_us as f64),
+                f.connect.p50_us as f64 / s_us,
+                ms(s_us)
+            ),
+        ),
+        _ => (
+            little.min(max_size),
+            format!(
+                "min = ⌈λ_base·S⌉ = ⌈{} × {} ms⌉ = {} (Little's law: connections busy on \
+                 average at the base load{}){}",
+                rps(base_rps / f64::from(k)),
+                ms(s_us),
+                little,
+                if args.base_rps.is_none() {
+                    ", --base-rps defaults to --rps"
+                } else {
+                    ""
+                },
+                match fresh {
+                    Some(f) => format!(
+                        "; connect p50 {} ms is under {SETUP_COST_FACTOR:.0}× S",
+                        ms(f.connect.p50_us as f64)
+                    ),
+                    None => "; no fresh strategy measured, so the setup-cost rule was not applied"
+                        .into(),
+                }
+            ),
+        ),
+    };
+
+    // PgBouncer sizing: one server-side pool for the total load.
+    let (total_c, _) = search(&points, args.rps, target_us);
+    let m = args
+        .max_connections
+        .or((sweep.server.max_connections > 0).then_some(sweep.server.max_connections));
+    let available = m.map(|m| m.saturating_sub(args.reserved));
+    let needed = k.saturating_mul(max_size);
+    let fits = available.map(|a| needed <= a);
+    if m.is_none() {
+        warnings.push(
+            "the server's max_connections is unknown: pass --max-connections to check the budget"
+                .into(),
+        );
+    }
+    let pgbouncer = total_c.map(|c| {
+        let total_s = point_for(&points, c).map_or(s_us, |p| p.service_time_mean_us);
+        let pgb_min = if min_size == max_size {
+            c
+        } else {
+            ((base_rps * total_s / 1e6).ceil().max(1.0) as u32).min(c)
+        };
+        PgBouncer {
+            recommended: fits == Some(false),
+            default_pool_size: c,
+            min_pool_size: pgb_min,
+            max_client_conn: needed,
+        }
+    });
+    if fits == Some(false) {
+        match (&pgbouncer, available) {
+            (Some(p), Some(a)) if p.default_pool_size > a => warnings.push(format!(
+                "even PgBouncer's {} server connections exceed the budget of {a}: raise \
+                 max_connections or lower the load",
+                p.default_pool_size
+            )),
+            (None, _) => warnings.push(
+                "the total load cannot be served by one pool within the target either: \
+                 PgBouncer alone will not fix this"
+                    .into(),
+            ),
+            _ => {}
+        }
+    }
+
+    let break_even = fresh.map(|f| {
+        let saved = (f.total.p50_us as f64 - chosen.total.p50_us as f64) / 1000.0;
+        BreakEven {
+            fresh_total_p50_ms: f.total.p50_us as f64 / 1000.0,
+            pool_total_p50_ms: chosen.total.p50_us as f64 / 1000.0,
+            saved_ms_per_request: saved,
+            saved_s_per_s: saved * args.rps / 1000.0,
+            connections_per_s: args.rps * f.connections_per_request.max(1.0),
+            fresh_throughput_rps: f.throughput_rps,
+        }
+    });
+
+    Ok(PlanReport {
+        sweep: shown.to_string(),
+        scenario: sweep.scenario.name.clone(),
+        concurrency,
+        target: Target {
+            rps: args.rps,
+            p99_ms: target_us / 1000.0,
+            instances: k,
+            rps_per_instance: lambda,
+            base_rps,
+        },
+        max_size,
+        min_size,
+        min_reason,
+        candidates,
+        budget: Budget {
+            max_connections: m,
+            reserved: args.reserved,
+            available,
+            needed,
+            fits,
+        },
+        libraries: libraries(min_size, max_size, pgbouncer.as_ref()),
+        pgbouncer,
+        break_even,
+        warnings,
+    })
+}
+
+fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>) -> Vec<Library> {
+    let lib = |name: &str, settings: &[(&str, String)], note: Option<&str>| Library {
+        library: name.into(),
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        note: note.map(String::from),
+    };
+    let mut out = vec![
+        lib(
+            "deadpool-postgres (Rust)",
+            &[("max_size", max.to_string())],
+            Some("no min setting: acquire min connections at startup to pre-open them"),
+        ),
+        lib(
+            "sqlx (Rust)",
+            &[
+                ("max_connections", max.to_string()),
+                ("min_connections", min.to_string()),
+            ],
+            None,
+        ),
+        lib(
+            "bb8 (Rust)",
+            &[
+                ("max_size", max.to_string()),
+                ("min_idle", format!("Some({min})")),
+            ],
+            None,
+        ),
+        lib(
+            "HikariCP (Java)",
+            &[
+                ("maximumPoolSize", max.to_string()),
+                ("minimumIdle", min.to_string()),
+            ],
+            None,
+        ),
+        lib(
+            "asyncpg (Python)",
+            &[("min_size", min.to_string()), ("max_size", max.to_string())],
+            None,
+        ),
+        lib(
+            "SQLAlchemy (Python)",
+            &[
+                ("pool_size", min.to_string()),
+                ("max_overflow", (max - min).to_string()),
+            ],
+            Some("pool_size connections are kept; max_overflow more are opened under load and closed after"),
+        ),
+    ];
+    if let Some(p) = pgb {
+        out.push(lib(
+            "PgBouncer (pool_mode = transaction)",
+            &[
+                ("default_pool_size", p.default_pool_size.to_string()),
+                ("min_pool_size", p.min_pool_size.to_string()),
+                ("max_client_conn", p.max_client_conn.to_string()),
+            ],
+            Some("server connections for the total load; max_client_conn at least instances × max_size, whose pools then connect to PgBouncer"),
+        ));
+    }
+    out
+}
+
+fn list(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// A target in milliseconds, without trailing zeros: 50, 0.5, 0.001.
+fn fmt_ms(us: f64) -> String {
+    let text = format!("{:.3}", us / 1000.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The reasoning, step by step, then a block per library.
+pub fn render_text(r: &PlanReport, sweep: &SweepReport) -> String {
+    let mut o = String::new();
+    let t = &r.target;
+    let _ = writeln!(
+        o,
+        "plan: {} req/s at p99 ≤ {} ms over {} instance(s), from {}",
+        rps(t.rps),
+        fmt_ms(t.p99_ms * 1000.0),
+        t.instances,
+        r.sweep
+    );
+    let sizes: Vec<String> = sweep
+        .points_at(r.concurrency)
+        .iter()
+        .map(|p| p.pool_size.to_string())
+        .collect();
+    let _ = writeln!(
+        o,
+        "      scenario {} measured at {} workers, pool sizes {}; PostgreSQL {}\n",
+        r.scenario,
+        r.concurrency,
+        sizes.join(","),
+        sweep.server.version
+    );
+    let _ = writeln!(
+        o,
+        "1. load per instance    λ = R / K = {} / {} = {} req/s",
+        rps(t.rps),
+        t.instances,
+        rps(t.rps_per_instance)
+    );
+    let _ = writeln!(
+        o,
+        "2. pool size (max)      the smallest c with ρ = λ·S/c ≤ {MAX_UTILISATION} and \
+         query p99 + acquire p99 ≤ {} ms,",
+        fmt_ms(t.p99_ms * 1000.0)
+    );
+    let _ = writeln!(
+        o,
+        "                        S = mean query time measured at pool size ≥ c; acquire p99 \
+         by Erlang C (M/M/c):\n                        P(W > t) = P(wait)·e^(−(c−λS)·t/S)"
+    );
+    let mut rows = vec![[
+        "c",
+        "from pool",
+        "S ms",
+        "query p99",
+        "ρ",
+        "P(wait)",
+        "acquire p99",
+        "predicted p99",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let mut verdicts = vec![String::new()];
+    for c in &r.candidates {
+        rows.push(vec![
+            c.pool_size.to_string(),
+            c.measured_pool_size.to_string(),
+            format!("{:.3}", c.service_time_mean_ms),
+            format!("{:.3}", c.query_p99_ms),
+            format!("{:.2}", c.utilisation),
+            c.p_wait.map_or("-".into(), |p| format!("{p:.3}")),
+            c.acquire_p99_ms.map_or("∞".into(), |v| format!("{v:.3}")),
+            c.predicted_p99_ms.map_or("∞".into(), |v| format!("{v:.3}")),
+        ]);
+        verdicts.push(if c.ok {
+            "◀ meets the target".into()
+        } else if c.p_wait.is_none() {
+            "ρ ≥ 1: the queue grows without bound".into()
+        } else if c.utilisation > MAX_UTILISATION {
+            format!("ρ > {MAX_UTILISATION}")
+        } else {
+            "p99 too high".into()
+        });
+    }
+    // The verdict stays outside the table so that it is left-aligned.
+    for (line, verdict) in render(&rows, 0).lines().zip(&verdicts) {
+        let row = format!("{line}  {verdict}");
+        let _ = writeln!(o, "                        {}", row.trim_end());
+    }
+    let _ = writeln!(o, "                        → max = {}", r.max_size);
+    let _ = writeln!(o, "3. min size             {}", r.min_reason);
+    let _ = writeln!(o, "                        → min = {}", r.min_size);
+    let b = &r.budget;
+    match (b.max_connections, b.available, b.fits) {
+        (Some(m), Some(a), Some(fits)) => {
+            let _ = writeln!(
+                o,
+                "4. connection budget    K × max = {} × {} = {} {} max_connections − reserved = {m} − {} = {a}{}",
+                t.instances,
+                r.max_size,
+                b.needed,
+                if fits { "≤" } else { ">" },
+                b.reserved,
+                if fits { ": fits" } else { ": DOES NOT FIT" }
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                o,
+                "4. connection budget    unknown max_connections: K × max = {} (pass --max-connections)",
+                b.needed
+            );
+        }
+    }
+    if let Some(p) = &r.pgbouncer {
+        if p.recommended {
+            let _ = writeln!(
+                o,
+                "                        → put PgBouncer in transaction pooling mode between the \
+                 instances and the server:\n                          default_pool_size = {} server \
+                 connections serve the total {} req/s (same rule, λ = R), max_client_conn ≥ {}",
+                p.default_pool_size,
+                rps(t.rps),
+                p.max_client_conn
+            );
+        }
+    }
+    match &r.break_even {
+        Some(be) => {
+            let _ = writeln!(
+                o,
+                "5. break-even           a connection per request: total p50 {} ms vs pooled {} ms",
+                fmt3(be.fresh_total_p50_ms),
+                fmt3(be.pool_total_p50_ms)
+            );
+            let _ = writeln!(
+                o,
+                "                        pooling saves {} ms per request; at {} req/s that is {} ms \
+                 of waiting per second of traffic\n                        (= {:.2} requests fewer in \
+                 flight at any moment, Little's law), and {} connections/s not opened",
+                fmt3(be.saved_ms_per_request),
+                rps(t.rps),
+                rps(be.saved_ms_per_request * t.rps),
+                be.saved_s_per_s,
+                rps(be.connections_per_s)
+            );
+            if be.fresh_throughput_rps * f64::from(t.instances) < t.rps {
+                let _ = writeln!(
+                    o,
+                    "                        the per-request design reached only {} req/s in the \
+                     sweep: it could not carry {} req/s on {} instance(s) at all",
+                    rps(be.fresh_throughput_rps),
+                    rps(t.rps),
+                    t.instances
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "5. break-even           the scenario has no fresh strategy: nothing to compare"
+            );
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    let _ = writeln!(o, "\nsettings per instance");
+    for l in &r.libraries {
+        let settings: Vec<String> = l
+            .settings
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        let _ = writeln!(o, "  {:<36} {}", l.library, settings.join(", "));
+        if let Some(note) = &l.note {
+            let _ = writeln!(o, "  {:<36} ({note})", "");
+        }
+    }
+    o
+}
+
+fn fmt3(v: f64) -> String {
+    format!("{v:.3}")
+}
