@@ -75,6 +75,7 @@ pub struct StrategyReport {
     /// Successful requests in the measured window.
     pub requests: u64,
     /// Attempts beyond the first made by `[run.retry]` (0 without it).
+    #[serde(default)]
     pub retries: u64,
     /// Failed requests by class.
     pub errors: BTreeMap<String, u64>,
