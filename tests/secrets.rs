@@ -90,7 +90,8 @@ async fn no_subcommand_reveals_the_password() {
     // runtime has other threads.
     {
         // run: the DSN from the flag, from DATABASE_URL, from the scenario.
-        let runs: [(&str, Vec<String>, Vec<(&str, String)>); 3] = [
+        type Env<'a> = Vec<(&'a str, String)>;
+        let runs: [(&str, Vec<String>, Env); 3] = [
             (
                 "run --dsn",
                 vec![
