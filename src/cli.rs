@@ -95,6 +95,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: Option<u32>,
 
+    /// Worker threads, like pgbench's -j [default: one per CPU]. Each runs
+    /// its share of the workers on its own connections; a pool is split
+    /// between the threads (max_size and min_size divided).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
     /// No header, progress bars or table: only errors and the headline.
     #[arg(long, short)]
     pub quiet: bool,

@@ -85,6 +85,9 @@ async fn measure(
         concurrency: scenario.run.concurrency,
         seed: scenario.run.seed,
         rounds: scenario.run.rounds,
+        threads: args
+            .threads
+            .map_or_else(crate::runner::default_threads, |t| t as usize),
         request_timeout: scenario.run.request_timeout,
         retry: scenario.run.retry.clone(),
         cancel: cancel.clone(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use crate::metrics::{
     new_histogram, summarize_phases, ErrorClass, Interval, Phase, Recorder, Summary,
 };
 use crate::report::{round, RoundStats, StrategyReport, TimelineRow};
-use crate::scenario::{RetryPolicy, Strategy, StrategyKind};
+use crate::scenario::{PoolSettings, RetryPolicy, Strategy, StrategyKind};
 use crate::strategy::{PoolStatus, RequestError, Source};
 use crate::workload::params::{Rng, Value};
 use crate::workload::{execute, Mix};
@@ -35,6 +35,8 @@ pub struct RunContext<'a> {
     pub concurrency: u32,
     pub seed: u64,
     pub rounds: u32,
+    /// Worker threads (shards): one per core by default.
+    pub threads: usize,
     pub request_timeout: Duration,
     pub retry: Option<RetryPolicy>,
     /// Cancelled by Ctrl-C / SIGTERM.
@@ -42,6 +44,11 @@ pub struct RunContext<'a> {
     /// Counts client backends once a second; not part of the results.
     pub monitor: Option<&'a Client>,
     pub show_progress: bool,
+}
+
+/// One worker thread per core, as pgbench's `-j` is usually set.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Live totals for the progress bar: relaxed atomics, no lock.
@@ -67,59 +74,101 @@ pub struct RoundResult {
     pub connections_opened: u64,
     /// Time to fill the pool to min_size (zero for fresh).
     pub startup: Duration,
+    /// Threads the workers ran on (and pools the strategy was split into).
+    pub shards: u32,
 }
 
-/// Runs one round of `strategy`: a new source (a new pool, filled to
+/// Runs one round of `strategy`: new sources (new pools, filled to
 /// min_size), warm-up, then the measured window.
+///
+/// The workers run thread-per-core, like pgbench's `-j`: each shard is an
+/// OS thread with a single-threaded runtime, its share of the workers, and
+/// its own connection source, so a request and its connection's I/O stay on
+/// one thread. A pool is split across the shards (max_size and min_size
+/// divided as evenly as they go), like an application running one process
+/// per core, each with its pool.
 pub async fn run_round(ctx: &RunContext<'_>, strategy: &Strategy, round: u32) -> RoundResult {
-    let source = Arc::new(Source::new(&strategy.kind, &ctx.target));
+    let kinds = split_across_shards(&strategy.kind, shard_count(ctx, &strategy.kind));
+    let sources: Vec<Arc<Source>> = kinds
+        .iter()
+        .map(|k| Arc::new(Source::new(k, &ctx.target)))
+        .collect();
     let queries = ctx.mix.queries.len();
-    let mut startup_errors = Recorder::new(queries);
-    let min_size = match &strategy.kind {
-        StrategyKind::Pool(p) => p.min_size,
-        StrategyKind::Fresh => 0,
-    };
-    let startup = match source.warm_up(min_size).await {
-        Ok(d) => d,
-        Err(e) => {
-            // A pool that cannot fill still runs: its requests will show why.
-            startup_errors.errors.count(e.class, &e.message);
-            Duration::ZERO
-        }
-    };
-
-    let started = Instant::now();
-    let measure_start = started + ctx.warmup;
-    let deadline = measure_start + ctx.duration;
-    let live = Arc::new(Live::default());
+    // One set of live counters per shard, so no cache line bounces between
+    // cores on every request; the collector adds them up.
+    let lives: Vec<Arc<Live>> = sources.iter().map(|_| Arc::new(Live::default())).collect();
     let (tx, rx) = mpsc::unbounded_channel::<Interval>();
-
-    let progress = progress_bar(ctx, &strategy.name, round);
-    let workers: Vec<_> = (0..ctx.concurrency)
-        .map(|index| {
-            let worker = Worker {
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<Duration, RequestError>>();
+    let mut go = Vec::new();
+    let mut done = Vec::new();
+    let mut startup_errors = Recorder::new(queries);
+    for (shard, (source, kind)) in sources.iter().zip(&kinds).enumerate() {
+        let (go_tx, go_rx) = oneshot::channel::<(Instant, Instant)>();
+        let (done_tx, done_rx) = oneshot::channel::<Vec<WorkerEnd>>();
+        let min_size = match kind {
+            StrategyKind::Pool(p) => p.min_size,
+            StrategyKind::Fresh => 0,
+        };
+        let shards = sources.len() as u32;
+        let workers: Vec<Worker> = (0..ctx.concurrency)
+            .filter(|index| index % shards == shard as u32)
+            .map(|index| Worker {
                 source: source.clone(),
                 mix: ctx.mix.clone(),
                 rng: Rng::for_worker(ctx.seed, index),
                 jitter: Rng::for_worker(ctx.seed ^ JITTER_STREAM, index),
                 request_timeout: ctx.request_timeout,
                 retry: ctx.retry.clone(),
-                live: live.clone(),
+                live: lives[shard].clone(),
                 tx: tx.clone(),
-                cancel: ctx.cancel.clone(),
-                measure_start,
-                deadline,
-            };
-            tokio::spawn(worker.run())
-        })
-        .collect();
+                // Set for real when every shard is ready.
+                measure_start: Instant::now(),
+                deadline: Instant::now(),
+            })
+            .collect();
+        let source = source.clone();
+        let ready_tx = ready_tx.clone();
+        let cancel = ctx.cancel.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("poolbench-{shard}"))
+            .spawn(move || run_shard(source, min_size, workers, cancel, ready_tx, go_rx, done_tx));
+        match spawned {
+            Ok(_) => {
+                go.push(go_tx);
+                done.push(done_rx);
+            }
+            Err(e) => startup_errors.errors.count(
+                ErrorClass::Other,
+                &format!("cannot start a worker thread: {e}"),
+            ),
+        }
+    }
     drop(tx);
+    drop(ready_tx);
 
+    // Every shard fills its pool at once; the slowest is the startup time.
+    let mut startup = Duration::ZERO;
+    for _ in 0..go.len() {
+        match ready_rx.recv().await {
+            Some(Ok(d)) => startup = startup.max(d),
+            // A pool that cannot fill still runs: its requests will show why.
+            Some(Err(e)) => startup_errors.errors.count(e.class, &e.message),
+            None => break,
+        }
+    }
+    let started = Instant::now();
+    let measure_start = started + ctx.warmup;
+    let deadline = measure_start + ctx.duration;
+    for g in go {
+        let _ = g.send((measure_start, deadline));
+    }
+
+    let progress = progress_bar(ctx, &strategy.name, round);
     let timeline = collect(
         ctx,
-        &source,
+        &sources,
         rx,
-        &live,
+        &lives,
         &progress,
         started,
         measure_start,
@@ -131,19 +180,21 @@ pub async fn run_round(ctx: &RunContext<'_>, strategy: &Strategy, round: u32) ->
     let mut recorder = Recorder::new(queries);
     recorder.merge(&startup_errors);
     let mut last_end: Option<Instant> = None;
-    for w in workers {
-        match w.await {
-            Ok(end) => {
-                recorder.merge(&end.recorder);
-                last_end = last_end.max(end.last_end);
+    for d in done {
+        match d.await {
+            Ok(ends) => {
+                for end in ends {
+                    recorder.merge(&end.recorder);
+                    last_end = last_end.max(end.last_end);
+                }
             }
-            Err(e) => recorder
-                .errors
-                .count(ErrorClass::Other, &format!("worker failed: {e}")),
+            Err(_) => recorder.errors.count(
+                ErrorClass::Other,
+                "a worker thread ended without its results",
+            ),
         }
     }
     progress.finish_and_clear();
-    source.close();
     let measured = last_end
         .map(|end| end.saturating_duration_since(measure_start))
         .unwrap_or_else(|| {
@@ -155,9 +206,105 @@ pub async fn run_round(ctx: &RunContext<'_>, strategy: &Strategy, round: u32) ->
         recorder,
         timeline,
         measured,
-        connections_opened: source.connections_opened(),
+        connections_opened: sources.iter().map(|s| s.connections_opened()).sum(),
         startup,
+        shards: sources.len() as u32,
     }
+}
+
+/// How many shards (threads) a strategy runs on: one per core, but no more
+/// than there are workers, nor than a pool has connections to split.
+fn shard_count(ctx: &RunContext<'_>, kind: &StrategyKind) -> usize {
+    let mut n = ctx.threads.max(1).min(ctx.concurrency.max(1) as usize);
+    if let StrategyKind::Pool(p) = kind {
+        n = n.min(p.max_size.max(1));
+    }
+    n
+}
+
+/// The strategy as each of `n` shards runs it: a pool's max_size and
+/// min_size divided as evenly as they go (10 over 3 → 4, 3, 3).
+fn split_across_shards(kind: &StrategyKind, n: usize) -> Vec<StrategyKind> {
+    let share = |total: usize, i: usize| total / n + usize::from(i < total % n);
+    (0..n)
+        .map(|i| match kind {
+            StrategyKind::Fresh => StrategyKind::Fresh,
+            StrategyKind::Pool(p) => StrategyKind::Pool(PoolSettings {
+                max_size: share(p.max_size, i),
+                min_size: share(p.min_size, i),
+                ..p.clone()
+            }),
+        })
+        .collect()
+}
+
+/// One shard's thread: fill its pool, report ready, wait for the common
+/// start, run its workers to the end, close its pool, hand back results.
+fn run_shard(
+    source: Arc<Source>,
+    min_size: usize,
+    mut workers: Vec<Worker>,
+    cancel: CancellationToken,
+    ready: mpsc::UnboundedSender<Result<Duration, RequestError>>,
+    go: oneshot::Receiver<(Instant, Instant)>,
+    done: oneshot::Sender<Vec<WorkerEnd>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(RequestError {
+                class: ErrorClass::Other,
+                message: format!("cannot start a worker runtime: {e}"),
+            }));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let _ = ready.send(source.warm_up(min_size).await);
+        drop(ready);
+        let Ok((measure_start, deadline)) = go.await else {
+            return;
+        };
+        // The token's future takes a lock shared by every thread each time
+        // it is polled; workers instead watch a oneshot of their own, which
+        // one task per shard closes when the token is cancelled.
+        let mut stops = Vec::with_capacity(workers.len());
+        let handles: Vec<_> = workers
+            .drain(..)
+            .map(|mut w| {
+                w.measure_start = measure_start;
+                w.deadline = deadline;
+                let (stop_tx, stop_rx) = oneshot::channel::<()>();
+                stops.push(stop_tx);
+                tokio::spawn(w.run(stop_rx))
+            })
+            .collect();
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            drop(stops);
+        });
+        let mut ends = Vec::with_capacity(handles.len());
+        for h in handles {
+            match h.await {
+                Ok(end) => ends.push(end),
+                Err(e) => {
+                    let mut recorder = Recorder::new(0);
+                    recorder
+                        .errors
+                        .count(ErrorClass::Other, &format!("worker failed: {e}"));
+                    ends.push(WorkerEnd {
+                        recorder,
+                        last_end: None,
+                    });
+                }
+            }
+        }
+        source.close();
+        let _ = done.send(ends);
+    });
 }
 
 /// The report of a strategy from all its rounds: histograms merged,
@@ -202,6 +349,7 @@ pub fn assemble(strategy: &Strategy, mix: &Mix, rounds: &[RoundResult]) -> Strat
         },
         settings,
         requests: total.requests,
+        shards: rounds.iter().map(|r| r.shards).max().unwrap_or(1),
         retries: total.retries,
         errors: total.errors.counts.clone(),
         error_samples: total.errors.samples.clone(),
@@ -249,27 +397,25 @@ struct Worker {
     retry: Option<RetryPolicy>,
     live: Arc<Live>,
     tx: mpsc::UnboundedSender<Interval>,
-    cancel: CancellationToken,
     measure_start: Instant,
     deadline: Instant,
 }
 
 impl Worker {
-    async fn run(mut self) -> WorkerEnd {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) -> WorkerEnd {
         let mut recorder = Recorder::new(self.mix.queries.len());
         let mut interval = Interval::new(0);
         let mut last_end = None;
         let last_second = (self.deadline - self.measure_start)
             .as_secs()
             .saturating_sub(1);
-        let cancel = self.cancel.clone();
         while Instant::now() < self.deadline {
             let query = self.mix.pick(&mut self.rng);
             let values = self.mix.draw(query, &mut self.rng);
             let start = Instant::now();
             let (result, retries) = tokio::select! {
                 r = self.attempt(query, &values) => r,
-                () = cancel.cancelled() => break,
+                _ = &mut stop => break,
             };
             if start < self.measure_start {
                 continue; // warm-up: run, not recorded
@@ -365,9 +511,9 @@ struct Sample {
 #[allow(clippy::too_many_arguments)]
 async fn collect(
     ctx: &RunContext<'_>,
-    source: &Source,
+    sources: &[Arc<Source>],
     mut rx: mpsc::UnboundedReceiver<Interval>,
-    live: &Live,
+    lives: &[Arc<Live>],
     progress: &ProgressBar,
     started: Instant,
     measure_start: Instant,
@@ -402,11 +548,11 @@ async fn collect(
                             Some(m) => count_backends(m).await,
                             None => None,
                         };
-                        samples.insert(second, Sample { pool: source.pool_status(), backends });
+                        samples.insert(second, Sample { pool: pool_status(sources), backends });
                     }
                 }
-                let requests = live.requests.load(Ordering::Relaxed);
-                let errors = live.errors.load(Ordering::Relaxed);
+                let requests: u64 = lives.iter().map(|l| l.requests.load(Ordering::Relaxed)).sum();
+                let errors: u64 = lives.iter().map(|l| l.errors.load(Ordering::Relaxed)).sum();
                 let dt = now.duration_since(last_rate.0).as_secs_f64();
                 if dt >= 1.0 {
                     let rate = (requests - last_rate.1) as f64 / dt;
@@ -447,6 +593,18 @@ async fn collect(
             }
         })
         .collect()
+}
+
+/// The pools of every shard, added up (None for fresh connections).
+fn pool_status(sources: &[Arc<Source>]) -> Option<PoolStatus> {
+    sources
+        .iter()
+        .filter_map(|s| s.pool_status())
+        .reduce(|a, b| PoolStatus {
+            size: a.size + b.size,
+            available: a.available + b.available,
+            waiting: a.waiting + b.waiting,
+        })
 }
 
 async fn count_backends(monitor: &Client) -> Option<u64> {

@@ -74,6 +74,10 @@ pub struct StrategyReport {
     pub settings: serde_json::Value,
     /// Successful requests in the measured window.
     pub requests: u64,
+    /// Threads the workers ran on, one per core; a pool is split into as
+    /// many pools (max_size and min_size divided between them).
+    #[serde(default = "one")]
+    pub shards: u32,
     /// Attempts beyond the first made by `[run.retry]` (0 without it).
     #[serde(default)]
     pub retries: u64,
@@ -191,6 +195,10 @@ impl Comparison {
             .flat_map(|f| of_kind("pool").filter_map(move |p| Comparison::between(f, p)))
             .collect()
     }
+}
+
+fn one() -> u32 {
+    1
 }
 
 pub fn round(x: f64, digits: i32) -> f64 {

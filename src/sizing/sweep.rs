@@ -222,6 +222,7 @@ async fn measure(
             concurrency,
             seed: scenario.run.seed,
             rounds: 1,
+            threads: crate::runner::default_threads(),
             request_timeout: scenario.run.request_timeout,
             retry: scenario.run.retry.clone(),
             cancel: cancel.clone(),
