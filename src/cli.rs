@@ -58,24 +58,13 @@ pub struct RunArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
 
-    /// The database, as a libpq URL or key=value string. Overrides the
-    /// scenario's [database].dsn and DATABASE_URL; without any of them an
-    /// embedded server is started.
-    #[arg(long, value_name = "DSN")]
-    pub dsn: Option<String>,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
 
     /// Directory for report.json, summary.csv and timeline.csv
     /// [default: results/<name>-<UTC timestamp>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-
-    /// Measured time per strategy, e.g. 20s or 1m (overrides [run].duration).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-
-    /// Time run but not recorded before each strategy (overrides [run].warmup).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    pub warmup: Option<Duration>,
 
     /// Closed-loop workers, each one request at a time (overrides
     /// [run].concurrency).
@@ -86,20 +75,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "STRATEGY")]
     pub only: Vec<String>,
 
-    /// Seed of the parameter generators (overrides [run].seed).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
     /// Run every strategy N times, interleaved, so `compare` can tell a
     /// change from noise (overrides [run].rounds).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: Option<u32>,
-
-    /// Worker threads, like pgbench's -j [default: one per CPU]. Each runs
-    /// its share of the workers on its own connections; a pool is split
-    /// between the threads (max_size and min_size divided).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub threads: Option<u32>,
 
     /// No header, progress bars or table: only errors and the headline.
     #[arg(long, short)]
@@ -108,11 +87,6 @@ pub struct RunArgs {
     /// Overwrite the report files of an existing --out directory.
     #[arg(long)]
     pub force: bool,
-
-    /// Run the scenario's [setup] SQL on a database poolbench did not start
-    /// (setup usually creates and fills tables).
-    #[arg(long)]
-    pub allow_setup: bool,
 }
 
 #[derive(Debug, Args)]
@@ -136,27 +110,13 @@ pub struct SweepArgs {
     #[arg(long, value_name = "NAME")]
     pub strategy: Option<String>,
 
-    /// The database, as a libpq URL or key=value string (as for `run`).
-    #[arg(long, value_name = "DSN")]
-    pub dsn: Option<String>,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
 
     /// Directory for sweep.json and sweep.csv
     /// [default: results/<name>-sweep-<UTC timestamp>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-
-    /// Measured time per point (overrides [run].duration).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-
-    /// Time run but not recorded before each point (overrides [run].warmup).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    pub warmup: Option<Duration>,
-
-    /// Seed of the parameter generators, the same for every point
-    /// (overrides [run].seed).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
 
     /// No header or progress bars: only the table.
     #[arg(long, short)]
@@ -165,10 +125,6 @@ pub struct SweepArgs {
     /// Overwrite sweep.json and sweep.csv of an existing --out directory.
     #[arg(long)]
     pub force: bool,
-
-    /// Run the scenario's [setup] SQL on a database poolbench did not start.
-    #[arg(long)]
-    pub allow_setup: bool,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +173,41 @@ pub struct PlanArgs {
 pub enum PlanFormat {
     Table,
     Json,
+}
+
+/// Where and how to measure: the flags `run` and `sweep` share.
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// The database, as a libpq URL or key=value string. Overrides the
+    /// scenario's [database].dsn and DATABASE_URL; without any of them an
+    /// embedded server is started.
+    #[arg(long, value_name = "DSN")]
+    pub dsn: Option<String>,
+
+    /// Measured time per strategy (or sweep point), e.g. 20s or 1m
+    /// (overrides [run].duration).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Time run but not recorded before each strategy (or sweep point)
+    /// (overrides [run].warmup).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Seed of the parameter generators (overrides [run].seed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Worker threads, like pgbench's -j [default: one per CPU]. Each runs
+    /// its share of the workers on its own connections; a pool is split
+    /// between the threads (max_size and min_size divided).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Run the scenario's [setup] SQL on a database poolbench did not start
+    /// (setup usually creates and fills tables).
+    #[arg(long)]
+    pub allow_setup: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,9 @@ use crate::error::bad_input;
 use crate::report::{self, Comparison, Report};
 use crate::runner::{assemble, run_round, RoundResult, RunContext};
 use crate::scenario::{self, Scenario};
-use crate::session::{build_profile, cancel_on_signal, ConnectOptions, Session};
+use crate::session::{
+    apply_measure_args, build_profile, cancel_on_signal, threads, ConnectOptions, Session,
+};
 use crate::Outcome;
 
 pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
@@ -20,11 +22,7 @@ pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
     let started_at = report::now_rfc3339();
     let out_dir =
         report::prepare_dir(args.out.as_deref(), &scenario.name, &started_at, args.force)?;
-    let opts = ConnectOptions {
-        dsn: args.dsn.clone(),
-        allow_setup: args.allow_setup,
-        quiet: args.quiet,
-    };
+    let opts = ConnectOptions::from_args(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
     let result = measure(&scenario, args, &session, &started_at, &out_dir).await;
     session.close().await;
@@ -32,20 +30,9 @@ pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
 }
 
 fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<()> {
-    if let Some(d) = args.duration {
-        if d.is_zero() {
-            return Err(bad_input("--duration must be greater than 0"));
-        }
-        s.run.duration = d;
-    }
-    if let Some(w) = args.warmup {
-        s.run.warmup = w;
-    }
+    apply_measure_args(s, &args.measure)?;
     if let Some(c) = args.concurrency {
         s.run.concurrency = c;
-    }
-    if let Some(seed) = args.seed {
-        s.run.seed = seed;
     }
     if let Some(rounds) = args.rounds {
         s.run.rounds = rounds;
@@ -75,7 +62,7 @@ async fn measure(
 ) -> Result<Outcome> {
     let cancel = &session.cancel;
     if !args.quiet {
-        print_header(scenario, &session.server);
+        print_header(scenario, &session.server, threads(&args.measure));
     }
     let ctx = RunContext {
         target: session.target.clone(),
@@ -85,9 +72,7 @@ async fn measure(
         concurrency: scenario.run.concurrency,
         seed: scenario.run.seed,
         rounds: scenario.run.rounds,
-        threads: args
-            .threads
-            .map_or_else(crate::runner::default_threads, |t| t as usize),
+        threads: threads(&args.measure),
         request_timeout: scenario.run.request_timeout,
         retry: scenario.run.retry.clone(),
         cancel: cancel.clone(),
@@ -224,7 +209,7 @@ fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
     found
 }
 
-fn print_header(s: &Scenario, server: &report::Server) {
+fn print_header(s: &Scenario, server: &report::Server, threads: usize) {
     let where_ = if server.embedded {
         "embedded"
     } else {
@@ -246,8 +231,9 @@ fn print_header(s: &Scenario, server: &report::Server) {
         server.max_connections
     );
     println!(
-        "workload  {} workers · {} warm-up + {} per strategy{} · seed {} · {} strategies, {} queries",
+        "workload  {} workers on {} threads · {} warm-up + {} per strategy{} · seed {} · {} strategies, {} queries",
         s.run.concurrency,
+        threads.min(s.run.concurrency as usize),
         humantime::format_duration(s.run.warmup),
         humantime::format_duration(s.run.duration),
         if s.run.rounds > 1 { format!(" × {} rounds", s.run.rounds) } else { String::new() },

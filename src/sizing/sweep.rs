@@ -16,7 +16,9 @@ use crate::report::table::{ms, render, rps, thousands};
 use crate::report::{self, StrategyReport};
 use crate::runner::{assemble, run_round, RunContext};
 use crate::scenario::{self, PoolSettings, QueryMode, Recycling, Scenario, Strategy, StrategyKind};
-use crate::session::{build_profile, cancel_on_signal, ConnectOptions, Session};
+use crate::session::{
+    apply_measure_args, build_profile, cancel_on_signal, threads, ConnectOptions, Session,
+};
 use crate::Outcome;
 
 const FILES: [&str; 2] = ["sweep.json", "sweep.csv"];
@@ -32,35 +34,15 @@ struct Plan {
 
 pub async fn sweep_command(args: &SweepArgs) -> Result<Outcome> {
     let mut scenario = scenario::load(&args.scenario)?;
-    apply_overrides(&mut scenario, args)?;
+    apply_measure_args(&mut scenario, &args.measure)?;
     let plan = resolve(&scenario, args)?;
     let started_at = report::now_rfc3339();
     let out_dir = prepare_dir(args, &scenario, &started_at)?;
-    let opts = ConnectOptions {
-        dsn: args.dsn.clone(),
-        allow_setup: args.allow_setup,
-        quiet: args.quiet,
-    };
+    let opts = ConnectOptions::from_args(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
     let result = measure(&scenario, &plan, args, &session, &started_at, &out_dir).await;
     session.close().await;
     result
-}
-
-fn apply_overrides(s: &mut Scenario, args: &SweepArgs) -> Result<()> {
-    if let Some(d) = args.duration {
-        if d.is_zero() {
-            return Err(bad_input("--duration must be greater than 0"));
-        }
-        s.run.duration = d;
-    }
-    if let Some(w) = args.warmup {
-        s.run.warmup = w;
-    }
-    if let Some(seed) = args.seed {
-        s.run.seed = seed;
-    }
-    Ok(())
 }
 
 fn resolve(s: &Scenario, args: &SweepArgs) -> Result<Plan> {
@@ -222,7 +204,7 @@ async fn measure(
             concurrency,
             seed: scenario.run.seed,
             rounds: 1,
-            threads: crate::runner::default_threads(),
+            threads: threads(&args.measure),
             request_timeout: scenario.run.request_timeout,
             retry: scenario.run.retry.clone(),
             cancel: cancel.clone(),
