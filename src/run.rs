@@ -209,6 +209,10 @@ fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
     found
 }
 
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn print_header(s: &Scenario, server: &report::Server, threads: usize) {
     let where_ = if server.embedded {
         "embedded"
@@ -231,15 +235,19 @@ fn print_header(s: &Scenario, server: &report::Server, threads: usize) {
         server.max_connections
     );
     println!(
-        "workload  {} workers on {} threads · {} warm-up + {} per strategy{} · seed {} · {} strategies, {} queries",
+        "workload  {} workers on {} threads · {} warm-up + {} per strategy{} · seed {} · {} · {}",
         s.run.concurrency,
         threads.min(s.run.concurrency as usize),
         humantime::format_duration(s.run.warmup),
         humantime::format_duration(s.run.duration),
-        if s.run.rounds > 1 { format!(" × {} rounds", s.run.rounds) } else { String::new() },
+        if s.run.rounds > 1 {
+            format!(" × {} rounds", s.run.rounds)
+        } else {
+            String::new()
+        },
         s.run.seed,
-        s.strategies.len(),
-        s.queries.len()
+        plural(s.strategies.len(), "strategy", "strategies"),
+        plural(s.queries.len(), "query", "queries")
     );
     if cfg!(debug_assertions) {
         println!("warning   this is a debug build: connection setup (SCRAM) is several times slower; use `cargo build --release` for real numbers");

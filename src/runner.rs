@@ -528,6 +528,7 @@ async fn collect(
         Duration::from_millis(250),
     );
     let mut last_rate = (Instant::now(), 0u64);
+    let mut reconnected: Option<Client> = None;
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
@@ -544,9 +545,15 @@ async fn collect(
                 if now >= measure_start && now < deadline {
                     let second = (now - measure_start).as_secs();
                     if !samples.contains_key(&second) && second < seconds {
-                        let backends = match &ctx.monitor {
-                            Some(m) => count_backends(m).await,
-                            None => None,
+                        let backends = match (&reconnected, ctx.monitor) {
+                            (Some(m), _) | (None, Some(m)) if !m.is_closed() => count_backends(m).await,
+                            (_, Some(_)) => {
+                                // The server restarted under the monitor: open
+                                // another (uncounted) one for the seconds after.
+                                reconnected = reconnect(&ctx.target).await;
+                                None
+                            }
+                            (_, None) => None,
                         };
                         samples.insert(second, Sample { pool: pool_status(sources), backends });
                     }
@@ -605,6 +612,13 @@ fn pool_status(sources: &[Arc<Source>]) -> Option<PoolStatus> {
             available: a.available + b.available,
             waiting: a.waiting + b.waiting,
         })
+}
+
+async fn reconnect(target: &Target) -> Option<Client> {
+    match tokio::time::timeout(Duration::from_millis(500), target.connect()).await {
+        Ok(Ok(client)) => Some(client),
+        _ => None,
+    }
 }
 
 async fn count_backends(monitor: &Client) -> Option<u64> {

@@ -150,6 +150,8 @@ sql = "SELECT pg_backend_pid()"
     let timeline = pool["timeline"].as_array().unwrap();
     let last = &timeline[timeline.len() - 1];
     assert!(last["rps"].as_f64().unwrap() > 50.0, "no recovery: {last}");
+    // The monitor reconnected too: the server's backends are counted again.
+    assert!(last["server_backends"].as_u64().unwrap() >= 4, "{last}");
     assert!(
         pool["connections_opened"].as_u64().unwrap() > 4,
         "dead connections were replaced"
