@@ -6,25 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use poolbench::scenario::AuthMethod;
-use poolbench::server::{EmbeddedOptions, EmbeddedServer, StopMode};
+use poolbench::server::StopMode;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
+mod common;
+use common::{read_report, start_server, write_scenario};
 
-async fn start_server(max_connections: u32) -> EmbeddedServer {
-    let opts = EmbeddedOptions {
-        auth: AuthMethod::ScramSha256,
-        tls: true,
-        port: None,
-        max_connections,
-    };
-    match EmbeddedServer::start(&opts).await {
-        Ok(s) => s,
-        Err(e) => panic!("embedded server did not start: {e:#}"),
-    }
-}
+const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
 
 fn command(args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(BIN);
@@ -53,17 +42,6 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, body).unwrap();
-    path
-}
-
-fn report(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
-    serde_json::from_str(&text).unwrap()
-}
-
 fn no_panic(o: &Output) {
     let all = text(o);
     assert!(
@@ -83,7 +61,7 @@ fn errors_of(s: &Value, class: &str) -> u64 {
 async fn pool_survives_server_restarts() {
     let mut server = start_server(50).await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let file = write_scenario(
         tmp.path(),
         "restart",
         r#"
@@ -129,7 +107,7 @@ sql = "SELECT pg_backend_pid()"
     let o = child.wait_with_output().await.unwrap();
     no_panic(&o);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let r = report(&out);
+    let r = read_report(&out);
     let pool = &r["strategies"][0];
     let fault_errors = ["server_shutdown", "connection_lost", "connection_refused"]
         .iter()
@@ -165,7 +143,7 @@ sql = "SELECT pg_backend_pid()"
 async fn error_rate_threshold_makes_the_run_fail() {
     let mut server = start_server(50).await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let file = write_scenario(
         tmp.path(),
         "threshold",
         r#"
@@ -205,7 +183,7 @@ sql = "SELECT 1"
     no_panic(&o);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(stderr(&o).contains("max_error_rate"), "{}", text(&o));
-    let fresh = &report(&out)["strategies"][0];
+    let fresh = &read_report(&out)["strategies"][0];
     assert!(
         errors_of(fresh, "connection_refused") > 0,
         "{}",
@@ -221,7 +199,7 @@ sql = "SELECT 1"
 #[tokio::test(flavor = "multi_thread")]
 async fn limits_are_counted() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let file = write_scenario(
         tmp.path(),
         "limits",
         r#"
@@ -265,7 +243,7 @@ sql = "SELECT pg_sleep(0.005)"
         "took {:?}",
         started.elapsed()
     );
-    let r = report(&out);
+    let r = read_report(&out);
     assert!(
         errors_of(&r["strategies"][0], "too_many_connections") > 0,
         "{}",
@@ -284,7 +262,7 @@ sql = "SELECT pg_sleep(0.005)"
 #[tokio::test(flavor = "multi_thread")]
 async fn hung_requests_are_bounded_by_request_timeout() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let file = write_scenario(
         tmp.path(),
         "hang",
         r#"
@@ -322,7 +300,7 @@ sql = "SELECT pg_sleep(30)"
         elapsed < Duration::from_secs(15),
         "a 30 s query held the run for {elapsed:?}"
     );
-    let pool = &report(&out)["strategies"][0];
+    let pool = &read_report(&out)["strategies"][0];
     assert!(
         errors_of(pool, "request_timeout") >= 3,
         "{}",
@@ -340,7 +318,7 @@ sql = "SELECT pg_sleep(30)"
 #[tokio::test(flavor = "multi_thread")]
 async fn retries_are_counted_and_timed() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let file = write_scenario(
         tmp.path(),
         "retry",
         r#"
@@ -376,7 +354,7 @@ sql = "SELECT pg_sleep(0.03)"
     .await;
     no_panic(&o);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let pool = &report(&out)["strategies"][0];
+    let pool = &read_report(&out)["strategies"][0];
     let retries = pool["retries"].as_u64().unwrap();
     let requests = pool["requests"].as_u64().unwrap();
     assert!(retries > 0, "{pool}");
@@ -403,7 +381,7 @@ sql = "SELECT pg_sleep(0.03)"
 async fn interruption_writes_the_partial_report_and_cleans_up() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let tmp = tempfile::tempdir().unwrap();
-        let file = scenario(
+        let file = write_scenario(
             tmp.path(),
             "long",
             r#"
@@ -475,7 +453,7 @@ sql = "SELECT 1"
             took < Duration::from_secs(5),
             "took {took:?} to stop after signal {signal}"
         );
-        let r = report(&out);
+        let r = read_report(&out);
         assert_eq!(r["interrupted"], true);
         let pool = &r["strategies"][0];
         assert!(
@@ -506,12 +484,12 @@ fn postgres_running_in(dir: &Path) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_reported_with_its_exit_code() {
     let tmp = tempfile::tempdir().unwrap();
-    let good = scenario(
+    let good = write_scenario(
         tmp.path(),
         "good",
         "[[strategy]]\nname = \"f\"\nkind = \"fresh\"\n[[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
     );
-    let empty = scenario(tmp.path(), "empty", "");
+    let empty = write_scenario(tmp.path(), "empty", "");
     let binary = tmp.path().join("binary.toml");
     std::fs::write(&binary, b"name = \"\xff\xfe\"\n").unwrap();
     let good = good.to_str().unwrap();
@@ -609,7 +587,7 @@ async fn a_silent_server_times_out() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let file = write_scenario(
         tmp.path(),
         "s",
         "[[strategy]]\nname = \"f\"\nkind = \"fresh\"\n[[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
@@ -638,7 +616,7 @@ async fn a_silent_server_times_out() {
 async fn server_side_failures() {
     let server = start_server(20).await;
     let tmp = tempfile::tempdir().unwrap();
-    let good = scenario(
+    let good = write_scenario(
         tmp.path(),
         "good",
         "[[strategy]]\nname = \"f\"\nkind = \"pool\"\nmax_size = 2\n[[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
@@ -659,7 +637,7 @@ async fn server_side_failures() {
     assert!(stderr(&o).contains("28P01"), "{}", text(&o));
     assert!(!text(&o).contains("not-the-password-42"));
 
-    let bad_setup = scenario(
+    let bad_setup = write_scenario(
         tmp.path(),
         "bad_setup",
         "[setup]\nsql = \"CREATE TABLE t (id int); INSERT INTO nope VALUES (1);\"\n[[strategy]]\nname = \"f\"\nkind = \"fresh\"\n[[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
@@ -682,7 +660,7 @@ async fn server_side_failures() {
         text(&o)
     );
 
-    let failing = scenario(
+    let failing = write_scenario(
         tmp.path(),
         "failing",
         "[run]\nduration = \"1s\"\nwarmup = \"0s\"\nconcurrency = 2\n[[strategy]]\nname = \"p\"\nkind = \"pool\"\nmax_size = 2\n[[query]]\nname = \"div\"\nsql = \"SELECT 1 / (random() * 0)::int\"\n",
@@ -705,7 +683,7 @@ async fn server_side_failures() {
         "{}",
         text(&o)
     );
-    let p = &report(&out)["strategies"][0];
+    let p = &read_report(&out)["strategies"][0];
     assert!(errors_of(p, "query_error:22012") > 0, "{}", p["errors"]);
     server.stop().await.unwrap();
 }
@@ -715,7 +693,7 @@ async fn server_side_failures() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reports_are_never_overwritten_without_force() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let file = write_scenario(
         tmp.path(),
         "short",
         "[run]\nduration = \"1s\"\nwarmup = \"0s\"\nconcurrency = 2\n[[strategy]]\nname = \"p\"\nkind = \"pool\"\nmax_size = 2\n[[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
@@ -741,7 +719,7 @@ async fn reports_are_never_overwritten_without_force() {
     forced.push("--force");
     let o = poolbench(&forced).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(report(&out)["schema_version"], 1);
+    assert_eq!(read_report(&out)["schema_version"], 1);
     let names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .flatten()

@@ -1,28 +1,15 @@
 //! `poolbench run` end to end against real embedded PostgreSQL servers: what
 //! the report says must match what happened on the server.
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use poolbench::metrics::decode_histogram;
-use poolbench::scenario::AuthMethod;
-use poolbench::server::{EmbeddedOptions, EmbeddedServer};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
+mod common;
+use common::{read_report, start_server, write_scenario};
 
-async fn start_server(max_connections: u32) -> EmbeddedServer {
-    let opts = EmbeddedOptions {
-        auth: AuthMethod::ScramSha256,
-        tls: true,
-        port: None,
-        max_connections,
-    };
-    match EmbeddedServer::start(&opts).await {
-        Ok(s) => s,
-        Err(e) => panic!("embedded server did not start: {e:#}"),
-    }
-}
+const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
 
 /// Runs the binary off the async runtime's threads.
 async fn poolbench(args: Vec<String>) -> Output {
@@ -42,17 +29,6 @@ fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn write_scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, body).unwrap();
-    path
-}
-
-fn read_report(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
-    serde_json::from_str(&text).expect("report.json is JSON")
 }
 
 fn strategy<'a>(report: &'a Value, name: &str) -> &'a Value {

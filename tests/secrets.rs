@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::process::Output;
 
-use poolbench::scenario::AuthMethod;
-use poolbench::server::{EmbeddedOptions, EmbeddedServer};
+mod common;
+use common::start_server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
 
@@ -66,14 +66,7 @@ sql = "SELECT 1"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_subcommand_reveals_the_password() {
-    let server = EmbeddedServer::start(&EmbeddedOptions {
-        auth: AuthMethod::ScramSha256,
-        tls: true,
-        port: None,
-        max_connections: 50,
-    })
-    .await
-    .expect("embedded server");
+    let server = start_server(50).await;
     let password = server.password().to_string();
     let dsn = server.dsn_with_password();
     assert!(dsn.contains(&password));

@@ -39,6 +39,28 @@ pub struct Host {
     pub arch: String,
 }
 
+impl Tool {
+    /// This poolbench: its version and build profile.
+    pub fn current() -> Tool {
+        Tool {
+            name: "poolbench".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            build: crate::session::build_profile().into(),
+        }
+    }
+}
+
+impl Host {
+    /// The machine poolbench runs on.
+    pub fn current() -> Host {
+        Host {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Server {
     /// `server_version`, e.g. "15.18 (Debian 15.18-0+deb12u1)".

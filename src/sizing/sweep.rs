@@ -154,20 +154,10 @@ async fn measure(
     let mut sweep = SweepReport {
         schema_version: SWEEP_SCHEMA_VERSION,
         kind: SWEEP_KIND.into(),
-        tool: report::Tool {
-            name: "poolbench".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            build: build_profile().into(),
-        },
+        tool: report::Tool::current(),
         started_at: started_at.to_string(),
         interrupted: false,
-        host: report::Host {
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            os: std::env::consts::OS.into(),
-            arch: std::env::consts::ARCH.into(),
-        },
+        host: report::Host::current(),
         server: session.server.clone(),
         scenario: SweepScenario {
             name: scenario.name.clone(),
