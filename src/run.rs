@@ -2,14 +2,12 @@
 //! setup once, then every strategy in file order; write the reports after
 //! each strategy (so an interruption loses little) and print the verdict.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 
 use crate::cli::RunArgs;
 use crate::error::bad_input;
 use crate::report::{self, Comparison, Report};
-use crate::runner::{assemble, run_round, RoundResult, RunContext};
+use crate::runner::{assemble, run_round, RoundResult};
 use crate::scenario::{self, Scenario};
 use crate::session::{
     apply_measure_args, build_profile, cancel_on_signal, threads, ConnectOptions, Session,
@@ -64,21 +62,7 @@ async fn measure(
     if !args.quiet {
         print_header(scenario, &session.server, threads(&args.measure));
     }
-    let ctx = RunContext {
-        target: session.target.clone(),
-        mix: Arc::new(session.mix.clone()),
-        duration: scenario.run.duration,
-        warmup: scenario.run.warmup,
-        concurrency: scenario.run.concurrency,
-        seed: scenario.run.seed,
-        rounds: scenario.run.rounds,
-        threads: threads(&args.measure),
-        request_timeout: scenario.run.request_timeout,
-        retry: scenario.run.retry.clone(),
-        cancel: cancel.clone(),
-        monitor: Some(&session.monitor),
-        show_progress: !args.quiet,
-    };
+    let ctx = session.context(scenario, threads(&args.measure), !args.quiet);
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         tool: report::Tool::current(),

@@ -3,6 +3,8 @@
 //! set up, and the scenario's queries checked against it. `run` and `sweep`
 //! both measure inside one.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -11,6 +13,7 @@ use crate::cli::MeasureArgs;
 use crate::db::Target;
 use crate::error::bad_input;
 use crate::report;
+use crate::runner::RunContext;
 use crate::scenario::Scenario;
 use crate::server::{EmbeddedOptions, EmbeddedServer};
 use crate::workload::Mix;
@@ -30,7 +33,7 @@ pub struct Session {
     /// server backends once a second. Never counted in the results.
     pub monitor: Client,
     pub server: report::Server,
-    pub mix: Mix,
+    pub mix: Arc<Mix>,
     pub cancel: CancellationToken,
 }
 
@@ -145,9 +148,34 @@ impl Session {
             embedded,
             monitor,
             server,
-            mix,
+            mix: Arc::new(mix),
             cancel,
         })
+    }
+
+    /// What the runner needs to measure a strategy in this session, with the
+    /// scenario's [run] settings.
+    pub fn context(
+        &self,
+        scenario: &Scenario,
+        threads: usize,
+        show_progress: bool,
+    ) -> RunContext<'_> {
+        RunContext {
+            target: self.target.clone(),
+            mix: self.mix.clone(),
+            duration: scenario.run.duration,
+            warmup: scenario.run.warmup,
+            concurrency: scenario.run.concurrency,
+            seed: scenario.run.seed,
+            rounds: scenario.run.rounds,
+            threads,
+            request_timeout: scenario.run.request_timeout,
+            retry: scenario.run.retry.clone(),
+            cancel: self.cancel.clone(),
+            monitor: Some(&self.monitor),
+            show_progress,
+        }
     }
 
     /// Stops the embedded server, if this session started one.

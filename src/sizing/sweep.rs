@@ -5,7 +5,6 @@
 //! rewritten after every point, so an interruption loses little.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -184,22 +183,12 @@ async fn measure(
         fresh: Vec::new(),
         analysis: Vec::new(),
     };
-    let mix = Arc::new(session.mix.clone());
+    let mix = session.mix.clone();
     'sweep: for &concurrency in &plan.concurrency {
         let ctx = RunContext {
-            target: session.target.clone(),
-            mix: mix.clone(),
-            duration: scenario.run.duration,
-            warmup: scenario.run.warmup,
             concurrency,
-            seed: scenario.run.seed,
             rounds: 1,
-            threads: threads(&args.measure),
-            request_timeout: scenario.run.request_timeout,
-            retry: scenario.run.retry.clone(),
-            cancel: cancel.clone(),
-            monitor: Some(&session.monitor),
-            show_progress: !args.quiet,
+            ..session.context(scenario, threads(&args.measure), !args.quiet)
         };
         if let Some(fresh) = &plan.fresh {
             let result = run_round(&ctx, fresh, 1).await;
