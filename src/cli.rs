@@ -1,14 +1,12 @@
-//! The command line (DESIGN.md, "CLI"): clap derive structs whose doc comments
-//! are the `--help` text. Values are checked here only as far as their type;
-//! meaning is checked where they are used.
+//! The command line: clap derive structs whose doc comments are the
+//! `--help` text. Values are checked here only as far as their type; the
+//! commands (`commands/`) turn them into checked settings. This file imports
+//! nothing from the rest of poolbench.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::compare;
-use crate::scenario::AuthMethod;
 
 /// Measure what opening a PostgreSQL connection per request costs compared
 /// with drawing it from a pool, on a real server, for your workload.
@@ -230,13 +228,13 @@ pub struct CompareArgs {
     /// (percentage points for error_rate), e.g. p99=5%. Defaults: p99=10%,
     /// throughput=10% (a drop), error_rate=1; p50 and p999 have no default
     /// and are informational until set here.
-    #[arg(long, value_name = "METRIC=PCT", value_parser = compare::parse_max_regression)]
-    pub max_regression: Vec<compare::MaxRegression>,
+    #[arg(long, value_name = "METRIC=PCT")]
+    pub max_regression: Vec<String>,
 
     /// Output format: table for a terminal, markdown for a pull-request
     /// comment, json for scripts.
-    #[arg(long, value_enum, default_value_t = compare::Format::Table)]
-    pub format: compare::Format,
+    #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+    pub format: CompareFormat,
 
     /// Compare reports of different scenarios (sha256) or server settings
     /// (version, auth, TLS, max_connections, embedded) anyway, with a warning.
@@ -282,14 +280,15 @@ pub enum AuthArg {
     Trust,
 }
 
-impl From<AuthArg> for AuthMethod {
-    fn from(a: AuthArg) -> AuthMethod {
-        match a {
-            AuthArg::ScramSha256 => AuthMethod::ScramSha256,
-            AuthArg::Md5 => AuthMethod::Md5,
-            AuthArg::Trust => AuthMethod::Trust,
-        }
-    }
+/// How `compare` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Aligned columns for a terminal.
+    Table,
+    /// A GitHub table and summary line, for a pull-request comment.
+    Markdown,
+    /// Machine-readable: every number and verdict.
+    Json,
 }
 
 /// Parses "20s", "1m30s", "500ms" (humantime).

@@ -4,12 +4,12 @@
 //! outcome or error to an exit code.
 
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod report;
-pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod server;
@@ -44,11 +44,11 @@ impl Outcome {
 
 pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
-        Command::Run(args) => run::run_command(&args).await,
-        Command::Validate(args) => scenario::validate_command(&args),
-        Command::Server(args) => server::serve_command(&args).await,
-        Command::Compare(args) => compare::compare_command(&args),
-        Command::Sweep(args) => sizing::sweep::sweep_command(&args).await,
-        Command::Plan(args) => sizing::plan::plan_command(&args),
+        Command::Run(args) => commands::run::run(&args).await,
+        Command::Validate(args) => commands::validate::run(&args),
+        Command::Server(args) => commands::server::run(&args).await,
+        Command::Compare(args) => commands::compare::run(&args),
+        Command::Sweep(args) => commands::sweep::run(&args).await,
+        Command::Plan(args) => commands::plan::run(&args),
     }
 }

@@ -566,8 +566,8 @@ async fn collect(
                     last_rate = (now, requests);
                     let phase = if now < measure_start { "warm-up" } else { "measuring" };
                     progress.set_message(format!("{phase} · {} req/s · {} errors",
-                        crate::report::table::thousands(rate as u64),
-                        crate::report::table::thousands(errors)));
+                        crate::report::format::thousands(rate as u64),
+                        crate::report::format::thousands(errors)));
                 }
                 progress.set_position(now.duration_since(started).as_millis() as u64);
             }

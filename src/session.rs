@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::MeasureArgs;
 use crate::db::Target;
 use crate::error::bad_input;
 use crate::report;
@@ -35,39 +34,6 @@ pub struct Session {
     pub server: report::Server,
     pub mix: Arc<Mix>,
     pub cancel: CancellationToken,
-}
-
-impl ConnectOptions {
-    pub fn from_args(args: &MeasureArgs, quiet: bool) -> ConnectOptions {
-        ConnectOptions {
-            dsn: args.dsn.clone(),
-            allow_setup: args.allow_setup,
-            quiet,
-        }
-    }
-}
-
-/// Applies the flags `run` and `sweep` share to the scenario's [run].
-pub fn apply_measure_args(s: &mut Scenario, args: &MeasureArgs) -> Result<()> {
-    if let Some(d) = args.duration {
-        if d.is_zero() {
-            return Err(bad_input("--duration must be greater than 0"));
-        }
-        s.run.duration = d;
-    }
-    if let Some(w) = args.warmup {
-        s.run.warmup = w;
-    }
-    if let Some(seed) = args.seed {
-        s.run.seed = seed;
-    }
-    Ok(())
-}
-
-/// Worker threads: `--threads`, or one per core.
-pub fn threads(args: &MeasureArgs) -> usize {
-    args.threads
-        .map_or_else(crate::runner::default_threads, |t| t as usize)
 }
 
 impl Session {

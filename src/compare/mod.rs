@@ -5,21 +5,15 @@
 //! one of three views of the result (`table.rs`, `markdown.rs`, `json.rs`).
 //! Exit code 1 on any regression.
 
-mod json;
+pub mod json;
 mod load;
-mod markdown;
+pub mod markdown;
 pub mod stats;
-mod table;
+pub mod table;
 mod verdict;
 
 use std::fmt;
 use std::str::FromStr;
-
-use anyhow::Result;
-use clap::ValueEnum;
-
-use crate::cli::CompareArgs;
-use crate::Outcome;
 
 pub use load::{check_compatible, load_report, LoadedReport};
 pub use verdict::{compare, Diff, Method, MetricDiff, StrategyDiff, Verdict};
@@ -166,50 +160,6 @@ impl Thresholds {
     pub fn get(&self, metric: Metric) -> Option<f64> {
         self.0.iter().find(|(m, _)| *m == metric).and_then(|t| t.1)
     }
-}
-
-/// How `compare` prints its result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns for a terminal.
-    Table,
-    /// A GitHub table and summary line, for a pull-request comment.
-    Markdown,
-    /// Machine-readable: every number and verdict.
-    Json,
-}
-
-/// Loads both reports, checks that they may be compared, prints the result in
-/// the chosen format. A regression is `Outcome::Regression` (exit 1); bad or
-/// incompatible reports are bad input (exit 2).
-pub fn compare_command(args: &CompareArgs) -> Result<Outcome> {
-    let baseline = load_report(&args.baseline, "baseline")?;
-    let candidate = load_report(&args.candidate, "candidate")?;
-    let warnings = check_compatible(&baseline, &candidate, args.allow_different)?;
-    // The table prints its warnings itself; markdown and json carry them in
-    // a file or pipe, so the log gets them too.
-    if args.format != Format::Table {
-        for w in &warnings {
-            eprintln!("warning: {w}");
-        }
-    }
-    let diff = compare(
-        &baseline,
-        &candidate,
-        &Thresholds::new(&args.max_regression),
-        warnings,
-    );
-    let text = match args.format {
-        Format::Table => table::render(&diff),
-        Format::Markdown => markdown::render(&diff),
-        Format::Json => json::render(&diff)?,
-    };
-    print!("{text}");
-    Ok(if diff.regression() {
-        Outcome::Regression
-    } else {
-        Outcome::Success
-    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! row per strategy and metric, the strategies only one side has, the
 //! summary line and how the verdicts were reached.
 
-use crate::report::table::render as render_rows;
+use crate::report::format::render as render_rows;
 
 use super::Diff;
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::report::table::{ms, thousands};
+use crate::report::format::{ms, plural as count, thousands};
 use crate::report::StrategyReport;
 
 use super::stats::{self, Change, Interval};
@@ -326,10 +326,6 @@ impl MetricDiff {
 fn trim_number(x: f64) -> String {
     let s = format!("{x:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 impl Diff {

@@ -3,14 +3,11 @@
 
 use anyhow::Result;
 
+use super::format::ms3 as ms;
 use super::{Exporter, Report};
 
 pub struct SummaryCsv;
 pub struct TimelineCsv;
-
-fn ms(us: u64) -> String {
-    format!("{:.3}", us as f64 / 1000.0)
-}
 
 impl Exporter for SummaryCsv {
     fn file_name(&self) -> &'static str {

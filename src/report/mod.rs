@@ -3,6 +3,7 @@
 //! so a reader never sees half a file).
 
 pub mod csv;
+pub mod format;
 pub mod json;
 pub mod model;
 pub mod table;

@@ -1,73 +1,8 @@
 //! The terminal view of a report: a strategy table, a latency table per
 //! phase, and the one-line verdict.
 
-use std::fmt::Write;
-
+use super::format::{ms, render, rps, thousands};
 use super::{Comparison, Report, StrategyReport};
-
-/// Formats 1234567 as "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Milliseconds with enough digits to read both 0.05 ms and 250 ms.
-pub fn ms(us: f64) -> String {
-    let ms = us / 1000.0;
-    if ms >= 100.0 {
-        format!("{ms:.1}")
-    } else if ms >= 10.0 {
-        format!("{ms:.2}")
-    } else {
-        format!("{ms:.3}")
-    }
-}
-
-pub(crate) fn rps(x: f64) -> String {
-    if x >= 100.0 {
-        thousands(x.round() as u64)
-    } else {
-        format!("{x:.1}")
-    }
-}
-
-/// Left-aligns the first `left` columns, right-aligns the rest.
-pub(crate) fn render(rows: &[Vec<String>], left: usize) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c > 0 {
-                line.push_str("  ");
-            }
-            if c < left {
-                let _ = write!(line, "{cell:<w$}", w = widths[c]);
-            } else {
-                let _ = write!(line, "{cell:>w$}", w = widths[c]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
 
 /// The strategy and latency tables.
 pub fn tables(report: &Report) -> String {
@@ -225,11 +160,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_read_well() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(ms(21_400.0), "21.40");
-        assert_eq!(ms(51.0), "0.051");
+    fn percentages_read_well() {
         assert_eq!(percent(99.96), "99.9");
         assert_eq!(percent(96.2), "96");
     }

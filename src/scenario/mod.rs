@@ -11,18 +11,84 @@ mod sql;
 pub use model::*;
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::ValidateArgs;
 use crate::error::bad_input;
-use crate::Outcome;
 
 use diag::{line_col, render, Diagnostic};
+
+/// Values from the command line that replace the file's. They are checked
+/// as the file's are, and the checked [`Scenario`] holds the result: nothing
+/// changes it afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--duration`.
+    pub duration: Option<Duration>,
+    /// `--warmup`.
+    pub warmup: Option<Duration>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--concurrency`.
+    pub concurrency: Option<u32>,
+    /// `--rounds`.
+    pub rounds: Option<u32>,
+    /// `--only`: the strategies to keep (all when empty).
+    pub only: Vec<String>,
+}
 
 /// Reads and checks the scenario file at `path`. Every error is tagged bad
 /// input (exit code 2) and names the path.
 pub fn load(path: &Path) -> Result<Scenario> {
+    load_with(path, &Overrides::default())
+}
+
+/// [`load`], with the command line's values in place of the file's.
+pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Scenario> {
+    let scenario = read(path)?;
+    apply(scenario, overrides)
+}
+
+/// The flags' values, checked like the file's (named by their flag).
+fn apply(mut s: Scenario, o: &Overrides) -> Result<Scenario> {
+    if let Some(d) = o.duration {
+        if d.is_zero() {
+            return Err(bad_input("--duration must be greater than 0"));
+        }
+        s.run.duration = d;
+    }
+    if let Some(w) = o.warmup {
+        s.run.warmup = w;
+    }
+    if let Some(seed) = o.seed {
+        s.run.seed = seed;
+    }
+    if let Some(c) = o.concurrency {
+        s.run.concurrency = c;
+    }
+    if let Some(r) = o.rounds {
+        s.run.rounds = r;
+    }
+    if !o.only.is_empty() {
+        if let Some(name) = o
+            .only
+            .iter()
+            .find(|n| !s.strategies.iter().any(|st| &st.name == *n))
+        {
+            let known: Vec<&str> = s.strategies.iter().map(|st| st.name.as_str()).collect();
+            return Err(bad_input(format!(
+                "--only {name}: no such strategy in {} (it has: {})",
+                s.source.path.display(),
+                known.join(", ")
+            )));
+        }
+        s.strategies.retain(|st| o.only.contains(&st.name));
+    }
+    Ok(s)
+}
+
+fn read(path: &Path) -> Result<Scenario> {
     let shown = path.display();
     if path.is_dir() {
         return Err(bad_input(format!(
@@ -64,39 +130,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
     })?;
     let sha256 = hex(&openssl::sha::sha256(text.as_bytes()));
     check::check(raw, text, path, sha256).map_err(|diagnostics| fail(&diagnostics))
-}
-
-/// `poolbench validate`: checks every file (not stopping at the first bad
-/// one), prints `ok: …` on stdout for each good file and the errors on
-/// stderr for each bad one.
-pub fn validate_command(args: &ValidateArgs) -> Result<Outcome> {
-    let mut errors = Vec::new();
-    for path in &args.scenarios {
-        match load(path) {
-            Ok(s) => println!(
-                "ok: {} ({}, {})",
-                path.display(),
-                plural(s.strategies.len(), "strategy", "strategies"),
-                plural(s.queries.len(), "query", "queries"),
-            ),
-            Err(e) => errors.push(e),
-        }
-    }
-    let total = args.scenarios.len();
-    match errors.len() {
-        0 => Ok(Outcome::Success),
-        // One file, one error: main prints it; a summary would only repeat it.
-        1 if total == 1 => Err(errors.remove(0)),
-        bad => {
-            for e in &errors {
-                eprintln!("error: {e:#}\n");
-            }
-            let verb = if bad == 1 { "is" } else { "are" };
-            Err(bad_input(format!(
-                "{bad} of {total} scenario files {verb} invalid"
-            )))
-        }
-    }
 }
 
 /// toml's messages, reworded where they speak Rust rather than TOML.
@@ -145,10 +178,6 @@ fn toml_message(message: &str) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[cfg(test)]

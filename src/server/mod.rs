@@ -22,11 +22,9 @@ use base64::Engine;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Config, NoTls};
 
-use crate::cli::ServerArgs;
 use crate::db::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
 use crate::error::{self, ResultExt};
 use crate::scenario::{AuthMethod, EmbeddedSettings};
-use crate::Outcome;
 
 pub use binaries::PG_BIN_ENV;
 use process::{Postmaster, RunAs};
@@ -43,7 +41,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts with a fresh free port when another process took the one picked.
 const PORT_ATTEMPTS: u32 = 3;
 /// Log lines quoted in start-up errors.
-const LOG_TAIL_LINES: usize = 20;
+pub const LOG_TAIL_LINES: usize = 20;
 
 /// What kind of server to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,17 +61,6 @@ impl From<&EmbeddedSettings> for EmbeddedOptions {
             tls: s.tls,
             port: None,
             max_connections: s.max_connections,
-        }
-    }
-}
-
-impl From<&ServerArgs> for EmbeddedOptions {
-    fn from(args: &ServerArgs) -> EmbeddedOptions {
-        EmbeddedOptions {
-            auth: args.auth.into(),
-            tls: args.tls_enabled(),
-            port: args.port,
-            max_connections: args.max_connections,
         }
     }
 }
@@ -714,71 +701,6 @@ fn log_tail(dir: &Path, from: u64, lines: usize) -> String {
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// `poolbench server`: start, print how to connect, run until Ctrl-C or
-/// SIGTERM, stop. Stopping on a signal is this command's normal end (exit 0).
-pub async fn serve_command(args: &ServerArgs) -> Result<Outcome> {
-    use tokio::signal::unix::{signal, SignalKind};
-
-    let opts = EmbeddedOptions::from(args);
-    // Listen before starting, so a signal during start-up is not lost.
-    let mut sigterm = signal(SignalKind::terminate())
-        .context("listening for SIGTERM")
-        .environment()?;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-
-    let mut server = tokio::select! {
-        server = EmbeddedServer::start(&opts) => server?,
-        _ = &mut ctrl_c => return Ok(Outcome::Success),
-        _ = sigterm.recv() => return Ok(Outcome::Success),
-    };
-
-    print_connection(&server)
-        .context("writing to stdout")
-        .environment()?;
-    eprintln!(
-        "poolbench: embedded PostgreSQL {} on {HOST}:{} ({}, {}) — Ctrl-C to stop",
-        server.version(),
-        server.port(),
-        opts.auth.as_str(),
-        if opts.tls { "TLS" } else { "no TLS" }
-    );
-
-    let mut check = tokio::time::interval(Duration::from_millis(500));
-    let died = loop {
-        tokio::select! {
-            _ = &mut ctrl_c => break None,
-            _ = sigterm.recv() => break None,
-            _ = check.tick() => {
-                if let Some(status) = server.try_wait() {
-                    break Some(status);
-                }
-            }
-        }
-    };
-    if let Some(status) = died {
-        let tail = server.log_tail(LOG_TAIL_LINES);
-        return Err(error::environment(format!(
-            "the embedded server exited unexpectedly ({status}); the end of its log:\n{tail}"
-        )));
-    }
-    server.stop().await?;
-    eprintln!("poolbench: server stopped");
-    Ok(Outcome::Success)
-}
-
-fn print_connection(server: &EmbeddedServer) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", server.dsn_with_password())?;
-    writeln!(out, "PGHOST={}", server.host())?;
-    writeln!(out, "PGPORT={}", server.port())?;
-    writeln!(out, "PGUSER={}", server.user())?;
-    writeln!(out, "PGPASSWORD={}", server.password())?;
-    writeln!(out, "PGDATABASE={}", server.dbname())?;
-    writeln!(out, "PGSSLMODE={}", server.target().ssl_mode())?;
-    out.flush()
 }
 
 #[cfg(test)]

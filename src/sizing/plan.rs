@@ -17,10 +17,8 @@ use serde::Serialize;
 
 use super::erlang;
 use super::model::*;
-use crate::cli::{PlanArgs, PlanFormat};
 use crate::error::bad_input;
-use crate::report::table::{ms, render, rps};
-use crate::Outcome;
+use crate::report::format::{ms, render, rps};
 
 /// The highest utilisation a pool is planned for: above it, the queue for
 /// connections grows sharply with any burst.
@@ -29,6 +27,25 @@ pub const MAX_UTILISATION: f64 = 0.8;
 pub const SETUP_COST_FACTOR: f64 = 10.0;
 /// The largest pool size searched.
 const SEARCH_LIMIT: u32 = 10_000;
+
+/// What to plan for: the flags of `poolbench plan`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRequest {
+    /// Target traffic over all instances, requests per second (> 0).
+    pub rps: f64,
+    /// Target p99 of a request's database time, microseconds (> 0).
+    pub p99_us: f64,
+    /// Application instances, each with its own pool (>= 1).
+    pub instances: u32,
+    /// The server's max_connections; None: the one recorded in the sweep.
+    pub max_connections: Option<u32>,
+    /// Connections kept free for administration.
+    pub reserved: u32,
+    /// The sweep concurrency to plan from; None: the highest measured.
+    pub concurrency: Option<u32>,
+    /// The traffic most of the time, for the min size; None: `rps`.
+    pub base_rps: Option<f64>,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
@@ -115,18 +132,8 @@ pub struct BreakEven {
     pub fresh_throughput_rps: f64,
 }
 
-pub fn plan_command(args: &PlanArgs) -> Result<Outcome> {
-    let path = sweep_path(&args.sweep);
-    let sweep = read_sweep(&path)?;
-    let report = plan(&sweep, &path, args)?;
-    match args.format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        PlanFormat::Table => print!("{}", render_text(&report, &sweep)),
-    }
-    Ok(Outcome::Success)
-}
-
-fn sweep_path(p: &Path) -> PathBuf {
+/// A sweep.json, or the sweep directory holding it.
+pub fn sweep_path(p: &Path) -> PathBuf {
     if p.is_dir() {
         p.join("sweep.json")
     } else {
@@ -216,10 +223,10 @@ fn search(points: &[&SweepPoint], rps: f64, target_us: f64) -> (Option<u32>, Vec
     (None, tried.split_off(skip))
 }
 
-pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanReport> {
+pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanReport> {
     let shown = path.display();
     let mut warnings = Vec::new();
-    let concurrency = match args.concurrency {
+    let concurrency = match req.concurrency {
         Some(c) => {
             if !sweep.points.iter().any(|p| p.concurrency == c) {
                 return Err(bad_input(format!(
@@ -258,15 +265,15 @@ pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanRep
     if sweep.interrupted {
         warnings.push("the sweep was interrupted: some pool sizes were not measured".into());
     }
-    let k = args.instances;
-    let lambda = args.rps / f64::from(k);
-    let target_us = args.p99;
-    let base_rps = args.base_rps.unwrap_or(args.rps);
-    if base_rps > args.rps {
+    let k = req.instances;
+    let lambda = req.rps / f64::from(k);
+    let target_us = req.p99_us;
+    let base_rps = req.base_rps.unwrap_or(req.rps);
+    if base_rps > req.rps {
         return Err(bad_input(format!(
             "--base-rps {base_rps} is above --rps {}: the base load is the traffic most of the \
              time, the target its peak",
-            args.rps
+            req.rps
         )));
     }
 
@@ -294,17 +301,17 @@ pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanRep
             "--rps {} over {k} instance(s) is {} req/s per instance, above the best measured \
              throughput of {} req/s (at {concurrency} workers): the sweep never showed this \
              server doing that; add instances (--instances) or sweep with more workers",
-            args.rps,
+            req.rps,
             rps(lambda),
             rps(best)
         )));
     }
-    if args.rps > best && k > 1 {
+    if req.rps > best && k > 1 {
         warnings.push(format!(
             "the {k} instances share one database server, which delivered at most {} req/s \
              to one client in the sweep; {} req/s in total was never measured",
             rps(best),
-            rps(args.rps)
+            rps(req.rps)
         ));
     }
 
@@ -369,7 +376,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanRep
                 rps(base_rps / f64::from(k)),
                 ms(s_us),
                 little,
-                if args.base_rps.is_none() {
+                if req.base_rps.is_none() {
                     ", --base-rps defaults to --rps"
                 } else {
                     ""
@@ -387,11 +394,11 @@ pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanRep
     };
 
     // PgBouncer sizing: one server-side pool for the total load.
-    let (total_c, _) = search(&points, args.rps, target_us);
-    let m = args
+    let (total_c, _) = search(&points, req.rps, target_us);
+    let m = req
         .max_connections
         .or((sweep.server.max_connections > 0).then_some(sweep.server.max_connections));
-    let available = m.map(|m| m.saturating_sub(args.reserved));
+    let available = m.map(|m| m.saturating_sub(req.reserved));
     let needed = k.saturating_mul(max_size);
     let fits = available.map(|a| needed <= a);
     if m.is_none() {
@@ -436,8 +443,8 @@ pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanRep
             fresh_total_p50_ms: f.total.p50_us as f64 / 1000.0,
             pool_total_p50_ms: chosen.total.p50_us as f64 / 1000.0,
             saved_ms_per_request: saved,
-            saved_s_per_s: saved * args.rps / 1000.0,
-            connections_per_s: args.rps * f.connections_per_request.max(1.0),
+            saved_s_per_s: saved * req.rps / 1000.0,
+            connections_per_s: req.rps * f.connections_per_request.max(1.0),
             fresh_throughput_rps: f.throughput_rps,
         }
     });
@@ -447,7 +454,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanRep
         scenario: sweep.scenario.name.clone(),
         concurrency,
         target: Target {
-            rps: args.rps,
+            rps: req.rps,
             p99_ms: target_us / 1000.0,
             instances: k,
             rps_per_instance: lambda,
@@ -459,7 +466,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, args: &PlanArgs) -> Result<PlanRep
         candidates,
         budget: Budget {
             max_connections: m,
-            reserved: args.reserved,
+            reserved: req.reserved,
             available,
             needed,
             fits,

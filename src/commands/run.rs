@@ -4,51 +4,31 @@
 
 use anyhow::Result;
 
+use super::measure::{connect_options, overrides, threads};
 use crate::cli::RunArgs;
-use crate::error::bad_input;
+use crate::report::format::{plural, thousands};
 use crate::report::{self, Comparison, Report};
 use crate::runner::{assemble, run_round, RoundResult};
-use crate::scenario::{self, Scenario};
-use crate::session::{
-    apply_measure_args, build_profile, cancel_on_signal, threads, ConnectOptions, Session,
-};
+use crate::scenario::{self, Overrides, Scenario};
+use crate::session::{build_profile, cancel_on_signal, Session};
 use crate::Outcome;
 
-pub async fn run_command(args: &RunArgs) -> Result<Outcome> {
-    let mut scenario = scenario::load(&args.scenario)?;
-    apply_overrides(&mut scenario, args)?;
+pub async fn run(args: &RunArgs) -> Result<Outcome> {
+    let overrides = Overrides {
+        concurrency: args.concurrency,
+        rounds: args.rounds,
+        only: args.only.clone(),
+        ..overrides(&args.measure)
+    };
+    let scenario = scenario::load_with(&args.scenario, &overrides)?;
     let started_at = report::now_rfc3339();
     let out_dir =
         report::prepare_dir(args.out.as_deref(), &scenario.name, &started_at, args.force)?;
-    let opts = ConnectOptions::from_args(&args.measure, args.quiet);
+    let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
     let result = measure(&scenario, args, &session, &started_at, &out_dir).await;
     session.close().await;
     result
-}
-
-fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<()> {
-    apply_measure_args(s, &args.measure)?;
-    if let Some(c) = args.concurrency {
-        s.run.concurrency = c;
-    }
-    if let Some(rounds) = args.rounds {
-        s.run.rounds = rounds;
-    }
-    if !args.only.is_empty() {
-        for name in &args.only {
-            if !s.strategies.iter().any(|st| &st.name == name) {
-                let known: Vec<&str> = s.strategies.iter().map(|st| st.name.as_str()).collect();
-                return Err(bad_input(format!(
-                    "--only {name}: no such strategy in {} (it has: {})",
-                    s.source.path.display(),
-                    known.join(", ")
-                )));
-            }
-        }
-        s.strategies.retain(|st| args.only.contains(&st.name));
-    }
-    Ok(())
 }
 
 async fn measure(
@@ -97,12 +77,12 @@ async fn measure(
                 };
                 eprintln!(
                     "{label:>16}  {} requests, {} req/s, {} errors",
-                    report::table::thousands(result.recorder.requests),
-                    report::table::thousands(
+                    thousands(result.recorder.requests),
+                    thousands(
                         (result.recorder.requests as f64 / result.measured.as_secs_f64().max(1e-9))
                             .round() as u64
                     ),
-                    report::table::thousands(result.recorder.errors.total())
+                    thousands(result.recorder.errors.total())
                 );
             }
             rounds[index].push(result);
@@ -181,10 +161,6 @@ fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
         }
     }
     found
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn print_header(s: &Scenario, server: &report::Server, threads: usize) {

@@ -1,0 +1,12 @@
+//! The commands: one file each, turning the parsed flags of `cli.rs` into
+//! checked settings once, then calling the domain (scenario, session,
+//! engine, compare, sizing, embedded server) and the outputs. Nothing past
+//! this layer sees a clap type.
+
+pub mod compare;
+pub mod measure;
+pub mod plan;
+pub mod run;
+pub mod server;
+pub mod sweep;
+pub mod validate;

@@ -1,0 +1,91 @@
+//! `poolbench server`: the embedded PostgreSQL in the foreground, with the
+//! lines psql and pgbench need to reach it.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{AuthArg, ServerArgs};
+use crate::error::{self, ResultExt};
+use crate::scenario::AuthMethod;
+use crate::server::{EmbeddedOptions, EmbeddedServer, HOST, LOG_TAIL_LINES};
+use crate::Outcome;
+
+fn options(args: &ServerArgs) -> EmbeddedOptions {
+    EmbeddedOptions {
+        auth: match args.auth {
+            AuthArg::ScramSha256 => AuthMethod::ScramSha256,
+            AuthArg::Md5 => AuthMethod::Md5,
+            AuthArg::Trust => AuthMethod::Trust,
+        },
+        tls: args.tls_enabled(),
+        port: args.port,
+        max_connections: args.max_connections,
+    }
+}
+
+/// `poolbench server`: start, print how to connect, run until Ctrl-C or
+/// SIGTERM, stop. Stopping on a signal is this command's normal end (exit 0).
+pub async fn run(args: &ServerArgs) -> Result<Outcome> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let opts = options(args);
+    // Listen before starting, so a signal during start-up is not lost.
+    let mut sigterm = signal(SignalKind::terminate())
+        .context("listening for SIGTERM")
+        .environment()?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+
+    let mut server = tokio::select! {
+        server = EmbeddedServer::start(&opts) => server?,
+        _ = &mut ctrl_c => return Ok(Outcome::Success),
+        _ = sigterm.recv() => return Ok(Outcome::Success),
+    };
+
+    print_connection(&server)
+        .context("writing to stdout")
+        .environment()?;
+    eprintln!(
+        "poolbench: embedded PostgreSQL {} on {HOST}:{} ({}, {}) — Ctrl-C to stop",
+        server.version(),
+        server.port(),
+        opts.auth.as_str(),
+        if opts.tls { "TLS" } else { "no TLS" }
+    );
+
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    let died = loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break None,
+            _ = sigterm.recv() => break None,
+            _ = check.tick() => {
+                if let Some(status) = server.try_wait() {
+                    break Some(status);
+                }
+            }
+        }
+    };
+    if let Some(status) = died {
+        let tail = server.log_tail(LOG_TAIL_LINES);
+        return Err(error::environment(format!(
+            "the embedded server exited unexpectedly ({status}); the end of its log:\n{tail}"
+        )));
+    }
+    server.stop().await?;
+    eprintln!("poolbench: server stopped");
+    Ok(Outcome::Success)
+}
+
+fn print_connection(server: &EmbeddedServer) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", server.dsn_with_password())?;
+    writeln!(out, "PGHOST={}", server.host())?;
+    writeln!(out, "PGPORT={}", server.port())?;
+    writeln!(out, "PGUSER={}", server.user())?;
+    writeln!(out, "PGPASSWORD={}", server.password())?;
+    writeln!(out, "PGDATABASE={}", server.dbname())?;
+    writeln!(out, "PGSSLMODE={}", server.target().ssl_mode())?;
+    out.flush()
+}

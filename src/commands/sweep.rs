@@ -1,0 +1,307 @@
+//! `poolbench sweep`: one session (one server, one setup), then for each
+//! concurrency the fresh strategy once (its setup cost, for break-even) and
+//! the pool strategy at each pool size with min_size = max_size, so every
+//! point measures a full pool in steady state. sweep.json and sweep.csv are
+//! rewritten after every point, so an interruption loses little.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::measure::{connect_options, overrides, threads};
+use crate::cli::SweepArgs;
+use crate::error::bad_input;
+use crate::report::format::{rps, thousands};
+use crate::report::{self, StrategyReport};
+use crate::runner::{assemble, run_round, RunContext};
+use crate::scenario::{self, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
+use crate::session::{build_profile, cancel_on_signal, Session};
+use crate::sizing::model::*;
+use crate::sizing::sweep::{
+    analyse_all, connections_per_request, fresh_point, pool_point, table, write, FILES,
+};
+use crate::Outcome;
+
+/// What the sweep runs, resolved from the scenario and the flags.
+struct Plan {
+    template: Strategy,
+    pool: PoolSettings,
+    fresh: Option<Strategy>,
+    pool_sizes: Vec<usize>,
+    concurrency: Vec<u32>,
+}
+
+pub async fn run(args: &SweepArgs) -> Result<Outcome> {
+    let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
+    let plan = resolve(&scenario, args)?;
+    let started_at = report::now_rfc3339();
+    let out_dir = prepare_dir(args, &scenario, &started_at)?;
+    let opts = connect_options(&args.measure, args.quiet);
+    let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
+    let result = measure(&scenario, &plan, args, &session, &started_at, &out_dir).await;
+    session.close().await;
+    result
+}
+
+fn resolve(s: &Scenario, args: &SweepArgs) -> Result<Plan> {
+    let path = s.source.path.display();
+    let pools: Vec<(&Strategy, &PoolSettings)> = s
+        .strategies
+        .iter()
+        .filter_map(|st| match &st.kind {
+            StrategyKind::Pool(p) => Some((st, p)),
+            StrategyKind::Fresh => None,
+        })
+        .collect();
+    let (template, pool) = match (&args.strategy, pools.as_slice()) {
+        (_, []) => {
+            return Err(bad_input(format!(
+                "{path} has no kind = \"pool\" strategy: sweep needs one as the template \
+                 (its recycling and wait_timeout are kept; max_size and min_size are swept)"
+            )))
+        }
+        (Some(name), _) => pools
+            .iter()
+            .find(|(st, _)| &st.name == name)
+            .copied()
+            .ok_or_else(|| {
+                let known: Vec<&str> = pools.iter().map(|(st, _)| st.name.as_str()).collect();
+                bad_input(format!(
+                    "--strategy {name}: no pool strategy of that name in {path} (pool strategies: {})",
+                    known.join(", ")
+                ))
+            })?,
+        (None, [one]) => *one,
+        (None, many) => {
+            let known: Vec<&str> = many.iter().map(|(st, _)| st.name.as_str()).collect();
+            return Err(bad_input(format!(
+                "{path} has {} pool strategies ({}): choose the template with --strategy NAME",
+                many.len(),
+                known.join(", ")
+            )));
+        }
+    };
+    let mut pool_sizes: Vec<usize> = if args.pool_sizes.is_empty() {
+        s.sweep.pool_sizes.clone()
+    } else {
+        args.pool_sizes.iter().map(|&n| n as usize).collect()
+    };
+    if pool_sizes.is_empty() {
+        return Err(bad_input(format!(
+            "no pool sizes to sweep: pass --pool-sizes 1,2,4,8 or add `[sweep]` with \
+             `pool_sizes = [1, 2, 4, 8]` to {path}"
+        )));
+    }
+    pool_sizes.sort_unstable();
+    pool_sizes.dedup();
+    let mut concurrency = if !args.concurrency.is_empty() {
+        args.concurrency.clone()
+    } else if !s.sweep.concurrency.is_empty() {
+        s.sweep.concurrency.clone()
+    } else {
+        vec![s.run.concurrency]
+    };
+    concurrency.sort_unstable();
+    concurrency.dedup();
+    let fresh = s
+        .strategies
+        .iter()
+        .find(|st| matches!(st.kind, StrategyKind::Fresh))
+        .cloned();
+    Ok(Plan {
+        template: template.clone(),
+        pool: pool.clone(),
+        fresh,
+        pool_sizes,
+        concurrency,
+    })
+}
+
+fn prepare_dir(args: &SweepArgs, s: &Scenario, started_at: &str) -> Result<PathBuf> {
+    // `report::prepare_dir` names the default directory and creates it; its
+    // own check is for a run's files, so sweep files are checked here.
+    let dir = report::prepare_dir(
+        args.out.as_deref(),
+        &format!("{}-sweep", s.name),
+        started_at,
+        true,
+    )?;
+    if !args.force {
+        if let Some(existing) = FILES.iter().map(|f| dir.join(f)).find(|p| p.exists()) {
+            return Err(bad_input(format!(
+                "{} already exists; choose another --out directory (or --force to overwrite)",
+                existing.display()
+            )));
+        }
+    }
+    Ok(dir)
+}
+
+async fn measure(
+    scenario: &Scenario,
+    plan: &Plan,
+    args: &SweepArgs,
+    session: &Session,
+    started_at: &str,
+    out_dir: &Path,
+) -> Result<Outcome> {
+    let cancel = &session.cancel;
+    if !args.quiet {
+        print_header(scenario, plan, session);
+    }
+    let mut sweep = SweepReport {
+        schema_version: SWEEP_SCHEMA_VERSION,
+        kind: SWEEP_KIND.into(),
+        tool: report::Tool::current(),
+        started_at: started_at.to_string(),
+        interrupted: false,
+        host: report::Host::current(),
+        server: session.server.clone(),
+        scenario: SweepScenario {
+            name: scenario.name.clone(),
+            path: scenario.source.path.display().to_string(),
+            sha256: scenario.source.sha256.clone(),
+            template: plan.template.name.clone(),
+            recycling: match plan.pool.recycling {
+                Recycling::Fast => "fast",
+                Recycling::Verified => "verified",
+                Recycling::Clean => "clean",
+            }
+            .into(),
+            wait_timeout_ms: plan.pool.wait_timeout.map(|d| d.as_secs_f64() * 1000.0),
+            fresh_strategy: plan.fresh.as_ref().map(|f| f.name.clone()),
+        },
+        settings: SweepSettings {
+            pool_sizes: plan.pool_sizes.clone(),
+            concurrency: plan.concurrency.clone(),
+            duration_s: scenario.run.duration.as_secs_f64(),
+            warmup_s: scenario.run.warmup.as_secs_f64(),
+            seed: scenario.run.seed,
+        },
+        points: Vec::new(),
+        fresh: Vec::new(),
+        analysis: Vec::new(),
+    };
+    let mix = session.mix.clone();
+    'sweep: for &concurrency in &plan.concurrency {
+        let ctx = RunContext {
+            concurrency,
+            rounds: 1,
+            ..session.context(scenario, threads(&args.measure), !args.quiet)
+        };
+        if let Some(fresh) = &plan.fresh {
+            let result = run_round(&ctx, fresh, 1).await;
+            if cancel.is_cancelled() {
+                break 'sweep;
+            }
+            let r = assemble(fresh, &mix, std::slice::from_ref(&result));
+            if !args.quiet {
+                progress_line(&format!("{} c={concurrency}", fresh.name), &r);
+            }
+            sweep.fresh.push(fresh_point(
+                concurrency,
+                &r,
+                connections_per_request(scenario),
+            ));
+        }
+        for &size in &plan.pool_sizes {
+            let strategy = Strategy {
+                name: format!("pool-{size}"),
+                kind: StrategyKind::Pool(PoolSettings {
+                    max_size: size,
+                    min_size: size,
+                    ..plan.pool.clone()
+                }),
+            };
+            let result = run_round(&ctx, &strategy, 1).await;
+            let interrupted = cancel.is_cancelled();
+            let r = assemble(&strategy, &mix, std::slice::from_ref(&result));
+            if !args.quiet {
+                progress_line(&format!("{} c={concurrency}", strategy.name), &r);
+            }
+            // A point cut short by Ctrl-C is kept only if it measured something.
+            if !interrupted || r.requests > 0 {
+                sweep.points.push(pool_point(concurrency, size, &r));
+            }
+            sweep.interrupted = interrupted;
+            sweep.analysis = analyse_all(&sweep);
+            write(out_dir, &sweep)?;
+            if interrupted {
+                break 'sweep;
+            }
+        }
+    }
+    sweep.interrupted = cancel.is_cancelled();
+    sweep.analysis = analyse_all(&sweep);
+    write(out_dir, &sweep)?;
+
+    println!();
+    print!("{}", table(&sweep));
+    if !args.quiet {
+        println!("files: {}", out_dir.display());
+    }
+    Ok(if sweep.interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Success
+    })
+}
+
+fn progress_line(label: &str, r: &StrategyReport) {
+    eprintln!(
+        "{label:>16}  {} requests, {} req/s, {} errors",
+        thousands(r.requests),
+        rps(r.throughput_rps),
+        thousands(r.error_count())
+    );
+}
+
+fn print_header(s: &Scenario, plan: &Plan, session: &Session) {
+    let server = &session.server;
+    println!(
+        "poolbench {} ({} build) · sweep of {} ({}) · template {}",
+        env!("CARGO_PKG_VERSION"),
+        build_profile(),
+        s.name,
+        s.source.path.display(),
+        plan.template.name
+    );
+    println!(
+        "server    PostgreSQL {} · {} at {} · auth {} · TLS {} · max_connections {}",
+        server.version,
+        if server.embedded {
+            "embedded"
+        } else {
+            "external"
+        },
+        server.dsn,
+        server.auth_method,
+        if server.ssl { "on" } else { "off" },
+        server.max_connections
+    );
+    let list = |v: Vec<String>| v.join(",");
+    println!(
+        "grid      pool sizes {} × concurrency {} · {} warm-up + {} per point · seed {}{}",
+        list(plan.pool_sizes.iter().map(|n| n.to_string()).collect()),
+        list(plan.concurrency.iter().map(|n| n.to_string()).collect()),
+        humantime::format_duration(s.run.warmup),
+        humantime::format_duration(s.run.duration),
+        s.run.seed,
+        match &plan.fresh {
+            Some(f) => format!(" · {} once per concurrency (setup cost)", f.name),
+            None => String::new(),
+        }
+    );
+    let largest = plan.pool_sizes.last().copied().unwrap_or(0);
+    if server.max_connections > 0 && largest + 1 > server.max_connections as usize {
+        println!(
+            "warning   pool size {largest} plus the monitor connection exceeds the server's \
+             max_connections {}: the larger points will count too_many_connections errors",
+            server.max_connections
+        );
+    }
+    if cfg!(debug_assertions) {
+        println!("warning   this is a debug build: use `cargo build --release` for real numbers");
+    }
+    println!();
+}

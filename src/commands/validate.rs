@@ -1,0 +1,41 @@
+//! `poolbench validate`: checks every file (not stopping at the first bad
+//! one), prints `ok: …` on stdout for each good file and the errors on
+//! stderr for each bad one.
+
+use anyhow::Result;
+
+use crate::cli::ValidateArgs;
+use crate::error::bad_input;
+use crate::report::format::plural;
+use crate::scenario;
+use crate::Outcome;
+
+pub fn run(args: &ValidateArgs) -> Result<Outcome> {
+    let mut errors = Vec::new();
+    for path in &args.scenarios {
+        match scenario::load(path) {
+            Ok(s) => println!(
+                "ok: {} ({}, {})",
+                path.display(),
+                plural(s.strategies.len(), "strategy", "strategies"),
+                plural(s.queries.len(), "query", "queries"),
+            ),
+            Err(e) => errors.push(e),
+        }
+    }
+    let total = args.scenarios.len();
+    match errors.len() {
+        0 => Ok(Outcome::Success),
+        // One file, one error: main prints it; a summary would only repeat it.
+        1 if total == 1 => Err(errors.remove(0)),
+        bad => {
+            for e in &errors {
+                eprintln!("error: {e:#}\n");
+            }
+            let verb = if bad == 1 { "is" } else { "are" };
+            Err(bad_input(format!(
+                "{bad} of {total} scenario files {verb} invalid"
+            )))
+        }
+    }
+}
