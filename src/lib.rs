@@ -3,10 +3,10 @@
 //! `run` is the whole program; `main` only builds the runtime and maps the
 //! outcome or error to an exit code.
 
+pub mod backend;
 pub mod cli;
 pub mod commands;
 pub mod compare;
-pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod report;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Target;
+use crate::backend::postgres::Target;
 use crate::metrics::Timings;
 use crate::metrics::{
     new_histogram, summarize_phases, ErrorClass, Interval, Phase, Recorder, Summary,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Target;
+use crate::backend::postgres::Target;
 use crate::error::bad_input;
 use crate::report;
 use crate::runner::RunContext;
@@ -98,7 +98,7 @@ impl Session {
                 bad_input(format!(
                     "the [setup] SQL of {} failed: {}",
                     scenario.source.path.display(),
-                    crate::db::describe_pg_error(&e)
+                    crate::backend::postgres::describe_pg_error(&e)
                 ))
             })?;
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use poolbench::db::Target;
+use poolbench::backend::postgres::Target;
 use poolbench::error::{kind_of, Kind};
 use poolbench::scenario::AuthMethod;
 use poolbench::server::{EmbeddedOptions, EmbeddedServer};
@@ -48,7 +48,10 @@ async fn start(opts: &EmbeddedOptions) -> EmbeddedServer {
 async fn connect(server: &EmbeddedServer) -> Client {
     match server.target().connect().await {
         Ok(client) => client,
-        Err(e) => panic!("connect: {}", poolbench::db::describe_pg_error(&e)),
+        Err(e) => panic!(
+            "connect: {}",
+            poolbench::backend::postgres::describe_pg_error(&e)
+        ),
     }
 }
 
@@ -107,7 +110,7 @@ async fn assert_wrong_password_rejected(server: &EmbeddedServer) {
         err.code(),
         Some(&SqlState::INVALID_PASSWORD),
         "{}",
-        poolbench::db::describe_pg_error(&err)
+        poolbench::backend::postgres::describe_pg_error(&err)
     );
 }
 
@@ -282,7 +285,7 @@ async fn max_connections_is_honoured_even_at_one() {
             {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
-            Err(e) => panic!("{}", poolbench::db::describe_pg_error(&e)),
+            Err(e) => panic!("{}", poolbench::backend::postgres::describe_pg_error(&e)),
         }
     };
     assert_eq!(show(&client, "max_connections").await, "1");

@@ -22,7 +22,7 @@ use base64::Engine;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Config, NoTls};
 
-use crate::db::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
+use crate::backend::postgres::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
 use crate::error::{self, ResultExt};
 use crate::scenario::{AuthMethod, EmbeddedSettings};
 

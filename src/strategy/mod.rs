@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Statement};
 
-use crate::db::Target;
+use crate::backend::postgres::Target;
 use crate::metrics::{ErrorClass, Phase};
 use crate::scenario::{PoolSettings, Recycling, StrategyKind};
 
@@ -28,7 +28,7 @@ impl RequestError {
     pub fn pg(e: &tokio_postgres::Error) -> RequestError {
         RequestError {
             class: ErrorClass::of_pg(e),
-            message: crate::db::describe_pg_error(e),
+            message: crate::backend::postgres::describe_pg_error(e),
         }
     }
 }

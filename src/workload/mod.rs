@@ -99,7 +99,7 @@ impl Mix {
                 let stmt = client.prepare(&s.sql).await.map_err(|e| {
                     bad_input(format!(
                         "{where_}: the server rejects it: {}",
-                        crate::db::describe_pg_error(&e)
+                        crate::backend::postgres::describe_pg_error(&e)
                     ))
                 })?;
                 if stmt.params().len() != s.params.len() {

@@ -1,4 +1,4 @@
-//! Where the database is and how to reach it: DSN parsing, password
+//! PostgreSQL: where the database is and how to reach it: DSN parsing, password
 //! redaction, the TLS connector and the one `connect` every part uses.
 
 use std::str::FromStr;
