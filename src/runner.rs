@@ -335,6 +335,7 @@ pub fn assemble(strategy: &Strategy, mix: &Mix, rounds: &[RoundResult]) -> Strat
             throughput_rps: rate(r.recorder.requests, r.measured),
             p50_us: q(0.5),
             p99_us: q(0.99),
+            started_unix_ms: 0,
         });
     }
     let settings = match &strategy.kind {
@@ -597,6 +598,7 @@ async fn collect(
                 pool_available: sample.pool.map(|p| p.available as u64),
                 pool_waiting: sample.pool.map(|p| p.waiting as u64),
                 server_backends: sample.backends,
+                hdr: BTreeMap::new(),
             }
         })
         .collect()

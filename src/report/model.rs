@@ -135,6 +135,11 @@ pub struct RoundStats {
     /// Total latency of the round's successful requests.
     pub p50_us: u64,
     pub p99_us: u64,
+    /// Wall-clock start of the round's measured window, milliseconds since
+    /// the Unix epoch (0 in reports written before it was recorded). Its
+    /// timeline's second N began at this + N × 1000.
+    #[serde(default)]
+    pub started_unix_ms: u64,
 }
 
 impl StrategyReport {
@@ -173,6 +178,11 @@ pub struct TimelineRow {
     pub pool_waiting: Option<u64>,
     /// Client backends on the server, the monitor's own connection excluded.
     pub server_backends: Option<u64>,
+    /// Phase → that second's histogram of successful requests (base64
+    /// HdrHistogram V2+DEFLATE, like `phases[].hdr`): the intervals of the
+    /// hlog files, and what `merge` adds up exactly.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hdr: BTreeMap<String, String>,
 }
 
 /// A fresh strategy against a pool strategy.
