@@ -7,15 +7,16 @@ pub mod backend;
 pub mod cli;
 pub mod commands;
 pub mod compare;
+pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod report;
-pub mod runner;
+pub mod rng;
 pub mod scenario;
 pub mod server;
 pub mod session;
 pub mod sizing;
-pub mod strategy;
+pub mod source;
 pub mod workload;
 
 use anyhow::Result;

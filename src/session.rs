@@ -9,13 +9,16 @@ use anyhow::{Context, Result};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::postgres::Target;
+use futures_util::future::BoxFuture;
+
+use crate::backend::postgres::{server_facts, Monitor, Target};
+use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
 use crate::error::bad_input;
 use crate::report;
-use crate::runner::RunContext;
-use crate::scenario::Scenario;
+use crate::scenario::{RunSettings, Scenario, Strategy};
 use crate::server::{EmbeddedOptions, EmbeddedServer};
-use crate::workload::Mix;
+use crate::source;
+use crate::workload::{Mix, Requests};
 
 /// How to reach the database, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +87,8 @@ impl Session {
         };
         // From here on an error drops `embedded`, whose Drop stops the server.
         let monitor = target.check_reachable().await?;
-        let server = server_facts(&monitor, &target, embedded.as_ref()).await;
+        let auth = embedded.as_ref().map(|s| s.options().auth.as_str());
+        let server = server_facts(&monitor, &target, auth).await;
         if let Some(sql) = &scenario.setup_sql {
             if embedded.is_none() && !opts.allow_setup {
                 return Err(bad_input(format!(
@@ -119,29 +123,45 @@ impl Session {
         })
     }
 
-    /// What the runner needs to measure a strategy in this session, with the
-    /// scenario's [run] settings.
-    pub fn context(
-        &self,
-        scenario: &Scenario,
-        threads: usize,
-        show_progress: bool,
-    ) -> RunContext<'_> {
-        RunContext {
-            target: self.target.clone(),
-            mix: self.mix.clone(),
-            duration: scenario.run.duration,
-            warmup: scenario.run.warmup,
-            concurrency: scenario.run.concurrency,
-            seed: scenario.run.seed,
-            rounds: scenario.run.rounds,
-            threads,
-            request_timeout: scenario.run.request_timeout,
-            retry: scenario.run.retry.clone(),
+    /// The engine's settings for the scenario's [run] in this session.
+    pub fn engine_settings(&self, run: &RunSettings) -> engine::Settings {
+        engine::Settings {
+            concurrency: run.concurrency,
+            warmup: run.warmup,
+            duration: run.duration,
+            seed: run.seed,
+            request_timeout: run.request_timeout,
+            retry: run.retry.clone(),
+            pacing: Pacing::ClosedLoop,
+            start_at: None,
             cancel: self.cancel.clone(),
-            monitor: Some(&self.monitor),
-            show_progress,
         }
+    }
+
+    /// Runs one round of `strategy` on `threads` worker threads (no more
+    /// than there are workers): new sources (new pools), warm-up, then the
+    /// measured window, with the server's backends counted once a second
+    /// on the monitor connection and `progress` told how it goes.
+    pub async fn run_round(
+        &self,
+        strategy: &Strategy,
+        settings: &engine::Settings,
+        threads: usize,
+        progress: &mut (dyn FnMut(&Tick) + Send),
+    ) -> RoundResult {
+        let shards = threads.max(1).min(settings.concurrency.max(1) as usize);
+        let sources = source::build(&strategy.kind, &self.target, shards);
+        let services = Requests::for_sources(sources, &self.mix);
+        let mut watch = Watch {
+            monitor: Monitor::new(&self.monitor, &self.target),
+            progress,
+        };
+        engine::run(settings, services, &mut watch).await
+    }
+
+    /// The scenario's query names, in order (the report's `per_query`).
+    pub fn query_names(&self) -> Vec<String> {
+        self.mix.queries.iter().map(|q| q.name.clone()).collect()
     }
 
     /// Stops the embedded server, if this session started one.
@@ -152,6 +172,23 @@ impl Session {
                 eprintln!("poolbench: warning: stopping the embedded server: {e:#}");
             }
         }
+    }
+}
+
+/// The engine's observer in a session: the monitor counts the server's
+/// backends, the caller shows progress.
+struct Watch<'a> {
+    monitor: Monitor<'a>,
+    progress: &'a mut (dyn FnMut(&Tick) + Send),
+}
+
+impl Observer for Watch<'_> {
+    fn backends(&mut self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(self.monitor.backends())
+    }
+
+    fn progress(&mut self, tick: &Tick) {
+        (self.progress)(tick);
     }
 }
 
@@ -179,53 +216,4 @@ pub fn cancel_on_signal() -> CancellationToken {
         token.cancel();
     });
     cancel
-}
-
-pub fn build_profile() -> &'static str {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-}
-
-async fn server_facts(
-    client: &Client,
-    target: &Target,
-    embedded: Option<&EmbeddedServer>,
-) -> report::Server {
-    let text = |sql: &'static str| async move {
-        client
-            .query_one(sql, &[])
-            .await
-            .ok()
-            .and_then(|r| r.try_get::<_, String>(0).ok())
-    };
-    let version = text("SHOW server_version")
-        .await
-        .unwrap_or_else(|| "unknown".into());
-    let max_connections = text("SHOW max_connections")
-        .await
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let ssl = client
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .ok()
-        .and_then(|r| r.try_get::<_, bool>(0).ok())
-        .unwrap_or(false);
-    report::Server {
-        version,
-        auth_method: match embedded {
-            Some(s) => s.options().auth.as_str().to_string(),
-            None => "unknown".into(),
-        },
-        ssl,
-        max_connections,
-        embedded: embedded.is_some(),
-        dsn: target.redacted(),
-    }
 }

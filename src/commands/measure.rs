@@ -1,10 +1,12 @@
-//! The flags `run` and `sweep` share (`MeasureArgs`), turned into the
-//! domain's settings: scenario overrides, how to reach the database, and
-//! the number of worker threads.
+//! What `run` and `sweep` share: their common flags (`MeasureArgs`) turned
+//! into the domain's settings (scenario overrides, how to reach the
+//! database, worker threads), and one round measured with its progress bar.
 
+use super::progress::Progress;
 use crate::cli::MeasureArgs;
-use crate::scenario::Overrides;
-use crate::session::ConnectOptions;
+use crate::engine::{self, RoundResult};
+use crate::scenario::{Overrides, Strategy};
+use crate::session::{ConnectOptions, Session};
 
 /// The [run] values the shared flags replace (`--duration`, `--warmup`,
 /// `--seed`); the scenario checks them as it checks its own.
@@ -29,5 +31,22 @@ pub fn connect_options(args: &MeasureArgs, quiet: bool) -> ConnectOptions {
 /// Worker threads: `--threads`, or one per core.
 pub fn threads(args: &MeasureArgs) -> usize {
     args.threads
-        .map_or_else(crate::runner::default_threads, |t| t as usize)
+        .map_or_else(engine::default_threads, |t| t as usize)
+}
+
+/// One round of `strategy` in `session`, with a progress bar when `show`.
+pub async fn round(
+    session: &Session,
+    strategy: &Strategy,
+    settings: &engine::Settings,
+    threads: usize,
+    show: bool,
+    (round, rounds): (u32, u32),
+) -> RoundResult {
+    let progress = Progress::new(show, &strategy.name, round, rounds);
+    let result = session
+        .run_round(strategy, settings, threads, &mut |tick| progress.tick(tick))
+        .await;
+    progress.finish();
+    result
 }

@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod measure;
 pub mod plan;
+pub mod progress;
 pub mod run;
 pub mod server;
 pub mod sweep;

@@ -4,13 +4,15 @@
 
 use anyhow::Result;
 
-use super::measure::{connect_options, overrides, threads};
+use super::measure::{self, connect_options, overrides, threads};
 use crate::cli::RunArgs;
+use crate::engine::RoundResult;
+use crate::report::assemble::assemble;
+use crate::report::build_profile;
 use crate::report::format::{plural, thousands};
 use crate::report::{self, Comparison, Report};
-use crate::runner::{assemble, run_round, RoundResult};
 use crate::scenario::{self, Overrides, Scenario};
-use crate::session::{build_profile, cancel_on_signal, Session};
+use crate::session::{cancel_on_signal, Session};
 use crate::Outcome;
 
 pub async fn run(args: &RunArgs) -> Result<Outcome> {
@@ -42,7 +44,9 @@ async fn measure(
     if !args.quiet {
         print_header(scenario, &session.server, threads(&args.measure));
     }
-    let ctx = session.context(scenario, threads(&args.measure), !args.quiet);
+    let settings = session.engine_settings(&scenario.run);
+    let threads = threads(&args.measure);
+    let queries = session.query_names();
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         tool: report::Tool::current(),
@@ -68,7 +72,15 @@ async fn measure(
             if cancel.is_cancelled() {
                 break 'rounds;
             }
-            let result = run_round(&ctx, strategy, round).await;
+            let result = measure::round(
+                session,
+                strategy,
+                &settings,
+                threads,
+                !args.quiet,
+                (round, scenario.run.rounds),
+            )
+            .await;
             if !args.quiet {
                 let label = if scenario.run.rounds > 1 {
                     format!("{} #{round}", strategy.name)
@@ -91,7 +103,7 @@ async fn measure(
                 .iter()
                 .zip(&rounds)
                 .filter(|(_, r)| !r.is_empty())
-                .map(|(s, r)| assemble(s, &ctx.mix, r))
+                .map(|(s, r)| assemble(s, &queries, r))
                 .collect();
             report.interrupted = cancel.is_cancelled();
             report.comparison = Comparison::all(&report.strategies);

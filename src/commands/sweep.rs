@@ -8,14 +8,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::measure::{connect_options, overrides, threads};
+use super::measure::{self, connect_options, overrides, threads};
 use crate::cli::SweepArgs;
+use crate::engine;
 use crate::error::bad_input;
+use crate::report::assemble::assemble;
+use crate::report::build_profile;
 use crate::report::format::{rps, thousands};
 use crate::report::{self, StrategyReport};
-use crate::runner::{assemble, run_round, RunContext};
 use crate::scenario::{self, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
-use crate::session::{build_profile, cancel_on_signal, Session};
+use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::*;
 use crate::sizing::sweep::{
     analyse_all, connections_per_request, fresh_point, pool_point, table, write, FILES,
@@ -182,19 +184,20 @@ async fn measure(
         fresh: Vec::new(),
         analysis: Vec::new(),
     };
-    let mix = session.mix.clone();
+    let queries = session.query_names();
+    let threads = threads(&args.measure);
     'sweep: for &concurrency in &plan.concurrency {
-        let ctx = RunContext {
+        let settings = engine::Settings {
             concurrency,
-            rounds: 1,
-            ..session.context(scenario, threads(&args.measure), !args.quiet)
+            ..session.engine_settings(&scenario.run)
         };
         if let Some(fresh) = &plan.fresh {
-            let result = run_round(&ctx, fresh, 1).await;
+            let result =
+                measure::round(session, fresh, &settings, threads, !args.quiet, (1, 1)).await;
             if cancel.is_cancelled() {
                 break 'sweep;
             }
-            let r = assemble(fresh, &mix, std::slice::from_ref(&result));
+            let r = assemble(fresh, &queries, std::slice::from_ref(&result));
             if !args.quiet {
                 progress_line(&format!("{} c={concurrency}", fresh.name), &r);
             }
@@ -213,9 +216,10 @@ async fn measure(
                     ..plan.pool.clone()
                 }),
             };
-            let result = run_round(&ctx, &strategy, 1).await;
+            let result =
+                measure::round(session, &strategy, &settings, threads, !args.quiet, (1, 1)).await;
             let interrupted = cancel.is_cancelled();
-            let r = assemble(&strategy, &mix, std::slice::from_ref(&result));
+            let r = assemble(&strategy, &queries, std::slice::from_ref(&result));
             if !args.quiet {
                 progress_line(&format!("{} c={concurrency}", strategy.name), &r);
             }

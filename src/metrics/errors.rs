@@ -1,13 +1,29 @@
-//! Error classes (DESIGN.md, "Execution model"): every failed request is
-//! counted under one class, with a few sample messages kept for the report.
+//! Error classes: every failed request is counted under one class, with a
+//! few sample messages kept for the report.
 
 use std::collections::BTreeMap;
-use std::io;
 
 use serde::{Deserialize, Serialize};
 
 /// How many messages of one class the report keeps.
 const SAMPLES_PER_CLASS: usize = 3;
+
+/// A failed request (or connection, or pool fill): its class and a message
+/// for the report.
+#[derive(Debug, Clone)]
+pub struct RequestError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl RequestError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> RequestError {
+        RequestError {
+            class,
+            message: message.into(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ErrorClass {
@@ -48,43 +64,6 @@ impl ErrorClass {
             ErrorClass::Other => "other".into(),
         }
     }
-
-    /// Classifies a tokio-postgres error from a connect or a query.
-    pub fn of_pg(e: &tokio_postgres::Error) -> ErrorClass {
-        if let Some(db) = e.as_db_error() {
-            return match db.code().code() {
-                "53300" => ErrorClass::TooManyConnections,
-                "28P01" | "28000" => ErrorClass::AuthFailed,
-                "57P01" | "57P02" | "57P03" => ErrorClass::ServerShutdown,
-                code => ErrorClass::Query(code.to_string()),
-            };
-        }
-        if e.is_closed() {
-            return ErrorClass::ConnectionLost;
-        }
-        if let Some(io) = io_source(e) {
-            return match io.kind() {
-                io::ErrorKind::ConnectionRefused => ErrorClass::ConnectionRefused,
-                io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
-                _ => ErrorClass::ConnectionLost,
-            };
-        }
-        if e.to_string().starts_with("timeout waiting for server") {
-            return ErrorClass::ConnectTimeout;
-        }
-        ErrorClass::Other
-    }
-}
-
-fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        source = s.source();
-    }
-    None
 }
 
 /// Counts by class name, and the first few messages of each class.

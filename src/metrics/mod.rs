@@ -1,6 +1,7 @@
-//! Measurements: per-phase latency histograms owned by each worker, error
-//! counts by class, the per-second interval each worker hands to the
-//! collector, and the summaries computed from merged histograms.
+//! Measurements: the phases of a request (the one list of them), per-phase
+//! latency histograms owned by each worker, error counts by class, the
+//! per-second interval each worker hands to the collector, and the
+//! summaries computed from merged histograms.
 
 pub mod errors;
 
@@ -11,25 +12,27 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub use errors::{ErrorClass, ErrorCounts};
+pub use errors::{ErrorClass, ErrorCounts, RequestError};
 
-/// The phases of one request (DESIGN.md, "Execution model").
+/// The phases of one request: the one list of them. Histograms, report
+/// fields, CSV rows and table lines are all derived from [`Phase::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Phase {
-    /// Fresh: TCP, TLS, authentication, until ready for query.
+    /// Opening a connection: TCP, TLS, authentication, until ready for query.
     Connect,
-    /// Pool: waiting for a connection, including any the pool opens.
+    /// Waiting for a pooled connection, including any the pool opens.
     Acquire,
     /// The request's statements.
     Query,
-    /// Fresh: closing the connection.
+    /// Closing a connection opened for the request.
     Close,
-    /// Start to finish, as the application sees it.
+    /// Start to finish, as the application sees it (retries included).
     Total,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
+    pub const COUNT: usize = 5;
+    pub const ALL: [Phase; Phase::COUNT] = [
         Phase::Connect,
         Phase::Acquire,
         Phase::Query,
@@ -47,9 +50,20 @@ impl Phase {
         }
     }
 
+    /// Phases every strategy reports, even without a sample (the others are
+    /// left out where they do not apply, as `acquire` for fresh connections).
+    pub fn always_reported(self) -> bool {
+        matches!(self, Phase::Query | Phase::Total)
+    }
+
     fn index(self) -> usize {
         self as usize
     }
+}
+
+/// A duration in whole microseconds, the unit of every histogram.
+pub fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A latency histogram in microseconds: 3 significant digits, growing to
@@ -70,53 +84,70 @@ pub fn record(h: &mut Histogram<u64>, us: u64) {
     }
 }
 
-/// What one request measured, in microseconds. A phase that does not apply
-/// (acquire for a fresh connection) is `None`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timings {
-    pub connect_us: Option<u64>,
-    pub acquire_us: Option<u64>,
-    pub query_us: u64,
-    pub close_us: Option<u64>,
-    pub total_us: u64,
-}
+/// What one request measured, in microseconds, by phase. A phase that does
+/// not apply (acquire for a fresh connection) is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimings([Option<u64>; Phase::COUNT]);
 
-/// One histogram per phase.
-#[derive(Debug, Clone)]
-pub struct PhaseHistograms {
-    by_phase: [Histogram<u64>; 5],
-}
-
-impl Default for PhaseHistograms {
-    fn default() -> Self {
-        PhaseHistograms {
-            by_phase: std::array::from_fn(|_| new_histogram()),
-        }
+impl PhaseTimings {
+    pub fn set(&mut self, phase: Phase, us: u64) {
+        self.0[phase.index()] = Some(us);
     }
+
+    /// Keeps the larger of the current and the given time (the slowest of
+    /// parallel branches).
+    pub fn set_max(&mut self, phase: Phase, us: u64) {
+        let slot = &mut self.0[phase.index()];
+        *slot = Some(slot.map_or(us, |v| v.max(us)));
+    }
+
+    pub fn get(&self, phase: Phase) -> Option<u64> {
+        self.0[phase.index()]
+    }
+
+    /// Every phase with a time, in [`Phase::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Phase, u64)> + '_ {
+        Phase::ALL
+            .iter()
+            .filter_map(|p| self.get(*p).map(|us| (*p, us)))
+    }
+}
+
+/// One histogram per phase, allocated when the phase is first recorded (a
+/// worker never pays for phases its strategy does not have).
+#[derive(Debug, Clone, Default)]
+pub struct PhaseHistograms {
+    by_phase: [Option<Histogram<u64>>; Phase::COUNT],
 }
 
 impl PhaseHistograms {
-    pub fn record(&mut self, t: &Timings) {
-        let mut put = |phase: Phase, us: Option<u64>| {
-            if let Some(us) = us {
-                record(&mut self.by_phase[phase.index()], us);
-            }
-        };
-        put(Phase::Connect, t.connect_us);
-        put(Phase::Acquire, t.acquire_us);
-        put(Phase::Query, Some(t.query_us));
-        put(Phase::Close, t.close_us);
-        put(Phase::Total, Some(t.total_us));
+    pub fn record(&mut self, t: &PhaseTimings) {
+        for (phase, us) in t.iter() {
+            record(
+                self.by_phase[phase.index()].get_or_insert_with(new_histogram),
+                us,
+            );
+        }
     }
 
-    pub fn get(&self, phase: Phase) -> &Histogram<u64> {
-        &self.by_phase[phase.index()]
+    /// The phase's histogram, or None when nothing was recorded in it.
+    pub fn get(&self, phase: Phase) -> Option<&Histogram<u64>> {
+        self.by_phase[phase.index()]
+            .as_ref()
+            .filter(|h| !h.is_empty())
+    }
+
+    /// The number of samples of `phase`.
+    pub fn count(&self, phase: Phase) -> u64 {
+        self.get(phase).map_or(0, Histogram::len)
     }
 
     pub fn merge(&mut self, other: &PhaseHistograms) {
         for (mine, theirs) in self.by_phase.iter_mut().zip(&other.by_phase) {
-            // Both auto-resize, so adding cannot fail on range.
-            let _ = mine.add(theirs);
+            if let Some(theirs) = theirs {
+                // Both auto-resize, so adding cannot fail on range.
+                let _ = mine.get_or_insert_with(new_histogram).add(theirs);
+            }
         }
     }
 }
@@ -145,14 +176,23 @@ impl Recorder {
         }
     }
 
-    pub fn record_success(&mut self, query: usize, t: &Timings) {
+    pub fn record_success(&mut self, query: usize, t: &PhaseTimings) {
         self.requests += 1;
         self.phases.record(t);
-        record(&mut self.per_query[query], t.total_us);
+        if let Some(total) = t.get(Phase::Total) {
+            if self.per_query.len() <= query {
+                self.per_query.resize_with(query + 1, new_histogram);
+            }
+            record(&mut self.per_query[query], total);
+        }
     }
 
     pub fn merge(&mut self, other: &Recorder) {
         self.phases.merge(&other.phases);
+        if self.per_query.len() < other.per_query.len() {
+            self.per_query
+                .resize_with(other.per_query.len(), new_histogram);
+        }
         for (mine, theirs) in self.per_query.iter_mut().zip(&other.per_query) {
             let _ = mine.add(theirs);
         }
@@ -167,7 +207,7 @@ impl Recorder {
 #[derive(Debug)]
 pub struct Interval {
     pub second: u64,
-    pub total: Histogram<u64>,
+    pub phases: PhaseHistograms,
     pub requests: u64,
     pub errors: u64,
 }
@@ -176,9 +216,28 @@ impl Interval {
     pub fn new(second: u64) -> Interval {
         Interval {
             second,
-            total: new_histogram(),
+            phases: PhaseHistograms::default(),
             requests: 0,
             errors: 0,
+        }
+    }
+}
+
+/// Pool occupancy at one instant, for the timeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+impl PoolStatus {
+    /// Two pools' occupancy added up.
+    pub fn plus(self, other: PoolStatus) -> PoolStatus {
+        PoolStatus {
+            size: self.size + other.size,
+            available: self.available + other.available,
+            waiting: self.waiting + other.waiting,
         }
     }
 }
@@ -201,6 +260,14 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The p50 and p99 of a histogram (zeroes when it is missing or empty).
+    pub fn quantiles(h: Option<&Histogram<u64>>) -> (u64, u64) {
+        match h.filter(|h| !h.is_empty()) {
+            Some(h) => (h.value_at_quantile(0.5), h.value_at_quantile(0.99)),
+            None => (0, 0),
+        }
+    }
+
     pub fn of(h: &Histogram<u64>) -> Summary {
         let empty = h.is_empty();
         let q = |q: f64| if empty { 0 } else { h.value_at_quantile(q) };
@@ -245,10 +312,27 @@ pub fn decode_histogram(text: &str) -> anyhow::Result<Histogram<u64>> {
 /// Summaries of the phases a strategy measured (a phase with no sample,
 /// such as `acquire` for a fresh strategy, is left out).
 pub fn summarize_phases(h: &PhaseHistograms) -> BTreeMap<String, Summary> {
+    let empty = new_histogram();
     Phase::ALL
         .iter()
-        .filter(|p| !h.get(**p).is_empty() || **p == Phase::Total || **p == Phase::Query)
-        .map(|p| (p.as_str().to_string(), Summary::of(h.get(*p))))
+        .filter(|p| h.get(**p).is_some() || p.always_reported())
+        .map(|p| {
+            (
+                p.as_str().to_string(),
+                Summary::of(h.get(*p).unwrap_or(&empty)),
+            )
+        })
+        .collect()
+}
+
+/// Each recorded phase's histogram, encoded (for the timeline's `hdr`).
+pub fn encode_phases(h: &PhaseHistograms) -> BTreeMap<String, String> {
+    Phase::ALL
+        .iter()
+        .filter_map(|p| {
+            h.get(*p)
+                .map(|h| (p.as_str().to_string(), encode_histogram(h)))
+        })
         .collect()
 }
 
@@ -283,13 +367,11 @@ mod tests {
 
     #[test]
     fn recorders_merge() {
-        let t = Timings {
-            connect_us: Some(5000),
-            query_us: 100,
-            close_us: Some(50),
-            total_us: 5150,
-            ..Timings::default()
-        };
+        let mut t = PhaseTimings::default();
+        t.set(Phase::Connect, 5000);
+        t.set(Phase::Query, 100);
+        t.set(Phase::Close, 50);
+        t.set(Phase::Total, 5150);
         let mut a = Recorder::new(2);
         let mut b = Recorder::new(2);
         a.record_success(0, &t);
@@ -298,8 +380,8 @@ mod tests {
             .count(ErrorClass::TooManyConnections, "sorry, too many clients");
         a.merge(&b);
         assert_eq!(a.requests, 2);
-        assert_eq!(a.phases.get(Phase::Connect).len(), 2);
-        assert!(a.phases.get(Phase::Acquire).is_empty());
+        assert_eq!(a.phases.count(Phase::Connect), 2);
+        assert!(a.phases.get(Phase::Acquire).is_none());
         assert_eq!(a.per_query[1].len(), 1);
         assert_eq!(a.errors.total(), 1);
         let phases = summarize_phases(&a.phases);

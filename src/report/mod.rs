@@ -2,6 +2,7 @@
 //! writing of a run's directory (each file to a temporary name, then renamed,
 //! so a reader never sees half a file).
 
+pub mod assemble;
 pub mod csv;
 pub mod format;
 pub mod json;

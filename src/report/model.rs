@@ -1,4 +1,4 @@
-//! report.json (DESIGN.md, "Reports"), schema_version 1. Serialised by the
+//! report.json (README, "Reports"), schema_version 1. Serialised by the
 //! json exporter, read back by `compare`; every other format is a view of it.
 
 use std::collections::BTreeMap;
@@ -45,8 +45,17 @@ impl Tool {
         Tool {
             name: "poolbench".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            build: crate::session::build_profile().into(),
+            build: build_profile().into(),
         }
+    }
+}
+
+/// "release" or "debug": the build this poolbench is.
+pub fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
     }
 }
 

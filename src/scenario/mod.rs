@@ -1,4 +1,4 @@
-//! Scenario files: the TOML of DESIGN.md ("Scenario file"), parsed into raw
+//! Scenario files: the TOML the README documents, parsed into raw
 //! serde structs (`raw.rs`), then checked into a [`Scenario`] once
 //! (`check.rs`), with errors that point at `file:line:column` (`diag.rs`).
 

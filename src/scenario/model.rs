@@ -152,6 +152,24 @@ pub enum StrategyKind {
     Pool(PoolSettings),
 }
 
+impl StrategyKind {
+    /// The kind's name in scenario files and reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StrategyKind::Fresh => "fresh",
+            StrategyKind::Pool(_) => "pool",
+        }
+    }
+
+    /// The kind's settings as the report records them (empty for fresh).
+    pub fn settings(&self) -> serde_json::Value {
+        match self {
+            StrategyKind::Fresh => serde_json::json!({}),
+            StrategyKind::Pool(p) => serde_json::to_value(p).unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolSettings {
     /// >= 1.
@@ -203,7 +221,7 @@ pub struct Statement {
     pub params: Vec<Param>,
 }
 
-/// A parameter generator (DESIGN.md, "Parameter generators").
+/// A parameter generator (README, "Scenario files").
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Param {

@@ -1,5 +1,5 @@
 //! The scenario file as written: serde structs that mirror the TOML of
-//! DESIGN.md ("Scenario file") one to one, with the byte span of every value.
+//! the README's scenario format one to one, with the byte span of every value.
 //!
 //! Nothing is checked here beyond TOML syntax, key names and value types;
 //! `check.rs` turns these into the domain types of `model.rs`. Almost every

@@ -1,21 +1,27 @@
 //! The query mix and the execution of one request: pick a query by weight,
 //! draw its parameters, get connection(s) from the strategy's source, run
 //! the statements (one after another, in a transaction, or in parallel),
-//! give the connection(s) back, and time every phase.
+//! give the connection(s) back. The `query` phase is timed here; the
+//! source times its own phases (connect or acquire, close).
 
 pub mod params;
 
-use std::time::Instant;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures_util::TryStreamExt;
 use tokio_postgres::Client;
 
+use crate::backend::postgres::{describe_pg_error, request_error};
+use crate::engine::Service;
 use crate::error::bad_input;
-use crate::metrics::{Phase, Timings};
+use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, RequestError};
+use crate::rng::Rng;
 use crate::scenario::{Query, QueryMode};
-use crate::strategy::{Lease, RequestError, Source};
-use params::{can_bind, Generator, Rng, Value};
+use crate::source::{ConnectionSource, Lease};
+use params::{can_bind, Generator, Value};
 
 /// The scenario's queries, ready to draw from.
 #[derive(Debug, Clone)]
@@ -99,7 +105,7 @@ impl Mix {
                 let stmt = client.prepare(&s.sql).await.map_err(|e| {
                     bad_input(format!(
                         "{where_}: the server rejects it: {}",
-                        crate::backend::postgres::describe_pg_error(&e)
+                        describe_pg_error(&e)
                     ))
                 })?;
                 if stmt.params().len() != s.params.len() {
@@ -130,47 +136,114 @@ impl Mix {
     }
 }
 
-/// Runs one request of query `query` with the drawn `values`.
+/// The requests of one strategy on one worker thread: the scenario's mix
+/// run on connections from the strategy's source. This is what the engine
+/// serves.
+pub struct Requests {
+    source: Arc<dyn ConnectionSource>,
+    mix: Arc<Mix>,
+}
+
+/// One drawn request: which query, and every statement's values.
+pub struct Request {
+    query: usize,
+    values: Vec<Vec<Value>>,
+}
+
+impl Requests {
+    pub fn new(source: Arc<dyn ConnectionSource>, mix: Arc<Mix>) -> Requests {
+        Requests { source, mix }
+    }
+
+    /// One service per source (per worker thread).
+    pub fn for_sources(
+        sources: Vec<Arc<dyn ConnectionSource>>,
+        mix: &Arc<Mix>,
+    ) -> Vec<Arc<Requests>> {
+        sources
+            .into_iter()
+            .map(|source| Arc::new(Requests::new(source, mix.clone())))
+            .collect()
+    }
+}
+
+impl Service for Requests {
+    type Request = Request;
+
+    fn draw(&self, rng: &mut Rng) -> Request {
+        let query = self.mix.pick(rng);
+        Request {
+            query,
+            values: self.mix.draw(query, rng),
+        }
+    }
+
+    fn query_of(request: &Request) -> usize {
+        request.query
+    }
+
+    fn call<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> impl Future<Output = Result<PhaseTimings, RequestError>> + Send + 'a {
+        execute(
+            &*self.source,
+            &self.mix.queries[request.query],
+            &request.values,
+        )
+    }
+
+    fn warm_up(&self) -> impl Future<Output = Result<Duration, RequestError>> + Send + '_ {
+        self.source.warm_up()
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        self.source.pool_status()
+    }
+
+    fn connections_opened(&self) -> u64 {
+        self.source.connections_opened()
+    }
+
+    fn close(&self) {
+        self.source.close();
+    }
+}
+
+/// Runs one request of `plan` with the drawn `values`: the source times how
+/// the connection was got (and closed), this times the `query` phase.
 pub async fn execute(
-    source: &Source,
+    source: &dyn ConnectionSource,
     plan: &QueryPlan,
     values: &[Vec<Value>],
-) -> Result<Timings, RequestError> {
-    let started = Instant::now();
-    let mut timings = match plan.mode {
+) -> Result<PhaseTimings, RequestError> {
+    match plan.mode {
         QueryMode::Sequential | QueryMode::Transaction => {
-            let t = on_one_connection(source, plan, values).await?;
-            t
+            on_one_connection(source, plan, values).await
         }
-        QueryMode::Parallel => in_parallel(source, plan, values).await?,
-    };
-    timings.total_us = micros(started.elapsed());
-    Ok(timings)
+        QueryMode::Parallel => in_parallel(source, plan, values).await,
+    }
 }
 
 /// Acquire, run every statement (in a transaction when asked), release.
 async fn on_one_connection(
-    source: &Source,
+    source: &dyn ConnectionSource,
     plan: &QueryPlan,
     values: &[Vec<Value>],
-) -> Result<Timings, RequestError> {
+) -> Result<PhaseTimings, RequestError> {
+    let (lease, mut t) = source.acquire().await?;
     let started = Instant::now();
-    let lease = source.acquire().await?;
-    let acquired = Instant::now();
     let result = if plan.mode == QueryMode::Transaction {
         in_transaction(&lease, plan, values).await
     } else {
         run_statements(&lease, plan.statements.iter().zip(values)).await
     };
-    let queried = Instant::now();
+    t.set(Phase::Query, micros(started.elapsed()));
     let close = lease.release().await;
     result?;
-    let mut t = Timings {
-        query_us: micros(queried - acquired),
-        close_us: close.map(micros),
-        ..Timings::default()
-    };
-    set_acquire(&mut t, source.acquire_phase(), micros(acquired - started));
+    if let Some(us) = close {
+        t.set(Phase::Close, us);
+    }
     Ok(t)
 }
 
@@ -183,12 +256,12 @@ async fn in_transaction(
     client
         .batch_execute("BEGIN")
         .await
-        .map_err(|e| RequestError::pg(&e))?;
+        .map_err(|e| request_error(&e))?;
     match run_statements(lease, plan.statements.iter().zip(values)).await {
         Ok(()) => client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| RequestError::pg(&e)),
+            .map_err(|e| request_error(&e)),
         Err(e) => {
             // Leave the connection clean for its next user; if it is broken,
             // the pool's recycle check drops it.
@@ -215,61 +288,44 @@ async fn run_statement(
     s: &StatementPlan,
     values: &[Value],
 ) -> Result<(), RequestError> {
-    let stmt = lease
-        .prepare(&s.sql)
-        .await
-        .map_err(|e| RequestError::pg(&e))?;
+    let stmt = lease.prepare(&s.sql).await.map_err(|e| request_error(&e))?;
     let rows = lease
         .client()
         .query_raw(&stmt, values.iter())
         .await
-        .map_err(|e| RequestError::pg(&e))?;
+        .map_err(|e| request_error(&e))?;
     rows.try_for_each(|_| async { Ok(()) })
         .await
-        .map_err(|e| RequestError::pg(&e))
+        .map_err(|e| request_error(&e))
 }
 
 /// Every statement at once, each on its own connection, as
-/// `asyncio.gather` over a pool does. The request's acquire (or connect)
-/// and query phases are those of its slowest branch.
+/// `asyncio.gather` over a pool does. Each phase of the request is that of
+/// its slowest branch.
 async fn in_parallel(
-    source: &Source,
+    source: &dyn ConnectionSource,
     plan: &QueryPlan,
     values: &[Vec<Value>],
-) -> Result<Timings, RequestError> {
+) -> Result<PhaseTimings, RequestError> {
     let branches = plan.statements.iter().zip(values).map(|(s, v)| async move {
+        let (lease, mut t) = source.acquire().await?;
         let started = Instant::now();
-        let lease = source.acquire().await?;
-        let acquired = Instant::now();
         let result = run_statement(&lease, s, v).await;
-        let queried = Instant::now();
+        t.set(Phase::Query, micros(started.elapsed()));
         let close = lease.release().await;
-        result.map(|()| (acquired - started, queried - acquired, close))
+        result?;
+        if let Some(us) = close {
+            t.set(Phase::Close, us);
+        }
+        Ok::<_, RequestError>(t)
     });
-    let results = futures_util::future::join_all(branches).await;
-    let mut t = Timings::default();
-    let mut acquire_us = 0;
-    for r in results {
-        let (acquire, query, close) = r?;
-        acquire_us = acquire_us.max(micros(acquire));
-        t.query_us = t.query_us.max(micros(query));
-        if let Some(c) = close {
-            t.close_us = Some(t.close_us.unwrap_or(0).max(micros(c)));
+    let mut t = PhaseTimings::default();
+    for branch in futures_util::future::join_all(branches).await {
+        for (phase, us) in branch?.iter() {
+            t.set_max(phase, us);
         }
     }
-    set_acquire(&mut t, source.acquire_phase(), acquire_us);
     Ok(t)
-}
-
-fn set_acquire(t: &mut Timings, phase: Phase, us: u64) {
-    match phase {
-        Phase::Connect => t.connect_us = Some(us),
-        _ => t.acquire_us = Some(us),
-    }
-}
-
-pub fn micros(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! PostgreSQL: where the database is and how to reach it: DSN parsing, password
 //! redaction, the TLS connector and the one `connect` every part uses.
 
+use std::io;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config};
 
 use crate::error::ResultExt;
+use crate::metrics::{ErrorClass, RequestError};
+use crate::report::Server;
 
 /// Bounds how long one connection attempt may take, so an unreachable host
 /// fails a request (or the start-up check) instead of hanging it.
@@ -169,6 +172,130 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// What the report says of the server: version, max_connections, whether
+/// this connection uses TLS; `auth` is the method when poolbench knows it
+/// (its embedded server), and the server is embedded exactly then.
+pub async fn server_facts(client: &Client, target: &Target, auth: Option<&str>) -> Server {
+    let text = |sql: &'static str| async move {
+        client
+            .query_one(sql, &[])
+            .await
+            .ok()
+            .and_then(|r| r.try_get::<_, String>(0).ok())
+    };
+    let version = text("SHOW server_version")
+        .await
+        .unwrap_or_else(|| "unknown".into());
+    let max_connections = text("SHOW max_connections")
+        .await
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let ssl = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|r| r.try_get::<_, bool>(0).ok())
+        .unwrap_or(false);
+    Server {
+        version,
+        auth_method: auth.unwrap_or("unknown").to_string(),
+        ssl,
+        max_connections,
+        embedded: auth.is_some(),
+        dsn: target.redacted(),
+    }
+}
+
+/// The uncounted monitor connection, as the engine's once-a-second count of
+/// the server's client backends. When the server restarts under it, it
+/// opens another (uncounted too) for the seconds after.
+pub struct Monitor<'a> {
+    client: &'a Client,
+    target: &'a Target,
+    reconnected: Option<Client>,
+}
+
+impl<'a> Monitor<'a> {
+    pub fn new(client: &'a Client, target: &'a Target) -> Monitor<'a> {
+        Monitor {
+            client,
+            target,
+            reconnected: None,
+        }
+    }
+
+    /// Client backends on the server, the monitor's own excluded; None when
+    /// the server does not answer within half a second.
+    pub async fn backends(&mut self) -> Option<u64> {
+        let client = self.reconnected.as_ref().unwrap_or(self.client);
+        if client.is_closed() {
+            self.reconnected =
+                match tokio::time::timeout(MONITOR_TIMEOUT, self.target.connect()).await {
+                    Ok(Ok(client)) => Some(client),
+                    _ => None,
+                };
+            return None;
+        }
+        let query = client.query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            &[],
+        );
+        match tokio::time::timeout(MONITOR_TIMEOUT, query).await {
+            Ok(Ok(row)) => row.try_get::<_, i64>(0).ok().map(|n| n as u64),
+            _ => None,
+        }
+    }
+}
+
+/// How long the monitor waits for the server before it skips a sample.
+const MONITOR_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The class of a tokio-postgres error from a connect or a query.
+pub fn error_class(e: &tokio_postgres::Error) -> ErrorClass {
+    if let Some(db) = e.as_db_error() {
+        return match db.code().code() {
+            "53300" => ErrorClass::TooManyConnections,
+            "28P01" | "28000" => ErrorClass::AuthFailed,
+            "57P01" | "57P02" | "57P03" => ErrorClass::ServerShutdown,
+            code => ErrorClass::Query(code.to_string()),
+        };
+    }
+    if e.is_closed() {
+        return ErrorClass::ConnectionLost;
+    }
+    if let Some(io) = io_source(e) {
+        return match io.kind() {
+            io::ErrorKind::ConnectionRefused => ErrorClass::ConnectionRefused,
+            io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
+            _ => ErrorClass::ConnectionLost,
+        };
+    }
+    if e.to_string().starts_with("timeout waiting for server") {
+        return ErrorClass::ConnectTimeout;
+    }
+    ErrorClass::Other
+}
+
+/// A tokio-postgres error as a request's error: its class and description.
+pub fn request_error(e: &tokio_postgres::Error) -> RequestError {
+    RequestError::new(error_class(e), describe_pg_error(e))
+}
+
+fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        source = s.source();
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1,0 +1,133 @@
+//! The engine's interface: the [`Service`] it runs, the [`Settings`] of a
+//! round, the [`Observer`] that watches it, and the [`RoundResult`] it
+//! returns.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{PhaseHistograms, PhaseTimings, PoolStatus, Recorder, RequestError};
+use crate::rng::Rng;
+use crate::scenario::RetryPolicy;
+
+/// What the engine serves, one per worker thread: draws requests and runs
+/// them, timing every phase but `total` (which the engine times, from the
+/// request's intended start, retries included).
+pub trait Service: Send + Sync + 'static {
+    type Request: Send + Sync + 'static;
+
+    /// The next request of a worker, drawn from its seeded stream.
+    fn draw(&self, rng: &mut Rng) -> Self::Request;
+
+    /// The index of the request's query, for the per-query histograms.
+    fn query_of(request: &Self::Request) -> usize;
+
+    /// Runs one request (one attempt of it).
+    fn call<'a>(
+        &'a self,
+        request: &'a Self::Request,
+    ) -> impl Future<Output = Result<PhaseTimings, RequestError>> + Send + 'a;
+
+    /// Readies the service before anything runs (fills a pool); how long
+    /// it took.
+    fn warm_up(&self) -> impl Future<Output = Result<Duration, RequestError>> + Send + '_;
+
+    /// Pool occupancy now, or None without a pool.
+    fn pool_status(&self) -> Option<PoolStatus>;
+
+    /// Connections opened so far.
+    fn connections_opened(&self) -> u64;
+
+    /// Closes what the service keeps open, after the round.
+    fn close(&self);
+}
+
+/// How a round runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Closed-loop workers.
+    pub concurrency: u32,
+    /// Run but not recorded, before the measured window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// The workers' random streams (and the retry jitter's) derive from it.
+    pub seed: u64,
+    /// An attempt running longer is abandoned and counted `request_timeout`.
+    pub request_timeout: Duration,
+    pub retry: Option<RetryPolicy>,
+    pub pacing: Pacing,
+    /// When set, warm-up begins at this wall-clock time (once every shard
+    /// is ready), so that copies on several machines share their windows.
+    pub start_at: Option<SystemTime>,
+    /// Cancelled by Ctrl-C / SIGTERM: workers stop, what was measured stays.
+    pub cancel: CancellationToken,
+}
+
+/// When a worker's requests are meant to start: the pacing point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Each worker starts its next request when the previous one ends.
+    ClosedLoop,
+}
+
+/// Watches a round from outside the request path.
+pub trait Observer: Send {
+    /// The server's client backends now (None when unknown); asked once a
+    /// second during the measured window.
+    fn backends(&mut self) -> BoxFuture<'_, Option<u64>>;
+
+    /// About four times a second.
+    fn progress(&mut self, tick: &Tick);
+}
+
+/// Where a round is, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    /// Since warm-up began.
+    pub elapsed: Duration,
+    /// Warm-up plus the measured window.
+    pub total: Duration,
+    pub measuring: bool,
+    /// Completed requests per second over the last second or so (None
+    /// until there is a second to measure over).
+    pub rps: Option<f64>,
+    /// Failed requests so far, warm-up included.
+    pub errors: u64,
+}
+
+/// What one round measured.
+pub struct RoundResult {
+    /// Every measured request, merged from all workers.
+    pub recorder: Recorder,
+    /// One entry per second of the measured window that was run.
+    pub seconds: Vec<Second>,
+    /// From the start of the measured window to the end of its last request.
+    pub measured: Duration,
+    /// Wall-clock time at the start of the measured window.
+    pub started_at: SystemTime,
+    pub connections_opened: u64,
+    /// Time to ready the services (fill the pools; the slowest shard).
+    pub startup: Duration,
+    /// Worker threads the round ran on.
+    pub shards: u32,
+}
+
+/// One second of the measured window.
+pub struct Second {
+    pub second: u64,
+    /// That second's successful requests, by phase.
+    pub phases: PhaseHistograms,
+    pub requests: u64,
+    pub errors: u64,
+    /// Sampled once in the second (None when not sampled or no pool).
+    pub pool: Option<PoolStatus>,
+    pub backends: Option<u64>,
+}
+
+/// One worker thread per core, as pgbench's `-j` is usually set.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,122 @@
+//! The collector: merges the workers' per-second intervals, samples the
+//! pools and the server's backends once a second, and reports progress,
+//! until every worker is done. It runs on the caller's task, off the
+//! request path.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::api::{Observer, Second, Service, Tick};
+use super::window::{Live, Window};
+use crate::metrics::{Interval, PoolStatus};
+
+/// The seconds of a round, as collected.
+pub struct Seconds(Vec<Second>);
+
+impl Seconds {
+    /// Only the seconds that were run: an interrupted round keeps the
+    /// seconds up to its last request, not the whole configured window.
+    pub fn trimmed_to(self, measured: Duration) -> Vec<Second> {
+        let run = measured.as_secs() + u64::from(measured.subsec_nanos() > 0);
+        let mut rows = self.0;
+        rows.retain(|s| s.second < run.max(1));
+        rows
+    }
+}
+
+/// Per-second samples the collector takes itself.
+#[derive(Default, Clone, Copy)]
+struct Sample {
+    pool: Option<PoolStatus>,
+    backends: Option<u64>,
+}
+
+pub async fn collect<S: Service>(
+    services: &[Arc<S>],
+    mut rx: mpsc::UnboundedReceiver<Interval>,
+    lives: &[Arc<Live>],
+    observer: &mut dyn Observer,
+    window: Window,
+) -> Seconds {
+    let seconds = window.seconds();
+    let mut merged: BTreeMap<u64, Interval> = BTreeMap::new();
+    let mut samples: BTreeMap<u64, Sample> = BTreeMap::new();
+    let period = Duration::from_millis(250);
+    let mut tick = tokio::time::interval_at(window.begin.max(Instant::now()) + period, period);
+    let mut last_rate: Option<(Instant, u64)> = None;
+    let total = window.deadline - window.begin;
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(iv) => {
+                    let entry = merged.entry(iv.second).or_insert_with(|| Interval::new(iv.second));
+                    entry.phases.merge(&iv.phases);
+                    entry.requests += iv.requests;
+                    entry.errors += iv.errors;
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if now >= window.measure_start && now < window.deadline {
+                    let second = (now - window.measure_start).as_secs();
+                    if !samples.contains_key(&second) && second < seconds {
+                        let backends = observer.backends().await;
+                        samples.insert(second, Sample { pool: pool_status(services), backends });
+                    }
+                }
+                let requests: u64 = lives.iter().map(|l| l.requests.load(Ordering::Relaxed)).sum();
+                let errors: u64 = lives.iter().map(|l| l.errors.load(Ordering::Relaxed)).sum();
+                let rps = match last_rate {
+                    Some((at, n)) if now.duration_since(at) >= Duration::from_secs(1) => {
+                        last_rate = Some((now, requests));
+                        Some((requests - n) as f64 / now.duration_since(at).as_secs_f64())
+                    }
+                    Some(_) => None,
+                    None => {
+                        last_rate = Some((now, requests));
+                        None
+                    }
+                };
+                observer.progress(&Tick {
+                    elapsed: now.saturating_duration_since(window.begin).min(total),
+                    total,
+                    measuring: now >= window.measure_start,
+                    rps,
+                    errors,
+                });
+            }
+        }
+    }
+    Seconds(
+        (0..seconds)
+            .map(|second| {
+                let iv = merged
+                    .remove(&second)
+                    .unwrap_or_else(|| Interval::new(second));
+                let sample = samples.get(&second).copied().unwrap_or_default();
+                Second {
+                    second,
+                    phases: iv.phases,
+                    requests: iv.requests,
+                    errors: iv.errors,
+                    pool: sample.pool,
+                    backends: sample.backends,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The pools of every shard, added up (None without a pool).
+fn pool_status<S: Service>(services: &[Arc<S>]) -> Option<PoolStatus> {
+    services
+        .iter()
+        .filter_map(|s| s.pool_status())
+        .reduce(PoolStatus::plus)
+}

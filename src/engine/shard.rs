@@ -1,0 +1,211 @@
+//! Thread-per-core, like pgbench's `-j`: each shard is an OS thread with a
+//! single-threaded runtime, its share of the workers and its own service,
+//! so a request and its connection's I/O stay on one thread. [`run`] starts
+//! the shards, lets them ready their services, starts every worker at one
+//! common instant, and hands their results to the collector.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::api::{Observer, RoundResult, Service, Settings};
+use super::collector::collect;
+use super::window::{Live, Window};
+use super::worker::{Worker, WorkerEnd};
+use crate::metrics::{ErrorClass, Interval, Recorder, RequestError};
+
+/// Runs one round on `services` (one per shard; a worker goes to shard
+/// `index % shards`) and returns what it measured.
+pub async fn run<S: Service>(
+    settings: &Settings,
+    services: Vec<Arc<S>>,
+    observer: &mut dyn Observer,
+) -> RoundResult {
+    let shards = services.len().max(1);
+    let (tx, rx) = mpsc::unbounded_channel::<Interval>();
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<Duration, RequestError>>();
+    let mut go = Vec::new();
+    let mut done = Vec::new();
+    let mut lives = Vec::new();
+    let mut recorder = Recorder::new(0);
+    for (shard, service) in services.iter().enumerate() {
+        // One set of live counters per shard, so no cache line bounces
+        // between cores on every request; the collector adds them up.
+        let live = Arc::new(Live::default());
+        let workers: Vec<Worker<S>> = (0..settings.concurrency)
+            .filter(|index| *index as usize % shards == shard)
+            .map(|index| Worker::new(service.clone(), settings, index, live.clone(), tx.clone()))
+            .collect();
+        let (go_tx, go_rx) = oneshot::channel::<Window>();
+        let (done_tx, done_rx) = oneshot::channel::<Vec<WorkerEnd>>();
+        let service = service.clone();
+        let ready_tx = ready_tx.clone();
+        let cancel = settings.cancel.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("poolbench-{shard}"))
+            .spawn(move || run_shard(service, workers, cancel, ready_tx, go_rx, done_tx));
+        match spawned {
+            Ok(_) => {
+                go.push(go_tx);
+                done.push(done_rx);
+                lives.push(live);
+            }
+            Err(e) => recorder.errors.count(
+                ErrorClass::Other,
+                &format!("cannot start a worker thread: {e}"),
+            ),
+        }
+    }
+    drop(tx);
+    drop(ready_tx);
+
+    // Every shard readies its service at once; the slowest is the startup.
+    let mut startup = Duration::ZERO;
+    for _ in 0..go.len() {
+        match ready_rx.recv().await {
+            Some(Ok(d)) => startup = startup.max(d),
+            // A pool that cannot fill still runs: its requests will show why.
+            Some(Err(e)) => recorder.errors.count(e.class, &e.message),
+            None => break,
+        }
+    }
+    let begin = start_instant(settings.start_at);
+    let window = Window {
+        begin,
+        measure_start: begin + settings.warmup,
+        deadline: begin + settings.warmup + settings.duration,
+    };
+    for g in go {
+        let _ = g.send(window);
+    }
+    let started_at = wall_clock(window.measure_start);
+
+    let seconds = collect(&services, rx, &lives, observer, window).await;
+
+    let mut last_end: Option<Instant> = None;
+    for d in done {
+        match d.await {
+            Ok(ends) => {
+                for end in ends {
+                    recorder.merge(&end.recorder);
+                    last_end = last_end.max(end.last_end);
+                }
+            }
+            Err(_) => recorder.errors.count(
+                ErrorClass::Other,
+                "a worker thread ended without its results",
+            ),
+        }
+    }
+    let measured = last_end
+        .map(|end| end.saturating_duration_since(window.measure_start))
+        .unwrap_or_else(|| {
+            Instant::now()
+                .min(window.deadline)
+                .saturating_duration_since(window.measure_start)
+        });
+    let seconds = seconds.trimmed_to(measured);
+    RoundResult {
+        recorder,
+        seconds,
+        measured,
+        started_at,
+        connections_opened: services.iter().map(|s| s.connections_opened()).sum(),
+        startup,
+        shards: shards as u32,
+    }
+}
+
+/// The instant warm-up begins: now, or the wall-clock `start_at` when it is
+/// still ahead.
+fn start_instant(start_at: Option<SystemTime>) -> Instant {
+    let now = Instant::now();
+    match start_at.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
+        Some(ahead) => now + ahead,
+        None => now,
+    }
+}
+
+/// The wall-clock time of a (past or future) monotonic instant.
+fn wall_clock(at: Instant) -> SystemTime {
+    let now = Instant::now();
+    if at >= now {
+        SystemTime::now() + (at - now)
+    } else {
+        SystemTime::now() - (now - at)
+    }
+}
+
+/// One shard's thread: ready its service, report ready, wait for the
+/// common start, run its workers to the end, close the service, hand back
+/// the workers' results.
+fn run_shard<S: Service>(
+    service: Arc<S>,
+    workers: Vec<Worker<S>>,
+    cancel: CancellationToken,
+    ready: mpsc::UnboundedSender<Result<Duration, RequestError>>,
+    go: oneshot::Receiver<Window>,
+    done: oneshot::Sender<Vec<WorkerEnd>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(RequestError::new(
+                ErrorClass::Other,
+                format!("cannot start a worker runtime: {e}"),
+            )));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let _ = ready.send(service.warm_up().await);
+        drop(ready);
+        let Ok(window) = go.await else {
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(window.begin) => {}
+            () = cancel.cancelled() => {}
+        }
+        // The token's future takes a lock shared by every thread each time
+        // it is polled; workers instead watch a oneshot of their own, which
+        // one task per shard closes when the token is cancelled.
+        let mut stops = Vec::with_capacity(workers.len());
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|w| {
+                let (stop_tx, stop_rx) = oneshot::channel::<()>();
+                stops.push(stop_tx);
+                tokio::spawn(w.run(window, stop_rx))
+            })
+            .collect();
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            drop(stops);
+        });
+        let mut ends = Vec::with_capacity(handles.len());
+        for h in handles {
+            match h.await {
+                Ok(end) => ends.push(end),
+                Err(e) => {
+                    let mut recorder = Recorder::new(0);
+                    recorder
+                        .errors
+                        .count(ErrorClass::Other, &format!("worker failed: {e}"));
+                    ends.push(WorkerEnd {
+                        recorder,
+                        last_end: None,
+                    });
+                }
+            }
+        }
+        service.close();
+        let _ = done.send(ends);
+    });
+}

@@ -1,0 +1,273 @@
+//! The engine against a deterministic in-process service: deadlines,
+//! warm-up exclusion, request_timeout, retries, cancellation and the
+//! wall-clock start, each measured on real clocks with bounds loose enough
+//! for a busy machine and tight enough to fail when the rule is broken.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::metrics::{ErrorClass, Phase, PhaseTimings, PoolStatus, RequestError};
+use crate::rng::Rng;
+use crate::scenario::RetryPolicy;
+
+/// Serves every request in `delay`; fails the first `failures` calls with
+/// `too_many_connections`.
+struct Fake {
+    delay: Duration,
+    failures: u64,
+    calls: AtomicU64,
+    warm_up: Duration,
+    closed: AtomicU64,
+}
+
+impl Fake {
+    fn new(delay: Duration) -> Fake {
+        Fake {
+            delay,
+            failures: 0,
+            calls: AtomicU64::new(0),
+            warm_up: Duration::ZERO,
+            closed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Service for Fake {
+    type Request = usize;
+
+    fn draw(&self, rng: &mut Rng) -> usize {
+        rng.below(2) as usize
+    }
+
+    fn query_of(request: &usize) -> usize {
+        *request
+    }
+
+    async fn call(&self, _request: &usize) -> Result<PhaseTimings, RequestError> {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        tokio::time::sleep(self.delay).await;
+        if n < self.failures {
+            return Err(RequestError::new(ErrorClass::TooManyConnections, "full"));
+        }
+        let mut t = PhaseTimings::default();
+        t.set(Phase::Query, crate::metrics::micros(started.elapsed()));
+        Ok(t)
+    }
+
+    async fn warm_up(&self) -> Result<Duration, RequestError> {
+        tokio::time::sleep(self.warm_up).await;
+        Ok(self.warm_up)
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        Some(PoolStatus {
+            size: 2,
+            available: 1,
+            waiting: 0,
+        })
+    }
+
+    fn connections_opened(&self) -> u64 {
+        2
+    }
+
+    fn close(&self) {
+        self.closed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct Quiet {
+    ticks: u64,
+}
+
+impl Observer for Quiet {
+    fn backends(&mut self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async { Some(3) })
+    }
+
+    fn progress(&mut self, _tick: &Tick) {
+        self.ticks += 1;
+    }
+}
+
+fn settings(concurrency: u32, warmup_ms: u64, duration_ms: u64) -> Settings {
+    Settings {
+        concurrency,
+        warmup: Duration::from_millis(warmup_ms),
+        duration: Duration::from_millis(duration_ms),
+        seed: 1,
+        request_timeout: Duration::from_secs(5),
+        retry: None,
+        pacing: Pacing::ClosedLoop,
+        start_at: None,
+        cancel: CancellationToken::new(),
+    }
+}
+
+async fn run_on(settings: &Settings, services: Vec<Arc<Fake>>) -> RoundResult {
+    run(settings, services, &mut Quiet { ticks: 0 }).await
+}
+
+#[tokio::test]
+async fn the_window_bounds_what_is_recorded_and_warm_up_is_not() {
+    let services = vec![
+        Arc::new(Fake::new(Duration::from_millis(10))),
+        Arc::new(Fake::new(Duration::from_millis(10))),
+    ];
+    let s = settings(4, 300, 1200);
+    let started = Instant::now();
+    let r = run_on(&s, services.clone()).await;
+    let elapsed = started.elapsed();
+    let calls: u64 = services
+        .iter()
+        .map(|f| f.calls.load(Ordering::Relaxed))
+        .sum();
+    // 4 workers, 10 ms a request: at most 4 × 120 measured, ~4 × 30 warm-up.
+    assert!(r.recorder.requests <= 4 * 121, "{}", r.recorder.requests);
+    assert!(r.recorder.requests >= 4 * 40, "{}", r.recorder.requests);
+    assert!(
+        calls >= r.recorder.requests + 4 * 10,
+        "warm-up requests ran: {calls}"
+    );
+    assert!(
+        r.measured >= Duration::from_millis(1200) && r.measured < Duration::from_millis(1500),
+        "measured {:?}",
+        r.measured
+    );
+    assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+    assert_eq!(r.recorder.phases.count(Phase::Total), r.recorder.requests);
+    assert_eq!(r.recorder.phases.count(Phase::Query), r.recorder.requests);
+    let total = r.recorder.phases.get(Phase::Total).unwrap();
+    assert!(
+        total.value_at_quantile(0.5) >= 10_000,
+        "total covers the request"
+    );
+    // Two seconds of timeline (1.2 s rounded up), adding up to the requests.
+    assert_eq!(r.seconds.len(), 2);
+    let per_second: u64 = r.seconds.iter().map(|s| s.requests).sum();
+    assert_eq!(per_second, r.recorder.requests);
+    let timeline_total: u64 = r.seconds.iter().map(|s| s.phases.count(Phase::Total)).sum();
+    assert_eq!(timeline_total, r.recorder.requests);
+    assert_eq!(r.seconds[0].backends, Some(3));
+    assert_eq!(
+        r.seconds[0].pool.map(|p| p.size),
+        Some(4),
+        "both shards' pools added"
+    );
+    assert_eq!((r.shards, r.connections_opened), (2, 4));
+    assert!(services
+        .iter()
+        .all(|f| f.closed.load(Ordering::Relaxed) == 1));
+    // The per-query histograms split the requests by the drawn query.
+    let by_query: u64 = r.recorder.per_query.iter().map(|h| h.len()).sum();
+    assert_eq!(by_query, r.recorder.requests);
+    assert_eq!(r.recorder.per_query.len(), 2);
+}
+
+#[tokio::test]
+async fn a_request_over_request_timeout_is_abandoned_and_counted() {
+    let mut s = settings(2, 0, 300);
+    s.request_timeout = Duration::from_millis(50);
+    let started = Instant::now();
+    let r = run_on(&s, vec![Arc::new(Fake::new(Duration::from_secs(10)))]).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(r.recorder.requests, 0);
+    let timeouts = r.recorder.errors.counts.get("request_timeout").copied();
+    // 2 workers × 300 ms / 50 ms, and the one running at the deadline.
+    assert!(matches!(timeouts, Some(10..=14)), "{timeouts:?}");
+}
+
+#[tokio::test]
+async fn retries_are_counted_and_their_waits_are_in_total() {
+    let fake = Fake {
+        failures: 2,
+        ..Fake::new(Duration::from_millis(1))
+    };
+    let mut s = settings(1, 0, 300);
+    s.retry = Some(RetryPolicy {
+        on: vec!["too_many_connections".into()],
+        max_attempts: 3,
+        backoff: Duration::from_millis(40),
+    });
+    let r = run_on(&s, vec![Arc::new(fake)]).await;
+    assert_eq!(r.recorder.retries, 2);
+    assert!(
+        r.recorder.errors.counts.is_empty(),
+        "{:?}",
+        r.recorder.errors
+    );
+    // The first request waited 40 ms × [0.5, 1.5) and then 80 ms × [0.5, 1.5).
+    let total = r.recorder.phases.get(Phase::Total).unwrap();
+    assert!(total.max() >= 60_000, "max total {} µs", total.max());
+    assert!(total.value_at_quantile(0.5) < 20_000);
+}
+
+#[tokio::test]
+async fn an_error_not_in_the_policy_is_not_retried() {
+    let fake = Fake {
+        failures: 1,
+        ..Fake::new(Duration::from_millis(1))
+    };
+    let mut s = settings(1, 0, 100);
+    s.retry = Some(RetryPolicy {
+        on: vec!["pool_timeout".into()],
+        max_attempts: 3,
+        backoff: Duration::from_millis(1),
+    });
+    let r = run_on(&s, vec![Arc::new(fake)]).await;
+    assert_eq!(r.recorder.retries, 0);
+    assert_eq!(
+        r.recorder.errors.counts.get("too_many_connections"),
+        Some(&1)
+    );
+}
+
+#[tokio::test]
+async fn cancelling_stops_the_round_and_keeps_what_was_measured() {
+    let s = settings(4, 0, 30_000);
+    let cancel = s.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        cancel.cancel();
+    });
+    let started = Instant::now();
+    let r = run_on(&s, vec![Arc::new(Fake::new(Duration::from_millis(5)))]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(r.recorder.requests > 100, "{}", r.recorder.requests);
+    assert!(r.measured < Duration::from_secs(2), "{:?}", r.measured);
+    // Only the seconds that ran, not the 30 configured.
+    assert_eq!(r.seconds.len(), 2);
+}
+
+#[tokio::test]
+async fn warm_up_of_the_service_is_the_startup_and_start_at_is_kept() {
+    let fake = Fake {
+        warm_up: Duration::from_millis(100),
+        ..Fake::new(Duration::from_millis(5))
+    };
+    let mut s = settings(1, 100, 200);
+    let start_at = SystemTime::now() + Duration::from_millis(600);
+    s.start_at = Some(start_at);
+    let r = run_on(&s, vec![Arc::new(fake)]).await;
+    assert_eq!(r.startup, Duration::from_millis(100));
+    // Warm-up began at start_at, so the measured window 100 ms after it.
+    let offset = r
+        .started_at
+        .duration_since(start_at)
+        .expect("the window starts after start_at");
+    assert!(
+        offset >= Duration::from_millis(95) && offset < Duration::from_millis(200),
+        "{offset:?}"
+    );
+    assert!(r.recorder.requests > 0);
+}

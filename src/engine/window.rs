@@ -1,0 +1,33 @@
+//! What a round's workers, shards and collector share: the window's
+//! instants and the live counters progress is read from.
+
+use std::sync::atomic::AtomicU64;
+
+use tokio::time::Instant;
+
+/// The round's instants, common to every worker of every shard.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Warm-up begins.
+    pub begin: Instant,
+    /// Requests that start from here on are recorded.
+    pub measure_start: Instant,
+    /// No request starts after this; one running then is finished and
+    /// recorded in the last second.
+    pub deadline: Instant,
+}
+
+impl Window {
+    /// How many seconds the timeline has: the measured window, rounded up.
+    pub fn seconds(&self) -> u64 {
+        let d = self.deadline - self.measure_start;
+        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+    }
+}
+
+/// Live totals for progress: relaxed atomics, no lock.
+#[derive(Default)]
+pub struct Live {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+}

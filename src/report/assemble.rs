@@ -1,0 +1,98 @@
+//! A strategy's report from the engine's rounds: histograms merged,
+//! throughput over the summed measured time, each round and each second
+//! kept apart.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::engine::RoundResult;
+use crate::metrics::{encode_phases, summarize_phases, Phase, Recorder, Summary};
+use crate::scenario::Strategy;
+
+use super::model::{round, RoundStats, StrategyReport, TimelineRow};
+
+/// The report of `strategy` from all its rounds so far; `queries` are the
+/// scenario's query names, in order.
+pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult]) -> StrategyReport {
+    let mut total = Recorder::new(queries.len());
+    let mut measured = Duration::ZERO;
+    let mut startup = Duration::ZERO;
+    let mut connections_opened = 0;
+    let mut round_stats = Vec::with_capacity(rounds.len());
+    let mut timeline = Vec::new();
+    for (i, r) in rounds.iter().enumerate() {
+        let number = i as u32 + 1;
+        total.merge(&r.recorder);
+        measured += r.measured;
+        startup += r.startup;
+        connections_opened += r.connections_opened;
+        let totals = Summary::quantiles(r.recorder.phases.get(Phase::Total));
+        round_stats.push(RoundStats {
+            round: number,
+            requests: r.recorder.requests,
+            errors: r.recorder.errors.total(),
+            throughput_rps: rate(r.recorder.requests, r.measured),
+            p50_us: totals.0,
+            p99_us: totals.1,
+            started_unix_ms: r
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        });
+        timeline.extend(r.seconds.iter().map(|s| {
+            let (p50_us, p99_us) = Summary::quantiles(s.phases.get(Phase::Total));
+            TimelineRow {
+                round: number,
+                second: s.second,
+                rps: s.requests as f64,
+                errors: s.errors,
+                p50_us,
+                p99_us,
+                pool_size: s.pool.map(|p| p.size as u64),
+                pool_available: s.pool.map(|p| p.available as u64),
+                pool_waiting: s.pool.map(|p| p.waiting as u64),
+                server_backends: s.backends,
+                hdr: encode_phases(&s.phases),
+            }
+        }));
+    }
+    StrategyReport {
+        name: strategy.name.clone(),
+        kind: strategy.kind.as_str().into(),
+        settings: strategy.kind.settings(),
+        requests: total.requests,
+        shards: rounds.iter().map(|r| r.shards).max().unwrap_or(1),
+        retries: total.retries,
+        errors: total.errors.counts.clone(),
+        error_samples: total.errors.samples.clone(),
+        throughput_rps: rate(total.requests, measured),
+        connections_opened,
+        startup_ms: round(
+            startup.as_secs_f64() * 1000.0 / rounds.len().max(1) as f64,
+            3,
+        ),
+        measured_s: round(measured.as_secs_f64(), 3),
+        phases: summarize_phases(&total.phases),
+        per_query: queries
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let empty = crate::metrics::new_histogram();
+                (
+                    name.clone(),
+                    Summary::of(total.per_query.get(i).unwrap_or(&empty)),
+                )
+            })
+            .collect(),
+        rounds: round_stats,
+        timeline,
+    }
+}
+
+fn rate(requests: u64, over: Duration) -> f64 {
+    let s = over.as_secs_f64();
+    if s > 0.0 {
+        round(requests as f64 / s, 1)
+    } else {
+        0.0
+    }
+}

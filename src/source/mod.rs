@@ -1,0 +1,65 @@
+//! Where a request gets its connection, behind one trait: opened for it
+//! (`fresh.rs`) or drawn from a pool (`pool.rs`). The strategy's kind is
+//! matched once, in [`build`]; everything else (the workload, the engine)
+//! sees only [`ConnectionSource`]. A new kind is a new file here and one
+//! arm of that match.
+
+mod connect;
+mod fresh;
+mod lease;
+mod pool;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::backend::postgres::Target;
+use crate::metrics::{PhaseTimings, PoolStatus, RequestError};
+use crate::scenario::StrategyKind;
+
+pub use lease::Lease;
+
+/// A source of connections for one strategy (one per worker thread).
+pub trait ConnectionSource: Send + Sync {
+    /// A connection for one request, and the time getting it took, under
+    /// the source's own phase (`connect` for a fresh connection, `acquire`
+    /// for a pool): this is the one place that phase is timed.
+    fn acquire(&self) -> BoxFuture<'_, Result<(Lease, PhaseTimings), RequestError>>;
+
+    /// Readies the source before measuring, as an application's start-up
+    /// hook would (a pool opens its min_size connections at once); returns
+    /// how long it took (zero when there is nothing to do).
+    fn warm_up(&self) -> BoxFuture<'_, Result<Duration, RequestError>>;
+
+    /// The pool's occupancy, or None when there is no pool.
+    fn pool_status(&self) -> Option<PoolStatus>;
+
+    /// Connections opened so far, counted as they open: the report's
+    /// `connections_opened` is this count, not an inference.
+    fn connections_opened(&self) -> u64;
+
+    /// Closes whatever the source keeps open (after the strategy's run).
+    fn close(&self);
+}
+
+/// The sources of a strategy, one per worker thread (shard): as many as
+/// `shards`, or fewer when the kind cannot be split that far (a pool of 2
+/// over 4 threads runs on 2).
+pub fn build(
+    kind: &StrategyKind,
+    target: &Target,
+    shards: usize,
+) -> Vec<Arc<dyn ConnectionSource>> {
+    match kind {
+        StrategyKind::Fresh => (0..shards.max(1))
+            .map(|_| Arc::new(fresh::FreshSource::new(target)) as Arc<dyn ConnectionSource>)
+            .collect(),
+        StrategyKind::Pool(settings) => pool::split(settings, shards)
+            .iter()
+            .map(|share| {
+                Arc::new(pool::PoolSource::new(share, target)) as Arc<dyn ConnectionSource>
+            })
+            .collect(),
+    }
+}
