@@ -69,6 +69,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
 
+    /// Open loop: requests arrive at R per second on a seeded schedule
+    /// (overrides [run].rate), and latency is measured from each request's
+    /// intended arrival.
+    #[arg(long, value_name = "R", value_parser = parse_positive)]
+    pub rate: Option<f64>,
+
     /// Run only this strategy (repeatable); the others are skipped.
     #[arg(long, value_name = "STRATEGY")]
     pub only: Vec<String>,

@@ -27,7 +27,12 @@ impl Rng {
     /// The generator of worker `index` under `seed`: each worker has its own
     /// stream, the same for every strategy.
     pub fn for_worker(seed: u64, index: u32) -> Rng {
-        Rng::new(seed ^ (u64::from(index) + 1).wrapping_mul(0xA076_1D64_78BD_642F))
+        Rng::for_stream(seed, u64::from(index))
+    }
+
+    /// Stream `n` of `seed` (worker `n`, or arrival `n` in open loop).
+    pub fn for_stream(seed: u64, n: u64) -> Rng {
+        Rng::new(seed ^ n.wrapping_add(1).wrapping_mul(0xA076_1D64_78BD_642F))
     }
 
     pub fn next_u64(&mut self) -> u64 {

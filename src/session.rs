@@ -132,7 +132,10 @@ impl Session {
             seed: run.seed,
             request_timeout: run.request_timeout,
             retry: run.retry.clone(),
-            pacing: Pacing::ClosedLoop,
+            pacing: match run.arrivals {
+                Some(arrivals) => Pacing::OpenLoop(arrivals),
+                None => Pacing::ClosedLoop,
+            },
             start_at: None,
             cancel: self.cancel.clone(),
         }
@@ -149,7 +152,11 @@ impl Session {
         threads: usize,
         progress: &mut (dyn FnMut(&Tick) + Send),
     ) -> RoundResult {
-        let shards = threads.max(1).min(settings.concurrency.max(1) as usize);
+        // Closed loop: no more threads than workers.
+        let shards = match settings.pacing {
+            Pacing::ClosedLoop => threads.max(1).min(settings.concurrency.max(1) as usize),
+            Pacing::OpenLoop(_) => threads.max(1),
+        };
         let sources = source::build(&strategy.kind, &self.target, shards);
         let services = Requests::for_sources(sources, &self.mix);
         let mut watch = Watch {

@@ -30,12 +30,7 @@ const BAD: &[(&str, usize, Option<usize>, &str)] = &[
         Some(15),
         "`concurrency` must be at least 1",
     ),
-    (
-        "rate",
-        3,
-        Some(8),
-        "open-loop `rate` is planned but not supported yet",
-    ),
+    ("rate", 3, Some(8), "`rate` must be above 0"),
     ("weights-sum-to-zero", 19, Some(10), "weights sum to 0"),
     (
         "min-size-above-max-size",

@@ -20,6 +20,7 @@ pub async fn run(args: &RunArgs) -> Result<Outcome> {
         concurrency: args.concurrency,
         rounds: args.rounds,
         only: args.only.clone(),
+        rate: args.rate,
         ..overrides(&args.measure)
     };
     let scenario = scenario::load_with(&args.scenario, &overrides)?;

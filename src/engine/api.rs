@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{PhaseHistograms, PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::rng::Rng;
-use crate::scenario::RetryPolicy;
+use crate::scenario::{Arrivals, RetryPolicy};
 
 /// What the engine serves, one per worker thread: draws requests and runs
 /// them, timing every phase but `total` (which the engine times, from the
@@ -67,10 +67,13 @@ pub struct Settings {
 }
 
 /// When a worker's requests are meant to start: the pacing point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pacing {
     /// Each worker starts its next request when the previous one ends.
     ClosedLoop,
+    /// Requests arrive on a seeded schedule, whether or not earlier ones
+    /// are done; `concurrency` is not used.
+    OpenLoop(Arrivals),
 }
 
 /// Watches a round from outside the request path.
@@ -113,6 +116,8 @@ pub struct RoundResult {
     pub startup: Duration,
     /// Worker threads the round ran on.
     pub shards: u32,
+    /// Open loop: the arrival rate offered (None in closed loop).
+    pub offered_rate: Option<f64>,
 }
 
 /// One second of the measured window.
@@ -125,6 +130,10 @@ pub struct Second {
     /// Sampled once in the second (None when not sampled or no pool).
     pub pool: Option<PoolStatus>,
     pub backends: Option<u64>,
+    /// Open loop, sampled once in the second: requests in service, and
+    /// arrivals waiting for a free handler.
+    pub in_flight: Option<u64>,
+    pub queued: Option<u64>,
 }
 
 /// One worker thread per core, as pgbench's `-j` is usually set.

@@ -4,7 +4,7 @@
 //! request path.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,9 +34,12 @@ impl Seconds {
 struct Sample {
     pool: Option<PoolStatus>,
     backends: Option<u64>,
+    in_flight: u64,
+    queued: u64,
 }
 
 pub async fn collect<S: Service>(
+    open_loop: bool,
     services: &[Arc<S>],
     mut rx: mpsc::UnboundedReceiver<Interval>,
     lives: &[Arc<Live>],
@@ -67,7 +70,17 @@ pub async fn collect<S: Service>(
                     let second = (now - window.measure_start).as_secs();
                     if !samples.contains_key(&second) && second < seconds {
                         let backends = observer.backends().await;
-                        samples.insert(second, Sample { pool: pool_status(services), backends });
+                        let sum = |f: fn(&Live) -> &AtomicU64| -> u64 {
+                            lives.iter().map(|l| f(l).load(Ordering::Relaxed)).sum()
+                        };
+                        let (arrived, started, finished) =
+                            (sum(|l| &l.arrived), sum(|l| &l.started), sum(|l| &l.finished));
+                        samples.insert(second, Sample {
+                            pool: pool_status(services),
+                            backends,
+                            in_flight: started.saturating_sub(finished),
+                            queued: arrived.saturating_sub(started),
+                        });
                     }
                 }
                 let requests: u64 = lives.iter().map(|l| l.requests.load(Ordering::Relaxed)).sum();
@@ -107,6 +120,8 @@ pub async fn collect<S: Service>(
                     errors: iv.errors,
                     pool: sample.pool,
                     backends: sample.backends,
+                    in_flight: open_loop.then_some(sample.in_flight),
+                    queued: open_loop.then_some(sample.queued),
                 }
             })
             .collect(),

@@ -6,12 +6,17 @@
 //! [`Service`] it is given; what the result becomes is the caller's.
 //!
 //! `api.rs` is the interface, `shard.rs` runs a round (`run`), `worker.rs`
-//! is one closed-loop worker and its pacing point, `collector.rs` merges
-//! the workers' seconds, `window.rs` holds what they share.
+//! is one closed-loop worker and its pacing point, `open_loop.rs` serves a
+//! shard's arrivals on the schedule of `pacer.rs`, `tally.rs` records what
+//! they measured, `collector.rs` merges their seconds, `window.rs` holds
+//! what they share.
 
 mod api;
 mod collector;
+mod open_loop;
+mod pacer;
 mod shard;
+mod tally;
 mod window;
 mod worker;
 

@@ -11,10 +11,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{Observer, RoundResult, Service, Settings};
+use super::api::{Observer, Pacing, RoundResult, Service, Settings};
 use super::collector::collect;
+use super::open_loop::{self, Share};
+use super::tally::WorkerEnd;
 use super::window::{Live, Window};
-use super::worker::{Worker, WorkerEnd};
+use super::worker::Worker;
 use crate::metrics::{ErrorClass, Interval, Recorder, RequestError};
 
 /// Runs one round on `services` (one per shard; a worker goes to shard
@@ -35,10 +37,26 @@ pub async fn run<S: Service>(
         // One set of live counters per shard, so no cache line bounces
         // between cores on every request; the collector adds them up.
         let live = Arc::new(Live::default());
-        let workers: Vec<Worker<S>> = (0..settings.concurrency)
-            .filter(|index| *index as usize % shards == shard)
-            .map(|index| Worker::new(service.clone(), settings, index, live.clone(), tx.clone()))
-            .collect();
+        let load = match settings.pacing {
+            Pacing::ClosedLoop => Load::Workers(
+                (0..settings.concurrency)
+                    .filter(|index| *index as usize % shards == shard)
+                    .map(|index| {
+                        Worker::new(service.clone(), settings, index, live.clone(), tx.clone())
+                    })
+                    .collect(),
+            ),
+            Pacing::OpenLoop(arrivals) => Load::Arrivals {
+                share: Share {
+                    arrivals,
+                    shard,
+                    shards,
+                },
+                settings: settings.clone(),
+                live: live.clone(),
+                tx: tx.clone(),
+            },
+        };
         let (go_tx, go_rx) = oneshot::channel::<Window>();
         let (done_tx, done_rx) = oneshot::channel::<Vec<WorkerEnd>>();
         let service = service.clone();
@@ -46,7 +64,7 @@ pub async fn run<S: Service>(
         let cancel = settings.cancel.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("poolbench-{shard}"))
-            .spawn(move || run_shard(service, workers, cancel, ready_tx, go_rx, done_tx));
+            .spawn(move || run_shard(service, load, cancel, ready_tx, go_rx, done_tx));
         match spawned {
             Ok(_) => {
                 go.push(go_tx);
@@ -83,7 +101,15 @@ pub async fn run<S: Service>(
     }
     let started_at = wall_clock(window.measure_start);
 
-    let seconds = collect(&services, rx, &lives, observer, window).await;
+    let seconds = collect(
+        matches!(settings.pacing, Pacing::OpenLoop(_)),
+        &services,
+        rx,
+        &lives,
+        observer,
+        window,
+    )
+    .await;
 
     let mut last_end: Option<Instant> = None;
     for d in done {
@@ -116,6 +142,10 @@ pub async fn run<S: Service>(
         connections_opened: services.iter().map(|s| s.connections_opened()).sum(),
         startup,
         shards: shards as u32,
+        offered_rate: match settings.pacing {
+            Pacing::OpenLoop(a) => Some(a.rate),
+            Pacing::ClosedLoop => None,
+        },
     }
 }
 
@@ -139,12 +169,23 @@ fn wall_clock(at: Instant) -> SystemTime {
     }
 }
 
+/// What a shard runs: closed-loop workers, or its share of the arrivals.
+enum Load<S: Service> {
+    Workers(Vec<Worker<S>>),
+    Arrivals {
+        share: Share,
+        settings: Settings,
+        live: Arc<Live>,
+        tx: mpsc::UnboundedSender<Interval>,
+    },
+}
+
 /// One shard's thread: ready its service, report ready, wait for the
-/// common start, run its workers to the end, close the service, hand back
-/// the workers' results.
+/// common start, run its load to the end, close the service, hand back
+/// what was measured.
 fn run_shard<S: Service>(
     service: Arc<S>,
-    workers: Vec<Worker<S>>,
+    load: Load<S>,
     cancel: CancellationToken,
     ready: mpsc::UnboundedSender<Result<Duration, RequestError>>,
     go: oneshot::Receiver<Window>,
@@ -173,39 +214,77 @@ fn run_shard<S: Service>(
             () = tokio::time::sleep_until(window.begin) => {}
             () = cancel.cancelled() => {}
         }
-        // The token's future takes a lock shared by every thread each time
-        // it is polled; workers instead watch a oneshot of their own, which
-        // one task per shard closes when the token is cancelled.
-        let mut stops = Vec::with_capacity(workers.len());
-        let handles: Vec<_> = workers
-            .into_iter()
-            .map(|w| {
+        let ends = match load {
+            Load::Workers(workers) => run_workers(workers, window, cancel).await,
+            Load::Arrivals {
+                share,
+                settings,
+                live,
+                tx,
+            } => {
                 let (stop_tx, stop_rx) = oneshot::channel::<()>();
-                stops.push(stop_tx);
-                tokio::spawn(w.run(window, stop_rx))
-            })
-            .collect();
-        tokio::spawn(async move {
-            cancel.cancelled().await;
-            drop(stops);
-        });
-        let mut ends = Vec::with_capacity(handles.len());
-        for h in handles {
-            match h.await {
-                Ok(end) => ends.push(end),
-                Err(e) => {
-                    let mut recorder = Recorder::new(0);
-                    recorder
-                        .errors
-                        .count(ErrorClass::Other, &format!("worker failed: {e}"));
-                    ends.push(WorkerEnd {
-                        recorder,
-                        last_end: None,
-                    });
-                }
+                tokio::spawn(async move {
+                    cancel.cancelled().await;
+                    drop(stop_tx);
+                });
+                let local = tokio::task::LocalSet::new();
+                let end = local
+                    .run_until(open_loop::serve(
+                        service.clone(),
+                        share,
+                        &settings,
+                        window,
+                        live,
+                        tx,
+                        stop_rx,
+                    ))
+                    .await;
+                vec![end]
             }
-        }
+        };
         service.close();
         let _ = done.send(ends);
     });
+}
+
+/// Closed loop: every worker of the shard to the deadline (or until the
+/// token is cancelled).
+async fn run_workers<S: Service>(
+    workers: Vec<Worker<S>>,
+    window: Window,
+    cancel: CancellationToken,
+) -> Vec<WorkerEnd> {
+    // The token's future takes a lock shared by every thread each time it
+    // is polled; workers instead watch a oneshot of their own, which one
+    // task per shard closes when the token is cancelled.
+    let mut stops = Vec::with_capacity(workers.len());
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|w| {
+            let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            stops.push(stop_tx);
+            tokio::spawn(w.run(window, stop_rx))
+        })
+        .collect();
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        drop(stops);
+    });
+    let mut ends = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(end) => ends.push(end),
+            Err(e) => {
+                let mut recorder = Recorder::new(0);
+                recorder
+                    .errors
+                    .count(ErrorClass::Other, &format!("worker failed: {e}"));
+                ends.push(WorkerEnd {
+                    recorder,
+                    last_end: None,
+                });
+            }
+        }
+    }
+    ends
 }

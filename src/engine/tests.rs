@@ -271,3 +271,76 @@ async fn warm_up_of_the_service_is_the_startup_and_start_at_is_kept() {
     );
     assert!(r.recorder.requests > 0);
 }
+
+fn open_loop(rate: f64, process: crate::scenario::ArrivalProcess, max_in_flight: u32) -> Pacing {
+    Pacing::OpenLoop(crate::scenario::Arrivals {
+        rate,
+        process,
+        max_in_flight,
+    })
+}
+
+#[tokio::test]
+async fn open_loop_keeps_its_schedule_when_the_service_keeps_up() {
+    let mut s = settings(1, 200, 2000);
+    s.pacing = open_loop(500.0, crate::scenario::ArrivalProcess::Uniform, 50);
+    let services = vec![
+        Arc::new(Fake::new(Duration::from_millis(2))),
+        Arc::new(Fake::new(Duration::from_millis(2))),
+    ];
+    let r = run_on(&s, services).await;
+    // 500/s for 2 s: 1000 arrivals in the window, every one served.
+    let n = r.recorder.requests;
+    assert!((990..=1001).contains(&n), "{n} requests");
+    assert_eq!(r.offered_rate, Some(500.0));
+    let queue = r.recorder.phases.get(Phase::Queue).unwrap();
+    assert!(
+        queue.value_at_quantile(0.5) < 1000,
+        "no queueing: {}",
+        queue.value_at_quantile(0.5)
+    );
+    let service = r.recorder.phases.get(Phase::Service).unwrap();
+    assert!(service.value_at_quantile(0.5) >= 2000);
+    assert!(r
+        .seconds
+        .iter()
+        .all(|s| s.queued.is_some() && s.in_flight.is_some()));
+}
+
+#[tokio::test]
+async fn a_stalled_service_shows_its_wait_in_queue_and_total_not_only_in_service() {
+    // Capacity 20/s (one handler, 50 ms each) against 100 arrivals/s.
+    let mut s = settings(1, 0, 1000);
+    s.pacing = open_loop(100.0, crate::scenario::ArrivalProcess::Uniform, 1);
+    s.request_timeout = Duration::from_secs(2);
+    let r = run_on(&s, vec![Arc::new(Fake::new(Duration::from_millis(50)))]).await;
+    let p99 = |phase| {
+        r.recorder
+            .phases
+            .get(phase)
+            .unwrap()
+            .value_at_quantile(0.99)
+    };
+    let service = p99(Phase::Service);
+    assert!(service < 80_000, "service stays ~50 ms: {service}");
+    // Arrival 100 waits for the 99 before it: ~5 s, bounded at 2 s.
+    assert!(
+        p99(Phase::Queue) > 10 * service,
+        "queue {} vs service {service}",
+        p99(Phase::Queue)
+    );
+    assert!(p99(Phase::Total) >= p99(Phase::Queue));
+    let achieved = r.recorder.requests as f64 / r.measured.as_secs_f64();
+    assert!(achieved < 30.0, "achieved {achieved}/s of 100 offered");
+    // What waited past request_timeout is counted, not lost.
+    assert!(
+        r.recorder
+            .errors
+            .counts
+            .get("request_timeout")
+            .copied()
+            .unwrap_or(0)
+            > 30
+    );
+    assert!(r.seconds.iter().any(|s| s.queued.unwrap_or(0) > 10));
+}

@@ -30,4 +30,10 @@ impl Window {
 pub struct Live {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
+    /// Open loop: arrivals released, requests whose service began, and
+    /// requests that ended (queued = arrived − started, in flight =
+    /// started − finished).
+    pub arrived: AtomicU64,
+    pub started: AtomicU64,
+    pub finished: AtomicU64,
 }

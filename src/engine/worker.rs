@@ -4,7 +4,6 @@
 //! or prints: it owns its recorder and hands the collector one interval
 //! per second through a channel.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,21 +11,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::api::{Pacing, Service, Settings};
+use super::tally::{Tally, WorkerEnd};
 use super::window::{Live, Window};
-use crate::metrics::{micros, ErrorClass, Interval, Phase, PhaseTimings, Recorder, RequestError};
+use crate::metrics::{ErrorClass, Interval, PhaseTimings, RequestError};
 use crate::rng::Rng;
 use crate::scenario::RetryPolicy;
 
 /// Separates the retry jitter's random stream from the request sequence,
 /// which must stay the same whatever retries happen.
-const JITTER_STREAM: u64 = 0x5EED_0FB4_C0FF;
-
-/// What one worker hands back.
-pub struct WorkerEnd {
-    pub recorder: Recorder,
-    /// When its last measured request ended.
-    pub last_end: Option<Instant>,
-}
+pub const JITTER_STREAM: u64 = 0x5EED_0FB4_C0FF;
 
 pub struct Worker<S: Service> {
     service: Arc<S>,
@@ -62,87 +55,65 @@ impl<S: Service> Worker<S> {
     /// The pacing point: when the next request is meant to start.
     async fn next_start(&mut self) -> Instant {
         match self.pacing {
-            Pacing::ClosedLoop => Instant::now(),
+            // Open loop runs no workers: its arrivals are paced by the
+            // schedule in open_loop.rs.
+            Pacing::ClosedLoop | Pacing::OpenLoop(_) => Instant::now(),
         }
     }
 
     pub async fn run(mut self, window: Window, mut stop: oneshot::Receiver<()>) -> WorkerEnd {
-        let mut recorder = Recorder::new(0);
-        let mut interval = Interval::new(0);
-        let mut last_end = None;
-        let last_second = window.seconds() - 1;
+        let mut tally = Tally::new(window, self.live.clone(), self.tx.clone());
         while Instant::now() < window.deadline {
             let request = self.service.draw(&mut self.rng);
             let intended = self.next_start().await;
             let (result, retries) = tokio::select! {
-                r = self.attempt(&request) => r,
+                r = attempt(&*self.service, &request, self.request_timeout, self.retry.as_ref(), &mut self.jitter) => r,
                 _ = &mut stop => break,
             };
-            if intended < window.measure_start {
-                continue; // warm-up: run, not recorded
-            }
-            let end = Instant::now();
-            last_end = Some(end);
-            // A request still running at the deadline counts in the last second.
-            let second = (end - window.measure_start).as_secs().min(last_second);
-            if second != interval.second {
-                let done = std::mem::replace(&mut interval, Interval::new(second));
-                let _ = self.tx.send(done);
-            }
-            recorder.retries += u64::from(retries);
-            match result {
-                Ok(mut t) => {
-                    t.set(Phase::Total, micros(end - intended));
-                    recorder.record_success(S::query_of(&request), &t);
-                    interval.phases.record(&t);
-                    interval.requests += 1;
-                    self.live.requests.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    recorder.errors.count(e.class, &e.message);
-                    interval.errors += 1;
-                    self.live.errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            tally.record(
+                S::query_of(&request),
+                intended,
+                Instant::now(),
+                result,
+                retries,
+            );
         }
-        if interval.requests + interval.errors > 0 {
-            let _ = self.tx.send(interval);
-        }
-        WorkerEnd { recorder, last_end }
+        tally.finish()
     }
+}
 
-    /// One request, each attempt bounded by request_timeout, retried as the
-    /// scenario's policy says, with exponential backoff and ±50% jitter so
-    /// retrying workers do not come back in lockstep.
-    async fn attempt(&mut self, request: &S::Request) -> (Result<PhaseTimings, RequestError>, u32) {
-        let mut retries = 0;
-        loop {
-            let result = match tokio::time::timeout(
-                self.request_timeout,
-                self.service.call(request),
-            )
-            .await
+/// One request, each attempt bounded by request_timeout, retried as the
+/// scenario's policy says, with exponential backoff and ±50% jitter so
+/// retrying workers do not come back in lockstep.
+pub async fn attempt<S: Service>(
+    service: &S,
+    request: &S::Request,
+    request_timeout: Duration,
+    retry: Option<&RetryPolicy>,
+    jitter: &mut Rng,
+) -> (Result<PhaseTimings, RequestError>, u32) {
+    let mut retries = 0;
+    loop {
+        let result = match tokio::time::timeout(request_timeout, service.call(request)).await {
+            Ok(r) => r,
+            Err(_) => Err(RequestError::new(
+                ErrorClass::RequestTimeout,
+                format!(
+                    "no answer within request_timeout ({})",
+                    humantime::format_duration(request_timeout)
+                ),
+            )),
+        };
+        let backoff = match (&result, retry) {
+            (Err(e), Some(policy))
+                if retries + 1 < policy.max_attempts && policy.on.contains(&e.class.name()) =>
             {
-                Ok(r) => r,
-                Err(_) => Err(RequestError::new(
-                    ErrorClass::RequestTimeout,
-                    format!(
-                        "no answer within request_timeout ({})",
-                        humantime::format_duration(self.request_timeout)
-                    ),
-                )),
-            };
-            let backoff = match (&result, &self.retry) {
-                (Err(e), Some(policy))
-                    if retries + 1 < policy.max_attempts && policy.on.contains(&e.class.name()) =>
-                {
-                    policy.backoff
-                }
-                _ => return (result, retries),
-            };
-            let factor = 2f64.powi(retries as i32) * (0.5 + self.jitter.next_f64());
-            tokio::time::sleep(backoff.mul_f64(factor)).await;
-            retries += 1;
-        }
+                policy.backoff
+            }
+            _ => return (result, retries),
+        };
+        let factor = 2f64.powi(retries as i32) * (0.5 + jitter.next_f64());
+        tokio::time::sleep(backoff.mul_f64(factor)).await;
+        retries += 1;
     }
 }

@@ -26,17 +26,26 @@ pub enum Phase {
     Query,
     /// Closing a connection opened for the request.
     Close,
-    /// Start to finish, as the application sees it (retries included).
+    /// Open loop: from the intended arrival to the start of service
+    /// (waiting for a free handler).
+    Queue,
+    /// Open loop: from the start of service to its end (what a tool that
+    /// ignores coordinated omission reports).
+    Service,
+    /// Start to finish, as the application sees it (retries included); in
+    /// open loop from the intended arrival.
     Total,
 }
 
 impl Phase {
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 7;
     pub const ALL: [Phase; Phase::COUNT] = [
         Phase::Connect,
         Phase::Acquire,
         Phase::Query,
         Phase::Close,
+        Phase::Queue,
+        Phase::Service,
         Phase::Total,
     ];
 
@@ -46,6 +55,8 @@ impl Phase {
             Phase::Acquire => "acquire",
             Phase::Query => "query",
             Phase::Close => "close",
+            Phase::Queue => "queue",
+            Phase::Service => "service",
             Phase::Total => "total",
         }
     }

@@ -52,9 +52,13 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
                 pool_waiting: s.pool.map(|p| p.waiting as u64),
                 server_backends: s.backends,
                 hdr: encode_phases(&s.phases),
+                in_flight: s.in_flight,
+                queued: s.queued,
             }
         }));
     }
+    let throughput_rps = rate(total.requests, measured);
+    let offered_rate = rounds.iter().find_map(|r| r.offered_rate);
     StrategyReport {
         name: strategy.name.clone(),
         kind: strategy.kind.as_str().into(),
@@ -64,7 +68,9 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         retries: total.retries,
         errors: total.errors.counts.clone(),
         error_samples: total.errors.samples.clone(),
-        throughput_rps: rate(total.requests, measured),
+        throughput_rps,
+        offered_rate,
+        achieved_rate: offered_rate.map(|_| throughput_rps),
         connections_opened,
         startup_ms: round(
             startup.as_secs_f64() * 1000.0 / rounds.len().max(1) as f64,

@@ -67,6 +67,15 @@ pub fn render(rows: &[Vec<String>], left: usize) -> String {
     out
 }
 
+/// A latency with its unit, for sentences: 850 µs, 12.3 ms, 4.1 s.
+pub fn duration_us(us: u64) -> String {
+    match us {
+        0..=999 => format!("{us} µs"),
+        1_000..=999_999 => format!("{:.1} ms", us as f64 / 1e3),
+        _ => format!("{:.1} s", us as f64 / 1e6),
+    }
+}
+
 /// "1 strategy", "3 strategies".
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -90,5 +99,8 @@ mod tests {
         assert_eq!(ms3(1234), "1.234");
         assert_eq!(plural(1, "query", "queries"), "1 query");
         assert_eq!(plural(2, "query", "queries"), "2 queries");
+        assert_eq!(duration_us(850), "850 µs");
+        assert_eq!(duration_us(12_345), "12.3 ms");
+        assert_eq!(duration_us(4_100_000), "4.1 s");
     }
 }

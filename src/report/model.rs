@@ -124,6 +124,13 @@ pub struct StrategyReport {
     pub startup_ms: f64,
     /// The measured window, from its start to the end of its last request.
     pub measured_s: f64,
+    /// Open loop: arrivals per second offered, and successful requests per
+    /// second achieved (completions over the measured time, the drain of
+    /// the queue after the deadline included). Absent in closed loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved_rate: Option<f64>,
     /// Phase → latency summary (successful requests).
     pub phases: BTreeMap<String, Summary>,
     /// Query → summary of its `total`.
@@ -170,6 +177,31 @@ impl StrategyReport {
     pub fn total(&self) -> Option<&Summary> {
         self.phases.get("total")
     }
+
+    /// Open loop: whether the strategy fell behind its arrivals (achieved
+    /// less than 95% of the offered rate), and by how much.
+    pub fn fell_behind(&self) -> Option<String> {
+        let (offered, achieved) = (self.offered_rate?, self.achieved_rate?);
+        if achieved >= offered * 0.95 {
+            return None;
+        }
+        let queued = self
+            .phases
+            .get("queue")
+            .map(|q| {
+                format!(
+                    ", p99 {} queued",
+                    crate::report::format::duration_us(q.p99_us)
+                )
+            })
+            .unwrap_or_default();
+        Some(format!(
+            "{} could not keep up with {} req/s: {} req/s achieved{queued}",
+            self.name,
+            crate::report::format::rps(offered),
+            crate::report::format::rps(achieved)
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +224,12 @@ pub struct TimelineRow {
     /// hlog files, and what `merge` adds up exactly.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hdr: BTreeMap<String, String>,
+    /// Open loop, sampled once in the second: requests in service, and
+    /// arrivals waiting for a free handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<u64>,
 }
 
 /// A fresh strategy against a pool strategy.

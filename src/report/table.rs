@@ -110,6 +110,19 @@ pub fn error_line(s: &StrategyReport) -> Option<String> {
 /// The one-line verdict: the first fresh strategy against the pool with the
 /// highest throughput.
 pub fn headline(report: &Report) -> Option<String> {
+    let behind: Vec<String> = report
+        .strategies
+        .iter()
+        .filter_map(StrategyReport::fell_behind)
+        .collect();
+    match (comparison_line(report), behind.is_empty()) {
+        (line, true) => line,
+        (None, false) => Some(behind.join("\n")),
+        (Some(line), false) => Some(format!("{line}\n{}", behind.join("\n"))),
+    }
+}
+
+fn comparison_line(report: &Report) -> Option<String> {
     let best_pool = report
         .strategies
         .iter()

@@ -28,6 +28,11 @@ const PG_MAX_CONNECTIONS: i64 = 262_143;
 const MAX_TEXT_LEN: i64 = 1_000_000;
 /// The largest pool size or concurrency a `[sweep]` may list.
 const MAX_SWEEP_VALUE: i64 = 100_000;
+/// Open loop: the highest arrival rate a scenario may ask for, and the
+/// default and largest `max_in_flight`.
+pub const MAX_RATE: f64 = 1_000_000.0;
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+const MAX_IN_FLIGHT: i64 = 100_000;
 
 const GENERATORS: &str = "expected one of `{ int = [lo, hi] }`, `{ zipf = { max = N, s = S } }`, \
                           `{ text = len }`, `{ choice = [a, b, ...] }`, or a plain value";
@@ -223,17 +228,82 @@ impl Checker<'_> {
                 );
             }
         }
+        run.arrivals = self.arrivals(&raw);
         if let Some(retry) = raw.retry {
             run.retry = self.retry(retry);
         }
-        if let Some(rate) = &raw.rate {
-            self.error(
-                rate.span(),
-                "open-loop `rate` is planned but not supported yet; remove it to run \
-                 closed-loop with `concurrency` workers",
-            );
-        }
         run
+    }
+
+    fn arrivals(&mut self, raw: &RawRun) -> Option<Arrivals> {
+        let Some(rate) = &raw.rate else {
+            for (key, span) in [
+                ("arrival", raw.arrival.as_ref().map(Spanned::span)),
+                (
+                    "max_in_flight",
+                    raw.max_in_flight.as_ref().map(Spanned::span),
+                ),
+            ] {
+                if let Some(span) = span {
+                    self.error(
+                        span,
+                        format!("`{key}` is for open loop and needs `rate` (arrivals per second)"),
+                    );
+                }
+            }
+            return None;
+        };
+        let value = match rate.get_ref() {
+            Node::Int(i) => Some(*i as f64),
+            Node::Float(f) => Some(*f),
+            other => {
+                self.error(
+                    rate.span(),
+                    format!(
+                        "`rate` is arrivals per second, a number such as 500 or 2.5, not {}",
+                        other.type_name()
+                    ),
+                );
+                None
+            }
+        };
+        let rate_ok = match value {
+            Some(v) if v.is_finite() && v > 0.0 && v <= MAX_RATE => Some(v),
+            Some(v) => {
+                self.error(
+                    rate.span(),
+                    format!("`rate` must be above 0 and at most {MAX_RATE} arrivals per second, not {v}"),
+                );
+                None
+            }
+            None => None,
+        };
+        let process = match &raw.arrival {
+            None => ArrivalProcess::Poisson,
+            Some(a) => match a.get_ref().as_str() {
+                "poisson" => ArrivalProcess::Poisson,
+                "uniform" => ArrivalProcess::Uniform,
+                other => {
+                    self.error(
+                        a.span(),
+                        format!("`arrival` = {other:?}: expected \"poisson\" or \"uniform\""),
+                    );
+                    ArrivalProcess::Poisson
+                }
+            },
+        };
+        let max_in_flight = match &raw.max_in_flight {
+            None => DEFAULT_MAX_IN_FLIGHT,
+            Some(m) => self
+                .int_in("max_in_flight", m, 1, MAX_IN_FLIGHT)
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+        };
+        rate_ok.map(|rate| Arrivals {
+            rate,
+            process,
+            max_in_flight,
+        })
     }
 
     fn retry(&mut self, raw: Spanned<RawRetry>) -> Option<RetryPolicy> {
@@ -1037,6 +1107,7 @@ fn default_run() -> RunSettings {
         request_timeout: DEFAULT_REQUEST_TIMEOUT,
         max_error_rate: None,
         retry: None,
+        arrivals: None,
     }
 }
 

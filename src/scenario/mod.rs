@@ -36,6 +36,8 @@ pub struct Overrides {
     pub rounds: Option<u32>,
     /// `--only`: the strategies to keep (all when empty).
     pub only: Vec<String>,
+    /// `--rate`: open loop at this many arrivals per second.
+    pub rate: Option<f64>,
 }
 
 /// Reads and checks the scenario file at `path`. Every error is tagged bad
@@ -69,6 +71,22 @@ fn apply(mut s: Scenario, o: &Overrides) -> Result<Scenario> {
     }
     if let Some(r) = o.rounds {
         s.run.rounds = r;
+    }
+    if let Some(rate) = o.rate {
+        if !(rate.is_finite() && rate > 0.0 && rate <= check::MAX_RATE) {
+            return Err(bad_input(format!(
+                "--rate must be above 0 and at most {} arrivals per second, not {rate}",
+                check::MAX_RATE
+            )));
+        }
+        s.run.arrivals = Some(match s.run.arrivals {
+            Some(a) => Arrivals { rate, ..a },
+            None => Arrivals {
+                rate,
+                process: ArrivalProcess::Poisson,
+                max_in_flight: check::DEFAULT_MAX_IN_FLIGHT,
+            },
+        });
     }
     if !o.only.is_empty() {
         if let Some(name) = o

@@ -66,6 +66,30 @@ pub struct RunSettings {
     /// `[run.retry]`: retry failed requests of these classes, as
     /// applications do against "too many connections".
     pub retry: Option<RetryPolicy>,
+    /// Open loop (`rate`): requests arrive on a seeded schedule instead of
+    /// `concurrency` closed-loop workers.
+    pub arrivals: Option<Arrivals>,
+}
+
+/// How requests arrive in open loop.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Arrivals {
+    /// Arrivals per second, from the start of warm-up (> 0).
+    pub rate: f64,
+    pub process: ArrivalProcess,
+    /// Requests served at once, like an application server's limit; later
+    /// arrivals wait in order (>= 1).
+    pub max_in_flight: u32,
+}
+
+/// The distribution of the time between arrivals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrivalProcess {
+    /// Exponential gaps (independent users), the default.
+    Poisson,
+    /// Equal gaps of 1/rate.
+    Uniform,
 }
 
 #[derive(Debug, Clone, Serialize)]

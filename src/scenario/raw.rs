@@ -44,9 +44,10 @@ pub struct RawRun {
     pub request_timeout: Option<Spanned<String>>,
     pub max_error_rate: Option<Spanned<f64>>,
     pub retry: Option<Spanned<RawRetry>>,
-    /// Planned (open loop); any value is refused by the checker with a clear
-    /// message, so its type does not matter here.
+    /// Open loop: arrivals per second (an integer or a float).
     pub rate: Option<Spanned<Node>>,
+    pub arrival: Option<Spanned<String>>,
+    pub max_in_flight: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

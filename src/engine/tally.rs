@@ -1,0 +1,103 @@
+//! What a worker (closed loop) or a shard's arrivals (open loop) measured,
+//! kept without a lock: the recorder of the measured window and the
+//! current second's interval, handed to the collector as each second ends.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::window::{Live, Window};
+use crate::metrics::{micros, Interval, Phase, PhaseTimings, Recorder, RequestError};
+
+/// What one worker (or one shard's arrivals) hands back.
+pub struct WorkerEnd {
+    pub recorder: Recorder,
+    /// When its last measured request ended.
+    pub last_end: Option<Instant>,
+}
+
+pub struct Tally {
+    window: Window,
+    last_second: u64,
+    recorder: Recorder,
+    interval: Interval,
+    last_end: Option<Instant>,
+    live: Arc<Live>,
+    tx: mpsc::UnboundedSender<Interval>,
+}
+
+impl Tally {
+    pub fn new(window: Window, live: Arc<Live>, tx: mpsc::UnboundedSender<Interval>) -> Tally {
+        Tally {
+            window,
+            last_second: window.seconds() - 1,
+            recorder: Recorder::new(0),
+            interval: Interval::new(0),
+            last_end: None,
+            live,
+            tx,
+        }
+    }
+
+    /// Records a request meant to start at `intended` that ended at `end`:
+    /// `total` runs from `intended`. One that was meant to start before the
+    /// measured window (warm-up) is not recorded.
+    pub fn record(
+        &mut self,
+        query: usize,
+        intended: Instant,
+        end: Instant,
+        result: Result<PhaseTimings, RequestError>,
+        retries: u32,
+    ) {
+        match &result {
+            Ok(_) => self.live.requests.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.live.errors.fetch_add(1, Ordering::Relaxed),
+        };
+        if intended < self.window.measure_start {
+            return;
+        }
+        self.last_end = self.last_end.max(Some(end));
+        // A request still running at the deadline counts in the last second.
+        let second = end
+            .saturating_duration_since(self.window.measure_start)
+            .as_secs()
+            .min(self.last_second);
+        if second != self.interval.second {
+            let done = std::mem::replace(&mut self.interval, Interval::new(second));
+            if done.requests + done.errors > 0 {
+                let _ = self.tx.send(done);
+            }
+        }
+        self.recorder.retries += u64::from(retries);
+        match result {
+            Ok(mut t) => {
+                t.set(
+                    Phase::Total,
+                    micros(end.saturating_duration_since(intended)),
+                );
+                self.recorder.record_success(query, &t);
+                self.interval.phases.record(&t);
+                self.interval.requests += 1;
+            }
+            Err(e) => {
+                self.recorder.errors.count(e.class, &e.message);
+                self.interval.errors += 1;
+            }
+        }
+    }
+
+    /// Hands the last interval to the collector and the recorder back.
+    pub fn finish(&mut self) -> WorkerEnd {
+        let last = std::mem::replace(&mut self.interval, Interval::new(0));
+        if last.requests + last.errors > 0 {
+            let _ = self.tx.send(last);
+        }
+        WorkerEnd {
+            recorder: std::mem::replace(&mut self.recorder, Recorder::new(0)),
+            last_end: self.last_end,
+        }
+    }
+}
