@@ -116,7 +116,8 @@ pub struct RoundResult {
     pub startup: Duration,
     /// Worker threads the round ran on.
     pub shards: u32,
-    /// Open loop: the arrival rate offered (None in closed loop).
+    /// Open loop: the arrivals the schedule offered in the measured window,
+    /// per second (None in closed loop).
     pub offered_rate: Option<f64>,
 }
 

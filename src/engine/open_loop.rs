@@ -74,6 +74,9 @@ pub async fn serve<S: Service>(
             }
         }
         live.arrived.fetch_add(1, Ordering::Relaxed);
+        if intended >= window.measure_start {
+            live.offered.fetch_add(1, Ordering::Relaxed);
+        }
         let request = service.draw(&mut Rng::for_stream(settings.seed, index));
         let handler = Handler {
             service: service.clone(),

@@ -142,8 +142,16 @@ pub async fn run<S: Service>(
         connections_opened: services.iter().map(|s| s.connections_opened()).sum(),
         startup,
         shards: shards as u32,
+        // What the schedule really offered in the window (a Poisson
+        // schedule's count varies around rate × duration).
         offered_rate: match settings.pacing {
-            Pacing::OpenLoop(a) => Some(a.rate),
+            Pacing::OpenLoop(_) => Some(
+                lives
+                    .iter()
+                    .map(|l| l.offered.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum::<u64>() as f64
+                    / settings.duration.as_secs_f64().max(1e-9),
+            ),
             Pacing::ClosedLoop => None,
         },
     }

@@ -34,6 +34,8 @@ pub struct Live {
     /// requests that ended (queued = arrived − started, in flight =
     /// started − finished).
     pub arrived: AtomicU64,
+    /// Open loop: arrivals meant for the measured window.
+    pub offered: AtomicU64,
     pub started: AtomicU64,
     pub finished: AtomicU64,
 }

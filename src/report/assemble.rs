@@ -58,7 +58,12 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         }));
     }
     let throughput_rps = rate(total.requests, measured);
-    let offered_rate = rounds.iter().find_map(|r| r.offered_rate);
+    // Offered over all rounds: arrivals in the windows per second of window.
+    let offered_rate = rounds
+        .iter()
+        .map(|r| r.offered_rate)
+        .sum::<Option<f64>>()
+        .map(|sum| round(sum / rounds.len().max(1) as f64, 1));
     StrategyReport {
         name: strategy.name.clone(),
         kind: strategy.kind.as_str().into(),

@@ -124,7 +124,8 @@ pub struct StrategyReport {
     pub startup_ms: f64,
     /// The measured window, from its start to the end of its last request.
     pub measured_s: f64,
-    /// Open loop: arrivals per second offered, and successful requests per
+    /// Open loop: arrivals per second the seeded schedule offered in the
+    /// measured window (around `[run] rate`), and successful requests per
     /// second achieved (completions over the measured time, the drain of
     /// the queue after the deadline included). Absent in closed loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,7 +197,7 @@ impl StrategyReport {
             })
             .unwrap_or_default();
         Some(format!(
-            "{} could not keep up with {} req/s: {} req/s achieved{queued}",
+            "{} could not keep up with {} req/s offered: {} req/s achieved{queued}",
             self.name,
             crate::report::format::rps(offered),
             crate::report::format::rps(achieved)
