@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use futures_util::future::BoxFuture;
 
 use crate::backend::postgres::{server_facts, Monitor, Target};
+use crate::embedded::{EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
 use crate::error::bad_input;
 use crate::report;
 use crate::scenario::{RunSettings, Scenario, Strategy};
-use crate::server::{EmbeddedOptions, EmbeddedServer};
 use crate::source;
 use crate::workload::{Mix, Requests};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use poolbench::server::StopMode;
+use poolbench::embedded::StopMode;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -9,9 +9,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use poolbench::backend::postgres::Target;
+use poolbench::embedded::{EmbeddedOptions, EmbeddedServer};
 use poolbench::error::{kind_of, Kind};
 use poolbench::scenario::AuthMethod;
-use poolbench::server::{EmbeddedOptions, EmbeddedServer};
 use tokio::io::AsyncBufReadExt;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::cli::{AuthArg, ServerArgs};
+use crate::embedded::{EmbeddedOptions, EmbeddedServer, HOST, LOG_TAIL_LINES};
 use crate::error::{self, ResultExt};
 use crate::scenario::AuthMethod;
-use crate::server::{EmbeddedOptions, EmbeddedServer, HOST, LOG_TAIL_LINES};
 use crate::Outcome;
 
 fn options(args: &ServerArgs) -> EmbeddedOptions {

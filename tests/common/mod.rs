@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use poolbench::embedded::{EmbeddedOptions, EmbeddedServer};
 use poolbench::scenario::AuthMethod;
-use poolbench::server::{EmbeddedOptions, EmbeddedServer};
 use serde_json::Value;
 
 /// A SCRAM + TLS embedded server, as the default run gets.

@@ -1,20 +1,48 @@
 //! The operating-system side of the embedded server: which user initdb and
-//! postgres run as, how they are spawned, and how the postmaster is stopped.
+//! postgres run as, the postmaster's command line (from [`EmbeddedOptions`]),
+//! how it is spawned, and how it is stopped.
 //!
 //! Stopping is synchronous on purpose (libc signals, `try_wait` polling and
 //! `std::thread::sleep`): `Drop` must work without a tokio runtime, during a
 //! panic's unwinding or after the runtime is gone.
 
 use std::ffi::CString;
+use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::error::{self, ResultExt};
+use crate::scenario::{AuthMethod, EmbeddedSettings};
+
+/// The only address the server listens on.
+pub const HOST: &str = "127.0.0.1";
+
+/// What kind of server to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    pub auth: AuthMethod,
+    pub tls: bool,
+    /// `None`: a free port, chosen at start.
+    pub port: Option<u16>,
+    /// The server's max_connections (>= 1).
+    pub max_connections: u32,
+}
+
+impl From<&EmbeddedSettings> for EmbeddedOptions {
+    fn from(s: &EmbeddedSettings) -> EmbeddedOptions {
+        EmbeddedOptions {
+            auth: s.auth,
+            tls: s.tls,
+            port: None,
+            max_connections: s.max_connections,
+        }
+    }
+}
 
 /// The system user initdb and postgres run as when poolbench runs as root
 /// (PostgreSQL refuses to run as root).
@@ -132,6 +160,59 @@ pub fn configure(cmd: &mut Command, run_as: Option<&RunAs>) {
     }
 }
 
+/// The postmaster's command line. Settings are production defaults except:
+/// - `superuser_reserved_connections` is lowered to `max_connections - 1`
+///   when that is below PostgreSQL's 3, which refuses to start otherwise;
+///   so `--max-connections 1` works (with no slot reserved for superusers);
+/// - listening on 127.0.0.1 only, the socket in the private directory.
+pub fn postgres_command(
+    bin_dir: &Path,
+    dir: &Path,
+    port: u16,
+    opts: &EmbeddedOptions,
+    run_as: Option<&RunAs>,
+) -> Result<Command> {
+    let data = dir.join("data");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .context("creating postgres.log")
+        .environment()?;
+    let log_err = log
+        .try_clone()
+        .context("creating postgres.log")
+        .environment()?;
+    let reserved = opts.max_connections.saturating_sub(1).min(3);
+    let password_encryption = match opts.auth {
+        AuthMethod::Md5 => "md5",
+        AuthMethod::ScramSha256 | AuthMethod::Trust => "scram-sha-256",
+    };
+    let mut cmd = Command::new(bin_dir.join("postgres"));
+    cmd.arg("-D").arg(&data);
+    let mut setting = |name: &str, value: &dyn std::fmt::Display| {
+        cmd.arg("-c").arg(format!("{name}={value}"));
+    };
+    setting("listen_addresses", &HOST);
+    setting("port", &port);
+    setting("unix_socket_directories", &dir.display());
+    setting("max_connections", &opts.max_connections);
+    setting("superuser_reserved_connections", &reserved);
+    setting("password_encryption", &password_encryption);
+    setting("ssl", &if opts.tls { "on" } else { "off" });
+    if opts.tls {
+        setting("ssl_cert_file", &data.join("server.crt").display());
+        setting("ssl_key_file", &data.join("server.key").display());
+    }
+    cmd.current_dir(dir)
+        .env_remove("PGDATA")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    configure(&mut cmd, run_as);
+    Ok(cmd)
+}
+
 /// A running postmaster.
 #[derive(Debug)]
 pub struct Postmaster {
@@ -199,6 +280,24 @@ impl Postmaster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_from_scenario_settings_pick_a_free_port() {
+        let settings = EmbeddedSettings {
+            auth: AuthMethod::Md5,
+            tls: false,
+            max_connections: 7,
+        };
+        assert_eq!(
+            EmbeddedOptions::from(&settings),
+            EmbeddedOptions {
+                auth: AuthMethod::Md5,
+                tls: false,
+                port: None,
+                max_connections: 7
+            }
+        );
+    }
 
     #[test]
     fn root_runs_the_server_as_a_system_user() {

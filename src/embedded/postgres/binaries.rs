@@ -1,6 +1,7 @@
-//! Finding PostgreSQL's server binaries (`initdb` and `postgres`), in the
-//! order DESIGN.md gives: `POOLBENCH_PG_BIN`, `pg_config --bindir`, the newest
-//! `/usr/lib/postgresql/<N>/bin`, then `PATH`.
+//! Finding PostgreSQL's server binaries (`initdb` and `postgres`), in this
+//! order: `POOLBENCH_PG_BIN`, `pg_config --bindir`, the newest
+//! `/usr/lib/postgresql/<N>/bin`, then `PATH`; and asking `postgres` its
+//! version.
 //!
 //! A `POOLBENCH_PG_BIN` that is set but does not hold both binaries is an
 //! error, not a reason to look elsewhere: the user asked for that server, and
@@ -10,9 +11,11 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use std::process::Stdio;
 
-use crate::error;
+use anyhow::{Context, Result};
+
+use crate::error::{self, ResultExt};
 
 /// The environment variable naming the directory that holds the binaries.
 pub const PG_BIN_ENV: &str = "POOLBENCH_PG_BIN";
@@ -143,6 +146,30 @@ fn newest_versioned_bin(root: &Path) -> Option<PathBuf> {
 
 fn parse_version(name: &str) -> Option<Vec<u32>> {
     name.split('.').map(|part| part.parse().ok()).collect()
+}
+
+/// The `postgres --version` number, e.g. "15.18".
+pub async fn postgres_version(bin_dir: &Path) -> Result<String> {
+    let postgres = bin_dir.join("postgres");
+    let output = tokio::process::Command::new(&postgres)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {} --version", postgres.display()))
+        .environment()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    text.split_whitespace()
+        .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            error::environment(format!(
+                "{} --version printed no version: {}",
+                postgres.display(),
+                text.trim()
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -1,0 +1,9 @@
+//! Throwaway database servers poolbench starts itself from the machine's own
+//! binaries, when no DSN names a server. Today: PostgreSQL.
+
+pub mod postgres;
+
+pub use postgres::{
+    EmbeddedOptions, EmbeddedServer, StartTimings, StopMode, DBNAME, HOST, LOG_TAIL_LINES,
+    PG_BIN_ENV, USER,
+};

@@ -1,0 +1,150 @@
+//! The throwaway cluster on disk: `initdb` with a generated password, the
+//! `pg_hba.conf` poolbench writes over initdb's, files only the server user
+//! may read (password file, TLS key), and the free port the server takes.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+
+use super::process::{self, RunAs, HOST};
+use super::ready::{last_lines, LOG_TAIL_LINES};
+use crate::error::{self, ResultExt};
+use crate::scenario::AuthMethod;
+
+/// The superuser initdb creates; poolbench connects as it.
+pub const USER: &str = "poolbench";
+/// The database clients connect to.
+pub const DBNAME: &str = "postgres";
+
+/// 24 URL-safe characters (18 random bytes): no quoting needed in a URL, a
+/// shell or an SQL literal.
+pub fn generate_password() -> Result<String> {
+    let mut bytes = [0u8; 18];
+    openssl::rand::rand_bytes(&mut bytes)
+        .context("generating a password")
+        .environment()?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub async fn init_cluster(
+    bin_dir: &Path,
+    dir: &Path,
+    run_as: Option<&RunAs>,
+    auth: AuthMethod,
+    password: &str,
+) -> Result<()> {
+    let pwfile = dir.join("pwfile");
+    write_private(&pwfile, password.as_bytes(), run_as)?;
+    let initdb = bin_dir.join("initdb");
+    let mut cmd = std::process::Command::new(&initdb);
+    cmd.arg("-D")
+        .arg(dir.join("data"))
+        .args(["-U", USER])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .args([
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--auth-local=trust",
+        ])
+        .arg(format!("--auth-host={}", auth.as_str()))
+        .current_dir(dir)
+        .env_remove("PGDATA")
+        .stdin(Stdio::null());
+    process::configure(&mut cmd, run_as);
+    let output = tokio::process::Command::from(cmd).output().await;
+    let removed = std::fs::remove_file(&pwfile);
+    let output = output
+        .with_context(|| format!("running {}", initdb.display()))
+        .environment()?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let hint = match run_as {
+            Some(user) => format!(
+                "\n(poolbench runs as root, so initdb ran as the user `{}`, \
+                 who needs access to {} and {})",
+                user.name,
+                bin_dir.display(),
+                dir.display()
+            ),
+            None => String::new(),
+        };
+        return Err(error::environment(format!(
+            "{} failed ({}): {}{hint}",
+            initdb.display(),
+            output.status,
+            last_lines(&format!("{stdout}{stderr}"), LOG_TAIL_LINES)
+        )));
+    }
+    removed
+        .with_context(|| format!("removing {}", pwfile.display()))
+        .environment()
+}
+
+/// pg_hba.conf, replacing initdb's: trust on the unix socket (in a directory
+/// only the server user can enter), the chosen method on TCP.
+pub fn write_hba(data: &Path, auth: AuthMethod, run_as: Option<&RunAs>) -> Result<()> {
+    let method = auth.as_str();
+    let text = format!(
+        "# Written by poolbench for a throwaway server.\n\
+         # TYPE  DATABASE  USER  ADDRESS       METHOD\n\
+         local   all       all                 trust\n\
+         host    all       all   127.0.0.1/32  {method}\n\
+         host    all       all   ::1/128       {method}\n"
+    );
+    write_private(&data.join("pg_hba.conf"), text.as_bytes(), run_as)
+}
+
+/// Writes a file readable by its owner only (PostgreSQL insists on that for
+/// the TLS key), owned by the server user.
+pub fn write_private(path: &Path, contents: &[u8], run_as: Option<&RunAs>) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(contents)
+    };
+    write()
+        .with_context(|| format!("writing {}", path.display()))
+        .environment()?;
+    process::chown(path, run_as)
+}
+
+/// A port that was free a moment ago: bind port 0, read it, let it go.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind((HOST, 0))
+        .context("finding a free port on 127.0.0.1")
+        .environment()?;
+    Ok(listener
+        .local_addr()
+        .context("finding a free port on 127.0.0.1")
+        .environment()?
+        .port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_24_url_safe_chars() {
+        let a = generate_password().unwrap();
+        let b = generate_password().unwrap();
+        assert_eq!(a.len(), 24);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(a, b);
+    }
+}
