@@ -10,6 +10,8 @@ use crate::compare::{
     self, check_compatible, load_report, parse_max_regression, MaxRegression, Thresholds,
 };
 use crate::error::bad_input;
+use crate::report::export::{json, markdown};
+use crate::report::term;
 use crate::Outcome;
 
 pub fn run(args: &CompareArgs) -> Result<Outcome> {
@@ -41,12 +43,12 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
         warnings,
     );
     let text = match args.format {
-        CompareFormat::Table => compare::table::render(&diff),
-        CompareFormat::Markdown => compare::markdown::render(&diff),
-        CompareFormat::Json => compare::json::render(&diff)?,
+        CompareFormat::Table => term::compare::render(&diff),
+        CompareFormat::Markdown => markdown::compare(&diff),
+        CompareFormat::Json => json::to_string(&diff)?,
     };
     print!("{text}");
-    Ok(if diff.regression() {
+    Ok(if diff.regression {
         Outcome::Regression
     } else {
         Outcome::Success

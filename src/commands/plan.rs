@@ -4,7 +4,8 @@
 use anyhow::Result;
 
 use crate::cli::{PlanArgs, PlanFormat};
-use crate::sizing::plan::{plan, read_sweep, render_text, sweep_path, PlanRequest};
+use crate::report::{export::json, term};
+use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanRequest};
 use crate::Outcome;
 
 pub fn run(args: &PlanArgs) -> Result<Outcome> {
@@ -21,8 +22,8 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
     };
     let report = plan(&sweep, &path, &request)?;
     match args.format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        PlanFormat::Table => print!("{}", render_text(&report, &sweep)),
+        PlanFormat::Json => print!("{}", json::to_string(&report)?),
+        PlanFormat::Table => print!("{}", term::plan::render(&report, &sweep)),
     }
     Ok(Outcome::Success)
 }

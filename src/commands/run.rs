@@ -8,8 +8,8 @@ use super::measure::{self, connect_options, overrides, threads};
 use crate::cli::RunArgs;
 use crate::engine::RoundResult;
 use crate::report::assemble::assemble;
-use crate::report::build_profile;
-use crate::report::format::{plural, thousands};
+use crate::report::export::{self, RUN_FILES};
+use crate::report::term::run as term;
 use crate::report::{self, Comparison, Report};
 use crate::scenario::{self, Overrides, Scenario};
 use crate::session::{cancel_on_signal, Session};
@@ -25,8 +25,13 @@ pub async fn run(args: &RunArgs) -> Result<Outcome> {
     };
     let scenario = scenario::load_with(&args.scenario, &overrides)?;
     let started_at = report::now_rfc3339();
-    let out_dir =
-        report::prepare_dir(args.out.as_deref(), &scenario.name, &started_at, args.force)?;
+    let out_dir = export::prepare_dir(
+        args.out.as_deref(),
+        &scenario.name,
+        &started_at,
+        args.force,
+        &RUN_FILES,
+    )?;
     let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
     let result = measure(&scenario, args, &session, &started_at, &out_dir).await;
@@ -43,7 +48,10 @@ async fn measure(
 ) -> Result<Outcome> {
     let cancel = &session.cancel;
     if !args.quiet {
-        print_header(scenario, &session.server, threads(&args.measure));
+        print!(
+            "{}",
+            term::header(scenario, &session.server, threads(&args.measure))
+        );
     }
     let settings = session.engine_settings(&scenario.run);
     let threads = threads(&args.measure);
@@ -88,15 +96,10 @@ async fn measure(
                 } else {
                     strategy.name.clone()
                 };
-                eprintln!(
-                    "{label:>16}  {} requests, {} req/s, {} errors",
-                    thousands(result.recorder.requests),
-                    thousands(
-                        (result.recorder.requests as f64 / result.measured.as_secs_f64().max(1e-9))
-                            .round() as u64
-                    ),
-                    thousands(result.recorder.errors.total())
-                );
+                let requests = result.recorder.requests;
+                let rps = requests as f64 / result.measured.as_secs_f64().max(1e-9);
+                let errors = result.recorder.errors.total();
+                eprintln!("{}", term::progress_line(&label, requests, rps, errors));
             }
             rounds[index].push(result);
             report.strategies = scenario
@@ -108,24 +111,24 @@ async fn measure(
                 .collect();
             report.interrupted = cancel.is_cancelled();
             report.comparison = Comparison::all(&report.strategies);
-            report::write_all(out_dir, &report)?;
+            export::write_all(out_dir, &report, &RUN_FILES)?;
         }
     }
     report.interrupted = cancel.is_cancelled();
-    report::write_all(out_dir, &report)?;
+    export::write_all(out_dir, &report, &RUN_FILES)?;
 
     if !args.quiet {
         println!();
-        print!("{}", report::table::tables(&report));
+        print!("{}", term::tables(&report));
         println!();
     } else {
         for s in &report.strategies {
-            if let Some(line) = report::table::error_line(s) {
+            if let Some(line) = term::error_line(s) {
                 eprintln!("{line}");
             }
         }
     }
-    if let Some(line) = report::table::headline(&report) {
+    if let Some(line) = term::headline(&report) {
         println!("{line}");
     }
     if !args.quiet {
@@ -174,46 +177,4 @@ fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
         }
     }
     found
-}
-
-fn print_header(s: &Scenario, server: &report::Server, threads: usize) {
-    let where_ = if server.embedded {
-        "embedded"
-    } else {
-        "external"
-    };
-    println!(
-        "poolbench {} ({} build) · scenario {} ({})",
-        env!("CARGO_PKG_VERSION"),
-        build_profile(),
-        s.name,
-        s.source.path.display()
-    );
-    println!(
-        "server    PostgreSQL {} · {where_} at {} · auth {} · TLS {} · max_connections {}",
-        server.version,
-        server.dsn,
-        server.auth_method,
-        if server.ssl { "on" } else { "off" },
-        server.max_connections
-    );
-    println!(
-        "workload  {} workers on {} threads · {} warm-up + {} per strategy{} · seed {} · {} · {}",
-        s.run.concurrency,
-        threads.min(s.run.concurrency as usize),
-        humantime::format_duration(s.run.warmup),
-        humantime::format_duration(s.run.duration),
-        if s.run.rounds > 1 {
-            format!(" × {} rounds", s.run.rounds)
-        } else {
-            String::new()
-        },
-        s.run.seed,
-        plural(s.strategies.len(), "strategy", "strategies"),
-        plural(s.queries.len(), "query", "queries")
-    );
-    if cfg!(debug_assertions) {
-        println!("warning   this is a debug build: connection setup (SCRAM) is several times slower; use `cargo build --release` for real numbers");
-    }
-    println!();
 }

@@ -4,7 +4,7 @@
 //! point measures a full pool in steady state. sweep.json and sweep.csv are
 //! rewritten after every point, so an interruption loses little.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
@@ -13,15 +13,13 @@ use crate::cli::SweepArgs;
 use crate::engine;
 use crate::error::bad_input;
 use crate::report::assemble::assemble;
-use crate::report::build_profile;
-use crate::report::format::{rps, thousands};
+use crate::report::export::{self, SWEEP_FILES};
+use crate::report::term;
 use crate::report::{self, StrategyReport};
 use crate::scenario::{self, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::*;
-use crate::sizing::sweep::{
-    analyse_all, connections_per_request, fresh_point, pool_point, table, write, FILES,
-};
+use crate::sizing::sweep::{analyse_all, connections_per_request, fresh_point, pool_point};
 use crate::Outcome;
 
 /// What the sweep runs, resolved from the scenario and the flags.
@@ -37,7 +35,13 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
     let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
     let plan = resolve(&scenario, args)?;
     let started_at = report::now_rfc3339();
-    let out_dir = prepare_dir(args, &scenario, &started_at)?;
+    let out_dir = export::prepare_dir(
+        args.out.as_deref(),
+        &format!("{}-sweep", scenario.name),
+        &started_at,
+        args.force,
+        &SWEEP_FILES,
+    )?;
     let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
     let result = measure(&scenario, &plan, args, &session, &started_at, &out_dir).await;
@@ -119,26 +123,6 @@ fn resolve(s: &Scenario, args: &SweepArgs) -> Result<Plan> {
     })
 }
 
-fn prepare_dir(args: &SweepArgs, s: &Scenario, started_at: &str) -> Result<PathBuf> {
-    // `report::prepare_dir` names the default directory and creates it; its
-    // own check is for a run's files, so sweep files are checked here.
-    let dir = report::prepare_dir(
-        args.out.as_deref(),
-        &format!("{}-sweep", s.name),
-        started_at,
-        true,
-    )?;
-    if !args.force {
-        if let Some(existing) = FILES.iter().map(|f| dir.join(f)).find(|p| p.exists()) {
-            return Err(bad_input(format!(
-                "{} already exists; choose another --out directory (or --force to overwrite)",
-                existing.display()
-            )));
-        }
-    }
-    Ok(dir)
-}
-
 async fn measure(
     scenario: &Scenario,
     plan: &Plan,
@@ -148,9 +132,6 @@ async fn measure(
     out_dir: &Path,
 ) -> Result<Outcome> {
     let cancel = &session.cancel;
-    if !args.quiet {
-        print_header(scenario, plan, session);
-    }
     let mut sweep = SweepReport {
         schema_version: SWEEP_SCHEMA_VERSION,
         kind: SWEEP_KIND.into(),
@@ -184,6 +165,9 @@ async fn measure(
         fresh: Vec::new(),
         analysis: Vec::new(),
     };
+    if !args.quiet {
+        print!("{}", term::sweep::header(scenario, &sweep));
+    }
     let queries = session.query_names();
     let threads = threads(&args.measure);
     'sweep: for &concurrency in &plan.concurrency {
@@ -229,7 +213,7 @@ async fn measure(
             }
             sweep.interrupted = interrupted;
             sweep.analysis = analyse_all(&sweep);
-            write(out_dir, &sweep)?;
+            export::write_all(out_dir, &sweep, &SWEEP_FILES)?;
             if interrupted {
                 break 'sweep;
             }
@@ -237,10 +221,10 @@ async fn measure(
     }
     sweep.interrupted = cancel.is_cancelled();
     sweep.analysis = analyse_all(&sweep);
-    write(out_dir, &sweep)?;
+    export::write_all(out_dir, &sweep, &SWEEP_FILES)?;
 
     println!();
-    print!("{}", table(&sweep));
+    print!("{}", term::sweep::table(&sweep));
     if !args.quiet {
         println!("files: {}", out_dir.display());
     }
@@ -253,59 +237,7 @@ async fn measure(
 
 fn progress_line(label: &str, r: &StrategyReport) {
     eprintln!(
-        "{label:>16}  {} requests, {} req/s, {} errors",
-        thousands(r.requests),
-        rps(r.throughput_rps),
-        thousands(r.error_count())
+        "{}",
+        term::run::progress_line(label, r.requests, r.throughput_rps, r.error_count())
     );
-}
-
-fn print_header(s: &Scenario, plan: &Plan, session: &Session) {
-    let server = &session.server;
-    println!(
-        "poolbench {} ({} build) · sweep of {} ({}) · template {}",
-        env!("CARGO_PKG_VERSION"),
-        build_profile(),
-        s.name,
-        s.source.path.display(),
-        plan.template.name
-    );
-    println!(
-        "server    PostgreSQL {} · {} at {} · auth {} · TLS {} · max_connections {}",
-        server.version,
-        if server.embedded {
-            "embedded"
-        } else {
-            "external"
-        },
-        server.dsn,
-        server.auth_method,
-        if server.ssl { "on" } else { "off" },
-        server.max_connections
-    );
-    let list = |v: Vec<String>| v.join(",");
-    println!(
-        "grid      pool sizes {} × concurrency {} · {} warm-up + {} per point · seed {}{}",
-        list(plan.pool_sizes.iter().map(|n| n.to_string()).collect()),
-        list(plan.concurrency.iter().map(|n| n.to_string()).collect()),
-        humantime::format_duration(s.run.warmup),
-        humantime::format_duration(s.run.duration),
-        s.run.seed,
-        match &plan.fresh {
-            Some(f) => format!(" · {} once per concurrency (setup cost)", f.name),
-            None => String::new(),
-        }
-    );
-    let largest = plan.pool_sizes.last().copied().unwrap_or(0);
-    if server.max_connections > 0 && largest + 1 > server.max_connections as usize {
-        println!(
-            "warning   pool size {largest} plus the monitor connection exceeds the server's \
-             max_connections {}: the larger points will count too_many_connections errors",
-            server.max_connections
-        );
-    }
-    if cfg!(debug_assertions) {
-        println!("warning   this is a debug build: use `cargo build --release` for real numbers");
-    }
-    println!();
 }

@@ -1,25 +1,25 @@
-//! `poolbench compare BASELINE CANDIDATE` (DESIGN.md, "compare"): the CI
-//! regression gate. Reads two report.json files (`load.rs`), refuses
-//! incompatible ones, decides a verdict per strategy and metric (`verdict.rs`,
-//! with the bootstrap of `stats.rs` when both reports have rounds), and prints
-//! one of three views of the result (`table.rs`, `markdown.rs`, `json.rs`).
-//! Exit code 1 on any regression.
+//! `poolbench compare BASELINE CANDIDATE`: the CI regression gate. Reads
+//! two report.json files (`load.rs`), refuses incompatible ones, and decides
+//! a verdict per strategy and metric (`verdict.rs`, with the bootstrap of
+//! `stats.rs` when both reports have rounds) into a [`Diff`], which
+//! `report::term::compare`, `report::export::markdown` and the JSON exporter
+//! print. Exit code 1 on any regression.
 
-pub mod json;
 mod load;
-pub mod markdown;
 pub mod stats;
-pub mod table;
 mod verdict;
 
 use std::fmt;
 use std::str::FromStr;
 
+use serde::Serialize;
+
 pub use load::{check_compatible, load_report, LoadedReport};
 pub use verdict::{compare, Diff, Method, MetricDiff, StrategyDiff, Verdict};
 
 /// A metric `compare` judges, of the `total` phase or the whole strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "&'static str")]
 pub enum Metric {
     P50,
     P99,
@@ -59,6 +59,15 @@ impl Metric {
         }
     }
 
+    /// The unit of its values in JSON: "us", "rps" or "percent".
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Throughput => "rps",
+            Metric::ErrorRate => "percent",
+            Metric::P50 | Metric::P99 | Metric::P999 => "us",
+        }
+    }
+
     /// +1 when a higher value is worse (latency, errors), −1 when a lower
     /// value is worse (throughput).
     pub fn worse_sign(self) -> f64 {
@@ -82,6 +91,12 @@ impl Metric {
             Metric::ErrorRate => Some(1.0),
             Metric::P50 | Metric::P999 => None,
         }
+    }
+}
+
+impl From<Metric> for &'static str {
+    fn from(m: Metric) -> &'static str {
+        m.as_str()
     }
 }
 

@@ -1,11 +1,16 @@
 //! The result of a comparison, independent of how it is printed: per strategy
 //! in both reports, per metric, the two values, the change, its confidence
-//! interval when the rounds allow one, the threshold and the verdict.
+//! interval when the rounds allow one, the threshold and the verdict. It is
+//! the model of `compare --format json`, serialised as it is; the table and
+//! the markdown are views of it (`report::term::compare`,
+//! `report::export::markdown`).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::report::format::{ms, plural as count, thousands};
+use serde::{Serialize, Serializer};
+
+use crate::report::format::{ms, plural as count, rps, thousands, trimmed};
 use crate::report::StrategyReport;
 
 use super::stats::{self, Change, Interval};
@@ -14,7 +19,8 @@ use super::{LoadedReport, Metric, Thresholds};
 /// Rounds each report needs before differences are tested against noise.
 pub const MIN_ROUNDS: usize = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "&'static str")]
 pub enum Verdict {
     /// Worse beyond the threshold (and significant, when tested).
     Regression,
@@ -43,8 +49,15 @@ impl Verdict {
     }
 }
 
+impl From<Verdict> for &'static str {
+    fn from(v: Verdict) -> &'static str {
+        v.as_str()
+    }
+}
+
 /// How a metric's change was judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "&'static str")]
 pub enum Method {
     /// Bootstrap interval over the rounds of both reports.
     Bootstrap,
@@ -61,43 +74,71 @@ impl Method {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl From<Method> for &'static str {
+    fn from(m: Method) -> &'static str {
+        m.as_str()
+    }
+}
+
+/// One metric of one strategy. Latencies are in microseconds, throughput in
+/// requests/s, error rate in percent; `change`, the interval and `threshold`
+/// are percent, except for error_rate where they are percentage points.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricDiff {
     pub metric: Metric,
-    /// Microseconds (latency), requests/s (throughput) or percent (error
-    /// rate); with rounds, the mean over rounds.
+    /// The unit of `base` and `candidate`: "us", "rps" or "percent".
+    pub unit: &'static str,
+    /// With rounds, the mean over rounds.
     pub base: f64,
     pub candidate: f64,
-    /// Percent, or percentage points for error rate. None when not comparable.
+    /// None when not comparable.
+    #[serde(rename = "change_pct")]
     pub change: Option<f64>,
+    /// The unit of `change`: "percent" or "points".
+    pub change_unit: &'static str,
     /// The confidence interval of `change`, when tested on rounds.
-    pub ci: Option<(f64, f64)>,
-    /// The allowed worsening (same unit as `change`); None: informational.
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    /// The allowed change in the metric's bad direction, signed (+10 for
+    /// p99, −10 for throughput); None: informational.
     pub threshold: Option<f64>,
     pub method: Method,
     pub verdict: Verdict,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StrategyDiff {
     pub name: String,
     pub kind: String,
+    #[serde(rename = "baseline_rounds")]
     pub base_rounds: usize,
     pub candidate_rounds: usize,
     pub metrics: Vec<MetricDiff>,
 }
 
 /// Where a side of the comparison came from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Source {
+    #[serde(serialize_with = "display_path")]
     pub path: PathBuf,
     pub scenario: String,
     pub sha256: String,
     pub started_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A path as text, whatever bytes it holds.
+fn display_path<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&path.display())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diff {
+    /// Any metric of any strategy regressed: the one field a script needs.
+    pub regression: bool,
+    /// The summary line (the regressions, improvements, changes in noise).
+    pub summary: String,
+    /// How the verdicts were reached.
+    pub test: String,
     pub baseline: Source,
     pub candidate: Source,
     pub strategies: Vec<StrategyDiff>,
@@ -132,14 +173,21 @@ pub fn compare(
         sha256: l.report.scenario.sha256.clone(),
         started_at: l.report.started_at.clone(),
     };
-    Diff {
+    let mut diff = Diff {
+        regression: false,
+        summary: String::new(),
+        test: String::new(),
         baseline: source(baseline),
         candidate: source(candidate),
         strategies,
         only_in_baseline: in_b.difference(&in_c).cloned().collect(),
         only_in_candidate: in_c.difference(&in_b).cloned().collect(),
         warnings,
-    }
+    };
+    diff.regression = diff.count(Verdict::Regression) > 0;
+    diff.summary = diff.summary_line(false);
+    diff.test = diff.method_note();
+    diff
 }
 
 fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> StrategyDiff {
@@ -174,11 +222,18 @@ fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> S
             };
             MetricDiff {
                 metric,
+                unit: metric.unit(),
                 base,
                 candidate,
                 change: (!latency_missing).then_some(change),
-                ci: interval.map(|i| (i.low, i.high)),
-                threshold,
+                change_unit: if metric.in_points() {
+                    "points"
+                } else {
+                    "percent"
+                },
+                ci_low: interval.map(|i| i.low),
+                ci_high: interval.map(|i| i.high),
+                threshold: threshold.map(|t| t * metric.worse_sign()),
                 method,
                 verdict,
             }
@@ -272,8 +327,7 @@ impl MetricDiff {
     fn value_text(&self, v: f64) -> String {
         match self.metric {
             Metric::P50 | Metric::P99 | Metric::P999 => ms(v),
-            Metric::Throughput if v >= 100.0 => thousands(v.round() as u64),
-            Metric::Throughput => format!("{v:.1}"),
+            Metric::Throughput => rps(v),
             Metric::ErrorRate => format!("{v:.2}%"),
         }
     }
@@ -299,8 +353,8 @@ impl MetricDiff {
     }
 
     pub fn ci_text(&self) -> String {
-        match self.ci {
-            Some((low, high)) if self.change.is_some() => {
+        match (self.ci_low, self.ci_high) {
+            (Some(low), Some(high)) if self.change.is_some() => {
                 format!("{} .. {}", self.signed(low), self.signed(high))
             }
             _ => "-".into(),
@@ -318,21 +372,11 @@ impl MetricDiff {
             '-'
         };
         let unit = if self.metric.in_points() { " pt" } else { "%" };
-        format!("{sign}{}{unit}", trim_number(limit))
+        format!("{sign}{}{unit}", trimmed(limit.abs(), 2))
     }
-}
-
-/// 10 → "10", 2.5 → "2.5".
-fn trim_number(x: f64) -> String {
-    let s = format!("{x:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 impl Diff {
-    pub fn regression(&self) -> bool {
-        self.count(Verdict::Regression) > 0
-    }
-
     fn count(&self, verdict: Verdict) -> usize {
         self.strategies
             .iter()
@@ -369,7 +413,7 @@ impl Diff {
 
     /// One line: the regressions (or that there are none), then improvements
     /// and changes within noise. `bold` marks the verdict for markdown.
-    pub fn summary(&self, bold: bool) -> String {
+    pub fn summary_line(&self, bold: bool) -> String {
         let b = |s: String| if bold { format!("**{s}**") } else { s };
         let regressions = self.count(Verdict::Regression);
         let mut line = if regressions > 0 {
@@ -402,7 +446,7 @@ impl Diff {
     }
 
     /// How the verdicts were reached: the test, or why there was none.
-    pub fn method_note(&self) -> String {
+    fn method_note(&self) -> String {
         let (tested, single): (Vec<&StrategyDiff>, Vec<&StrategyDiff>) = self
             .strategies
             .iter()
@@ -559,9 +603,12 @@ mod tests {
             metric: Metric::Throughput,
             base: 42_065.5,
             candidate: 30_000.0,
+            unit: "rps",
             change: Some(-28.7),
-            ci: Some((-35.0, -20.26)),
-            threshold: Some(10.0),
+            change_unit: "percent",
+            ci_low: Some(-35.0),
+            ci_high: Some(-20.26),
+            threshold: Some(-10.0),
             method: Method::Bootstrap,
             verdict: Verdict::Regression,
         };
@@ -573,8 +620,11 @@ mod tests {
             metric: Metric::ErrorRate,
             base: 0.0,
             candidate: 2.5,
+            unit: "percent",
             change: Some(2.5),
-            ci: None,
+            change_unit: "points",
+            ci_low: None,
+            ci_high: None,
             threshold: Some(0.5),
             method: Method::Single,
             verdict: Verdict::Regression,

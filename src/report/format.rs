@@ -1,5 +1,5 @@
 //! Number and word formatting shared by every human-readable output
-//! (terminal tables, markdown, the HTML report): written once here.
+//! (terminal views, CSV, markdown, error messages): written once here.
 
 use std::fmt::Write;
 
@@ -86,6 +86,23 @@ pub fn ms3(us: u64) -> String {
     format!("{:.3}", us as f64 / 1000.0)
 }
 
+/// A number with at most `decimals` decimals and no trailing zeros: 10 →
+/// "10", 2.5 → "2.5" (thresholds a user typed, targets).
+pub fn trimmed(x: f64, decimals: usize) -> String {
+    let text = format!("{x:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// A target in milliseconds as a user would write it: 50000 µs → "50",
+/// 500 µs → "0.5", 1 µs → "0.001".
+pub fn ms_trimmed(us: f64) -> String {
+    trimmed(us / 1000.0, 3)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +114,12 @@ mod tests {
         assert_eq!(ms(21_400.0), "21.40");
         assert_eq!(ms(51.0), "0.051");
         assert_eq!(ms3(1234), "1.234");
+        assert_eq!(trimmed(10.0, 2), "10");
+        assert_eq!(trimmed(2.5, 2), "2.5");
+        assert_eq!(trimmed(100.0, 0), "100");
+        assert_eq!(ms_trimmed(50_000.0), "50");
+        assert_eq!(ms_trimmed(500.0), "0.5");
+        assert_eq!(ms_trimmed(1.0), "0.001");
         assert_eq!(plural(1, "query", "queries"), "1 query");
         assert_eq!(plural(2, "query", "queries"), "2 queries");
         assert_eq!(duration_us(850), "850 µs");

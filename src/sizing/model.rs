@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::usl::UslFit;
-use crate::metrics::Summary;
+use crate::metrics::{Phase, Summary};
 use crate::report;
 
 pub const SWEEP_SCHEMA_VERSION: u32 = 1;
@@ -94,6 +94,21 @@ pub struct SweepPoint {
     pub service_time_mean_us: f64,
     /// Time to open the pool's `pool_size` connections before measuring.
     pub startup_ms: f64,
+}
+
+/// The phases a pool point keeps, in the order of sweep.csv and the table.
+pub const SWEEP_PHASES: [Phase; 3] = [Phase::Total, Phase::Acquire, Phase::Query];
+
+impl SweepPoint {
+    /// The percentiles of a phase in [`SWEEP_PHASES`] (zero for the others).
+    pub fn phase(&self, phase: Phase) -> Percentiles {
+        match phase {
+            Phase::Total => self.total,
+            Phase::Acquire => self.acquire,
+            Phase::Query => self.query,
+            _ => Percentiles::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,9 +2,8 @@
 //! row per strategy and metric, the strategies only one side has, the
 //! summary line and how the verdicts were reached.
 
+use crate::compare::Diff;
 use crate::report::format::render as render_rows;
-
-use super::Diff;
 
 /// Column headings shared with the markdown view.
 pub const HEADINGS: [&str; 8] = [
@@ -63,9 +62,9 @@ pub fn render(diff: &Diff) -> String {
     for w in &diff.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    out.push_str(&diff.summary(false));
+    out.push_str(&diff.summary);
     out.push('\n');
-    out.push_str(&diff.method_note());
+    out.push_str(&diff.test);
     out.push('\n');
     out
 }

@@ -1,8 +1,86 @@
-//! The terminal view of a report: a strategy table, a latency table per
-//! phase, and the one-line verdict.
+//! The terminal view of a run: the header (and the lines of it a sweep
+//! shares), the progress line per strategy, the strategy table, a latency
+//! table per phase, and the one-line verdict.
 
-use super::format::{ms, render, rps, thousands};
-use super::{Comparison, Report, StrategyReport};
+use crate::metrics::Phase;
+use crate::report::build_profile;
+use crate::report::format::{ms, plural, render, rps, thousands};
+use crate::report::{Comparison, Report, Server, StrategyReport};
+use crate::scenario::Scenario;
+
+/// The first line of a header: "poolbench 0.1.0 (release build) · {what}".
+pub fn title_line(what: &str) -> String {
+    format!(
+        "poolbench {} ({} build) · {what}\n",
+        env!("CARGO_PKG_VERSION"),
+        build_profile()
+    )
+}
+
+/// The server: version, where it runs, auth, TLS, max_connections.
+pub fn server_line(server: &Server) -> String {
+    format!(
+        "server    PostgreSQL {} · {} at {} · auth {} · TLS {} · max_connections {}\n",
+        server.version,
+        if server.embedded {
+            "embedded"
+        } else {
+            "external"
+        },
+        server.dsn,
+        server.auth_method,
+        if server.ssl { "on" } else { "off" },
+        server.max_connections
+    )
+}
+
+/// The warning a debug build's header ends with (empty for a release build).
+pub fn debug_build_line() -> &'static str {
+    if cfg!(debug_assertions) {
+        "warning   this is a debug build: connection setup (SCRAM) is several times slower; \
+         use `cargo build --release` for real numbers\n"
+    } else {
+        ""
+    }
+}
+
+/// What `run` prints before measuring: the tool, the server, the workload.
+pub fn header(s: &Scenario, server: &Server, threads: usize) -> String {
+    let mut out = title_line(&format!(
+        "scenario {} ({})",
+        s.name,
+        s.source.path.display()
+    ));
+    out.push_str(&server_line(server));
+    out.push_str(&format!(
+        "workload  {} workers on {} threads · {} warm-up + {} per strategy{} · seed {} · {} · {}\n",
+        s.run.concurrency,
+        threads.min(s.run.concurrency as usize),
+        humantime::format_duration(s.run.warmup),
+        humantime::format_duration(s.run.duration),
+        if s.run.rounds > 1 {
+            format!(" × {} rounds", s.run.rounds)
+        } else {
+            String::new()
+        },
+        s.run.seed,
+        plural(s.strategies.len(), "strategy", "strategies"),
+        plural(s.queries.len(), "query", "queries")
+    ));
+    out.push_str(debug_build_line());
+    out.push('\n');
+    out
+}
+
+/// One line on stderr per measured strategy (or sweep point).
+pub fn progress_line(label: &str, requests: u64, throughput_rps: f64, errors: u64) -> String {
+    format!(
+        "{label:>16}  {} requests, {} req/s, {} errors",
+        thousands(requests),
+        rps(throughput_rps),
+        thousands(errors)
+    )
+}
 
 /// The strategy and latency tables.
 pub fn tables(report: &Report) -> String {
@@ -49,7 +127,7 @@ pub fn tables(report: &Report) -> String {
     .to_vec()];
     for s in &report.strategies {
         let mut first = true;
-        for phase in ["connect", "acquire", "query", "close", "total"] {
+        for phase in Phase::ALL.map(Phase::as_str) {
             let Some(p) = s.phases.get(phase) else {
                 continue;
             };

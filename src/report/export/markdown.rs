@@ -1,12 +1,13 @@
-//! The pull-request comment: a heading, the summary line, a GitHub table
-//! (verdicts in words), and how the verdicts were reached.
+//! Markdown: `compare --format markdown`, the pull-request comment: a
+//! heading, the summary line, a GitHub table (the terminal table's rows,
+//! verdicts in words), and how the verdicts were reached.
 
-use super::table::{rows, HEADINGS};
-use super::Diff;
+use crate::compare::Diff;
+use crate::report::term::compare::{rows, HEADINGS};
 
-pub fn render(diff: &Diff) -> String {
+pub fn compare(diff: &Diff) -> String {
     let mut out = format!("### poolbench compare: {}\n\n", diff.candidate.scenario);
-    out.push_str(&diff.summary(true));
+    out.push_str(&diff.summary_line(true));
     out.push_str("\n\n");
     out.push_str(&line(HEADINGS.iter().map(|h| h.to_string())));
     // Names and words left, numbers right.
@@ -26,7 +27,7 @@ pub fn render(diff: &Diff) -> String {
     }
     out.push_str(&format!(
         "<sub>{} Baseline `{}` ({}), candidate `{}` ({}).</sub>\n",
-        escape(&diff.method_note()),
+        escape(&diff.test),
         diff.baseline.path.display(),
         diff.baseline.started_at,
         diff.candidate.path.display(),

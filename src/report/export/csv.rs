@@ -1,0 +1,162 @@
+//! CSV: summary.csv (one row per strategy × phase) and timeline.csv (one
+//! row per strategy × second) of a run, sweep.csv (one row per point) of a
+//! sweep. Milliseconds with three decimals throughout.
+
+use anyhow::Result;
+
+use super::Exporter;
+use crate::metrics::Phase;
+use crate::report::format::ms3;
+use crate::report::Report;
+use crate::sizing::model::{SweepReport, SWEEP_PHASES};
+
+pub struct SummaryCsv;
+pub struct TimelineCsv;
+pub struct SweepCsv;
+
+impl Exporter<Report> for SummaryCsv {
+    fn file_name(&self) -> &'static str {
+        "summary.csv"
+    }
+
+    fn serialize(&self, report: &Report) -> Result<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "scenario",
+            "strategy",
+            "kind",
+            "phase",
+            "count",
+            "mean_ms",
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "p999_ms",
+            "max_ms",
+            "throughput_rps",
+            "errors",
+        ])?;
+        for s in &report.strategies {
+            for phase in Phase::ALL.map(Phase::as_str) {
+                let Some(p) = s.phases.get(phase) else {
+                    continue;
+                };
+                w.write_record([
+                    report.scenario.name.as_str(),
+                    &s.name,
+                    &s.kind,
+                    phase,
+                    &p.count.to_string(),
+                    &format!("{:.3}", p.mean_us / 1000.0),
+                    &ms3(p.p50_us),
+                    &ms3(p.p90_us),
+                    &ms3(p.p95_us),
+                    &ms3(p.p99_us),
+                    &ms3(p.p999_us),
+                    &ms3(p.max_us),
+                    &format!("{:.1}", s.throughput_rps),
+                    &s.error_count().to_string(),
+                ])?;
+            }
+        }
+        Ok(w.into_inner()?)
+    }
+}
+
+impl Exporter<Report> for TimelineCsv {
+    fn file_name(&self) -> &'static str {
+        "timeline.csv"
+    }
+
+    fn serialize(&self, report: &Report) -> Result<Vec<u8>> {
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "scenario",
+            "strategy",
+            "round",
+            "second",
+            "rps",
+            "errors",
+            "p50_ms",
+            "p99_ms",
+            "pool_size",
+            "pool_available",
+            "pool_waiting",
+            "server_backends",
+        ])?;
+        for s in &report.strategies {
+            for row in &s.timeline {
+                w.write_record([
+                    report.scenario.name.as_str(),
+                    &s.name,
+                    &row.round.to_string(),
+                    &row.second.to_string(),
+                    &format!("{:.1}", row.rps),
+                    &row.errors.to_string(),
+                    &ms3(row.p50_us),
+                    &ms3(row.p99_us),
+                    &opt(row.pool_size),
+                    &opt(row.pool_available),
+                    &opt(row.pool_waiting),
+                    &opt(row.server_backends),
+                ])?;
+            }
+        }
+        Ok(w.into_inner()?)
+    }
+}
+
+impl Exporter<SweepReport> for SweepCsv {
+    fn file_name(&self) -> &'static str {
+        "sweep.csv"
+    }
+
+    fn serialize(&self, sweep: &SweepReport) -> Result<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header: Vec<String> = [
+            "scenario",
+            "concurrency",
+            "pool_size",
+            "requests",
+            "errors",
+            "throughput_rps",
+        ]
+        .map(String::from)
+        .to_vec();
+        for phase in SWEEP_PHASES.map(Phase::as_str) {
+            for p in ["p50", "p90", "p99", "p999"] {
+                header.push(format!("{phase}_{p}_ms"));
+            }
+        }
+        header.extend(["service_time_mean_ms".into(), "knee".into()]);
+        w.write_record(&header)?;
+        for p in &sweep.points {
+            let knee = sweep
+                .analysis
+                .iter()
+                .any(|a| a.concurrency == p.concurrency && a.knee_pool_size == p.pool_size);
+            let mut row = vec![
+                sweep.scenario.name.clone(),
+                p.concurrency.to_string(),
+                p.pool_size.to_string(),
+                p.requests.to_string(),
+                p.errors.to_string(),
+                format!("{:.1}", p.throughput_rps),
+            ];
+            for ph in SWEEP_PHASES.map(|phase| p.phase(phase)) {
+                row.extend([
+                    ms3(ph.p50_us),
+                    ms3(ph.p90_us),
+                    ms3(ph.p99_us),
+                    ms3(ph.p999_us),
+                ]);
+            }
+            row.push(format!("{:.3}", p.service_time_mean_us / 1000.0));
+            row.push(knee.to_string());
+            w.write_record(&row)?;
+        }
+        Ok(w.into_inner()?)
+    }
+}

@@ -1,0 +1,135 @@
+//! The files a command writes, one format per file of this module behind
+//! one [`Exporter`] trait, and the writing of a results directory: each file
+//! to a temporary name, then renamed, so a reader never sees half a file.
+//!
+//! `run` writes [`RUN_FILES`] from a [`Report`], `sweep` [`SWEEP_FILES`]
+//! from a [`SweepReport`]; `plan` and `compare` print one format to stdout
+//! ([`json::to_string`], [`markdown`]).
+
+pub mod csv;
+pub mod json;
+pub mod markdown;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{compact_timestamp, Report};
+use crate::error::{bad_input, ResultExt};
+use crate::sizing::model::SweepReport;
+
+/// A file format: a pure function of a command's model `M`.
+pub trait Exporter<M> {
+    fn file_name(&self) -> &'static str;
+    fn serialize(&self, model: &M) -> Result<Vec<u8>>;
+}
+
+/// The files every run writes.
+pub const RUN_FILES: [&dyn Exporter<Report>; 3] = [
+    &json::Json("report.json"),
+    &csv::SummaryCsv,
+    &csv::TimelineCsv,
+];
+
+/// The files every sweep writes.
+pub const SWEEP_FILES: [&dyn Exporter<SweepReport>; 2] =
+    [&json::Json("sweep.json"), &csv::SweepCsv];
+
+/// The output directory: `out`, or `results/<name>-<timestamp>/`. A
+/// directory that already holds one of `files` is refused (exit 2) unless
+/// `force`, so no earlier measurement is overwritten.
+pub fn prepare_dir<M>(
+    out: Option<&Path>,
+    name: &str,
+    started: &str,
+    force: bool,
+    files: &[&dyn Exporter<M>],
+) -> Result<PathBuf> {
+    let dir = match out {
+        Some(dir) => dir.to_path_buf(),
+        None => Path::new("results").join(format!("{name}-{}", compact_timestamp(started))),
+    };
+    if !force {
+        if let Some(existing) = files
+            .iter()
+            .map(|e| dir.join(e.file_name()))
+            .find(|p| p.exists())
+        {
+            return Err(bad_input(format!(
+                "{} already exists; choose another --out directory (or --force to overwrite)",
+                existing.display()
+            )));
+        }
+    }
+    fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the results directory {}", dir.display()))
+        .environment()?;
+    Ok(dir)
+}
+
+/// Writes every file of `model` into `dir`, atomically per file.
+pub fn write_all<M>(dir: &Path, model: &M, files: &[&dyn Exporter<M>]) -> Result<()> {
+    for exporter in files {
+        let bytes = exporter.serialize(model)?;
+        write_atomically(&dir.join(exporter.file_name()), &bytes)?;
+    }
+    Ok(())
+}
+
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    fs::write(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+        .environment()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_report_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("report.json"), "{}").unwrap();
+        let err = prepare_dir(
+            Some(dir.path()),
+            "x",
+            "2026-01-01T00:00:00Z",
+            false,
+            &RUN_FILES,
+        )
+        .unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&err),
+            Some(crate::error::Kind::BadInput)
+        );
+        assert!(prepare_dir(
+            Some(dir.path()),
+            "x",
+            "2026-01-01T00:00:00Z",
+            true,
+            &RUN_FILES
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn a_sweep_checks_its_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // A run's files do not stop a sweep into the same directory.
+        std::fs::write(dir.path().join("report.json"), "{}").unwrap();
+        assert!(prepare_dir(Some(dir.path()), "x", "", false, &SWEEP_FILES).is_ok());
+        std::fs::write(dir.path().join("sweep.csv"), "").unwrap();
+        let err = prepare_dir(Some(dir.path()), "x", "", false, &SWEEP_FILES).unwrap_err();
+        assert!(
+            format!("{err}").contains("sweep.csv already exists"),
+            "{err}"
+        );
+    }
+}

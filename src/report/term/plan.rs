@@ -1,0 +1,183 @@
+//! The terminal view of a plan: the reasoning step by step (load, the
+//! candidate pool sizes tried, min size, connection budget, break-even),
+//! then the settings in each pool library's own names.
+
+use std::fmt::Write;
+
+use crate::report::format::{ms_trimmed, render as render_rows, rps};
+use crate::sizing::model::SweepReport;
+use crate::sizing::plan::{PlanReport, MAX_UTILISATION};
+
+/// The reasoning, step by step, then a block per library.
+pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {
+    let mut o = String::new();
+    let t = &r.target;
+    let _ = writeln!(
+        o,
+        "plan: {} req/s at p99 ≤ {} ms over {} instance(s), from {}",
+        rps(t.rps),
+        ms_trimmed(t.p99_ms * 1000.0),
+        t.instances,
+        r.sweep
+    );
+    let sizes: Vec<String> = sweep
+        .points_at(r.concurrency)
+        .iter()
+        .map(|p| p.pool_size.to_string())
+        .collect();
+    let _ = writeln!(
+        o,
+        "      scenario {} measured at {} workers, pool sizes {}; PostgreSQL {}\n",
+        r.scenario,
+        r.concurrency,
+        sizes.join(","),
+        sweep.server.version
+    );
+    let _ = writeln!(
+        o,
+        "1. load per instance    λ = R / K = {} / {} = {} req/s",
+        rps(t.rps),
+        t.instances,
+        rps(t.rps_per_instance)
+    );
+    let _ = writeln!(
+        o,
+        "2. pool size (max)      the smallest c with ρ = λ·S/c ≤ {MAX_UTILISATION} and \
+         query p99 + acquire p99 ≤ {} ms,",
+        ms_trimmed(t.p99_ms * 1000.0)
+    );
+    let _ = writeln!(
+        o,
+        "                        S = mean query time measured at pool size ≥ c; acquire p99 \
+         by Erlang C (M/M/c):\n                        P(W > t) = P(wait)·e^(−(c−λS)·t/S)"
+    );
+    let mut rows = vec![[
+        "c",
+        "from pool",
+        "S ms",
+        "query p99",
+        "ρ",
+        "P(wait)",
+        "acquire p99",
+        "predicted p99",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let mut verdicts = vec![String::new()];
+    for c in &r.candidates {
+        rows.push(vec![
+            c.pool_size.to_string(),
+            c.measured_pool_size.to_string(),
+            format!("{:.3}", c.service_time_mean_ms),
+            format!("{:.3}", c.query_p99_ms),
+            format!("{:.2}", c.utilisation),
+            c.p_wait.map_or("-".into(), |p| format!("{p:.3}")),
+            c.acquire_p99_ms.map_or("∞".into(), |v| format!("{v:.3}")),
+            c.predicted_p99_ms.map_or("∞".into(), |v| format!("{v:.3}")),
+        ]);
+        verdicts.push(if c.ok {
+            "◀ meets the target".into()
+        } else if c.p_wait.is_none() {
+            "ρ ≥ 1: the queue grows without bound".into()
+        } else if c.utilisation > MAX_UTILISATION {
+            format!("ρ > {MAX_UTILISATION}")
+        } else {
+            "p99 too high".into()
+        });
+    }
+    // The verdict stays outside the table so that it is left-aligned.
+    for (line, verdict) in render_rows(&rows, 0).lines().zip(&verdicts) {
+        let row = format!("{line}  {verdict}");
+        let _ = writeln!(o, "                        {}", row.trim_end());
+    }
+    let _ = writeln!(o, "                        → max = {}", r.max_size);
+    let _ = writeln!(o, "3. min size             {}", r.min_reason);
+    let _ = writeln!(o, "                        → min = {}", r.min_size);
+    let b = &r.budget;
+    match (b.max_connections, b.available, b.fits) {
+        (Some(m), Some(a), Some(fits)) => {
+            let _ = writeln!(
+                o,
+                "4. connection budget    K × max = {} × {} = {} {} max_connections − reserved = {m} − {} = {a}{}",
+                t.instances,
+                r.max_size,
+                b.needed,
+                if fits { "≤" } else { ">" },
+                b.reserved,
+                if fits { ": fits" } else { ": DOES NOT FIT" }
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                o,
+                "4. connection budget    unknown max_connections: K × max = {} (pass --max-connections)",
+                b.needed
+            );
+        }
+    }
+    if let Some(p) = &r.pgbouncer {
+        if p.recommended {
+            let _ = writeln!(
+                o,
+                "                        → put PgBouncer in transaction pooling mode between the \
+                 instances and the server:\n                          default_pool_size = {} server \
+                 connections serve the total {} req/s (same rule, λ = R), max_client_conn ≥ {}",
+                p.default_pool_size,
+                rps(t.rps),
+                p.max_client_conn
+            );
+        }
+    }
+    match &r.break_even {
+        Some(be) => {
+            let _ = writeln!(
+                o,
+                "5. break-even           a connection per request: total p50 {:.3} ms vs pooled {:.3} ms",
+                be.fresh_total_p50_ms, be.pool_total_p50_ms
+            );
+            let _ = writeln!(
+                o,
+                "                        pooling saves {:.3} ms per request; at {} req/s that is {} ms \
+                 of waiting per second of traffic\n                        (= {:.2} requests fewer in \
+                 flight at any moment, Little's law), and {} connections/s not opened",
+                be.saved_ms_per_request,
+                rps(t.rps),
+                rps(be.saved_ms_per_request * t.rps),
+                be.saved_s_per_s,
+                rps(be.connections_per_s)
+            );
+            if be.fresh_throughput_rps * f64::from(t.instances) < t.rps {
+                let _ = writeln!(
+                    o,
+                    "                        the per-request design reached only {} req/s in the \
+                     sweep: it could not carry {} req/s on {} instance(s) at all",
+                    rps(be.fresh_throughput_rps),
+                    rps(t.rps),
+                    t.instances
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "5. break-even           the scenario has no fresh strategy: nothing to compare"
+            );
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    let _ = writeln!(o, "\nsettings per instance");
+    for l in &r.libraries {
+        let settings: Vec<String> = l
+            .settings
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        let _ = writeln!(o, "  {:<36} {}", l.library, settings.join(", "));
+        if let Some(note) = &l.note {
+            let _ = writeln!(o, "  {:<36} ({note})", "");
+        }
+    }
+    o
+}

@@ -1,0 +1,143 @@
+//! The terminal view of a sweep: the header (grid and server), then one
+//! row per point with the knee marked, and per concurrency the USL fit and
+//! the fresh strategy's cost.
+
+use super::run::{debug_build_line, server_line, title_line};
+use crate::report::format::{ms, render, rps, thousands};
+use crate::scenario::Scenario;
+use crate::sizing::model::{SweepReport, KNEE_FRACTION, SWEEP_PHASES};
+
+/// What `sweep` prints before measuring: the tool, the server, the grid, and
+/// a warning when the largest pool cannot fit in the server's connections.
+pub fn header(s: &Scenario, sweep: &SweepReport) -> String {
+    let server = &sweep.server;
+    let grid = &sweep.settings;
+    let mut out = title_line(&format!(
+        "sweep of {} ({}) · template {}",
+        s.name,
+        s.source.path.display(),
+        sweep.scenario.template
+    ));
+    out.push_str(&server_line(server));
+    let list = |v: Vec<String>| v.join(",");
+    out.push_str(&format!(
+        "grid      pool sizes {} × concurrency {} · {} warm-up + {} per point · seed {}{}\n",
+        list(grid.pool_sizes.iter().map(|n| n.to_string()).collect()),
+        list(grid.concurrency.iter().map(|n| n.to_string()).collect()),
+        humantime::format_duration(s.run.warmup),
+        humantime::format_duration(s.run.duration),
+        s.run.seed,
+        match &sweep.scenario.fresh_strategy {
+            Some(f) => format!(" · {f} once per concurrency (setup cost)"),
+            None => String::new(),
+        }
+    ));
+    let largest = grid.pool_sizes.last().copied().unwrap_or(0);
+    if server.max_connections > 0 && largest + 1 > server.max_connections as usize {
+        out.push_str(&format!(
+            "warning   pool size {largest} plus the monitor connection exceeds the server's \
+             max_connections {}: the larger points will count too_many_connections errors\n",
+            server.max_connections
+        ));
+    }
+    out.push_str(debug_build_line());
+    out.push('\n');
+    out
+}
+
+/// The terminal table: one row per point, the knee marked, then per
+/// concurrency the USL fit and the fresh strategy's cost.
+pub fn table(sweep: &SweepReport) -> String {
+    let mut heading: Vec<String> = ["workers", "pool", "req/s", "errors"]
+        .map(String::from)
+        .to_vec();
+    for phase in SWEEP_PHASES {
+        heading.extend([format!("{} p50", phase.as_str()), "p99".into()]);
+    }
+    heading.push(String::new());
+    let mut rows = vec![heading];
+    for c in &sweep.settings.concurrency {
+        let analysis = sweep.analysis.iter().find(|a| a.concurrency == *c);
+        for p in sweep.points_at(*c) {
+            let mark = match analysis {
+                Some(a) if a.knee_pool_size == p.pool_size => "◀ knee",
+                _ => "",
+            };
+            let mut row = vec![
+                c.to_string(),
+                p.pool_size.to_string(),
+                rps(p.throughput_rps),
+                thousands(p.errors),
+            ];
+            for phase in SWEEP_PHASES.map(|phase| p.phase(phase)) {
+                row.extend([ms(phase.p50_us as f64), ms(phase.p99_us as f64)]);
+            }
+            row.push(mark.into());
+            rows.push(row);
+        }
+    }
+    let mut out = String::from("latencies in ms\n");
+    out.push_str(&render(&rows, 0));
+    out.push_str(&format!(
+        "knee: the smallest pool size with ≥ {:.0}% of the best measured throughput at that \
+         concurrency\n",
+        KNEE_FRACTION * 100.0
+    ));
+    for c in &sweep.settings.concurrency {
+        let Some(a) = sweep.analysis.iter().find(|a| a.concurrency == *c) else {
+            continue;
+        };
+        out.push('\n');
+        out.push_str(&format!(
+            "{c} workers: best {} req/s at pool {}; knee at pool {}\n",
+            rps(a.best_throughput_rps),
+            a.best_pool_size,
+            a.knee_pool_size
+        ));
+        match &a.usl {
+            Some(u) => {
+                out.push_str(&format!(
+                    "  USL fit   σ = {:.4}  κ = {:.6}  λ = {} req/s per connection  R² = {:.3}\n",
+                    u.sigma,
+                    u.kappa,
+                    rps(u.lambda),
+                    u.r_squared
+                ));
+                out.push_str(&format!(
+                    "            linear transform cross-check: σ = {:.4}  κ = {:.6}\n",
+                    u.linear_sigma, u.linear_kappa
+                ));
+                let peak = match (u.peak_pool_size, u.peak_throughput_rps) {
+                    (Some(n), Some(x)) => format!(
+                        "peak N* = √((1−σ)/κ) = {n:.1} connections, {} req/s; bound by {}",
+                        rps(x),
+                        u.bound
+                    ),
+                    (None, Some(x)) => format!(
+                        "no peak (κ = 0); throughput approaches λ/σ = {} req/s; bound by contention",
+                        rps(x)
+                    ),
+                    _ => "no peak: linear scaling over the measured range".into(),
+                };
+                out.push_str(&format!("            {peak}\n"));
+                for w in &u.warnings {
+                    out.push_str(&format!("  warning   {w}\n"));
+                }
+            }
+            None => out.push_str("  USL fit   needs at least 3 pool sizes\n"),
+        }
+        if let Some(f) = sweep.fresh_at(*c) {
+            out.push_str(&format!(
+                "  fresh     {} req/s · total p50 {} ms · connect p50 {} ms, p99 {} ms\n",
+                rps(f.throughput_rps),
+                ms(f.total.p50_us as f64),
+                ms(f.connect.p50_us as f64),
+                ms(f.connect.p99_us as f64)
+            ));
+        }
+    }
+    if sweep.interrupted {
+        out.push_str("\ninterrupted: the sweep was cut short; the files hold what was measured\n");
+    }
+    out
+}
