@@ -634,4 +634,47 @@ mod tests {
         assert_eq!(e.threshold_text(), "+0.5 pt");
         assert_eq!(e.ci_text(), "-");
     }
+
+    #[test]
+    fn a_metric_serialises_to_the_json_scripts_read() {
+        let d = MetricDiff {
+            metric: Metric::Throughput,
+            unit: Metric::Throughput.unit(),
+            base: 1000.0,
+            candidate: 850.0,
+            change: Some(-15.0),
+            change_unit: "percent",
+            ci_low: Some(-20.0),
+            ci_high: Some(-10.0),
+            threshold: Some(-10.0),
+            method: Method::Bootstrap,
+            verdict: Verdict::WithinNoise,
+        };
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            serde_json::json!({
+                "metric": "throughput",
+                "unit": "rps",
+                "base": 1000.0,
+                "candidate": 850.0,
+                "change_pct": -15.0,
+                "change_unit": "percent",
+                "ci_low": -20.0,
+                "ci_high": -10.0,
+                "threshold": -10.0,
+                "method": "bootstrap",
+                "verdict": "within noise",
+            })
+        );
+        let source = Source {
+            path: PathBuf::from("base/report.json"),
+            scenario: "select1".into(),
+            sha256: "ab".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&source).unwrap()["path"],
+            "base/report.json"
+        );
+    }
 }

@@ -547,3 +547,369 @@ fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>) -> Vec<Library> {
 fn list(v: &[u32]) -> String {
     v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::report::{Host, Server, Tool};
+
+    /// A percentile set with a mean, p50 and p99 (p90 and p99.9 follow).
+    fn pct(mean_us: f64, p50_us: u64, p99_us: u64) -> Percentiles {
+        Percentiles {
+            mean_us,
+            p50_us,
+            p90_us: p99_us,
+            p99_us,
+            p999_us: p99_us,
+        }
+    }
+
+    fn point(pool_size: usize, rps: f64, s_us: f64, query_p99_us: u64) -> SweepPoint {
+        SweepPoint {
+            concurrency: 8,
+            pool_size,
+            requests: (rps * 2.0) as u64,
+            errors: 0,
+            error_classes: BTreeMap::new(),
+            throughput_rps: rps,
+            total: pct(s_us + 500.0, 1500, query_p99_us + 500),
+            acquire: pct(100.0, 50, 400),
+            query: pct(s_us, s_us as u64, query_p99_us),
+            service_time_mean_us: s_us,
+            startup_ms: 10.0,
+        }
+    }
+
+    /// A sweep at 8 workers whose numbers make the plan computable by hand:
+    ///
+    /// | pool | req/s | S (query mean) | query p99 |
+    /// |------|-------|----------------|-----------|
+    /// | 1    |   900 |  900 µs        | 1.5 ms    |
+    /// | 2    | 1,800 |  950 µs        | 1.8 ms    |
+    /// | 4    | 3,500 | 1000 µs        | 2.0 ms    |
+    /// | 8    | 4,000 | 1000 µs        | 2.0 ms    |
+    ///
+    /// Pool total p50 is 1.5 ms everywhere; the fresh strategy's total p50 is
+    /// 8 ms, its connect p50 `connect_p50_us`, 150 req/s, one connection per
+    /// request. The server's max_connections is 10.
+    pub(crate) fn known_sweep(connect_p50_us: u64) -> SweepReport {
+        SweepReport {
+            schema_version: SWEEP_SCHEMA_VERSION,
+            kind: SWEEP_KIND.into(),
+            tool: Tool::current(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            interrupted: false,
+            host: Host::current(),
+            server: Server {
+                version: "15.18".into(),
+                auth_method: "scram-sha-256".into(),
+                ssl: true,
+                max_connections: 10,
+                embedded: true,
+                dsn: "postgres://poolbench:****@127.0.0.1:5432/postgres".into(),
+            },
+            scenario: SweepScenario {
+                name: "known".into(),
+                path: "known.toml".into(),
+                sha256: "0".repeat(64),
+                template: "pool".into(),
+                recycling: "fast".into(),
+                wait_timeout_ms: None,
+                fresh_strategy: Some("per-request".into()),
+            },
+            settings: SweepSettings {
+                pool_sizes: vec![1, 2, 4, 8],
+                concurrency: vec![8],
+                duration_s: 2.0,
+                warmup_s: 0.0,
+                seed: 1,
+            },
+            points: vec![
+                point(1, 900.0, 900.0, 1500),
+                point(2, 1800.0, 950.0, 1800),
+                point(4, 3500.0, 1000.0, 2000),
+                point(8, 4000.0, 1000.0, 2000),
+            ],
+            fresh: vec![FreshPoint {
+                concurrency: 8,
+                requests: 300,
+                errors: 0,
+                throughput_rps: 150.0,
+                total: pct(8200.0, 8000, 12_000),
+                connect: pct(5200.0, connect_p50_us, 9000),
+                query: pct(1000.0, 1000, 2000),
+                close: pct(100.0, 100, 200),
+                connections_per_request: 1.0,
+            }],
+            analysis: Vec::new(),
+        }
+    }
+
+    /// 2,000 req/s on one instance at p99 ≤ 5 ms, base load 1,500 req/s,
+    /// the sweep's max_connections.
+    pub(crate) fn one_instance() -> PlanRequest {
+        PlanRequest {
+            rps: 2000.0,
+            p99_us: 5000.0,
+            instances: 1,
+            max_connections: None,
+            reserved: 3,
+            concurrency: None,
+            base_rps: Some(1500.0),
+        }
+    }
+
+    /// 7,600 req/s over 4 instances (1,900 each) at p99 ≤ 5 ms, on a server
+    /// of 15 connections.
+    pub(crate) fn four_instances() -> PlanRequest {
+        PlanRequest {
+            rps: 7600.0,
+            instances: 4,
+            max_connections: Some(15),
+            base_rps: None,
+            ..one_instance()
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-6 * b.abs().max(1.0)
+    }
+
+    fn plan_of(sweep: &SweepReport, req: &PlanRequest) -> PlanReport {
+        plan(sweep, Path::new("known/sweep.json"), req).unwrap()
+    }
+
+    fn setting<'a>(r: &'a PlanReport, library: &str) -> Vec<(&'a str, &'a str)> {
+        r.libraries
+            .iter()
+            .find(|l| l.library.starts_with(library))
+            .unwrap_or_else(|| panic!("no {library} in {:?}", r.libraries))
+            .settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn one_instance_gets_the_smallest_pool_meeting_the_target() {
+        // λ = 2,000 req/s = 0.002 /µs. Candidate c uses the smallest measured
+        // pool ≥ c: a = λ·S, ρ = a/c, Erlang B by B(k) = a·B(k−1)/(k + a·B(k−1)),
+        // C = c·B/(c − a(1 − B)), acquire p99 = S/(c − a)·ln(C/0.01).
+        // - c = 1 (pool 1, S = 900 µs): a = 1.8 ≥ 1, unstable.
+        // - c = 2 (pool 2, S = 950 µs): a = 1.9, ρ = 0.95 > 0.8.
+        //   B = 36.1/94.1, C = 72.2/78 = 0.92564.
+        // - c = 3 (pool 4, S = 1 ms): a = 2, ρ = 2/3; B = 4/19,
+        //   C = (12/19)/(27/19) = 4/9; acquire p99 = 1 ms·ln(400/9) = 3.794 ms;
+        //   predicted 2 + 3.794 = 5.794 ms > 5: too slow.
+        // - c = 4 (pool 4): ρ = 0.5; B = 2/21, C = (8/21)/(46/21) = 4/23;
+        //   acquire p99 = 0.5 ms·ln(400/23) = 1.428 ms; predicted 3.428 ms ≤ 5.
+        // max = 4. min: connect p50 5 ms < 10 × S = 10 ms, so Little's law at
+        // the base load: ⌈1,500/s × 1 ms⌉ = ⌈1.5⌉ = 2.
+        let r = plan_of(&known_sweep(5000), &one_instance());
+        assert_eq!((r.max_size, r.min_size), (4, 2));
+        assert_eq!(r.concurrency, 8);
+        assert!(r.min_reason.contains("Little's law"), "{}", r.min_reason);
+
+        let c = &r.candidates;
+        assert_eq!(
+            c.iter().map(|c| c.pool_size).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            c.iter().map(|c| c.measured_pool_size).collect::<Vec<_>>(),
+            [1, 2, 4, 4]
+        );
+        assert_eq!(
+            c.iter().map(|c| c.ok).collect::<Vec<_>>(),
+            [false, false, false, true]
+        );
+        assert!(close(c[0].utilisation, 1.8));
+        assert_eq!(c[0].p_wait, None);
+        assert_eq!(c[0].predicted_p99_ms, None);
+        assert!(close(c[1].utilisation, 0.95));
+        assert!(close(c[1].p_wait.unwrap(), 72.2 / 78.0));
+        assert!(close(c[2].utilisation, 2.0 / 3.0));
+        assert!(close(c[2].p_wait.unwrap(), 4.0 / 9.0));
+        assert!(close(c[2].acquire_p99_ms.unwrap(), (400.0f64 / 9.0).ln()));
+        assert!(close(
+            c[2].predicted_p99_ms.unwrap(),
+            2.0 + (400.0f64 / 9.0).ln()
+        ));
+        assert!(close(c[3].p_wait.unwrap(), 4.0 / 23.0));
+        assert!(close(
+            c[3].acquire_p99_ms.unwrap(),
+            0.5 * (400.0f64 / 23.0).ln()
+        ));
+        assert!(close(c[3].predicted_p99_ms.unwrap(), 3.427_985_165_589_416));
+
+        // Budget: 1 × 4 = 4 ≤ 10 − 3 = 7 (the sweep's max_connections).
+        let b = &r.budget;
+        assert_eq!(
+            (b.max_connections, b.available, b.needed, b.fits),
+            (Some(10), Some(7), 4, Some(true))
+        );
+        // PgBouncer for the total load is the same pool here, not needed.
+        let p = r.pgbouncer.as_ref().unwrap();
+        assert!(!p.recommended);
+        assert_eq!(
+            (p.default_pool_size, p.min_pool_size, p.max_client_conn),
+            (4, 2, 4)
+        );
+
+        // Each library's own names for max 4, min 2.
+        assert_eq!(setting(&r, "deadpool-postgres"), [("max_size", "4")]);
+        assert_eq!(
+            setting(&r, "sqlx"),
+            [("max_connections", "4"), ("min_connections", "2")]
+        );
+        assert_eq!(
+            setting(&r, "bb8"),
+            [("max_size", "4"), ("min_idle", "Some(2)")]
+        );
+        assert_eq!(
+            setting(&r, "HikariCP"),
+            [("maximumPoolSize", "4"), ("minimumIdle", "2")]
+        );
+        assert_eq!(
+            setting(&r, "asyncpg"),
+            [("min_size", "2"), ("max_size", "4")]
+        );
+        assert_eq!(
+            setting(&r, "SQLAlchemy"),
+            [("pool_size", "2"), ("max_overflow", "2")]
+        );
+
+        // Break-even: 8 ms fresh against 1.5 ms pooled saves 6.5 ms per
+        // request, 6.5 ms × 2,000/s = 13 s of waiting per second.
+        let be = r.break_even.as_ref().unwrap();
+        assert!(close(be.saved_ms_per_request, 6.5));
+        assert!(close(be.saved_s_per_s, 13.0));
+        assert!(close(be.connections_per_s, 2000.0));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn pools_over_the_budget_get_a_pgbouncer_suggestion() {
+        // Per instance λ = 1,900 req/s: c = 3 gives a = 1.9, C(3, 1.9) =
+        // 0.39855, acquire p99 = 1 ms/1.1·ln(39.855) = 3.350 ms, predicted
+        // 5.350 ms > 5; c = 4: C(4, 1.9) = 0.15028, acquire p99 =
+        // 1 ms/2.1·ln(15.028) = 1.290 ms, predicted 3.290 ms ≤ 5: max = 4.
+        // min = ⌈1,900/s × 1 ms⌉ = 2 (no --base-rps: the base is the peak).
+        // Budget: 4 × 4 = 16 > 15 − 3 = 12: does not fit.
+        // PgBouncer serves the total λ = 7,600 req/s, a = 7.6 (S = 1 ms for
+        // every c ≥ 3): c ≤ 7 unstable; c = 8, ρ = 0.95; c = 9, ρ = 0.844 >
+        // 0.8 (although its predicted p99, 2 + 2.844 ms, would pass);
+        // c = 10: ρ = 0.76, B(10, 7.6) = 0.10388, C = 0.32569, acquire p99 =
+        // 1 ms/2.4·ln(32.569) = 1.451 ms, predicted 3.451 ms ≤ 5:
+        // default_pool_size = 10 ≤ 12, min_pool_size = ⌈7.6⌉ = 8,
+        // max_client_conn = 4 × 4 = 16.
+        let r = plan_of(&known_sweep(5000), &four_instances());
+        assert_eq!((r.max_size, r.min_size), (4, 2));
+        assert!(close(r.target.rps_per_instance, 1900.0));
+        let last = r.candidates.last().unwrap();
+        assert!(close(last.p_wait.unwrap(), 0.150_279_638_833_473_6));
+        assert!(close(last.predicted_p99_ms.unwrap(), 3.290_434_630_675_302));
+        let b = &r.budget;
+        assert_eq!(
+            (b.max_connections, b.available, b.needed, b.fits),
+            (Some(15), Some(12), 16, Some(false))
+        );
+        let p = r.pgbouncer.as_ref().unwrap();
+        assert!(p.recommended);
+        assert_eq!(
+            (p.default_pool_size, p.min_pool_size, p.max_client_conn),
+            (10, 8, 16)
+        );
+        assert_eq!(
+            setting(&r, "PgBouncer"),
+            [
+                ("default_pool_size", "10"),
+                ("min_pool_size", "8"),
+                ("max_client_conn", "16")
+            ]
+        );
+        // 7,600 req/s in total is more than the 4,000 the server ever did.
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].contains("at most 4,000 req/s"),
+            "{:?}",
+            r.warnings
+        );
+        let be = r.break_even.as_ref().unwrap();
+        assert!(close(be.saved_s_per_s, 6.5 * 7.6));
+    }
+
+    #[test]
+    fn costly_connects_keep_the_pool_full() {
+        // connect p50 12 ms ≥ 10 × S (1 ms): min = max = 4, and PgBouncer's
+        // min_pool_size follows its default_pool_size.
+        let r = plan_of(&known_sweep(12_000), &one_instance());
+        assert_eq!((r.max_size, r.min_size), (4, 4));
+        assert!(r.min_reason.starts_with("min = max"), "{}", r.min_reason);
+        let p = r.pgbouncer.as_ref().unwrap();
+        assert_eq!((p.default_pool_size, p.min_pool_size), (4, 4));
+        assert_eq!(
+            setting(&r, "SQLAlchemy"),
+            [("pool_size", "4"), ("max_overflow", "0")]
+        );
+    }
+
+    #[test]
+    fn without_a_fresh_strategy_there_is_no_break_even() {
+        let mut sweep = known_sweep(5000);
+        sweep.fresh.clear();
+        let r = plan_of(&sweep, &one_instance());
+        assert_eq!((r.max_size, r.min_size), (4, 2));
+        assert!(r.break_even.is_none());
+        assert!(
+            r.min_reason.contains("no fresh strategy measured"),
+            "{}",
+            r.min_reason
+        );
+    }
+
+    #[test]
+    fn impossible_targets_are_refused_with_the_number_that_rules_them_out() {
+        let sweep = known_sweep(5000);
+        let refuse = |req: PlanRequest| {
+            let err = plan(&sweep, Path::new("known/sweep.json"), &req).unwrap_err();
+            assert_eq!(
+                crate::error::kind_of(&err),
+                Some(crate::error::Kind::BadInput)
+            );
+            err.to_string()
+        };
+        // The fastest query p99 measured is 1.5 ms (pool 1).
+        let e = refuse(PlanRequest {
+            p99_us: 1000.0,
+            ..one_instance()
+        });
+        assert!(e.contains("--p99 1 ms cannot be met"), "{e}");
+        assert!(e.contains("p99 of 1.500 ms at best (pool 1)"), "{e}");
+        // 5,000 req/s on one instance: the sweep's best is 4,000.
+        let e = refuse(PlanRequest {
+            rps: 5000.0,
+            base_rps: None,
+            ..one_instance()
+        });
+        assert!(
+            e.contains("above the best measured throughput of 4,000 req/s"),
+            "{e}"
+        );
+        let e = refuse(PlanRequest {
+            concurrency: Some(3),
+            ..one_instance()
+        });
+        assert!(
+            e.contains("no points at that concurrency (it has 8)"),
+            "{e}"
+        );
+        let e = refuse(PlanRequest {
+            base_rps: Some(3000.0),
+            ..one_instance()
+        });
+        assert!(e.contains("--base-rps 3000 is above --rps 2000"), "{e}");
+    }
+}

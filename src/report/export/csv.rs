@@ -160,3 +160,31 @@ impl Exporter<SweepReport> for SweepCsv {
         Ok(w.into_inner()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sizing::plan::tests::known_sweep;
+
+    #[test]
+    fn sweep_csv_has_a_row_per_point_under_the_documented_columns() {
+        let bytes = SweepCsv.serialize(&known_sweep(5000)).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "scenario,concurrency,pool_size,requests,errors,throughput_rps,\
+             total_p50_ms,total_p90_ms,total_p99_ms,total_p999_ms,\
+             acquire_p50_ms,acquire_p90_ms,acquire_p99_ms,acquire_p999_ms,\
+             query_p50_ms,query_p90_ms,query_p99_ms,query_p999_ms,\
+             service_time_mean_ms,knee"
+        );
+        assert_eq!(lines.len(), 5);
+        // Pool 4: total p50 1.5 ms, p99 2.5 ms; acquire 0.05/0.4; query 1/2.
+        assert_eq!(
+            lines[3],
+            "known,8,4,7000,0,3500.0,1.500,2.500,2.500,2.500,0.050,0.400,0.400,0.400,\
+             1.000,2.000,2.000,2.000,1.000,false"
+        );
+    }
+}

@@ -181,3 +181,86 @@ pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::sizing::plan::tests::{four_instances, known_sweep, one_instance};
+    use crate::sizing::plan::{plan, PlanRequest};
+
+    fn lines(req: PlanRequest) -> Vec<String> {
+        let sweep = known_sweep(5000);
+        let r = plan(&sweep, Path::new("known/sweep.json"), &req).unwrap();
+        render(&r, &sweep).lines().map(str::to_string).collect()
+    }
+
+    fn has(lines: &[String], wanted: &str) {
+        assert!(
+            lines.iter().any(|l| l == wanted),
+            "no line `{wanted}` in\n{}",
+            lines.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_reasoning_ends_in_the_chosen_sizes() {
+        // The numbers of `sizing::plan::tests::one_instance_…`, worked there.
+        let l = lines(one_instance());
+        let pad = " ".repeat(24);
+        has(
+            &l,
+            "plan: 2,000 req/s at p99 ≤ 5 ms over 1 instance(s), from known/sweep.json",
+        );
+        has(
+            &l,
+            "1. load per instance    λ = R / K = 2,000 / 1 = 2,000 req/s",
+        );
+        has(
+            &l,
+            &format!(
+                "{pad}c  from pool   S ms  query p99     ρ  P(wait)  acquire p99  predicted p99"
+            ),
+        );
+        has(&l, &format!("{pad}1          1  0.900      1.500  1.80        -            ∞              ∞  ρ ≥ 1: the queue grows without bound"));
+        has(&l, &format!("{pad}2          2  0.950      1.800  0.95    0.926       43.015         44.815  ρ > 0.8"));
+        has(&l, &format!("{pad}3          4  1.000      2.000  0.67    0.444        3.794          5.794  p99 too high"));
+        has(&l, &format!("{pad}4          4  1.000      2.000  0.50    0.174        1.428          3.428  ◀ meets the target"));
+        has(&l, &format!("{pad}→ max = 4"));
+        has(&l, &format!("{pad}→ min = 2"));
+        has(&l, "4. connection budget    K × max = 1 × 4 = 4 ≤ max_connections − reserved = 10 − 3 = 7: fits");
+        has(&l, "5. break-even           a connection per request: total p50 8.000 ms vs pooled 1.500 ms");
+        has(
+            &l,
+            "  sqlx (Rust)                          max_connections = 4, min_connections = 2",
+        );
+        has(
+            &l,
+            "  HikariCP (Java)                      maximumPoolSize = 4, minimumIdle = 2",
+        );
+        has(
+            &l,
+            "  SQLAlchemy (Python)                  pool_size = 2, max_overflow = 2",
+        );
+        // The pools fit: no PgBouncer advice, no warning.
+        assert!(!l.iter().any(|l| l.contains("put PgBouncer")), "{l:?}");
+        assert!(!l.iter().any(|l| l.starts_with("warning")), "{l:?}");
+    }
+
+    #[test]
+    fn a_budget_that_does_not_fit_says_so_and_sizes_pgbouncer() {
+        let l = lines(four_instances());
+        let pad = " ".repeat(24);
+        has(
+            &l,
+            "1. load per instance    λ = R / K = 7,600 / 4 = 1,900 req/s",
+        );
+        has(&l, &format!("{pad}→ max = 4"));
+        has(&l, &format!("{pad}→ min = 2"));
+        has(&l, "4. connection budget    K × max = 4 × 4 = 16 > max_connections − reserved = 15 − 3 = 12: DOES NOT FIT");
+        has(&l, &format!("{pad}  default_pool_size = 10 server connections serve the total 7,600 req/s (same rule, λ = R), max_client_conn ≥ 16"));
+        has(&l, "  PgBouncer (pool_mode = transaction)  default_pool_size = 10, min_pool_size = 8, max_client_conn = 16");
+        has(&l, "warning: the 4 instances share one database server, which delivered at most 4,000 req/s to one client in the sweep; 7,600 req/s in total was never measured");
+    }
+}
