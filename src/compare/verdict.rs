@@ -13,8 +13,9 @@ use serde::{Serialize, Serializer};
 use crate::report::format::{ms, plural as count, rps, thousands, trimmed};
 use crate::report::StrategyReport;
 
+use super::load::LoadedReport;
+use super::metric::{Metric, Thresholds};
 use super::stats::{self, Change, Interval};
-use super::{LoadedReport, Metric, Thresholds};
 
 /// Rounds each report needs before differences are tested against noise.
 pub const MIN_ROUNDS: usize = 3;
@@ -518,17 +519,6 @@ impl Diff {
             ));
         }
         lines
-    }
-}
-
-impl Metric {
-    /// The name used in summaries: "p99", "p99.9", "throughput", "error rate".
-    pub fn label_short(self) -> &'static str {
-        match self {
-            Metric::P999 => "p99.9",
-            Metric::ErrorRate => "error rate",
-            m => m.as_str(),
-        }
     }
 }
 
