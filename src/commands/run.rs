@@ -8,12 +8,17 @@ use super::measure::{self, connect_options, overrides, threads};
 use crate::cli::RunArgs;
 use crate::engine::RoundResult;
 use crate::report::assemble::assemble;
-use crate::report::export::{self, RUN_FILES};
+use crate::report::export::csv::{SummaryCsv, TimelineCsv};
+use crate::report::export::json::Json;
+use crate::report::export::{self, Exporter};
 use crate::report::term::run as term;
 use crate::report::{self, Comparison, Report};
 use crate::scenario::{self, Overrides, Scenario};
 use crate::session::{cancel_on_signal, Session};
 use crate::Outcome;
+
+/// The files a run writes (and refuses to overwrite without --force).
+const FILES: [&dyn Exporter<Report>; 3] = [&Json("report.json"), &SummaryCsv, &TimelineCsv];
 
 pub async fn run(args: &RunArgs) -> Result<Outcome> {
     let overrides = Overrides {
@@ -30,7 +35,7 @@ pub async fn run(args: &RunArgs) -> Result<Outcome> {
         &scenario.name,
         &started_at,
         args.force,
-        &RUN_FILES,
+        &FILES,
     )?;
     let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
@@ -111,11 +116,11 @@ async fn measure(
                 .collect();
             report.interrupted = cancel.is_cancelled();
             report.comparison = Comparison::all(&report.strategies);
-            export::write_all(out_dir, &report, &RUN_FILES)?;
+            export::write_all(out_dir, &report, &FILES)?;
         }
     }
     report.interrupted = cancel.is_cancelled();
-    export::write_all(out_dir, &report, &RUN_FILES)?;
+    export::write_all(out_dir, &report, &FILES)?;
 
     if !args.quiet {
         println!();

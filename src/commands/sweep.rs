@@ -13,7 +13,9 @@ use crate::cli::SweepArgs;
 use crate::engine;
 use crate::error::bad_input;
 use crate::report::assemble::assemble;
-use crate::report::export::{self, SWEEP_FILES};
+use crate::report::export::csv::SweepCsv;
+use crate::report::export::json::Json;
+use crate::report::export::{self, Exporter};
 use crate::report::term;
 use crate::report::{self, StrategyReport};
 use crate::scenario::{self, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
@@ -21,6 +23,9 @@ use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::*;
 use crate::sizing::sweep::{analyse_all, connections_per_request, fresh_point, pool_point};
 use crate::Outcome;
+
+/// The files a sweep writes (and refuses to overwrite without --force).
+const FILES: [&dyn Exporter<SweepReport>; 2] = [&Json("sweep.json"), &SweepCsv];
 
 /// What the sweep runs, resolved from the scenario and the flags.
 struct Plan {
@@ -40,7 +45,7 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
         &format!("{}-sweep", scenario.name),
         &started_at,
         args.force,
-        &SWEEP_FILES,
+        &FILES,
     )?;
     let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
@@ -213,7 +218,7 @@ async fn measure(
             }
             sweep.interrupted = interrupted;
             sweep.analysis = analyse_all(&sweep);
-            export::write_all(out_dir, &sweep, &SWEEP_FILES)?;
+            export::write_all(out_dir, &sweep, &FILES)?;
             if interrupted {
                 break 'sweep;
             }
@@ -221,7 +226,7 @@ async fn measure(
     }
     sweep.interrupted = cancel.is_cancelled();
     sweep.analysis = analyse_all(&sweep);
-    export::write_all(out_dir, &sweep, &SWEEP_FILES)?;
+    export::write_all(out_dir, &sweep, &FILES)?;
 
     println!();
     print!("{}", term::sweep::table(&sweep));

@@ -2,9 +2,10 @@
 //! one [`Exporter`] trait, and the writing of a results directory: each file
 //! to a temporary name, then renamed, so a reader never sees half a file.
 //!
-//! `run` writes [`RUN_FILES`] from a [`Report`], `sweep` [`SWEEP_FILES`]
-//! from a [`SweepReport`]; `plan` and `compare` print one format to stdout
-//! ([`json::to_string`], [`markdown`]).
+//! Each command lists the exporters of its files (`run`: report.json,
+//! summary.csv, timeline.csv of a `Report`; `sweep`: sweep.json and
+//! sweep.csv of a `SweepReport`); `plan` and `compare` print one format to
+//! stdout ([`json::to_string`], [`markdown`]).
 
 pub mod csv;
 pub mod json;
@@ -15,26 +16,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{compact_timestamp, Report};
+use super::compact_timestamp;
 use crate::error::{bad_input, ResultExt};
-use crate::sizing::model::SweepReport;
 
 /// A file format: a pure function of a command's model `M`.
 pub trait Exporter<M> {
     fn file_name(&self) -> &'static str;
     fn serialize(&self, model: &M) -> Result<Vec<u8>>;
 }
-
-/// The files every run writes.
-pub const RUN_FILES: [&dyn Exporter<Report>; 3] = [
-    &json::Json("report.json"),
-    &csv::SummaryCsv,
-    &csv::TimelineCsv,
-];
-
-/// The files every sweep writes.
-pub const SWEEP_FILES: [&dyn Exporter<SweepReport>; 2] =
-    [&json::Json("sweep.json"), &csv::SweepCsv];
 
 /// The output directory: `out`, or `results/<name>-<timestamp>/`. A
 /// directory that already holds one of `files` is refused (exit 2) unless
@@ -93,43 +82,58 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A file named `name` holding nothing.
+    struct Empty(&'static str);
+
+    impl Exporter<()> for Empty {
+        fn file_name(&self) -> &'static str {
+            self.0
+        }
+
+        fn serialize(&self, _: &()) -> Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+    }
+
+    const FILES: [&dyn Exporter<()>; 2] = [&Empty("report.json"), &Empty("summary.csv")];
+
     #[test]
     fn an_existing_report_is_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("report.json"), "{}").unwrap();
-        let err = prepare_dir(
-            Some(dir.path()),
-            "x",
-            "2026-01-01T00:00:00Z",
-            false,
-            &RUN_FILES,
-        )
-        .unwrap_err();
+        let err =
+            prepare_dir(Some(dir.path()), "x", "2026-01-01T00:00:00Z", false, &FILES).unwrap_err();
         assert_eq!(
             crate::error::kind_of(&err),
             Some(crate::error::Kind::BadInput)
         );
-        assert!(prepare_dir(
-            Some(dir.path()),
-            "x",
-            "2026-01-01T00:00:00Z",
-            true,
-            &RUN_FILES
-        )
-        .is_ok());
+        assert!(prepare_dir(Some(dir.path()), "x", "2026-01-01T00:00:00Z", true, &FILES).is_ok());
     }
 
     #[test]
-    fn a_sweep_checks_its_own_files() {
+    fn only_the_command_s_own_files_are_checked() {
         let dir = tempfile::tempdir().unwrap();
-        // A run's files do not stop a sweep into the same directory.
-        std::fs::write(dir.path().join("report.json"), "{}").unwrap();
-        assert!(prepare_dir(Some(dir.path()), "x", "", false, &SWEEP_FILES).is_ok());
-        std::fs::write(dir.path().join("sweep.csv"), "").unwrap();
-        let err = prepare_dir(Some(dir.path()), "x", "", false, &SWEEP_FILES).unwrap_err();
+        // Another command's files do not stop this one.
+        std::fs::write(dir.path().join("sweep.json"), "{}").unwrap();
+        assert!(prepare_dir(Some(dir.path()), "x", "", false, &FILES).is_ok());
+        std::fs::write(dir.path().join("summary.csv"), "").unwrap();
+        let err = prepare_dir(Some(dir.path()), "x", "", false, &FILES).unwrap_err();
         assert!(
-            format!("{err}").contains("sweep.csv already exists"),
+            format!("{err}").contains("summary.csv already exists"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn files_are_written_whole_under_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        write_all(dir.path(), &(), &FILES).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        // No temporary file left behind.
+        assert_eq!(names, ["report.json", "summary.csv"]);
     }
 }
