@@ -110,6 +110,13 @@ pub struct SweepArgs {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Vec<u32>,
 
+    /// Arrival rates, comma-separated, e.g. 100,200,400,800: run every
+    /// strategy in open loop at each rate instead of sweeping pool sizes,
+    /// and mark the rate where each one saturates.
+    #[arg(long, value_name = "R,...", value_delimiter = ',', value_parser = parse_positive,
+          conflicts_with_all = ["pool_sizes", "concurrency", "strategy"])]
+    pub rates: Vec<f64>,
+
     /// The pool strategy to sweep, when the scenario has several.
     #[arg(long, value_name = "NAME")]
     pub strategy: Option<String>,

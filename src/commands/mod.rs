@@ -7,6 +7,7 @@ pub mod compare;
 pub mod measure;
 pub mod plan;
 pub mod progress;
+pub mod rate_sweep;
 pub mod run;
 pub mod server;
 pub mod sweep;

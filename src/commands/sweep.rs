@@ -37,6 +37,9 @@ struct Plan {
 }
 
 pub async fn run(args: &SweepArgs) -> Result<Outcome> {
+    if !args.rates.is_empty() {
+        return super::rate_sweep::run(args).await;
+    }
     let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
     let plan = resolve(&scenario, args)?;
     let started_at = report::now_rfc3339();

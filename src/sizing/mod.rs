@@ -6,5 +6,6 @@
 pub mod erlang;
 pub mod model;
 pub mod plan;
+pub mod rates;
 pub mod sweep;
 pub mod usl;

@@ -9,6 +9,7 @@ use crate::metrics::Phase;
 use crate::report::format::ms3;
 use crate::report::Report;
 use crate::sizing::model::{SweepReport, SWEEP_PHASES};
+use crate::sizing::rates::RateSweep;
 
 pub struct SummaryCsv;
 pub struct TimelineCsv;
@@ -156,6 +157,54 @@ impl Exporter<SweepReport> for SweepCsv {
             row.push(format!("{:.3}", p.service_time_mean_us / 1000.0));
             row.push(knee.to_string());
             w.write_record(&row)?;
+        }
+        Ok(w.into_inner()?)
+    }
+}
+
+/// sweep.csv of a rate sweep: one row per strategy × rate.
+pub struct RateSweepCsv;
+
+impl Exporter<RateSweep> for RateSweepCsv {
+    fn file_name(&self) -> &'static str {
+        "sweep.csv"
+    }
+
+    fn serialize(&self, sweep: &RateSweep) -> Result<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "scenario",
+            "strategy",
+            "kind",
+            "rate",
+            "offered_rate",
+            "achieved_rate",
+            "requests",
+            "errors",
+            "total_p50_ms",
+            "total_p99_ms",
+            "service_p50_ms",
+            "service_p99_ms",
+            "queue_p99_ms",
+            "saturated",
+        ])?;
+        for p in &sweep.points {
+            w.write_record([
+                sweep.scenario.name.as_str(),
+                &p.strategy,
+                &p.kind,
+                &p.rate.to_string(),
+                &format!("{:.1}", p.offered_rate),
+                &format!("{:.1}", p.achieved_rate),
+                &p.requests.to_string(),
+                &p.errors.to_string(),
+                &ms3(p.total_p50_us),
+                &ms3(p.total_p99_us),
+                &ms3(p.service_p50_us),
+                &ms3(p.service_p99_us),
+                &ms3(p.queue_p99_us),
+                &p.saturated.to_string(),
+            ])?;
         }
         Ok(w.into_inner()?)
     }

@@ -5,5 +5,6 @@
 
 pub mod compare;
 pub mod plan;
+pub mod rates;
 pub mod run;
 pub mod sweep;

@@ -1,0 +1,145 @@
+//! `poolbench sweep SCENARIO --rates 100,200,400`: one session, then every
+//! strategy of the scenario in open loop at each rate (lowest first), so
+//! the latency-versus-load curves of per-request connections and of a pool
+//! come from one server and one setup. sweep.json and sweep.csv are
+//! rewritten after every point.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::measure::{self, connect_options, overrides, threads};
+use crate::cli::SweepArgs;
+use crate::engine::{self, Pacing};
+use crate::report::assemble::assemble;
+use crate::report::export::csv::RateSweepCsv;
+use crate::report::export::json::Json;
+use crate::report::export::{self, Exporter};
+use crate::report::{self, term};
+use crate::scenario::{self, ArrivalProcess, Arrivals, Scenario};
+use crate::session::{cancel_on_signal, Session};
+use crate::sizing::model::SWEEP_SCHEMA_VERSION;
+use crate::sizing::rates::*;
+use crate::Outcome;
+
+const FILES: [&dyn Exporter<RateSweep>; 2] = [&Json("sweep.json"), &RateSweepCsv];
+
+/// Default handlers per application in a rate sweep without `[run]
+/// max_in_flight` (as the scenario check's default).
+const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+
+pub async fn run(args: &SweepArgs) -> Result<Outcome> {
+    let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
+    let mut rates = args.rates.clone();
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
+    let started_at = report::now_rfc3339();
+    let out_dir = export::prepare_dir(
+        args.out.as_deref(),
+        &format!("{}-sweep", scenario.name),
+        &started_at,
+        args.force,
+        &FILES,
+    )?;
+    let opts = connect_options(&args.measure, args.quiet);
+    let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
+    let result = measure(&scenario, &rates, args, &session, &started_at, &out_dir).await;
+    session.close().await;
+    result
+}
+
+async fn measure(
+    scenario: &Scenario,
+    rates: &[f64],
+    args: &SweepArgs,
+    session: &Session,
+    started_at: &str,
+    out_dir: &Path,
+) -> Result<Outcome> {
+    let base = scenario.run.arrivals;
+    let process = base.map_or(ArrivalProcess::Poisson, |a| a.process);
+    let max_in_flight = base.map_or(DEFAULT_MAX_IN_FLIGHT, |a| a.max_in_flight);
+    let mut sweep = RateSweep {
+        schema_version: SWEEP_SCHEMA_VERSION,
+        kind: RATE_SWEEP_KIND.into(),
+        tool: report::Tool::current(),
+        started_at: started_at.to_string(),
+        interrupted: false,
+        host: report::Host::current(),
+        server: session.server.clone(),
+        scenario: RateSweepScenario {
+            name: scenario.name.clone(),
+            path: scenario.source.path.display().to_string(),
+            sha256: scenario.source.sha256.clone(),
+        },
+        settings: RateSweepSettings {
+            rates: rates.to_vec(),
+            arrival: match process {
+                ArrivalProcess::Poisson => "poisson",
+                ArrivalProcess::Uniform => "uniform",
+            }
+            .into(),
+            max_in_flight,
+            duration_s: scenario.run.duration.as_secs_f64(),
+            warmup_s: scenario.run.warmup.as_secs_f64(),
+            seed: scenario.run.seed,
+        },
+        points: Vec::new(),
+        saturation: Vec::new(),
+    };
+    if !args.quiet {
+        print!("{}", term::rates::header(scenario, &sweep));
+    }
+    let queries = session.query_names();
+    let threads = threads(&args.measure);
+    'sweep: for &rate in rates {
+        let settings = engine::Settings {
+            pacing: Pacing::OpenLoop(Arrivals {
+                rate,
+                process,
+                max_in_flight,
+            }),
+            ..session.engine_settings(&scenario.run)
+        };
+        for strategy in &scenario.strategies {
+            if session.cancel.is_cancelled() {
+                break 'sweep;
+            }
+            let result =
+                measure::round(session, strategy, &settings, threads, !args.quiet, (1, 1)).await;
+            let interrupted = session.cancel.is_cancelled();
+            let r = assemble(strategy, &queries, std::slice::from_ref(&result));
+            if !args.quiet {
+                eprintln!(
+                    "{}",
+                    term::run::progress_line(
+                        &format!("{} @{}", strategy.name, report::format::rps(rate)),
+                        r.requests,
+                        r.throughput_rps,
+                        r.error_count()
+                    )
+                );
+            }
+            // A point cut short by Ctrl-C is kept only if it measured something.
+            if !interrupted || r.requests > 0 {
+                sweep.points.push(RatePoint::of(rate, &r));
+            }
+            sweep.interrupted = interrupted;
+            sweep.saturation = saturation(&sweep.points);
+            export::write_all(out_dir, &sweep, &FILES)?;
+        }
+    }
+    sweep.interrupted = session.cancel.is_cancelled();
+    sweep.saturation = saturation(&sweep.points);
+    export::write_all(out_dir, &sweep, &FILES)?;
+    println!();
+    print!("{}", term::rates::table(&sweep));
+    if !args.quiet {
+        println!("files: {}", out_dir.display());
+    }
+    Ok(if sweep.interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Success
+    })
+}
