@@ -175,6 +175,20 @@ pub struct PlanArgs {
     #[arg(long, value_name = "R", value_parser = parse_positive)]
     pub base_rps: Option<f64>,
 
+    /// Run the plan to check it: the sweep's scenario with one instance's
+    /// pool (max and min as planned) at one instance's share of --rps, in
+    /// open loop for the scenario's duration, then predicted against
+    /// measured p99, utilisation and wait probability. Exit 0 when the
+    /// target is met, 1 when it is missed.
+    #[arg(long)]
+    pub verify: bool,
+
+    /// With --verify: where and how to measure (the sweep's server is not
+    /// recorded with its password; without --dsn an embedded server is
+    /// started as the scenario says).
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
     pub format: PlanFormat,

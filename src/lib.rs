@@ -50,6 +50,6 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Server(args) => commands::server::run(&args).await,
         Command::Compare(args) => commands::compare::run(&args),
         Command::Sweep(args) => commands::sweep::run(&args).await,
-        Command::Plan(args) => commands::plan::run(&args),
+        Command::Plan(args) => commands::plan::run(&args).await,
     }
 }

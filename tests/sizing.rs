@@ -135,6 +135,33 @@ fn sweep_on_the_embedded_server_then_plan() {
         "{p}"
     );
 
+    // --verify runs the plan in open loop and says how close it came.
+    let verify = poolbench(&[
+        "plan",
+        "--sweep",
+        out_s,
+        "--rps",
+        "300",
+        "--p99",
+        "200ms",
+        "--format",
+        "json",
+        "--verify",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "300ms",
+    ]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let v = &v["verification"];
+    let achieved = v["achieved_rate"].as_f64().unwrap();
+    assert!((250.0..350.0).contains(&achieved), "{v}");
+    assert!(v["measured_p99_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["predicted_p99_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["measured_utilisation"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["met"], true, "{v}");
+
     // A p99 below the measured query p99 cannot be met by any pool size.
     let plan = poolbench(&["plan", "--sweep", out_s, "--rps", "100", "--p99", "0.001ms"]);
     assert_eq!(plan.status.code(), Some(2));

@@ -1,14 +1,29 @@
-//! `poolbench plan --sweep sweep.json --rps R --p99 T`: pool sizes from a
-//! measured sweep, printed as reasoning (table) or as JSON.
+//! `poolbench plan --sweep sweep.json --rps R --p99 T [--verify]`: pool
+//! sizes from a measured sweep, printed as reasoning (table) or as JSON;
+//! with --verify, the plan measured in open loop on the sweep's scenario.
+
+use std::path::Path;
 
 use anyhow::Result;
 
+use super::measure::{self, connect_options, overrides, threads};
 use crate::cli::{PlanArgs, PlanFormat};
+use crate::engine::{self, Pacing};
+use crate::error::bad_input;
+use crate::report::assemble::assemble;
 use crate::report::{export::json, term};
-use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanRequest};
+use crate::scenario::{self, ArrivalProcess, Arrivals, PoolSettings, Strategy, StrategyKind};
+use crate::session::{cancel_on_signal, Session};
+use crate::sizing::model::SweepReport;
+use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest};
+use crate::sizing::verify::Verification;
 use crate::Outcome;
 
-pub fn run(args: &PlanArgs) -> Result<Outcome> {
+/// In a verification, every arrival is served at once (no handler limit):
+/// the only queue is the pool's, which is what the plan models.
+const VERIFY_MAX_IN_FLIGHT: u32 = 100_000;
+
+pub async fn run(args: &PlanArgs) -> Result<Outcome> {
     let path = sweep_path(&args.sweep);
     let sweep = read_sweep(&path)?;
     let request = PlanRequest {
@@ -20,10 +35,129 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
         concurrency: args.concurrency,
         base_rps: args.base_rps,
     };
-    let report = plan(&sweep, &path, &request)?;
+    let mut report = plan(&sweep, &path, &request)?;
+    let outcome = if args.verify {
+        verify(args, &sweep, &mut report).await?
+    } else {
+        Outcome::Success
+    };
     match args.format {
         PlanFormat::Json => print!("{}", json::to_string(&report)?),
-        PlanFormat::Table => print!("{}", term::plan::render(&report, &sweep)),
+        PlanFormat::Table => {
+            print!("{}", term::plan::render(&report, &sweep));
+            if let Some(v) = &report.verification {
+                print!("{}", term::plan::verification(v));
+            }
+        }
     }
-    Ok(Outcome::Success)
+    if let Some(v) = report.verification.as_ref().filter(|v| !v.met) {
+        eprintln!(
+            "poolbench: the plan missed its target: measured p99 {:.3} ms against {:.3} ms{}",
+            v.measured_p99_ms,
+            v.target_p99_ms,
+            if v.errors > 0 {
+                format!(", {} errors", v.errors)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(outcome)
+}
+
+/// Runs one instance's planned pool at one instance's rate on the sweep's
+/// scenario; Regression (exit 1) when the target is missed.
+async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -> Result<Outcome> {
+    let scenario_path = Path::new(&sweep.scenario.path);
+    let scenario = scenario::load_with(scenario_path, &overrides(&args.measure)).map_err(|e| {
+        e.context(format!(
+            "--verify runs the sweep's scenario {}",
+            scenario_path.display()
+        ))
+    })?;
+    if scenario.source.sha256 != sweep.scenario.sha256 {
+        eprintln!(
+            "poolbench: warning: {} changed since the sweep was measured; verifying with it as it is now",
+            scenario_path.display()
+        );
+    }
+    let template = scenario
+        .strategies
+        .iter()
+        .find(|s| s.name == sweep.scenario.template)
+        .and_then(|s| match &s.kind {
+            StrategyKind::Pool(p) => Some(p.clone()),
+            StrategyKind::Fresh => None,
+        })
+        .ok_or_else(|| {
+            bad_input(format!(
+                "--verify: {} has no pool strategy {} (the sweep's template) any more",
+                scenario_path.display(),
+                sweep.scenario.template
+            ))
+        })?;
+    let strategy = Strategy {
+        name: format!("planned pool-{}", report.max_size),
+        kind: StrategyKind::Pool(PoolSettings {
+            max_size: report.max_size as usize,
+            min_size: report.min_size as usize,
+            ..template
+        }),
+    };
+    let quiet = args.format == PlanFormat::Json;
+    let session = Session::open(
+        &scenario,
+        &connect_options(&args.measure, quiet),
+        cancel_on_signal(),
+    )
+    .await?;
+    if !session.server.embedded && !sweep.server.embedded && session.server.dsn != sweep.server.dsn
+    {
+        eprintln!(
+            "poolbench: warning: the sweep ran on {}, the verification runs on {}",
+            sweep.server.dsn, session.server.dsn
+        );
+    }
+    let settings = engine::Settings {
+        pacing: Pacing::OpenLoop(Arrivals {
+            rate: report.target.rps_per_instance,
+            process: ArrivalProcess::Poisson,
+            max_in_flight: VERIFY_MAX_IN_FLIGHT,
+        }),
+        ..session.engine_settings(&scenario.run)
+    };
+    if !quiet {
+        eprintln!(
+            "poolbench: verifying: {} at {} req/s (one instance's share) for {}",
+            strategy.name,
+            crate::report::format::rps(report.target.rps_per_instance),
+            humantime::format_duration(scenario.run.duration)
+        );
+    }
+    let result = measure::round(
+        &session,
+        &strategy,
+        &settings,
+        threads(&args.measure),
+        !quiet,
+        (1, 1),
+    )
+    .await;
+    let interrupted = session.cancel.is_cancelled();
+    let measured = assemble(
+        &strategy,
+        &session.query_names(),
+        std::slice::from_ref(&result),
+    );
+    session.close().await;
+    let v = Verification::of(report, &measured);
+    let met = v.met;
+    report.verification = Some(v);
+    Ok(if interrupted {
+        Outcome::Interrupted
+    } else if met {
+        Outcome::Success
+    } else {
+        Outcome::Regression
+    })
 }

@@ -9,3 +9,4 @@ pub mod plan;
 pub mod rates;
 pub mod sweep;
 pub mod usl;
+pub mod verify;

@@ -62,6 +62,9 @@ pub struct PlanReport {
     pub libraries: Vec<Library>,
     pub break_even: Option<BreakEven>,
     pub warnings: Vec<String>,
+    /// `--verify`: the plan measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<super::verify::Verification>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -474,6 +477,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
         pgbouncer,
         break_even,
         warnings,
+        verification: None,
     })
 }
 

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use crate::report::format::{ms_trimmed, render as render_rows, rps};
 use crate::sizing::model::SweepReport;
 use crate::sizing::plan::{PlanReport, MAX_UTILISATION};
+use crate::sizing::verify::Verification;
 
 /// The reasoning, step by step, then a block per library.
 pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {
@@ -180,6 +181,62 @@ pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {
         }
     }
     o
+}
+
+/// `plan --verify`: predicted against measured, and whether the target held.
+pub fn verification(v: &Verification) -> String {
+    let opt_ms = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let opt_pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+    let rows = vec![
+        vec![
+            "verification".to_string(),
+            "predicted".into(),
+            "measured".into(),
+        ],
+        vec![
+            "p99 (ms)".into(),
+            opt_ms(v.predicted_p99_ms),
+            format!("{:.3}", v.measured_p99_ms),
+        ],
+        vec![
+            "utilisation".into(),
+            opt_pct(v.predicted_utilisation),
+            format!("{:.1}%", v.measured_utilisation * 100.0),
+        ],
+        vec![
+            "P(wait)".into(),
+            opt_pct(v.predicted_p_wait),
+            opt_pct(v.measured_p_wait),
+        ],
+        vec![
+            "rate (req/s)".into(),
+            rps(v.rate_per_instance),
+            rps(v.achieved_rate),
+        ],
+    ];
+    let mut out = format!(
+        "\nVerified: max_size {} / min_size {} at {} req/s in open loop ({} requests, {} errors; \
+         p99 from the intended arrival; waited = acquire over {} µs)\n",
+        v.max_size,
+        v.min_size,
+        rps(v.rate_per_instance),
+        v.requests,
+        v.errors,
+        crate::sizing::verify::WAITED_US
+    );
+    out.push_str(&render_rows(&rows, 1));
+    out.push_str(&if v.met {
+        format!(
+            "target met: measured p99 {:.3} ms ≤ {:.3} ms\n",
+            v.measured_p99_ms, v.target_p99_ms
+        )
+    } else {
+        format!(
+            "target MISSED: measured p99 {:.3} ms > {:.3} ms (or errors ≥ 1%)\n",
+            v.measured_p99_ms, v.target_p99_ms
+        )
+    });
+    out
 }
 
 #[cfg(test)]
