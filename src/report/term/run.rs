@@ -6,7 +6,7 @@ use crate::metrics::Phase;
 use crate::report::build_profile;
 use crate::report::format::{ms, plural, render, rps, thousands};
 use crate::report::{Comparison, Report, Server, StrategyReport};
-use crate::scenario::Scenario;
+use crate::scenario::{ArrivalProcess, Scenario};
 
 /// The first line of a header: "poolbench 0.1.0 (release build) · {what}".
 pub fn title_line(what: &str) -> String {
@@ -52,10 +52,24 @@ pub fn header(s: &Scenario, server: &Server, threads: usize) -> String {
         s.source.path.display()
     ));
     out.push_str(&server_line(server));
+    let load = match s.run.arrivals {
+        Some(a) => format!(
+            "open loop: {} req/s ({}), max_in_flight {}, on {threads} threads",
+            rps(a.rate),
+            match a.process {
+                ArrivalProcess::Poisson => "poisson",
+                ArrivalProcess::Uniform => "uniform",
+            },
+            a.max_in_flight
+        ),
+        None => format!(
+            "{} workers on {} threads",
+            s.run.concurrency,
+            threads.min(s.run.concurrency as usize)
+        ),
+    };
     out.push_str(&format!(
-        "workload  {} workers on {} threads · {} warm-up + {} per strategy{} · seed {} · {} · {}\n",
-        s.run.concurrency,
-        threads.min(s.run.concurrency as usize),
+        "workload  {load} · {} warm-up + {} per strategy{} · seed {} · {} · {}\n",
         humantime::format_duration(s.run.warmup),
         humantime::format_duration(s.run.duration),
         if s.run.rounds > 1 {
