@@ -59,8 +59,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub measure: MeasureArgs,
 
-    /// Directory for report.json, summary.csv and timeline.csv
-    /// [default: results/<name>-<UTC timestamp>/].
+    /// Directory for report.json, summary.csv, timeline.csv, report.html
+    /// and hlog/ [default: results/<name>-<UTC timestamp>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// Overwrite the report files of an existing --out directory.
     #[arg(long)]
     pub force: bool,
+
+    /// Write the data only (report.json, CSVs, hlog/), no report.html.
+    #[arg(long)]
+    pub no_html: bool,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +128,7 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub measure: MeasureArgs,
 
-    /// Directory for sweep.json and sweep.csv
+    /// Directory for sweep.json, sweep.csv and sweep.html
     /// [default: results/<name>-sweep-<UTC timestamp>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -133,9 +137,14 @@ pub struct SweepArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Overwrite sweep.json and sweep.csv of an existing --out directory.
+    /// Overwrite sweep.json, sweep.csv and sweep.html of an existing --out
+    /// directory.
     #[arg(long)]
     pub force: bool,
+
+    /// Write the data only (sweep.json, sweep.csv), no sweep.html.
+    #[arg(long)]
+    pub no_html: bool,
 }
 
 #[derive(Debug, Args)]
@@ -259,7 +268,8 @@ pub struct CompareArgs {
     pub max_regression: Vec<String>,
 
     /// Output format: table for a terminal, markdown for a pull-request
-    /// comment, json for scripts.
+    /// comment, json for scripts, html for a self-contained page with the
+    /// confidence intervals drawn (redirect it to a file).
     #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
     pub format: CompareFormat,
 
@@ -316,6 +326,9 @@ pub enum CompareFormat {
     Markdown,
     /// Machine-readable: every number and verdict.
     Json,
+    /// A self-contained HTML page: the table and a chart of each change
+    /// with its confidence interval and threshold.
+    Html,
 }
 
 /// Parses "20s", "1m30s", "500ms" (humantime).

@@ -10,7 +10,7 @@ use crate::compare::{
     self, check_compatible, load_report, parse_max_regression, MaxRegression, Thresholds,
 };
 use crate::error::bad_input;
-use crate::report::export::{json, markdown};
+use crate::report::export::{html, json, markdown};
 use crate::report::term;
 use crate::Outcome;
 
@@ -46,6 +46,7 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
         CompareFormat::Table => term::compare::render(&diff),
         CompareFormat::Markdown => markdown::compare(&diff),
         CompareFormat::Json => json::to_string(&diff)?,
+        CompareFormat::Html => html::compare::render(&diff)?,
     };
     print!("{text}");
     Ok(if diff.regression {

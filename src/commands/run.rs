@@ -9,6 +9,8 @@ use crate::cli::RunArgs;
 use crate::engine::RoundResult;
 use crate::report::assemble::assemble;
 use crate::report::export::csv::{SummaryCsv, TimelineCsv};
+use crate::report::export::hlog;
+use crate::report::export::html::ReportHtml;
 use crate::report::export::json::Json;
 use crate::report::export::{self, Exporter};
 use crate::report::term::run as term;
@@ -17,8 +19,19 @@ use crate::scenario::{self, Overrides, Scenario};
 use crate::session::{cancel_on_signal, Session};
 use crate::Outcome;
 
-/// The files a run writes (and refuses to overwrite without --force).
-const FILES: [&dyn Exporter<Report>; 3] = [&Json("report.json"), &SummaryCsv, &TimelineCsv];
+/// The files a run writes (and refuses to overwrite without --force);
+/// report.html unless --no-html. hlog/ is written beside them.
+const FILES: [&dyn Exporter<Report>; 4] =
+    [&Json("report.json"), &SummaryCsv, &TimelineCsv, &ReportHtml];
+
+/// The files this run writes: all of them, or the data only.
+fn files(no_html: bool) -> &'static [&'static dyn Exporter<Report>] {
+    if no_html {
+        &FILES[..3]
+    } else {
+        &FILES
+    }
+}
 
 pub async fn run(args: &RunArgs) -> Result<Outcome> {
     let overrides = Overrides {
@@ -116,11 +129,13 @@ async fn measure(
                 .collect();
             report.interrupted = cancel.is_cancelled();
             report.comparison = Comparison::all(&report.strategies);
-            export::write_all(out_dir, &report, &FILES)?;
+            export::write_all(out_dir, &report, files(args.no_html))?;
+            hlog::write(out_dir, &report)?;
         }
     }
     report.interrupted = cancel.is_cancelled();
-    export::write_all(out_dir, &report, &FILES)?;
+    export::write_all(out_dir, &report, files(args.no_html))?;
+    hlog::write(out_dir, &report)?;
 
     if !args.quiet {
         println!();
@@ -136,12 +151,20 @@ async fn measure(
     if let Some(line) = term::headline(&report) {
         println!("{line}");
     }
-    if !args.quiet {
-        println!("reports: {}", out_dir.display());
-    }
     let breaches = breaches(&report, scenario.run.max_error_rate);
     for b in &breaches {
         eprintln!("poolbench: {b}");
+    }
+    // The last line says where to look.
+    if !args.quiet {
+        if args.no_html {
+            println!("reports: {}", out_dir.display());
+        } else {
+            println!(
+                "report: {} (open it in a browser; report.json, CSVs and hlog/ beside it)",
+                out_dir.join(ReportHtml.file_name()).display()
+            );
+        }
     }
     Ok(if report.interrupted {
         Outcome::Interrupted

@@ -14,6 +14,7 @@ use crate::engine;
 use crate::error::bad_input;
 use crate::report::assemble::assemble;
 use crate::report::export::csv::SweepCsv;
+use crate::report::export::html::SweepHtml;
 use crate::report::export::json::Json;
 use crate::report::export::{self, Exporter};
 use crate::report::term;
@@ -25,7 +26,16 @@ use crate::sizing::sweep::{analyse_all, connections_per_request, fresh_point, po
 use crate::Outcome;
 
 /// The files a sweep writes (and refuses to overwrite without --force).
-const FILES: [&dyn Exporter<SweepReport>; 2] = [&Json("sweep.json"), &SweepCsv];
+const FILES: [&dyn Exporter<SweepReport>; 3] = [&Json("sweep.json"), &SweepCsv, &SweepHtml];
+
+/// The files this sweep writes: all of them, or the data only (--no-html).
+fn files(no_html: bool) -> &'static [&'static dyn Exporter<SweepReport>] {
+    if no_html {
+        &FILES[..2]
+    } else {
+        &FILES
+    }
+}
 
 /// What the sweep runs, resolved from the scenario and the flags.
 struct Plan {
@@ -221,7 +231,7 @@ async fn measure(
             }
             sweep.interrupted = interrupted;
             sweep.analysis = analyse_all(&sweep);
-            export::write_all(out_dir, &sweep, &FILES)?;
+            export::write_all(out_dir, &sweep, files(args.no_html))?;
             if interrupted {
                 break 'sweep;
             }
@@ -229,12 +239,19 @@ async fn measure(
     }
     sweep.interrupted = cancel.is_cancelled();
     sweep.analysis = analyse_all(&sweep);
-    export::write_all(out_dir, &sweep, &FILES)?;
+    export::write_all(out_dir, &sweep, files(args.no_html))?;
 
     println!();
     print!("{}", term::sweep::table(&sweep));
     if !args.quiet {
-        println!("files: {}", out_dir.display());
+        if args.no_html {
+            println!("files: {}", out_dir.display());
+        } else {
+            println!(
+                "sweep: {} (open it in a browser; sweep.json and sweep.csv beside it)",
+                out_dir.join(SweepHtml.file_name()).display()
+            );
+        }
     }
     Ok(if sweep.interrupted {
         Outcome::Interrupted

@@ -8,6 +8,8 @@
 //! stdout ([`json::to_string`], [`markdown`]).
 
 pub mod csv;
+pub mod hlog;
+pub mod html;
 pub mod json;
 pub mod markdown;
 

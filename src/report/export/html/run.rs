@@ -1,0 +1,765 @@
+//! report.html: a run's report as a page — the headline and the run's
+//! facts, where a request's time goes, the latency percentile spectra, the
+//! timeline of each strategy, the errors, and the terminal's tables. A pure
+//! function of the report model; histograms are decoded from their `hdr`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+use super::charts::{
+    self, bar_chart, color, line_chart, percentile_x, Axis, Bar, BarChart, Legend, Line, LineChart,
+    Rule,
+};
+use super::page::{cards, escape, facts, Page, Table};
+use crate::metrics::{decode_histogram, Phase, Summary};
+use crate::report::format::{ms, plural, rps, thousands};
+use crate::report::term::run::verdict;
+use crate::report::{Comparison, Report, StrategyReport};
+
+pub fn render(report: &Report) -> Result<String> {
+    let mut page = Page::new(&format!("poolbench · {}", report.scenario.name));
+    page.raw(&format!(
+        "<h1>poolbench: {}</h1>\n<p class=\"sub\">{} · {} {}</p>\n",
+        escape(&report.scenario.name),
+        escape(&report.started_at),
+        plural(report.strategies.len(), "strategy", "strategies"),
+        escape(&description(report)),
+    ));
+    page.raw(
+        "<nav><a href=\"#time\">where time goes</a><a href=\"#spectrum\">latency</a>\
+         <a href=\"#timeline\">timeline</a><a href=\"#errors\">errors</a>\
+         <a href=\"#tables\">tables</a><a href=\"#facts\">facts</a></nav>\n",
+    );
+    if report.interrupted {
+        page.raw(
+            "<p class=\"banner bad\" id=\"interrupted\">Interrupted: the run was cut short \
+             (Ctrl-C or SIGTERM). This report holds what was measured until then.</p>\n",
+        );
+    }
+    if report.tool.build == "debug" {
+        page.raw(
+            "<p class=\"banner\">Measured with a debug build: connection setup (SCRAM) is \
+             several times slower than in a release build.</p>\n",
+        );
+    }
+    headline(&mut page, report);
+    time_goes(&mut page, report)?;
+    spectra(&mut page, report)?;
+    timelines(&mut page, report)?;
+    errors(&mut page, report);
+    tables(&mut page, report);
+    run_facts(&mut page, report);
+    page.raw(&format!(
+        "<p class=\"note\">Written by {} {} from report.json beside this file; \
+         the raw latencies are in hlog/ (HdrHistogram interval logs, microseconds).</p>\n",
+        escape(&report.tool.name),
+        escape(&report.tool.version)
+    ));
+    Ok(page.finish())
+}
+
+fn description(report: &Report) -> String {
+    match report
+        .scenario
+        .resolved
+        .get("description")
+        .and_then(Value::as_str)
+    {
+        Some(d) if !d.is_empty() => format!("· {d}"),
+        _ => String::new(),
+    }
+}
+
+/// The comparison the terminal's headline states: the first fresh strategy
+/// against the pool with the highest throughput.
+fn headline_comparison(report: &Report) -> Option<&Comparison> {
+    let best_pool = report
+        .strategies
+        .iter()
+        .filter(|s| s.kind == "pool")
+        .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps))?;
+    report.comparison.iter().find(|c| c.pool == best_pool.name)
+}
+
+fn headline(page: &mut Page, report: &Report) {
+    let Some(c) = headline_comparison(report) else {
+        page.paragraph(
+            "headline",
+            "No comparison: it needs a fresh and a pool strategy that both completed requests.",
+        );
+        return;
+    };
+    page.paragraph("headline", &verdict(c));
+    let added = c.setup_cost_p50_us as f64 / 1000.0;
+    let change = (c.throughput_ratio - 1.0) * 100.0;
+    page.raw(&cards(&[
+        (
+            format!("{added:+.1} ms"),
+            format!("per request at p50: {} against {}", c.fresh, c.pool),
+        ),
+        (
+            format!("{:.1}x", c.p50_ratio),
+            "p50 latency, fresh / pool".into(),
+        ),
+        (
+            format!("{:.1}x", c.p99_ratio),
+            "p99 latency, fresh / pool".into(),
+        ),
+        (
+            format!("{change:+.1}%"),
+            format!("throughput of {} against {}", c.fresh, c.pool),
+        ),
+    ]));
+}
+
+/// The report's phases in the order of `Phase::ALL`, then any other name.
+fn phases_in_order(s: &StrategyReport) -> Vec<(&str, &Summary)> {
+    let known: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+    let mut out: Vec<(&str, &Summary)> = known
+        .iter()
+        .filter_map(|name| s.phases.get_key_value(*name))
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    out.extend(
+        s.phases
+            .iter()
+            .filter(|(k, _)| !known.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v)),
+    );
+    out
+}
+
+/// The phases a request's `total` is made of, one after another.
+fn is_part_of_total(phase: &str) -> bool {
+    matches!(phase, "connect" | "acquire" | "query" | "close")
+}
+
+/// One colour per phase, the same on every chart.
+fn phase_color(phase: &str) -> charts::Rgb {
+    match phase {
+        "connect" => charts::PALETTE[4],
+        "acquire" => charts::PALETTE[5],
+        "query" => charts::PALETTE[0],
+        "close" => charts::PALETTE[1],
+        "total" => charts::INK,
+        _ => charts::PALETTE[6],
+    }
+}
+
+fn time_goes(page: &mut Page, report: &Report) -> Result<()> {
+    page.heading(2, "time", "Where a request's time goes");
+    let mut parts: Vec<String> = Vec::new();
+    for s in &report.strategies {
+        for (name, _) in phases_in_order(s) {
+            if is_part_of_total(name) && !parts.iter().any(|p| p == name) {
+                parts.push(name.to_string());
+            }
+        }
+    }
+    let mut bars = Vec::new();
+    for s in &report.strategies {
+        let Some(total) = s.total().filter(|t| t.count > 0) else {
+            continue;
+        };
+        let stat = |f: fn(&Summary) -> f64, label: &str, total_value: f64| {
+            let segments: Vec<(usize, f64)> = parts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| s.phases.get(p).map(|sum| (i, f(sum) / 1000.0)))
+                .collect();
+            Bar {
+                label: format!("{} {label}", s.name),
+                segments,
+                note: format!("total {label} {} ms", ms(total_value)),
+            }
+        };
+        bars.push(stat(|p| p.mean_us, "mean", total.mean_us));
+        bars.push(stat(|p| p.p99_us as f64, "p99", total.p99_us as f64));
+    }
+    if bars.is_empty() {
+        page.paragraph("note", "No strategy completed a request.");
+        return Ok(());
+    }
+    let svg = bar_chart(&BarChart {
+        title: "Where a request's time goes, per strategy: phases stacked, mean and p99".into(),
+        x_label: "milliseconds".into(),
+        parts: parts.iter().map(|p| (p.clone(), phase_color(p))).collect(),
+        bars,
+    })?;
+    page.figure(
+        &svg,
+        "Each bar lays a strategy's phases end to end. Means add up to the mean total; \
+         the p99 bar stacks each phase's own p99 (the slowest requests of one phase are not \
+         always those of another), so its length is an upper bound of the total's p99 \
+         written after it.",
+    );
+    Ok(())
+}
+
+/// (x on the percentile axis, latency in ms) from the histogram's
+/// percentile iteration, as HdrHistogram's percentile output lists it.
+fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    h.iter_quantiles(5)
+        .map(|v| {
+            (
+                percentile_x(v.quantile_iterated_to()),
+                v.value_iterated_to() as f64 / 1000.0,
+            )
+        })
+        .collect()
+}
+
+/// A latency axis: logarithmic when the lines span more than 20x.
+fn latency_axis(lines: &[Line]) -> Axis {
+    let ys = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
+    let (lo, hi) = ys.fold((f64::INFINITY, 0.0f64), |(lo, hi), y| {
+        (lo.min(y), hi.max(y))
+    });
+    if lo.is_finite() && lo > 0.0 && hi / lo > 20.0 {
+        Axis::log("latency (ms, log scale)", lo, hi)
+    } else {
+        Axis::linear("latency (ms)", 0.0, hi.max(0.001) * 1.05)
+    }
+}
+
+fn decode(summary: &Summary) -> Option<Histogram<u64>> {
+    decode_histogram(&summary.hdr).ok()
+}
+
+fn spectra(page: &mut Page, report: &Report) -> Result<()> {
+    page.heading(2, "spectrum", "Latency percentile spectrum");
+    page.paragraph(
+        "note",
+        "Read left to right: the latency a request stays under at each percentile. The \
+         percentile axis is logarithmic in 1/(1−q), as HdrHistogram plots it, so 90%, 99%, \
+         99.9% and 99.99% are equally spaced and the tail gets room.",
+    );
+    let lines: Vec<Line> = report
+        .strategies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let h = decode(s.total()?)?;
+            Some(Line::new(s.name.clone(), color(i), spectrum(&h)))
+        })
+        .filter(|l| !l.points.is_empty())
+        .collect();
+    if lines.is_empty() {
+        page.paragraph("note", "No latency was recorded.");
+        return Ok(());
+    }
+    let svg = line_chart(&LineChart {
+        title: "Total latency by percentile, every strategy".into(),
+        x: Axis::percentile(),
+        y: latency_axis(&lines),
+        lines,
+        rules: Vec::new(),
+        height: 380,
+        legend: Legend::UpperLeft,
+    })?;
+    page.figure(
+        &svg,
+        "total: what the application sees, start to finish, per strategy",
+    );
+
+    for s in &report.strategies {
+        let lines: Vec<Line> = phases_in_order(s)
+            .into_iter()
+            .filter_map(|(name, summary)| {
+                let h = decode(summary)?;
+                let mut line = Line::new(name, phase_color(name), spectrum(&h));
+                line.dashed = name == "total";
+                Some(line)
+            })
+            .filter(|l| !l.points.is_empty())
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        page.heading(3, &format!("spectrum-{}", s.name), &s.name);
+        let svg = line_chart(&LineChart {
+            title: format!("{}: latency of each phase by percentile", s.name),
+            x: Axis::percentile(),
+            y: latency_axis(&lines),
+            lines,
+            rules: Vec::new(),
+            height: 340,
+            legend: Legend::UpperLeft,
+        })?;
+        page.figure(
+            &svg,
+            &format!(
+                "{} ({}): each phase's latency by percentile",
+                s.name, s.kind
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn timelines(page: &mut Page, report: &Report) -> Result<()> {
+    page.heading(2, "timeline", "Timeline");
+    page.paragraph(
+        "note",
+        "Once a second during the measured window: completed requests and errors, latency \
+         percentiles of that second, and connections — the pool's, and the server's client \
+         backends (pg_stat_activity, poolbench's monitor excluded).",
+    );
+    let mut any = false;
+    for s in &report.strategies {
+        if s.timeline.is_empty() {
+            continue;
+        }
+        any = true;
+        page.heading(3, &format!("timeline-{}", s.name), &s.name);
+        // Rounds follow one another on the time axis.
+        let mut offsets: BTreeMap<u32, f64> = BTreeMap::new();
+        let mut next = 0.0;
+        let mut lengths: BTreeMap<u32, u64> = BTreeMap::new();
+        for row in &s.timeline {
+            let len = lengths.entry(row.round).or_insert(0);
+            *len = (*len).max(row.second + 1);
+        }
+        for (round, len) in &lengths {
+            offsets.insert(*round, next);
+            next += *len as f64;
+        }
+        let x_of =
+            |round: u32, second: u64| offsets.get(&round).copied().unwrap_or(0.0) + second as f64;
+        let rules: Vec<Rule> = if offsets.len() > 1 {
+            offsets
+                .iter()
+                .map(|(r, x)| Rule {
+                    x: *x,
+                    label: format!("round {r}"),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let x_axis = Axis::linear("seconds into the measured window", 0.0, next.max(1.0));
+        let series = |f: &dyn Fn(&crate::report::TimelineRow) -> Option<f64>| -> Vec<(f64, f64)> {
+            s.timeline
+                .iter()
+                .filter_map(|r| f(r).map(|v| (x_of(r.round, r.second), v)))
+                .collect()
+        };
+
+        let throughput = vec![
+            Line::new("requests/s", color(0), series(&|r| Some(r.rps))),
+            Line::new("errors/s", color(4), series(&|r| Some(r.errors as f64))),
+        ];
+        let top = max_y(&throughput);
+        page.figure(
+            &line_chart(&LineChart {
+                title: format!("{}: throughput and errors per second", s.name),
+                x: x_axis.clone(),
+                y: Axis::linear("per second", 0.0, top * 1.1),
+                lines: throughput,
+                rules: rules.clone(),
+                height: 240,
+                legend: Legend::LowerRight,
+            })?,
+            &format!("{}: requests completed and failed, per second", s.name),
+        );
+
+        let latency = vec![
+            Line::new("p50", color(0), series(&|r| Some(r.p50_us as f64 / 1000.0))),
+            Line::new("p99", color(4), series(&|r| Some(r.p99_us as f64 / 1000.0))),
+        ];
+        let top = max_y(&latency);
+        page.figure(
+            &line_chart(&LineChart {
+                title: format!("{}: total latency p50 and p99 per second", s.name),
+                x: x_axis.clone(),
+                y: Axis::linear("latency (ms)", 0.0, top * 1.1),
+                lines: latency,
+                rules: rules.clone(),
+                height: 240,
+                legend: Legend::UpperRight,
+            })?,
+            &format!("{}: total latency of the requests of each second", s.name),
+        );
+
+        let connections: Vec<Line> = [
+            (
+                "pool size",
+                0,
+                (|r| r.pool_size) as fn(&crate::report::TimelineRow) -> Option<u64>,
+            ),
+            ("pool available", 2, |r| r.pool_available),
+            ("pool waiting", 4, |r| r.pool_waiting),
+            ("server backends", 3, |r| r.server_backends),
+        ]
+        .into_iter()
+        .map(|(name, c, f)| Line::new(name, color(c), series(&|r| f(r).map(|v| v as f64))))
+        .filter(|l| !l.points.is_empty())
+        .collect();
+        if !connections.is_empty() {
+            let top = max_y(&connections);
+            page.figure(
+                &line_chart(&LineChart {
+                    title: format!("{}: connections per second", s.name),
+                    x: x_axis,
+                    y: Axis::linear("connections", 0.0, (top * 1.1).max(1.0)),
+                    lines: connections,
+                    rules,
+                    height: 240,
+                    legend: Legend::UpperRight,
+                })?,
+                &format!(
+                    "{}: the pool's connections (size, available, requests waiting) and the server's client backends",
+                    s.name
+                ),
+            );
+        }
+    }
+    if !any {
+        page.paragraph("note", "No timeline was recorded.");
+    }
+    Ok(())
+}
+
+fn max_y(lines: &[Line]) -> f64 {
+    lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+        .max(1.0)
+}
+
+fn errors(page: &mut Page, report: &Report) {
+    page.heading(2, "errors", "Errors");
+    if report.strategies.iter().all(|s| s.errors.is_empty()) {
+        page.paragraph("note", "No request failed.");
+        return;
+    }
+    let mut t = Table::new(&[
+        ("strategy", false),
+        ("class", false),
+        ("count", true),
+        ("share", true),
+        ("sample messages", false),
+    ]);
+    for s in &report.strategies {
+        let all = s.requests + s.error_count();
+        for (i, (class, count)) in s.errors.iter().enumerate() {
+            let samples: String = s
+                .error_samples
+                .get(class)
+                .map(|m| {
+                    m.iter()
+                        .map(|m| format!("<li>{}</li>", escape(m)))
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            t.row(&[("strategy", &s.name), ("class", class)], i == 0)
+                .text(if i == 0 { &s.name } else { "" })
+                .html(format!("<code>{}</code>", escape(class)))
+                .num("count", &thousands(*count))
+                .num(
+                    "share",
+                    &format!("{:.2}%", *count as f64 / all.max(1) as f64 * 100.0),
+                )
+                .html(format!("<ul class=\"samples\">{samples}</ul>"));
+        }
+    }
+    page.table(&t);
+}
+
+fn settings_text(s: &StrategyReport) -> String {
+    match &s.settings {
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(text) => format!("{k} {text}"),
+                other => format!("{k} {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    }
+}
+
+fn tables(page: &mut Page, report: &Report) {
+    page.heading(2, "tables", "Tables");
+    let mut t = Table::new(&[
+        ("strategy", false),
+        ("kind", false),
+        ("requests", true),
+        ("req/s", true),
+        ("errors", true),
+        ("connections", true),
+        ("startup", true),
+        ("settings", false),
+    ]);
+    for s in &report.strategies {
+        t.row(&[("strategy", &s.name)], false)
+            .text(&s.name)
+            .text(&s.kind)
+            .num("requests", &thousands(s.requests))
+            .num("throughput_rps", &rps(s.throughput_rps))
+            .num("errors", &thousands(s.error_count()))
+            .num("connections_opened", &thousands(s.connections_opened))
+            .num(
+                "startup_ms",
+                &if s.kind == "pool" {
+                    format!("{:.1} ms", s.startup_ms)
+                } else {
+                    "-".into()
+                },
+            )
+            .text(&settings_text(s));
+    }
+    page.table(&t);
+
+    page.heading(3, "latency-table", "Latency of each phase (ms)");
+    let mut t = Table::new(&[
+        ("strategy", false),
+        ("phase", false),
+        ("count", true),
+        ("mean", true),
+        ("p50", true),
+        ("p90", true),
+        ("p99", true),
+        ("p99.9", true),
+        ("max", true),
+    ]);
+    for s in &report.strategies {
+        for (i, (phase, p)) in phases_in_order(s).into_iter().enumerate() {
+            latency_row(&mut t, &s.name, phase, p, i == 0);
+        }
+    }
+    page.table(&t);
+
+    if report.strategies.iter().any(|s| s.per_query.len() > 1) {
+        page.heading(3, "query-table", "Total latency of each query (ms)");
+        let mut t = Table::new(&[
+            ("strategy", false),
+            ("query", false),
+            ("count", true),
+            ("mean", true),
+            ("p50", true),
+            ("p90", true),
+            ("p99", true),
+            ("p99.9", true),
+            ("max", true),
+        ]);
+        for s in &report.strategies {
+            for (i, (query, p)) in s.per_query.iter().enumerate() {
+                latency_row(&mut t, &s.name, query, p, i == 0);
+            }
+        }
+        page.table(&t);
+    }
+
+    if report.strategies.iter().any(|s| s.rounds.len() > 1) {
+        page.heading(3, "rounds-table", "Rounds");
+        let mut t = Table::new(&[
+            ("strategy", false),
+            ("round", true),
+            ("requests", true),
+            ("errors", true),
+            ("req/s", true),
+            ("p50 (ms)", true),
+            ("p99 (ms)", true),
+        ]);
+        for s in &report.strategies {
+            for (i, r) in s.rounds.iter().enumerate() {
+                t.row(&[("strategy", &s.name)], i == 0)
+                    .text(if i == 0 { &s.name } else { "" })
+                    .num("round", &r.round.to_string())
+                    .num("requests", &thousands(r.requests))
+                    .num("errors", &thousands(r.errors))
+                    .num("throughput_rps", &rps(r.throughput_rps))
+                    .num("p50_us", &ms(r.p50_us as f64))
+                    .num("p99_us", &ms(r.p99_us as f64));
+            }
+        }
+        page.table(&t);
+    }
+}
+
+/// A row of a latency table, each number keyed by its report.json field.
+fn latency_row(t: &mut Table, strategy: &str, name: &str, p: &Summary, first: bool) {
+    t.row(&[("strategy", strategy), ("phase", name)], first)
+        .text(if first { strategy } else { "" })
+        .text(name)
+        .num("count", &thousands(p.count))
+        .num("mean_us", &ms(p.mean_us))
+        .num("p50_us", &ms(p.p50_us as f64))
+        .num("p90_us", &ms(p.p90_us as f64))
+        .num("p99_us", &ms(p.p99_us as f64))
+        .num("p999_us", &ms(p.p999_us as f64))
+        .num("max_us", &ms(p.max_us as f64));
+}
+
+/// A field of the resolved scenario, e.g. `["run", "concurrency"]`.
+fn resolved<'a>(report: &'a Report, path: &[&str]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(&report.scenario.resolved, |v, key| v.get(*key))
+        .filter(|v| !v.is_null())
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn run_facts(page: &mut Page, report: &Report) {
+    page.heading(2, "facts", "The run");
+    let server = &report.server;
+    let text = |path: &[&str]| resolved(report, path).map(value_text);
+    let mut workload = Vec::new();
+    if let Some(c) = text(&["run", "concurrency"]) {
+        workload.push(format!("{c} workers"));
+    }
+    if let (Some(w), Some(d)) = (text(&["run", "warmup"]), text(&["run", "duration"])) {
+        workload.push(format!("{w} warm-up + {d} per strategy"));
+    }
+    if let Some(r) = text(&["run", "rounds"]).filter(|r| r != "1") {
+        workload.push(format!("{r} rounds, interleaved"));
+    }
+    if let Some(s) = text(&["run", "seed"]) {
+        workload.push(format!("seed {s}"));
+    }
+    let queries: Vec<String> = resolved(report, &["queries"])
+        .and_then(Value::as_array)
+        .map(|qs| {
+            qs.iter()
+                .map(|q| {
+                    format!(
+                        "{} (weight {})",
+                        q.get("name").map(value_text).unwrap_or_default(),
+                        q.get("weight").map(value_text).unwrap_or_default()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let network = resolved(report, &["network"])
+        .map(value_text)
+        .unwrap_or_else(|| "no emulated delay (the machine's own network)".into());
+    let mut items = vec![
+        (
+            "server",
+            format!(
+                "PostgreSQL {} · {}",
+                server.version,
+                if server.embedded {
+                    "embedded (started by poolbench)"
+                } else {
+                    "external"
+                }
+            ),
+        ),
+        ("target", server.dsn.clone()),
+        ("auth", server.auth_method.clone()),
+        ("TLS", if server.ssl { "on" } else { "off" }.to_string()),
+        ("max_connections", server.max_connections.to_string()),
+        ("network", network),
+        ("workload", workload.join(" · ")),
+    ];
+    if !queries.is_empty() {
+        items.push(("queries", queries.join(", ")));
+    }
+    items.extend([
+        (
+            "scenario",
+            format!(
+                "{} ({}, sha256 {})",
+                report.scenario.name,
+                report.scenario.path,
+                report
+                    .scenario
+                    .sha256
+                    .get(..12)
+                    .unwrap_or(&report.scenario.sha256)
+            ),
+        ),
+        ("started", report.started_at.clone()),
+        (
+            "build",
+            format!(
+                "{} {} ({} build)",
+                report.tool.name, report.tool.version, report.tool.build
+            ),
+        ),
+        (
+            "host",
+            format!(
+                "{} · {} · {}",
+                plural(report.host.cpus, "CPU", "CPUs"),
+                report.host.os,
+                report.host.arch
+            ),
+        ),
+    ]);
+    page.raw(&facts(&items));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baseline() -> Report {
+        let text = include_str!("../../../../results/baseline/report.json");
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_real_report_renders_every_section() {
+        let report = baseline();
+        let html = render(&report).unwrap();
+        for id in ["time", "spectrum", "timeline", "errors", "tables", "facts"] {
+            assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
+        }
+        let headline = crate::report::term::run::headline(&report).unwrap();
+        assert!(html.contains(&escape(&headline)), "{headline}");
+        // The total chart, a phase chart per strategy, the bars, and three
+        // timeline charts per strategy.
+        assert!(html.matches("<svg").count() >= 1 + 2 + 1 + 2 * 2);
+        let pool = &report.strategies[1];
+        let p99 = ms(pool.phases["total"].p99_us as f64);
+        assert!(html.contains(&format!("data-stat=\"p99_us\">{p99}<")));
+        assert!(!html.contains("id=\"interrupted\""));
+        assert!(!html.contains("<script"));
+    }
+
+    #[test]
+    fn an_empty_or_interrupted_report_still_renders() {
+        let mut report = baseline();
+        report.interrupted = true;
+        report.strategies.truncate(1);
+        report.strategies[0].timeline.clear();
+        report.strategies[0].requests = 0;
+        report.strategies[0].phases.clear();
+        report.comparison.clear();
+        let html = render(&report).unwrap();
+        assert!(html.contains("id=\"interrupted\""));
+        assert!(html.contains("No comparison"));
+    }
+
+    #[test]
+    fn spectrum_reaches_the_tail() {
+        let mut h = crate::metrics::new_histogram();
+        for v in 1..=100_000u64 {
+            crate::metrics::record(&mut h, v);
+        }
+        let points = spectrum(&h);
+        let last = points.last().unwrap();
+        assert_eq!(last.0, charts::PERCENTILE_MAX_X);
+        assert!((last.1 - 100.0).abs() < 0.2, "{last:?}");
+        let p90 = points.iter().find(|p| p.0 >= 10.0).unwrap();
+        assert!((p90.1 - 90.0).abs() < 1.0, "{p90:?}");
+    }
+}
