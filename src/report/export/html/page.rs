@@ -148,6 +148,7 @@ nav a { color: var(--accent); margin-right: 14px; text-decoration: none; }
 /// key so a reader (or a test) can find a number without parsing layout.
 #[derive(Debug, Default)]
 pub struct Table {
+    id: Option<String>,
     head: Vec<(String, bool)>,
     rows: Vec<Row>,
 }
@@ -170,9 +171,16 @@ impl Table {
     /// Columns: name, and whether it holds numbers (right-aligned).
     pub fn new(head: &[(&str, bool)]) -> Table {
         Table {
+            id: None,
             head: head.iter().map(|(h, n)| (h.to_string(), *n)).collect(),
             rows: Vec::new(),
         }
+    }
+
+    /// Names the table, for links and for readers looking for it.
+    pub fn with_id(mut self, id: &str) -> Table {
+        self.id = Some(id.to_string());
+        self
     }
 
     /// Starts a row; `attrs` are `data-` pairs for the `<tr>`; `first`
@@ -214,7 +222,10 @@ impl Table {
 
     /// The `<table>` element.
     pub fn render(&self) -> String {
-        let mut out = String::from("<table>\n<thead><tr>");
+        let mut out = match &self.id {
+            Some(id) => format!("<table id=\"{}\">\n<thead><tr>", escape(id)),
+            None => String::from("<table>\n<thead><tr>"),
+        };
         for (h, numeric) in &self.head {
             let _ = write!(
                 out,

@@ -141,7 +141,7 @@ fn is_part_of_total(phase: &str) -> bool {
 fn phase_color(phase: &str) -> charts::Rgb {
     match phase {
         "connect" => charts::PALETTE[4],
-        "acquire" => charts::PALETTE[5],
+        "acquire" => charts::PALETTE[2],
         "query" => charts::PALETTE[0],
         "close" => charts::PALETTE[1],
         "total" => charts::INK,
@@ -151,6 +151,7 @@ fn phase_color(phase: &str) -> charts::Rgb {
 
 fn time_goes(page: &mut Page, report: &Report) -> Result<()> {
     page.heading(2, "time", "Where a request's time goes");
+    // Every strategy's parts, in the order of `Phase::ALL`.
     let mut parts: Vec<String> = Vec::new();
     for s in &report.strategies {
         for (name, _) in phases_in_order(s) {
@@ -159,6 +160,8 @@ fn time_goes(page: &mut Page, report: &Report) -> Result<()> {
             }
         }
     }
+    let rank = |p: &String| Phase::ALL.iter().position(|k| k.as_str() == p);
+    parts.sort_by_key(rank);
     let mut bars = Vec::new();
     for s in &report.strategies {
         let Some(total) = s.total().filter(|t| t.count > 0) else {
@@ -446,7 +449,8 @@ fn errors(page: &mut Page, report: &Report) {
         ("count", true),
         ("share", true),
         ("sample messages", false),
-    ]);
+    ])
+    .with_id("errors-table");
     for s in &report.strategies {
         let all = s.requests + s.error_count();
         for (i, (class, count)) in s.errors.iter().enumerate() {
@@ -499,7 +503,8 @@ fn tables(page: &mut Page, report: &Report) {
         ("connections", true),
         ("startup", true),
         ("settings", false),
-    ]);
+    ])
+    .with_id("strategies-table");
     for s in &report.strategies {
         t.row(&[("strategy", &s.name)], false)
             .text(&s.name)
