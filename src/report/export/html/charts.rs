@@ -420,7 +420,9 @@ pub fn bar_chart(spec: &BarChart) -> Result<String> {
             .y_label_area_size(label_width.min(320))
             .build_cartesian_2d(
                 RangedCoordf64::from(axis.range.clone()),
-                (0..rows).into_segmented(),
+                // One segment per row: plotters includes the range's end (a
+                // single row gets a spare one, as 0..0 would be no range).
+                (0..rows.max(2) - 1).into_segmented(),
             )
             .map_err(plot_error)?;
         let x_label = |v: &f64| axis.label_of(*v);
@@ -569,7 +571,9 @@ pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
             .y_label_area_size(label_width.min(360))
             .build_cartesian_2d(
                 RangedCoordf64::from(axis.range.clone()),
-                (0..rows).into_segmented(),
+                // One segment per row: plotters includes the range's end (a
+                // single row gets a spare one, as 0..0 would be no range).
+                (0..rows.max(2) - 1).into_segmented(),
             )
             .map_err(plot_error)?;
         let x_label = |v: &f64| axis.label_of(*v);

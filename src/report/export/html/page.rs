@@ -116,7 +116,7 @@ p { margin: 6px 0; }
 .banner { border: 1px solid var(--warn); color: var(--warn); border-radius: 6px; padding: 8px 12px; margin: 12px 0; }
 .banner.bad { border-color: var(--bad); color: var(--bad); }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
-.card { background: var(--card); border-radius: 8px; padding: 10px 14px; min-width: 160px; }
+.card { background: var(--card); border-radius: 8px; padding: 10px 14px; flex: 1 1 150px; }
 .card .value { font-size: 1.5em; font-weight: 600; font-variant-numeric: tabular-nums; }
 .card .label { color: var(--muted); font-size: 0.88em; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 8px 0; }

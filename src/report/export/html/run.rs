@@ -132,9 +132,12 @@ fn phases_in_order(s: &StrategyReport) -> Vec<(&str, &Summary)> {
     out
 }
 
-/// The phases a request's `total` is made of, one after another.
+/// The phases a request's `total` is made of, one after another: every
+/// phase but `total` itself.
 fn is_part_of_total(phase: &str) -> bool {
-    matches!(phase, "connect" | "acquire" | "query" | "close")
+    Phase::ALL
+        .iter()
+        .any(|p| *p != Phase::Total && p.as_str() == phase)
 }
 
 /// One colour per phase, the same on every chart.
