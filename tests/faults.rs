@@ -729,7 +729,20 @@ async fn reports_are_never_overwritten_without_force() {
     sorted.sort();
     assert_eq!(
         sorted,
-        ["report.json", "summary.csv", "timeline.csv"],
+        [
+            "hlog",
+            "report.html",
+            "report.json",
+            "summary.csv",
+            "timeline.csv"
+        ],
         "{names:?}"
     );
+    let mut logs: Vec<String> = std::fs::read_dir(out.join("hlog"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    logs.sort();
+    assert_eq!(logs, ["p.acquire.hlog", "p.query.hlog", "p.total.hlog"]);
 }

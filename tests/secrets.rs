@@ -33,8 +33,13 @@ fn assert_clean(what: &str, o: &Output, password: &str) {
     );
 }
 
+/// Every file under `dir` (report.html and hlog/ included).
 fn assert_files_clean(dir: &Path, password: &str) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.path().is_dir() {
+            assert_files_clean(&entry.path(), password);
+            continue;
+        }
         let text = std::fs::read_to_string(entry.path()).unwrap();
         assert!(
             !text.contains(password),
