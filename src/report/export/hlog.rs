@@ -228,6 +228,8 @@ mod tests {
                 pool_available: None,
                 pool_waiting: None,
                 server_backends: None,
+                in_flight: None,
+                queued: None,
                 hdr: BTreeMap::from([("total".to_string(), encode_histogram(&h))]),
             });
         }

@@ -402,6 +402,9 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
             ("pool available", 2, |r| r.pool_available),
             ("pool waiting", 4, |r| r.pool_waiting),
             ("server backends", 3, |r| r.server_backends),
+            // Open loop: requests being served, and arrivals waiting.
+            ("in flight", 1, |r| r.in_flight),
+            ("queued", 5, |r| r.queued),
         ]
         .into_iter()
         .map(|(name, c, f)| Line::new(name, color(c), series(&|r| f(r).map(|v| v as f64))))
