@@ -4,9 +4,10 @@
 
 use anyhow::Result;
 
-use super::measure::{self, connect_options, overrides, threads};
+use super::measure::{self, connect_options, instance, overrides, threads};
 use crate::cli::RunArgs;
-use crate::engine::RoundResult;
+use crate::engine::{self, RoundResult};
+use crate::instance::Instance;
 use crate::report::assemble::assemble;
 use crate::report::export::csv::{SummaryCsv, TimelineCsv};
 use crate::report::export::json::Json;
@@ -18,9 +19,11 @@ use crate::session::{cancel_on_signal, Session};
 use crate::Outcome;
 
 /// The files a run writes (and refuses to overwrite without --force).
-const FILES: [&dyn Exporter<Report>; 3] = [&Json("report.json"), &SummaryCsv, &TimelineCsv];
+/// The files of a run, also those of a merged report (`merge`).
+pub const FILES: [&dyn Exporter<Report>; 3] = [&Json("report.json"), &SummaryCsv, &TimelineCsv];
 
 pub async fn run(args: &RunArgs) -> Result<Outcome> {
+    let instance = instance(&args.measure)?;
     let overrides = Overrides {
         concurrency: args.concurrency,
         rounds: args.rounds,
@@ -39,7 +42,7 @@ pub async fn run(args: &RunArgs) -> Result<Outcome> {
     )?;
     let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure(&scenario, args, &session, &started_at, &out_dir).await;
+    let result = measure(&scenario, args, &session, &started_at, &out_dir, instance).await;
     session.close().await;
     result
 }
@@ -50,6 +53,7 @@ async fn measure(
     session: &Session,
     started_at: &str,
     out_dir: &std::path::Path,
+    instance: Instance,
 ) -> Result<Outcome> {
     let cancel = &session.cancel;
     if !args.quiet {
@@ -58,9 +62,15 @@ async fn measure(
             term::header(scenario, &session.server, threads(&args.measure))
         );
     }
-    let settings = session.engine_settings(&scenario.run);
+    let mut settings = engine::Settings {
+        seed: instance.seed(scenario.run.seed),
+        ..session.engine_settings(&scenario.run)
+    };
     let threads = threads(&args.measure);
     let queries = session.query_names();
+    // With --start-at every strategy and round has its slot, the same on
+    // every copy, so the copies share each measured window.
+    let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         tool: report::Tool::current(),
@@ -76,6 +86,7 @@ async fn measure(
         },
         strategies: Vec::new(),
         comparison: Vec::new(),
+        copies: instance.record(&session.monitor).await,
     };
     // Rounds interleave the strategies (A B A B …) so that drift on a shared
     // machine hits every strategy alike.
@@ -85,6 +96,12 @@ async fn measure(
         for (index, strategy) in scenario.strategies.iter().enumerate() {
             if cancel.is_cancelled() {
                 break 'rounds;
+            }
+            if let Some(slots) = &mut slots {
+                match slots.next(&strategy.name, !args.quiet, cancel).await {
+                    Some(at) => settings.start_at = Some(at),
+                    None => break 'rounds,
+                }
             }
             let result = measure::round(
                 session,
