@@ -52,6 +52,8 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 dsn=$(grep -m1 '^postgres://' "$out/server.txt") || { cat "$out/server.log" >&2; exit 3; }
+# The URL holds the throwaway server's password: keep it off the disk.
+rm -f "$out/server.txt"
 
 # The single process first: it runs the scenario's [setup] (if any) once, so
 # the copies do not all create the same tables at the same moment.
