@@ -347,8 +347,16 @@ fn merge_strategy(
                 .fold(0.0, f64::max),
         )
     };
+    // Open loop: each copy offered its own arrivals and achieved its own
+    // rate; the system's are their sums.
+    let rate_sum = |rate: fn(&StrategyReport) -> Option<f64>| {
+        let rates: Vec<f64> = parts.iter().filter_map(|p| rate(p.strategy)).collect();
+        (!rates.is_empty()).then(|| round(rates.iter().sum(), 1))
+    };
     Ok(StrategyReport {
         name: name.to_string(),
+        offered_rate: rate_sum(|s| s.offered_rate),
+        achieved_rate: rate_sum(|s| s.achieved_rate),
         kind: head.kind.clone(),
         settings: head.settings.clone(),
         requests,
@@ -501,6 +509,8 @@ struct Second {
     pool_available: Option<u64>,
     pool_waiting: Option<u64>,
     server_backends: Option<u64>,
+    in_flight: Option<u64>,
+    queued: Option<u64>,
 }
 
 impl Second {
@@ -526,6 +536,8 @@ impl Second {
         self.pool_available = add_opt(self.pool_available, row.pool_available);
         self.pool_waiting = add_opt(self.pool_waiting, row.pool_waiting);
         self.server_backends = self.server_backends.max(row.server_backends);
+        self.in_flight = add_opt(self.in_flight, row.in_flight);
+        self.queued = add_opt(self.queued, row.queued);
         Ok(())
     }
 
@@ -548,6 +560,8 @@ impl Second {
             pool_available: self.pool_available,
             pool_waiting: self.pool_waiting,
             server_backends: self.server_backends,
+            in_flight: self.in_flight,
+            queued: self.queued,
             hdr: self
                 .hdr
                 .iter()
@@ -742,11 +756,15 @@ mod tests {
                     pool_available: Some(1),
                     pool_waiting: Some(0),
                     server_backends: Some(9),
+                    in_flight: Some(3),
+                    queued: Some(1),
                     hdr: [("total".to_string(), encode_histogram(&h))].into(),
                 }
             })
             .collect();
         let strategy = StrategyReport {
+            offered_rate: Some(100.0),
+            achieved_rate: Some(90.0 + f64::from(index)),
             name: "pool-4".into(),
             kind: "pool".into(),
             settings: serde_json::json!({"max_size": 4}),
@@ -871,6 +889,11 @@ mod tests {
         assert_eq!(second.p99_us, both.value_at_quantile(0.99));
         assert_eq!(second.pool_size, Some(8));
         assert_eq!(second.server_backends, Some(9));
+        assert_eq!((second.in_flight, second.queued), (Some(6), Some(2)));
+        assert_eq!(
+            (s.offered_rate, s.achieved_rate),
+            (Some(200.0), Some(181.0))
+        );
         assert_eq!(decode_histogram(&second.hdr["total"]).unwrap(), both);
 
         let r = &merged.report;
