@@ -122,7 +122,10 @@ async fn measure(
                 break 'sweep;
             }
             if let Some(slots) = &mut slots {
-                match slots.next(&strategy.name, !args.quiet, &session.cancel).await {
+                match slots
+                    .next(&strategy.name, !args.quiet, &session.cancel)
+                    .await
+                {
                     Some(at) => settings.start_at = Some(at),
                     None => break 'sweep,
                 }
