@@ -4,7 +4,7 @@
 //! nothing from the rest of poolbench.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -49,6 +49,15 @@ pub enum Command {
     /// rate within the server's connection budget, in each pool library's
     /// own setting names.
     Plan(PlanArgs),
+    /// Merge the reports of copies that ran the same scenario against the
+    /// same server at the same time (`--start-at`, `--instance-index`) into
+    /// one report, exactly: histograms added, counts summed, throughput over
+    /// the window every copy shares, timelines aligned by wall-clock second.
+    ///
+    /// The result is a report directory like a run's, which `compare` reads.
+    /// Reports of different scenarios (sha256) or servers are refused (exit
+    /// 2) unless --allow-different.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +157,30 @@ pub struct SweepArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The reports: report.json files, or the run directories holding them.
+    #[arg(required = true, num_args = 2.., value_name = "REPORT|DIR")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Directory for the merged report.json, summary.csv and timeline.csv.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Merge reports of different scenarios (sha256) or servers anyway, with
+    /// a warning.
+    #[arg(long)]
+    pub allow_different: bool,
+
+    /// No table: only warnings and the headline.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Overwrite the report files of an existing --out directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The sweep.json written by `poolbench sweep` (or its directory).
     #[arg(long, value_name = "PATH")]
@@ -237,6 +270,22 @@ pub struct MeasureArgs {
     /// between the threads (max_size and min_size divided).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
+
+    /// Wait until this wall-clock time (RFC 3339, UTC, e.g.
+    /// 2026-11-22T10:00:00Z), counting down on stderr, then start. Strategy
+    /// (or sweep point) k starts at TIME + k × (warm-up + duration + 3s), so
+    /// copies of poolbench on several machines given the same TIME measure
+    /// the same windows (`poolbench merge` combines their reports). A time
+    /// a second or more in the past is an error.
+    #[arg(long, value_name = "TIME", value_parser = parse_utc_time)]
+    pub start_at: Option<SystemTime>,
+
+    /// This copy's index among synchronised copies: recorded in the report
+    /// and mixed into the seed, so copies do not send identical requests
+    /// (index 0 keeps the scenario's seed). Kubernetes Indexed Jobs set
+    /// JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "N", env = "JOB_COMPLETION_INDEX")]
+    pub instance_index: Option<u32>,
 
     /// Run the scenario's [setup] SQL on a database poolbench did not start
     /// (setup usually creates and fills tables).
@@ -336,6 +385,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 20s, 1m, 500ms)"))
 }
 
+/// An RFC 3339 time in UTC: "2026-11-22T10:00:00Z" (fractions of a second
+/// allowed; "+00:00" is taken for "Z").
+pub fn parse_utc_time(text: &str) -> Result<SystemTime, String> {
+    let t = text.trim();
+    let utc = t
+        .strip_suffix("+00:00")
+        .map_or(t.to_string(), |s| format!("{s}Z"));
+    if !utc.ends_with('Z') && !utc.ends_with('z') {
+        return Err(format!(
+            "{text:?} is not a UTC time: expected RFC 3339 ending in Z, e.g. 2026-11-22T10:00:00Z"
+        ));
+    }
+    humantime::parse_rfc3339(&utc.to_uppercase()).map_err(|e| {
+        format!("{text:?} is not an RFC 3339 time ({e}): expected e.g. 2026-11-22T10:00:00Z")
+    })
+}
+
 /// A positive finite number, e.g. 1500 or 2.5.
 pub fn parse_positive(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -399,6 +465,32 @@ mod tests {
         assert!(
             Cli::try_parse_from(["poolbench", "sweep", "s.toml", "--pool-sizes", "0"]).is_err()
         );
+    }
+
+    #[test]
+    fn start_times_are_utc_rfc3339() {
+        let at = parse_utc_time("2026-11-22T10:00:00Z").unwrap();
+        assert_eq!(
+            humantime::format_rfc3339_seconds(at).to_string(),
+            "2026-11-22T10:00:00Z"
+        );
+        assert_eq!(parse_utc_time("2026-11-22T10:00:00+00:00"), Ok(at));
+        assert!(parse_utc_time("2026-11-22T10:00:00.250Z").is_ok());
+        let err = parse_utc_time("2026-11-22T10:00:00+02:00").unwrap_err();
+        assert!(err.contains("not a UTC time"), "{err}");
+        assert!(parse_utc_time("tomorrow").is_err());
+        assert!(parse_utc_time("2026-13-22T10:00:00Z").is_err());
+    }
+
+    #[test]
+    fn merge_needs_two_reports_and_an_out_directory() {
+        let cli = Cli::parse_from(["poolbench", "merge", "a", "b", "--out", "m"]);
+        let Command::Merge(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.inputs.len(), 2);
+        assert!(Cli::try_parse_from(["poolbench", "merge", "a", "--out", "m"]).is_err());
+        assert!(Cli::try_parse_from(["poolbench", "merge", "a", "b"]).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod instance;
 pub mod metrics;
 pub mod report;
 pub mod rng;
@@ -51,5 +52,6 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Compare(args) => commands::compare::run(&args),
         Command::Sweep(args) => commands::sweep::run(&args).await,
         Command::Plan(args) => commands::plan::run(&args).await,
+        Command::Merge(args) => commands::merge::run(&args),
     }
 }

@@ -1,10 +1,13 @@
 //! What `run` and `sweep` share: their common flags (`MeasureArgs`) turned
 //! into the domain's settings (scenario overrides, how to reach the
-//! database, worker threads), and one round measured with its progress bar.
+//! database, worker threads, this copy's place among synchronised copies),
+//! and one round measured with its progress bar.
 
 use super::progress::Progress;
 use crate::cli::MeasureArgs;
 use crate::engine::{self, RoundResult};
+use crate::error::bad_input;
+use crate::instance::Instance;
 use crate::scenario::{Overrides, Strategy};
 use crate::session::{ConnectOptions, Session};
 
@@ -49,4 +52,9 @@ pub async fn round(
         .await;
     progress.finish();
     result
+}
+
+/// `--start-at` and `--instance-index`; a start already past is bad input.
+pub fn instance(args: &MeasureArgs) -> anyhow::Result<Instance> {
+    Instance::new(args.start_at, args.instance_index).map_err(bad_input)
 }

@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod measure;
+pub mod merge;
 pub mod plan;
 pub mod progress;
 pub mod rate_sweep;

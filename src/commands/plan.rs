@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::measure::{self, connect_options, overrides, threads};
+use super::measure::{self, connect_options, instance, overrides, threads};
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::engine::{self, Pacing};
 use crate::error::bad_input;
@@ -68,6 +68,9 @@ pub async fn run(args: &PlanArgs) -> Result<Outcome> {
 /// Runs one instance's planned pool at one instance's rate on the sweep's
 /// scenario; Regression (exit 1) when the target is missed.
 async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -> Result<Outcome> {
+    // K instances can be verified as K synchronised copies, each at one
+    // instance's rate (--start-at, --instance-index).
+    let instance = instance(&args.measure)?;
     let scenario_path = Path::new(&sweep.scenario.path);
     let scenario = scenario::load_with(scenario_path, &overrides(&args.measure)).map_err(|e| {
         e.context(format!(
@@ -118,7 +121,8 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
             sweep.server.dsn, session.server.dsn
         );
     }
-    let settings = engine::Settings {
+    let mut settings = engine::Settings {
+        seed: instance.seed(scenario.run.seed),
         pacing: Pacing::OpenLoop(Arrivals {
             rate: report.target.rps_per_instance,
             process: ArrivalProcess::Poisson,
@@ -133,6 +137,15 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
             crate::report::format::rps(report.target.rps_per_instance),
             humantime::format_duration(scenario.run.duration)
         );
+    }
+    if let Some(mut slots) = instance.slots(scenario.run.warmup, scenario.run.duration) {
+        match slots.next(&strategy.name, !quiet, &session.cancel).await {
+            Some(at) => settings.start_at = Some(at),
+            None => {
+                session.close().await;
+                return Ok(Outcome::Interrupted);
+            }
+        }
     }
     let result = measure::round(
         &session,

@@ -8,9 +8,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::measure::{self, connect_options, overrides, threads};
+use super::measure::{self, connect_options, instance, overrides, threads};
 use crate::cli::SweepArgs;
 use crate::engine::{self, Pacing};
+use crate::instance::Instance;
 use crate::report::assemble::assemble;
 use crate::report::export::csv::RateSweepCsv;
 use crate::report::export::json::Json;
@@ -29,6 +30,7 @@ const FILES: [&dyn Exporter<RateSweep>; 2] = [&Json("sweep.json"), &RateSweepCsv
 const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 
 pub async fn run(args: &SweepArgs) -> Result<Outcome> {
+    let instance = instance(&args.measure)?;
     let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
     let mut rates = args.rates.clone();
     rates.sort_by(f64::total_cmp);
@@ -43,7 +45,16 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
     )?;
     let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure(&scenario, &rates, args, &session, &started_at, &out_dir).await;
+    let result = measure(
+        &scenario,
+        &rates,
+        args,
+        &session,
+        &started_at,
+        &out_dir,
+        instance,
+    )
+    .await;
     session.close().await;
     result
 }
@@ -55,6 +66,7 @@ async fn measure(
     session: &Session,
     started_at: &str,
     out_dir: &Path,
+    instance: Instance,
 ) -> Result<Outcome> {
     let base = scenario.run.arrivals;
     let process = base.map_or(ArrivalProcess::Poisson, |a| a.process);
@@ -86,14 +98,18 @@ async fn measure(
         },
         points: Vec::new(),
         saturation: Vec::new(),
+        copies: instance.record(&session.monitor).await,
     };
+    // With --start-at every point has its slot, the same on every copy.
+    let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     if !args.quiet {
         print!("{}", term::rates::header(scenario, &sweep));
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
     'sweep: for &rate in rates {
-        let settings = engine::Settings {
+        let mut settings = engine::Settings {
+            seed: instance.seed(scenario.run.seed),
             pacing: Pacing::OpenLoop(Arrivals {
                 rate,
                 process,
@@ -104,6 +120,15 @@ async fn measure(
         for strategy in &scenario.strategies {
             if session.cancel.is_cancelled() {
                 break 'sweep;
+            }
+            if let Some(slots) = &mut slots {
+                match slots
+                    .next(&strategy.name, !args.quiet, &session.cancel)
+                    .await
+                {
+                    Some(at) => settings.start_at = Some(at),
+                    None => break 'sweep,
+                }
             }
             let result =
                 measure::round(session, strategy, &settings, threads, !args.quiet, (1, 1)).await;

@@ -4,9 +4,10 @@
 
 use anyhow::Result;
 
-use super::measure::{self, connect_options, overrides, threads};
+use super::measure::{self, connect_options, instance, overrides, threads};
 use crate::cli::RunArgs;
-use crate::engine::RoundResult;
+use crate::engine::{self, RoundResult};
+use crate::instance::Instance;
 use crate::report::assemble::assemble;
 use crate::report::export::csv::{SummaryCsv, TimelineCsv};
 use crate::report::export::hlog;
@@ -19,9 +20,10 @@ use crate::scenario::{self, Overrides, Scenario};
 use crate::session::{cancel_on_signal, Session};
 use crate::Outcome;
 
-/// The files a run writes (and refuses to overwrite without --force);
+/// The files a run writes (and refuses to overwrite without --force), also
+/// those of a merged report (`merge`);
 /// report.html unless --no-html. hlog/ is written beside them.
-const FILES: [&dyn Exporter<Report>; 4] =
+pub const FILES: [&dyn Exporter<Report>; 4] =
     [&Json("report.json"), &SummaryCsv, &TimelineCsv, &ReportHtml];
 
 /// The files this run writes: all of them, or the data only.
@@ -34,6 +36,7 @@ fn files(no_html: bool) -> &'static [&'static dyn Exporter<Report>] {
 }
 
 pub async fn run(args: &RunArgs) -> Result<Outcome> {
+    let instance = instance(&args.measure)?;
     let overrides = Overrides {
         concurrency: args.concurrency,
         rounds: args.rounds,
@@ -52,7 +55,7 @@ pub async fn run(args: &RunArgs) -> Result<Outcome> {
     )?;
     let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure(&scenario, args, &session, &started_at, &out_dir).await;
+    let result = measure(&scenario, args, &session, &started_at, &out_dir, instance).await;
     session.close().await;
     result
 }
@@ -63,6 +66,7 @@ async fn measure(
     session: &Session,
     started_at: &str,
     out_dir: &std::path::Path,
+    instance: Instance,
 ) -> Result<Outcome> {
     let cancel = &session.cancel;
     if !args.quiet {
@@ -71,9 +75,15 @@ async fn measure(
             term::header(scenario, &session.server, threads(&args.measure))
         );
     }
-    let settings = session.engine_settings(&scenario.run);
+    let mut settings = engine::Settings {
+        seed: instance.seed(scenario.run.seed),
+        ..session.engine_settings(&scenario.run)
+    };
     let threads = threads(&args.measure);
     let queries = session.query_names();
+    // With --start-at every strategy and round has its slot, the same on
+    // every copy, so the copies share each measured window.
+    let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         tool: report::Tool::current(),
@@ -89,6 +99,7 @@ async fn measure(
         },
         strategies: Vec::new(),
         comparison: Vec::new(),
+        copies: instance.record(&session.monitor).await,
     };
     // Rounds interleave the strategies (A B A B …) so that drift on a shared
     // machine hits every strategy alike.
@@ -98,6 +109,12 @@ async fn measure(
         for (index, strategy) in scenario.strategies.iter().enumerate() {
             if cancel.is_cancelled() {
                 break 'rounds;
+            }
+            if let Some(slots) = &mut slots {
+                match slots.next(&strategy.name, !args.quiet, cancel).await {
+                    Some(at) => settings.start_at = Some(at),
+                    None => break 'rounds,
+                }
             }
             let result = measure::round(
                 session,

@@ -8,10 +8,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::measure::{self, connect_options, overrides, threads};
+use super::measure::{self, connect_options, instance, overrides, threads};
 use crate::cli::SweepArgs;
 use crate::engine;
 use crate::error::bad_input;
+use crate::instance::Instance;
 use crate::report::assemble::assemble;
 use crate::report::export::csv::SweepCsv;
 use crate::report::export::html::SweepHtml;
@@ -50,6 +51,7 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
     if !args.rates.is_empty() {
         return super::rate_sweep::run(args).await;
     }
+    let instance = instance(&args.measure)?;
     let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
     let plan = resolve(&scenario, args)?;
     let started_at = report::now_rfc3339();
@@ -62,7 +64,16 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
     )?;
     let opts = connect_options(&args.measure, args.quiet);
     let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure(&scenario, &plan, args, &session, &started_at, &out_dir).await;
+    let result = measure(
+        &scenario,
+        &plan,
+        args,
+        &session,
+        &started_at,
+        &out_dir,
+        instance,
+    )
+    .await;
     session.close().await;
     result
 }
@@ -148,6 +159,7 @@ async fn measure(
     session: &Session,
     started_at: &str,
     out_dir: &Path,
+    instance: Instance,
 ) -> Result<Outcome> {
     let cancel = &session.cancel;
     let mut sweep = SweepReport {
@@ -182,18 +194,28 @@ async fn measure(
         points: Vec::new(),
         fresh: Vec::new(),
         analysis: Vec::new(),
+        copies: instance.record(&session.monitor).await,
     };
     if !args.quiet {
         print!("{}", term::sweep::header(scenario, &sweep));
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
+    // With --start-at every point has its slot, the same on every copy.
+    let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     'sweep: for &concurrency in &plan.concurrency {
-        let settings = engine::Settings {
+        let mut settings = engine::Settings {
             concurrency,
+            seed: instance.seed(scenario.run.seed),
             ..session.engine_settings(&scenario.run)
         };
         if let Some(fresh) = &plan.fresh {
+            if let Some(slots) = &mut slots {
+                match slots.next(&fresh.name, !args.quiet, cancel).await {
+                    Some(at) => settings.start_at = Some(at),
+                    None => break 'sweep,
+                }
+            }
             let result =
                 measure::round(session, fresh, &settings, threads, !args.quiet, (1, 1)).await;
             if cancel.is_cancelled() {
@@ -218,6 +240,12 @@ async fn measure(
                     ..plan.pool.clone()
                 }),
             };
+            if let Some(slots) = &mut slots {
+                match slots.next(&strategy.name, !args.quiet, cancel).await {
+                    Some(at) => settings.start_at = Some(at),
+                    None => break 'sweep,
+                }
+            }
             let result =
                 measure::round(session, &strategy, &settings, threads, !args.quiet, (1, 1)).await;
             let interrupted = cancel.is_cancelled();

@@ -87,33 +87,7 @@ pub fn check_compatible(
             short(&c.scenario.sha256)
         ));
     }
-    let server: Vec<String> = [
-        (
-            "version",
-            b.server.version.clone(),
-            c.server.version.clone(),
-        ),
-        (
-            "auth_method",
-            b.server.auth_method.clone(),
-            c.server.auth_method.clone(),
-        ),
-        ("ssl", b.server.ssl.to_string(), c.server.ssl.to_string()),
-        (
-            "max_connections",
-            b.server.max_connections.to_string(),
-            c.server.max_connections.to_string(),
-        ),
-        (
-            "embedded",
-            b.server.embedded.to_string(),
-            c.server.embedded.to_string(),
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, x, y)| x != y)
-    .map(|(name, x, y)| format!("{name} {x} vs {y}"))
-    .collect();
+    let server = b.server.differences(&c.server);
     if !server.is_empty() {
         refused.push(format!(
             "they ran on different server settings: {}",

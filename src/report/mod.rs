@@ -6,6 +6,7 @@
 pub mod assemble;
 pub mod export;
 pub mod format;
+pub mod merge;
 pub mod model;
 pub mod term;
 

@@ -22,6 +22,11 @@ pub struct Report {
     pub scenario: ScenarioInfo,
     pub strategies: Vec<StrategyReport>,
     pub comparison: Vec<Comparison>,
+    /// Where this report stands among synchronised copies of poolbench
+    /// (`--start-at`, `--instance-index`, `merge`): its fields sit at the top
+    /// level of report.json, and are absent from a plain run's.
+    #[serde(flatten)]
+    pub copies: Copies,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +39,10 @@ pub struct Tool {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Host {
+    /// The machine's host name (a pod's name on Kubernetes), so the inputs
+    /// of a merged report can be told apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub cpus: usize,
     pub os: String,
     pub arch: String,
@@ -63,11 +72,29 @@ impl Host {
     /// The machine poolbench runs on.
     pub fn current() -> Host {
         Host {
+            name: host_name(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
         }
     }
+}
+
+/// gethostname(2); None if it fails or is not UTF-8.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length, which is passed; on
+    // success the name is NUL-terminated within it (truncated names may not
+    // be, so the length is bounded by the buffer either way).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    std::str::from_utf8(&buf[..end])
+        .ok()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +110,38 @@ pub struct Server {
     pub embedded: bool,
     /// Where it runs, password redacted.
     pub dsn: String,
+}
+
+impl Server {
+    /// The settings in which two reports' servers differ ("version 15.1 vs
+    /// 16.4"): reports from different servers are not compared or merged
+    /// without `--allow-different`. The DSN is left out: the same server is
+    /// often reached by different names.
+    pub fn differences(&self, other: &Server) -> Vec<String> {
+        [
+            ("version", self.version.clone(), other.version.clone()),
+            (
+                "auth_method",
+                self.auth_method.clone(),
+                other.auth_method.clone(),
+            ),
+            ("ssl", self.ssl.to_string(), other.ssl.to_string()),
+            (
+                "max_connections",
+                self.max_connections.to_string(),
+                other.max_connections.to_string(),
+            ),
+            (
+                "embedded",
+                self.embedded.to_string(),
+                other.embedded.to_string(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(name, a, b)| format!("{name} {a} vs {b}"))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -231,6 +290,57 @@ pub struct TimelineRow {
     pub in_flight: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued: Option<u64>,
+}
+
+/// A report's place among synchronised copies of poolbench. A copy records
+/// its index, the start it shared and its clock; a merged report lists the
+/// reports it was made of.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Copies {
+    /// This copy's index (`--instance-index`, or `JOB_COMPLETION_INDEX`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_index: Option<u32>,
+    /// The start the copies shared (`--start-at`), RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// The server's clock minus this machine's, in milliseconds, measured on
+    /// the monitor connection before measuring. Each copy times its window
+    /// by its own clock, so copies whose offsets differ measured windows
+    /// that far apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<f64>,
+    /// A merged report: the reports it was made of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<MergedInput>,
+}
+
+/// One report of a merge, as the merged report lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedInput {
+    /// The report.json it was read from.
+    pub path: String,
+    pub host: Host,
+    pub instance_index: Option<u32>,
+    pub started_at: String,
+    pub start_at: Option<String>,
+    pub clock_offset_ms: Option<f64>,
+    pub interrupted: bool,
+    /// Its measured windows, milliseconds since the Unix epoch: the start of
+    /// its first round to the end of its last (0 when the report does not
+    /// record them).
+    pub window_start_unix_ms: u64,
+    pub window_end_unix_ms: u64,
+    /// Each strategy as this input measured it, rounds kept apart.
+    pub strategies: Vec<MergedInputStrategy>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedInputStrategy {
+    pub name: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub throughput_rps: f64,
+    pub rounds: Vec<RoundStats>,
 }
 
 /// A fresh strategy against a pool strategy.

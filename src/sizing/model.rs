@@ -32,6 +32,10 @@ pub struct SweepReport {
     pub fresh: Vec<FreshPoint>,
     /// Per concurrency: the USL fit and the knee.
     pub analysis: Vec<Analysis>,
+    /// `--instance-index`, `--start-at` and the clock offset, for a sweep
+    /// run as one of several synchronised copies.
+    #[serde(flatten)]
+    pub copies: report::Copies,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

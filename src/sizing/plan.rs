@@ -648,6 +648,7 @@ pub(crate) mod tests {
                 connections_per_request: 1.0,
             }],
             analysis: Vec::new(),
+            copies: crate::report::Copies::default(),
         }
     }
 

@@ -29,6 +29,10 @@ pub struct RateSweep {
     pub points: Vec<RatePoint>,
     /// Per strategy: the highest rate it kept up with and the first it did not.
     pub saturation: Vec<Saturation>,
+    /// `--instance-index`, `--start-at` and the clock offset, for a sweep
+    /// run as one of several synchronised copies.
+    #[serde(flatten)]
+    pub copies: report::Copies,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

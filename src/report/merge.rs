@@ -1,0 +1,1072 @@
+//! Merging the reports of synchronised copies of poolbench into one report,
+//! exactly: histograms are added (percentiles are never averaged), counts
+//! summed, throughput taken over the seconds every copy measured, timelines
+//! aligned by wall-clock second, and each input listed with its host, index
+//! and window. Pure: reports in, a report and its warnings out.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use hdrhistogram::Histogram;
+
+use super::model::*;
+use crate::error::bad_input;
+use crate::metrics::{decode_histogram, encode_histogram, new_histogram, ErrorCounts, Summary};
+
+/// Clocks whose offsets from the server's differ by more than this are
+/// called skewed: the timeline's seconds would no longer line up.
+const SKEW_WARN_MS: f64 = 100.0;
+
+/// Windows overlapping less than this (shared time / spanned time) get a
+/// warning: throughput is then over a fraction of what was measured.
+const OVERLAP_WARN: f64 = 0.9;
+
+/// A report to merge and the file it came from (named in errors and in the
+/// merged report's `inputs`).
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: String,
+    pub report: Report,
+}
+
+/// The merged report and what the user should know about it.
+#[derive(Debug)]
+pub struct Merged {
+    pub report: Report,
+    pub warnings: Vec<String>,
+}
+
+/// Merges `inputs` (one or more). Reports of different scenarios (sha256) or
+/// servers are refused (bad input) unless `allow_different`; so is a
+/// histogram that is missing or does not decode, since it could not be
+/// added exactly.
+pub fn merge(inputs: &[Input], allow_different: bool) -> Result<Merged> {
+    let Some(first) = inputs.first() else {
+        return Err(bad_input("nothing to merge: no reports given"));
+    };
+    let mut warnings = check_compatible(inputs, allow_different)?;
+
+    let mut names: Vec<&str> = Vec::new();
+    for input in inputs {
+        for s in &input.report.strategies {
+            if !names.contains(&s.name.as_str()) {
+                names.push(&s.name);
+            }
+        }
+    }
+    let mut strategies = Vec::with_capacity(names.len());
+    for name in names {
+        let parts: Vec<Part> = inputs
+            .iter()
+            .filter_map(|input| {
+                let strategy = input.report.strategies.iter().find(|s| s.name == name)?;
+                Some(Part { input, strategy })
+            })
+            .collect();
+        if parts.len() < inputs.len() {
+            let missing: Vec<&str> = inputs
+                .iter()
+                .filter(|i| !i.report.strategies.iter().any(|s| s.name == name))
+                .map(|i| i.path.as_str())
+                .collect();
+            warnings.push(format!(
+                "strategy {name} is missing from {}: it is merged from the other reports only",
+                missing.join(", ")
+            ));
+        }
+        strategies.push(merge_strategy(name, &parts, &mut warnings)?);
+    }
+
+    warnings.extend(clock_warnings(inputs));
+    let unknown: Vec<&str> = inputs
+        .iter()
+        .filter(|i| {
+            i.report
+                .strategies
+                .iter()
+                .flat_map(|s| &s.rounds)
+                .any(|r| r.started_unix_ms == 0)
+        })
+        .map(|i| i.path.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        warnings.push(format!(
+            "{} {} not record when {} windows started (written before poolbench recorded \
+             it): {} timeline is aligned as if every copy had started together, and the \
+             overlap of the windows cannot be checked",
+            unknown.join(", "),
+            if unknown.len() == 1 { "does" } else { "do" },
+            if unknown.len() == 1 { "its" } else { "their" },
+            if unknown.len() == 1 { "its" } else { "their" },
+        ));
+    }
+    dedup(&mut warnings);
+
+    let concurrency: Option<u64> = inputs
+        .iter()
+        .map(|i| i.report.scenario.resolved["run"]["concurrency"].as_u64())
+        .sum();
+    let mut scenario = first.report.scenario.clone();
+    let run = scenario
+        .resolved
+        .get_mut("run")
+        .and_then(|r| r.as_object_mut());
+    if let (Some(total), Some(run)) = (concurrency, run) {
+        // The merged report describes the whole load: every copy's workers.
+        run.insert("concurrency".into(), total.into());
+    }
+    let start_at = first.report.copies.start_at.clone().filter(|at| {
+        inputs
+            .iter()
+            .all(|i| i.report.copies.start_at.as_ref() == Some(at))
+    });
+    let comparison = Comparison::all(&strategies);
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        tool: first.report.tool.clone(),
+        started_at: inputs
+            .iter()
+            .map(|i| i.report.started_at.clone())
+            .min()
+            .unwrap_or_default(),
+        interrupted: inputs.iter().any(|i| i.report.interrupted),
+        host: first.report.host.clone(),
+        server: first.report.server.clone(),
+        scenario,
+        strategies,
+        comparison,
+        copies: Copies {
+            instance_index: None,
+            start_at,
+            clock_offset_ms: None,
+            inputs: inputs.iter().map(describe_input).collect(),
+        },
+    };
+    Ok(Merged { report, warnings })
+}
+
+/// One input's report of the strategy being merged.
+struct Part<'a> {
+    input: &'a Input,
+    strategy: &'a StrategyReport,
+}
+
+/// Refuses inputs of another scenario or server than the first's unless
+/// `allow_different`; returns the warnings (differences allowed, builds,
+/// interruptions, repeated indexes, different start times).
+fn check_compatible(inputs: &[Input], allow_different: bool) -> Result<Vec<String>> {
+    let first = &inputs[0];
+    let (a, a_path) = (&first.report, &first.path);
+    let mut refused = Vec::new();
+    for other in &inputs[1..] {
+        let (b, b_path) = (&other.report, &other.path);
+        if a.scenario.sha256 != b.scenario.sha256 {
+            refused.push(format!(
+                "{a_path} ran scenario {} (sha256 {}) and {b_path} scenario {} (sha256 {})",
+                a.scenario.name,
+                short(&a.scenario.sha256),
+                b.scenario.name,
+                short(&b.scenario.sha256)
+            ));
+        }
+        let mut server = a.server.differences(&b.server);
+        if a.server.dsn != b.server.dsn {
+            server.push(format!("dsn {} vs {}", a.server.dsn, b.server.dsn));
+        }
+        if !server.is_empty() {
+            refused.push(format!(
+                "{a_path} and {b_path} ran against different servers: {}",
+                server.join(", ")
+            ));
+        }
+    }
+    if !refused.is_empty() && !allow_different {
+        return Err(bad_input(format!(
+            "cannot merge: {}; pass --allow-different to merge them anyway",
+            refused.join("; ")
+        )));
+    }
+    let mut warnings: Vec<String> = refused
+        .into_iter()
+        .map(|r| format!("merged although {r}"))
+        .collect();
+    if inputs.iter().any(|i| i.report.tool.build != a.tool.build) {
+        warnings.push(
+            "the inputs mix release and debug builds; debug builds are much slower".to_string(),
+        );
+    }
+    for input in inputs.iter().filter(|i| i.report.interrupted) {
+        warnings.push(format!("{} was interrupted (partial report)", input.path));
+    }
+    let mut by_index: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+    for input in inputs {
+        if let Some(index) = input.report.copies.instance_index {
+            by_index.entry(index).or_default().push(&input.path);
+        }
+    }
+    for (index, paths) in by_index.iter().filter(|(_, p)| p.len() > 1) {
+        warnings.push(format!(
+            "{} all have --instance-index {index}: they sent the same request streams",
+            paths.join(", ")
+        ));
+    }
+    let starts: Vec<String> = inputs
+        .iter()
+        .map(|i| i.report.copies.start_at.clone().unwrap_or("none".into()))
+        .collect();
+    if starts.iter().any(|s| *s != starts[0]) {
+        warnings.push(format!(
+            "the inputs were not given the same --start-at ({}): their windows need not overlap",
+            starts.join(", ")
+        ));
+    }
+    Ok(warnings)
+}
+
+fn merge_strategy(
+    name: &str,
+    parts: &[Part],
+    warnings: &mut Vec<String>,
+) -> Result<StrategyReport> {
+    let head = parts[0].strategy;
+    if let Some(other) = parts.iter().find(|p| p.strategy.kind != head.kind) {
+        warnings.push(format!(
+            "strategy {name} is {} in {} but {} in {}",
+            head.kind, parts[0].input.path, other.strategy.kind, other.input.path
+        ));
+    }
+    let phases = add_all(parts, |s| &s.phases, name, "phase")?;
+    let per_query = add_all(parts, |s| &s.per_query, name, "query")?;
+
+    let mut errors = ErrorCounts::default();
+    for p in parts {
+        errors.merge(&ErrorCounts {
+            counts: p.strategy.errors.clone(),
+            samples: p.strategy.error_samples.clone(),
+        });
+    }
+
+    let mut numbers: Vec<u32> = parts
+        .iter()
+        .flat_map(|p| p.strategy.rounds.iter().map(|r| r.round))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let mut rounds = Vec::with_capacity(numbers.len());
+    let mut timeline = Vec::new();
+    let (mut shared_requests, mut shared_s) = (0.0, 0u64);
+    let mut approximate = false;
+    let mut worst_overlap: Option<(u32, f64)> = None;
+    for &number in &numbers {
+        let members: Vec<Member> = parts
+            .iter()
+            .filter_map(|p| {
+                let stats = p.strategy.rounds.iter().find(|r| r.round == number)?;
+                Some(Member {
+                    path: &p.input.path,
+                    stats,
+                    rows: p
+                        .strategy
+                        .timeline
+                        .iter()
+                        .filter(|row| row.round == number)
+                        .collect(),
+                    length_ms: round_length_ms(p.input, p.strategy, number),
+                })
+            })
+            .collect();
+        let merged = merge_round(name, number, &members)?;
+        shared_requests += merged.shared_requests;
+        shared_s += merged.shared_s;
+        if let Some(overlap) = merged.overlap {
+            if worst_overlap.is_none_or(|(_, w)| overlap < w) {
+                worst_overlap = Some((number, overlap));
+            }
+        }
+        let mut stats = merged.stats;
+        match merged.total {
+            Some(h) if !h.is_empty() => {
+                stats.p50_us = h.value_at_quantile(0.5);
+                stats.p99_us = h.value_at_quantile(0.99);
+            }
+            Some(_) => {}
+            None if numbers.len() == 1 => {
+                // One round: its histogram is the strategy's, merged exactly.
+                if let Some(t) = phases.get("total") {
+                    stats.p50_us = t.p50_us;
+                    stats.p99_us = t.p99_us;
+                }
+            }
+            None => {
+                approximate = true;
+                stats.p50_us = members.iter().map(|m| m.stats.p50_us).max().unwrap_or(0);
+                stats.p99_us = members.iter().map(|m| m.stats.p99_us).max().unwrap_or(0);
+            }
+        }
+        rounds.push(stats);
+        timeline.extend(merged.rows);
+    }
+    if approximate {
+        warnings.push(format!(
+            "strategy {name}: the inputs carry no per-second histograms, so each round's p50 \
+             and p99 are the largest of the inputs' (not exact); the totals are exact"
+        ));
+    }
+    if let Some((number, overlap)) = worst_overlap.filter(|(_, o)| *o < OVERLAP_WARN) {
+        let round = if numbers.len() > 1 {
+            format!(" (round {number})")
+        } else {
+            String::new()
+        };
+        warnings.push(if overlap <= 0.0 {
+            format!(
+                "strategy {name}{round}: the inputs' measured windows do not overlap: the \
+                 copies did not run at the same time (was every copy given the same \
+                 --start-at?); throughput is the sum of the inputs' own"
+            )
+        } else {
+            format!(
+                "strategy {name}{round}: the inputs' measured windows overlap by only {:.0}%: \
+                 throughput is over the seconds every input measured",
+                overlap * 100.0
+            )
+        });
+    }
+
+    let requests: u64 = parts.iter().map(|p| p.strategy.requests).sum();
+    let (throughput_rps, measured_s) = if shared_s > 0 {
+        (round(shared_requests / shared_s as f64, 1), shared_s as f64)
+    } else {
+        // No second every input measured (no timelines, or no overlap):
+        // the best remaining estimate of the load is the sum of the parts.
+        (
+            round(parts.iter().map(|p| p.strategy.throughput_rps).sum(), 1),
+            parts
+                .iter()
+                .map(|p| p.strategy.measured_s)
+                .fold(0.0, f64::max),
+        )
+    };
+    // Open loop: each copy offered its own arrivals and achieved its own
+    // rate; the system's are their sums.
+    let rate_sum = |rate: fn(&StrategyReport) -> Option<f64>| {
+        let rates: Vec<f64> = parts.iter().filter_map(|p| rate(p.strategy)).collect();
+        (!rates.is_empty()).then(|| round(rates.iter().sum(), 1))
+    };
+    Ok(StrategyReport {
+        name: name.to_string(),
+        offered_rate: rate_sum(|s| s.offered_rate),
+        achieved_rate: rate_sum(|s| s.achieved_rate),
+        kind: head.kind.clone(),
+        settings: head.settings.clone(),
+        requests,
+        shards: parts.iter().map(|p| p.strategy.shards).sum(),
+        retries: parts.iter().map(|p| p.strategy.retries).sum(),
+        errors: errors.counts,
+        error_samples: errors.samples,
+        throughput_rps,
+        connections_opened: parts.iter().map(|p| p.strategy.connections_opened).sum(),
+        // The copies fill their pools at the same time: the slowest is the
+        // time the whole system took.
+        startup_ms: parts
+            .iter()
+            .map(|p| p.strategy.startup_ms)
+            .fold(0.0, f64::max),
+        measured_s,
+        phases,
+        per_query,
+        rounds,
+        timeline,
+    })
+}
+
+/// One input's round of the strategy being merged.
+struct Member<'a> {
+    path: &'a str,
+    stats: &'a RoundStats,
+    rows: Vec<&'a TimelineRow>,
+    /// The round's measured window, nominally.
+    length_ms: u64,
+}
+
+/// A round merged across the inputs.
+struct MergedRound {
+    stats: RoundStats,
+    rows: Vec<TimelineRow>,
+    /// The round's `total` histogram, added from the per-second ones; None
+    /// when some second has none.
+    total: Option<Histogram<u64>>,
+    /// Requests in, and number of, the seconds every input measured.
+    shared_requests: f64,
+    shared_s: u64,
+    /// Shared time / spanned time of the windows, when their starts are known.
+    overlap: Option<f64>,
+}
+
+/// Aligns the members' timelines by wall-clock second (each second goes to
+/// the merged second nearest its own start), adds them, and takes the
+/// round's throughput over the seconds every member measured.
+fn merge_round(strategy: &str, number: u32, members: &[Member]) -> Result<MergedRound> {
+    let known = members.iter().all(|m| m.stats.started_unix_ms > 0);
+    let origin = if known {
+        members
+            .iter()
+            .map(|m| m.stats.started_unix_ms)
+            .min()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let mut seconds: BTreeMap<u64, Second> = BTreeMap::new();
+    for m in members {
+        let shift = if known {
+            ((m.stats.started_unix_ms - origin) as f64 / 1000.0).round() as u64
+        } else {
+            0
+        };
+        for row in &m.rows {
+            let what = format!("strategy {strategy}, round {number}, second {}", row.second);
+            seconds
+                .entry(row.second + shift)
+                .or_default()
+                .add(m.path, &what, row)?;
+        }
+    }
+
+    let mut total = Some(new_histogram());
+    let (mut shared_requests, mut shared_s) = (0.0, 0);
+    let mut rows = Vec::with_capacity(seconds.len());
+    for (second, s) in seconds {
+        if s.inputs == members.len() {
+            shared_requests += s.rps;
+            shared_s += 1;
+        }
+        match (&mut total, s.hdr.get("total")) {
+            (Some(t), Some(h)) if s.complete => {
+                let _ = t.add(h);
+            }
+            (Some(_), None) if s.complete => {}
+            _ => total = None,
+        }
+        rows.push(s.into_row(number, second));
+    }
+    if rows.is_empty() {
+        total = None;
+    }
+
+    let overlap = known.then(|| {
+        let start = |m: &Member| m.stats.started_unix_ms as f64;
+        let end = |m: &Member| start(m) + m.length_ms as f64;
+        let latest_start = members.iter().map(start).fold(f64::MIN, f64::max);
+        let earliest_end = members.iter().map(end).fold(f64::MAX, f64::min);
+        let span = members.iter().map(end).fold(f64::MIN, f64::max) - origin as f64;
+        if span > 0.0 {
+            ((earliest_end - latest_start) / span).max(0.0)
+        } else {
+            1.0
+        }
+    });
+    let (requests, errors) = members.iter().fold((0, 0), |(r, e), m| {
+        (r + m.stats.requests, e + m.stats.errors)
+    });
+    let throughput_rps = if shared_s > 0 {
+        round(shared_requests / shared_s as f64, 1)
+    } else {
+        round(members.iter().map(|m| m.stats.throughput_rps).sum(), 1)
+    };
+    Ok(MergedRound {
+        stats: RoundStats {
+            round: number,
+            requests,
+            errors,
+            throughput_rps,
+            p50_us: 0,
+            p99_us: 0,
+            started_unix_ms: origin,
+        },
+        rows,
+        total,
+        shared_requests,
+        shared_s,
+        overlap,
+    })
+}
+
+/// One wall-clock second of a round, added up over the inputs.
+#[derive(Default)]
+struct Second {
+    /// How many inputs measured this second.
+    inputs: usize,
+    rps: f64,
+    errors: u64,
+    hdr: BTreeMap<String, Histogram<u64>>,
+    /// False when an input's row had requests but no `total` histogram: its
+    /// percentiles can then only be approximated.
+    complete: bool,
+    p50_max: u64,
+    p99_max: u64,
+    pool_size: Option<u64>,
+    pool_available: Option<u64>,
+    pool_waiting: Option<u64>,
+    server_backends: Option<u64>,
+    in_flight: Option<u64>,
+    queued: Option<u64>,
+}
+
+impl Second {
+    fn add(&mut self, path: &str, what: &str, row: &TimelineRow) -> Result<()> {
+        self.complete = (self.inputs == 0 || self.complete)
+            && (row.rps == 0.0 || row.hdr.contains_key("total"));
+        self.inputs += 1;
+        self.rps += row.rps;
+        self.errors += row.errors;
+        for (phase, text) in &row.hdr {
+            let h = decode(path, &format!("{what}, phase {phase}"), text)?;
+            let _ = self
+                .hdr
+                .entry(phase.clone())
+                .or_insert_with(new_histogram)
+                .add(&h);
+        }
+        self.p50_max = self.p50_max.max(row.p50_us);
+        self.p99_max = self.p99_max.max(row.p99_us);
+        // Every copy has its own pools: they add up. The server's backends
+        // are one count that every copy sees: the largest sample is kept.
+        self.pool_size = add_opt(self.pool_size, row.pool_size);
+        self.pool_available = add_opt(self.pool_available, row.pool_available);
+        self.pool_waiting = add_opt(self.pool_waiting, row.pool_waiting);
+        self.server_backends = self.server_backends.max(row.server_backends);
+        self.in_flight = add_opt(self.in_flight, row.in_flight);
+        self.queued = add_opt(self.queued, row.queued);
+        Ok(())
+    }
+
+    fn into_row(self, round: u32, second: u64) -> TimelineRow {
+        let (p50_us, p99_us) = match self.hdr.get("total") {
+            Some(h) if self.complete && !h.is_empty() => {
+                (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+            }
+            _ if self.complete => (0, 0),
+            _ => (self.p50_max, self.p99_max),
+        };
+        TimelineRow {
+            round,
+            second,
+            rps: self.rps,
+            errors: self.errors,
+            p50_us,
+            p99_us,
+            pool_size: self.pool_size,
+            pool_available: self.pool_available,
+            pool_waiting: self.pool_waiting,
+            server_backends: self.server_backends,
+            in_flight: self.in_flight,
+            queued: self.queued,
+            hdr: self
+                .hdr
+                .iter()
+                .map(|(phase, h)| (phase.clone(), encode_histogram(h)))
+                .collect(),
+        }
+    }
+}
+
+fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (None, None) => None,
+        _ => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    }
+}
+
+/// Adds, key by key (phase or query), the histograms of every part.
+fn add_all(
+    parts: &[Part],
+    field: impl Fn(&StrategyReport) -> &BTreeMap<String, Summary>,
+    strategy: &str,
+    kind: &str,
+) -> Result<BTreeMap<String, Summary>> {
+    let mut added: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for p in parts {
+        for (key, summary) in field(p.strategy) {
+            let sum = added.entry(key.clone()).or_insert_with(new_histogram);
+            if summary.count == 0 {
+                continue;
+            }
+            let what = format!("strategy {strategy}, {kind} {key}");
+            if summary.hdr.is_empty() {
+                return Err(bad_input(format!(
+                    "{}: {what} has no histogram (its hdr is empty), so it cannot be merged \
+                     exactly",
+                    p.input.path
+                )));
+            }
+            let h = decode(&p.input.path, &what, &summary.hdr)?;
+            if h.len() != summary.count {
+                return Err(bad_input(format!(
+                    "{}: {what}: the histogram holds {} values but count says {}",
+                    p.input.path,
+                    h.len(),
+                    summary.count
+                )));
+            }
+            // The sum grows as needed (auto-resize), so adding cannot fail
+            // on range.
+            let _ = sum.add(&h);
+        }
+    }
+    Ok(added
+        .iter()
+        .map(|(key, h)| (key.clone(), Summary::of(h)))
+        .collect())
+}
+
+fn decode(path: &str, what: &str, text: &str) -> Result<Histogram<u64>> {
+    decode_histogram(text).map_err(|e| bad_input(format!("{path}: {what}: {e:#}")))
+}
+
+/// The nominal measured window of a round: the scenario's duration, else
+/// as many seconds as the round's timeline has.
+fn round_length_ms(input: &Input, strategy: &StrategyReport, number: u32) -> u64 {
+    input.report.scenario.resolved["run"]["duration"]
+        .as_str()
+        .and_then(|d| humantime::parse_duration(d).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_else(|| {
+            strategy
+                .timeline
+                .iter()
+                .filter(|r| r.round == number)
+                .count() as u64
+                * 1000
+        })
+}
+
+/// The input as the merged report lists it.
+fn describe_input(input: &Input) -> MergedInput {
+    let r = &input.report;
+    let windows: Vec<(u64, u64)> = r
+        .strategies
+        .iter()
+        .flat_map(|s| {
+            s.rounds
+                .iter()
+                .filter(|round| round.started_unix_ms > 0)
+                .map(|round| {
+                    let start = round.started_unix_ms;
+                    (start, start + round_length_ms(input, s, round.round))
+                })
+        })
+        .collect();
+    MergedInput {
+        path: input.path.clone(),
+        host: r.host.clone(),
+        instance_index: r.copies.instance_index,
+        started_at: r.started_at.clone(),
+        start_at: r.copies.start_at.clone(),
+        clock_offset_ms: r.copies.clock_offset_ms,
+        interrupted: r.interrupted,
+        window_start_unix_ms: windows.iter().map(|w| w.0).min().unwrap_or(0),
+        window_end_unix_ms: windows.iter().map(|w| w.1).max().unwrap_or(0),
+        strategies: r
+            .strategies
+            .iter()
+            .map(|s| MergedInputStrategy {
+                name: s.name.clone(),
+                requests: s.requests,
+                errors: s.error_count(),
+                throughput_rps: s.throughput_rps,
+                rounds: s.rounds.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Each copy times its windows by its own clock; the server's clock is the
+/// one they share, so copies whose offsets from it differ had clocks that
+/// disagree, and their windows are that far apart in truth.
+fn clock_warnings(inputs: &[Input]) -> Vec<String> {
+    let offsets: Vec<(&str, f64)> = inputs
+        .iter()
+        .filter_map(|i| Some((i.path.as_str(), i.report.copies.clock_offset_ms?)))
+        .collect();
+    let low = offsets.iter().min_by(|a, b| a.1.total_cmp(&b.1));
+    let high = offsets.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+    match (low, high) {
+        (Some(&(lp, lo)), Some(&(hp, hi))) if hi - lo > SKEW_WARN_MS => vec![format!(
+            "the copies' clocks look skewed: against the server's clock, {lp} is off by \
+             {lo:+.0} ms and {hp} by {hi:+.0} ms, so their windows may be {:.0} ms apart \
+             although each started on time by its own clock; synchronise the machines' clocks \
+             (NTP, chrony)",
+            hi - lo
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn dedup(warnings: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
+}
+
+/// The first 12 hex digits of a sha256: enough to tell two files apart.
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{kind_of, Kind};
+    use crate::metrics::record;
+
+    const T0: u64 = 1_795_000_000_000;
+
+    /// A histogram recorded directly, as the merge's reference.
+    fn direct(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        h.auto(true);
+        for v in values {
+            h.record(v).unwrap();
+        }
+        h
+    }
+
+    /// A one-strategy report whose round 1 started at `start_ms` and whose
+    /// second i measured the latencies `seconds[i]`.
+    fn report(index: u32, start_ms: u64, seconds: &[Vec<u64>]) -> Report {
+        let all: Vec<u64> = seconds.iter().flatten().copied().collect();
+        let mut total = new_histogram();
+        for &v in &all {
+            record(&mut total, v);
+        }
+        let summary = Summary::of(&total);
+        let timeline = seconds
+            .iter()
+            .enumerate()
+            .map(|(i, values)| {
+                let h = direct(values.iter().copied());
+                TimelineRow {
+                    round: 1,
+                    second: i as u64,
+                    rps: values.len() as f64,
+                    errors: 0,
+                    p50_us: 0,
+                    p99_us: 0,
+                    pool_size: Some(4),
+                    pool_available: Some(1),
+                    pool_waiting: Some(0),
+                    server_backends: Some(9),
+                    in_flight: Some(3),
+                    queued: Some(1),
+                    hdr: [("total".to_string(), encode_histogram(&h))].into(),
+                }
+            })
+            .collect();
+        let strategy = StrategyReport {
+            offered_rate: Some(100.0),
+            achieved_rate: Some(90.0 + f64::from(index)),
+            name: "pool-4".into(),
+            kind: "pool".into(),
+            settings: serde_json::json!({"max_size": 4}),
+            requests: all.len() as u64,
+            shards: 2,
+            retries: 1,
+            errors: [("pool_timeout".to_string(), 2)].into(),
+            error_samples: [("pool_timeout".to_string(), vec![format!("timeout {index}")])].into(),
+            throughput_rps: all.len() as f64 / seconds.len() as f64,
+            connections_opened: 4,
+            startup_ms: 10.0 + f64::from(index),
+            measured_s: seconds.len() as f64,
+            phases: [
+                ("total".to_string(), summary.clone()),
+                ("query".to_string(), summary.clone()),
+            ]
+            .into(),
+            per_query: [("lookup".to_string(), summary.clone())].into(),
+            rounds: vec![RoundStats {
+                round: 1,
+                requests: all.len() as u64,
+                errors: 2,
+                throughput_rps: 0.0,
+                p50_us: summary.p50_us,
+                p99_us: summary.p99_us,
+                started_unix_ms: start_ms,
+            }],
+            timeline,
+        };
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool::current(),
+            started_at: "2026-11-22T10:00:00Z".into(),
+            interrupted: false,
+            host: Host {
+                name: Some(format!("worker-{index}")),
+                cpus: 2,
+                os: "linux".into(),
+                arch: "x86_64".into(),
+            },
+            server: Server {
+                version: "16.4".into(),
+                auth_method: "unknown".into(),
+                ssl: true,
+                max_connections: 100,
+                embedded: false,
+                dsn: "postgres://app:****@db:5432/app".into(),
+            },
+            scenario: ScenarioInfo {
+                name: "lookup".into(),
+                path: "lookup.toml".into(),
+                sha256: "ab".repeat(32),
+                resolved: serde_json::json!({
+                    "run": {"duration": format!("{}s", seconds.len()), "concurrency": 4}
+                }),
+            },
+            strategies: vec![strategy],
+            comparison: Vec::new(),
+            copies: Copies {
+                instance_index: Some(index),
+                start_at: Some("2026-11-22T10:00:00Z".into()),
+                clock_offset_ms: Some(0.5),
+                inputs: Vec::new(),
+            },
+        }
+    }
+
+    fn input(name: &str, report: Report) -> Input {
+        Input {
+            path: format!("{name}/report.json"),
+            report,
+        }
+    }
+
+    /// Latencies spread over a wide range, different for each seed.
+    fn values(seed: u64, n: usize) -> Vec<u64> {
+        let mut rng = crate::workload::params::Rng::new(seed);
+        (0..n).map(|_| 50 + rng.below(200_000)).collect()
+    }
+
+    #[test]
+    fn histograms_add_exactly_and_counts_sum() {
+        let a: Vec<Vec<u64>> = (0..3).map(|s| values(s, 500)).collect();
+        let b: Vec<Vec<u64>> = (10..13).map(|s| values(s, 700)).collect();
+        let merged = merge(
+            &[
+                input("a", report(0, T0, &a)),
+                input("b", report(1, T0 + 20, &b)),
+            ],
+            false,
+        )
+        .unwrap();
+        assert!(merged.warnings.is_empty(), "{:?}", merged.warnings);
+        let union = direct(a.iter().chain(&b).flatten().copied());
+        let s = &merged.report.strategies[0];
+        for summary in [
+            &s.phases["total"],
+            &s.phases["query"],
+            &s.per_query["lookup"],
+        ] {
+            assert_eq!(summary.count, 3600);
+            assert_eq!(summary.p50_us, union.value_at_quantile(0.5));
+            assert_eq!(summary.p99_us, union.value_at_quantile(0.99));
+            assert_eq!(summary.p999_us, union.value_at_quantile(0.999));
+            assert_eq!(summary.max_us, union.max());
+            assert_eq!(decode_histogram(&summary.hdr).unwrap(), union);
+        }
+        assert_eq!(s.requests, 3600);
+        assert_eq!(s.errors["pool_timeout"], 4);
+        assert_eq!(s.error_samples["pool_timeout"].len(), 2);
+        assert_eq!((s.retries, s.shards, s.connections_opened), (2, 4, 8));
+        assert_eq!(s.startup_ms, 11.0);
+        // Every second was measured by both: 3600 requests over 3 s.
+        assert_eq!((s.throughput_rps, s.measured_s), (1200.0, 3.0));
+        let round = &s.rounds[0];
+        assert_eq!((round.requests, round.errors), (3600, 4));
+        assert_eq!(round.p99_us, union.value_at_quantile(0.99));
+        assert_eq!(round.started_unix_ms, T0);
+        let second = &s.timeline[1];
+        let both = direct(a[1].iter().chain(&b[1]).copied());
+        assert_eq!(second.rps, 1200.0);
+        assert_eq!(second.p99_us, both.value_at_quantile(0.99));
+        assert_eq!(second.pool_size, Some(8));
+        assert_eq!(second.server_backends, Some(9));
+        assert_eq!((second.in_flight, second.queued), (Some(6), Some(2)));
+        assert_eq!(
+            (s.offered_rate, s.achieved_rate),
+            (Some(200.0), Some(181.0))
+        );
+        assert_eq!(decode_histogram(&second.hdr["total"]).unwrap(), both);
+
+        let r = &merged.report;
+        assert_eq!(r.scenario.resolved["run"]["concurrency"], 8);
+        assert_eq!(r.copies.instance_index, None);
+        assert_eq!(r.copies.start_at.as_deref(), Some("2026-11-22T10:00:00Z"));
+        let listed: Vec<_> = r
+            .copies
+            .inputs
+            .iter()
+            .map(|i| {
+                (
+                    i.instance_index,
+                    i.host.name.clone(),
+                    i.window_start_unix_ms,
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (Some(0), Some("worker-0".into()), T0),
+                (Some(1), Some("worker-1".into()), T0 + 20)
+            ]
+        );
+        assert_eq!(r.copies.inputs[1].window_end_unix_ms, T0 + 20 + 3000);
+        assert_eq!(r.copies.inputs[1].strategies[0].rounds[0].requests, 2100);
+    }
+
+    #[test]
+    fn timelines_align_by_wall_clock_second() {
+        let a: Vec<Vec<u64>> = (0..10).map(|s| values(s, 100)).collect();
+        let b: Vec<Vec<u64>> = (0..10).map(|s| values(s + 50, 300)).collect();
+        // b started 1.2 s after a: its second 0 is a's second 1.
+        let merged = merge(
+            &[
+                input("a", report(0, T0, &a)),
+                input("b", report(1, T0 + 1200, &b)),
+            ],
+            false,
+        )
+        .unwrap();
+        let s = &merged.report.strategies[0];
+        assert_eq!(s.timeline.len(), 11);
+        assert_eq!(s.timeline[0].rps, 100.0);
+        assert_eq!(s.timeline[1].rps, 400.0);
+        assert_eq!(s.timeline[10].rps, 300.0);
+        // Seconds 1..=9 were measured by both.
+        assert_eq!((s.throughput_rps, s.measured_s), (400.0, 9.0));
+        assert_eq!(s.requests, 4000);
+        assert!(
+            merged
+                .warnings
+                .iter()
+                .any(|w| w.contains("overlap by only 79%")),
+            "{:?}",
+            merged.warnings
+        );
+    }
+
+    #[test]
+    fn windows_that_do_not_overlap_are_summed_and_said() {
+        let a = vec![values(1, 100), values(2, 100)];
+        let merged = merge(
+            &[
+                input("a", report(0, T0, &a)),
+                input("b", report(1, T0 + 60_000, &a)),
+            ],
+            false,
+        )
+        .unwrap();
+        let s = &merged.report.strategies[0];
+        assert_eq!(s.throughput_rps, 200.0);
+        assert!(
+            merged.warnings.iter().any(|w| w.contains("do not overlap")),
+            "{:?}",
+            merged.warnings
+        );
+    }
+
+    #[test]
+    fn skewed_clocks_are_warned_about() {
+        let a = vec![values(1, 10)];
+        let mut b = report(1, T0, &a);
+        b.copies.clock_offset_ms = Some(-400.0);
+        let merged = merge(&[input("a", report(0, T0, &a)), input("b", b)], false).unwrap();
+        assert!(
+            merged
+                .warnings
+                .iter()
+                .any(|w| w.contains("clocks look skewed") && w.contains("400 ms apart")),
+            "{:?}",
+            merged.warnings
+        );
+    }
+
+    #[test]
+    fn different_scenarios_and_servers_are_refused() {
+        let a = vec![values(1, 10)];
+        let mut other = report(1, T0, &a);
+        other.scenario.sha256 = "cd".repeat(32);
+        let inputs = [input("a", report(0, T0, &a)), input("b", other)];
+        let err = merge(&inputs, false).unwrap_err();
+        assert_eq!(kind_of(&err), Some(Kind::BadInput));
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("b/report.json scenario lookup (sha256 cdcdcdcdcdcd)"),
+            "{text}"
+        );
+        assert!(text.contains("--allow-different"), "{text}");
+        let merged = merge(&inputs, true).unwrap();
+        assert!(merged.warnings[0].starts_with("merged although"));
+
+        let mut elsewhere = report(1, T0, &a);
+        elsewhere.server.dsn = "postgres://app:****@db2:5432/app".into();
+        let err = merge(
+            &[input("a", report(0, T0, &a)), input("b", elsewhere)],
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("different servers: dsn"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_missing_histogram_is_refused_not_approximated() {
+        let a = vec![values(1, 10)];
+        let mut b = report(1, T0, &a);
+        b.strategies[0].phases.get_mut("total").unwrap().hdr.clear();
+        let err = merge(&[input("a", report(0, T0, &a)), input("b", b)], false).unwrap_err();
+        assert_eq!(kind_of(&err), Some(Kind::BadInput));
+        assert!(
+            format!("{err:#}")
+                .contains("b/report.json: strategy pool-4, phase total has no histogram"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn old_reports_without_wall_clock_starts_still_merge() {
+        let a: Vec<Vec<u64>> = (0..2).map(|s| values(s, 100)).collect();
+        let mut old = report(1, 0, &a);
+        old.strategies[0]
+            .timeline
+            .iter_mut()
+            .for_each(|r| r.hdr.clear());
+        old.copies = Copies::default();
+        let merged = merge(&[input("a", report(0, 0, &a)), input("b", old)], false).unwrap();
+        let s = &merged.report.strategies[0];
+        assert_eq!(s.requests, 400);
+        assert_eq!(s.throughput_rps, 200.0);
+        // One round: its percentiles are the strategy's, exact.
+        assert_eq!(s.rounds[0].p99_us, s.phases["total"].p99_us);
+        let w = merged.warnings.join("\n");
+        assert!(w.contains("not record when their windows started"), "{w}");
+        assert!(w.contains("not given the same --start-at"), "{w}");
+    }
+
+    #[test]
+    fn merged_reports_serialise_and_load_like_any_report() {
+        let a = vec![values(1, 10)];
+        let merged = merge(
+            &[input("a", report(0, T0, &a)), input("b", report(1, T0, &a))],
+            false,
+        )
+        .unwrap();
+        let text = serde_json::to_string(&merged.report).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["inputs"][1]["instance_index"], 1);
+        assert!(value.get("instance_index").is_none());
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.copies.inputs.len(), 2);
+    }
+}
