@@ -66,7 +66,7 @@ async fn pool_survives_server_restarts() {
         "restart",
         r#"
 [run]
-duration = "9s"
+duration = "12s"
 warmup = "0s"
 concurrency = 4
 
