@@ -16,7 +16,7 @@ use crate::scenario::{self, ArrivalProcess, Arrivals, PoolSettings, Strategy, St
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::SweepReport;
 use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest};
-use crate::sizing::verify::Verification;
+use crate::sizing::verify::verification;
 use crate::Outcome;
 
 /// In a verification, every arrival is served at once (no handler limit):
@@ -163,7 +163,7 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
         std::slice::from_ref(&result),
     );
     session.close().await;
-    let v = Verification::of(report, &measured);
+    let v = verification(report, &measured);
     let met = v.met;
     report.verification = Some(v);
     Ok(if interrupted {

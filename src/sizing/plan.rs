@@ -64,7 +64,7 @@ pub struct PlanReport {
     pub warnings: Vec<String>,
     /// `--verify`: the plan measured.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verification: Option<super::verify::Verification>,
+    pub verification: Option<Verification>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -550,6 +550,31 @@ fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>) -> Vec<Library> {
 
 fn list(v: &[u32]) -> String {
     v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// `plan --verify`: the planned pool measured at the planned rate, in open
+/// loop (built by `verify.rs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// The rate and pool of one application instance, as planned.
+    pub rate_per_instance: f64,
+    pub max_size: u32,
+    pub min_size: u32,
+    pub achieved_rate: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub target_p99_ms: f64,
+    pub predicted_p99_ms: Option<f64>,
+    /// From the intended arrival (corrected for coordinated omission).
+    pub measured_p99_ms: f64,
+    pub predicted_utilisation: Option<f64>,
+    /// Achieved rate × mean query time / max_size.
+    pub measured_utilisation: f64,
+    pub predicted_p_wait: Option<f64>,
+    /// Share of acquires longer than `verify::WAITED_US`.
+    pub measured_p_wait: Option<f64>,
+    /// The measured p99 is within the target and errors are under 1%.
+    pub met: bool,
 }
 
 #[cfg(test)]
