@@ -245,11 +245,21 @@ pub enum PlanFormat {
 /// Where and how to measure: the flags `run` and `sweep` share.
 #[derive(Debug, Args)]
 pub struct MeasureArgs {
-    /// The database, as a libpq URL or key=value string. Overrides the
-    /// scenario's [database].dsn and DATABASE_URL; without any of them an
-    /// embedded server is started.
-    #[arg(long, value_name = "DSN")]
+    /// The database, as a libpq URL or key=value string
+    /// (postgres://app@db.internal/app?sslmode=verify-full, or
+    /// "host=/var/run/postgresql dbname=app"). Overrides the scenario's
+    /// [database].dsn, DATABASE_URL and libpq's environment (PGHOST,
+    /// PGHOSTADDR, PGPORT, PGDATABASE, PGUSER, PGSERVICE); without any of
+    /// them an embedded server is started. What it leaves out comes from
+    /// libpq's variables and files (PGPASSWORD, ~/.pgpass, PGSSLMODE,
+    /// PGSSLROOTCERT, pg_service.conf…), as psql would read them.
+    #[arg(long, value_name = "DSN", conflicts_with = "embedded")]
     pub dsn: Option<String>,
+
+    /// Start the embedded server even when a DSN, DATABASE_URL or PG*
+    /// variables say where a database is.
+    #[arg(long)]
+    pub embedded: bool,
 
     /// Measured time per strategy (or sweep point), e.g. 20s or 1m
     /// (overrides [run].duration).

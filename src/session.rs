@@ -1,5 +1,5 @@
 //! A measuring session: the database found (`--dsn`, the scenario's dsn,
-//! `DATABASE_URL`) or started (the embedded server), reached once, described,
+//! `DATABASE_URL`, libpq's environment) or started (the embedded server), reached once, described,
 //! set up, and the scenario's queries checked against it. `run` and `sweep`
 //! both measure inside one.
 
@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use futures_util::future::BoxFuture;
 
-use crate::backend::postgres::{server_facts, Monitor, Target};
+use crate::backend::postgres::environment::ProcessEnvironment;
+use crate::backend::postgres::{resolve, server_facts, Monitor, Target};
 use crate::embedded::{EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
 use crate::error::bad_input;
@@ -24,6 +25,8 @@ use crate::workload::{Mix, Requests};
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     pub dsn: Option<String>,
+    /// `--embedded`: the embedded server whatever the environment says.
+    pub embedded: bool,
     pub allow_setup: bool,
     pub quiet: bool,
 }
@@ -48,25 +51,28 @@ impl Session {
         opts: &ConnectOptions,
         cancel: CancellationToken,
     ) -> Result<Session> {
-        let (dsn, origin) = match (&opts.dsn, &scenario.database.dsn) {
-            (Some(d), _) => (Some(d.clone()), "--dsn".to_string()),
-            (None, Some(d)) => (
-                Some(d.clone()),
-                format!("[database].dsn of {}", scenario.source.path.display()),
-            ),
-            (None, None) => (
-                std::env::var("DATABASE_URL").ok().filter(|d| !d.is_empty()),
-                "DATABASE_URL".into(),
-            ),
+        let request = resolve::Request {
+            flag: opts.dsn.as_deref(),
+            scenario: scenario
+                .database
+                .dsn
+                .as_deref()
+                .map(|d| (d, scenario.source.path.as_path())),
+            embedded: opts.embedded,
         };
         let mut embedded = None;
-        let target = match dsn {
-            Some(dsn) => Target::parse(&dsn, &origin)?,
-            None => {
+        let target = match resolve::find(&request, &ProcessEnvironment)? {
+            resolve::Found::Target(target) => *target,
+            resolve::Found::Embedded(source) => {
                 let server_opts = EmbeddedOptions::from(&scenario.database.embedded);
                 if !opts.quiet {
                     eprintln!(
-                        "poolbench: no DSN given: starting an embedded PostgreSQL ({}, TLS {})",
+                        "poolbench: {}: starting an embedded PostgreSQL ({}, TLS {})",
+                        if source == resolve::Source::ForcedEmbedded {
+                            "--embedded"
+                        } else {
+                            "no DSN given"
+                        },
                         server_opts.auth.as_str(),
                         if server_opts.tls { "on" } else { "off" }
                     );
@@ -80,7 +86,7 @@ impl Session {
                         server.dir().display()
                     );
                 }
-                let target = server.target().clone();
+                let target = server.target().clone().with_source(&source.label());
                 embedded = Some(server);
                 target
             }

@@ -22,10 +22,11 @@ pub fn overrides(args: &MeasureArgs) -> Overrides {
     }
 }
 
-/// How to reach the database, from `--dsn` and `--allow-setup`.
+/// How to reach the database, from `--dsn`, `--embedded` and `--allow-setup`.
 pub fn connect_options(args: &MeasureArgs, quiet: bool) -> ConnectOptions {
     ConnectOptions {
         dsn: args.dsn.clone(),
+        embedded: args.embedded,
         allow_setup: args.allow_setup,
         quiet,
     }

@@ -101,8 +101,9 @@ fn host_name() -> Option<String> {
 pub struct Server {
     /// `server_version`, e.g. "15.18 (Debian 15.18-0+deb12u1)".
     pub version: String,
-    /// How clients authenticate: known for the embedded server, read from
-    /// pg_hba_file_rules otherwise when permitted, "unknown" if not.
+    /// How clients authenticate: known for the embedded server; otherwise
+    /// what the server asked for when poolbench logged in (or SYSTEM_USER's
+    /// method on PostgreSQL 16+), or "unknown (why)".
     pub auth_method: String,
     /// Whether poolbench's connections use TLS.
     pub ssl: bool,
@@ -110,6 +111,23 @@ pub struct Server {
     pub embedded: bool,
     /// Where it runs, password redacted.
     pub dsn: String,
+    /// Where the target came from: `--dsn`, `[database].dsn`,
+    /// `DATABASE_URL`, the libpq variables set (`PGHOST,PGPORT`),
+    /// `embedded` or `--embedded`. Empty in reports written before it.
+    #[serde(default)]
+    pub source: String,
+}
+
+impl Server {
+    /// For headers: "embedded at DSN", or "external at DSN (from SOURCE)".
+    pub fn location(&self) -> String {
+        match (self.embedded, self.source.as_str()) {
+            (true, "--embedded") => format!("embedded (--embedded) at {}", self.dsn),
+            (true, _) => format!("embedded at {}", self.dsn),
+            (false, "") => format!("external at {}", self.dsn),
+            (false, source) => format!("external at {} (from {source})", self.dsn),
+        }
+    }
 }
 
 impl Server {

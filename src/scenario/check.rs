@@ -368,6 +368,10 @@ impl Checker<'_> {
                     "`dsn` is empty; remove it to use DATABASE_URL or the embedded server",
                 );
                 None
+            } else if let Err(e) = crate::backend::postgres::resolve::check_dsn(dsn.get_ref()) {
+                // The message names the option, never a password's value.
+                self.error(dsn.span(), format!("invalid `dsn`: {e}"));
+                None
             } else {
                 Some(dsn.into_inner())
             }

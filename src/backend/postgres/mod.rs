@@ -1,12 +1,23 @@
 //! PostgreSQL: where the database is and how to reach it: DSN parsing, password
 //! redaction, the TLS connector and the one `connect` every part uses.
+//!
+//! Connection strings follow libpq (`conninfo`, `resolve`, `service`,
+//! `pgpass`, `tls`); the rest of poolbench sees only [`Target`].
+
+pub mod auth;
+pub mod conninfo;
+pub mod environment;
+pub mod pgpass;
+pub mod resolve;
+pub mod service;
+pub mod tls;
 
 use std::io;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config};
@@ -25,6 +36,21 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Target {
     config: Config,
     tls: MakeTlsConnector,
+    details: Arc<Details>,
+}
+
+/// What a target was resolved from, for display and error messages.
+#[derive(Debug, Clone)]
+pub struct Details {
+    /// libpq's sslmode (the driver knows only disable/prefer/require).
+    pub ssl_mode: tls::SslMode,
+    /// The trusted roots when the certificate is verified: a file or "system".
+    pub rootcert: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    /// The password file the password came from.
+    pub passfile: Option<PathBuf>,
+    /// Where the target came from: `--dsn`, `DATABASE_URL`, `PGHOST,PGPORT`…
+    pub source: String,
 }
 
 impl std::fmt::Debug for Target {
@@ -35,36 +61,69 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// Parses a libpq URL (`postgres://user:pw@host:port/db?sslmode=require`)
-    /// or key=value string (`host=… user=… password=…`). `origin` names where
-    /// it came from (`--dsn`, `DATABASE_URL`, a scenario file) for the error.
+    /// or key=value string (`host=… user=… password=…`) and applies libpq's
+    /// defaults (service file, `PG*` variables, password file). `origin`
+    /// names where it came from (`--dsn`, `DATABASE_URL`…) for errors.
     pub fn parse(dsn: &str, origin: &str) -> Result<Target> {
-        // The parser's messages name options, never values, so they cannot
-        // leak a password; the DSN itself is never echoed.
-        let mut config = Config::from_str(dsn)
-            .map_err(|e| anyhow::anyhow!("invalid DSN in {origin}: {e}"))
-            .bad_input()?;
-        if config.get_hosts().is_empty() {
-            config.host("localhost");
-        }
-        if config.get_user().is_none() {
-            let user = std::env::var("USER").unwrap_or_else(|_| "postgres".to_string());
-            config.user(user);
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        }
-        Target::from_config(config)
+        let source = match origin {
+            "DATABASE_URL" => resolve::Source::DatabaseUrl,
+            _ => resolve::Source::Flag,
+        };
+        resolve::resolve(dsn, source, &environment::ProcessEnvironment)
     }
 
-    /// A target from an already built configuration.
+    /// A target from an already built configuration, encrypted without
+    /// verification when its sslmode asks for TLS: the embedded server.
     pub fn from_config(mut config: Config) -> Result<Target> {
         if config.get_application_name().is_none() {
             config.application_name("poolbench");
         }
-        Ok(Target {
+        let ssl_mode = match config.get_ssl_mode() {
+            SslMode::Disable => tls::SslMode::Disable,
+            SslMode::Require => tls::SslMode::Require,
+            _ => tls::SslMode::Prefer,
+        };
+        Ok(Target::with_details(
             config,
-            tls: tls_connector()?,
-        })
+            tls::unverified()?,
+            Details {
+                ssl_mode,
+                rootcert: None,
+                client_cert: None,
+                passfile: None,
+                source: "embedded".into(),
+            },
+        ))
+    }
+
+    pub fn with_details(config: Config, tls: MakeTlsConnector, details: Details) -> Target {
+        Target {
+            config,
+            tls,
+            details: Arc::new(details),
+        }
+    }
+
+    /// The same target, said to come from `source` (`--embedded`).
+    pub fn with_source(mut self, source: &str) -> Target {
+        Arc::make_mut(&mut self.details).source = source.to_string();
+        self
+    }
+
+    /// Where the target came from: `--dsn`, `[database].dsn`,
+    /// `DATABASE_URL`, the libpq variables set (`PGHOST,PGPORT`),
+    /// `embedded` or `--embedded`.
+    pub fn source(&self) -> &str {
+        &self.details.source
+    }
+
+    /// The password file that supplied the password, if one did.
+    pub fn passfile(&self) -> Option<&Path> {
+        self.details.passfile.as_deref()
+    }
+
+    pub fn details(&self) -> &Details {
+        &self.details
     }
 
     pub fn config(&self) -> &Config {
@@ -75,37 +134,63 @@ impl Target {
         &self.tls
     }
 
-    /// Whether connections use TLS (`sslmode=require`); `prefer` may or may
-    /// not, and the server's `pg_stat_ssl` says which.
+    /// libpq's sslmode: disable, allow, prefer, require, verify-ca or
+    /// verify-full. With prefer and allow the server's `pg_stat_ssl` says
+    /// whether a connection is encrypted.
     pub fn ssl_mode(&self) -> &'static str {
-        match self.config.get_ssl_mode() {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            _ => "other",
-        }
+        self.details.ssl_mode.as_str()
     }
 
-    /// The DSN as a URL without its password: safe to print and to store.
+    /// The DSN as a URL without its password: safe to print and to store,
+    /// and valid for libpq (a Unix-domain socket goes in `?host=`).
     pub fn redacted(&self) -> String {
         let c = &self.config;
         let user = c.get_user().unwrap_or("");
-        let host = match c.get_hosts().first() {
-            Some(Host::Tcp(h)) if h.contains(':') => format!("[{h}]"),
-            Some(Host::Tcp(h)) => h.clone(),
-            Some(Host::Unix(p)) => p.display().to_string(),
-            None => "localhost".to_string(),
-        };
-        let port = c.get_ports().first().copied().unwrap_or(5432);
         let db = c.get_dbname().unwrap_or(user);
         let password = if c.get_password().is_some() {
             ":****"
         } else {
             ""
         };
+        let ports = c.get_ports();
+        let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let mut authority = Vec::new();
+        let mut sockets = Vec::new();
+        for (i, host) in c.get_hosts().iter().enumerate() {
+            match host {
+                Host::Tcp(h) if h.contains(':') => authority.push(format!("[{h}]:{}", port(i))),
+                Host::Tcp(h) => authority.push(format!("{}:{}", encode(h), port(i))),
+                Host::Unix(p) => sockets.push(p.display().to_string()),
+            }
+        }
+        let mut query = Vec::new();
+        if !sockets.is_empty() {
+            // A URL has no place for a path in its host part; libpq takes
+            // the socket directory (and the port naming the socket file)
+            // as parameters.
+            query.push(format!("host={}", encode(&sockets.join(","))));
+            if authority.is_empty() {
+                query.push(format!("port={}", port(0)));
+            }
+        }
+        let addrs = c.get_hostaddrs();
+        if !addrs.is_empty() {
+            let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+            query.push(format!("hostaddr={}", addrs.join(",")));
+        }
+        query.push(format!("sslmode={}", self.ssl_mode()));
+        if let Some(root) = &self.details.rootcert {
+            query.push(format!("sslrootcert={}", encode(root)));
+        }
+        if let Some(cert) = &self.details.client_cert {
+            query.push(format!("sslcert={}", encode(&cert.display().to_string())));
+        }
         format!(
-            "postgres://{user}{password}@{host}:{port}/{db}?sslmode={}",
-            self.ssl_mode()
+            "postgres://{}{password}@{}/{}?{}",
+            encode(user),
+            authority.join(","),
+            encode(db),
+            query.join("&")
         )
     }
 
@@ -136,7 +221,7 @@ impl Target {
     pub async fn check_reachable(&self) -> Result<Client> {
         let limit = self.connect_timeout();
         let result = match tokio::time::timeout(limit, self.connect()).await {
-            Ok(r) => r.map_err(|e| anyhow::anyhow!("{}", describe_pg_error(&e))),
+            Ok(r) => r.map_err(|e| anyhow::anyhow!("{}", self.explain(&e))),
             Err(_) => Err(anyhow::anyhow!(
                 "no answer within the connect timeout ({}; set connect_timeout in the DSN to change it)",
                 humantime::format_duration(limit)
@@ -146,16 +231,85 @@ impl Target {
             .with_context(|| format!("cannot connect to {}", self.redacted()))
             .environment()
     }
+
+    /// A connection error with what libpq would add: where the password
+    /// came from, and what a failed certificate check was checking.
+    fn explain(&self, e: &tokio_postgres::Error) -> String {
+        let mut text = describe_pg_error(e);
+        let auth_failed = matches!(e.code().map(|c| c.code()), Some("28P01" | "28000"));
+        if let (true, Some(file)) = (auth_failed, &self.details.passfile) {
+            text.push_str(&format!(
+                "\npassword retrieved from file \"{}\"",
+                file.display()
+            ));
+        }
+        if text.contains("password missing") {
+            text.push_str(
+                "\n(no password given: not in the DSN, PGPASSWORD, a service, or a matching \
+                 line of the password file, ~/.pgpass or PGPASSFILE)",
+            );
+        }
+        if let Some(reason) = verify_failure(e) {
+            text = format!("the server's TLS certificate failed verification: {reason}");
+            let roots = match self.details.rootcert.as_deref() {
+                Some("system") | None => "the system's trusted roots".to_string(),
+                Some(file) => file.to_string(),
+            };
+            let host = match self.config.get_hosts().first() {
+                Some(Host::Tcp(h)) => h.clone(),
+                _ => String::new(),
+            };
+            text.push_str(&match self.details.ssl_mode {
+                tls::SslMode::VerifyFull => format!(
+                    "\n(sslmode=verify-full: the server's certificate must be signed by a CA in \
+                     {roots} and name the host \"{host}\")"
+                ),
+                mode => format!(
+                    "\n(sslmode={}: the server's certificate must be signed by a CA in {roots})",
+                    mode.as_str()
+                ),
+            });
+        }
+        text
+    }
 }
 
-/// A TLS connector with libpq's `sslmode=require` semantics: encrypt, but do
-/// not verify the certificate (the embedded server's is self-signed).
-fn tls_connector() -> Result<MakeTlsConnector> {
-    let mut builder = SslConnector::builder(SslMethod::tls_client())
-        .context("initialising OpenSSL")
-        .environment()?;
-    builder.set_verify(SslVerifyMode::NONE);
-    Ok(MakeTlsConnector::new(builder.build()))
+/// Why OpenSSL rejected the server's certificate ("self-signed
+/// certificate", "Hostname mismatch", "certificate has expired"…), when
+/// that is why the connection failed. postgres-openssl's handshake error
+/// displays as the OpenSSL error followed by ": " and the verification
+/// result, and has the OpenSSL error as its source.
+fn verify_failure(e: &tokio_postgres::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(ssl) = s
+            .source()
+            .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
+        {
+            let whole = s.to_string();
+            if let Some(reason) = whole
+                .strip_prefix(&ssl.to_string())
+                .and_then(|r| r.strip_prefix(": "))
+            {
+                return Some(reason.to_string());
+            }
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// Percent-encodes what a URL part cannot hold as is.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A one-line description of a tokio-postgres error with the server's
@@ -175,8 +329,9 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
 }
 
 /// What the report says of the server: version, max_connections, whether
-/// this connection uses TLS; `auth` is the method when poolbench knows it
-/// (its embedded server), and the server is embedded exactly then.
+/// this connection uses TLS, where the target came from; `auth` is the
+/// method when poolbench knows it (its embedded server), and the server is
+/// embedded exactly then; otherwise a probe connection observes it.
 pub async fn server_facts(client: &Client, target: &Target, auth: Option<&str>) -> Server {
     let text = |sql: &'static str| async move {
         client
@@ -203,11 +358,15 @@ pub async fn server_facts(client: &Client, target: &Target, auth: Option<&str>) 
         .unwrap_or(false);
     Server {
         version,
-        auth_method: auth.unwrap_or("unknown").to_string(),
+        auth_method: match auth {
+            Some(known) => known.to_string(),
+            None => auth::method(target).await,
+        },
         ssl,
         max_connections,
         embedded: auth.is_some(),
         dsn: target.redacted(),
+        source: target.source().to_string(),
     }
 }
 
@@ -300,15 +459,17 @@ fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Err
 
 #[cfg(test)]
 mod tests {
+    use super::environment::fake::FakeEnvironment;
+    use super::resolve::{resolve, Source};
     use super::*;
+
+    fn parse(dsn: &str) -> Result<Target> {
+        resolve(dsn, Source::Flag, &FakeEnvironment::new(&[]))
+    }
 
     #[test]
     fn url_password_is_redacted() {
-        let t = Target::parse(
-            "postgres://app:s3cr3t@db.internal:6543/shop?sslmode=require",
-            "--dsn",
-        )
-        .unwrap();
+        let t = parse("postgres://app:s3cr3t@db.internal:6543/shop?sslmode=require").unwrap();
         assert_eq!(
             t.redacted(),
             "postgres://app:****@db.internal:6543/shop?sslmode=require"
@@ -318,11 +479,7 @@ mod tests {
 
     #[test]
     fn key_value_dsn_is_redacted() {
-        let t = Target::parse(
-            "host=127.0.0.1 port=5433 user=bob password=hunter2 dbname=x",
-            "--dsn",
-        )
-        .unwrap();
+        let t = parse("host=127.0.0.1 port=5433 user=bob password=hunter2 dbname=x").unwrap();
         assert_eq!(
             t.redacted(),
             "postgres://bob:****@127.0.0.1:5433/x?sslmode=prefer"
@@ -330,14 +487,42 @@ mod tests {
     }
 
     #[test]
+    fn redacted_sockets_and_lists_are_valid_dsns() {
+        for (dsn, shown) in [
+            (
+                "host=/tmp/sock port=5433 user=app password=pw dbname=db",
+                "postgres://app:****@/db?host=/tmp/sock&port=5433&sslmode=prefer",
+            ),
+            (
+                "postgres://u@h1:1,[::1]:2/d%20b?sslmode=disable",
+                "postgres://u@h1:1,[::1]:2/d%20b?sslmode=disable",
+            ),
+            (
+                "host=db.internal hostaddr=10.0.0.1 user=u dbname=d",
+                "postgres://u@db.internal:5432/d?hostaddr=10.0.0.1&sslmode=prefer",
+            ),
+        ] {
+            let t = parse(dsn).unwrap();
+            assert_eq!(t.redacted(), shown);
+            // The display parses back to the same place.
+            let again = parse(&t.redacted()).unwrap();
+            assert_eq!(again.config().get_hosts(), t.config().get_hosts());
+            assert_eq!(again.config().get_ports(), t.config().get_ports());
+            assert_eq!(again.config().get_dbname(), t.config().get_dbname());
+            assert_eq!(again.config().get_user(), t.config().get_user());
+        }
+    }
+
+    #[test]
     fn malformed_dsn_is_bad_input_without_the_secret() {
-        let err = Target::parse("host=x password=hunter2 sslmode=sometimes", "--dsn").unwrap_err();
+        let err = parse("host=x password=hunter2 sslmode=sometimes").unwrap_err();
         assert_eq!(
             crate::error::kind_of(&err),
             Some(crate::error::Kind::BadInput)
         );
         let text = format!("{err:#}");
         assert!(text.contains("--dsn"), "{text}");
+        assert!(text.contains("sslmode"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
     }
 }

@@ -17,17 +17,13 @@ pub fn title_line(what: &str) -> String {
     )
 }
 
-/// The server: version, where it runs, auth, TLS, max_connections.
+/// The server: version, where it runs (and where that came from), auth,
+/// TLS, max_connections.
 pub fn server_line(server: &Server) -> String {
     format!(
-        "server    PostgreSQL {} · {} at {} · auth {} · TLS {} · max_connections {}\n",
+        "server    PostgreSQL {} · {} · auth {} · TLS {} · max_connections {}\n",
         server.version,
-        if server.embedded {
-            "embedded"
-        } else {
-            "external"
-        },
-        server.dsn,
+        server.location(),
         server.auth_method,
         if server.ssl { "on" } else { "off" },
         server.max_connections
