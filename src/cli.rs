@@ -58,6 +58,27 @@ pub enum Command {
     /// Reports of different scenarios (sha256) or servers are refused (exit
     /// 2) unless --allow-different.
     Merge(MergeArgs),
+    /// Print a shell completion script, e.g.
+    /// `poolbench completions bash > /etc/bash_completion.d/poolbench`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `poolbench man | man -l -`; with
+    /// --dir, write poolbench.1 and one page per command there.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write poolbench.1, poolbench-run.1 … into this directory instead of
+    /// printing poolbench.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -53,5 +53,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Sweep(args) => commands::sweep::run(&args).await,
         Command::Plan(args) => commands::plan::run(&args).await,
         Command::Merge(args) => commands::merge::run(&args),
+        Command::Completions(args) => commands::completions::run(&args),
+        Command::Man(args) => commands::man::run(&args),
     }
 }

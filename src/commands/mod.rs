@@ -4,6 +4,8 @@
 //! this layer sees a clap type.
 
 pub mod compare;
+pub mod completions;
+pub mod man;
 pub mod measure;
 pub mod merge;
 pub mod plan;
