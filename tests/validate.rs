@@ -75,6 +75,12 @@ const BAD: &[(&str, usize, Option<usize>, &str)] = &[
         "the SQL uses $3 but not $2",
     ),
     ("no-query", 1, None, "no `[[query]]`"),
+    (
+        "bad-dsn",
+        3,
+        Some(7),
+        "invalid `dsn`: option \"sslcrl\" is not supported by poolbench",
+    ),
     ("no-strategy", 1, None, "no `[[strategy]]`"),
     ("unknown-kind", 13, Some(8), "expected \"fresh\""),
     (

@@ -369,8 +369,11 @@ impl Checker<'_> {
                 );
                 None
             } else if let Err(e) = crate::backend::postgres::resolve::check_dsn(dsn.get_ref()) {
-                // The message names the option, never a password's value.
-                self.error(dsn.span(), format!("invalid `dsn`: {e}"));
+                // The message names the option, never a password's value;
+                // the line itself is not quoted, since it may hold one.
+                self.diagnostics.push(
+                    Diagnostic::new(dsn.span(), format!("invalid `dsn`: {e}")).without_source(),
+                );
                 None
             } else {
                 Some(dsn.into_inner())

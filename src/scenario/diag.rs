@@ -18,6 +18,9 @@ use std::path::Path;
 pub struct Diagnostic {
     pub span: Range<usize>,
     pub message: String,
+    /// False when the source line may hold a secret (a DSN's password):
+    /// then only the location is shown.
+    pub show_source: bool,
 }
 
 impl Diagnostic {
@@ -25,7 +28,14 @@ impl Diagnostic {
         Diagnostic {
             span,
             message: message.into(),
+            show_source: true,
         }
+    }
+
+    /// The same diagnostic without the quoted source line.
+    pub fn without_source(mut self) -> Diagnostic {
+        self.show_source = false;
+        self
     }
 }
 
@@ -63,6 +73,9 @@ fn render_one(path: &Path, text: &str, diag: &Diagnostic) -> String {
     let end = floor_char_boundary(text, diag.span.end.max(start));
     let (line, col) = line_col(text, start);
     let mut out = format!("{}:{line}:{col}: {}", path.display(), diag.message);
+    if !diag.show_source {
+        return out;
+    }
 
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
@@ -125,6 +138,16 @@ mod tests {
         let text = "sql = \"\"\"\nSELECT 1\n\"\"\"\n";
         let out = render(Path::new("f"), text, &[Diagnostic::new(6..22, "x")]);
         assert!(out.ends_with("1 | sql = \"\"\"\n  |       ^^^"), "{out}");
+    }
+
+    #[test]
+    fn a_secret_line_is_not_quoted() {
+        let text = "dsn = \"postgres://u:hunter2@h/d?x=1\"\n";
+        let diag = Diagnostic::new(6..35, "invalid `dsn`").without_source();
+        assert_eq!(
+            render(Path::new("f"), text, &[diag]),
+            "f:1:7: invalid `dsn`"
+        );
     }
 
     #[test]
