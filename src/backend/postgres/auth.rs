@@ -30,8 +30,18 @@ type Log = Arc<Mutex<Vec<u8>>>;
 
 /// The method the server used for poolbench's user, or "unknown (why)".
 pub async fn method(target: &Target) -> String {
-    match probe(target).await {
-        Ok((client, log, client_cert, socket)) => {
+    let socket = matches!(target.config().get_hosts().first(), Some(Host::Unix(_)));
+    let plain = socket || target.ssl_mode() == "disable";
+    let mut attempt = probe(target, plain).await;
+    // sslmode=prefer or allow against a server without TLS: the connection
+    // went on unencrypted, past the recording; look again without TLS.
+    if let Ok((_, log, _)) = &attempt {
+        if !plain && log.lock().is_ok_and(|l| l.is_empty()) {
+            attempt = probe(target, true).await;
+        }
+    }
+    match attempt {
+        Ok((client, log, client_cert)) => {
             let identity = system_user(&client).await;
             let asked = log.lock().map(|l| asked_for(&l)).unwrap_or(Asked::Unknown);
             describe(asked, identity.as_deref(), client_cert, socket)
@@ -66,10 +76,7 @@ fn describe(asked: Asked, identity: Option<&str>, client_cert: bool, socket: boo
             "peer or trust (no password asked over a Unix-domain socket)".into()
         }
         Asked::Nothing => "trust (no password asked)".into(),
-        Asked::Unknown => {
-            "unknown (the server's authentication request was not seen: TLS was negotiated away)"
-                .into()
-        }
+        Asked::Unknown => "unknown (the server's authentication request was not seen)".into(),
     }
 }
 
@@ -129,12 +136,10 @@ async fn system_user(client: &Client) -> Option<String> {
 
 /// One connection whose reads are recorded. Over TLS, the recording sits
 /// above the encryption; over a plain socket, on the socket itself.
-async fn probe(target: &Target) -> Result<(Client, Log, bool, bool), String> {
+async fn probe(target: &Target, plain: bool) -> Result<(Client, Log, bool), String> {
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let config = target.config();
     let timeout = target.connect_timeout();
-    let socket = matches!(config.get_hosts().first(), Some(Host::Unix(_)));
-    let plain = socket || target.ssl_mode() == "disable";
     let connect = async {
         if plain {
             let stream = open_plain(target)
@@ -174,8 +179,8 @@ async fn probe(target: &Target) -> Result<(Client, Log, bool, bool), String> {
     let client = tokio::time::timeout(timeout, connect)
         .await
         .map_err(|_| "the probe connection timed out".to_string())??;
-    let client_cert = !socket && target.details().client_cert.is_some();
-    Ok((client, log, client_cert, socket))
+    let client_cert = !plain && target.details().client_cert.is_some();
+    Ok((client, log, client_cert))
 }
 
 /// A plain stream to the first host: its Unix-domain socket file, or TCP.
