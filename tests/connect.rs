@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Output;
 
 use poolbench::scenario::AuthMethod;
-use poolbench::server::{EmbeddedOptions, EmbeddedServer};
+use poolbench::embedded::{EmbeddedOptions, EmbeddedServer};
 use serde_json::Value;
 
 mod common;

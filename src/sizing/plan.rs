@@ -638,6 +638,7 @@ pub(crate) mod tests {
                 max_connections: 10,
                 embedded: true,
                 dsn: "postgres://poolbench:****@127.0.0.1:5432/postgres".into(),
+                source: "embedded".into(),
             },
             scenario: SweepScenario {
                 name: "known".into(),
