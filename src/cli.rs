@@ -27,7 +27,9 @@ pub enum Command {
     /// Parse and check scenario files without touching a database.
     Validate(ValidateArgs),
     /// Run the embedded PostgreSQL server in the foreground and print how to
-    /// reach it (for psql, pgbench, or `poolbench run --dsn`).
+    /// reach it: a URL, and PG* lines to export for psql, pgbench or
+    /// poolbench (PGSSLROOTCERT is its CA: with PGSSLMODE=verify-full the
+    /// certificate's name is checked too).
     Server(ServerArgs),
     /// Compare two reports: the regression gate for CI. Exit 1 on a
     /// regression, 2 on unreadable or incompatible reports.

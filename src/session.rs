@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 
 use crate::backend::postgres::environment::ProcessEnvironment;
 use crate::backend::postgres::{resolve, server_facts, Monitor, Target};
-use crate::embedded::{EmbeddedOptions, EmbeddedServer};
+use crate::embedded::{is_throwaway, EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
 use crate::error::bad_input;
 use crate::report;
@@ -96,7 +96,8 @@ impl Session {
         let auth = embedded.as_ref().map(|s| s.options().auth.as_str());
         let server = server_facts(&monitor, &target, auth).await;
         if let Some(sql) = &scenario.setup_sql {
-            if embedded.is_none() && !opts.allow_setup {
+            // A server of `poolbench server` is a throwaway too.
+            if embedded.is_none() && !opts.allow_setup && !is_throwaway(&monitor).await {
                 return Err(bad_input(format!(
                     "{} has a [setup] section, which usually creates and fills tables; \
                      poolbench runs it only on its own embedded server unless you pass \

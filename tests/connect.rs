@@ -1,8 +1,10 @@
 //! Reaching a database the way psql does, against real servers: libpq's
 //! variables alone, `.pgpass` (and its refusal when others can read it),
 //! Unix-domain sockets, the authentication method the server used,
-//! certificate verification (exit 3 with the reason), and DSN options named
-//! in errors (exit 2).
+//! certificate verification against a server with its own CA-signed
+//! certificate (verify-full: right CA and name, wrong CA, wrong name — exit 3
+//! with the reason), client certificates under pg_hba `cert`, the lines
+//! `poolbench server` prints, and DSN options named in errors (exit 2).
 //!
 //! Every poolbench run here gets a clean environment: no PG* variable, no
 //! DATABASE_URL, and a HOME of its own (so the machine's ~/.pgpass and
@@ -12,8 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
+use poolbench::embedded::{EmbeddedOptions, EmbeddedServer, ServerCertificate};
 use poolbench::scenario::AuthMethod;
-use poolbench::embedded::{EmbeddedOptions, EmbeddedServer};
 use serde_json::Value;
 
 mod common;
@@ -268,12 +270,13 @@ async fn a_unix_socket_works_and_displays_as_a_valid_dsn() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn md5_is_observed_and_a_self_signed_certificate_fails_verification() {
+async fn md5_is_observed_and_an_unknown_ca_fails_verification() {
     let server = match EmbeddedServer::start(&EmbeddedOptions {
         auth: AuthMethod::Md5,
         tls: true,
         port: None,
         max_connections: 20,
+        ..EmbeddedOptions::default()
     })
     .await
     {
@@ -286,14 +289,14 @@ async fn md5_is_observed_and_a_self_signed_certificate_fails_verification() {
     assert_exit(&o, 0, "md5");
     assert_eq!(report.unwrap()["server"]["auth_method"], "md5");
 
-    // The embedded server's certificate is self-signed: no trust store
-    // vouches for it.
+    // The embedded server's certificate is signed by its own throwaway CA:
+    // no system trust store vouches for it.
     let verify = dsn.replace("sslmode=require", "sslmode=verify-full&sslrootcert=system");
     let (o, _) = run(tmp.path(), "system", &["--dsn", &verify], &[]).await;
     assert_exit(&o, 3, "verify-full against the system roots");
     let err = stderr(&o);
     assert!(
-        err.contains("certificate failed verification: self-signed certificate"),
+        err.contains("certificate failed verification: unable to get local issuer certificate"),
         "{err}"
     );
     assert!(!err.contains(server.password()), "{err}");
@@ -354,4 +357,342 @@ async fn bad_options_are_named_with_exit_2() {
         assert!(err.contains(expected), "{expected}: {err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
+}
+
+/// A test certificate authority, and certificates it signs.
+struct Ca {
+    cert: openssl::x509::X509,
+    key: openssl::pkey::PKey<openssl::pkey::Private>,
+}
+
+fn ec_key() -> openssl::pkey::PKey<openssl::pkey::Private> {
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+    openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
+}
+
+fn name(cn: &str) -> openssl::x509::X509Name {
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    name.build()
+}
+
+fn builder(
+    subject: &str,
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+) -> openssl::x509::X509Builder {
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    let mut serial = openssl::bn::BigNum::new().unwrap();
+    serial
+        .rand(64, openssl::bn::MsbOption::MAYBE_ZERO, false)
+        .unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name(subject)).unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    b
+}
+
+impl Ca {
+    fn new(cn: &str) -> Ca {
+        let key = ec_key();
+        let mut b = builder(cn, &key);
+        b.set_issuer_name(&name(cn)).unwrap();
+        b.append_extension(
+            openssl::x509::extension::BasicConstraints::new()
+                .critical()
+                .ca()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        b.append_extension(
+            openssl::x509::extension::KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        Ca {
+            cert: b.build(),
+            key,
+        }
+    }
+
+    fn pem(&self) -> Vec<u8> {
+        self.cert.to_pem().unwrap()
+    }
+
+    /// A certificate for `cn` with these DNS names, and its key, in PEM.
+    fn sign(&self, cn: &str, dns: &[&str]) -> (Vec<u8>, Vec<u8>) {
+        let key = ec_key();
+        let mut b = builder(cn, &key);
+        b.set_issuer_name(self.cert.subject_name()).unwrap();
+        if !dns.is_empty() {
+            let mut san = openssl::x509::extension::SubjectAlternativeName::new();
+            for d in dns {
+                san.dns(d);
+            }
+            let san = san
+                .build(&b.x509v3_context(Some(&self.cert), None))
+                .unwrap();
+            b.append_extension(san).unwrap();
+        }
+        b.sign(&self.key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        (
+            b.build().to_pem().unwrap(),
+            key.private_key_to_pem_pkcs8().unwrap(),
+        )
+    }
+}
+
+/// A server started with its own CA-signed certificate for
+/// `db.poolbench.test`, reached by that name with hostaddr 127.0.0.1.
+async fn ca_signed_server(ca: &Ca, client_certificates: bool) -> EmbeddedServer {
+    let (cert_pem, key_pem) = ca.sign("db.poolbench.test", &["db.poolbench.test"]);
+    let opts = EmbeddedOptions {
+        max_connections: 20,
+        certificate: Some(ServerCertificate {
+            cert_pem,
+            key_pem,
+            ca_pem: ca.pem(),
+        }),
+        client_certificates,
+        ..EmbeddedOptions::default()
+    };
+    match EmbeddedServer::start(&opts).await {
+        Ok(s) => s,
+        Err(e) => panic!("embedded server did not start: {e:#}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_full_checks_the_ca_and_the_host_name() {
+    let ca = Ca::new("poolbench test CA");
+    let server = ca_signed_server(&ca, false).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_file = tmp.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let other_ca = tmp.path().join("other-ca.pem");
+    std::fs::write(&other_ca, Ca::new("someone else's CA").pem()).unwrap();
+    let port = server.port().to_string();
+    let dsn = |host: &str, roots: &Path| {
+        format!(
+            "host={host} hostaddr=127.0.0.1 port={port} user=poolbench password={} \
+             dbname=postgres sslmode=verify-full sslrootcert={}",
+            server.password(),
+            roots.display()
+        )
+    };
+
+    let (o, report) = run(
+        tmp.path(),
+        "right",
+        &["--dsn", &dsn("db.poolbench.test", &ca_file)],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0, "verify-full with the right CA and host name");
+    let s = report.unwrap()["server"].clone();
+    assert_eq!(s["ssl"], true);
+    assert_eq!(
+        s["dsn"],
+        format!(
+            "postgres://poolbench:****@db.poolbench.test:{port}/postgres?hostaddr=127.0.0.1\
+             &sslmode=verify-full&sslrootcert={}",
+            ca_file.display()
+        )
+    );
+
+    let (o, _) = run(
+        tmp.path(),
+        "wrong-ca",
+        &["--dsn", &dsn("db.poolbench.test", &other_ca)],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 3, "verify-full with another CA");
+    let err = stderr(&o);
+    assert!(
+        err.contains("failed verification: unable to get local issuer certificate"),
+        "{err}"
+    );
+    assert!(!err.contains(server.password()), "{err}");
+
+    let (o, _) = run(
+        tmp.path(),
+        "wrong-host",
+        &["--dsn", &dsn("other.poolbench.test", &ca_file)],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 3, "verify-full with a name the certificate lacks");
+    let err = stderr(&o);
+    assert!(
+        err.contains("failed verification: hostname mismatch"),
+        "{err}"
+    );
+    assert!(
+        err.contains("name the host \"other.poolbench.test\""),
+        "{err}"
+    );
+
+    // verify-ca checks the chain only: the other name passes.
+    let verify_ca = dsn("other.poolbench.test", &ca_file).replace("verify-full", "verify-ca");
+    let (o, _) = run(tmp.path(), "verify-ca", &["--dsn", &verify_ca], &[]).await;
+    assert_exit(&o, 0, "verify-ca with a name the certificate lacks");
+
+    // libpq's variables alone, verify-full included.
+    let ca_s = ca_file.display().to_string();
+    let env = [
+        ("PGHOST", "db.poolbench.test"),
+        ("PGHOSTADDR", "127.0.0.1"),
+        ("PGPORT", port.as_str()),
+        ("PGUSER", "poolbench"),
+        ("PGPASSWORD", server.password()),
+        ("PGDATABASE", "postgres"),
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", ca_s.as_str()),
+    ];
+    let (o, report) = run(tmp.path(), "env", &[], &env).await;
+    assert_exit(&o, 0, "PG* variables with verify-full");
+    let s = report.unwrap()["server"].clone();
+    assert_eq!(s["source"], "PGHOST,PGHOSTADDR,PGPORT,PGDATABASE,PGUSER");
+    assert_eq!(s["embedded"], false);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_certificate_is_required_and_accepted_under_hba_cert() {
+    let ca = Ca::new("poolbench test CA");
+    let server = ca_signed_server(&ca, true).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_file = tmp.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    // pg_hba's cert method: the certificate's CN is the user.
+    let (cert, key) = ca.sign("poolbench", &[]);
+    let cert_file = tmp.path().join("client.crt");
+    std::fs::write(&cert_file, cert).unwrap();
+    let key_file = tmp.path().join("client.key");
+    private(&key_file, std::str::from_utf8(&key).unwrap());
+    let base = format!(
+        "host=db.poolbench.test hostaddr=127.0.0.1 port={} user=poolbench dbname=postgres \
+         sslmode=verify-full sslrootcert={}",
+        server.port(),
+        ca_file.display()
+    );
+    let with_cert = format!(
+        "{base} sslcert={} sslkey={}",
+        cert_file.display(),
+        key_file.display()
+    );
+
+    let (o, report) = run(tmp.path(), "cert", &["--dsn", &with_cert], &[]).await;
+    assert_exit(&o, 0, "hba cert with a client certificate");
+    let s = report.unwrap()["server"].clone();
+    let auth = s["auth_method"].as_str().unwrap();
+    assert!(auth.starts_with("cert"), "{auth}");
+    assert!(
+        s["dsn"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("sslcert={}", cert_file.display())),
+        "{s}"
+    );
+
+    let (o, _) = run(tmp.path(), "no-cert", &["--dsn", &base], &[]).await;
+    assert_exit(&o, 3, "hba cert without a client certificate");
+    assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
+
+    // A key others can read is refused as libpq refuses it.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (o, _) = run(tmp.path(), "open-key", &["--dsn", &with_cert], &[]).await;
+    assert_exit(&o, 3, "a group/world-readable client key");
+    assert!(
+        stderr(&o).contains("has group or world access"),
+        "{}",
+        stderr(&o)
+    );
+    server.stop().await.unwrap();
+}
+
+/// The issue's "done when": export what `poolbench server` prints, and
+/// `poolbench run scenarios/quickstart.toml` uses that server, verify-full
+/// included (no --allow-setup: it is poolbench's own throwaway).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lines_poolbench_server_prints_reach_it_with_verify_full() {
+    use tokio::io::AsyncBufReadExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = tokio::process::Command::new(BIN)
+        .args(["server", "--max-connections", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut env: Vec<(String, String)> = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line()).await
+    {
+        if let Some((k, v)) = line.split_once('=').filter(|_| line.starts_with("PG")) {
+            env.push((k.to_string(), v.to_string()));
+        }
+        if line.starts_with("PGSSLROOTCERT=") {
+            break;
+        }
+    }
+    assert_eq!(env.len(), 7, "{env:?}");
+    env.retain(|(k, _)| k != "PGSSLMODE");
+    env.push(("PGSSLMODE".into(), "verify-full".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let out = tmp.path().join("quickstart");
+    let o = poolbench(
+        &[
+            "run",
+            quickstart.to_str().unwrap(),
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--concurrency",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &env,
+        tmp.path(),
+    )
+    .await;
+    assert_exit(&o, 0, "quickstart against poolbench server");
+    let s = read_report(&out)["server"].clone();
+    assert_eq!(s["embedded"], false, "{s}");
+    assert_eq!(s["source"], "PGHOST,PGPORT,PGDATABASE,PGUSER");
+    assert!(
+        s["dsn"]
+            .as_str()
+            .unwrap()
+            .contains("sslmode=verify-full&sslrootcert="),
+        "{s}"
+    );
+    // SIGTERM: the server stops and removes its directory.
+    let pid = server.id().unwrap() as i32;
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
 }

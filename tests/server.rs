@@ -25,6 +25,7 @@ fn options(auth: AuthMethod, tls: bool, max_connections: u32) -> EmbeddedOptions
         tls,
         port: None,
         max_connections,
+        ..EmbeddedOptions::default()
     }
 }
 

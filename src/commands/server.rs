@@ -22,6 +22,7 @@ fn options(args: &ServerArgs) -> EmbeddedOptions {
         tls: args.tls_enabled(),
         port: args.port,
         max_connections: args.max_connections,
+        ..EmbeddedOptions::default()
     }
 }
 
@@ -54,6 +55,13 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         opts.auth.as_str(),
         if opts.tls { "TLS" } else { "no TLS" }
     );
+    if let Some(ca) = server.ca_file() {
+        eprintln!(
+            "poolbench: its certificate names {HOST} and localhost, signed by the CA in {}: \
+             PGSSLMODE=verify-full checks both",
+            ca.display()
+        );
+    }
 
     let mut check = tokio::time::interval(Duration::from_millis(500));
     let died = loop {
@@ -86,6 +94,11 @@ fn print_connection(server: &EmbeddedServer) -> std::io::Result<()> {
     writeln!(out, "PGUSER={}", server.user())?;
     writeln!(out, "PGPASSWORD={}", server.password())?;
     writeln!(out, "PGDATABASE={}", server.dbname())?;
-    writeln!(out, "PGSSLMODE={}", server.target().ssl_mode())?;
+    writeln!(out, "PGSSLMODE={}", server.ssl_mode())?;
+    if let Some(ca) = server.ca_file() {
+        // With it, libpq and poolbench check the certificate's chain even
+        // under require, and its name too under verify-full.
+        writeln!(out, "PGSSLROOTCERT={}", ca.display())?;
+    }
     out.flush()
 }

@@ -4,6 +4,6 @@
 pub mod postgres;
 
 pub use postgres::{
-    EmbeddedOptions, EmbeddedServer, StartTimings, StopMode, DBNAME, HOST, LOG_TAIL_LINES,
-    PG_BIN_ENV, USER,
+    is_throwaway, EmbeddedOptions, EmbeddedServer, ServerCertificate, StartTimings, StopMode,
+    CLUSTER_NAME, DBNAME, HOST, LOG_TAIL_LINES, PG_BIN_ENV, USER,
 };

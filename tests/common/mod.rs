@@ -16,6 +16,7 @@ pub async fn start_server(max_connections: u32) -> EmbeddedServer {
         tls: true,
         port: None,
         max_connections,
+        ..EmbeddedOptions::default()
     };
     match EmbeddedServer::start(&opts).await {
         Ok(s) => s,

@@ -89,15 +89,25 @@ pub async fn init_cluster(
 }
 
 /// pg_hba.conf, replacing initdb's: trust on the unix socket (in a directory
-/// only the server user can enter), the chosen method on TCP.
-pub fn write_hba(data: &Path, auth: AuthMethod, run_as: Option<&RunAs>) -> Result<()> {
-    let method = auth.as_str();
+/// only the server user can enter), the chosen method on TCP, or with
+/// `client_certificates` a client certificate over TLS (`hostssl … cert`).
+pub fn write_hba(
+    data: &Path,
+    auth: AuthMethod,
+    client_certificates: bool,
+    run_as: Option<&RunAs>,
+) -> Result<()> {
+    let (kind, method) = if client_certificates {
+        ("hostssl", "cert")
+    } else {
+        ("host   ", auth.as_str())
+    };
     let text = format!(
         "# Written by poolbench for a throwaway server.\n\
          # TYPE  DATABASE  USER  ADDRESS       METHOD\n\
          local   all       all                 trust\n\
-         host    all       all   127.0.0.1/32  {method}\n\
-         host    all       all   ::1/128       {method}\n"
+         {kind} all       all   127.0.0.1/32  {method}\n\
+         {kind} all       all   ::1/128       {method}\n"
     );
     write_private(&data.join("pg_hba.conf"), text.as_bytes(), run_as)
 }

@@ -1,7 +1,8 @@
 //! The embedded PostgreSQL server's lifecycle: find the machine's server
 //! binaries, make a throwaway cluster in a private temporary directory, start
 //! `postgres` on a free 127.0.0.1 port with a generated password, the chosen
-//! auth method and a self-signed certificate, and stop it and remove
+//! auth method and a certificate signed by a CA generated with it (or one
+//! given, with client certificates if asked), and stop it and remove
 //! everything on `stop()`, on drop, or on a signal.
 //!
 //! The parts: [`binaries`] finds them, [`cluster`] lays out the data
@@ -22,18 +23,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::{Client, Config, NoTls};
 
 use crate::backend::postgres::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
 use crate::error::{self, ResultExt};
 use crate::scenario::AuthMethod;
 
 pub use binaries::PG_BIN_ENV;
+pub use cert::ServerCertificate;
 pub use cluster::{DBNAME, USER};
 use process::{postgres_command, Postmaster};
-pub use process::{EmbeddedOptions, HOST};
+pub use process::{EmbeddedOptions, CLUSTER_NAME, HOST};
 pub use ready::LOG_TAIL_LINES;
 use ready::{log_tail, wait_ready, Ready};
+
+/// The CA certificate clients verify the server with, in its directory.
+const CA_FILE: &str = "ca.pem";
 
 /// Attempts with a fresh free port when another process took the one picked.
 const PORT_ATTEMPTS: u32 = 3;
@@ -141,11 +146,24 @@ impl EmbeddedServer {
         let initdb_done = started.elapsed();
 
         let data = dir.join("data");
-        cluster::write_hba(&data, opts.auth, run_as.as_ref())?;
+        cluster::write_hba(
+            &data,
+            opts.auth,
+            opts.tls && opts.client_certificates,
+            run_as.as_ref(),
+        )?;
         if opts.tls {
-            let cert = cert::generate().environment()?;
+            let cert = match &opts.certificate {
+                Some(given) => given.clone(),
+                None => cert::generate().environment()?,
+            };
             cluster::write_private(&data.join("server.crt"), &cert.cert_pem, run_as.as_ref())?;
             cluster::write_private(&data.join("server.key"), &cert.key_pem, run_as.as_ref())?;
+            cluster::write_private(&data.join("ca.crt"), &cert.ca_pem, run_as.as_ref())?;
+            // For clients (sslrootcert): public, owned by whoever runs poolbench.
+            std::fs::write(dir.join(CA_FILE), &cert.ca_pem)
+                .with_context(|| format!("writing {}", dir.join(CA_FILE).display()))
+                .environment()?;
         }
 
         let mut last_error = None;
@@ -159,7 +177,13 @@ impl EmbeddedServer {
                 Some(port) => port,
                 None => cluster::free_port()?,
             };
-            let target = make_target(port, &password, opts.tls)?;
+            // With client certificates poolbench itself has none: it
+            // reaches the server over the trusted Unix-domain socket.
+            let target = if opts.tls && opts.client_certificates {
+                socket_target(&dir, port)?
+            } else {
+                make_target(port, &password, opts.tls)?
+            };
             let cmd = postgres_command(&bin_dir, &dir, port, opts, run_as.as_ref())?;
             let log_start = std::fs::metadata(dir.join("postgres.log")).map_or(0, |m| m.len());
             let postmaster = resources.postmaster.insert(
@@ -216,8 +240,17 @@ impl EmbeddedServer {
             "postgres://{USER}:{}@{HOST}:{}/{DBNAME}?sslmode={}",
             self.password,
             self.port,
-            self.target.ssl_mode()
+            self.ssl_mode()
         )
+    }
+
+    /// How clients reach it over TCP: `require` with TLS, else `disable`.
+    pub fn ssl_mode(&self) -> &'static str {
+        if self.opts.tls {
+            "require"
+        } else {
+            "disable"
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -238,6 +271,13 @@ impl EmbeddedServer {
 
     pub fn dbname(&self) -> &str {
         DBNAME
+    }
+
+    /// The CA that signed the server's certificate (PEM), for
+    /// `sslrootcert`: with it, `sslmode=verify-full` works against
+    /// 127.0.0.1 and localhost. `None` without TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.opts.tls.then(|| self.dir.join(CA_FILE))
     }
 
     pub fn options(&self) -> &EmbeddedOptions {
@@ -375,6 +415,30 @@ impl Drop for EmbeddedServer {
     fn drop(&mut self) {
         let _ = self.resources.release();
     }
+}
+
+/// Over the Unix-domain socket in the server's directory (trust).
+fn socket_target(dir: &Path, port: u16) -> Result<Target> {
+    let mut config = Config::new();
+    config
+        .host_path(dir)
+        .port(port)
+        .user(USER)
+        .dbname(DBNAME)
+        .ssl_mode(SslMode::Disable)
+        .connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    Target::from_config(config)
+}
+
+/// Whether the server behind `client` is one poolbench started (its own
+/// embedded server, or `poolbench server`'s): a throwaway.
+pub async fn is_throwaway(client: &Client) -> bool {
+    client
+        .query_one("SHOW cluster_name", &[])
+        .await
+        .ok()
+        .and_then(|row| row.try_get::<_, String>(0).ok())
+        .is_some_and(|name| name == CLUSTER_NAME)
 }
 
 fn make_target(port: u16, password: &str, tls: bool) -> Result<Target> {

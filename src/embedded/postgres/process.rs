@@ -16,11 +16,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::cert::ServerCertificate;
 use crate::error::{self, ResultExt};
 use crate::scenario::{AuthMethod, EmbeddedSettings};
 
 /// The only address the server listens on.
 pub const HOST: &str = "127.0.0.1";
+
+/// The `cluster_name` of every server poolbench starts: how `run` knows a
+/// server it did not start itself (one of `poolbench server`'s) is a
+/// throwaway whose tables it may create without `--allow-setup`.
+pub const CLUSTER_NAME: &str = "poolbench-throwaway";
 
 /// What kind of server to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,18 @@ pub struct EmbeddedOptions {
     pub port: Option<u16>,
     /// The server's max_connections (>= 1).
     pub max_connections: u32,
+    /// The TLS certificate to serve; `None`: one generated at start, signed
+    /// by a CA generated with it.
+    pub certificate: Option<ServerCertificate>,
+    /// TCP clients log in with a certificate signed by the certificate's CA
+    /// and naming their user (pg_hba `hostssl … cert`), without a password.
+    pub client_certificates: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> EmbeddedOptions {
+        EmbeddedOptions::from(&EmbeddedSettings::default())
+    }
 }
 
 impl From<&EmbeddedSettings> for EmbeddedOptions {
@@ -40,6 +58,8 @@ impl From<&EmbeddedSettings> for EmbeddedOptions {
             tls: s.tls,
             port: None,
             max_connections: s.max_connections,
+            certificate: None,
+            client_certificates: false,
         }
     }
 }
@@ -164,7 +184,8 @@ pub fn configure(cmd: &mut Command, run_as: Option<&RunAs>) {
 /// - `superuser_reserved_connections` is lowered to `max_connections - 1`
 ///   when that is below PostgreSQL's 3, which refuses to start otherwise;
 ///   so `--max-connections 1` works (with no slot reserved for superusers);
-/// - listening on 127.0.0.1 only, the socket in the private directory.
+/// - listening on 127.0.0.1 only, the socket in the private directory;
+/// - `cluster_name` marks it as poolbench's throwaway ([`CLUSTER_NAME`]).
 pub fn postgres_command(
     bin_dir: &Path,
     dir: &Path,
@@ -199,10 +220,14 @@ pub fn postgres_command(
     setting("max_connections", &opts.max_connections);
     setting("superuser_reserved_connections", &reserved);
     setting("password_encryption", &password_encryption);
+    setting("cluster_name", &CLUSTER_NAME);
     setting("ssl", &if opts.tls { "on" } else { "off" });
     if opts.tls {
         setting("ssl_cert_file", &data.join("server.crt").display());
         setting("ssl_key_file", &data.join("server.key").display());
+        if opts.client_certificates {
+            setting("ssl_ca_file", &data.join("ca.crt").display());
+        }
     }
     cmd.current_dir(dir)
         .env_remove("PGDATA")
@@ -294,7 +319,9 @@ mod tests {
                 auth: AuthMethod::Md5,
                 tls: false,
                 port: None,
-                max_connections: 7
+                max_connections: 7,
+                certificate: None,
+                client_certificates: false,
             }
         );
     }
