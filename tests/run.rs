@@ -418,11 +418,17 @@ statements = [
 async fn setup_on_a_foreign_server_needs_allow_setup() {
     let server = start_server(20).await;
     let tmp = tempfile::tempdir().unwrap();
+    // The embedded server is poolbench's throwaway; its session setting
+    // turned off, it looks like anyone else's server.
+    let foreign = format!(
+        "{}&options=-c%20poolbench.throwaway%3Doff",
+        server.dsn_with_password()
+    );
     let o = poolbench(vec![
         "run".into(),
         concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quickstart.toml").into(),
         "--dsn".into(),
-        server.dsn_with_password(),
+        foreign,
         "--out".into(),
         tmp.path().join("out").display().to_string(),
     ])

@@ -86,19 +86,26 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// Writes the URL and the PG* lines in one write: a reader that stops after
+/// the lines it knows (as a script reading seven lines does) must not make
+/// a later line fail with a closed pipe.
 fn print_connection(server: &EmbeddedServer) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", server.dsn_with_password())?;
-    writeln!(out, "PGHOST={}", server.host())?;
-    writeln!(out, "PGPORT={}", server.port())?;
-    writeln!(out, "PGUSER={}", server.user())?;
-    writeln!(out, "PGPASSWORD={}", server.password())?;
-    writeln!(out, "PGDATABASE={}", server.dbname())?;
-    writeln!(out, "PGSSLMODE={}", server.ssl_mode())?;
+    let mut text = format!(
+        "{}\nPGHOST={}\nPGPORT={}\nPGUSER={}\nPGPASSWORD={}\nPGDATABASE={}\nPGSSLMODE={}\n",
+        server.dsn_with_password(),
+        server.host(),
+        server.port(),
+        server.user(),
+        server.password(),
+        server.dbname(),
+        server.ssl_mode()
+    );
     if let Some(ca) = server.ca_file() {
         // With it, libpq and poolbench check the certificate's chain even
         // under require, and its name too under verify-full.
-        writeln!(out, "PGSSLROOTCERT={}", ca.display())?;
+        text.push_str(&format!("PGSSLROOTCERT={}\n", ca.display()));
     }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
     out.flush()
 }

@@ -5,5 +5,5 @@ pub mod postgres;
 
 pub use postgres::{
     is_throwaway, EmbeddedOptions, EmbeddedServer, ServerCertificate, StartTimings, StopMode,
-    CLUSTER_NAME, DBNAME, HOST, LOG_TAIL_LINES, PG_BIN_ENV, USER,
+    DBNAME, HOST, LOG_TAIL_LINES, PG_BIN_ENV, THROWAWAY_SETTING, USER,
 };

@@ -33,7 +33,7 @@ pub use binaries::PG_BIN_ENV;
 pub use cert::ServerCertificate;
 pub use cluster::{DBNAME, USER};
 use process::{postgres_command, Postmaster};
-pub use process::{EmbeddedOptions, CLUSTER_NAME, HOST};
+pub use process::{EmbeddedOptions, HOST, THROWAWAY_SETTING};
 pub use ready::LOG_TAIL_LINES;
 use ready::{log_tail, wait_ready, Ready};
 
@@ -434,11 +434,11 @@ fn socket_target(dir: &Path, port: u16) -> Result<Target> {
 /// embedded server, or `poolbench server`'s): a throwaway.
 pub async fn is_throwaway(client: &Client) -> bool {
     client
-        .query_one("SHOW cluster_name", &[])
+        .query_one("SELECT current_setting($1, true)", &[&THROWAWAY_SETTING])
         .await
         .ok()
-        .and_then(|row| row.try_get::<_, String>(0).ok())
-        .is_some_and(|name| name == CLUSTER_NAME)
+        .and_then(|row| row.try_get::<_, Option<String>>(0).ok().flatten())
+        .is_some_and(|value| value == "on")
 }
 
 fn make_target(port: u16, password: &str, tls: bool) -> Result<Target> {

@@ -23,10 +23,12 @@ use crate::scenario::{AuthMethod, EmbeddedSettings};
 /// The only address the server listens on.
 pub const HOST: &str = "127.0.0.1";
 
-/// The `cluster_name` of every server poolbench starts: how `run` knows a
+/// A setting of every server poolbench starts (`on`): how `run` knows a
 /// server it did not start itself (one of `poolbench server`'s) is a
-/// throwaway whose tables it may create without `--allow-setup`.
-pub const CLUSTER_NAME: &str = "poolbench-throwaway";
+/// throwaway whose tables it may create without `--allow-setup`. A custom
+/// setting, so a session can override it (`options=-c
+/// poolbench.throwaway=off`) to be treated as a foreign server.
+pub const THROWAWAY_SETTING: &str = "poolbench.throwaway";
 
 /// What kind of server to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +187,7 @@ pub fn configure(cmd: &mut Command, run_as: Option<&RunAs>) {
 ///   when that is below PostgreSQL's 3, which refuses to start otherwise;
 ///   so `--max-connections 1` works (with no slot reserved for superusers);
 /// - listening on 127.0.0.1 only, the socket in the private directory;
-/// - `cluster_name` marks it as poolbench's throwaway ([`CLUSTER_NAME`]).
+/// - [`THROWAWAY_SETTING`] marks it as poolbench's throwaway.
 pub fn postgres_command(
     bin_dir: &Path,
     dir: &Path,
@@ -220,7 +222,7 @@ pub fn postgres_command(
     setting("max_connections", &opts.max_connections);
     setting("superuser_reserved_connections", &reserved);
     setting("password_encryption", &password_encryption);
-    setting("cluster_name", &CLUSTER_NAME);
+    setting(THROWAWAY_SETTING, &"on");
     setting("ssl", &if opts.tls { "on" } else { "off" });
     if opts.tls {
         setting("ssl_cert_file", &data.join("server.crt").display());
