@@ -812,6 +812,7 @@ mod tests {
                 max_connections: 100,
                 embedded: false,
                 dsn: "postgres://app:****@db:5432/app".into(),
+                source: "DATABASE_URL".into(),
             },
             scenario: ScenarioInfo {
                 name: "lookup".into(),
