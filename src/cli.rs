@@ -299,8 +299,8 @@ pub struct MeasureArgs {
     pub seed: Option<u64>,
 
     /// Worker threads, like pgbench's -j [default: one per CPU]. Each runs
-    /// its share of the workers on its own connections; a pool is split
-    /// between the threads (max_size and min_size divided).
+    /// its share of the workers; a pool strategy's pools are shared by every
+    /// thread, so the threads never change what a pool is.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 

@@ -33,6 +33,11 @@ pub async fn run<S: Service>(
     let mut done = Vec::new();
     let mut lives = Vec::new();
     let mut recorder = Recorder::new(0);
+    // Shards may share connections (one pool for every thread), each
+    // connection's I/O driven by the runtime that opened it: so no runtime
+    // ends before every shard is done.
+    let finished = CancellationToken::new();
+    let _finish_on_return = finished.clone().drop_guard();
     for (shard, service) in services.iter().enumerate() {
         // One set of live counters per shard, so no cache line bounces
         // between cores on every request; the collector adds them up.
@@ -62,9 +67,12 @@ pub async fn run<S: Service>(
         let service = service.clone();
         let ready_tx = ready_tx.clone();
         let cancel = settings.cancel.clone();
+        let finished = finished.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("poolbench-{shard}"))
-            .spawn(move || run_shard(service, load, cancel, ready_tx, go_rx, done_tx));
+            .spawn(move || {
+                run_shard(service, load, cancel, ready_tx, go_rx, done_tx, finished)
+            });
         match spawned {
             Ok(_) => {
                 go.push(go_tx);
@@ -126,6 +134,7 @@ pub async fn run<S: Service>(
             ),
         }
     }
+    finished.cancel();
     let measured = last_end
         .map(|end| end.saturating_duration_since(window.measure_start))
         .unwrap_or_else(|| {
@@ -190,7 +199,8 @@ enum Load<S: Service> {
 
 /// One shard's thread: ready its service, report ready, wait for the
 /// common start, run its load to the end, close the service, hand back
-/// what was measured.
+/// what was measured, and keep driving its connections until every shard
+/// is done (`finished`).
 fn run_shard<S: Service>(
     service: Arc<S>,
     load: Load<S>,
@@ -198,6 +208,7 @@ fn run_shard<S: Service>(
     ready: mpsc::UnboundedSender<Result<Duration, RequestError>>,
     go: oneshot::Receiver<Window>,
     done: oneshot::Sender<Vec<WorkerEnd>>,
+    finished: CancellationToken,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -216,6 +227,7 @@ fn run_shard<S: Service>(
         let _ = ready.send(service.warm_up().await);
         drop(ready);
         let Ok(window) = go.await else {
+            finished.cancelled().await;
             return;
         };
         tokio::select! {
@@ -252,6 +264,7 @@ fn run_shard<S: Service>(
         };
         service.close();
         let _ = done.send(ends);
+        finished.cancelled().await;
     });
 }
 

@@ -182,8 +182,8 @@ pub struct StrategyReport {
     pub settings: serde_json::Value,
     /// Successful requests in the measured window.
     pub requests: u64,
-    /// Threads the workers ran on, one per core; a pool is split into as
-    /// many pools (max_size and min_size divided between them).
+    /// Threads the workers ran on, one per core; they share the strategy's
+    /// pools, so this never changes what a pool is.
     #[serde(default = "one")]
     pub shards: u32,
     /// Attempts beyond the first made by `[run.retry]` (0 without it).

@@ -460,6 +460,7 @@ impl Checker<'_> {
                     ("min_size", raw.min_size.as_ref().map(Spanned::span)),
                     ("wait_timeout", raw.wait_timeout.as_ref().map(Spanned::span)),
                     ("recycling", raw.recycling.as_ref().map(Spanned::span)),
+                    ("instances", raw.instances.as_ref().map(Spanned::span)),
                 ];
                 for (key, value_span) in pool_keys {
                     if let Some(value_span) = value_span {
@@ -539,11 +540,16 @@ impl Checker<'_> {
             Some(Some(d)) => Some(d),
             Some(None) => return None,
         };
+        let instances = match &raw.instances {
+            Some(n) => self.int_in("instances", n, 1, 1000),
+            None => Some(1),
+        };
         Some(PoolSettings {
             max_size: usize::try_from(max_size?).ok()?,
             min_size: usize::try_from(min_size?).ok()?,
             wait_timeout,
             recycling: recycling?,
+            instances: usize::try_from(instances?).ok()?,
         })
     }
 

@@ -204,6 +204,16 @@ pub struct PoolSettings {
     #[serde(with = "humantime_serde_compat::option")]
     pub wait_timeout: Option<Duration>,
     pub recycling: Recycling,
+    /// Application processes, each with its own pool of `max_size` (>= 1,
+    /// default 1): the strategy may hold `instances × max_size` connections.
+    pub instances: usize,
+}
+
+impl PoolSettings {
+    /// The most server connections the strategy's pools may hold together.
+    pub fn max_connections(&self) -> usize {
+        self.instances.saturating_mul(self.max_size)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -91,6 +91,7 @@ pub struct RawStrategy {
     pub min_size: Option<Spanned<i64>>,
     pub wait_timeout: Option<Spanned<String>>,
     pub recycling: Option<Spanned<String>>,
+    pub instances: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -43,9 +43,9 @@ pub trait ConnectionSource: Send + Sync {
     fn close(&self);
 }
 
-/// The sources of a strategy, one per worker thread (shard): as many as
-/// `shards`, or fewer when the kind cannot be split that far (a pool of 2
-/// over 4 threads runs on 2).
+/// The sources of a strategy, one per worker thread (shard), `shards` of
+/// them. Threads never change what the strategy is: a pool's threads share
+/// its pools (`instances` of them, `max_size` each).
 pub fn build(
     kind: &StrategyKind,
     target: &Target,
@@ -55,11 +55,9 @@ pub fn build(
         StrategyKind::Fresh => (0..shards.max(1))
             .map(|_| Arc::new(fresh::FreshSource::new(target)) as Arc<dyn ConnectionSource>)
             .collect(),
-        StrategyKind::Pool(settings) => pool::split(settings, shards)
-            .iter()
-            .map(|share| {
-                Arc::new(pool::PoolSource::new(share, target)) as Arc<dyn ConnectionSource>
-            })
+        StrategyKind::Pool(settings) => pool::shared(settings, target, shards)
+            .into_iter()
+            .map(|view| Arc::new(view) as Arc<dyn ConnectionSource>)
             .collect(),
     }
 }

@@ -1,13 +1,17 @@
-//! `kind = "pool"`: connections drawn from a deadpool-postgres pool, kept
-//! open between requests. Times the `acquire` phase (waiting for a pooled
-//! connection, including any connection the pool opens on the way).
+//! `kind = "pool"`: connections drawn from deadpool-postgres pools (one per
+//! app instance, shared by every worker thread), kept open between
+//! requests. Times the `acquire` phase (waiting for a pooled connection,
+//! including any connection the pool opens on the way).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{
     Connect, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use futures_util::future::BoxFuture;
+use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
@@ -18,73 +22,138 @@ use crate::backend::postgres::{request_error, Target};
 use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, RequestError};
 use crate::scenario::{PoolSettings, Recycling};
 
-/// The pool's settings as each of `n` worker threads runs them: max_size and
-/// min_size divided as evenly as they go (10 over 3 → 4, 3, 3), never more
-/// shares than the pool has connections.
-pub fn split(settings: &PoolSettings, n: usize) -> Vec<PoolSettings> {
-    let n = n.max(1).min(settings.max_size.max(1));
-    let share = |total: usize, i: usize| total / n + usize::from(i < total % n);
-    (0..n)
-        .map(|i| PoolSettings {
-            max_size: share(settings.max_size, i),
-            min_size: share(settings.min_size, i),
-            ..settings.clone()
-        })
-        .collect()
-}
-
-pub struct PoolSource {
-    pool: Pool,
+/// The pools of one strategy, shared by every worker thread: `instances`
+/// deadpool pools of `max_size` each, like as many application processes.
+/// A deadpool `Pool` is Send + Sync, so the threads share it; each pooled
+/// connection's I/O task runs on the thread that opened it, which is
+/// whichever thread first needed it, so the connections spread over the
+/// threads as the load does.
+pub struct PoolSet {
+    pools: Vec<Pool>,
     min_size: usize,
     connect: CountingConnect,
+    /// Views (worker threads) sharing the set; the warm-up of each waits for
+    /// all of them, and the last to close closes the pools.
+    views: usize,
+    open_views: AtomicUsize,
+    filled: Barrier,
+    fill_limit: Duration,
 }
 
-impl PoolSource {
-    pub fn new(settings: &PoolSettings, target: &Target) -> PoolSource {
+/// One worker thread's handle on the strategy's pools.
+pub struct PoolSource {
+    set: Arc<PoolSet>,
+    shard: usize,
+    /// Requests this thread has sent so far, which picks the next instance.
+    sent: AtomicUsize,
+}
+
+impl PoolSet {
+    fn new(settings: &PoolSettings, target: &Target, views: usize) -> PoolSet {
         let connect = CountingConnect::new(target);
         let recycling_method = match settings.recycling {
             Recycling::Fast => RecyclingMethod::Fast,
             Recycling::Verified => RecyclingMethod::Verified,
             Recycling::Clean => RecyclingMethod::Clean,
         };
-        let manager = Manager::from_connect(
-            target.config().clone(),
-            connect.clone(),
-            ManagerConfig { recycling_method },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(settings.max_size)
-            .wait_timeout(settings.wait_timeout)
-            .create_timeout(Some(target.connect_timeout()))
-            .runtime(Runtime::Tokio1)
-            .build()
-            // Only fails without a runtime for timeouts, and one is set.
-            .expect("pool with a tokio runtime");
-        PoolSource {
-            pool,
+        let pools = (0..settings.instances.max(1))
+            .map(|_| {
+                let manager = Manager::from_connect(
+                    target.config().clone(),
+                    connect.clone(),
+                    ManagerConfig {
+                        recycling_method: recycling_method.clone(),
+                    },
+                );
+                Pool::builder(manager)
+                    .max_size(settings.max_size)
+                    .wait_timeout(settings.wait_timeout)
+                    .create_timeout(Some(target.connect_timeout()))
+                    .runtime(Runtime::Tokio1)
+                    .build()
+                    // Only fails without a runtime for timeouts, and one is set.
+                    .expect("pool with a tokio runtime")
+            })
+            .collect();
+        PoolSet {
+            pools,
             min_size: settings.min_size,
             connect,
+            views,
+            open_views: AtomicUsize::new(views),
+            filled: Barrier::new(views),
+            fill_limit: target.connect_timeout() + Duration::from_secs(5),
         }
+    }
+}
+
+/// One source per worker thread (`views` of them, at least one), all
+/// drawing from the same pools.
+pub fn shared(settings: &PoolSettings, target: &Target, views: usize) -> Vec<PoolSource> {
+    let views = views.max(1);
+    let set = Arc::new(PoolSet::new(settings, target, views));
+    (0..views)
+        .map(|shard| PoolSource {
+            set: set.clone(),
+            shard,
+            sent: AtomicUsize::new(0),
+        })
+        .collect()
+}
+
+impl PoolSource {
+    /// The pool of this thread's next request. Worker `i` runs on thread
+    /// `i % views` and belongs to instance `i % instances`; this thread's
+    /// k-th request goes to instance `(shard + k × views) % instances`,
+    /// the instances its workers belong to, in turn, so every instance
+    /// gets an even share of the load.
+    fn next_pool(&self) -> &Pool {
+        let pools = &self.set.pools;
+        if pools.len() == 1 {
+            return &pools[0];
+        }
+        let k = self.sent.fetch_add(1, Ordering::Relaxed);
+        &pools[(self.shard + k.wrapping_mul(self.set.views)) % pools.len()]
     }
 
     async fn get(&self) -> Result<(Lease, PhaseTimings), RequestError> {
+        let pool = self.next_pool();
         let started = Instant::now();
-        let object = self.pool.get().await.map_err(|e| pool_error(&e))?;
+        let object = pool.get().await.map_err(|e| pool_error(&e))?;
         let mut t = PhaseTimings::default();
         t.set(Phase::Acquire, micros(started.elapsed()));
         Ok((Lease::pooled(object), t))
     }
 
+    /// Opens this thread's share of every pool's `min_size` connections
+    /// (so their I/O is spread over the threads), holding them until every
+    /// thread has its share: otherwise a thread would be handed another's
+    /// idle connections instead of opening its own.
     async fn fill(&self) -> Result<Duration, RequestError> {
         let started = Instant::now();
-        let objects =
-            futures_util::future::join_all((0..self.min_size).map(|_| self.pool.get())).await;
+        let set = &self.set;
+        let share = set.min_size / set.views + usize::from(self.shard < set.min_size % set.views);
+        let gets = set
+            .pools
+            .iter()
+            .flat_map(|pool| (0..share).map(move |_| pool.get()));
+        let objects = futures_util::future::join_all(gets).await;
         let mut held = Vec::with_capacity(objects.len());
+        let mut failed = None;
         for object in objects {
-            held.push(object.map_err(|e| pool_error(&e))?);
+            match object {
+                Ok(o) => held.push(o),
+                Err(e) => failed = failed.or(Some(pool_error(&e))),
+            }
         }
+        // Every view reaches the barrier, failed or not; a thread that never
+        // started would hold the others back, hence the limit.
+        let _ = tokio::time::timeout(set.fill_limit, set.filled.wait()).await;
         drop(held);
-        Ok(started.elapsed())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(started.elapsed()),
+        }
     }
 }
 
@@ -97,21 +166,43 @@ impl ConnectionSource for PoolSource {
         Box::pin(self.fill())
     }
 
+    /// The set's figures are reported by its first view only, so that the
+    /// engine's sum over the threads counts each pool once.
     fn pool_status(&self) -> Option<PoolStatus> {
-        let s = self.pool.status();
-        Some(PoolStatus {
-            size: s.size,
-            available: s.available,
-            waiting: s.waiting,
-        })
+        if self.shard != 0 {
+            return None;
+        }
+        self.set
+            .pools
+            .iter()
+            .map(|pool| {
+                let s = pool.status();
+                PoolStatus {
+                    size: s.size,
+                    available: s.available,
+                    waiting: s.waiting,
+                }
+            })
+            .reduce(PoolStatus::plus)
     }
 
+    /// Counted once, like `pool_status`.
     fn connections_opened(&self) -> u64 {
-        self.connect.opened()
+        if self.shard == 0 {
+            self.set.connect.opened()
+        } else {
+            0
+        }
     }
 
+    /// The last thread to finish closes the pools: closing them earlier
+    /// would fail the other threads' last requests.
     fn close(&self) {
-        self.pool.close();
+        if self.set.open_views.fetch_sub(1, Ordering::AcqRel) == 1 {
+            for pool in &self.set.pools {
+                pool.close();
+            }
+        }
     }
 }
 
@@ -133,32 +224,5 @@ fn pool_error(e: &PoolError) -> RequestError {
         ),
         PoolError::Timeout(_) => RequestError::new(ErrorClass::ConnectTimeout, e.to_string()),
         _ => RequestError::new(ErrorClass::Other, e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pool(max_size: usize, min_size: usize) -> PoolSettings {
-        PoolSettings {
-            max_size,
-            min_size,
-            wait_timeout: None,
-            recycling: Recycling::Fast,
-        }
-    }
-
-    #[test]
-    fn a_pool_splits_evenly_and_never_into_empty_shares() {
-        let sizes = |s: &[PoolSettings]| {
-            s.iter()
-                .map(|p| (p.max_size, p.min_size))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(sizes(&split(&pool(10, 10), 3)), [(4, 4), (3, 3), (3, 3)]);
-        assert_eq!(sizes(&split(&pool(10, 0), 2)), [(5, 0), (5, 0)]);
-        assert_eq!(sizes(&split(&pool(2, 1), 4)), [(1, 1), (1, 0)]);
-        assert_eq!(sizes(&split(&pool(8, 8), 1)), [(8, 8)]);
     }
 }

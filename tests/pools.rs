@@ -1,0 +1,121 @@
+//! A pool is what the scenario says, whatever threads poolbench runs on:
+//! one pool of `max_size` shared by every thread, `instances` pools of
+//! `max_size` each, checked against what the server saw.
+
+use serde_json::Value;
+
+mod common;
+use common::{read_report, start_server, write_scenario};
+
+const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// Runs `body` with `--threads 4` and returns its one strategy's report.
+async fn run_pool(body: &str) -> Value {
+    let server = start_server(100).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(tmp.path(), "pools", body);
+    let out = tmp.path().join("out");
+    let args = vec![
+        "run".to_string(),
+        scenario.display().to_string(),
+        "--dsn".into(),
+        server.dsn_with_password(),
+        "--threads".into(),
+        "4".into(),
+        "--quiet".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(&args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run poolbench")
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report = read_report(&out);
+    report["strategies"][0].clone()
+}
+
+/// The most client backends the server held in any second of the timeline.
+fn peak_backends(s: &Value) -> u64 {
+    s["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|row| row["server_backends"].as_u64())
+        .max()
+        .expect("sampled backends")
+}
+
+fn scenario(concurrency: u32, pool: &str) -> String {
+    // Each request holds its connection for a few milliseconds, so every
+    // pool is kept full and would open more if it were allowed to.
+    format!(
+        r#"
+name = "pools"
+[run]
+duration = "2s"
+warmup = "0s"
+concurrency = {concurrency}
+seed = 3
+
+[[strategy]]
+name = "pool"
+kind = "pool"
+{pool}
+
+[[query]]
+name = "sleep"
+sql = "SELECT pg_sleep(0.005)"
+"#
+    )
+}
+
+/// `max_size = 10` over 4 threads and 16 workers is one pool of 10: exactly
+/// 10 connections opened (not 4 pools of 10, nor 4 of 2 or 3), and the
+/// server never holds more.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_pool_is_shared_by_every_thread() {
+    let s = run_pool(&scenario(16, "max_size = 10")).await;
+    assert_eq!(s["shards"], 4, "{s}");
+    assert_eq!(u(&s["connections_opened"]), 10, "{s}");
+    assert!(s["errors"].as_object().unwrap().is_empty(), "{s}");
+    let peak = peak_backends(&s);
+    assert!((8..=10).contains(&peak), "peak backends {peak}");
+}
+
+/// `instances = 4` is four pools of 10: 40 connections under 48 workers,
+/// never more, and the server saw them.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_are_separate_pools() {
+    let s = run_pool(&scenario(48, "max_size = 10\ninstances = 4")).await;
+    assert_eq!(u(&s["connections_opened"]), 40, "{s}");
+    assert!(s["errors"].as_object().unwrap().is_empty(), "{s}");
+    let peak = peak_backends(&s);
+    assert!((30..=40).contains(&peak), "peak backends {peak}");
+}
+
+/// A pool smaller than the threads is not cut down to fewer threads (nor
+/// into pools of one): 4 threads share 2 connections.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_smaller_than_the_threads_is_still_one_pool() {
+    let s = run_pool(&scenario(8, "max_size = 2\nmin_size = 2")).await;
+    assert_eq!(s["shards"], 4, "{s}");
+    assert_eq!(u(&s["connections_opened"]), 2, "{s}");
+    assert!(s["errors"].as_object().unwrap().is_empty(), "{s}");
+    assert!(peak_backends(&s) <= 2);
+}
