@@ -3,6 +3,7 @@
 //! set up, and the scenario's queries checked against it. `run` and `sweep`
 //! both measure inside one.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -19,7 +20,7 @@ use crate::error::bad_input;
 use crate::report;
 use crate::scenario::{RunSettings, Scenario, Strategy};
 use crate::source;
-use crate::workload::{Mix, Requests};
+use crate::workload::{Mix, Requests, Statements};
 
 /// How to reach the database, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +34,9 @@ pub struct ConnectOptions {
 
 pub struct Session {
     pub target: Target,
+    /// The strategies that have a `dsn` of their own, by name: a pooler in
+    /// front of the same database. Setup and the monitor use `target`.
+    pub strategy_targets: HashMap<String, Target>,
     pub embedded: Option<EmbeddedServer>,
     /// Opened before any strategy and kept: it runs the setup, then counts
     /// server backends once a second. Never counted in the results.
@@ -113,7 +117,18 @@ impl Session {
                 ))
             })?;
         }
-        let mix = Mix::new(&scenario.queries);
+        let mut strategy_targets = HashMap::new();
+        for s in &scenario.strategies {
+            if let Some(dsn) = &s.dsn {
+                let origin = format!(
+                    "the `dsn` of strategy {:?} in {}",
+                    s.name,
+                    scenario.source.path.display()
+                );
+                strategy_targets.insert(s.name.clone(), Target::parse(dsn, &origin)?);
+            }
+        }
+        let mut mix = Mix::new(&scenario.queries);
         mix.check_against(&monitor).await.with_context(|| {
             format!(
                 "checking the queries of {} against the server",
@@ -122,6 +137,7 @@ impl Session {
         })?;
         Ok(Session {
             target,
+            strategy_targets,
             embedded,
             monitor,
             server,
@@ -164,13 +180,33 @@ impl Session {
             Pacing::ClosedLoop => threads.max(1).min(settings.concurrency.max(1) as usize),
             Pacing::OpenLoop(_) => threads.max(1),
         };
-        let sources = source::build(&strategy.kind, &self.target, shards);
-        let services = Requests::for_sources(sources, &self.mix);
+        let sources = source::build(&strategy.kind, self.target_of(strategy), shards);
+        let statements = if strategy.statement_cache {
+            Statements::Named
+        } else {
+            Statements::Unnamed
+        };
+        let services = Requests::for_sources(sources, &self.mix, statements);
         let mut watch = Watch {
             monitor: Monitor::new(&self.monitor, &self.target),
             progress,
         };
         engine::run(settings, services, &mut watch).await
+    }
+
+    /// Where `strategy` connects: its own `dsn`, or the session's target.
+    pub fn target_of(&self, strategy: &Strategy) -> &Target {
+        self.strategy_targets
+            .get(&strategy.name)
+            .unwrap_or(&self.target)
+    }
+
+    /// The strategy's own target as the header and report show it
+    /// (password redacted); None when it uses the session's.
+    pub fn own_target(&self, strategy: &Strategy) -> Option<String> {
+        self.strategy_targets
+            .get(&strategy.name)
+            .map(Target::redacted)
     }
 
     /// The scenario's query names, in order (the report's `per_query`).

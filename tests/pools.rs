@@ -1,6 +1,7 @@
 //! A pool is what the scenario says, whatever threads poolbench runs on:
 //! one pool of `max_size` shared by every thread, `instances` pools of
-//! `max_size` each, checked against what the server saw.
+//! `max_size` each, checked against what the server saw; a strategy's own
+//! target and unnamed statements (`statement_cache = false`).
 
 use serde_json::Value;
 
@@ -16,6 +17,11 @@ fn u(v: &Value) -> u64 {
 /// Runs `body` with `--threads 4` and returns its one strategy's report.
 async fn run_pool(body: &str) -> Value {
     let server = start_server(100).await;
+    run_on(&server.dsn_with_password(), body).await.1["strategies"][0].clone()
+}
+
+/// Runs `body` against `dsn` with `--threads 4`: stdout and the report.
+async fn run_on(dsn: &str, body: &str) -> (String, Value) {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write_scenario(tmp.path(), "pools", body);
     let out = tmp.path().join("out");
@@ -23,10 +29,9 @@ async fn run_pool(body: &str) -> Value {
         "run".to_string(),
         scenario.display().to_string(),
         "--dsn".into(),
-        server.dsn_with_password(),
+        dsn.to_string(),
         "--threads".into(),
         "4".into(),
-        "--quiet".into(),
         "--out".into(),
         out.display().to_string(),
     ];
@@ -46,8 +51,10 @@ async fn run_pool(body: &str) -> Value {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    let report = read_report(&out);
-    report["strategies"][0].clone()
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        read_report(&out),
+    )
 }
 
 /// The most client backends the server held in any second of the timeline.
@@ -118,4 +125,71 @@ async fn a_pool_smaller_than_the_threads_is_still_one_pool() {
     assert_eq!(u(&s["connections_opened"]), 2, "{s}");
     assert!(s["errors"].as_object().unwrap().is_empty(), "{s}");
     assert!(peak_backends(&s) <= 2);
+}
+
+/// A strategy with its own `dsn` connects there (here: the same server,
+/// another application_name) and the header and report name it without
+/// its password; `statement_cache = false` runs unnamed statements, with
+/// their parameters, without errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn own_target_and_unnamed_statements() {
+    let server = start_server(100).await;
+    let dsn = server.dsn_with_password();
+    let own = format!(
+        "{dsn}{}application_name=own-target",
+        if dsn.contains('?') { "&" } else { "?" }
+    );
+    let body = format!(
+        r#"
+name = "targets"
+[run]
+duration = "1s"
+warmup = "0s"
+concurrency = 4
+seed = 3
+
+[[strategy]]
+name = "own"
+kind = "pool"
+max_size = 4
+instances = 2
+statement_cache = false
+dsn = "{own}"
+
+[[query]]
+name = "lookup"
+sql = "SELECT $1::int8 + 1"
+params = [{{ int = [1, 1000] }}]
+"#
+    );
+    let (stdout, report) = run_on(&dsn, &body).await;
+    let s = &report["strategies"][0];
+    assert!(u(&s["requests"]) > 10, "{s}");
+    assert!(s["errors"].as_object().unwrap().is_empty(), "{s}");
+    assert_eq!(s["settings"]["statement_cache"], false, "{s}");
+    assert_eq!(s["settings"]["instances"], 2, "{s}");
+    let target = s["target"].as_str().expect("the strategy's target");
+    assert!(target.contains(":****@"), "{target}");
+    assert!(stdout.contains(target), "{stdout}");
+    assert!(!stdout.contains(server.password()), "{stdout}");
+    assert!(!report.to_string().contains(server.password()));
+    // Its own target decides the server connections, so no budget.
+    assert!(s.get("max_server_connections").is_none(), "{s}");
+}
+
+/// The header says how many server connections each strategy may hold
+/// against max_connections, and the report records it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_budget_is_shown_against_max_connections() {
+    let server = start_server(30).await;
+    let (stdout, report) = run_on(
+        &server.dsn_with_password(),
+        &scenario(4, "max_size = 10\ninstances = 4"),
+    )
+    .await;
+    assert!(
+        stdout.contains("may hold 40 server connections, more than max_connections 30"),
+        "{stdout}"
+    );
+    assert_eq!(report["strategies"][0]["max_server_connections"], 40);
 }

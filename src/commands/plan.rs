@@ -99,14 +99,14 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
                 sweep.scenario.template
             ))
         })?;
-    let strategy = Strategy {
-        name: format!("planned pool-{}", report.max_size),
-        kind: StrategyKind::Pool(PoolSettings {
+    let strategy = Strategy::new(
+        format!("planned pool-{}", report.max_size),
+        StrategyKind::Pool(PoolSettings {
             max_size: report.max_size as usize,
             min_size: report.min_size as usize,
             ..template
         }),
-    };
+    );
     let quiet = args.format == PlanFormat::Json;
     let session = Session::open(
         &scenario,

@@ -15,7 +15,7 @@ use crate::report::export::html::ReportHtml;
 use crate::report::export::json::Json;
 use crate::report::export::{self, Exporter};
 use crate::report::term::run as term;
-use crate::report::{self, Comparison, Report};
+use crate::report::{self, Comparison, Report, StrategyReport};
 use crate::scenario::{self, Overrides, Scenario};
 use crate::session::{cancel_on_signal, Session};
 use crate::Outcome;
@@ -73,6 +73,19 @@ async fn measure(
         print!(
             "{}",
             term::header(scenario, &session.server, threads(&args.measure))
+        );
+        let targets: Vec<term::StrategyTarget> = scenario
+            .strategies
+            .iter()
+            .map(|s| term::StrategyTarget {
+                name: s.name.clone(),
+                target: session.own_target(s),
+                max_server_connections: budget(scenario, session, s),
+            })
+            .collect();
+        print!(
+            "{}",
+            term::strategy_lines(&targets, session.server.max_connections)
         );
     }
     let mut settings = engine::Settings {
@@ -142,7 +155,11 @@ async fn measure(
                 .iter()
                 .zip(&rounds)
                 .filter(|(_, r)| !r.is_empty())
-                .map(|(s, r)| assemble(s, &queries, r))
+                .map(|(s, r)| StrategyReport {
+                    target: session.own_target(s),
+                    max_server_connections: budget(scenario, session, s),
+                    ..assemble(s, &queries, r)
+                })
                 .collect();
             report.interrupted = cancel.is_cancelled();
             report.comparison = Comparison::all(&report.strategies);
@@ -195,6 +212,19 @@ async fn measure(
 /// What makes a completed run exit 1: a strategy over the scenario's
 /// `max_error_rate`, or one whose every request failed (its latencies would
 /// describe nothing).
+/// The most server connections `strategy` may hold, None when it goes
+/// through a target of its own (a pooler there decides).
+fn budget(scenario: &Scenario, session: &Session, strategy: &scenario::Strategy) -> Option<u64> {
+    if session.own_target(strategy).is_some() {
+        return None;
+    }
+    let in_flight = scenario
+        .run
+        .arrivals
+        .map_or(scenario.run.concurrency, |a| a.max_in_flight);
+    Some(strategy.server_connections(in_flight))
+}
+
 fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
     let mut found = Vec::new();
     for s in &report.strategies {

@@ -232,14 +232,14 @@ async fn measure(
             ));
         }
         for &size in &plan.pool_sizes {
-            let strategy = Strategy {
-                name: format!("pool-{size}"),
-                kind: StrategyKind::Pool(PoolSettings {
+            let strategy = Strategy::new(
+                format!("pool-{size}"),
+                StrategyKind::Pool(PoolSettings {
                     max_size: size,
                     min_size: size,
                     ..plan.pool.clone()
                 }),
-            };
+            );
             if let Some(slots) = &mut slots {
                 match slots.next(&strategy.name, !args.quiet, cancel).await {
                     Some(at) => settings.start_at = Some(at),

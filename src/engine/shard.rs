@@ -70,9 +70,7 @@ pub async fn run<S: Service>(
         let finished = finished.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("poolbench-{shard}"))
-            .spawn(move || {
-                run_shard(service, load, cancel, ready_tx, go_rx, done_tx, finished)
-            });
+            .spawn(move || run_shard(service, load, cancel, ready_tx, go_rx, done_tx, finished));
         match spawned {
             Ok(_) => {
                 go.push(go_tx);

@@ -67,8 +67,10 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
     StrategyReport {
         name: strategy.name.clone(),
         kind: strategy.kind.as_str().into(),
-        settings: strategy.kind.settings(),
+        settings: settings(strategy),
         requests: total.requests,
+        target: None,
+        max_server_connections: None,
         shards: rounds.iter().map(|r| r.shards).max().unwrap_or(1),
         retries: total.retries,
         errors: total.errors.counts.clone(),
@@ -97,6 +99,15 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         rounds: round_stats,
         timeline,
     }
+}
+
+/// The kind's settings, and `statement_cache = false` when it is set.
+fn settings(strategy: &Strategy) -> serde_json::Value {
+    let mut settings = strategy.kind.settings();
+    if let (false, Some(map)) = (strategy.statement_cache, settings.as_object_mut()) {
+        map.insert("statement_cache".into(), false.into());
+    }
+    settings
 }
 
 fn rate(requests: u64, over: Duration) -> f64 {

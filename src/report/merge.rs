@@ -361,6 +361,12 @@ fn merge_strategy(
         settings: head.settings.clone(),
         requests,
         shards: parts.iter().map(|p| p.strategy.shards).sum(),
+        target: head.target.clone(),
+        // Every copy holds its own connections.
+        max_server_connections: parts
+            .iter()
+            .map(|p| p.strategy.max_server_connections)
+            .sum(),
         retries: parts.iter().map(|p| p.strategy.retries).sum(),
         errors: errors.counts,
         error_samples: errors.samples,
@@ -770,6 +776,8 @@ mod tests {
             settings: serde_json::json!({"max_size": 4}),
             requests: all.len() as u64,
             shards: 2,
+            target: None,
+            max_server_connections: Some(4),
             retries: 1,
             errors: [("pool_timeout".to_string(), 2)].into(),
             error_samples: [("pool_timeout".to_string(), vec![format!("timeout {index}")])].into(),

@@ -186,6 +186,16 @@ pub struct StrategyReport {
     /// pools, so this never changes what a pool is.
     #[serde(default = "one")]
     pub shards: u32,
+    /// The strategy's own target (its `dsn`, password redacted); absent
+    /// when it uses the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The most server connections the strategy may hold at once (its
+    /// pools' `instances × max_size`, or one per request in flight for
+    /// fresh), to read against the server's `max_connections`; absent when
+    /// a pooler of its own target decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_server_connections: Option<u64>,
     /// Attempts beyond the first made by `[run.retry]` (0 without it).
     #[serde(default)]
     pub retries: u64,

@@ -437,8 +437,24 @@ impl Checker<'_> {
                 }
             };
             let kind = self.strategy_kind(&raw, span);
+            let dsn = match &raw.dsn {
+                Some(d) if d.get_ref().trim().is_empty() => {
+                    self.error(
+                        d.span(),
+                        "`dsn` is empty: give the strategy's target, or remove it",
+                    );
+                    None
+                }
+                Some(d) => Some(d.get_ref().clone()),
+                None => None,
+            };
             if let (Some(name), Some(kind)) = (name, kind) {
-                strategies.push(Strategy { name, kind });
+                strategies.push(Strategy {
+                    name,
+                    kind,
+                    statement_cache: raw.statement_cache.as_ref().is_none_or(|c| *c.get_ref()),
+                    dsn,
+                });
             }
         }
         strategies

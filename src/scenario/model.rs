@@ -165,6 +165,42 @@ impl AuthMethod {
 pub struct Strategy {
     pub name: String,
     pub kind: StrategyKind,
+    /// True (default): statements prepared once per connection and reused
+    /// (named); false: unnamed statements, parsed and run in one round
+    /// trip, nothing kept on the connection (what transaction pooling needs).
+    pub statement_cache: bool,
+    /// The strategy's own target (a pooler in front of the same database);
+    /// None: the session's. Never serialized: it may hold a password.
+    #[serde(skip)]
+    pub dsn: Option<String>,
+}
+
+impl Strategy {
+    /// A strategy on the session's target with cached statements.
+    pub fn new(name: String, kind: StrategyKind) -> Strategy {
+        Strategy {
+            name,
+            kind,
+            statement_cache: true,
+            dsn: None,
+        }
+    }
+
+    /// The most server connections the strategy may hold at once: its pools
+    /// (`instances × max_size`), or one per request in flight for fresh
+    /// connections (`in_flight`: the workers, or max_in_flight in open loop).
+    pub fn server_connections(&self, in_flight: u32) -> u64 {
+        match &self.kind {
+            StrategyKind::Fresh => u64::from(in_flight),
+            StrategyKind::Pool(p) => p.max_connections() as u64,
+        }
+    }
+}
+
+/// The server connections `instances` application processes may hold with
+/// a pool of `max_size` each: the one rule `run`'s budget and `plan` share.
+pub fn connection_budget(instances: usize, max_size: usize) -> usize {
+    instances.saturating_mul(max_size)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -212,7 +248,7 @@ pub struct PoolSettings {
 impl PoolSettings {
     /// The most server connections the strategy's pools may hold together.
     pub fn max_connections(&self) -> usize {
-        self.instances.saturating_mul(self.max_size)
+        connection_budget(self.instances, self.max_size)
     }
 }
 

@@ -92,6 +92,8 @@ pub struct RawStrategy {
     pub wait_timeout: Option<Spanned<String>>,
     pub recycling: Option<Spanned<String>>,
     pub instances: Option<Spanned<i64>>,
+    pub statement_cache: Option<Spanned<bool>>,
+    pub dsn: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -401,7 +401,11 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
         .max_connections
         .or((sweep.server.max_connections > 0).then_some(sweep.server.max_connections));
     let available = m.map(|m| m.saturating_sub(req.reserved));
-    let needed = k.saturating_mul(max_size);
+    let needed = u32::try_from(crate::scenario::connection_budget(
+        k as usize,
+        max_size as usize,
+    ))
+    .unwrap_or(u32::MAX);
     let fits = available.map(|a| needed <= a);
     if m.is_none() {
         warnings.push(

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures_util::TryStreamExt;
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use crate::backend::postgres::{describe_pg_error, request_error};
@@ -42,6 +43,10 @@ pub struct QueryPlan {
 pub struct StatementPlan {
     pub sql: String,
     pub params: Vec<Generator>,
+    /// The parameters' types as the server inferred them (learnt by
+    /// `check_against`), sent with unnamed statements so that they take
+    /// one round trip.
+    pub param_types: Vec<Type>,
 }
 
 impl Mix {
@@ -65,6 +70,7 @@ impl Mix {
                     .map(|s| StatementPlan {
                         sql: s.sql.clone(),
                         params: s.params.iter().map(Generator::new).collect(),
+                        param_types: Vec::new(),
                     })
                     .collect(),
             })
@@ -98,9 +104,9 @@ impl Mix {
     /// Prepares every statement once on `client` and checks that each
     /// generator's values can be bound to the parameter type the server
     /// expects, so a mismatch stops the run before it starts (exit 2).
-    pub async fn check_against(&self, client: &Client) -> Result<()> {
-        for q in &self.queries {
-            for (i, s) in q.statements.iter().enumerate() {
+    pub async fn check_against(&mut self, client: &Client) -> Result<()> {
+        for q in &mut self.queries {
+            for (i, s) in q.statements.iter_mut().enumerate() {
                 let where_ = format!("query `{}`, statement {}", q.name, i + 1);
                 let stmt = client.prepare(&s.sql).await.map_err(|e| {
                     bad_input(format!(
@@ -130,6 +136,7 @@ impl Mix {
                         )));
                     }
                 }
+                s.param_types = stmt.params().to_vec();
             }
         }
         Ok(())
@@ -142,6 +149,19 @@ impl Mix {
 pub struct Requests {
     source: Arc<dyn ConnectionSource>,
     mix: Arc<Mix>,
+    statements: Statements,
+}
+
+/// How a request's statements reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statements {
+    /// Prepared under a name and kept on the connection (`statement_cache =
+    /// true`): a pooled connection prepares each statement once.
+    Named,
+    /// Unnamed, parsed, bound and run in one round trip, nothing kept: works
+    /// through transaction pooling, where the next statement may run on
+    /// another server connection.
+    Unnamed,
 }
 
 /// One drawn request: which query, and every statement's values.
@@ -151,18 +171,27 @@ pub struct Request {
 }
 
 impl Requests {
-    pub fn new(source: Arc<dyn ConnectionSource>, mix: Arc<Mix>) -> Requests {
-        Requests { source, mix }
+    pub fn new(
+        source: Arc<dyn ConnectionSource>,
+        mix: Arc<Mix>,
+        statements: Statements,
+    ) -> Requests {
+        Requests {
+            source,
+            mix,
+            statements,
+        }
     }
 
     /// One service per source (per worker thread).
     pub fn for_sources(
         sources: Vec<Arc<dyn ConnectionSource>>,
         mix: &Arc<Mix>,
+        statements: Statements,
     ) -> Vec<Arc<Requests>> {
         sources
             .into_iter()
-            .map(|source| Arc::new(Requests::new(source, mix.clone())))
+            .map(|source| Arc::new(Requests::new(source, mix.clone(), statements)))
             .collect()
     }
 }
@@ -190,6 +219,7 @@ impl Service for Requests {
             &*self.source,
             &self.mix.queries[request.query],
             &request.values,
+            self.statements,
         )
     }
 
@@ -216,12 +246,13 @@ pub async fn execute(
     source: &dyn ConnectionSource,
     plan: &QueryPlan,
     values: &[Vec<Value>],
+    statements: Statements,
 ) -> Result<PhaseTimings, RequestError> {
     match plan.mode {
         QueryMode::Sequential | QueryMode::Transaction => {
-            on_one_connection(source, plan, values).await
+            on_one_connection(source, plan, values, statements).await
         }
-        QueryMode::Parallel => in_parallel(source, plan, values).await,
+        QueryMode::Parallel => in_parallel(source, plan, values, statements).await,
     }
 }
 
@@ -230,13 +261,14 @@ async fn on_one_connection(
     source: &dyn ConnectionSource,
     plan: &QueryPlan,
     values: &[Vec<Value>],
+    statements: Statements,
 ) -> Result<PhaseTimings, RequestError> {
     let (lease, mut t) = source.acquire().await?;
     let started = Instant::now();
     let result = if plan.mode == QueryMode::Transaction {
-        in_transaction(&lease, plan, values).await
+        in_transaction(&lease, plan, values, statements).await
     } else {
-        run_statements(&lease, plan.statements.iter().zip(values)).await
+        run_statements(&lease, plan.statements.iter().zip(values), statements).await
     };
     t.set(Phase::Query, micros(started.elapsed()));
     let close = lease.release().await;
@@ -251,13 +283,14 @@ async fn in_transaction(
     lease: &Lease,
     plan: &QueryPlan,
     values: &[Vec<Value>],
+    statements: Statements,
 ) -> Result<(), RequestError> {
     let client = lease.client();
     client
         .batch_execute("BEGIN")
         .await
         .map_err(|e| request_error(&e))?;
-    match run_statements(lease, plan.statements.iter().zip(values)).await {
+    match run_statements(lease, plan.statements.iter().zip(values), statements).await {
         Ok(()) => client
             .batch_execute("COMMIT")
             .await
@@ -273,27 +306,35 @@ async fn in_transaction(
 
 async fn run_statements<'a>(
     lease: &Lease,
-    statements: impl Iterator<Item = (&'a StatementPlan, &'a Vec<Value>)>,
+    plans: impl Iterator<Item = (&'a StatementPlan, &'a Vec<Value>)>,
+    statements: Statements,
 ) -> Result<(), RequestError> {
-    for (s, v) in statements {
-        run_statement(lease, s, v).await?;
+    for (s, v) in plans {
+        run_statement(lease, s, v, statements).await?;
     }
     Ok(())
 }
 
 /// Prepares (or reuses) the statement, binds the values and reads every row,
-/// as an application reading its result would.
+/// as an application reading its result would; or, unnamed, sends the SQL
+/// with the values and their types at once.
 async fn run_statement(
     lease: &Lease,
     s: &StatementPlan,
     values: &[Value],
+    statements: Statements,
 ) -> Result<(), RequestError> {
-    let stmt = lease.prepare(&s.sql).await.map_err(|e| request_error(&e))?;
-    let rows = lease
-        .client()
-        .query_raw(&stmt, values.iter())
-        .await
-        .map_err(|e| request_error(&e))?;
+    let rows = match statements {
+        Statements::Named => {
+            let stmt = lease.prepare(&s.sql).await.map_err(|e| request_error(&e))?;
+            lease.client().query_raw(&stmt, values.iter()).await
+        }
+        Statements::Unnamed => {
+            let typed = values.iter().zip(s.param_types.iter().cloned());
+            lease.client().query_typed_raw(&s.sql, typed).await
+        }
+    }
+    .map_err(|e| request_error(&e))?;
     rows.try_for_each(|_| async { Ok(()) })
         .await
         .map_err(|e| request_error(&e))
@@ -306,11 +347,12 @@ async fn in_parallel(
     source: &dyn ConnectionSource,
     plan: &QueryPlan,
     values: &[Vec<Value>],
+    statements: Statements,
 ) -> Result<PhaseTimings, RequestError> {
     let branches = plan.statements.iter().zip(values).map(|(s, v)| async move {
         let (lease, mut t) = source.acquire().await?;
         let started = Instant::now();
-        let result = run_statement(&lease, s, v).await;
+        let result = run_statement(&lease, s, v, statements).await;
         t.set(Phase::Query, micros(started.elapsed()));
         let close = lease.release().await;
         result?;

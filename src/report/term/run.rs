@@ -82,6 +82,41 @@ pub fn header(s: &Scenario, server: &Server, threads: usize) -> String {
     out
 }
 
+/// A strategy as the header shows it before measuring.
+pub struct StrategyTarget {
+    pub name: String,
+    /// Its own target, redacted (None: the run's).
+    pub target: Option<String>,
+    /// The most server connections it may hold (None: a pooler decides).
+    pub max_server_connections: Option<u64>,
+}
+
+/// One line per strategy with its own target or its connection budget
+/// against the server's `max_connections`.
+pub fn strategy_lines(strategies: &[StrategyTarget], max_connections: u32) -> String {
+    let mut out = String::new();
+    for s in strategies {
+        let budget = match s.max_server_connections {
+            Some(n) if max_connections > 0 && n > u64::from(max_connections) => format!(
+                "may hold {n} server connections, more than max_connections {max_connections}: \
+                 expect connection errors"
+            ),
+            Some(n) if max_connections > 0 => {
+                format!("may hold {n} of max_connections {max_connections} server connections")
+            }
+            Some(n) => format!("may hold {n} server connections"),
+            None => "server connections as its target's pooler allows".into(),
+        };
+        let target = s
+            .target
+            .as_ref()
+            .map(|t| format!(" · target {t}"))
+            .unwrap_or_default();
+        out.push_str(&format!("strategy  {}: {budget}{target}\n", s.name));
+    }
+    out
+}
+
 /// One line on stderr per measured strategy (or sweep point).
 pub fn progress_line(label: &str, requests: u64, throughput_rps: f64, errors: u64) -> String {
     format!(
