@@ -14,11 +14,13 @@ use futures_util::future::BoxFuture;
 
 use crate::backend::postgres::environment::ProcessEnvironment;
 use crate::backend::postgres::{resolve, server_facts, Monitor, Target};
+use crate::embedded::pgbouncer::{self, PgBouncer};
 use crate::embedded::{is_throwaway, EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
 use crate::error::bad_input;
+use crate::metrics::PoolerStatus;
 use crate::report;
-use crate::scenario::{RunSettings, Scenario, Strategy};
+use crate::scenario::{RunSettings, Scenario, Strategy, Via};
 use crate::source;
 use crate::workload::{Mix, Requests, Statements};
 
@@ -38,6 +40,11 @@ pub struct Session {
     /// front of the same database. Setup and the monitor use `target`.
     pub strategy_targets: HashMap<String, Target>,
     pub embedded: Option<EmbeddedServer>,
+    /// Started when a strategy has `via = "pgbouncer"`, in front of
+    /// `embedded`; stopped before it.
+    pub pgbouncer: Option<PgBouncer>,
+    /// PgBouncer's admin console, for `SHOW POOLS` once a second.
+    pgbouncer_admin: Option<Client>,
     /// Opened before any strategy and kept: it runs the setup, then counts
     /// server backends once a second. Never counted in the results.
     pub monitor: Client,
@@ -128,6 +135,46 @@ impl Session {
                 strategy_targets.insert(s.name.clone(), Target::parse(dsn, &origin)?);
             }
         }
+        let mut pgbouncer = None;
+        let mut pgbouncer_admin = None;
+        if scenario
+            .strategies
+            .iter()
+            .any(|s| s.via == Some(Via::PgBouncer))
+        {
+            let Some(server) = &embedded else {
+                return Err(bad_input(format!(
+                    "a strategy of {} has via = \"pgbouncer\", which starts PgBouncer in front of \
+                     poolbench's embedded server, but the run has a DSN; for a PgBouncer of \
+                     your own give that strategy its `dsn` instead",
+                    scenario.source.path.display()
+                )));
+            };
+            let bouncer = PgBouncer::start(server, &monitor, &scenario.pgbouncer).await?;
+            if !opts.quiet {
+                let p = &scenario.pgbouncer;
+                eprintln!(
+                    "poolbench: embedded PgBouncer {} ready on 127.0.0.1:{} ({} pooling, \
+                     default_pool_size {}, max_client_conn {}; in {})",
+                    bouncer.version(),
+                    bouncer.port(),
+                    p.pool_mode.as_str(),
+                    p.default_pool_size,
+                    p.max_client_conn,
+                    bouncer
+                        .dir()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default()
+                );
+            }
+            for s in &scenario.strategies {
+                if s.via == Some(Via::PgBouncer) {
+                    strategy_targets.insert(s.name.clone(), bouncer.target().clone());
+                }
+            }
+            pgbouncer_admin = Some(bouncer.admin().await?);
+            pgbouncer = Some(bouncer);
+        }
         let mut mix = Mix::new(&scenario.queries);
         mix.check_against(&monitor).await.with_context(|| {
             format!(
@@ -138,6 +185,8 @@ impl Session {
         Ok(Session {
             target,
             strategy_targets,
+            pgbouncer,
+            pgbouncer_admin,
             embedded,
             monitor,
             server,
@@ -189,6 +238,10 @@ impl Session {
         let services = Requests::for_sources(sources, &self.mix, statements);
         let mut watch = Watch {
             monitor: Monitor::new(&self.monitor, &self.target),
+            pooler: self
+                .pgbouncer_admin
+                .as_ref()
+                .filter(|_| strategy.via == Some(Via::PgBouncer)),
             progress,
         };
         engine::run(settings, services, &mut watch).await
@@ -217,6 +270,12 @@ impl Session {
     /// Stops the embedded server, if this session started one.
     pub async fn close(self) {
         drop(self.monitor);
+        drop(self.pgbouncer_admin);
+        if let Some(mut bouncer) = self.pgbouncer {
+            if let Err(e) = bouncer.stop() {
+                eprintln!("poolbench: warning: stopping the embedded PgBouncer: {e:#}");
+            }
+        }
         if let Some(server) = self.embedded {
             if let Err(e) = server.stop().await {
                 eprintln!("poolbench: warning: stopping the embedded server: {e:#}");
@@ -229,12 +288,19 @@ impl Session {
 /// backends, the caller shows progress.
 struct Watch<'a> {
     monitor: Monitor<'a>,
+    /// PgBouncer's admin console when the strategy goes through it.
+    pooler: Option<&'a Client>,
     progress: &'a mut (dyn FnMut(&Tick) + Send),
 }
 
 impl Observer for Watch<'_> {
     fn backends(&mut self) -> BoxFuture<'_, Option<u64>> {
         Box::pin(self.monitor.backends())
+    }
+
+    fn pooler(&mut self) -> BoxFuture<'_, Option<PoolerStatus>> {
+        let admin = self.pooler;
+        Box::pin(async move { pgbouncer::pools(admin?).await })
     }
 
     fn progress(&mut self, tick: &Tick) {

@@ -80,6 +80,7 @@ async fn measure(
             .map(|s| term::StrategyTarget {
                 name: s.name.clone(),
                 target: session.own_target(s),
+                via_pgbouncer: s.via.is_some(),
                 max_server_connections: budget(scenario, session, s),
             })
             .collect();
@@ -215,14 +216,19 @@ async fn measure(
 /// The most server connections `strategy` may hold, None when it goes
 /// through a target of its own (a pooler there decides).
 fn budget(scenario: &Scenario, session: &Session, strategy: &scenario::Strategy) -> Option<u64> {
-    if session.own_target(strategy).is_some() {
-        return None;
-    }
     let in_flight = scenario
         .run
         .arrivals
         .map_or(scenario.run.concurrency, |a| a.max_in_flight);
-    Some(strategy.server_connections(in_flight))
+    let own = strategy.server_connections(in_flight);
+    match strategy.via {
+        // PgBouncer opens at most its pool for the one database and user.
+        Some(scenario::Via::PgBouncer) => {
+            Some(own.min(u64::from(scenario.pgbouncer.default_pool_size)))
+        }
+        None if session.own_target(strategy).is_some() => None,
+        None => Some(own),
+    }
 }
 
 fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {

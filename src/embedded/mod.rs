@@ -1,6 +1,8 @@
 //! Throwaway database servers poolbench starts itself from the machine's own
-//! binaries, when no DSN names a server. Today: PostgreSQL.
+//! binaries, when no DSN names a server: PostgreSQL, and PgBouncer in front
+//! of it for strategies with `via = "pgbouncer"`.
 
+pub mod pgbouncer;
 pub mod postgres;
 
 pub use postgres::{

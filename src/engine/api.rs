@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{PhaseHistograms, PhaseTimings, PoolStatus, Recorder, RequestError};
+use crate::metrics::{
+    PhaseHistograms, PhaseTimings, PoolStatus, PoolerStatus, Recorder, RequestError,
+};
 use crate::rng::Rng;
 use crate::scenario::{Arrivals, RetryPolicy};
 
@@ -82,6 +84,12 @@ pub trait Observer: Send {
     /// second during the measured window.
     fn backends(&mut self) -> BoxFuture<'_, Option<u64>>;
 
+    /// The figures of a pooler between the service and the server (None
+    /// without one); asked once a second with `backends`.
+    fn pooler(&mut self) -> BoxFuture<'_, Option<PoolerStatus>> {
+        Box::pin(async { None })
+    }
+
     /// About four times a second.
     fn progress(&mut self, tick: &Tick);
 }
@@ -131,6 +139,8 @@ pub struct Second {
     /// Sampled once in the second (None when not sampled or no pool).
     pub pool: Option<PoolStatus>,
     pub backends: Option<u64>,
+    /// Sampled once in the second (None without a pooler).
+    pub pooler: Option<PoolerStatus>,
     /// Open loop, sampled once in the second: requests in service, and
     /// arrivals waiting for a free handler.
     pub in_flight: Option<u64>,

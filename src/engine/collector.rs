@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::api::{Observer, Second, Service, Tick};
 use super::window::{Live, Window};
-use crate::metrics::{Interval, PoolStatus};
+use crate::metrics::{Interval, PoolStatus, PoolerStatus};
 
 /// The seconds of a round, as collected.
 pub struct Seconds(Vec<Second>);
@@ -34,6 +34,7 @@ impl Seconds {
 struct Sample {
     pool: Option<PoolStatus>,
     backends: Option<u64>,
+    pooler: Option<PoolerStatus>,
     in_flight: u64,
     queued: u64,
 }
@@ -70,6 +71,7 @@ pub async fn collect<S: Service>(
                     let second = (now - window.measure_start).as_secs();
                     if !samples.contains_key(&second) && second < seconds {
                         let backends = observer.backends().await;
+                        let pooler = observer.pooler().await;
                         let sum = |f: fn(&Live) -> &AtomicU64| -> u64 {
                             lives.iter().map(|l| f(l).load(Ordering::Relaxed)).sum()
                         };
@@ -78,6 +80,7 @@ pub async fn collect<S: Service>(
                         samples.insert(second, Sample {
                             pool: pool_status(services),
                             backends,
+                            pooler,
                             in_flight: started.saturating_sub(finished),
                             queued: arrived.saturating_sub(started),
                         });
@@ -120,6 +123,7 @@ pub async fn collect<S: Service>(
                     errors: iv.errors,
                     pool: sample.pool,
                     backends: sample.backends,
+                    pooler: sample.pooler,
                     in_flight: open_loop.then_some(sample.in_flight),
                     queued: open_loop.then_some(sample.queued),
                 }

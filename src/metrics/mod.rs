@@ -234,6 +234,16 @@ impl Interval {
     }
 }
 
+/// A pooler's figures at one instant (PgBouncer's `SHOW POOLS`), for the
+/// timeline: clients served and waiting, server connections busy and idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolerStatus {
+    pub cl_active: u64,
+    pub cl_waiting: u64,
+    pub sv_active: u64,
+    pub sv_idle: u64,
+}
+
 /// Pool occupancy at one instant, for the timeline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStatus {

@@ -51,6 +51,7 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
                 pool_available: s.pool.map(|p| p.available as u64),
                 pool_waiting: s.pool.map(|p| p.waiting as u64),
                 server_backends: s.backends,
+                pgbouncer: s.pooler,
                 hdr: encode_phases(&s.phases),
                 in_flight: s.in_flight,
                 queued: s.queued,

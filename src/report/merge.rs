@@ -566,6 +566,8 @@ impl Second {
             pool_available: self.pool_available,
             pool_waiting: self.pool_waiting,
             server_backends: self.server_backends,
+            // Each copy has its own PgBouncer: not added up.
+            pgbouncer: None,
             in_flight: self.in_flight,
             queued: self.queued,
             hdr: self
@@ -762,6 +764,7 @@ mod tests {
                     pool_available: Some(1),
                     pool_waiting: Some(0),
                     server_backends: Some(9),
+                    pgbouncer: None,
                     in_flight: Some(3),
                     queued: Some(1),
                     hdr: [("total".to_string(), encode_histogram(&h))].into(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Summary;
+use crate::metrics::{PoolerStatus, Summary};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -307,6 +307,9 @@ pub struct TimelineRow {
     pub pool_waiting: Option<u64>,
     /// Client backends on the server, the monitor's own connection excluded.
     pub server_backends: Option<u64>,
+    /// Through the embedded PgBouncer: its `SHOW POOLS` that second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgbouncer: Option<PoolerStatus>,
     /// Phase → that second's histogram of successful requests (base64
     /// HdrHistogram V2+DEFLATE, like `phases[].hdr`): the intervals of the
     /// hlog files, and what `merge` adds up exactly.

@@ -103,7 +103,11 @@ impl Checker<'_> {
                 }
             }
         });
-        let strategies = self.strategies(raw.strategy);
+        let pgbouncer = raw
+            .pgbouncer
+            .map(|p| self.pgbouncer(p.into_inner()))
+            .unwrap_or_default();
+        let strategies = self.strategies(raw.strategy, &pgbouncer);
         let queries = self.queries(raw.query);
         let sweep = raw
             .sweep
@@ -122,7 +126,37 @@ impl Checker<'_> {
             strategies,
             queries,
             sweep,
+            pgbouncer,
         }
+    }
+
+    fn pgbouncer(&mut self, raw: RawPgBouncer) -> PgBouncerSettings {
+        let mut settings = PgBouncerSettings::default();
+        if let Some(mode) = &raw.pool_mode {
+            match mode.get_ref().as_str() {
+                "session" => settings.pool_mode = PoolMode::Session,
+                "transaction" => settings.pool_mode = PoolMode::Transaction,
+                "statement" => settings.pool_mode = PoolMode::Statement,
+                other => self.error(
+                    mode.span(),
+                    format!(
+                        "unknown `pool_mode` {other:?}: expected \"session\", \"transaction\" \
+                         or \"statement\""
+                    ),
+                ),
+            }
+        }
+        if let Some(n) = &raw.default_pool_size {
+            if let Some(n) = self.int_in("default_pool_size", n, 1, 100_000) {
+                settings.default_pool_size = n as u32;
+            }
+        }
+        if let Some(n) = &raw.max_client_conn {
+            if let Some(n) = self.int_in("max_client_conn", n, 1, 1_000_000) {
+                settings.max_client_conn = n as u32;
+            }
+        }
+        settings
     }
 
     fn sweep(&mut self, raw: RawSweep) -> SweepGrid {
@@ -407,7 +441,11 @@ impl Checker<'_> {
         DatabaseSettings { dsn, embedded }
     }
 
-    fn strategies(&mut self, raw: Option<Spanned<Vec<Spanned<RawStrategy>>>>) -> Vec<Strategy> {
+    fn strategies(
+        &mut self,
+        raw: Option<Spanned<Vec<Spanned<RawStrategy>>>>,
+        pgbouncer: &PgBouncerSettings,
+    ) -> Vec<Strategy> {
         let Some(raw) = raw else {
             self.error(
                 0..0,
@@ -436,7 +474,7 @@ impl Checker<'_> {
                     None
                 }
             };
-            let kind = self.strategy_kind(&raw, span);
+            let kind = self.strategy_kind(&raw, span.clone());
             let dsn = match &raw.dsn {
                 Some(d) if d.get_ref().trim().is_empty() => {
                     self.error(
@@ -448,12 +486,58 @@ impl Checker<'_> {
                 Some(d) => Some(d.get_ref().clone()),
                 None => None,
             };
+            let statement_cache = raw.statement_cache.as_ref().is_none_or(|c| *c.get_ref());
+            let via = raw
+                .via
+                .as_ref()
+                .and_then(|via| match via.get_ref().as_str() {
+                    "pgbouncer" => Some(Via::PgBouncer),
+                    other => {
+                        self.error(
+                            via.span(),
+                            format!("unknown `via` {other:?}: expected \"pgbouncer\""),
+                        );
+                        None
+                    }
+                });
+            if let (Some(via), Some(dsn)) = (&raw.via, &raw.dsn) {
+                self.error(
+                    via.span(),
+                    format!(
+                        "`via` starts a pooler in front of the run's server and `dsn` (line {}) \
+                         names another target: give one or the other",
+                        self.line_of(&dsn.span())
+                    ),
+                );
+            }
+            // Named statements live on one server connection; transaction
+            // and statement pooling hand the next statement to any other,
+            // and PgBouncer 1.18 (Debian 12's) keeps no prepared statements.
+            if via == Some(Via::PgBouncer)
+                && statement_cache
+                && pgbouncer.pool_mode != PoolMode::Session
+            {
+                let at = raw.via.as_ref().map_or(span.clone(), Spanned::span);
+                self.error(
+                    at,
+                    format!(
+                        "named prepared statements cannot work through PgBouncer's {} pooling: \
+                         a statement prepared on one server connection is not there when the \
+                         next transaction runs on another (\"prepared statement does not \
+                         exist\"); set `statement_cache = false` (unnamed statements, as apps \
+                         configure for transaction pooling) or `[pgbouncer] pool_mode = \
+                         \"session\"`",
+                        pgbouncer.pool_mode.as_str()
+                    ),
+                );
+            }
             if let (Some(name), Some(kind)) = (name, kind) {
                 strategies.push(Strategy {
                     name,
                     kind,
-                    statement_cache: raw.statement_cache.as_ref().is_none_or(|c| *c.get_ref()),
+                    statement_cache,
                     dsn,
+                    via,
                 });
             }
         }

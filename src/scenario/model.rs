@@ -23,6 +23,60 @@ pub struct Scenario {
     pub queries: Vec<Query>,
     /// `[sweep]`: the grid of `poolbench sweep`; empty lists when not given.
     pub sweep: SweepGrid,
+    /// `[pgbouncer]`: the embedded PgBouncer's settings (defaults when not
+    /// given); used by strategies with `via = "pgbouncer"`.
+    pub pgbouncer: PgBouncerSettings,
+}
+
+/// The embedded PgBouncer's settings, written into its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PgBouncerSettings {
+    pub pool_mode: PoolMode,
+    /// Server connections per database and user (>= 1; default 20).
+    pub default_pool_size: u32,
+    /// Client connections PgBouncer accepts (>= 1; default 10000).
+    pub max_client_conn: u32,
+}
+
+impl Default for PgBouncerSettings {
+    fn default() -> PgBouncerSettings {
+        PgBouncerSettings {
+            pool_mode: PoolMode::Transaction,
+            default_pool_size: 20,
+            max_client_conn: 10_000,
+        }
+    }
+}
+
+/// When PgBouncer gives a server connection back to its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// When the client disconnects.
+    Session,
+    /// After each transaction (or statement outside one).
+    Transaction,
+    /// After each statement.
+    Statement,
+}
+
+impl PoolMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolMode::Session => "session",
+            PoolMode::Transaction => "transaction",
+            PoolMode::Statement => "statement",
+        }
+    }
+}
+
+/// What stands between a strategy and the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// A throwaway PgBouncer poolbench starts in front of its embedded
+    /// server.
+    PgBouncer,
 }
 
 /// `[sweep]`: pool sizes and concurrency levels for `poolbench sweep`.
@@ -173,6 +227,8 @@ pub struct Strategy {
     /// None: the session's. Never serialized: it may hold a password.
     #[serde(skip)]
     pub dsn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
 }
 
 impl Strategy {
@@ -183,6 +239,7 @@ impl Strategy {
             kind,
             statement_cache: true,
             dsn: None,
+            via: None,
         }
     }
 

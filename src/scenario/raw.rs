@@ -23,6 +23,16 @@ pub struct RawScenario {
     pub strategy: Option<Spanned<Vec<Spanned<RawStrategy>>>>,
     pub query: Option<Spanned<Vec<Spanned<RawQuery>>>>,
     pub sweep: Option<Spanned<RawSweep>>,
+    pub pgbouncer: Option<Spanned<RawPgBouncer>>,
+}
+
+/// `[pgbouncer]`: settings of the embedded PgBouncer (`via = "pgbouncer"`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPgBouncer {
+    pub pool_mode: Option<Spanned<String>>,
+    pub default_pool_size: Option<Spanned<i64>>,
+    pub max_client_conn: Option<Spanned<i64>>,
 }
 
 /// `[sweep]`: the grid `poolbench sweep` measures (its flags override it).
@@ -94,6 +104,7 @@ pub struct RawStrategy {
     pub instances: Option<Spanned<i64>>,
     pub statement_cache: Option<Spanned<bool>>,
     pub dsn: Option<Spanned<String>>,
+    pub via: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

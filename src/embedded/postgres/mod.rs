@@ -31,7 +31,9 @@ use crate::scenario::AuthMethod;
 
 pub use binaries::PG_BIN_ENV;
 pub use cert::ServerCertificate;
+pub(crate) use cluster::{free_port, write_private};
 pub use cluster::{DBNAME, USER};
+pub(crate) use process::{chown, configure, server_user};
 use process::{postgres_command, Postmaster};
 pub use process::{EmbeddedOptions, HOST, THROWAWAY_SETTING};
 pub use ready::LOG_TAIL_LINES;

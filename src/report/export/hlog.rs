@@ -228,6 +228,7 @@ mod tests {
                 pool_available: None,
                 pool_waiting: None,
                 server_backends: None,
+                pgbouncer: None,
                 in_flight: None,
                 queued: None,
                 hdr: BTreeMap::from([("total".to_string(), encode_histogram(&h))]),

@@ -87,6 +87,8 @@ pub struct StrategyTarget {
     pub name: String,
     /// Its own target, redacted (None: the run's).
     pub target: Option<String>,
+    /// Through the embedded PgBouncer.
+    pub via_pgbouncer: bool,
     /// The most server connections it may hold (None: a pooler decides).
     pub max_server_connections: Option<u64>,
 }
@@ -107,11 +109,11 @@ pub fn strategy_lines(strategies: &[StrategyTarget], max_connections: u32) -> St
             Some(n) => format!("may hold {n} server connections"),
             None => "server connections as its target's pooler allows".into(),
         };
-        let target = s
-            .target
-            .as_ref()
-            .map(|t| format!(" · target {t}"))
-            .unwrap_or_default();
+        let target = match (&s.target, s.via_pgbouncer) {
+            (Some(t), true) => format!(" · through the embedded PgBouncer at {t}"),
+            (Some(t), false) => format!(" · target {t}"),
+            (None, _) => String::new(),
+        };
         out.push_str(&format!("strategy  {}: {budget}{target}\n", s.name));
     }
     out
