@@ -235,7 +235,14 @@ impl Session {
         } else {
             Statements::Unnamed
         };
-        let services = Requests::for_sources(sources, &self.mix, statements);
+        // The round's own token: the service may stop this strategy alone
+        // (Ctrl-C still cancels the parent, and every round).
+        let stop = settings.cancel.child_token();
+        let settings = &engine::Settings {
+            cancel: stop.clone(),
+            ..settings.clone()
+        };
+        let services = Requests::for_sources(sources, &self.mix, statements, &stop);
         let mut watch = Watch {
             monitor: Monitor::new(&self.monitor, &self.target),
             pooler: self

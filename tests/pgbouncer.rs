@@ -223,3 +223,92 @@ async fn pgbouncer_is_removed_on_error_and_on_ctrl_c() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert_gone(&dir);
 }
+
+/// A PgBouncer poolbench cannot inspect (given as a strategy's `dsn`) in
+/// transaction mode, with named statements: the first "prepared statement
+/// does not exist" stops the strategy with the reason and the fix, rather
+/// than counting errors for the whole window; the next strategy still runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_pooler_losing_statements_stops_the_strategy() {
+    use poolbench::embedded::pgbouncer::PgBouncer;
+    use poolbench::scenario::{PgBouncerSettings, PoolMode};
+
+    let server = common::start_server(50).await;
+    let admin = server.target().connect().await.unwrap();
+    let bouncer = PgBouncer::start(
+        &server,
+        &admin,
+        &PgBouncerSettings {
+            pool_mode: PoolMode::Transaction,
+            default_pool_size: 2,
+            max_client_conn: 100,
+        },
+    )
+    .await
+    .unwrap();
+    let external = format!(
+        "postgres://{}:{}@127.0.0.1:{}/{}?sslmode=require",
+        server.user(),
+        server.password(),
+        bouncer.port(),
+        server.dbname()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        tmp.path(),
+        "external",
+        &format!(
+            r#"
+[run]
+duration = "20s"
+warmup = "0s"
+concurrency = 8
+
+[[strategy]]
+name = "external"
+kind = "pool"
+max_size = 8
+dsn = "{external}"
+
+[[strategy]]
+name = "direct"
+kind = "pool"
+max_size = 2
+
+[[query]]
+name = "q"
+sql = "SELECT $1::int8"
+params = [{{ int = [1, 1000] }}]
+"#
+        ),
+    );
+    let out = tmp.path().join("out");
+    let o = Command::new(BIN)
+        .args(["run", file.to_str().unwrap(), "--duration", "3s", "--out"])
+        .arg(&out)
+        .arg("--dsn")
+        .arg(server.dsn_with_password())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stdout.contains(server.password()) && !stderr.contains(server.password()));
+    let report = read_report(&out);
+    let external = &report["strategies"][0];
+    let errors: u64 = external["errors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!((1..=50).contains(&errors), "{external}");
+    assert!(external["measured_s"].as_f64().unwrap() < 2.0, "{external}");
+    let sample = external["error_samples"].to_string();
+    assert!(sample.contains("statement_cache = false"), "{sample}");
+    assert!(stdout.contains("statement_cache = false"), "{stdout}");
+    let direct = &report["strategies"][1];
+    assert!(direct["requests"].as_u64().unwrap() > 50, "{direct}");
+    assert_eq!(report["interrupted"], false);
+    drop(bouncer);
+}

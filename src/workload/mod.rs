@@ -14,6 +14,7 @@ use anyhow::Result;
 use futures_util::TryStreamExt;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 use crate::backend::postgres::{describe_pg_error, request_error};
 use crate::engine::Service;
@@ -150,7 +151,16 @@ pub struct Requests {
     source: Arc<dyn ConnectionSource>,
     mix: Arc<Mix>,
     statements: Statements,
+    /// Cancels the strategy's round: a pooler that loses named statements
+    /// would fail every request the same way, so the first failure stops it.
+    stop: CancellationToken,
 }
+
+/// Why a named statement went missing, and the fix.
+const LOST_STATEMENT: &str = "the target lost a named prepared statement between two \
+    requests: it is a pooler in transaction or statement mode without prepared-statement \
+    support, which runs the next transaction on another server connection; the strategy \
+    was stopped. Set `statement_cache = false` (unnamed statements) for it";
 
 /// How a request's statements reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,23 +185,27 @@ impl Requests {
         source: Arc<dyn ConnectionSource>,
         mix: Arc<Mix>,
         statements: Statements,
+        stop: CancellationToken,
     ) -> Requests {
         Requests {
             source,
             mix,
             statements,
+            stop,
         }
     }
 
-    /// One service per source (per worker thread).
+    /// One service per source (per worker thread); `stop` cancels the
+    /// round.
     pub fn for_sources(
         sources: Vec<Arc<dyn ConnectionSource>>,
         mix: &Arc<Mix>,
         statements: Statements,
+        stop: &CancellationToken,
     ) -> Vec<Arc<Requests>> {
         sources
             .into_iter()
-            .map(|source| Arc::new(Requests::new(source, mix.clone(), statements)))
+            .map(|source| Arc::new(Requests::new(source, mix.clone(), statements, stop.clone())))
             .collect()
     }
 }
@@ -215,12 +229,26 @@ impl Service for Requests {
         &'a self,
         request: &'a Request,
     ) -> impl Future<Output = Result<PhaseTimings, RequestError>> + Send + 'a {
-        execute(
-            &*self.source,
-            &self.mix.queries[request.query],
-            &request.values,
-            self.statements,
-        )
+        async move {
+            let result = execute(
+                &*self.source,
+                &self.mix.queries[request.query],
+                &request.values,
+                self.statements,
+            )
+            .await;
+            match result {
+                // SQLSTATE 26000: invalid_sql_statement_name.
+                Err(e) if self.statements == Statements::Named && e.message.contains("(26000)") => {
+                    self.stop.cancel();
+                    Err(RequestError::new(
+                        e.class,
+                        format!("{}: {LOST_STATEMENT}", e.message),
+                    ))
+                }
+                other => other,
+            }
+        }
     }
 
     fn warm_up(&self) -> impl Future<Output = Result<Duration, RequestError>> + Send + '_ {
