@@ -225,29 +225,24 @@ impl Service for Requests {
         request.query
     }
 
-    fn call<'a>(
-        &'a self,
-        request: &'a Request,
-    ) -> impl Future<Output = Result<PhaseTimings, RequestError>> + Send + 'a {
-        async move {
-            let result = execute(
-                &*self.source,
-                &self.mix.queries[request.query],
-                &request.values,
-                self.statements,
-            )
-            .await;
-            match result {
-                // SQLSTATE 26000: invalid_sql_statement_name.
-                Err(e) if self.statements == Statements::Named && e.message.contains("(26000)") => {
-                    self.stop.cancel();
-                    Err(RequestError::new(
-                        e.class,
-                        format!("{}: {LOST_STATEMENT}", e.message),
-                    ))
-                }
-                other => other,
+    async fn call(&self, request: &Request) -> Result<PhaseTimings, RequestError> {
+        let result = execute(
+            &*self.source,
+            &self.mix.queries[request.query],
+            &request.values,
+            self.statements,
+        )
+        .await;
+        match result {
+            // SQLSTATE 26000: invalid_sql_statement_name.
+            Err(e) if self.statements == Statements::Named && e.message.contains("(26000)") => {
+                self.stop.cancel();
+                Err(RequestError::new(
+                    e.class,
+                    format!("{}: {LOST_STATEMENT}", e.message),
+                ))
             }
+            other => other,
         }
     }
 
