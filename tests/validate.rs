@@ -161,6 +161,30 @@ const BAD: &[(&str, usize, Option<usize>, &str)] = &[
         "a datetime is not allowed here",
     ),
     ("empty", 1, Some(1), "the file is empty"),
+    (
+        "setup-array",
+        2,
+        Some(9),
+        "found an array where the format has a table `[setup]`",
+    ),
+    (
+        "run-array",
+        2,
+        Some(7),
+        "found an array where the format has a table `[run]`",
+    ),
+    (
+        "database-array",
+        2,
+        Some(12),
+        "found an array where the format has a table `[database]`",
+    ),
+    (
+        "statement-array",
+        8,
+        Some(15),
+        "found an array where the format has a table `{ sql = \"...\" }`",
+    ),
 ];
 
 fn manifest_dir() -> &'static Path {

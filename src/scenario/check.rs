@@ -80,11 +80,11 @@ impl Checker<'_> {
         };
         let description = raw.description.map(Spanned::into_inner);
         let run = match raw.run {
-            Some(run) => self.run(run.into_inner()),
+            Some(run) => self.run(run.into_inner().into_inner()),
             None => default_run(),
         };
         let database = match raw.database {
-            Some(db) => self.database(db.into_inner()),
+            Some(db) => self.database(db.into_inner().into_inner()),
             None => DatabaseSettings {
                 dsn: None,
                 embedded: EmbeddedSettings::default(),
@@ -92,7 +92,7 @@ impl Checker<'_> {
         };
         let setup_sql = raw.setup.and_then(|setup| {
             let span = setup.span();
-            match setup.into_inner().sql {
+            match setup.into_inner().into_inner().sql {
                 Some(sql) => self.sql_text("`[setup]` `sql`", &sql),
                 None => {
                     self.error(
@@ -107,7 +107,7 @@ impl Checker<'_> {
         let queries = self.queries(raw.query);
         let sweep = raw
             .sweep
-            .map(|sweep| self.sweep(sweep.into_inner()))
+            .map(|sweep| self.sweep(sweep.into_inner().into_inner()))
             .unwrap_or_default();
         Scenario {
             name,
@@ -306,7 +306,7 @@ impl Checker<'_> {
         })
     }
 
-    fn retry(&mut self, raw: Spanned<RawRetry>) -> Option<RetryPolicy> {
+    fn retry(&mut self, raw: Spanned<Table<RawRetry>>) -> Option<RetryPolicy> {
         let span = raw.span();
         let raw = raw.into_inner();
         let mut policy = RetryPolicy {
@@ -400,7 +400,10 @@ impl Checker<'_> {
         DatabaseSettings { dsn, embedded }
     }
 
-    fn strategies(&mut self, raw: Option<Spanned<Vec<Spanned<RawStrategy>>>>) -> Vec<Strategy> {
+    fn strategies(
+        &mut self,
+        raw: Option<Spanned<Vec<Spanned<Table<RawStrategy>>>>>,
+    ) -> Vec<Strategy> {
         let Some(raw) = raw else {
             self.error(
                 0..0,
@@ -540,7 +543,7 @@ impl Checker<'_> {
         })
     }
 
-    fn queries(&mut self, raw: Option<Spanned<Vec<Spanned<RawQuery>>>>) -> Vec<Query> {
+    fn queries(&mut self, raw: Option<Spanned<Vec<Spanned<Table<RawQuery>>>>>) -> Vec<Query> {
         let Some(raw) = raw else {
             self.error(
                 0..0,

@@ -167,24 +167,10 @@ fn toml_message(message: &str) -> String {
         ("expected a boolean", "expected true or false"),
         ("expected a sequence", "expected an array"),
         ("expected struct RawScenario", "expected a table"),
-        ("expected struct RawRun", "expected a table `[run]`"),
+        // `raw::Table`: an array where the format has a table.
         (
-            "expected struct RawDatabase",
-            "expected a table `[database]`",
-        ),
-        (
-            "expected struct RawEmbedded",
-            "expected a table `[database.embedded]`",
-        ),
-        ("expected struct RawSetup", "expected a table `[setup]`"),
-        (
-            "expected struct RawStrategy",
-            "expected a table `[[strategy]]`",
-        ),
-        ("expected struct RawQuery", "expected a table `[[query]]`"),
-        (
-            "expected struct RawStatement",
-            "expected a table `{ sql = \"...\" }`",
+            "invalid type: sequence, expected a table",
+            "found an array where the format has a table",
         ),
     ];
     let mut out = message.to_owned();
