@@ -10,6 +10,7 @@ pub mod compare;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod input;
 pub mod instance;
 pub mod metrics;
 pub mod report;

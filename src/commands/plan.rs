@@ -12,7 +12,10 @@ use crate::engine::{self, Pacing};
 use crate::error::bad_input;
 use crate::report::assemble::assemble;
 use crate::report::{export::json, term};
-use crate::scenario::{self, ArrivalProcess, Arrivals, PoolSettings, Strategy, StrategyKind};
+use crate::scenario::limits::MAX_POOL_SIZE;
+use crate::scenario::{
+    self, ArrivalProcess, Arrivals, Overrides, PoolSettings, Strategy, StrategyKind,
+};
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::SweepReport;
 use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest};
@@ -78,6 +81,19 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
             scenario_path.display()
         ))
     })?;
+    // The planned rate and pool are checked as `run` would check them.
+    let at_rate = Overrides {
+        rate: Some(report.target.rps_per_instance),
+        ..Overrides::default()
+    };
+    let scenario = scenario::with_overrides(scenario, &at_rate)
+        .map_err(|e| e.context("--verify at one instance's share of --rps"))?;
+    if report.max_size as usize > MAX_POOL_SIZE {
+        return Err(bad_input(format!(
+            "--verify: the planned pool of {} connections is more than poolbench opens ({MAX_POOL_SIZE})",
+            report.max_size
+        )));
+    }
     if scenario.source.sha256 != sweep.scenario.sha256 {
         eprintln!(
             "poolbench: warning: {} changed since the sweep was measured; verifying with it as it is now",

@@ -20,7 +20,8 @@ use crate::report::export::json::Json;
 use crate::report::export::{self, Exporter};
 use crate::report::term;
 use crate::report::{self, StrategyReport};
-use crate::scenario::{self, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
+use crate::scenario::limits::MAX_SWEEP_POINTS;
+use crate::scenario::{self, Overrides, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::*;
 use crate::sizing::sweep::{analyse_all, connections_per_request, fresh_point, pool_point};
@@ -138,6 +139,24 @@ fn resolve(s: &Scenario, args: &SweepArgs) -> Result<Plan> {
     };
     concurrency.sort_unstable();
     concurrency.dedup();
+    for (flag, n) in [
+        ("--pool-sizes", pool_sizes.len()),
+        ("--concurrency", concurrency.len()),
+    ] {
+        if n > MAX_SWEEP_POINTS {
+            return Err(bad_input(format!(
+                "{flag} lists {n} values, more than {MAX_SWEEP_POINTS}"
+            )));
+        }
+    }
+    // Each concurrency is checked as `run --concurrency N` would be.
+    for &c in &concurrency {
+        let point = Overrides {
+            concurrency: Some(c),
+            ..Overrides::default()
+        };
+        scenario::with_overrides(s.clone(), &point)?;
+    }
     let fresh = s
         .strategies
         .iter()
