@@ -363,6 +363,15 @@ fn merge_strategy(
         shards: parts.iter().map(|p| p.strategy.shards).sum(),
         retries: parts.iter().map(|p| p.strategy.retries).sum(),
         errors: errors.counts,
+        startup_errors: {
+            let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+            for p in parts {
+                for (class, n) in &p.strategy.startup_errors {
+                    *sum.entry(class.clone()).or_default() += n;
+                }
+            }
+            sum
+        },
         error_samples: errors.samples,
         throughput_rps,
         connections_opened: parts.iter().map(|p| p.strategy.connections_opened).sum(),
@@ -503,8 +512,8 @@ struct Second {
     /// False when an input's row had requests but no `total` histogram: its
     /// percentiles can then only be approximated.
     complete: bool,
-    p50_max: u64,
-    p99_max: u64,
+    p50_max: Option<u64>,
+    p99_max: Option<u64>,
     pool_size: Option<u64>,
     pool_available: Option<u64>,
     pool_waiting: Option<u64>,
@@ -543,10 +552,11 @@ impl Second {
 
     fn into_row(self, round: u32, second: u64) -> TimelineRow {
         let (p50_us, p99_us) = match self.hdr.get("total") {
-            Some(h) if self.complete && !h.is_empty() => {
-                (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
-            }
-            _ if self.complete => (0, 0),
+            Some(h) if self.complete && !h.is_empty() => (
+                Some(h.value_at_quantile(0.5)),
+                Some(h.value_at_quantile(0.99)),
+            ),
+            _ if self.complete => (None, None),
             _ => (self.p50_max, self.p99_max),
         };
         TimelineRow {
@@ -750,8 +760,8 @@ mod tests {
                     second: i as u64,
                     rps: values.len() as f64,
                     errors: 0,
-                    p50_us: 0,
-                    p99_us: 0,
+                    p50_us: None,
+                    p99_us: None,
                     pool_size: Some(4),
                     pool_available: Some(1),
                     pool_waiting: Some(0),
@@ -772,6 +782,7 @@ mod tests {
             shards: 2,
             retries: 1,
             errors: [("pool_timeout".to_string(), 2)].into(),
+            startup_errors: BTreeMap::new(),
             error_samples: [("pool_timeout".to_string(), vec![format!("timeout {index}")])].into(),
             throughput_rps: all.len() as f64 / seconds.len() as f64,
             connections_opened: 4,
@@ -886,7 +897,7 @@ mod tests {
         let second = &s.timeline[1];
         let both = direct(a[1].iter().chain(&b[1]).copied());
         assert_eq!(second.rps, 1200.0);
-        assert_eq!(second.p99_us, both.value_at_quantile(0.99));
+        assert_eq!(second.p99_us, Some(both.value_at_quantile(0.99)));
         assert_eq!(second.pool_size, Some(8));
         assert_eq!(second.server_backends, Some(9));
         assert_eq!((second.in_flight, second.queued), (Some(6), Some(2)));

@@ -171,8 +171,13 @@ pub struct StrategyReport {
     /// Attempts beyond the first made by `[run.retry]` (0 without it).
     #[serde(default)]
     pub retries: u64,
-    /// Failed requests by class.
+    /// Failed requests by class (the timeline's `errors` add up to them).
     pub errors: BTreeMap<String, u64>,
+    /// Failures that are not requests, by class: a pool that could not
+    /// fill to min_size before measuring (once per worker thread), a worker
+    /// thread that could not start. Their messages are in `error_samples`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub startup_errors: BTreeMap<String, u64>,
     /// A few messages of each error class.
     pub error_samples: BTreeMap<String, Vec<String>>,
     pub throughput_rps: f64,
@@ -272,8 +277,10 @@ pub struct TimelineRow {
     pub second: u64,
     pub rps: f64,
     pub errors: u64,
-    pub p50_us: u64,
-    pub p99_us: u64,
+    /// The total latency of the second's successful requests; null when
+    /// none succeeded (a second without a request has no latency, not 0).
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
     pub pool_size: Option<u64>,
     pub pool_available: Option<u64>,
     pub pool_waiting: Option<u64>,
