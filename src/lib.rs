@@ -13,6 +13,7 @@ pub mod error;
 pub mod input;
 pub mod instance;
 pub mod metrics;
+pub mod output;
 pub mod report;
 pub mod rng;
 pub mod scenario;

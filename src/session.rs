@@ -65,7 +65,7 @@ impl Session {
             None => {
                 let server_opts = EmbeddedOptions::from(&scenario.database.embedded);
                 if !opts.quiet {
-                    eprintln!(
+                    crate::errln!(
                         "poolbench: no DSN given: starting an embedded PostgreSQL ({}, TLS {})",
                         server_opts.auth.as_str(),
                         if server_opts.tls { "on" } else { "off" }
@@ -73,7 +73,7 @@ impl Session {
                 }
                 let server = EmbeddedServer::start(&server_opts).await?;
                 if !opts.quiet {
-                    eprintln!(
+                    crate::errln!(
                         "poolbench: embedded PostgreSQL {} ready on 127.0.0.1:{} (data in {})",
                         server.version(),
                         server.port(),
@@ -176,7 +176,7 @@ impl Session {
         drop(self.monitor);
         if let Some(server) = self.embedded {
             if let Err(e) = server.stop().await {
-                eprintln!("poolbench: warning: stopping the embedded server: {e:#}");
+                crate::errln!("poolbench: warning: stopping the embedded server: {e:#}");
             }
         }
     }
@@ -200,9 +200,12 @@ impl Observer for Watch<'_> {
 }
 
 /// Ctrl-C or SIGTERM cancels the token: workers stop, the partial report is
-/// written, the embedded server is stopped, and the command exits 130.
+/// written, the embedded server is stopped, and the command exits 130. So
+/// does a stdout or stderr whose reader has gone (`crate::output`), with
+/// exit code 141.
 pub fn cancel_on_signal() -> CancellationToken {
     let cancel = CancellationToken::new();
+    crate::output::cancel_on_close(cancel.clone());
     let token = cancel.clone();
     tokio::spawn(async move {
         let mut term =
@@ -219,7 +222,9 @@ pub fn cancel_on_signal() -> CancellationToken {
             _ = tokio::signal::ctrl_c() => {}
             () = sigterm => {}
         }
-        eprintln!("\npoolbench: interrupted: stopping the workers and writing the partial report");
+        crate::errln!(
+            "\npoolbench: interrupted: stopping the workers and writing the partial report"
+        );
         token.cancel();
     });
     cancel

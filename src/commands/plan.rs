@@ -45,16 +45,16 @@ pub async fn run(args: &PlanArgs) -> Result<Outcome> {
         Outcome::Success
     };
     match args.format {
-        PlanFormat::Json => print!("{}", json::to_string(&report)?),
+        PlanFormat::Json => crate::out!("{}", json::to_string(&report)?),
         PlanFormat::Table => {
-            print!("{}", term::plan::render(&report, &sweep));
+            crate::out!("{}", term::plan::render(&report, &sweep));
             if let Some(v) = &report.verification {
-                print!("{}", term::plan::verification(v));
+                crate::out!("{}", term::plan::verification(v));
             }
         }
     }
     if let Some(v) = report.verification.as_ref().filter(|v| !v.met) {
-        eprintln!(
+        crate::errln!(
             "poolbench: the plan missed its target: measured p99 {:.3} ms against {:.3} ms{}",
             v.measured_p99_ms,
             v.target_p99_ms,
@@ -95,7 +95,7 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
         )));
     }
     if scenario.source.sha256 != sweep.scenario.sha256 {
-        eprintln!(
+        crate::errln!(
             "poolbench: warning: {} changed since the sweep was measured; verifying with it as it is now",
             scenario_path.display()
         );
@@ -132,9 +132,10 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
     .await?;
     if !session.server.embedded && !sweep.server.embedded && session.server.dsn != sweep.server.dsn
     {
-        eprintln!(
+        crate::errln!(
             "poolbench: warning: the sweep ran on {}, the verification runs on {}",
-            sweep.server.dsn, session.server.dsn
+            sweep.server.dsn,
+            session.server.dsn
         );
     }
     let mut settings = engine::Settings {
@@ -147,7 +148,7 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
         ..session.engine_settings(&scenario.run)
     };
     if !quiet {
-        eprintln!(
+        crate::errln!(
             "poolbench: verifying: {} at {} req/s (one instance's share) for {}",
             strategy.name,
             crate::report::format::rps(report.target.rps_per_instance),

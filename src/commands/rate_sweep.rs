@@ -115,7 +115,7 @@ async fn measure(
     // With --start-at every point has its slot, the same on every copy.
     let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     if !args.quiet {
-        print!("{}", term::rates::header(scenario, &sweep));
+        crate::out!("{}", term::rates::header(scenario, &sweep));
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
@@ -147,7 +147,7 @@ async fn measure(
             let interrupted = session.cancel.is_cancelled();
             let r = assemble(strategy, &queries, std::slice::from_ref(&result));
             if !args.quiet {
-                eprintln!(
+                crate::errln!(
                     "{}",
                     term::run::progress_line(
                         &format!("{} @{}", strategy.name, report::format::rps(rate)),
@@ -169,10 +169,10 @@ async fn measure(
     sweep.interrupted = session.cancel.is_cancelled();
     sweep.saturation = saturation(&sweep.points);
     export::write_all(out_dir, &sweep, &FILES)?;
-    println!();
-    print!("{}", term::rates::table(&sweep));
+    crate::outln!();
+    crate::out!("{}", term::rates::table(&sweep));
     if !args.quiet {
-        println!("files: {}", out_dir.display());
+        crate::outln!("files: {}", out_dir.display());
     }
     Ok(if sweep.interrupted {
         Outcome::Interrupted

@@ -1,7 +1,6 @@
 //! `poolbench server`: the embedded PostgreSQL in the foreground, with the
 //! lines psql and pgbench need to reach it.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -26,7 +25,8 @@ fn options(args: &ServerArgs) -> EmbeddedOptions {
 }
 
 /// `poolbench server`: start, print how to connect, run until Ctrl-C or
-/// SIGTERM, stop. Stopping on a signal is this command's normal end (exit 0).
+/// SIGTERM, stop. Stopping on a signal is this command's normal end (exit 0);
+/// a stdout or stderr that cannot be written to stops it too (exit 141).
 pub async fn run(args: &ServerArgs) -> Result<Outcome> {
     use tokio::signal::unix::{signal, SignalKind};
 
@@ -37,6 +37,8 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         .environment()?;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let closed = tokio_util::sync::CancellationToken::new();
+    crate::output::cancel_on_close(closed.clone());
 
     let mut server = tokio::select! {
         server = EmbeddedServer::start(&opts) => server?,
@@ -44,10 +46,10 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         _ = sigterm.recv() => return Ok(Outcome::Success),
     };
 
-    print_connection(&server)
-        .context("writing to stdout")
-        .environment()?;
-    eprintln!(
+    // One write: a reader that takes the lines and leaves (`| head -7`)
+    // cannot make a later one fail.
+    crate::out!("{}", connection_lines(&server));
+    crate::errln!(
         "poolbench: embedded PostgreSQL {} on {HOST}:{} ({}, {}) — Ctrl-C to stop",
         server.version(),
         server.port(),
@@ -60,6 +62,7 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         tokio::select! {
             _ = &mut ctrl_c => break None,
             _ = sigterm.recv() => break None,
+            () = closed.cancelled() => break None,
             _ = check.tick() => {
                 if let Some(status) = server.try_wait() {
                     break Some(status);
@@ -74,18 +77,19 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         )));
     }
     server.stop().await?;
-    eprintln!("poolbench: server stopped");
+    crate::errln!("poolbench: server stopped");
     Ok(Outcome::Success)
 }
 
-fn print_connection(server: &EmbeddedServer) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", server.dsn_with_password())?;
-    writeln!(out, "PGHOST={}", server.host())?;
-    writeln!(out, "PGPORT={}", server.port())?;
-    writeln!(out, "PGUSER={}", server.user())?;
-    writeln!(out, "PGPASSWORD={}", server.password())?;
-    writeln!(out, "PGDATABASE={}", server.dbname())?;
-    writeln!(out, "PGSSLMODE={}", server.target().ssl_mode())?;
-    out.flush()
+fn connection_lines(server: &EmbeddedServer) -> String {
+    format!(
+        "{}\nPGHOST={}\nPGPORT={}\nPGUSER={}\nPGPASSWORD={}\nPGDATABASE={}\nPGSSLMODE={}\n",
+        server.dsn_with_password(),
+        server.host(),
+        server.port(),
+        server.user(),
+        server.password(),
+        server.dbname(),
+        server.target().ssl_mode()
+    )
 }

@@ -216,7 +216,7 @@ async fn measure(
         copies: instance.record(&session.monitor).await,
     };
     if !args.quiet {
-        print!("{}", term::sweep::header(scenario, &sweep));
+        crate::out!("{}", term::sweep::header(scenario, &sweep));
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
@@ -288,13 +288,13 @@ async fn measure(
     sweep.analysis = analyse_all(&sweep);
     export::write_all(out_dir, &sweep, files(args.no_html))?;
 
-    println!();
-    print!("{}", term::sweep::table(&sweep));
+    crate::outln!();
+    crate::out!("{}", term::sweep::table(&sweep));
     if !args.quiet {
         if args.no_html {
-            println!("files: {}", out_dir.display());
+            crate::outln!("files: {}", out_dir.display());
         } else {
-            println!(
+            crate::outln!(
                 "sweep: {} (open it in a browser; sweep.json and sweep.csv beside it)",
                 out_dir.join(SweepHtml.file_name()).display()
             );
@@ -308,7 +308,7 @@ async fn measure(
 }
 
 fn progress_line(label: &str, r: &StrategyReport) {
-    eprintln!(
+    crate::errln!(
         "{}",
         term::run::progress_line(label, r.requests, r.throughput_rps, r.error_count())
     );

@@ -14,7 +14,7 @@ pub fn run(args: &ValidateArgs) -> Result<Outcome> {
     let mut errors = Vec::new();
     for path in &args.scenarios {
         match scenario::load(path) {
-            Ok(s) => println!(
+            Ok(s) => crate::outln!(
                 "ok: {} ({}, {})",
                 path.display(),
                 plural(s.strategies.len(), "strategy", "strategies"),
@@ -30,7 +30,7 @@ pub fn run(args: &ValidateArgs) -> Result<Outcome> {
         1 if total == 1 => Err(errors.remove(0)),
         bad => {
             for e in &errors {
-                eprintln!("error: {e:#}\n");
+                crate::errln!("error: {e:#}\n");
             }
             let verb = if bad == 1 { "is" } else { "are" };
             Err(bad_input(format!(

@@ -9,6 +9,42 @@ use crate::metrics::Summary;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// A strategy whose failed share of requests is above this has numbers
+/// that describe the few requests that succeeded: no verdict is drawn from
+/// it, and the run exits 1.
+pub const MOSTLY_FAILED: f64 = 0.5;
+
+impl Report {
+    /// Why the comparison of the strategies cannot be trusted, if it cannot:
+    /// most requests of one of them failed.
+    pub fn not_comparable(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .strategies
+            .iter()
+            .filter(|s| s.mostly_failed())
+            .map(|s| {
+                let top = s
+                    .errors
+                    .iter()
+                    .max_by_key(|(_, n)| **n)
+                    .map(|(class, _)| format!(", mostly {class}"))
+                    .unwrap_or_default();
+                format!(
+                    "{:.1}% of {}'s requests failed{top}",
+                    s.error_rate() * 100.0,
+                    s.name
+                )
+            })
+            .collect();
+        (!failed.is_empty()).then(|| {
+            format!(
+                "not a valid comparison: {}; latencies describe only the requests that succeeded",
+                failed.join(", ")
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -226,6 +262,11 @@ pub struct RoundStats {
 impl StrategyReport {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// More than half of its requests failed (see [`MOSTLY_FAILED`]).
+    pub fn mostly_failed(&self) -> bool {
+        self.error_rate() > MOSTLY_FAILED
     }
 
     /// Failed requests / all requests, in [0, 1].

@@ -216,14 +216,16 @@ pub fn error_line(s: &StrategyReport) -> Option<String> {
 }
 
 /// The one-line verdict: the first fresh strategy against the pool with the
-/// highest throughput.
+/// highest throughput; or, when most requests of a strategy failed, that
+/// there is no valid comparison.
 pub fn headline(report: &Report) -> Option<String> {
     let behind: Vec<String> = report
         .strategies
         .iter()
         .filter_map(StrategyReport::fell_behind)
         .collect();
-    match (comparison_line(report), behind.is_empty()) {
+    let line = report.not_comparable().or_else(|| comparison_line(report));
+    match (line, behind.is_empty()) {
         (line, true) => line,
         (None, false) => Some(behind.join("\n")),
         (Some(line), false) => Some(format!("{line}\n{}", behind.join("\n"))),

@@ -85,6 +85,10 @@ fn headline_comparison(report: &Report) -> Option<&Comparison> {
 }
 
 fn headline(page: &mut Page, report: &Report) {
+    if let Some(why) = report.not_comparable() {
+        page.paragraph("headline", &why);
+        return;
+    }
     let Some(c) = headline_comparison(report) else {
         page.paragraph(
             "headline",
