@@ -274,7 +274,9 @@ async fn measure(
             }
             // A point cut short by Ctrl-C is kept only if it measured something.
             if !interrupted || r.requests > 0 {
-                sweep.points.push(pool_point(concurrency, size, &r));
+                let mut point = pool_point(concurrency, size, &r);
+                point.partial = interrupted;
+                sweep.points.push(point);
             }
             sweep.interrupted = interrupted;
             sweep.analysis = analyse_all(&sweep);

@@ -257,7 +257,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
     let points: Vec<&SweepPoint> = sweep
         .points_at(concurrency)
         .into_iter()
-        .filter(|p| p.requests > 0 && p.service_time_mean_us > 0.0)
+        .filter(|p| p.requests > 0 && p.service_time_mean_us > 0.0 && !p.partial)
         .collect();
     if points.is_empty() {
         return Err(bad_input(format!(
@@ -608,6 +608,7 @@ pub(crate) mod tests {
             query: pct(s_us, s_us as u64, query_p99_us),
             service_time_mean_us: s_us,
             startup_ms: 10.0,
+            partial: false,
         }
     }
 
