@@ -1,9 +1,10 @@
 //! Reading the files poolbench is given (scenarios, reports, sweeps) with a
 //! cap on their size, so that a device (`/dev/zero`), a pipe that never
 //! ends or a huge file cannot fill the memory: at most `cap` bytes are
-//! read, and a larger input is refused with its size named.
+//! read, and a larger input is refused with its size named. JSON is parsed
+//! as it is read, so input that is not JSON stops at its first byte.
 
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 /// The bytes of `path`, if it holds at most `cap` bytes. `what` names the
@@ -30,6 +31,43 @@ pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>, String>
     Ok(bytes)
 }
 
+/// The JSON document in `path`, parsed as it is read, if it holds at most
+/// `cap` bytes. Errors name the line and column of bad JSON.
+pub fn read_json_capped(path: &Path, cap: u64, what: &str) -> Result<serde_json::Value, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the {what}: {e}"))?;
+    if let Ok(meta) = file.metadata() {
+        if meta.is_dir() {
+            return Err(format!("is a directory, expected a {what}"));
+        }
+        if meta.is_file() && meta.len() > cap {
+            return Err(too_large(what, cap, Some(meta.len())));
+        }
+    }
+    let mut counted = Counted {
+        inner: file.take(cap + 1),
+        read: 0,
+    };
+    let parsed = serde_json::from_reader(BufReader::new(&mut counted));
+    if counted.read > cap {
+        return Err(too_large(what, cap, None));
+    }
+    parsed.map_err(|e| format!("not JSON: {e}"))
+}
+
+/// A reader that counts what it read.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 fn too_large(what: &str, cap: u64, size: Option<u64>) -> String {
     let size = size.map_or_else(String::new, |s| format!(" ({s} bytes)"));
     format!(
@@ -52,6 +90,23 @@ mod tests {
         assert!(err.contains("(5 bytes) is larger"), "{err}");
         let err = read_capped(dir.path(), 4, "file").unwrap_err();
         assert!(err.contains("is a directory"), "{err}");
+    }
+
+    #[test]
+    fn json_is_parsed_as_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        std::fs::write(&path, b"{\"a\": [1, 2]}\n").unwrap();
+        let v = read_json_capped(&path, 100, "report").unwrap();
+        assert_eq!(v["a"][1], 2);
+        let err = read_json_capped(&path, 10, "report").unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+        // Not JSON: refused at its first byte, not after the cap.
+        let err = read_json_capped(Path::new("/dev/zero"), 1 << 30, "report").unwrap_err();
+        assert!(
+            err.contains("not JSON") && err.contains("column 1"),
+            "{err}"
+        );
     }
 
     #[test]
