@@ -137,13 +137,13 @@ pub struct SweepArgs {
     /// Pool sizes to measure, comma-separated, e.g. 1,2,4,8,16 (overrides
     /// [sweep].pool_sizes).
     #[arg(long, value_name = "N,...", value_delimiter = ',',
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub pool_sizes: Vec<u32>,
 
     /// Closed-loop worker counts, comma-separated (overrides
     /// [sweep].concurrency; default [run].concurrency).
     #[arg(long, value_name = "N,...", value_delimiter = ',',
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: Vec<u32>,
 
     /// Arrival rates, comma-separated, e.g. 100,200,400,800: run every
@@ -301,7 +301,7 @@ pub struct MeasureArgs {
     /// Worker threads, like pgbench's -j [default: one per CPU]. Each runs
     /// its share of the workers; a pool strategy's pools are shared by every
     /// thread, so the threads never change what a pool is.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
 
     /// Wait until this wall-clock time (RFC 3339, UTC, e.g.
@@ -379,9 +379,9 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
 
-    /// The server's max_connections.
+    /// The server's max_connections (PostgreSQL allows up to 262143).
     #[arg(long, value_name = "N", default_value_t = 100,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=262_143))]
     pub max_connections: u32,
 }
 

@@ -126,7 +126,7 @@ impl Slots {
         let at = self.at(slot);
         if let Ok(late) = SystemTime::now().duration_since(at) {
             if late >= GRACE {
-                eprintln!(
+                crate::errln!(
                     "poolbench: warning: {label} starts {} after its slot ({}): other copies \
                      measured it earlier, so their windows overlap less",
                     humantime::format_duration(Duration::from_millis(late.as_millis() as u64)),
@@ -160,12 +160,12 @@ pub async fn wait_until(
         if show {
             let secs = left.as_secs_f64().ceil() as u64;
             if terminal {
-                eprint!(
+                crate::err!(
                     "\rpoolbench: {label} starts at {} — in {secs} s   ",
                     rfc3339(at)
                 );
             } else if last_logged.is_none_or(|l| secs / 10 < l / 10) {
-                eprintln!("poolbench: {label} starts at {} — in {secs} s", rfc3339(at));
+                crate::errln!("poolbench: {label} starts at {} — in {secs} s", rfc3339(at));
                 last_logged = Some(secs);
             }
         }
@@ -176,7 +176,7 @@ pub async fn wait_until(
         }
     }
     if show && terminal {
-        eprintln!();
+        crate::errln!();
     }
     !cancel.is_cancelled()
 }

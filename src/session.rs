@@ -77,7 +77,7 @@ impl Session {
             resolve::Found::Embedded(source) => {
                 let server_opts = EmbeddedOptions::from(&scenario.database.embedded);
                 if !opts.quiet {
-                    eprintln!(
+                    crate::errln!(
                         "poolbench: {}: starting an embedded PostgreSQL ({}, TLS {})",
                         if source == resolve::Source::ForcedEmbedded {
                             "--embedded"
@@ -90,7 +90,7 @@ impl Session {
                 }
                 let server = EmbeddedServer::start(&server_opts).await?;
                 if !opts.quiet {
-                    eprintln!(
+                    crate::errln!(
                         "poolbench: embedded PostgreSQL {} ready on 127.0.0.1:{} (data in {})",
                         server.version(),
                         server.port(),
@@ -153,7 +153,7 @@ impl Session {
             let bouncer = PgBouncer::start(server, &monitor, &scenario.pgbouncer).await?;
             if !opts.quiet {
                 let p = &scenario.pgbouncer;
-                eprintln!(
+                crate::errln!(
                     "poolbench: embedded PgBouncer {} ready on 127.0.0.1:{} ({} pooling, \
                      default_pool_size {}, max_client_conn {}; in {})",
                     bouncer.version(),
@@ -280,12 +280,12 @@ impl Session {
         drop(self.pgbouncer_admin);
         if let Some(mut bouncer) = self.pgbouncer {
             if let Err(e) = bouncer.stop() {
-                eprintln!("poolbench: warning: stopping the embedded PgBouncer: {e:#}");
+                crate::errln!("poolbench: warning: stopping the embedded PgBouncer: {e:#}");
             }
         }
         if let Some(server) = self.embedded {
             if let Err(e) = server.stop().await {
-                eprintln!("poolbench: warning: stopping the embedded server: {e:#}");
+                crate::errln!("poolbench: warning: stopping the embedded server: {e:#}");
             }
         }
     }
@@ -316,9 +316,12 @@ impl Observer for Watch<'_> {
 }
 
 /// Ctrl-C or SIGTERM cancels the token: workers stop, the partial report is
-/// written, the embedded server is stopped, and the command exits 130.
+/// written, the embedded server is stopped, and the command exits 130. So
+/// does a stdout or stderr whose reader has gone (`crate::output`), with
+/// exit code 141.
 pub fn cancel_on_signal() -> CancellationToken {
     let cancel = CancellationToken::new();
+    crate::output::cancel_on_close(cancel.clone());
     let token = cancel.clone();
     tokio::spawn(async move {
         let mut term =
@@ -335,7 +338,9 @@ pub fn cancel_on_signal() -> CancellationToken {
             _ = tokio::signal::ctrl_c() => {}
             () = sigterm => {}
         }
-        eprintln!("\npoolbench: interrupted: stopping the workers and writing the partial report");
+        crate::errln!(
+            "\npoolbench: interrupted: stopping the workers and writing the partial report"
+        );
         token.cancel();
     });
     cancel

@@ -177,7 +177,7 @@ fn markdown_is_a_github_table_with_a_summary() {
     assert!(md.contains("|---|---|---|--:|--:|--:|--:|--:|"), "{md}");
     let p99 = md
         .lines()
-        .find(|l| l.contains("| p99 (ms) | regression |"))
+        .find(|l| l.contains("| p99 (ms), mean of round p99s | regression |"))
         .unwrap_or_else(|| panic!("no p99 regression row in {md}"));
     assert!(p99.contains("+100.0%") && p99.contains("+10%"), "{p99}");
     assert!(md.contains("Noise test: bootstrap"), "{md}");

@@ -195,7 +195,8 @@ sql = "SELECT 1"
 
 /// 300 workers against max_connections 100: fresh connections are refused
 /// (too_many_connections), a small pool with a short wait_timeout times out
-/// (pool_timeout), nothing panics, exit 0.
+/// (pool_timeout), nothing panics. Most requests of the pool fail, so the
+/// headline says there is no valid comparison and the run exits 1.
 #[tokio::test(flavor = "multi_thread")]
 async fn limits_are_counted() {
     let tmp = tempfile::tempdir().unwrap();
@@ -237,7 +238,14 @@ sql = "SELECT pg_sleep(0.005)"
     ])
     .await;
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("not a valid comparison") && stdout.contains("of pool's requests failed"),
+        "{}",
+        text(&o)
+    );
+    assert!(!stdout.contains("connections add"), "{}", text(&o));
     assert!(
         started.elapsed() < Duration::from_secs(40),
         "took {:?}",

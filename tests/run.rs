@@ -264,7 +264,8 @@ async fn fresh_and_pool_are_measured_and_reported() {
 }
 
 /// exhaustion.toml: more workers than connection slots. Per-request
-/// connections are refused with "too many clients", counted, not fatal.
+/// connections are refused with "too many clients", counted, not fatal;
+/// when more than half are, the headline says the comparison is not valid.
 #[tokio::test(flavor = "multi_thread")]
 async fn exhaustion_is_counted_not_fatal() {
     let tmp = tempfile::tempdir().unwrap();
@@ -282,14 +283,24 @@ async fn exhaustion_is_counted_not_fatal() {
     ])
     .await;
     let (stdout, stderr) = text(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
     let report = read_report(&out);
     assert_eq!(report["server"]["max_connections"], 20);
     let fresh = strategy(&report, "per-request");
+    // Around half of the per-request connections are refused: above half,
+    // there is no valid comparison and the run exits 1; below, a verdict.
+    let failed = u(&fresh["errors"]["too_many_connections"]) as f64;
+    let share = failed / (failed + u(&fresh["requests"]) as f64);
+    let (code, headline) = if share > 0.5 {
+        (1, "not a valid comparison")
+    } else {
+        (0, "per-request connections")
+    };
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{share}: stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains(headline), "{share}: {stdout}");
     assert!(
         u(&fresh["errors"]["too_many_connections"]) > 0,
         "{}",

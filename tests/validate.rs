@@ -30,7 +30,7 @@ const BAD: &[(&str, usize, Option<usize>, &str)] = &[
         Some(15),
         "`concurrency` must be at least 1",
     ),
-    ("rate", 3, Some(8), "`rate` must be above 0"),
+    ("rate", 3, Some(8), "`rate` must be from 0.01 to 1000000"),
     ("weights-sum-to-zero", 19, Some(10), "weights sum to 0"),
     (
         "min-size-above-max-size",
@@ -167,6 +167,30 @@ const BAD: &[(&str, usize, Option<usize>, &str)] = &[
         "a datetime is not allowed here",
     ),
     ("empty", 1, Some(1), "the file is empty"),
+    (
+        "setup-array",
+        2,
+        Some(9),
+        "found an array where the format has a table `[setup]`",
+    ),
+    (
+        "run-array",
+        2,
+        Some(7),
+        "found an array where the format has a table `[run]`",
+    ),
+    (
+        "database-array",
+        2,
+        Some(12),
+        "found an array where the format has a table `[database]`",
+    ),
+    (
+        "statement-array",
+        8,
+        Some(15),
+        "found an array where the format has a table `{ sql = \"...\" }`",
+    ),
 ];
 
 fn manifest_dir() -> &'static Path {
@@ -521,4 +545,479 @@ fn mutated_scenarios_never_panic() {
     // the mutator is not exercising the checker.
     eprintln!("{cases} mutations: {ok} parsed, {err} refused");
     assert!(err > cases / 4 && ok > cases / 400, "ok {ok}, err {err}");
+}
+
+/// A scenario with `run`, `strategy` and `query` spliced in.
+fn scenario_with(run: &str, strategy: &str, query: &str) -> String {
+    let max_size = if strategy.contains("max_size") {
+        ""
+    } else {
+        "max_size = 4\n"
+    };
+    format!(
+        "[run]\n{run}\n\n[[strategy]]\nname = \"p\"\nkind = \"pool\"\n{max_size}{strategy}\n\n\
+         [[query]]\nname = \"q\"\nsql = \"SELECT $1\"\nparams = [1]\n{query}\n"
+    )
+}
+
+fn check(text: &str) -> Result<poolbench::scenario::Scenario, String> {
+    poolbench::scenario::parse(text, Path::new("edge.toml")).map_err(|e| format!("{e:#}"))
+}
+
+/// Every limit at its edge: the largest (or smallest) allowed value is
+/// accepted, one step beyond is refused with the limit named. `validate`
+/// and `run` both check through this one parser.
+#[test]
+fn limits_hold_at_their_edges() {
+    use poolbench::scenario::limits::*;
+    let name = |n: usize| "n".repeat(n);
+    let many = |n: usize, f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<String>();
+    let query_n = |i: usize| format!("[[query]]\nname = \"q{i}\"\nsql = \"SELECT 1\"\n");
+    let strategy_n = |i: usize| format!("[[strategy]]\nname = \"s{i}\"\nkind = \"fresh\"\n");
+    let statements = |n: usize| {
+        format!(
+            "[[query]]\nname = \"many\"\nstatements = [{}]\n",
+            vec!["{ sql = \"SELECT 1\" }"; n].join(", ")
+        )
+    };
+    let params = |n: usize| {
+        let sql: Vec<String> = (1..=n).map(|i| format!("${i}::int")).collect();
+        format!(
+            "[[query]]\nname = \"wide\"\nsql = \"SELECT {}\"\nparams = [{}]\n",
+            sql.join(", "),
+            vec!["1"; n].join(", ")
+        )
+    };
+    let text = |len: i64, c: u32| {
+        format!("[[query]]\nname = \"big\"\nsql = \"SELECT $1\"\nparams = [{{ text = {len} }}]\n")
+            + &format!("# concurrency {c}\n")
+    };
+    // (run, strategy keys, queries) within the limits, then beyond them
+    // with the phrase the error must carry.
+    let c = MAX_CONCURRENCY;
+    let at_once = (MAX_TEXT_AT_ONCE / MAX_TEXT_LEN as u64) as u32;
+    let cases: Vec<([String; 3], [String; 3], String)> = vec![
+        (
+            [format!("concurrency = {c}"), "".into(), "".into()],
+            [format!("concurrency = {}", c + 1), "".into(), "".into()],
+            format!("`concurrency` must be at most {c}"),
+        ),
+        (
+            ["duration = \"24h\"".into(), "".into(), "".into()],
+            ["duration = \"24h 1s\"".into(), "".into(), "".into()],
+            "`duration` must be at most 24h".into(),
+        ),
+        (
+            ["warmup = \"1h\"".into(), "".into(), "".into()],
+            ["warmup = \"61m\"".into(), "".into(), "".into()],
+            "`warmup` must be at most 1h".into(),
+        ),
+        (
+            [
+                "rounds = 1000\nduration = \"1s\"".into(),
+                "".into(),
+                "".into(),
+            ],
+            [
+                "rounds = 1001\nduration = \"1s\"".into(),
+                "".into(),
+                "".into(),
+            ],
+            "`rounds` must be at most 1000".into(),
+        ),
+        (
+            ["request_timeout = \"1ms\"".into(), "".into(), "".into()],
+            ["request_timeout = \"999us\"".into(), "".into(), "".into()],
+            "`request_timeout` must be at least 1ms".into(),
+        ),
+        (
+            ["request_timeout = \"1h\"".into(), "".into(), "".into()],
+            ["request_timeout = \"1h 1s\"".into(), "".into(), "".into()],
+            "`request_timeout` must be at most 1h".into(),
+        ),
+        (
+            ["rate = 0.01".into(), "".into(), "".into()],
+            ["rate = 0.0099".into(), "".into(), "".into()],
+            "`rate` must be from 0.01 to 1000000".into(),
+        ),
+        (
+            [
+                "rate = 1000000\nrequest_timeout = \"999ms\"".into(),
+                "".into(),
+                "".into(),
+            ],
+            [
+                "rate = 1000000\nrequest_timeout = \"1s\"".into(),
+                "".into(),
+                "".into(),
+            ],
+            "arrivals wait at once, more than 1000000".into(),
+        ),
+        (
+            [
+                format!("rate = 1\nmax_in_flight = {MAX_IN_FLIGHT}"),
+                "".into(),
+                "".into(),
+            ],
+            [
+                format!("rate = 1\nmax_in_flight = {}", MAX_IN_FLIGHT + 1),
+                "".into(),
+                "".into(),
+            ],
+            format!("`max_in_flight` must be at most {MAX_IN_FLIGHT}"),
+        ),
+        (
+            [
+                "[run.retry]\non = [\"pool_timeout\"]\nbackoff = \"1m\"".into(),
+                "".into(),
+                "".into(),
+            ],
+            [
+                "[run.retry]\non = [\"pool_timeout\"]\nbackoff = \"61s\"".into(),
+                "".into(),
+                "".into(),
+            ],
+            "`backoff` must be at most 1m".into(),
+        ),
+        (
+            [
+                "".into(),
+                format!("min_size = {MAX_POOL_SIZE}\nmax_size = {MAX_POOL_SIZE}"),
+                "".into(),
+            ],
+            [
+                "".into(),
+                format!("max_size = {}", MAX_POOL_SIZE + 1),
+                "".into(),
+            ],
+            format!("`max_size` must be at most {MAX_POOL_SIZE}"),
+        ),
+        (
+            ["".into(), "wait_timeout = \"1ms\"".into(), "".into()],
+            ["".into(), "wait_timeout = \"0s\"".into(), "".into()],
+            "`wait_timeout` must be longer than 0: a pool that does not wait".into(),
+        ),
+        (
+            ["".into(), "wait_timeout = \"1h\"".into(), "".into()],
+            ["".into(), "wait_timeout = \"2h\"".into(), "".into()],
+            "`wait_timeout` must be at most 1h".into(),
+        ),
+        (
+            ["".into(), "".into(), many(MAX_QUERIES - 1, &query_n)],
+            ["".into(), "".into(), many(MAX_QUERIES, &query_n)],
+            format!("{} queries, more than {MAX_QUERIES}", MAX_QUERIES + 1),
+        ),
+        (
+            ["".into(), "".into(), many(MAX_STRATEGIES - 1, &strategy_n)],
+            ["".into(), "".into(), many(MAX_STRATEGIES, &strategy_n)],
+            format!(
+                "{} strategies, more than {MAX_STRATEGIES}",
+                MAX_STRATEGIES + 1
+            ),
+        ),
+        (
+            ["".into(), "".into(), statements(MAX_STATEMENTS)],
+            ["".into(), "".into(), statements(MAX_STATEMENTS + 1)],
+            format!("more than {MAX_STATEMENTS} in one query"),
+        ),
+        (
+            ["".into(), "".into(), params(MAX_PARAMS)],
+            ["".into(), "".into(), params(MAX_PARAMS + 1)],
+            format!("more than {MAX_PARAMS} in one statement"),
+        ),
+        (
+            ["concurrency = 1".into(), "".into(), text(MAX_TEXT_LEN, 1)],
+            [
+                "concurrency = 1".into(),
+                "".into(),
+                text(MAX_TEXT_LEN + 1, 1),
+            ],
+            format!("`text` needs a length from 1 to {MAX_TEXT_LEN}"),
+        ),
+        (
+            [
+                format!("concurrency = {at_once}"),
+                "".into(),
+                text(MAX_TEXT_LEN, at_once),
+            ],
+            [
+                format!("concurrency = {}", at_once + 1),
+                "".into(),
+                text(MAX_TEXT_LEN, at_once + 1),
+            ],
+            "bytes of generated text per request (query `big`)".into(),
+        ),
+        (
+            [
+                "duration = \"12h\"\nrounds = 2".into(),
+                "".into(),
+                "".into(),
+            ],
+            [
+                "duration = \"12h\"\nrounds = 3".into(),
+                "".into(),
+                "".into(),
+            ],
+            "of measuring, more than 24h".into(),
+        ),
+        (
+            [
+                "".into(),
+                "".into(),
+                format!(
+                    "[[query]]\nname = \"{}\"\nsql = \"SELECT 1\"\n",
+                    name(MAX_NAME_CHARS)
+                ),
+            ],
+            [
+                "".into(),
+                "".into(),
+                format!(
+                    "[[query]]\nname = \"{}\"\nsql = \"SELECT 1\"\n",
+                    name(MAX_NAME_CHARS + 1)
+                ),
+            ],
+            format!("query `name` is longer than {MAX_NAME_CHARS} characters"),
+        ),
+    ];
+    for (ok, bad, phrase) in &cases {
+        let good = scenario_with(&ok[0], &ok[1], &ok[2]);
+        if let Err(e) = check(&good) {
+            panic!("at the limit, refused:\n{good}\n{e}");
+        }
+        let over = scenario_with(&bad[0], &bad[1], &bad[2]);
+        match check(&over) {
+            Ok(_) => panic!("beyond the limit, accepted:\n{over}"),
+            Err(e) => assert!(e.contains(phrase.as_str()), "{phrase:?} not in:\n{e}"),
+        }
+    }
+    // Names that become directory names, and the description.
+    let top = |extra: &str| format!("{extra}\n{}", scenario_with("", "", ""));
+    assert!(check(&top(&format!("name = \"{}\"", name(MAX_NAME_CHARS)))).is_ok());
+    let e = check(&top(&format!("name = \"{}\"", name(MAX_NAME_CHARS + 1)))).unwrap_err();
+    assert!(e.contains("scenario `name` is longer than 100"), "{e}");
+    assert!(check(&top(&format!(
+        "description = \"{}\"",
+        name(MAX_DESCRIPTION_CHARS)
+    )))
+    .is_ok());
+    let e = check(&top(&format!(
+        "description = \"{}\"",
+        name(MAX_DESCRIPTION_CHARS + 1)
+    )))
+    .unwrap_err();
+    assert!(e.contains("more than 10000"), "{e}");
+}
+
+/// The file's size is capped before it is parsed: exactly the cap is read,
+/// one byte more is refused with the cap named, and so is a device that
+/// never ends.
+#[test]
+fn the_scenario_file_is_read_with_a_cap() {
+    use poolbench::scenario::limits::MAX_FILE_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let body = scenario_with("", "", "");
+    let padded = |total: u64| {
+        let mut text = body.clone();
+        text.push('#');
+        while (text.len() as u64) < total - 1 {
+            text.push('x');
+        }
+        text.push('\n');
+        text
+    };
+    let at = dir.path().join("at.toml");
+    std::fs::write(&at, padded(MAX_FILE_BYTES)).unwrap();
+    let over = dir.path().join("over.toml");
+    std::fs::write(&over, padded(MAX_FILE_BYTES + 1)).unwrap();
+    let out = poolbench(&["validate", at.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for path in [over.to_str().unwrap(), "/dev/zero"] {
+        let out = poolbench(&["validate", path]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is larger than poolbench reads (1 MiB)"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Edge values that a limit stands for.
+const EDGE_NUMBERS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "100",
+    "101",
+    "1000",
+    "1001",
+    "10000",
+    "10001",
+    "100000",
+    "100001",
+    "1000000",
+    "1000001",
+    "4294967296",
+    "9223372036854775807",
+    "0.001",
+    "1e300",
+];
+const EDGE_DURATIONS: &[&str] = &[
+    "0s",
+    "1ns",
+    "999us",
+    "1ms",
+    "59m",
+    "1h",
+    "61m",
+    "24h",
+    "25h",
+    "1000000years",
+    "18446744073709551615s",
+];
+
+/// Each number and duration of the good fixtures replaced by an edge value,
+/// thousands of times: the checker never panics, and whatever it accepts
+/// is within every limit (so nothing it lets through can abort a run).
+#[test]
+fn mutated_limits_never_pass_beyond_them() {
+    use poolbench::scenario::limits::*;
+    use poolbench::scenario::{Param, StrategyKind};
+    let dir = manifest_dir().join("tests/fixtures/good");
+    let mut seeds: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect();
+    seeds.sort();
+    let cases = std::env::var("POOLBENCH_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3000);
+    let mut rng = Rng(0x51ed_2701_f00d_beef);
+    let (mut ok, mut refused) = (0, 0);
+    for case in 0..cases {
+        let (path, original) = &seeds[case % seeds.len()];
+        let mut text = original.clone();
+        for _ in 0..1 + rng.below(3) {
+            text = mutate_value(&mut rng, &text);
+        }
+        let parsed = std::panic::catch_unwind(|| poolbench::scenario::parse(&text, path));
+        let s = match parsed {
+            Err(_) => panic!("case {case}: parse panicked on:\n{text}"),
+            Ok(Err(_)) => {
+                refused += 1;
+                continue;
+            }
+            Ok(Ok(s)) => s,
+        };
+        ok += 1;
+        let r = &s.run;
+        let fail = |what: &str| panic!("case {case}: {what} beyond its limit in:\n{text}");
+        if r.concurrency > MAX_CONCURRENCY || r.concurrency == 0 {
+            fail("concurrency");
+        }
+        if r.duration > MAX_DURATION || r.duration.is_zero() || r.warmup > MAX_WARMUP {
+            fail("duration or warmup");
+        }
+        if r.request_timeout < MIN_TIMEOUT || r.request_timeout > MAX_TIMEOUT {
+            fail("request_timeout");
+        }
+        if r.rounds > MAX_ROUNDS {
+            fail("rounds");
+        }
+        if let Some(a) = r.arrivals {
+            if !(MIN_RATE..=MAX_RATE).contains(&a.rate) || a.max_in_flight > MAX_IN_FLIGHT {
+                fail("rate or max_in_flight");
+            }
+        }
+        if r.retry.as_ref().is_some_and(|p| p.backoff > MAX_BACKOFF) {
+            fail("backoff");
+        }
+        for st in &s.strategies {
+            if let StrategyKind::Pool(p) = &st.kind {
+                if p.max_size > MAX_POOL_SIZE
+                    || p.min_size > p.max_size
+                    || p.wait_timeout
+                        .is_some_and(|w| w < MIN_TIMEOUT || w > MAX_TIMEOUT)
+                {
+                    fail("pool settings");
+                }
+            }
+        }
+        let texts = s
+            .queries
+            .iter()
+            .flat_map(|q| q.statements.iter().flat_map(|st| st.params.iter()));
+        for p in texts {
+            if matches!(p, Param::Text { len } if *len as i64 > MAX_TEXT_LEN) {
+                fail("text length");
+            }
+        }
+        if s.sweep.pool_sizes.iter().any(|&n| n > MAX_POOL_SIZE)
+            || s.sweep.concurrency.iter().any(|&n| n > MAX_CONCURRENCY)
+        {
+            fail("[sweep]");
+        }
+        if !budget_problems(r, &s.queries, s.strategies.len()).is_empty() {
+            fail("a budget");
+        }
+    }
+    eprintln!("{cases} edge mutations: {ok} accepted, {refused} refused");
+    assert!(
+        ok > cases / 20 && refused > cases / 4,
+        "ok {ok}, refused {refused}"
+    );
+}
+
+/// One number or duration string of `text`, chosen at random, replaced by
+/// an edge value.
+fn mutate_value(rng: &mut Rng, text: &str) -> String {
+    let bytes = text.as_bytes();
+    // Candidate spans: a run of digits (with a point or exponent) that
+    // follows `= `, `[`, `, ` or `{ x = `; or the inside of a quoted
+    // duration ("30s", "1m 30s").
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let prev = if i > 0 { bytes[i - 1] } else { b'\n' };
+        if (c.is_ascii_digit() || c == b'-') && matches!(prev, b' ' | b'[' | b'=') {
+            let start = i;
+            i += 1;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
+                i += 1;
+            }
+            let token = &text[start..i];
+            if token.parse::<f64>().is_ok() {
+                spans.push((start, i, false));
+            }
+            continue;
+        }
+        if c == b'"' && i + 1 < bytes.len() && bytes[i + 1].is_ascii_digit() {
+            let start = i + 1;
+            let end = text[start..].find('"').map_or(start, |n| start + n);
+            if humantime::parse_duration(&text[start..end]).is_ok() {
+                spans.push((start, end, true));
+            }
+            i = end + 1;
+            continue;
+        }
+        i += 1;
+    }
+    if spans.is_empty() {
+        return text.to_owned();
+    }
+    let (start, end, duration) = spans[rng.below(spans.len())];
+    let value = if duration {
+        EDGE_DURATIONS[rng.below(EDGE_DURATIONS.len())]
+    } else {
+        EDGE_NUMBERS[rng.below(EDGE_NUMBERS.len())]
+    };
+    format!("{}{value}{}", &text[..start], &text[end..])
 }

@@ -33,7 +33,7 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
     // a file or pipe, so the log gets them too.
     if args.format != CompareFormat::Table {
         for w in &warnings {
-            eprintln!("warning: {w}");
+            crate::errln!("warning: {w}");
         }
     }
     let diff = compare::compare(
@@ -48,7 +48,7 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
         CompareFormat::Json => json::to_string(&diff)?,
         CompareFormat::Html => html::compare::render(&diff)?,
     };
-    print!("{text}");
+    crate::out!("{text}");
     Ok(if diff.regression {
         Outcome::Regression
     } else {

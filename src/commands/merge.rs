@@ -28,7 +28,7 @@ pub fn run(args: &MergeArgs) -> Result<Outcome> {
         .collect::<Result<Vec<Input>>>()?;
     let merged = merge(&inputs, args.allow_different)?;
     for w in &merged.warnings {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
     // The files of a run, by the same exporters: a merged report is read
     // like any other.
@@ -43,23 +43,23 @@ pub fn run(args: &MergeArgs) -> Result<Outcome> {
     crate::report::export::hlog::write(&out_dir, &merged.report)?;
 
     if !args.quiet {
-        println!(
+        crate::outln!(
             "merged {} reports of scenario {}:",
             inputs.len(),
             merged.report.scenario.name
         );
         for input in &merged.report.copies.inputs {
-            println!("  {}", describe(input));
+            crate::outln!("  {}", describe(input));
         }
-        println!();
-        print!("{}", term::tables(&merged.report));
-        println!();
+        crate::outln!();
+        crate::out!("{}", term::tables(&merged.report));
+        crate::outln!();
     }
     if let Some(line) = term::headline(&merged.report) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     if !args.quiet {
-        println!("reports: {}", out_dir.display());
+        crate::outln!("reports: {}", out_dir.display());
     }
     Ok(Outcome::Success)
 }

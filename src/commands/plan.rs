@@ -12,7 +12,10 @@ use crate::engine::{self, Pacing};
 use crate::error::bad_input;
 use crate::report::assemble::assemble;
 use crate::report::{export::json, term};
-use crate::scenario::{self, ArrivalProcess, Arrivals, PoolSettings, Strategy, StrategyKind};
+use crate::scenario::limits::MAX_POOL_SIZE;
+use crate::scenario::{
+    self, ArrivalProcess, Arrivals, Overrides, PoolSettings, Strategy, StrategyKind,
+};
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::SweepReport;
 use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest};
@@ -42,16 +45,16 @@ pub async fn run(args: &PlanArgs) -> Result<Outcome> {
         Outcome::Success
     };
     match args.format {
-        PlanFormat::Json => print!("{}", json::to_string(&report)?),
+        PlanFormat::Json => crate::out!("{}", json::to_string(&report)?),
         PlanFormat::Table => {
-            print!("{}", term::plan::render(&report, &sweep));
+            crate::out!("{}", term::plan::render(&report, &sweep));
             if let Some(v) = &report.verification {
-                print!("{}", term::plan::verification(v));
+                crate::out!("{}", term::plan::verification(v));
             }
         }
     }
     if let Some(v) = report.verification.as_ref().filter(|v| !v.met) {
-        eprintln!(
+        crate::errln!(
             "poolbench: the plan missed its target: measured p99 {:.3} ms against {:.3} ms{}",
             v.measured_p99_ms,
             v.target_p99_ms,
@@ -78,8 +81,21 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
             scenario_path.display()
         ))
     })?;
+    // The planned rate and pool are checked as `run` would check them.
+    let at_rate = Overrides {
+        rate: Some(report.target.rps_per_instance),
+        ..Overrides::default()
+    };
+    let scenario = scenario::with_overrides(scenario, &at_rate)
+        .map_err(|e| e.context("--verify at one instance's share of --rps"))?;
+    if report.max_size as usize > MAX_POOL_SIZE {
+        return Err(bad_input(format!(
+            "--verify: the planned pool of {} connections is more than poolbench opens ({MAX_POOL_SIZE})",
+            report.max_size
+        )));
+    }
     if scenario.source.sha256 != sweep.scenario.sha256 {
-        eprintln!(
+        crate::errln!(
             "poolbench: warning: {} changed since the sweep was measured; verifying with it as it is now",
             scenario_path.display()
         );
@@ -116,9 +132,10 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
     .await?;
     if !session.server.embedded && !sweep.server.embedded && session.server.dsn != sweep.server.dsn
     {
-        eprintln!(
+        crate::errln!(
             "poolbench: warning: the sweep ran on {}, the verification runs on {}",
-            sweep.server.dsn, session.server.dsn
+            sweep.server.dsn,
+            session.server.dsn
         );
     }
     let mut settings = engine::Settings {
@@ -131,7 +148,7 @@ async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -
         ..session.engine_settings(&scenario.run)
     };
     if !quiet {
-        eprintln!(
+        crate::errln!(
             "poolbench: verifying: {} at {} req/s (one instance's share) for {}",
             strategy.name,
             crate::report::format::rps(report.target.rps_per_instance),

@@ -11,13 +11,15 @@ use anyhow::Result;
 use super::measure::{self, connect_options, instance, overrides, threads};
 use crate::cli::SweepArgs;
 use crate::engine::{self, Pacing};
+use crate::error::bad_input;
 use crate::instance::Instance;
 use crate::report::assemble::assemble;
 use crate::report::export::csv::RateSweepCsv;
 use crate::report::export::json::Json;
 use crate::report::export::{self, Exporter};
 use crate::report::{self, term};
-use crate::scenario::{self, ArrivalProcess, Arrivals, Scenario};
+use crate::scenario::limits::{DEFAULT_MAX_IN_FLIGHT, MAX_SWEEP_POINTS};
+use crate::scenario::{self, ArrivalProcess, Arrivals, Overrides, Scenario};
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::SWEEP_SCHEMA_VERSION;
 use crate::sizing::rates::*;
@@ -25,16 +27,26 @@ use crate::Outcome;
 
 const FILES: [&dyn Exporter<RateSweep>; 2] = [&Json("sweep.json"), &RateSweepCsv];
 
-/// Default handlers per application in a rate sweep without `[run]
-/// max_in_flight` (as the scenario check's default).
-const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
-
 pub async fn run(args: &SweepArgs) -> Result<Outcome> {
     let instance = instance(&args.measure)?;
     let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
     let mut rates = args.rates.clone();
     rates.sort_by(f64::total_cmp);
     rates.dedup();
+    if rates.len() > MAX_SWEEP_POINTS {
+        return Err(bad_input(format!(
+            "--rates lists {} rates, more than {MAX_SWEEP_POINTS}",
+            rates.len()
+        )));
+    }
+    // Every point is checked as `run --rate R` would be, before any runs.
+    for &rate in &rates {
+        let point = Overrides {
+            rate: Some(rate),
+            ..Overrides::default()
+        };
+        scenario::with_overrides(scenario.clone(), &point)?;
+    }
     let started_at = report::now_rfc3339();
     let out_dir = export::prepare_dir(
         args.out.as_deref(),
@@ -103,7 +115,7 @@ async fn measure(
     // With --start-at every point has its slot, the same on every copy.
     let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     if !args.quiet {
-        print!("{}", term::rates::header(scenario, &sweep));
+        crate::out!("{}", term::rates::header(scenario, &sweep));
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
@@ -135,7 +147,7 @@ async fn measure(
             let interrupted = session.cancel.is_cancelled();
             let r = assemble(strategy, &queries, std::slice::from_ref(&result));
             if !args.quiet {
-                eprintln!(
+                crate::errln!(
                     "{}",
                     term::run::progress_line(
                         &format!("{} @{}", strategy.name, report::format::rps(rate)),
@@ -157,10 +169,10 @@ async fn measure(
     sweep.interrupted = session.cancel.is_cancelled();
     sweep.saturation = saturation(&sweep.points);
     export::write_all(out_dir, &sweep, &FILES)?;
-    println!();
-    print!("{}", term::rates::table(&sweep));
+    crate::outln!();
+    crate::out!("{}", term::rates::table(&sweep));
     if !args.quiet {
-        println!("files: {}", out_dir.display());
+        crate::outln!("files: {}", out_dir.display());
     }
     Ok(if sweep.interrupted {
         Outcome::Interrupted

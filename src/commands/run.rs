@@ -70,7 +70,7 @@ async fn measure(
 ) -> Result<Outcome> {
     let cancel = &session.cancel;
     if !args.quiet {
-        print!(
+        crate::out!(
             "{}",
             term::header(scenario, &session.server, threads(&args.measure))
         );
@@ -84,7 +84,7 @@ async fn measure(
                 max_server_connections: budget(scenario, session, s),
             })
             .collect();
-        print!(
+        crate::out!(
             "{}",
             term::strategy_lines(&targets, session.server.max_connections)
         );
@@ -148,7 +148,7 @@ async fn measure(
                 let requests = result.recorder.requests;
                 let rps = requests as f64 / result.measured.as_secs_f64().max(1e-9);
                 let errors = result.recorder.errors.total();
-                eprintln!("{}", term::progress_line(&label, requests, rps, errors));
+                crate::errln!("{}", term::progress_line(&label, requests, rps, errors));
             }
             rounds[index].push(result);
             report.strategies = scenario
@@ -173,29 +173,29 @@ async fn measure(
     hlog::write(out_dir, &report)?;
 
     if !args.quiet {
-        println!();
-        print!("{}", term::tables(&report));
-        println!();
+        crate::outln!();
+        crate::out!("{}", term::tables(&report));
+        crate::outln!();
     } else {
         for s in &report.strategies {
             if let Some(line) = term::error_line(s) {
-                eprintln!("{line}");
+                crate::errln!("{line}");
             }
         }
     }
     if let Some(line) = term::headline(&report) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     let breaches = breaches(&report, scenario.run.max_error_rate);
     for b in &breaches {
-        eprintln!("poolbench: {b}");
+        crate::errln!("poolbench: {b}");
     }
     // The last line says where to look.
     if !args.quiet {
         if args.no_html {
-            println!("reports: {}", out_dir.display());
+            crate::outln!("reports: {}", out_dir.display());
         } else {
-            println!(
+            crate::outln!(
                 "report: {} (open it in a browser; report.json, CSVs and hlog/ beside it)",
                 out_dir.join(ReportHtml.file_name()).display()
             );
@@ -210,9 +210,6 @@ async fn measure(
     })
 }
 
-/// What makes a completed run exit 1: a strategy over the scenario's
-/// `max_error_rate`, or one whose every request failed (its latencies would
-/// describe nothing).
 /// The most server connections `strategy` may hold, None when it goes
 /// through a target of its own (a pooler there decides).
 fn budget(scenario: &Scenario, session: &Session, strategy: &scenario::Strategy) -> Option<u64> {
@@ -231,11 +228,24 @@ fn budget(scenario: &Scenario, session: &Session, strategy: &scenario::Strategy)
     }
 }
 
+/// What makes a completed run exit 1: a strategy over the scenario's
+/// `max_error_rate`, one whose every request or most requests failed (its
+/// latencies would describe nothing, or the few that succeeded), or one
+/// that measured nothing at all.
 fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
     let mut found = Vec::new();
     for s in &report.strategies {
         let rate = s.error_rate();
-        if s.requests == 0 && s.error_count() > 0 {
+        if s.requests == 0 && s.error_count() == 0 {
+            let offered = s
+                .offered_rate
+                .map(|r| format!(" (the arrival schedule offered {r} per second)"))
+                .unwrap_or_default();
+            found.push(format!(
+                "strategy {} measured nothing: no request ended in its measured window{offered}",
+                s.name
+            ));
+        } else if s.requests == 0 {
             let sample = s
                 .error_samples
                 .values()
@@ -247,6 +257,13 @@ fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
                 "every request of strategy {} failed ({} errors, e.g. \"{sample}\")",
                 s.name,
                 s.error_count()
+            ));
+        } else if s.mostly_failed() {
+            found.push(format!(
+                "strategy {}: {:.1}% of its requests failed, more than half: its latencies \
+                 describe only the requests that succeeded",
+                s.name,
+                rate * 100.0
             ));
         } else if let Some(max) = max_error_rate.filter(|max| rate > *max) {
             found.push(format!(

@@ -1,7 +1,6 @@
 //! `poolbench server`: the embedded PostgreSQL in the foreground, with the
 //! lines psql and pgbench need to reach it.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -27,7 +26,8 @@ fn options(args: &ServerArgs) -> EmbeddedOptions {
 }
 
 /// `poolbench server`: start, print how to connect, run until Ctrl-C or
-/// SIGTERM, stop. Stopping on a signal is this command's normal end (exit 0).
+/// SIGTERM, stop. Stopping on a signal is this command's normal end (exit 0);
+/// a stdout or stderr that cannot be written to stops it too (exit 141).
 pub async fn run(args: &ServerArgs) -> Result<Outcome> {
     use tokio::signal::unix::{signal, SignalKind};
 
@@ -38,6 +38,8 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         .environment()?;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let closed = tokio_util::sync::CancellationToken::new();
+    crate::output::cancel_on_close(closed.clone());
 
     let mut server = tokio::select! {
         server = EmbeddedServer::start(&opts) => server?,
@@ -45,10 +47,10 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         _ = sigterm.recv() => return Ok(Outcome::Success),
     };
 
-    print_connection(&server)
-        .context("writing to stdout")
-        .environment()?;
-    eprintln!(
+    // One write: a reader that takes the lines and leaves (`| head -7`)
+    // cannot make a later one fail.
+    crate::out!("{}", connection_lines(&server));
+    crate::errln!(
         "poolbench: embedded PostgreSQL {} on {HOST}:{} ({}, {}) — Ctrl-C to stop",
         server.version(),
         server.port(),
@@ -56,7 +58,7 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         if opts.tls { "TLS" } else { "no TLS" }
     );
     if let Some(ca) = server.ca_file() {
-        eprintln!(
+        crate::errln!(
             "poolbench: its certificate names {HOST} and localhost, signed by the CA in {}: \
              PGSSLMODE=verify-full checks both",
             ca.display()
@@ -68,6 +70,7 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         tokio::select! {
             _ = &mut ctrl_c => break None,
             _ = sigterm.recv() => break None,
+            () = closed.cancelled() => break None,
             _ = check.tick() => {
                 if let Some(status) = server.try_wait() {
                     break Some(status);
@@ -82,14 +85,14 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         )));
     }
     server.stop().await?;
-    eprintln!("poolbench: server stopped");
+    crate::errln!("poolbench: server stopped");
     Ok(Outcome::Success)
 }
 
-/// Writes the URL and the PG* lines in one write: a reader that stops after
-/// the lines it knows (as a script reading seven lines does) must not make
-/// a later line fail with a closed pipe.
-fn print_connection(server: &EmbeddedServer) -> std::io::Result<()> {
+/// The URL and the PG* lines, written in one write: a reader that stops
+/// after the lines it knows (as a script reading seven lines does) must not
+/// make a later line fail with a closed pipe.
+fn connection_lines(server: &EmbeddedServer) -> String {
     let mut text = format!(
         "{}\nPGHOST={}\nPGPORT={}\nPGUSER={}\nPGPASSWORD={}\nPGDATABASE={}\nPGSSLMODE={}\n",
         server.dsn_with_password(),
@@ -105,7 +108,5 @@ fn print_connection(server: &EmbeddedServer) -> std::io::Result<()> {
         // under require, and its name too under verify-full.
         text.push_str(&format!("PGSSLROOTCERT={}\n", ca.display()));
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
+    text
 }

@@ -20,7 +20,8 @@ use crate::report::export::json::Json;
 use crate::report::export::{self, Exporter};
 use crate::report::term;
 use crate::report::{self, StrategyReport};
-use crate::scenario::{self, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
+use crate::scenario::limits::MAX_SWEEP_POINTS;
+use crate::scenario::{self, Overrides, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::*;
 use crate::sizing::sweep::{analyse_all, connections_per_request, fresh_point, pool_point};
@@ -138,6 +139,24 @@ fn resolve(s: &Scenario, args: &SweepArgs) -> Result<Plan> {
     };
     concurrency.sort_unstable();
     concurrency.dedup();
+    for (flag, n) in [
+        ("--pool-sizes", pool_sizes.len()),
+        ("--concurrency", concurrency.len()),
+    ] {
+        if n > MAX_SWEEP_POINTS {
+            return Err(bad_input(format!(
+                "{flag} lists {n} values, more than {MAX_SWEEP_POINTS}"
+            )));
+        }
+    }
+    // Each concurrency is checked as `run --concurrency N` would be.
+    for &c in &concurrency {
+        let point = Overrides {
+            concurrency: Some(c),
+            ..Overrides::default()
+        };
+        scenario::with_overrides(s.clone(), &point)?;
+    }
     let fresh = s
         .strategies
         .iter()
@@ -197,7 +216,7 @@ async fn measure(
         copies: instance.record(&session.monitor).await,
     };
     if !args.quiet {
-        print!("{}", term::sweep::header(scenario, &sweep));
+        crate::out!("{}", term::sweep::header(scenario, &sweep));
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
@@ -255,7 +274,9 @@ async fn measure(
             }
             // A point cut short by Ctrl-C is kept only if it measured something.
             if !interrupted || r.requests > 0 {
-                sweep.points.push(pool_point(concurrency, size, &r));
+                let mut point = pool_point(concurrency, size, &r);
+                point.partial = interrupted;
+                sweep.points.push(point);
             }
             sweep.interrupted = interrupted;
             sweep.analysis = analyse_all(&sweep);
@@ -269,13 +290,13 @@ async fn measure(
     sweep.analysis = analyse_all(&sweep);
     export::write_all(out_dir, &sweep, files(args.no_html))?;
 
-    println!();
-    print!("{}", term::sweep::table(&sweep));
+    crate::outln!();
+    crate::out!("{}", term::sweep::table(&sweep));
     if !args.quiet {
         if args.no_html {
-            println!("files: {}", out_dir.display());
+            crate::outln!("files: {}", out_dir.display());
         } else {
-            println!(
+            crate::outln!(
                 "sweep: {} (open it in a browser; sweep.json and sweep.csv beside it)",
                 out_dir.join(SweepHtml.file_name()).display()
             );
@@ -289,7 +310,7 @@ async fn measure(
 }
 
 fn progress_line(label: &str, r: &StrategyReport) {
-    eprintln!(
+    crate::errln!(
         "{}",
         term::run::progress_line(label, r.requests, r.throughput_rps, r.error_count())
     );

@@ -4,6 +4,7 @@
 
 use anyhow::Result;
 
+use crate::backend::postgres::Target;
 use crate::cli::ValidateArgs;
 use crate::error::bad_input;
 use crate::report::format::plural;
@@ -13,8 +14,17 @@ use crate::Outcome;
 pub fn run(args: &ValidateArgs) -> Result<Outcome> {
     let mut errors = Vec::new();
     for path in &args.scenarios {
-        match scenario::load(path) {
-            Ok(s) => println!(
+        // The scenario's dsn is checked as `run` would read it (no
+        // connection is made).
+        let checked = scenario::load(path).and_then(|s| match &s.database.dsn {
+            Some(dsn) => {
+                let origin = format!("[database].dsn of {}", path.display());
+                Target::parse(dsn, &origin).map(|_| s)
+            }
+            None => Ok(s),
+        });
+        match checked {
+            Ok(s) => crate::outln!(
                 "ok: {} ({}, {})",
                 path.display(),
                 plural(s.strategies.len(), "strategy", "strategies"),
@@ -30,7 +40,7 @@ pub fn run(args: &ValidateArgs) -> Result<Outcome> {
         1 if total == 1 => Err(errors.remove(0)),
         bad => {
             for e in &errors {
-                eprintln!("error: {e:#}\n");
+                crate::errln!("error: {e:#}\n");
             }
             let verb = if bad == 1 { "is" } else { "are" };
             Err(bad_input(format!(

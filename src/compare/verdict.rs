@@ -333,6 +333,19 @@ impl MetricDiff {
         }
     }
 
+    /// The metric's name in tables, saying when the values are the means
+    /// of the rounds' values (what the bootstrap compares) rather than the
+    /// whole run's: a mean of per-round p99s is not the run's p99.
+    pub fn label(&self) -> String {
+        let label = self.metric.label();
+        match (self.method, self.metric) {
+            (Method::Single, _) => label.to_string(),
+            (Method::Bootstrap, Metric::P50) => format!("{label}, mean of round p50s"),
+            (Method::Bootstrap, Metric::P99) => format!("{label}, mean of round p99s"),
+            (Method::Bootstrap, _) => format!("{label}, mean of rounds"),
+        }
+    }
+
     pub fn base_text(&self) -> String {
         self.value_text(self.base)
     }

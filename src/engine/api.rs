@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{
-    PhaseHistograms, PhaseTimings, PoolStatus, PoolerStatus, Recorder, RequestError,
+    ErrorCounts, PackedPhases, PhaseTimings, PoolStatus, PoolerStatus, Recorder, RequestError,
 };
 use crate::rng::Rng;
 use crate::scenario::{Arrivals, RetryPolicy};
@@ -113,6 +113,10 @@ pub struct Tick {
 pub struct RoundResult {
     /// Every measured request, merged from all workers.
     pub recorder: Recorder,
+    /// Failures that are not requests, and so not in `recorder.errors` nor
+    /// in the seconds: a pool that could not fill before measuring, a worker
+    /// thread that could not start or was lost.
+    pub failures: ErrorCounts,
     /// One entry per second of the measured window that was run.
     pub seconds: Vec<Second>,
     /// From the start of the measured window to the end of its last request.
@@ -132,8 +136,9 @@ pub struct RoundResult {
 /// One second of the measured window.
 pub struct Second {
     pub second: u64,
-    /// That second's successful requests, by phase.
-    pub phases: PhaseHistograms,
+    /// That second's successful requests, by phase (packed: a run keeps
+    /// one per second).
+    pub phases: PackedPhases,
     pub requests: u64,
     pub errors: u64,
     /// Sampled once in the second (None when not sampled or no pool).

@@ -1,7 +1,10 @@
 //! The collector: merges the workers' per-second intervals, samples the
 //! pools and the server's backends once a second, and reports progress,
 //! until every worker is done. It runs on the caller's task, off the
-//! request path.
+//! request path. A second over for a while is packed (`PackedPhases`), so
+//! a long run keeps a few KB per second, not a histogram per phase; and
+//! only the seconds that were run become rows, however long the
+//! configured window.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +16,7 @@ use tokio::time::Instant;
 
 use super::api::{Observer, Second, Service, Tick};
 use super::window::{Live, Window};
-use crate::metrics::{Interval, PoolStatus, PoolerStatus};
+use crate::metrics::{Interval, PackedPhases, PoolStatus, PoolerStatus};
 
 /// The seconds of a round, as collected.
 pub struct Seconds(Vec<Second>);
@@ -24,8 +27,69 @@ impl Seconds {
     pub fn trimmed_to(self, measured: Duration) -> Vec<Second> {
         let run = measured.as_secs() + u64::from(measured.subsec_nanos() > 0);
         let mut rows = self.0;
-        rows.retain(|s| s.second < run.max(1));
+        // A second that recorded something stays, whatever the rounding.
+        rows.retain(|s| s.second < run.max(1) || s.requests + s.errors > 0);
         rows
+    }
+}
+
+/// Seconds after which a second is packed: an interval reaches the
+/// collector when its worker moves on, so a second can still grow a while
+/// (a late one is unpacked, merged and packed again).
+const PACK_AFTER_SECONDS: u64 = 2;
+
+/// One second as collected: still open, or packed.
+enum Slot {
+    Open(Box<Interval>),
+    Packed {
+        phases: PackedPhases,
+        requests: u64,
+        errors: u64,
+    },
+}
+
+impl Slot {
+    fn merge(&mut self, iv: &Interval) {
+        if let Slot::Packed {
+            phases,
+            requests,
+            errors,
+        } = self
+        {
+            let mut open = Interval::new(iv.second);
+            open.phases = phases.unpack();
+            open.requests = *requests;
+            open.errors = *errors;
+            *self = Slot::Open(Box::new(open));
+        }
+        if let Slot::Open(entry) = self {
+            entry.phases.merge(&iv.phases);
+            entry.requests += iv.requests;
+            entry.errors += iv.errors;
+        }
+    }
+
+    fn pack(&mut self) {
+        if let Slot::Open(iv) = self {
+            *self = Slot::Packed {
+                phases: PackedPhases::pack(&iv.phases),
+                requests: iv.requests,
+                errors: iv.errors,
+            };
+        }
+    }
+
+    /// (phases, requests, errors), packed.
+    fn into_parts(mut self) -> (PackedPhases, u64, u64) {
+        self.pack();
+        match self {
+            Slot::Packed {
+                phases,
+                requests,
+                errors,
+            } => (phases, requests, errors),
+            Slot::Open(iv) => (PackedPhases::pack(&iv.phases), iv.requests, iv.errors),
+        }
     }
 }
 
@@ -48,7 +112,7 @@ pub async fn collect<S: Service>(
     window: Window,
 ) -> Seconds {
     let seconds = window.seconds();
-    let mut merged: BTreeMap<u64, Interval> = BTreeMap::new();
+    let mut merged: BTreeMap<u64, Slot> = BTreeMap::new();
     let mut samples: BTreeMap<u64, Sample> = BTreeMap::new();
     let period = Duration::from_millis(250);
     let mut tick = tokio::time::interval_at(window.begin.max(Instant::now()) + period, period);
@@ -57,16 +121,18 @@ pub async fn collect<S: Service>(
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(iv) => {
-                    let entry = merged.entry(iv.second).or_insert_with(|| Interval::new(iv.second));
-                    entry.phases.merge(&iv.phases);
-                    entry.requests += iv.requests;
-                    entry.errors += iv.errors;
-                }
+                Some(iv) => merged
+                    .entry(iv.second)
+                    .or_insert_with(|| Slot::Open(Box::new(Interval::new(iv.second))))
+                    .merge(&iv),
                 None => break,
             },
             _ = tick.tick() => {
                 let now = Instant::now();
+                let current = now.saturating_duration_since(window.measure_start).as_secs();
+                for (_, slot) in merged.range_mut(..current.saturating_sub(PACK_AFTER_SECONDS)) {
+                    slot.pack();
+                }
                 if now >= window.measure_start && now < window.deadline {
                     let second = (now - window.measure_start).as_secs();
                     if !samples.contains_key(&second) && second < seconds {
@@ -109,18 +175,24 @@ pub async fn collect<S: Service>(
             }
         }
     }
+    // Only the seconds that were run (an interrupted hour-long window has a
+    // few), each with what was recorded in it.
+    let elapsed = Instant::now().saturating_duration_since(window.measure_start);
+    let run = elapsed.as_secs() + u64::from(elapsed.subsec_nanos() > 0);
+    let last_recorded = merged.keys().next_back().map_or(0, |s| s + 1);
+    let rows = seconds.min(run.max(last_recorded));
     Seconds(
-        (0..seconds)
+        (0..rows)
             .map(|second| {
-                let iv = merged
+                let (phases, requests, errors) = merged
                     .remove(&second)
-                    .unwrap_or_else(|| Interval::new(second));
+                    .map_or_else(|| (PackedPhases::default(), 0, 0), Slot::into_parts);
                 let sample = samples.get(&second).copied().unwrap_or_default();
                 Second {
                     second,
-                    phases: iv.phases,
-                    requests: iv.requests,
-                    errors: iv.errors,
+                    phases,
+                    requests,
+                    errors,
                     pool: sample.pool,
                     backends: sample.backends,
                     pooler: sample.pooler,

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::api::{Service, Settings};
 use super::pacer::{PreciseTimer, Schedule};
 use super::tally::{Tally, WorkerEnd};
-use super::window::{Live, Window};
+use super::window::{after, Live, Window};
 use super::worker::{attempt, JITTER_STREAM};
 use crate::metrics::{micros, ErrorClass, Interval, Phase, RequestError};
 use crate::rng::Rng;
@@ -52,10 +52,11 @@ pub async fn serve<S: Service>(
     let mut stopped = false;
     loop {
         let (index, offset) = schedule.next();
-        let intended = window.begin + offset;
-        if intended >= window.deadline {
-            break;
-        }
+        // An offset past the clock's range is past any deadline.
+        let intended = match window.begin.checked_add(offset) {
+            Some(at) if at < window.deadline => at,
+            _ => break,
+        };
         let wait = async {
             let precise = match timer.as_mut() {
                 Some(t) => t.sleep_until(intended).await.is_ok(),
@@ -126,7 +127,7 @@ impl<S: Service> Handler<S> {
     async fn serve(mut self, request: S::Request, intended: Instant) {
         // The whole request, queue included, is bounded by request_timeout
         // from its arrival, like a client that gives up.
-        let served = tokio::time::timeout_at(intended + self.request_timeout, async {
+        let served = tokio::time::timeout_at(after(intended, self.request_timeout), async {
             let _permit = self.permits.acquire().await;
             let started = Instant::now();
             let _serving = Serving::begin(&self.live);

@@ -63,7 +63,10 @@ impl Schedule {
             self.next_index += 1;
             self.next_offset_s += self.gap();
             if index % self.shards == self.shard {
-                return (index, Duration::from_secs_f64(offset));
+                // An offset beyond Duration's range (a rate near zero) is
+                // "never": the caller stops at its deadline.
+                let offset = Duration::try_from_secs_f64(offset).unwrap_or(Duration::MAX);
+                return (index, offset);
             }
         }
     }

@@ -4,6 +4,8 @@
 //! the shards, lets them ready their services, starts every worker at one
 //! common instant, and hands their results to the collector.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::api::{Observer, Pacing, RoundResult, Service, Settings};
 use super::collector::collect;
 use super::open_loop::{self, Share};
-use super::tally::WorkerEnd;
-use super::window::{Live, Window};
+use super::tally::{Tally, WorkerEnd};
+use super::window::{after, Live, Window};
 use super::worker::Worker;
-use crate::metrics::{ErrorClass, Interval, Recorder, RequestError};
+use crate::metrics::{ErrorClass, ErrorCounts, Interval, Recorder, RequestError};
 
 /// Runs one round on `services` (one per shard; a worker goes to shard
 /// `index % shards`) and returns what it measured.
@@ -38,19 +40,20 @@ pub async fn run<S: Service>(
     // ends before every shard is done.
     let finished = CancellationToken::new();
     let _finish_on_return = finished.clone().drop_guard();
+    let mut failures = ErrorCounts::default();
     for (shard, service) in services.iter().enumerate() {
         // One set of live counters per shard, so no cache line bounces
         // between cores on every request; the collector adds them up.
         let live = Arc::new(Live::default());
         let load = match settings.pacing {
-            Pacing::ClosedLoop => Load::Workers(
-                (0..settings.concurrency)
+            Pacing::ClosedLoop => Load::Workers {
+                workers: (0..settings.concurrency)
                     .filter(|index| *index as usize % shards == shard)
-                    .map(|index| {
-                        Worker::new(service.clone(), settings, index, live.clone(), tx.clone())
-                    })
+                    .map(|index| Worker::new(service.clone(), settings, index))
                     .collect(),
-            ),
+                live: live.clone(),
+                tx: tx.clone(),
+            },
             Pacing::OpenLoop(arrivals) => Load::Arrivals {
                 share: Share {
                     arrivals,
@@ -77,7 +80,7 @@ pub async fn run<S: Service>(
                 done.push(done_rx);
                 lives.push(live);
             }
-            Err(e) => recorder.errors.count(
+            Err(e) => failures.count(
                 ErrorClass::Other,
                 &format!("cannot start a worker thread: {e}"),
             ),
@@ -91,17 +94,14 @@ pub async fn run<S: Service>(
     for _ in 0..go.len() {
         match ready_rx.recv().await {
             Some(Ok(d)) => startup = startup.max(d),
-            // A pool that cannot fill still runs: its requests will show why.
-            Some(Err(e)) => recorder.errors.count(e.class, &e.message),
+            // A pool that cannot fill still runs: its requests will show
+            // why. The fill is not a request: it is kept apart.
+            Some(Err(e)) => failures.count(e.class, &format!("before measuring: {}", e.message)),
             None => break,
         }
     }
     let begin = start_instant(settings.start_at);
-    let window = Window {
-        begin,
-        measure_start: begin + settings.warmup,
-        deadline: begin + settings.warmup + settings.duration,
-    };
+    let window = Window::new(begin, settings.warmup, settings.duration);
     for g in go {
         let _ = g.send(window);
     }
@@ -123,10 +123,11 @@ pub async fn run<S: Service>(
             Ok(ends) => {
                 for end in ends {
                     recorder.merge(&end.recorder);
+                    failures.merge(&end.failures);
                     last_end = last_end.max(end.last_end);
                 }
             }
-            Err(_) => recorder.errors.count(
+            Err(_) => failures.count(
                 ErrorClass::Other,
                 "a worker thread ended without its results",
             ),
@@ -143,6 +144,7 @@ pub async fn run<S: Service>(
     let seconds = seconds.trimmed_to(measured);
     RoundResult {
         recorder,
+        failures,
         seconds,
         measured,
         started_at,
@@ -169,7 +171,7 @@ pub async fn run<S: Service>(
 fn start_instant(start_at: Option<SystemTime>) -> Instant {
     let now = Instant::now();
     match start_at.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
-        Some(ahead) => now + ahead,
+        Some(ahead) => after(now, ahead),
         None => now,
     }
 }
@@ -186,7 +188,11 @@ fn wall_clock(at: Instant) -> SystemTime {
 
 /// What a shard runs: closed-loop workers, or its share of the arrivals.
 enum Load<S: Service> {
-    Workers(Vec<Worker<S>>),
+    Workers {
+        workers: Vec<Worker<S>>,
+        live: Arc<Live>,
+        tx: mpsc::UnboundedSender<Interval>,
+    },
     Arrivals {
         share: Share,
         settings: Settings,
@@ -233,7 +239,13 @@ fn run_shard<S: Service>(
             () = cancel.cancelled() => {}
         }
         let ends = match load {
-            Load::Workers(workers) => run_workers(workers, window, cancel).await,
+            Load::Workers { workers, live, tx } => {
+                let tally = Rc::new(RefCell::new(Tally::new(window, live, tx)));
+                let local = tokio::task::LocalSet::new();
+                local
+                    .run_until(run_workers(workers, window, cancel, tally))
+                    .await
+            }
             Load::Arrivals {
                 share,
                 settings,
@@ -267,11 +279,13 @@ fn run_shard<S: Service>(
 }
 
 /// Closed loop: every worker of the shard to the deadline (or until the
-/// token is cancelled).
+/// token is cancelled), all recording into the shard's tally. Must run
+/// inside a `LocalSet`.
 async fn run_workers<S: Service>(
     workers: Vec<Worker<S>>,
     window: Window,
     cancel: CancellationToken,
+    tally: Rc<RefCell<Tally>>,
 ) -> Vec<WorkerEnd> {
     // The token's future takes a lock shared by every thread each time it
     // is polled; workers instead watch a oneshot of their own, which one
@@ -282,28 +296,20 @@ async fn run_workers<S: Service>(
         .map(|w| {
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             stops.push(stop_tx);
-            tokio::spawn(w.run(window, stop_rx))
+            tokio::task::spawn_local(w.run(window, stop_rx, tally.clone()))
         })
         .collect();
     tokio::spawn(async move {
         cancel.cancelled().await;
         drop(stops);
     });
-    let mut ends = Vec::with_capacity(handles.len());
+    let mut lost = ErrorCounts::default();
     for h in handles {
-        match h.await {
-            Ok(end) => ends.push(end),
-            Err(e) => {
-                let mut recorder = Recorder::new(0);
-                recorder
-                    .errors
-                    .count(ErrorClass::Other, &format!("worker failed: {e}"));
-                ends.push(WorkerEnd {
-                    recorder,
-                    last_end: None,
-                });
-            }
+        if let Err(e) = h.await {
+            lost.count(ErrorClass::Other, &format!("worker failed: {e}"));
         }
     }
-    ends
+    let mut end = tally.borrow_mut().finish();
+    end.failures.merge(&lost);
+    vec![end]
 }

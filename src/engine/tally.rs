@@ -9,13 +9,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::window::{Live, Window};
-use crate::metrics::{micros, Interval, Phase, PhaseTimings, Recorder, RequestError};
+use crate::metrics::{micros, ErrorCounts, Interval, Phase, PhaseTimings, Recorder, RequestError};
 
 /// What one worker (or one shard's arrivals) hands back.
 pub struct WorkerEnd {
     pub recorder: Recorder,
     /// When its last measured request ended.
     pub last_end: Option<Instant>,
+    /// Failures that are not requests (a worker lost).
+    pub failures: ErrorCounts,
 }
 
 pub struct Tally {
@@ -98,6 +100,7 @@ impl Tally {
         WorkerEnd {
             recorder: std::mem::replace(&mut self.recorder, Recorder::new(0)),
             last_end: self.last_end,
+            failures: ErrorCounts::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! instants and the live counters progress is read from.
 
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -18,11 +19,30 @@ pub struct Window {
 }
 
 impl Window {
+    /// Warm-up from `begin`, then the measured window.
+    pub fn new(begin: Instant, warmup: Duration, duration: Duration) -> Window {
+        let measure_start = after(begin, warmup);
+        Window {
+            begin,
+            measure_start,
+            deadline: after(measure_start, duration),
+        }
+    }
+
     /// How many seconds the timeline has: the measured window, rounded up.
     pub fn seconds(&self) -> u64 {
         let d = self.deadline - self.measure_start;
         (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
     }
+}
+
+/// `at + d`, or a time no run reaches when that is beyond the clock's
+/// range (an instant plus a huge duration panics instead of saturating).
+pub fn after(at: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(d)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
 }
 
 /// Live totals for progress: relaxed atomics, no lock.

@@ -1,19 +1,22 @@
 //! A closed-loop worker: draws a request from its seeded stream, waits for
 //! the pacing point, runs it (bounded by request_timeout, retried as the
 //! scenario says), records it, repeats until the deadline. It never locks
-//! or prints: it owns its recorder and hands the collector one interval
-//! per second through a channel.
+//! or prints: it records into its thread's tally (the workers of a shard
+//! share one thread, so one tally: a worker costs no histograms of its
+//! own), which hands the collector one interval per second.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::api::{Pacing, Service, Settings};
-use super::tally::{Tally, WorkerEnd};
-use super::window::{Live, Window};
-use crate::metrics::{ErrorClass, Interval, PhaseTimings, RequestError};
+use super::tally::Tally;
+use super::window::Window;
+use crate::metrics::{ErrorClass, PhaseTimings, RequestError};
 use crate::rng::Rng;
 use crate::scenario::RetryPolicy;
 
@@ -28,18 +31,10 @@ pub struct Worker<S: Service> {
     pacing: Pacing,
     request_timeout: Duration,
     retry: Option<RetryPolicy>,
-    live: Arc<Live>,
-    tx: mpsc::UnboundedSender<Interval>,
 }
 
 impl<S: Service> Worker<S> {
-    pub fn new(
-        service: Arc<S>,
-        settings: &Settings,
-        index: u32,
-        live: Arc<Live>,
-        tx: mpsc::UnboundedSender<Interval>,
-    ) -> Worker<S> {
+    pub fn new(service: Arc<S>, settings: &Settings, index: u32) -> Worker<S> {
         Worker {
             service,
             rng: Rng::for_worker(settings.seed, index),
@@ -47,8 +42,6 @@ impl<S: Service> Worker<S> {
             pacing: settings.pacing,
             request_timeout: settings.request_timeout,
             retry: settings.retry.clone(),
-            live,
-            tx,
         }
     }
 
@@ -61,8 +54,14 @@ impl<S: Service> Worker<S> {
         }
     }
 
-    pub async fn run(mut self, window: Window, mut stop: oneshot::Receiver<()>) -> WorkerEnd {
-        let mut tally = Tally::new(window, self.live.clone(), self.tx.clone());
+    /// Runs until the deadline or `stop`, recording into `tally` (no
+    /// borrow of it is held across an await).
+    pub async fn run(
+        mut self,
+        window: Window,
+        mut stop: oneshot::Receiver<()>,
+        tally: Rc<RefCell<Tally>>,
+    ) {
         while Instant::now() < window.deadline {
             let request = self.service.draw(&mut self.rng);
             let intended = self.next_start().await;
@@ -70,7 +69,7 @@ impl<S: Service> Worker<S> {
                 r = attempt(&*self.service, &request, self.request_timeout, self.retry.as_ref(), &mut self.jitter) => r,
                 _ = &mut stop => break,
             };
-            tally.record(
+            tally.borrow_mut().record(
                 S::query_of(&request),
                 intended,
                 Instant::now(),
@@ -78,7 +77,6 @@ impl<S: Service> Worker<S> {
                 retries,
             );
         }
-        tally.finish()
     }
 }
 
@@ -113,7 +111,12 @@ pub async fn attempt<S: Service>(
             _ => return (result, retries),
         };
         let factor = 2f64.powi(retries as i32) * (0.5 + jitter.next_f64());
-        tokio::time::sleep(backoff.mul_f64(factor)).await;
+        // Doubling soon outgrows any sensible wait (and `mul_f64` panics
+        // past Duration's range): each wait is at most request_timeout.
+        let wait = Duration::try_from_secs_f64(backoff.as_secs_f64() * factor)
+            .unwrap_or(Duration::MAX)
+            .min(request_timeout);
+        tokio::time::sleep(wait).await;
         retries += 1;
     }
 }

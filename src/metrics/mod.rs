@@ -4,6 +4,7 @@
 //! summaries computed from merged histograms.
 
 pub mod errors;
+pub mod packed;
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 pub use errors::{ErrorClass, ErrorCounts, RequestError};
+pub use packed::PackedPhases;
 
 /// The phases of one request: the one list of them. Histograms, report
 /// fields, CSV rows and table lines are all derived from [`Phase::ALL`].
@@ -139,6 +141,11 @@ impl PhaseHistograms {
                 us,
             );
         }
+    }
+
+    /// Sets the phase's histogram (an unpacked one, `packed.rs`).
+    pub fn insert(&mut self, phase: Phase, h: Histogram<u64>) {
+        self.by_phase[phase.index()] = Some(h);
     }
 
     /// The phase's histogram, or None when nothing was recorded in it.

@@ -5,7 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::engine::RoundResult;
-use crate::metrics::{encode_phases, summarize_phases, Phase, Recorder, Summary};
+use crate::metrics::{summarize_phases, ErrorCounts, Phase, Recorder, Summary};
 use crate::scenario::Strategy;
 
 use super::model::{round, RoundStats, StrategyReport, TimelineRow};
@@ -14,6 +14,7 @@ use super::model::{round, RoundStats, StrategyReport, TimelineRow};
 /// scenario's query names, in order.
 pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult]) -> StrategyReport {
     let mut total = Recorder::new(queries.len());
+    let mut failures = ErrorCounts::default();
     let mut measured = Duration::ZERO;
     let mut startup = Duration::ZERO;
     let mut connections_opened = 0;
@@ -22,6 +23,7 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
     for (i, r) in rounds.iter().enumerate() {
         let number = i as u32 + 1;
         total.merge(&r.recorder);
+        failures.merge(&r.failures);
         measured += r.measured;
         startup += r.startup;
         connections_opened += r.connections_opened;
@@ -39,7 +41,14 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         });
         timeline.extend(r.seconds.iter().map(|s| {
-            let (p50_us, p99_us) = Summary::quantiles(s.phases.get(Phase::Total));
+            let totals = s.phases.get(Phase::Total).filter(|h| !h.is_empty());
+            let (p50_us, p99_us) = match totals {
+                Some(h) => (
+                    Some(h.value_at_quantile(0.5)),
+                    Some(h.value_at_quantile(0.99)),
+                ),
+                None => (None, None),
+            };
             TimelineRow {
                 round: number,
                 second: s.second,
@@ -52,7 +61,7 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
                 pool_waiting: s.pool.map(|p| p.waiting as u64),
                 server_backends: s.backends,
                 pgbouncer: s.pooler,
-                hdr: encode_phases(&s.phases),
+                hdr: s.phases.encode(),
                 in_flight: s.in_flight,
                 queued: s.queued,
             }
@@ -75,7 +84,17 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         shards: rounds.iter().map(|r| r.shards).max().unwrap_or(1),
         retries: total.retries,
         errors: total.errors.counts.clone(),
-        error_samples: total.errors.samples.clone(),
+        startup_errors: failures.counts.clone(),
+        error_samples: {
+            let mut samples = total.errors.samples.clone();
+            for (class, messages) in &failures.samples {
+                samples
+                    .entry(class.clone())
+                    .or_default()
+                    .extend(messages.iter().cloned());
+            }
+            samples
+        },
         throughput_rps,
         offered_rate,
         achieved_rate: offered_rate.map(|_| throughput_rps),

@@ -369,6 +369,15 @@ fn merge_strategy(
             .sum(),
         retries: parts.iter().map(|p| p.strategy.retries).sum(),
         errors: errors.counts,
+        startup_errors: {
+            let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+            for p in parts {
+                for (class, n) in &p.strategy.startup_errors {
+                    *sum.entry(class.clone()).or_default() += n;
+                }
+            }
+            sum
+        },
         error_samples: errors.samples,
         throughput_rps,
         connections_opened: parts.iter().map(|p| p.strategy.connections_opened).sum(),
@@ -509,8 +518,8 @@ struct Second {
     /// False when an input's row had requests but no `total` histogram: its
     /// percentiles can then only be approximated.
     complete: bool,
-    p50_max: u64,
-    p99_max: u64,
+    p50_max: Option<u64>,
+    p99_max: Option<u64>,
     pool_size: Option<u64>,
     pool_available: Option<u64>,
     pool_waiting: Option<u64>,
@@ -549,10 +558,11 @@ impl Second {
 
     fn into_row(self, round: u32, second: u64) -> TimelineRow {
         let (p50_us, p99_us) = match self.hdr.get("total") {
-            Some(h) if self.complete && !h.is_empty() => {
-                (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
-            }
-            _ if self.complete => (0, 0),
+            Some(h) if self.complete && !h.is_empty() => (
+                Some(h.value_at_quantile(0.5)),
+                Some(h.value_at_quantile(0.99)),
+            ),
+            _ if self.complete => (None, None),
             _ => (self.p50_max, self.p99_max),
         };
         TimelineRow {
@@ -758,8 +768,8 @@ mod tests {
                     second: i as u64,
                     rps: values.len() as f64,
                     errors: 0,
-                    p50_us: 0,
-                    p99_us: 0,
+                    p50_us: None,
+                    p99_us: None,
                     pool_size: Some(4),
                     pool_available: Some(1),
                     pool_waiting: Some(0),
@@ -783,6 +793,7 @@ mod tests {
             max_server_connections: Some(4),
             retries: 1,
             errors: [("pool_timeout".to_string(), 2)].into(),
+            startup_errors: BTreeMap::new(),
             error_samples: [("pool_timeout".to_string(), vec![format!("timeout {index}")])].into(),
             throughput_rps: all.len() as f64 / seconds.len() as f64,
             connections_opened: 4,
@@ -898,7 +909,7 @@ mod tests {
         let second = &s.timeline[1];
         let both = direct(a[1].iter().chain(&b[1]).copied());
         assert_eq!(second.rps, 1200.0);
-        assert_eq!(second.p99_us, both.value_at_quantile(0.99));
+        assert_eq!(second.p99_us, Some(both.value_at_quantile(0.99)));
         assert_eq!(second.pool_size, Some(8));
         assert_eq!(second.server_backends, Some(9));
         assert_eq!((second.in_flight, second.queued), (Some(6), Some(2)));

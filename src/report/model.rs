@@ -9,6 +9,42 @@ use crate::metrics::{PoolerStatus, Summary};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// A strategy whose failed share of requests is above this has numbers
+/// that describe the few requests that succeeded: no verdict is drawn from
+/// it, and the run exits 1.
+pub const MOSTLY_FAILED: f64 = 0.5;
+
+impl Report {
+    /// Why the comparison of the strategies cannot be trusted, if it cannot:
+    /// most requests of one of them failed.
+    pub fn not_comparable(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .strategies
+            .iter()
+            .filter(|s| s.mostly_failed())
+            .map(|s| {
+                let top = s
+                    .errors
+                    .iter()
+                    .max_by_key(|(_, n)| **n)
+                    .map(|(class, _)| format!(", mostly {class}"))
+                    .unwrap_or_default();
+                format!(
+                    "{:.1}% of {}'s requests failed{top}",
+                    s.error_rate() * 100.0,
+                    s.name
+                )
+            })
+            .collect();
+        (!failed.is_empty()).then(|| {
+            format!(
+                "not a valid comparison: {}; latencies describe only the requests that succeeded",
+                failed.join(", ")
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -199,8 +235,13 @@ pub struct StrategyReport {
     /// Attempts beyond the first made by `[run.retry]` (0 without it).
     #[serde(default)]
     pub retries: u64,
-    /// Failed requests by class.
+    /// Failed requests by class (the timeline's `errors` add up to them).
     pub errors: BTreeMap<String, u64>,
+    /// Failures that are not requests, by class: a pool that could not
+    /// fill to min_size before measuring (once per worker thread), a worker
+    /// thread that could not start. Their messages are in `error_samples`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub startup_errors: BTreeMap<String, u64>,
     /// A few messages of each error class.
     pub error_samples: BTreeMap<String, Vec<String>>,
     pub throughput_rps: f64,
@@ -249,6 +290,11 @@ pub struct RoundStats {
 impl StrategyReport {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// More than half of its requests failed (see [`MOSTLY_FAILED`]).
+    pub fn mostly_failed(&self) -> bool {
+        self.error_rate() > MOSTLY_FAILED
     }
 
     /// Failed requests / all requests, in [0, 1].
@@ -300,8 +346,10 @@ pub struct TimelineRow {
     pub second: u64,
     pub rps: f64,
     pub errors: u64,
-    pub p50_us: u64,
-    pub p99_us: u64,
+    /// The total latency of the second's successful requests; null when
+    /// none succeeded (a second without a request has no latency, not 0).
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
     pub pool_size: Option<u64>,
     pub pool_available: Option<u64>,
     pub pool_waiting: Option<u64>,

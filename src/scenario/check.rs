@@ -14,6 +14,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::diag::{line_col, Diagnostic};
+use super::limits::*;
 use super::model::*;
 use super::raw::*;
 use super::sql::placeholders;
@@ -25,14 +26,6 @@ const DEFAULT_SEED: u64 = 1;
 const DEFAULT_WEIGHT: u32 = 1;
 /// PostgreSQL refuses a larger `max_connections` (MAX_BACKENDS).
 const PG_MAX_CONNECTIONS: i64 = 262_143;
-const MAX_TEXT_LEN: i64 = 1_000_000;
-/// The largest pool size or concurrency a `[sweep]` may list.
-const MAX_SWEEP_VALUE: i64 = 100_000;
-/// Open loop: the highest arrival rate a scenario may ask for, and the
-/// default and largest `max_in_flight`.
-pub const MAX_RATE: f64 = 1_000_000.0;
-pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
-const MAX_IN_FLIGHT: i64 = 100_000;
 
 const GENERATORS: &str = "expected one of `{ int = [lo, hi] }`, `{ zipf = { max = N, s = S } }`, \
                           `{ text = len }`, `{ choice = [a, b, ...] }`, or a plain value";
@@ -47,6 +40,8 @@ pub fn check(
     let mut checker = Checker {
         text,
         diagnostics: Vec::new(),
+        load_span: None,
+        duration_span: None,
     };
     let scenario = checker.scenario(raw, path, sha256);
     if checker.diagnostics.is_empty() {
@@ -62,6 +57,10 @@ pub fn check(
 struct Checker<'t> {
     text: &'t str,
     diagnostics: Vec<Diagnostic>,
+    /// Where `[run]` sets the load (`rate` or `concurrency`) and the
+    /// `duration`: the budgets' errors point there.
+    load_span: Option<Range<usize>>,
+    duration_span: Option<Range<usize>>,
 }
 
 impl Checker<'_> {
@@ -78,13 +77,24 @@ impl Checker<'_> {
             Some(name) => self.dir_name("scenario `name`", name).unwrap_or_default(),
             None => name_from_path(path),
         };
-        let description = raw.description.map(Spanned::into_inner);
+        let description = raw.description.map(|d| {
+            let chars = d.get_ref().chars().count();
+            if chars > MAX_DESCRIPTION_CHARS {
+                self.error(
+                    d.span(),
+                    format!(
+                        "the `description` has {chars} characters, more than {MAX_DESCRIPTION_CHARS}"
+                    ),
+                );
+            }
+            d.into_inner()
+        });
         let run = match raw.run {
-            Some(run) => self.run(run.into_inner()),
+            Some(run) => self.run(run.into_inner().into_inner()),
             None => default_run(),
         };
         let database = match raw.database {
-            Some(db) => self.database(db.into_inner()),
+            Some(db) => self.database(db.into_inner().into_inner()),
             None => DatabaseSettings {
                 dsn: None,
                 embedded: EmbeddedSettings::default(),
@@ -92,7 +102,7 @@ impl Checker<'_> {
         };
         let setup_sql = raw.setup.and_then(|setup| {
             let span = setup.span();
-            match setup.into_inner().sql {
+            match setup.into_inner().into_inner().sql {
                 Some(sql) => self.sql_text("`[setup]` `sql`", &sql),
                 None => {
                     self.error(
@@ -105,14 +115,27 @@ impl Checker<'_> {
         });
         let pgbouncer = raw
             .pgbouncer
-            .map(|p| self.pgbouncer(p.into_inner()))
+            .map(|p| self.pgbouncer(p.into_inner().into_inner()))
             .unwrap_or_default();
         let strategies = self.strategies(raw.strategy, &pgbouncer);
         let queries = self.queries(raw.query);
         let sweep = raw
             .sweep
-            .map(|sweep| self.sweep(sweep.into_inner()))
+            .map(|sweep| self.sweep(sweep.into_inner().into_inner()))
             .unwrap_or_default();
+        // The budgets weigh settings against each other: only once each of
+        // them is valid on its own.
+        if self.diagnostics.is_empty() {
+            let problems = budget_problems(&run, &queries, strategies.len());
+            for problem in problems {
+                let span = if problem.starts_with("duration") {
+                    self.duration_span.clone()
+                } else {
+                    self.load_span.clone()
+                };
+                self.error(span.unwrap_or(0..0), problem);
+            }
+        }
         Scenario {
             name,
             description,
@@ -162,11 +185,11 @@ impl Checker<'_> {
     fn sweep(&mut self, raw: RawSweep) -> SweepGrid {
         let pool_sizes = raw
             .pool_sizes
-            .map(|list| self.grid("pool_sizes", list))
+            .map(|list| self.grid("pool_sizes", list, MAX_POOL_SIZE as i64))
             .unwrap_or_default();
         let concurrency = raw
             .concurrency
-            .map(|list| self.grid("concurrency", list))
+            .map(|list| self.grid("concurrency", list, i64::from(MAX_CONCURRENCY)))
             .unwrap_or_default();
         SweepGrid {
             pool_sizes: pool_sizes
@@ -180,9 +203,9 @@ impl Checker<'_> {
         }
     }
 
-    /// A `[sweep]` list: non-empty, each value in 1..=100000, no repeats;
-    /// returned in ascending order.
-    fn grid(&mut self, key: &str, list: Spanned<Vec<Spanned<i64>>>) -> Vec<i64> {
+    /// A `[sweep]` list: 1 to MAX_SWEEP_POINTS values, each in 1..=max,
+    /// no repeats; returned in ascending order.
+    fn grid(&mut self, key: &str, list: Spanned<Vec<Spanned<i64>>>, max: i64) -> Vec<i64> {
         let span = list.span();
         let list = list.into_inner();
         if list.is_empty() {
@@ -192,10 +215,20 @@ impl Checker<'_> {
             );
             return Vec::new();
         }
+        if list.len() > MAX_SWEEP_POINTS {
+            self.error(
+                span,
+                format!(
+                    "`[sweep]` `{key}` lists {} values, more than {MAX_SWEEP_POINTS}",
+                    list.len()
+                ),
+            );
+            return Vec::new();
+        }
         let mut seen: HashMap<i64, Range<usize>> = HashMap::new();
         let mut values = Vec::new();
         for item in &list {
-            let Some(v) = self.int_in(key, item, 1, MAX_SWEEP_VALUE) else {
+            let Some(v) = self.int_in(key, item, 1, max) else {
                 continue;
             };
             if let Some(first) = seen.get(&v) {
@@ -216,19 +249,19 @@ impl Checker<'_> {
     fn run(&mut self, raw: RawRun) -> RunSettings {
         let mut run = default_run();
         if let Some(value) = &raw.duration {
-            if let Some(d) = self.duration("duration", value) {
-                if d.is_zero() {
-                    self.error(value.span(), "`duration` must be longer than 0");
-                } else {
-                    run.duration = d;
-                }
+            self.duration_span = Some(value.span());
+            if let Some(d) = self.duration_in("duration", value, Duration::ZERO, MAX_DURATION, "") {
+                run.duration = d;
             }
         }
         if let Some(w) = &raw.warmup {
-            run.warmup = self.duration("warmup", w).unwrap_or(run.warmup);
+            run.warmup = self
+                .duration_in("warmup", w, Duration::ZERO, MAX_WARMUP, "")
+                .unwrap_or(run.warmup);
         }
         if let Some(c) = &raw.concurrency {
-            if let Some(c) = self.int_in("concurrency", c, 1, i64::from(u32::MAX)) {
+            self.load_span = Some(c.span());
+            if let Some(c) = self.int_in("concurrency", c, 1, i64::from(MAX_CONCURRENCY)) {
                 run.concurrency = u32::try_from(c).unwrap_or(DEFAULT_CONCURRENCY);
             }
         }
@@ -238,17 +271,14 @@ impl Checker<'_> {
             }
         }
         if let Some(r) = &raw.rounds {
-            if let Some(r) = self.int_in("rounds", r, 1, 1000) {
+            if let Some(r) = self.int_in("rounds", r, 1, i64::from(MAX_ROUNDS)) {
                 run.rounds = u32::try_from(r).unwrap_or(1);
             }
         }
         if let Some(t) = &raw.request_timeout {
-            if let Some(d) = self.duration("request_timeout", t) {
-                if d.is_zero() {
-                    self.error(t.span(), "`request_timeout` must be longer than 0");
-                } else {
-                    run.request_timeout = d;
-                }
+            let why = "a shorter one abandons nearly every request before the server could answer";
+            if let Some(d) = self.duration_in("request_timeout", t, MIN_TIMEOUT, MAX_TIMEOUT, why) {
+                run.request_timeout = d;
             }
         }
         if let Some(r) = &raw.max_error_rate {
@@ -287,6 +317,7 @@ impl Checker<'_> {
             }
             return None;
         };
+        self.load_span = Some(rate.span());
         let value = match rate.get_ref() {
             Node::Int(i) => Some(*i as f64),
             Node::Float(f) => Some(*f),
@@ -302,12 +333,9 @@ impl Checker<'_> {
             }
         };
         let rate_ok = match value {
-            Some(v) if v.is_finite() && v > 0.0 && v <= MAX_RATE => Some(v),
+            Some(v) if v.is_finite() && (MIN_RATE..=MAX_RATE).contains(&v) => Some(v),
             Some(v) => {
-                self.error(
-                    rate.span(),
-                    format!("`rate` must be above 0 and at most {MAX_RATE} arrivals per second, not {v}"),
-                );
+                self.error(rate.span(), rate_out_of_range("`rate`", v));
                 None
             }
             None => None,
@@ -329,7 +357,7 @@ impl Checker<'_> {
         let max_in_flight = match &raw.max_in_flight {
             None => DEFAULT_MAX_IN_FLIGHT,
             Some(m) => self
-                .int_in("max_in_flight", m, 1, MAX_IN_FLIGHT)
+                .int_in("max_in_flight", m, 1, i64::from(MAX_IN_FLIGHT))
                 .and_then(|m| u32::try_from(m).ok())
                 .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
         };
@@ -340,7 +368,7 @@ impl Checker<'_> {
         })
     }
 
-    fn retry(&mut self, raw: Spanned<RawRetry>) -> Option<RetryPolicy> {
+    fn retry(&mut self, raw: Spanned<Table<RawRetry>>) -> Option<RetryPolicy> {
         let span = raw.span();
         let raw = raw.into_inner();
         let mut policy = RetryPolicy {
@@ -389,7 +417,9 @@ impl Checker<'_> {
             }
         }
         if let Some(b) = &raw.backoff {
-            policy.backoff = self.duration("backoff", b).unwrap_or(policy.backoff);
+            policy.backoff = self
+                .duration_in("backoff", b, Duration::ZERO, MAX_BACKOFF, "")
+                .unwrap_or(policy.backoff);
         }
         Some(policy)
     }
@@ -443,7 +473,7 @@ impl Checker<'_> {
 
     fn strategies(
         &mut self,
-        raw: Option<Spanned<Vec<Spanned<RawStrategy>>>>,
+        raw: Option<Spanned<Vec<Spanned<Table<RawStrategy>>>>>,
         pgbouncer: &PgBouncerSettings,
     ) -> Vec<Strategy> {
         let Some(raw) = raw else {
@@ -459,6 +489,16 @@ impl Checker<'_> {
                 raw.span(),
                 "`strategy` is empty: a scenario needs at least one",
             );
+        }
+        if raw.get_ref().len() > MAX_STRATEGIES {
+            self.error(
+                raw.get_ref()[MAX_STRATEGIES].span(),
+                format!(
+                    "{} strategies, more than {MAX_STRATEGIES}: split the scenario",
+                    raw.get_ref().len()
+                ),
+            );
+            return Vec::new();
         }
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
         let mut strategies = Vec::new();
@@ -592,7 +632,7 @@ impl Checker<'_> {
 
     fn pool(&mut self, raw: &RawStrategy, span: Range<usize>) -> Option<PoolSettings> {
         let max_size = match &raw.max_size {
-            Some(max) => self.int_in("max_size", max, 1, i64::from(u32::MAX)),
+            Some(max) => self.int_in("max_size", max, 1, MAX_POOL_SIZE as i64),
             None => {
                 self.error(
                     span,
@@ -602,7 +642,7 @@ impl Checker<'_> {
             }
         };
         let min_size = match &raw.min_size {
-            Some(min) => self.int_in("min_size", min, 0, i64::from(u32::MAX)),
+            Some(min) => self.int_in("min_size", min, 0, MAX_POOL_SIZE as i64),
             None => Some(0),
         };
         if let (Some(max), Some(min), Some(min_value)) = (max_size, min_size, &raw.min_size) {
@@ -613,10 +653,11 @@ impl Checker<'_> {
                 );
             }
         }
-        let wait_timeout = raw
-            .wait_timeout
-            .as_ref()
-            .map(|w| self.duration("wait_timeout", w));
+        let wait_timeout = raw.wait_timeout.as_ref().map(|w| {
+            let why = "a pool that does not wait fails every request that finds it busy; \
+                       leave `wait_timeout` out to wait as long as it takes";
+            self.duration_in("wait_timeout", w, MIN_TIMEOUT, MAX_TIMEOUT, why)
+        });
         let recycling = match &raw.recycling {
             None => Some(Recycling::Fast),
             Some(r) => match r.get_ref().as_str() {
@@ -653,7 +694,7 @@ impl Checker<'_> {
         })
     }
 
-    fn queries(&mut self, raw: Option<Spanned<Vec<Spanned<RawQuery>>>>) -> Vec<Query> {
+    fn queries(&mut self, raw: Option<Spanned<Vec<Spanned<Table<RawQuery>>>>>) -> Vec<Query> {
         let Some(raw) = raw else {
             self.error(
                 0..0,
@@ -671,6 +712,17 @@ impl Checker<'_> {
             );
             return Vec::new();
         }
+        if raw.len() > MAX_QUERIES {
+            self.error(
+                raw[MAX_QUERIES].span(),
+                format!(
+                    "{} queries, more than {MAX_QUERIES}: a mix this large measures nothing \
+                     a smaller one would not",
+                    raw.len()
+                ),
+            );
+            return Vec::new();
+        }
         let first_span = raw[0].span();
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
         let mut queries = Vec::new();
@@ -683,6 +735,13 @@ impl Checker<'_> {
             let name = match &raw.name {
                 Some(name) if name.get_ref().trim().is_empty() => {
                     self.error(name.span(), "query `name` is empty");
+                    None
+                }
+                Some(name) if name.get_ref().chars().count() > MAX_NAME_CHARS => {
+                    self.error(
+                        name.span(),
+                        format!("query `name` is longer than {MAX_NAME_CHARS} characters"),
+                    );
                     None
                 }
                 Some(name) => {
@@ -788,6 +847,16 @@ impl Checker<'_> {
                     );
                     return None;
                 }
+                if statements.get_ref().len() > MAX_STATEMENTS {
+                    self.error(
+                        statements.get_ref()[MAX_STATEMENTS].span(),
+                        format!(
+                            "{} statements, more than {MAX_STATEMENTS} in one query",
+                            statements.get_ref().len()
+                        ),
+                    );
+                    return None;
+                }
                 let mut checked = Vec::new();
                 let mut ok = raw.params.is_none();
                 for item in statements.get_ref() {
@@ -815,6 +884,16 @@ impl Checker<'_> {
     ) -> Option<Statement> {
         let text = self.sql_text("`sql`", sql);
         let raw_params: &[Spanned<Node>] = params.map_or(&[], |p| p.get_ref());
+        if raw_params.len() > MAX_PARAMS {
+            self.error(
+                raw_params[MAX_PARAMS].span(),
+                format!(
+                    "{} params, more than {MAX_PARAMS} in one statement",
+                    raw_params.len()
+                ),
+            );
+            return None;
+        }
         let mut checked = Vec::new();
         let mut ok = text.is_some();
         for p in raw_params {
@@ -1093,6 +1172,15 @@ impl Checker<'_> {
         if text.is_empty() {
             self.error(name.span(), format!("{what} is empty"));
             None
+        } else if text.chars().count() > MAX_NAME_CHARS {
+            self.error(
+                name.span(),
+                format!(
+                    "{what} is longer than {MAX_NAME_CHARS} characters (it becomes part of a \
+                     directory name)"
+                ),
+            );
+            None
         } else if let Some(bad) = text.chars().find(|c| !is_name_char(*c)) {
             self.error(
                 name.span(),
@@ -1140,6 +1228,39 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// A duration from `min` to `max` (`duration` must also be longer than
+    /// 0); `why` says why one shorter than `min` is refused.
+    fn duration_in(
+        &mut self,
+        key: &str,
+        value: &Spanned<String>,
+        min: Duration,
+        max: Duration,
+        why: &str,
+    ) -> Option<Duration> {
+        let d = self.duration(key, value)?;
+        let problem = if d.is_zero() && (key == "duration" || !min.is_zero()) {
+            format!("`{key}` must be longer than 0")
+        } else if d < min {
+            format!("`{key}` must be at least {}", show(min))
+        } else if d > max {
+            format!(
+                "`{key}` must be at most {}, found {}",
+                show(max),
+                value.get_ref()
+            )
+        } else {
+            return Some(d);
+        };
+        let problem = if why.is_empty() || d > max {
+            problem
+        } else {
+            format!("{problem}: {why}")
+        };
+        self.error(value.span(), problem);
+        None
     }
 
     fn int_in(&mut self, key: &str, value: &Spanned<i64>, min: i64, max: i64) -> Option<i64> {
@@ -1325,4 +1446,9 @@ mod sweep_tests {
         let e = err("\n[sweep]\npool_size = [4]\n");
         assert!(e.contains("unknown key `pool_size`"), "{e}");
     }
+}
+
+/// The message for a rate out of its range, for the file and `--rate`.
+pub fn rate_out_of_range(what: &str, v: f64) -> String {
+    format!("{what} must be from {MIN_RATE} to {MAX_RATE} arrivals per second, not {v}")
 }

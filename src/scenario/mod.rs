@@ -4,6 +4,7 @@
 
 mod check;
 mod diag;
+pub mod limits;
 mod model;
 mod raw;
 mod sql;
@@ -52,39 +53,68 @@ pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Scenario> {
     apply(scenario, overrides)
 }
 
+/// `s` with the command line's values in place of the file's, checked like
+/// the file's (named by their flag): also what a sweep checks each of its
+/// points with.
+pub fn with_overrides(s: Scenario, o: &Overrides) -> Result<Scenario> {
+    apply(s, o)
+}
+
 /// The flags' values, checked like the file's (named by their flag).
 fn apply(mut s: Scenario, o: &Overrides) -> Result<Scenario> {
+    use limits::{show, MAX_CONCURRENCY, MAX_DURATION, MAX_ROUNDS, MAX_WARMUP};
     if let Some(d) = o.duration {
         if d.is_zero() {
             return Err(bad_input("--duration must be greater than 0"));
         }
+        if d > MAX_DURATION {
+            return Err(bad_input(format!(
+                "--duration must be at most {}, not {}",
+                show(MAX_DURATION),
+                show(d)
+            )));
+        }
         s.run.duration = d;
     }
     if let Some(w) = o.warmup {
+        if w > MAX_WARMUP {
+            return Err(bad_input(format!(
+                "--warmup must be at most {}, not {}",
+                show(MAX_WARMUP),
+                show(w)
+            )));
+        }
         s.run.warmup = w;
     }
     if let Some(seed) = o.seed {
         s.run.seed = seed;
     }
     if let Some(c) = o.concurrency {
+        if c == 0 || c > MAX_CONCURRENCY {
+            return Err(bad_input(format!(
+                "--concurrency must be from 1 to {MAX_CONCURRENCY}, not {c}"
+            )));
+        }
         s.run.concurrency = c;
     }
     if let Some(r) = o.rounds {
+        if r == 0 || r > MAX_ROUNDS {
+            return Err(bad_input(format!(
+                "--rounds must be from 1 to {MAX_ROUNDS}, not {r}"
+            )));
+        }
         s.run.rounds = r;
     }
     if let Some(rate) = o.rate {
-        if !(rate.is_finite() && rate > 0.0 && rate <= check::MAX_RATE) {
-            return Err(bad_input(format!(
-                "--rate must be above 0 and at most {} arrivals per second, not {rate}",
-                check::MAX_RATE
-            )));
+        if !(rate.is_finite() && (limits::MIN_RATE..=limits::MAX_RATE).contains(&rate)) {
+            return Err(bad_input(check::rate_out_of_range("--rate", rate)));
         }
         s.run.arrivals = Some(match s.run.arrivals {
             Some(a) => Arrivals { rate, ..a },
             None => Arrivals {
                 rate,
                 process: ArrivalProcess::Poisson,
-                max_in_flight: check::DEFAULT_MAX_IN_FLIGHT,
+                max_in_flight: limits::DEFAULT_MAX_IN_FLIGHT,
             },
         });
     }
@@ -103,18 +133,20 @@ fn apply(mut s: Scenario, o: &Overrides) -> Result<Scenario> {
         }
         s.strategies.retain(|st| o.only.contains(&st.name));
     }
+    // The file's budgets held for its own values; the flags' may not.
+    if let Some(problem) = limits::budget_problems(&s.run, &s.queries, s.strategies.len()).first() {
+        return Err(bad_input(format!(
+            "{} with the command line's values: {problem}",
+            s.source.path.display()
+        )));
+    }
     Ok(s)
 }
 
 fn read(path: &Path) -> Result<Scenario> {
     let shown = path.display();
-    if path.is_dir() {
-        return Err(bad_input(format!(
-            "{shown}: is a directory, expected a scenario file (.toml)"
-        )));
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| bad_input(format!("{shown}: cannot read the scenario file: {e}")))?;
+    let bytes = crate::input::read_capped(path, limits::MAX_FILE_BYTES, "scenario file")
+        .map_err(|e| bad_input(format!("{shown}: {e}")))?;
     let text = match std::str::from_utf8(&bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -167,24 +199,10 @@ fn toml_message(message: &str) -> String {
         ("expected a boolean", "expected true or false"),
         ("expected a sequence", "expected an array"),
         ("expected struct RawScenario", "expected a table"),
-        ("expected struct RawRun", "expected a table `[run]`"),
+        // `raw::Table`: an array where the format has a table.
         (
-            "expected struct RawDatabase",
-            "expected a table `[database]`",
-        ),
-        (
-            "expected struct RawEmbedded",
-            "expected a table `[database.embedded]`",
-        ),
-        ("expected struct RawSetup", "expected a table `[setup]`"),
-        (
-            "expected struct RawStrategy",
-            "expected a table `[[strategy]]`",
-        ),
-        ("expected struct RawQuery", "expected a table `[[query]]`"),
-        (
-            "expected struct RawStatement",
-            "expected a table `{ sql = \"...\" }`",
+            "invalid type: sequence, expected a table",
+            "found an array where the format has a table",
         ),
     ];
     let mut out = message.to_owned();

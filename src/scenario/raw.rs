@@ -7,6 +7,8 @@
 //! which can say what the key is for, rather than by serde.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -17,13 +19,13 @@ use toml::Spanned;
 pub struct RawScenario {
     pub name: Option<Spanned<String>>,
     pub description: Option<Spanned<String>>,
-    pub run: Option<Spanned<RawRun>>,
-    pub database: Option<Spanned<RawDatabase>>,
-    pub setup: Option<Spanned<RawSetup>>,
-    pub strategy: Option<Spanned<Vec<Spanned<RawStrategy>>>>,
-    pub query: Option<Spanned<Vec<Spanned<RawQuery>>>>,
-    pub sweep: Option<Spanned<RawSweep>>,
-    pub pgbouncer: Option<Spanned<RawPgBouncer>>,
+    pub run: Option<Spanned<Table<RawRun>>>,
+    pub database: Option<Spanned<Table<RawDatabase>>>,
+    pub setup: Option<Spanned<Table<RawSetup>>>,
+    pub strategy: Option<Spanned<Vec<Spanned<Table<RawStrategy>>>>>,
+    pub query: Option<Spanned<Vec<Spanned<Table<RawQuery>>>>>,
+    pub sweep: Option<Spanned<Table<RawSweep>>>,
+    pub pgbouncer: Option<Spanned<Table<RawPgBouncer>>>,
 }
 
 /// `[pgbouncer]`: settings of the embedded PgBouncer (`via = "pgbouncer"`).
@@ -33,6 +35,73 @@ pub struct RawPgBouncer {
     pub pool_mode: Option<Spanned<String>>,
     pub default_pool_size: Option<Spanned<i64>>,
     pub max_client_conn: Option<Spanned<i64>>,
+}
+
+/// A value the format says is a table. serde's derived structs also take
+/// an array and read it by position (`run = ["10s", "2s", 8]` would set
+/// the duration, the warm-up and the concurrency), which no key of a
+/// scenario allows: this wrapper accepts a table only.
+#[derive(Debug)]
+pub struct Table<T>(pub T);
+
+impl<T> Table<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Table<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// How a table is named in "expected a table …" messages.
+pub trait TableName {
+    const NAME: &'static str;
+}
+
+impl<'de, T: Deserialize<'de> + TableName> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TableVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de> + TableName> Visitor<'de> for TableVisitor<T> {
+            type Value = Table<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a table {}", T::NAME)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Table<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Table)
+            }
+        }
+
+        deserializer.deserialize_map(TableVisitor(PhantomData))
+    }
+}
+
+macro_rules! table_names {
+    ($($ty:ty => $name:expr),* $(,)?) => {
+        $(impl TableName for $ty {
+            const NAME: &'static str = $name;
+        })*
+    };
+}
+
+table_names! {
+    RawRun => "`[run]`",
+    RawRetry => "`[run.retry]`",
+    RawDatabase => "`[database]`",
+    RawEmbedded => "`[database.embedded]`",
+    RawSetup => "`[setup]`",
+    RawStrategy => "`[[strategy]]`",
+    RawQuery => "`[[query]]`",
+    RawStatement => "`{ sql = \"...\" }`",
+    RawSweep => "`[sweep]`",
+    RawPgBouncer => "`[pgbouncer]`",
 }
 
 /// `[sweep]`: the grid `poolbench sweep` measures (its flags override it).
@@ -53,7 +122,7 @@ pub struct RawRun {
     pub rounds: Option<Spanned<i64>>,
     pub request_timeout: Option<Spanned<String>>,
     pub max_error_rate: Option<Spanned<f64>>,
-    pub retry: Option<Spanned<RawRetry>>,
+    pub retry: Option<Spanned<Table<RawRetry>>>,
     /// Open loop: arrivals per second (an integer or a float).
     pub rate: Option<Spanned<Node>>,
     pub arrival: Option<Spanned<String>>,
@@ -72,7 +141,7 @@ pub struct RawRetry {
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     pub dsn: Option<Spanned<String>>,
-    pub embedded: Option<Spanned<RawEmbedded>>,
+    pub embedded: Option<Spanned<Table<RawEmbedded>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +183,7 @@ pub struct RawQuery {
     pub weight: Option<Spanned<i64>>,
     pub sql: Option<Spanned<String>>,
     pub params: Option<Spanned<Vec<Spanned<Node>>>>,
-    pub statements: Option<Spanned<Vec<Spanned<RawStatement>>>>,
+    pub statements: Option<Spanned<Vec<Spanned<Table<RawStatement>>>>>,
     pub transaction: Option<Spanned<bool>>,
     pub parallel: Option<Spanned<bool>>,
 }

@@ -98,6 +98,10 @@ pub struct SweepPoint {
     pub service_time_mean_us: f64,
     /// Time to open the pool's `pool_size` connections before measuring.
     pub startup_ms: f64,
+    /// Cut short by an interruption: measured for less than the duration.
+    /// Kept, but never the knee nor part of the fit or a plan.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// The phases a pool point keeps, in the order of sweep.csv and the table.

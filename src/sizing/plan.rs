@@ -143,12 +143,14 @@ pub fn sweep_path(p: &Path) -> PathBuf {
     }
 }
 
+/// The largest sweep.json read (a sweep keeps no timeline: a few KB per
+/// point).
+pub const MAX_SWEEP_BYTES: u64 = 64 << 20;
+
 pub fn read_sweep(path: &Path) -> Result<SweepReport> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad_input(format!("{shown}: cannot read the sweep: {e}")))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad_input(format!("{shown}: not JSON: {e}")))?;
+    let value = crate::input::read_json_capped(path, MAX_SWEEP_BYTES, "sweep")
+        .map_err(|e| bad_input(format!("{shown}: {e}")))?;
     if value.get("kind").and_then(|k| k.as_str()) != Some(SWEEP_KIND) {
         return Err(bad_input(format!(
             "{shown}: not a sweep.json (a report.json of `run`?): plan reads the sweep.json \
@@ -257,7 +259,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
     let points: Vec<&SweepPoint> = sweep
         .points_at(concurrency)
         .into_iter()
-        .filter(|p| p.requests > 0 && p.service_time_mean_us > 0.0)
+        .filter(|p| p.requests > 0 && p.service_time_mean_us > 0.0 && !p.partial)
         .collect();
     if points.is_empty() {
         return Err(bad_input(format!(
@@ -612,6 +614,7 @@ pub(crate) mod tests {
             query: pct(s_us, s_us as u64, query_p99_us),
             service_time_mean_us: s_us,
             startup_ms: 10.0,
+            partial: false,
         }
     }
 

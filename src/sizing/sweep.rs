@@ -29,6 +29,7 @@ pub fn pool_point(concurrency: u32, size: usize, r: &StrategyReport) -> SweepPoi
         query,
         service_time_mean_us: query.mean_us,
         startup_ms: r.startup_ms,
+        partial: false,
     }
 }
 
@@ -71,6 +72,32 @@ pub fn analyse_all(sweep: &SweepReport) -> Vec<Analysis> {
         .settings
         .concurrency
         .iter()
-        .filter_map(|&c| analyse(c, &sweep.points_at(c)))
+        .filter_map(|&c| {
+            // A point cut short is shown, but neither fitted nor a knee.
+            let whole: Vec<&SweepPoint> = sweep
+                .points_at(c)
+                .into_iter()
+                .filter(|p| !p.partial)
+                .collect();
+            analyse(c, &whole)
+        })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_point_is_shown_but_never_the_knee() {
+        let mut sweep = crate::sizing::plan::tests::known_sweep(5000);
+        let knee = analyse_all(&sweep)[0].knee_pool_size;
+        for p in sweep.points.iter_mut().filter(|p| p.pool_size == knee) {
+            p.partial = true;
+        }
+        let cut = analyse_all(&sweep);
+        assert_ne!(cut[0].knee_pool_size, knee);
+        let table = crate::report::term::sweep::table(&sweep);
+        assert!(table.contains("partial: interrupted"), "{table}");
+    }
 }

@@ -23,7 +23,7 @@ use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, RequestError};
 use crate::rng::Rng;
 use crate::scenario::{Query, QueryMode};
 use crate::source::{ConnectionSource, Lease};
-use params::{can_bind, Generator, Value};
+use params::{can_bind, int_bounds, Generator, Value};
 
 /// The scenario's queries, ready to draw from.
 #[derive(Debug, Clone)]
@@ -135,6 +135,21 @@ impl Mix {
                             n + 1,
                             n + 1
                         )));
+                    }
+                    // A range wider than the column's type would fail at
+                    // run time, request after request.
+                    if let (Some((lo, hi)), Some((min, max))) =
+                        (generator.int_range(), int_bounds(ty))
+                    {
+                        if lo < min || hi > max {
+                            return Err(bad_input(format!(
+                                "{where_}: ${} has type {ty} on the server, which holds \
+                                 {min}..{max}, and its parameter draws {lo}..{hi}: narrow the \
+                                 range, or cast in SQL (e.g. ${}::int8)",
+                                n + 1,
+                                n + 1
+                            )));
+                        }
                     }
                 }
                 s.param_types = stmt.params().to_vec();

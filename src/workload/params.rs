@@ -56,6 +56,34 @@ impl Generator {
         }
     }
 
+    /// The lowest and highest integer it can draw (None when it draws no
+    /// integer).
+    pub fn int_range(&self) -> Option<(i64, i64)> {
+        match self {
+            Generator::Int { lo, span } => {
+                // span 0 stands for the whole i64 range (see `new`).
+                let hi = if *span == 0 {
+                    i64::MAX
+                } else {
+                    i64::try_from(i128::from(*lo) + i128::from(*span) - 1).unwrap_or(i64::MAX)
+                };
+                Some((*lo, hi))
+            }
+            Generator::Zipf(z) => Some((1, z.n as i64)),
+            Generator::Choice(items) => {
+                let ints = items.iter().filter_map(|v| match v {
+                    Value::Int(i) => Some(*i),
+                    _ => None,
+                });
+                let (lo, hi) =
+                    ints.fold((i64::MAX, i64::MIN), |(lo, hi), i| (lo.min(i), hi.max(i)));
+                (lo <= hi).then_some((lo, hi))
+            }
+            Generator::Fixed(Value::Int(i)) => Some((*i, *i)),
+            Generator::Fixed(_) | Generator::Text { .. } => None,
+        }
+    }
+
     pub fn draw(&self, rng: &mut Rng) -> Value {
         match self {
             Generator::Int { lo, span } => {
@@ -160,6 +188,17 @@ pub fn can_bind(value: &Value, ty: &Type) -> bool {
         Value::Float(_) => matches!(t, Type::FLOAT4 | Type::FLOAT8) || is_textual(&t),
         Value::Bool(_) => t == Type::BOOL || is_textual(&t),
         Value::Text(_) => is_textual(&t),
+    }
+}
+
+/// The integers a parameter of type `ty` holds, for the integer types
+/// narrower than the generators' i64 (None for the others).
+pub fn int_bounds(ty: &Type) -> Option<(i64, i64)> {
+    match *ty {
+        Type::INT2 => Some((i16::MIN.into(), i16::MAX.into())),
+        Type::INT4 => Some((i32::MIN.into(), i32::MAX.into())),
+        Type::OID => Some((0, u32::MAX.into())),
+        _ => None,
     }
 }
 
@@ -297,6 +336,37 @@ mod tests {
         };
         assert_eq!(s.len(), 12);
         assert!(s.chars().all(|c| c.is_ascii_lowercase()));
+    }
+
+    #[test]
+    fn integer_ranges_are_known_before_drawing() {
+        let range = |p: Param| Generator::new(&p).int_range();
+        assert_eq!(range(Param::Int { lo: -5, hi: 70_000 }), Some((-5, 70_000)));
+        assert_eq!(
+            range(Param::Int {
+                lo: i64::MIN,
+                hi: i64::MAX
+            }),
+            Some((i64::MIN, i64::MAX))
+        );
+        assert_eq!(
+            range(Param::Zipf {
+                max: 40_000,
+                s: 1.1
+            }),
+            Some((1, 40_000))
+        );
+        assert_eq!(
+            range(Param::Choice(vec![
+                Literal::Int(3),
+                Literal::Text("x".into()),
+                Literal::Int(-9)
+            ])),
+            Some((-9, 3))
+        );
+        assert_eq!(range(Param::Text { len: 3 }), None);
+        assert_eq!(int_bounds(&Type::INT2), Some((-32768, 32767)));
+        assert_eq!(int_bounds(&Type::INT8), None);
     }
 
     #[test]

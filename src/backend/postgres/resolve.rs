@@ -273,7 +273,7 @@ fn build(info: &ConnInfo, source: Source, env: &dyn Environment) -> Result<Targe
                     Lookup::NotFound => {}
                     Lookup::Ignored(warning) => {
                         // libpq prints this on stderr and goes on without it.
-                        eprintln!("{warning}");
+                        crate::errln!("{warning}");
                         break;
                     }
                 }

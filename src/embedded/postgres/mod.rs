@@ -15,6 +15,7 @@ mod cert;
 mod cluster;
 mod process;
 mod ready;
+mod stale;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -127,8 +128,10 @@ impl EmbeddedServer {
         let version = binaries::postgres_version(&bin_dir).await?;
         let run_as = process::server_user()?;
 
+        // What a poolbench killed outright (SIGKILL) left behind.
+        stale::remove_dead(&std::env::temp_dir());
         let tempdir = tempfile::Builder::new()
-            .prefix("poolbench-")
+            .prefix(stale::PREFIX)
             .tempdir()
             .context("creating a temporary directory for the embedded server")
             .environment()?;
@@ -137,6 +140,7 @@ impl EmbeddedServer {
             postmaster: None,
             dir: Some(tempdir),
         };
+        stale::write_owner(&dir)?;
         // The unix socket lives here: only the server user may enter.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("restricting {}", dir.display()))

@@ -1,6 +1,8 @@
 //! Waiting for a started postmaster: connect with the real authentication
-//! until it answers, notice when it exits instead (and whether it lost its
-//! port), and quote the end of its log in the error.
+//! until it answers, make sure the server answering is ours (another one
+//! may hold the port ours failed to bind), notice when it exits instead
+//! (and whether it lost its port), and quote the end of its log in the
+//! error.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -52,7 +54,21 @@ pub async fn wait_ready(
             }
         };
         let last = match attempt {
-            Ok(Ok(_client)) => return Ready::Yes,
+            Ok(Ok(client)) => {
+                // Ours answers with its own data directory; another server
+                // on the port (which then is not ours to bind) does not.
+                let data = dir.join("data");
+                return match data_directory(&client).await {
+                    Some(theirs) if same_path(&theirs, &data) => Ready::Yes,
+                    found => Ready::PortTaken(error::environment(format!(
+                        "another PostgreSQL server answers at {} (its data directory is {}, \
+                         not {}): the port is taken",
+                        target.redacted(),
+                        found.as_deref().unwrap_or("not readable"),
+                        data.display()
+                    ))),
+                };
+            }
             Ok(Err(e)) => {
                 // Authentication errors will not go away by waiting.
                 let code = e.code().map(|c| c.code().to_string());
@@ -78,6 +94,22 @@ pub async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The data directory of the server `client` is connected to (None when
+/// it will not say: a server where poolbench's user is no superuser).
+async fn data_directory(client: &tokio_postgres::Client) -> Option<String> {
+    client
+        .query_one("SELECT current_setting('data_directory')", &[])
+        .await
+        .ok()?
+        .try_get::<_, String>(0)
+        .ok()
+}
+
+fn same_path(reported: &str, ours: &Path) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canonical(Path::new(reported)) == canonical(ours)
 }
 
 /// Resolves when the postmaster has exited.

@@ -96,8 +96,8 @@ impl Exporter<Report> for TimelineCsv {
                     &row.second.to_string(),
                     &format!("{:.1}", row.rps),
                     &row.errors.to_string(),
-                    &ms3(row.p50_us),
-                    &ms3(row.p99_us),
+                    &row.p50_us.map(ms3).unwrap_or_default(),
+                    &row.p99_us.map(ms3).unwrap_or_default(),
                     &opt(row.pool_size),
                     &opt(row.pool_available),
                     &opt(row.pool_waiting),
@@ -131,7 +131,11 @@ impl Exporter<SweepReport> for SweepCsv {
                 header.push(format!("{phase}_{p}_ms"));
             }
         }
-        header.extend(["service_time_mean_ms".into(), "knee".into()]);
+        header.extend([
+            "service_time_mean_ms".into(),
+            "knee".into(),
+            "partial".into(),
+        ]);
         w.write_record(&header)?;
         for p in &sweep.points {
             let knee = sweep
@@ -156,6 +160,7 @@ impl Exporter<SweepReport> for SweepCsv {
             }
             row.push(format!("{:.3}", p.service_time_mean_us / 1000.0));
             row.push(knee.to_string());
+            row.push(p.partial.to_string());
             w.write_record(&row)?;
         }
         Ok(w.into_inner()?)
@@ -226,14 +231,14 @@ mod tests {
              total_p50_ms,total_p90_ms,total_p99_ms,total_p999_ms,\
              acquire_p50_ms,acquire_p90_ms,acquire_p99_ms,acquire_p999_ms,\
              query_p50_ms,query_p90_ms,query_p99_ms,query_p999_ms,\
-             service_time_mean_ms,knee"
+             service_time_mean_ms,knee,partial"
         );
         assert_eq!(lines.len(), 5);
         // Pool 4: total p50 1.5 ms, p99 2.5 ms; acquire 0.05/0.4; query 1/2.
         assert_eq!(
             lines[3],
             "known,8,4,7000,0,3500.0,1.500,2.500,2.500,2.500,0.050,0.400,0.400,0.400,\
-             1.000,2.000,2.000,2.000,1.000,false"
+             1.000,2.000,2.000,2.000,1.000,false,false"
         );
     }
 }

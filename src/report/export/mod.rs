@@ -14,6 +14,8 @@ pub mod json;
 pub mod markdown;
 
 use std::fs;
+use std::io::Write;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -27,16 +29,53 @@ pub trait Exporter<M> {
     fn serialize(&self, model: &M) -> Result<Vec<u8>>;
 }
 
+/// A results directory, ready to be written to. The directories
+/// [`prepare_dir`] created for it are removed again on drop if nothing was
+/// written in them (a run that could not reach its database leaves no
+/// empty directory behind).
+#[derive(Debug)]
+pub struct OutDir {
+    path: PathBuf,
+    /// Created by `prepare_dir`, deepest last.
+    created: Vec<PathBuf>,
+}
+
+impl Deref for OutDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for OutDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        // remove_dir fails on a directory that is not empty, which is kept.
+        for dir in self.created.iter().rev() {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// The output directory: `out`, or `results/<name>-<timestamp>/`. A
 /// directory that already holds one of `files` is refused (exit 2) unless
-/// `force`, so no earlier measurement is overwritten.
+/// `force`, so no earlier measurement is overwritten; one poolbench cannot
+/// write in is refused before anything is measured (exit 3).
 pub fn prepare_dir<M>(
     out: Option<&Path>,
     name: &str,
     started: &str,
     force: bool,
     files: &[&dyn Exporter<M>],
-) -> Result<PathBuf> {
+) -> Result<OutDir> {
     let dir = match out {
         Some(dir) => dir.to_path_buf(),
         None => Path::new("results").join(format!("{name}-{}", compact_timestamp(started))),
@@ -53,10 +92,37 @@ pub fn prepare_dir<M>(
             )));
         }
     }
+    let mut created = Vec::new();
+    let mut missing = Some(dir.as_path());
+    while let Some(d) = missing.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        created.push(d.to_path_buf());
+        missing = d.parent();
+    }
+    created.reverse();
+    let out = OutDir {
+        path: dir.clone(),
+        created,
+    };
     fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the results directory {}", dir.display()))
         .environment()?;
-    Ok(dir)
+    // Found now, not after the first strategy was measured.
+    probe(&dir)
+        .with_context(|| format!("cannot write in the results directory {}", dir.display()))
+        .environment()?;
+    Ok(out)
+}
+
+/// Creates, writes and removes a file in `dir`.
+fn probe(dir: &Path) -> std::io::Result<()> {
+    let path = dir.join(format!(".poolbench-probe-{}", std::process::id()));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(b"\n").and_then(|()| f.sync_all()));
+    let removed = fs::remove_file(&path);
+    written.and(removed)
 }
 
 /// Writes every file of `model` into `dir`, atomically per file.
@@ -74,8 +140,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
+    let written = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        // A full disk must not leave half a file behind.
+        let _ = fs::remove_file(&tmp);
+    }
+    written
         .with_context(|| format!("cannot write {}", path.display()))
         .environment()
 }
@@ -124,6 +194,38 @@ mod tests {
             format!("{err}").contains("summary.csv already exists"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The rename fails: a non-empty directory holds the name.
+        std::fs::create_dir_all(dir.path().join("report.json/x")).unwrap();
+        let err = write_atomically(&dir.path().join("report.json"), b"{}").unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&err),
+            Some(crate::error::Kind::Environment)
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["report.json"]);
+    }
+
+    #[test]
+    fn directories_created_for_nothing_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a/b/c");
+        let prepared = prepare_dir(Some(&out), "x", "", false, &FILES).unwrap();
+        assert!(out.is_dir());
+        drop(prepared);
+        assert!(!dir.path().join("a").exists());
+        // Written in: kept.
+        let prepared = prepare_dir(Some(&out), "x", "", false, &FILES).unwrap();
+        write_all(&prepared, &(), &FILES).unwrap();
+        drop(prepared);
+        assert!(out.join("report.json").exists());
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn rows(diff: &Diff) -> Vec<Vec<String>> {
                 } else {
                     String::new()
                 },
-                m.metric.label().to_string(),
+                m.label(),
                 m.verdict.as_str().to_string(),
                 m.base_text(),
                 m.candidate_text(),

@@ -207,8 +207,20 @@ pub fn tables(report: &Report) -> String {
 }
 
 pub fn error_line(s: &StrategyReport) -> Option<String> {
+    let startup = (!s.startup_errors.is_empty()).then(|| {
+        let classes: Vec<String> = s
+            .startup_errors
+            .iter()
+            .map(|(k, v)| format!("{k} {}", thousands(*v)))
+            .collect();
+        format!(
+            "before measuring, {} failed: {}",
+            s.name,
+            classes.join(", ")
+        )
+    });
     if s.errors.is_empty() {
-        return None;
+        return startup;
     }
     let classes: Vec<String> = s
         .errors
@@ -222,25 +234,31 @@ pub fn error_line(s: &StrategyReport) -> Option<String> {
         .next()
         .map(|m| format!(" (e.g. \"{m}\")"))
         .unwrap_or_default();
-    Some(format!(
+    let line = format!(
         "errors in {}: {} of {} requests ({:.2}%): {}{sample}",
         s.name,
         thousands(s.error_count()),
         thousands(s.requests + s.error_count()),
         s.error_rate() * 100.0,
         classes.join(", ")
-    ))
+    );
+    Some(match startup {
+        Some(before) => format!("{before}\n{line}"),
+        None => line,
+    })
 }
 
 /// The one-line verdict: the first fresh strategy against the pool with the
-/// highest throughput.
+/// highest throughput; or, when most requests of a strategy failed, that
+/// there is no valid comparison.
 pub fn headline(report: &Report) -> Option<String> {
     let behind: Vec<String> = report
         .strategies
         .iter()
         .filter_map(StrategyReport::fell_behind)
         .collect();
-    match (comparison_line(report), behind.is_empty()) {
+    let line = report.not_comparable().or_else(|| comparison_line(report));
+    match (line, behind.is_empty()) {
         (line, true) => line,
         (None, false) => Some(behind.join("\n")),
         (Some(line), false) => Some(format!("{line}\n{}", behind.join("\n"))),

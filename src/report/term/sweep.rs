@@ -60,6 +60,7 @@ pub fn table(sweep: &SweepReport) -> String {
         let analysis = sweep.analysis.iter().find(|a| a.concurrency == *c);
         for p in sweep.points_at(*c) {
             let mark = match analysis {
+                _ if p.partial => "partial: interrupted, not analysed",
                 Some(a) if a.knee_pool_size == p.pool_size => "◀ knee",
                 _ => "",
             };

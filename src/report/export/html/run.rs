@@ -85,6 +85,10 @@ fn headline_comparison(report: &Report) -> Option<&Comparison> {
 }
 
 fn headline(page: &mut Page, report: &Report) {
+    if let Some(why) = report.not_comparable() {
+        page.paragraph("headline", &why);
+        return;
+    }
     let Some(c) = headline_comparison(report) else {
         page.paragraph(
             "headline",
@@ -376,8 +380,16 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
         );
 
         let latency = vec![
-            Line::new("p50", color(0), series(&|r| Some(r.p50_us as f64 / 1000.0))),
-            Line::new("p99", color(4), series(&|r| Some(r.p99_us as f64 / 1000.0))),
+            Line::new(
+                "p50",
+                color(0),
+                series(&|r| r.p50_us.map(|v| v as f64 / 1000.0)),
+            ),
+            Line::new(
+                "p99",
+                color(4),
+                series(&|r| r.p99_us.map(|v| v as f64 / 1000.0)),
+            ),
         ];
         let top = max_y(&latency);
         page.figure(
