@@ -265,13 +265,16 @@ fn breaches(report: &Report, max_error_rate: Option<f64>) -> Vec<String> {
                 s.name,
                 rate * 100.0
             ));
-        } else if let Some(max) = max_error_rate.filter(|max| rate > *max) {
-            found.push(format!(
-                "strategy {}: error rate {:.2}% is above max_error_rate {:.2}%",
-                s.name,
-                rate * 100.0,
-                max * 100.0
-            ));
+        }
+        if s.requests > 0 {
+            if let Some(max) = max_error_rate.filter(|max| rate > *max) {
+                found.push(format!(
+                    "strategy {}: error rate {:.2}% is above max_error_rate {:.2}%",
+                    s.name,
+                    rate * 100.0,
+                    max * 100.0
+                ));
+            }
         }
     }
     found

@@ -8,9 +8,8 @@ use std::time::{Duration, SystemTime};
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{
-    ErrorCounts, PackedPhases, PhaseTimings, PoolStatus, PoolerStatus, Recorder, RequestError,
-};
+use crate::metrics::packed::PackedPhases;
+use crate::metrics::{ErrorCounts, PhaseTimings, PoolStatus, PoolerStatus, Recorder, RequestError};
 use crate::rng::Rng;
 use crate::scenario::{Arrivals, RetryPolicy};
 

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 use super::api::{Observer, Second, Service, Tick};
 use super::window::{Live, Window};
-use crate::metrics::{Interval, PackedPhases, PoolStatus, PoolerStatus};
+use crate::metrics::packed::PackedPhases;
+use crate::metrics::{Interval, PoolStatus, PoolerStatus};
 
 /// The seconds of a round, as collected.
 pub struct Seconds(Vec<Second>);

@@ -14,7 +14,6 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 pub use errors::{ErrorClass, ErrorCounts, RequestError};
-pub use packed::PackedPhases;
 
 /// The phases of one request: the one list of them. Histograms, report
 /// fields, CSV rows and table lines are all derived from [`Phase::ALL`].
