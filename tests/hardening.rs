@@ -763,3 +763,65 @@ async fn an_interrupted_sweep_marks_its_partial_point() {
     assert!(table.contains("partial: interrupted"), "{table}");
     server.stop().await.unwrap();
 }
+
+/// Class 10: the README's recipe for a server in the background returns,
+/// reaches the server and stops it without a trace; the scripts find the
+/// binary under CARGO_TARGET_DIR.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_recipe_and_the_scripts_work() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let recipe = [
+        "poolbench server > pg.env &",
+        "until grep -q ^PGSSLMODE pg.env; do sleep 0.2; done",
+        "export $(grep ^PG pg.env)",
+        "kill %1",
+    ];
+    for line in recipe {
+        assert!(readme.contains(line), "the README lost {line:?}");
+    }
+    let tmp = private_tmp();
+    let bin_dir = tmp.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(BIN, bin_dir.join("poolbench")).unwrap();
+    // One command a line, as a shell session runs them.
+    let script = format!(
+        "set -e\n{}\n{}\n{}\ntest -n \"$PGPASSWORD\"\nexec 3<>\"/dev/tcp/$PGHOST/$PGPORT\"\n\
+         exec 3>&-\n{}\nwait || true\n",
+        recipe[0], recipe[1], recipe[2], recipe[3]
+    );
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(tmp.path())
+            .env("PATH", path)
+            .env("TMPDIR", tmp.path())
+            .output(),
+    )
+    .await
+    .expect("the recipe returns")
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        clusters(tmp.path()).is_empty(),
+        "{:?}",
+        clusters(tmp.path())
+    );
+
+    for entry in std::fs::read_dir(root.join("scripts")).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        for (i, _) in text.match_indices("target/release/poolbench") {
+            assert!(
+                text[..i].ends_with("${CARGO_TARGET_DIR:-"),
+                "{} builds into CARGO_TARGET_DIR but looks in target/",
+                entry.path().display()
+            );
+        }
+    }
+}
