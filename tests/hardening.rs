@@ -439,6 +439,7 @@ async fn a_taken_port_is_not_taken_for_the_embedded_server() {
         tls: false,
         port: None,
         max_connections: 10,
+        ..EmbeddedOptions::default()
     })
     .await
     .unwrap();
