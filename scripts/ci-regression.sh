@@ -32,7 +32,7 @@ out=${OUT:-results/ci-$(date -u +%Y%m%dT%H%M%SZ)}
 markdown=${COMPARE_MD:-compare.md}
 
 cargo build --release --quiet || exit 3
-bin=target/release/poolbench
+bin=${CARGO_TARGET_DIR:-target}/release/poolbench
 
 run_flags=(--rounds "$rounds" --out "$out" --quiet)
 [[ -n ${DURATION:-} ]] && run_flags+=(--duration "$DURATION")

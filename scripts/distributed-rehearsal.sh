@@ -14,7 +14,8 @@
 #   LEAD=8                            seconds from now to --start-at (room for
 #                                     N processes to start and connect)
 #   OUT=results/rehearsal-<UTC time>  where everything is written
-#   POOLBENCH=target/release/poolbench  the binary (built if it is the default)
+#   POOLBENCH=${CARGO_TARGET_DIR:-target}/release/poolbench
+#                                     the binary (built if it is the default)
 #
 # Exit code: 0 when every copy and the merge succeeded; otherwise the first
 # failing step's code (2 bad input, 3 environment).
@@ -29,7 +30,7 @@ n=$1
 scenario=${SCENARIO:-scenarios/select1.toml}
 lead=${LEAD:-8}
 out=${OUT:-results/rehearsal-$(date -u +%Y%m%dT%H%M%SZ)}
-bin=${POOLBENCH:-target/release/poolbench}
+bin=${POOLBENCH:-${CARGO_TARGET_DIR:-target}/release/poolbench}
 if [[ -z ${POOLBENCH:-} ]]; then
   cargo build --release --quiet || exit 3
 fi

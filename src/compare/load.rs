@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use serde::Deserialize;
 
 use crate::error::bad_input;
 use crate::report::{Report, SCHEMA_VERSION};
@@ -20,6 +21,12 @@ pub struct LoadedReport {
 /// allows writes (24 h measured, a few KB per timeline second), far below
 /// what a device or a never-ending pipe would fill the memory with.
 pub const MAX_REPORT_BYTES: u64 = 1 << 30;
+
+/// Just enough of a report to check its version before reading the rest.
+#[derive(Deserialize)]
+struct Versioned {
+    schema_version: Option<u64>,
+}
 
 /// Reads `path`, a report.json or a run directory holding one. `role`
 /// ("baseline", "candidate") makes errors say which argument was wrong.
@@ -40,22 +47,20 @@ pub fn load_report(path: &Path, role: &str) -> Result<LoadedReport> {
             format!("{role} {shown}: no such file")
         }));
     }
-    let value = crate::input::read_json_capped(&file, MAX_REPORT_BYTES, "report").map_err(|e| {
-        let e = match e.strip_prefix("not JSON: ") {
-            Some(json) => format!("not a poolbench report.json: {json}"),
-            None => e,
-        };
-        bad_input(format!("{role} {shown}: {e}"))
-    })?;
-    if !value.is_object() {
-        return Err(bad_input(format!(
-            "{role} {shown}: not a poolbench report.json (not a JSON object)"
-        )));
-    }
+    let bytes =
+        crate::input::read_object_capped(&file, MAX_REPORT_BYTES, "report").map_err(|e| {
+            let e = match e.strip_prefix("not JSON: ") {
+                Some(why) => format!("not a poolbench report.json: {why}"),
+                None => e,
+            };
+            bad_input(format!("{role} {shown}: {e}"))
+        })?;
     // The version first, so a future schema gets "not supported" rather
-    // than a missing-field error.
-    let schema_version = value.get("schema_version").and_then(|v| v.as_u64());
-    match schema_version {
+    // than a missing-field error. (Both parse the bytes into typed values:
+    // unknown keys are skipped, not kept.)
+    let versioned: Versioned = serde_json::from_slice(&bytes)
+        .map_err(|e| bad_input(format!("{role} {shown}: not a poolbench report.json: {e}")))?;
+    match versioned.schema_version {
         None => {
             return Err(bad_input(format!(
                 "{role} {shown}: not a poolbench report.json (it has no schema_version)"
@@ -68,7 +73,7 @@ pub fn load_report(path: &Path, role: &str) -> Result<LoadedReport> {
         }
         Some(_) => {}
     }
-    let report: Report = serde_json::from_value(value).map_err(|e| {
+    let report: Report = serde_json::from_slice(&bytes).map_err(|e| {
         bad_input(format!(
             "{role} {shown}: not a valid schema_version {SCHEMA_VERSION} report: {e}"
         ))

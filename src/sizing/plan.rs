@@ -149,8 +149,10 @@ pub const MAX_SWEEP_BYTES: u64 = 64 << 20;
 
 pub fn read_sweep(path: &Path) -> Result<SweepReport> {
     let shown = path.display();
-    let value = crate::input::read_json_capped(path, MAX_SWEEP_BYTES, "sweep")
+    let bytes = crate::input::read_object_capped(path, MAX_SWEEP_BYTES, "sweep")
         .map_err(|e| bad_input(format!("{shown}: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad_input(format!("{shown}: not JSON: {e}")))?;
     if value.get("kind").and_then(|k| k.as_str()) != Some(SWEEP_KIND) {
         return Err(bad_input(format!(
             "{shown}: not a sweep.json (a report.json of `run`?): plan reads the sweep.json \
