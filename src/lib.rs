@@ -14,12 +14,14 @@ pub mod input;
 pub mod instance;
 pub mod metrics;
 pub mod output;
+pub mod net;
 pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod session;
 pub mod sizing;
 pub mod source;
+pub mod timer;
 pub mod workload;
 
 use anyhow::Result;
