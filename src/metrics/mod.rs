@@ -1,10 +1,12 @@
 //! Measurements: the phases of a request (the one list of them), per-phase
 //! latency histograms owned by each worker, error counts by class, the
 //! per-second interval each worker hands to the collector, and the
-//! summaries computed from merged histograms.
+//! summaries computed from merged histograms. `setup.rs` holds what opening
+//! a connection measured, recorded apart from the requests.
 
 pub mod errors;
 pub mod packed;
+pub mod setup;
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use errors::{ErrorClass, ErrorCounts, RequestError};
 pub use packed::PackedPhases;
+pub use setup::{RoundTrips, Setup, SetupLog};
 
 /// The phases of one request: the one list of them. Histograms, report
 /// fields, CSV rows and table lines are all derived from [`Phase::ALL`].
@@ -22,6 +25,14 @@ pub use packed::PackedPhases;
 pub enum Phase {
     /// Opening a connection: TCP, TLS, authentication, until ready for query.
     Connect,
+    /// Of every connection opened: name resolution and the TCP handshake.
+    Tcp,
+    /// Of every connection opened: the SSLRequest and the TLS handshake
+    /// (absent with sslmode=disable).
+    Tls,
+    /// Of every connection opened: StartupMessage to ReadyForQuery
+    /// (authentication, the backend's fork and initialisation).
+    Startup,
     /// Waiting for a pooled connection, including any the pool opens.
     Acquire,
     /// The request's statements.
@@ -40,9 +51,12 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 10;
     pub const ALL: [Phase; Phase::COUNT] = [
         Phase::Connect,
+        Phase::Tcp,
+        Phase::Tls,
+        Phase::Startup,
         Phase::Acquire,
         Phase::Query,
         Phase::Close,
@@ -54,6 +68,9 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Connect => "connect",
+            Phase::Tcp => "tcp",
+            Phase::Tls => "tls",
+            Phase::Startup => "startup",
             Phase::Acquire => "acquire",
             Phase::Query => "query",
             Phase::Close => "close",
@@ -98,24 +115,39 @@ pub fn record(h: &mut Histogram<u64>, us: u64) {
 }
 
 /// What one request measured, in microseconds, by phase. A phase that does
-/// not apply (acquire for a fresh connection) is `None`.
+/// not apply (acquire for a fresh connection) is `None`. With an emulated
+/// link, also the round trips the request waited for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PhaseTimings([Option<u64>; Phase::COUNT]);
+pub struct PhaseTimings {
+    us: [Option<u64>; Phase::COUNT],
+    round_trips: Option<u32>,
+}
 
 impl PhaseTimings {
+    /// Round trips on the request's connection from acquire to release
+    /// (its setup included when it was opened for the request); the most
+    /// of any branch of a parallel request.
+    pub fn set_round_trips(&mut self, n: u32) {
+        self.round_trips = Some(self.round_trips.map_or(n, |m| m.max(n)));
+    }
+
+    pub fn round_trips(&self) -> Option<u32> {
+        self.round_trips
+    }
+
     pub fn set(&mut self, phase: Phase, us: u64) {
-        self.0[phase.index()] = Some(us);
+        self.us[phase.index()] = Some(us);
     }
 
     /// Keeps the larger of the current and the given time (the slowest of
     /// parallel branches).
     pub fn set_max(&mut self, phase: Phase, us: u64) {
-        let slot = &mut self.0[phase.index()];
+        let slot = &mut self.us[phase.index()];
         *slot = Some(slot.map_or(us, |v| v.max(us)));
     }
 
     pub fn get(&self, phase: Phase) -> Option<u64> {
-        self.0[phase.index()]
+        self.us[phase.index()]
     }
 
     /// Every phase with a time, in [`Phase::ALL`] order.
@@ -181,6 +213,8 @@ pub struct Recorder {
     pub errors: ErrorCounts,
     /// Attempts beyond the first, made by the retry policy.
     pub retries: u64,
+    /// Round trips counted by the link emulator (empty without one).
+    pub round_trips: RoundTrips,
 }
 
 impl Recorder {
@@ -191,12 +225,16 @@ impl Recorder {
             requests: 0,
             errors: ErrorCounts::default(),
             retries: 0,
+            round_trips: RoundTrips::default(),
         }
     }
 
     pub fn record_success(&mut self, query: usize, t: &PhaseTimings) {
         self.requests += 1;
         self.phases.record(t);
+        if let Some(n) = t.round_trips() {
+            self.round_trips.record_request(n);
+        }
         if let Some(total) = t.get(Phase::Total) {
             if self.per_query.len() <= query {
                 self.per_query.resize_with(query + 1, new_histogram);
@@ -217,6 +255,7 @@ impl Recorder {
         self.requests += other.requests;
         self.errors.merge(&other.errors);
         self.retries += other.retries;
+        self.round_trips.merge(&other.round_trips);
     }
 }
 

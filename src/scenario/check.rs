@@ -136,6 +136,7 @@ impl Checker<'_> {
                 self.error(span.unwrap_or(0..0), problem);
             }
         }
+        let network = raw.network.and_then(|n| self.network(n));
         Scenario {
             name,
             description,
@@ -150,6 +151,7 @@ impl Checker<'_> {
             queries,
             sweep,
             pgbouncer,
+            network,
         }
     }
 
@@ -180,6 +182,50 @@ impl Checker<'_> {
             }
         }
         settings
+    }
+
+    fn network(&mut self, raw: Spanned<Table<RawNetwork>>) -> Option<NetworkSettings> {
+        let span = raw.span();
+        let raw = raw.into_inner().into_inner();
+        let Some(rtt_value) = &raw.rtt else {
+            self.error(
+                span,
+                "`[network]` needs `rtt`, the round-trip time to add, e.g. rtt = \"20ms\"",
+            );
+            return None;
+        };
+        let rtt = self.duration("rtt", rtt_value)?;
+        if rtt > NetworkSettings::MAX_RTT {
+            self.error(
+                rtt_value.span(),
+                format!(
+                    "`rtt` must be at most {}, found {}",
+                    humantime::format_duration(NetworkSettings::MAX_RTT),
+                    rtt_value.get_ref()
+                ),
+            );
+            return None;
+        }
+        let jitter = match &raw.jitter {
+            None => Duration::ZERO,
+            Some(j) => {
+                let jitter = self.duration("jitter", j)?;
+                if jitter > rtt / 2 {
+                    self.error(
+                        j.span(),
+                        format!(
+                            "`jitter` moves each flight by up to ± its value, so it must be at \
+                             most half the rtt ({}), found {}",
+                            humantime::format_duration(rtt / 2),
+                            j.get_ref()
+                        ),
+                    );
+                    return None;
+                }
+                jitter
+            }
+        };
+        Some(NetworkSettings { rtt, jitter })
     }
 
     fn sweep(&mut self, raw: RawSweep) -> SweepGrid {
