@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::backend::postgres::connect::{open, ConnectError, Opened};
 use crate::backend::postgres::Target;
@@ -32,9 +33,10 @@ impl CountingConnect {
     }
 
     /// One connection, the task that drives it (it ends when the client is
-    /// dropped) and its round-trip counter.
-    pub async fn open(&self) -> Result<Opened, ConnectError> {
-        let opened = open(&self.target, self.link.as_deref()).await?;
+    /// dropped) and its round-trip counter; its setup is timed from
+    /// `started`.
+    pub async fn open(&self, started: Instant) -> Result<Opened, ConnectError> {
+        let opened = open(&self.target, self.link.as_deref(), started).await?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         self.setups.record(opened.setup);
         Ok(opened)

@@ -60,7 +60,7 @@ impl managed::Manager for Manager {
     type Error = ConnectError;
 
     async fn create(&self) -> Result<Pooled, ConnectError> {
-        let opened = self.connect.open().await?;
+        let opened = self.connect.open(std::time::Instant::now()).await?;
         Ok(Pooled {
             client: ClientWrapper::new(opened.client, opened.task),
             turns: opened.turns,

@@ -41,6 +41,9 @@ pub struct Opened {
     pub client: Client,
     pub task: JoinHandle<()>,
     pub setup: Setup,
+    /// When it was ready for queries: `connect` runs from the caller's
+    /// start to here, the interval tcp, tls and startup divide.
+    pub ready_at: Instant,
     pub turns: Option<Turns>,
 }
 
@@ -91,10 +94,14 @@ impl From<tokio_postgres::Error> for ConnectError {
 
 /// Opens one connection to `target` (through `link` when given), trying
 /// its hosts and addresses in turn as the driver does, and spawns the task
-/// that drives it. Not bounded as a whole: the caller puts its timeout
+/// that drives it. `started` is when the caller began (the `tcp` phase
+/// runs from it). Not bounded as a whole: the caller puts its timeout
 /// around it.
-pub async fn open(target: &Target, link: Option<&Emulator>) -> Result<Opened, ConnectError> {
-    let started = Instant::now();
+pub async fn open(
+    target: &Target,
+    link: Option<&Emulator>,
+    started: Instant,
+) -> Result<Opened, ConnectError> {
     let config = target.config();
     let mut last = None;
     for candidate in candidates(config)? {
@@ -314,6 +321,7 @@ async fn attempt(
             startup_us: micros(end - startup_from),
             round_trips: turns.as_ref().map(Turns::now),
         },
+        ready_at: end,
         turns,
     })
 }
