@@ -143,7 +143,8 @@ pub struct SweepArgs {
     pub pool_sizes: Vec<u32>,
 
     /// Closed-loop worker counts, comma-separated (overrides
-    /// [sweep].concurrency; default [run].concurrency).
+    /// [sweep].concurrency; default [run].concurrency). With --rtts, one
+    /// count: 1 measures each request's own round trips, without queueing.
     #[arg(long, value_name = "N,...", value_delimiter = ',',
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: Vec<u32>,
@@ -160,7 +161,7 @@ pub struct SweepArgs {
     /// instead of sweeping pool sizes, and fit a per-request connection's
     /// setup cost as a + b × RTT (b: the round trips pooling saves).
     #[arg(long, value_name = "D,...", value_delimiter = ',', value_parser = parse_duration,
-          conflicts_with_all = ["pool_sizes", "concurrency", "strategy", "rates", "rtt"])]
+          conflicts_with_all = ["pool_sizes", "strategy", "rates", "rtt"])]
     pub rtts: Vec<Duration>,
 
     /// The pool strategy to sweep, when the scenario has several.

@@ -19,7 +19,7 @@ use crate::backend::postgres::{resolve, server_facts, Monitor, Target};
 use crate::embedded::pgbouncer::{self, PgBouncer};
 use crate::embedded::{is_throwaway, EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
-use crate::error::{bad_input, ResultExt};
+use crate::error::bad_input;
 use crate::metrics::PoolerStatus;
 use crate::net::Emulator;
 use crate::report;
@@ -199,24 +199,15 @@ impl Session {
             cancel,
             link: None,
         };
-        session.set_network(scenario.network)?;
+        session.set_network(scenario.network);
         Ok(session)
     }
 
     /// Puts an emulated link with these settings between poolbench and the
     /// database for the rounds that follow (None: connect directly). The
     /// monitor connection never crosses it.
-    pub fn set_network(&mut self, network: Option<NetworkSettings>) -> Result<()> {
-        self.link = match network {
-            Some(n) => {
-                let link = Emulator::start(n.rtt, n.jitter)
-                    .context("starting the link emulator on 127.0.0.1")
-                    .environment()?;
-                Some((n, Arc::new(link)))
-            }
-            None => None,
-        };
-        Ok(())
+    pub fn set_network(&mut self, network: Option<NetworkSettings>) {
+        self.link = network.map(|n| (n, Arc::new(Emulator::new(n.rtt, n.jitter))));
     }
 
     /// The emulated link's settings, when there is one.

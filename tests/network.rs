@@ -260,7 +260,7 @@ async fn round_trips_follow_the_protocol_and_sslmode_disable_has_no_tls() {
 async fn jitter_keeps_a_large_row_intact() {
     let server = start_server(20).await;
     let target = Target::parse(&server.dsn_with_password(), "--dsn").unwrap();
-    let link = Emulator::start(Duration::from_millis(4), Duration::from_millis(2)).unwrap();
+    let link = Emulator::new(Duration::from_millis(4), Duration::from_millis(2));
     let opened = open(&target, Some(&link), std::time::Instant::now())
         .await
         .expect("connect across the link");

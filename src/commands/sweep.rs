@@ -322,7 +322,22 @@ const RTT_FILES: [&dyn Exporter<RttSweep>; 2] = [&Json("sweep.json"), &RttSweepC
 /// `--rtts`: every strategy of the scenario across the link emulator at
 /// each RTT (lowest first), on one server, then the setup-cost fit.
 async fn rtt_sweep(args: &SweepArgs) -> Result<Outcome> {
-    let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
+    let concurrency = match args.concurrency.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        _ => {
+            return Err(bad_input(
+                "--rtts takes one --concurrency (the workers of every point), not a list",
+            ))
+        }
+    };
+    let scenario = scenario::load_with(
+        &args.scenario,
+        &Overrides {
+            concurrency,
+            ..overrides(&args.measure)
+        },
+    )?;
     if let Some(too_long) = args.rtts.iter().find(|r| **r > NetworkSettings::MAX_RTT) {
         return Err(bad_input(format!(
             "--rtts: {} is longer than the largest RTT poolbench emulates ({})",
@@ -391,7 +406,7 @@ async fn measure_rtts(
     let threads = threads(&args.measure);
     let settings = session.engine_settings(&scenario.run);
     'sweep: for &rtt in rtts {
-        session.set_network(Some(NetworkSettings::at(rtt, jitter)))?;
+        session.set_network(Some(NetworkSettings::at(rtt, jitter)));
         for strategy in &scenario.strategies {
             if session.cancel.is_cancelled() {
                 break 'sweep;

@@ -1,8 +1,9 @@
-//! One relayed connection: bytes from the client go to the server and back,
-//! each chunk released a one-way delay after it arrived, in order, in both
-//! directions at once; a flight from the server after one from the client
-//! is a round trip. One task per connection, polling both directions (no
-//! lock, no channel): at rtt = 0 a chunk is written as soon as it is read.
+//! One relayed connection: bytes from the client (its end of the pipe) go
+//! to the server and back, each chunk released a one-way delay after it
+//! arrived, in order, in both directions at once; a flight from the server
+//! after one from the client is a round trip. One task per connection,
+//! polling both directions: at rtt = 0 a chunk is written as soon as it is
+//! read.
 //!
 //! When either side closes, what is still in flight towards the other is
 //! delivered, the other side is shut down, and the task ends, closing both
@@ -17,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
@@ -32,8 +32,8 @@ enum Side {
 }
 
 /// The relay of one connection, as a future that ends when it is closed.
-pub struct Relay<U> {
-    client: TcpStream,
+pub struct Relay<U, C> {
+    client: C,
     server: U,
     /// Client → server, and server → client.
     up: Flow,
@@ -151,8 +151,8 @@ impl Flow {
     }
 }
 
-impl<U> Relay<U> {
-    pub fn new(client: TcpStream, server: U, delays: Delays, turns: Turns) -> Relay<U> {
+impl<U, C> Relay<U, C> {
+    pub fn new(client: C, server: U, delays: Delays, turns: Turns) -> Relay<U, C> {
         Relay {
             client,
             server,
@@ -167,9 +167,10 @@ impl<U> Relay<U> {
     }
 }
 
-impl<U> Future for Relay<U>
+impl<U, C> Future for Relay<U, C>
 where
     U: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin,
 {
     type Output = ();
 

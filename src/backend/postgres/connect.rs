@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use postgres_openssl::TlsConnector;
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::{Host, LoadBalanceHosts, SslMode, TargetSessionAttrs};
@@ -270,8 +270,8 @@ async fn attempt(
     let socket = dial.connect(config).await.map_err(ConnectError::Socket)?;
     let (socket, turns) = match link {
         Some(link) => {
-            let (stream, turns) = link.relay(socket).await.map_err(ConnectError::Socket)?;
-            (Socket::Tcp(stream), Some(turns))
+            let (stream, turns) = link.relay(socket).await;
+            (Socket::Link(stream), Some(turns))
         }
         None => (socket, None),
     };
@@ -385,11 +385,12 @@ where
     }
 }
 
-/// The socket to the server (or to the link emulator).
+/// The socket to the server, or the link emulator's end of its pipe.
 #[derive(Debug)]
 enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Link(DuplexStream),
 }
 
 /// The socket as the driver uses it, noting when its first bytes arrive
@@ -416,6 +417,7 @@ impl AsyncRead for Socket {
         match self.get_mut() {
             Socket::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Socket::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Link(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -429,6 +431,7 @@ impl AsyncWrite for Socket {
         match self.get_mut() {
             Socket::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Socket::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Socket::Link(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -440,6 +443,7 @@ impl AsyncWrite for Socket {
         match self.get_mut() {
             Socket::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Socket::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Socket::Link(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -447,6 +451,7 @@ impl AsyncWrite for Socket {
         match self {
             Socket::Tcp(s) => s.is_write_vectored(),
             Socket::Unix(s) => s.is_write_vectored(),
+            Socket::Link(s) => s.is_write_vectored(),
         }
     }
 
@@ -454,6 +459,7 @@ impl AsyncWrite for Socket {
         match self.get_mut() {
             Socket::Tcp(s) => Pin::new(s).poll_flush(cx),
             Socket::Unix(s) => Pin::new(s).poll_flush(cx),
+            Socket::Link(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -461,6 +467,7 @@ impl AsyncWrite for Socket {
         match self.get_mut() {
             Socket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Link(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

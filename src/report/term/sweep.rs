@@ -177,6 +177,9 @@ pub fn rtt_header(s: &Scenario, sweep: &RttSweep) -> String {
     out
 }
 
+/// Below this R², the fit does not describe the points.
+const POOR_FIT: f64 = 0.95;
+
 /// One row per RTT × strategy, then each fit: setup cost = a + b × RTT.
 pub fn rtt_table(sweep: &RttSweep) -> String {
     let count = |v: Option<u64>| v.map_or("-".into(), |n| n.to_string());
@@ -230,6 +233,14 @@ pub fn rtt_table(sweep: &RttSweep) -> String {
             trimmed(f.a_ms, 2),
             trimmed(f.b, 1)
         ));
+        if f.r_squared.is_some_and(|r| r < POOR_FIT) {
+            out.push_str(&format!(
+                "  warning   the points are far from a line (R² below {POOR_FIT}): with {} \
+                 workers the cost is mostly waiting (for the CPU, for the pool), not round \
+                 trips; --concurrency 1 measures each request's own\n",
+                sweep.settings.concurrency
+            ));
+        }
     }
     if sweep.interrupted {
         out.push_str("\ninterrupted: the sweep was cut short; the files hold what was measured\n");
