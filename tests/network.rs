@@ -162,6 +162,11 @@ async fn a_20ms_link_costs_its_round_trips() {
         (100_000..=180_000).contains(&connect),
         "a connect is 5 to 9 round trips of 20 ms: {connect} µs"
     );
+    let close = p50(fresh, "close");
+    assert!(
+        close < 10_000,
+        "closing is Terminate alone, no round trip: {close} µs"
+    );
     let tcp = p50(fresh, "tcp");
     assert!((20_000..30_000).contains(&tcp), "tcp {tcp} µs");
     let rt = &fresh["round_trips"];
@@ -249,8 +254,8 @@ async fn round_trips_follow_the_protocol_and_sslmode_disable_has_no_tls() {
     assert_eq!(connect_rt(&r), 2, "trust without TLS");
     assert_eq!(
         u(&strategy(&r, "per-request")["round_trips"]["request"]["p50"]),
-        2 + 2 + 1,
-        "setup, Parse/Describe then Bind/Execute, and the statement's Close"
+        2 + 2,
+        "setup, then Parse/Describe and Bind/Execute; closing is Terminate alone"
     );
 }
 

@@ -3,6 +3,7 @@
 //! it, and that is timed here. Giving it back also reads the round trips
 //! the request waited for on it, when it crosses the link emulator.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use tokio::task::JoinHandle;
@@ -24,6 +25,9 @@ enum Held {
         client: Client,
         task: JoinHandle<()>,
         turns: Option<Turns>,
+        /// The statements it prepared, dropped only after the client: see
+        /// `release`. (Locked once per prepare, by this request alone.)
+        prepared: Mutex<Vec<Statement>>,
     },
     /// Drawn from a pool; goes back to it when released.
     Pooled(Object),
@@ -35,6 +39,7 @@ impl Lease {
             client,
             task,
             turns,
+            prepared: Mutex::new(Vec::new()),
         }))
     }
 
@@ -61,7 +66,16 @@ impl Lease {
     /// the statement it prepared before; a fresh one must prepare it again.
     pub async fn prepare(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         match self.held() {
-            Held::Owned { client, .. } => client.prepare(sql).await,
+            Held::Owned {
+                client, prepared, ..
+            } => {
+                let statement = client.prepare(sql).await?;
+                prepared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(statement.clone());
+                Ok(statement)
+            }
             Held::Pooled(object) => object.client.prepare_cached(sql).await,
         }
     }
@@ -75,18 +89,23 @@ impl Lease {
                 client,
                 task,
                 turns,
+                prepared,
             }) => {
                 let started = Instant::now();
                 // Dropping the client makes the connection task send
-                // Terminate and close the socket; waiting for it is the close.
-                // (tokio-postgres first waits for the answers still owed,
-                // such as the Close of a dropped prepared statement.)
+                // Terminate and close the socket; waiting for it is the
+                // close. Its statements go after it: dropped first, each
+                // would send a Close and the task wait for the answer before
+                // Terminate — a round trip no application pays to close a
+                // connection (libpq, asyncpg, JDBC send Terminate alone; the
+                // backend frees its statements as it exits).
                 drop(client);
+                drop(prepared);
                 let _ = task.await;
                 Released {
                     close_us: Some(micros(started.elapsed())),
                     // Every round trip of the connection's life, which was
-                    // the request's: its setup, its statements, its close.
+                    // the request's: its setup and its statements.
                     round_trips: turns.as_ref().map(Turns::now),
                 }
             }
