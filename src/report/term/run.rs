@@ -128,8 +128,8 @@ pub fn strategy_lines(strategies: &[StrategyTarget], max_connections: u32) -> St
 pub fn network_line(n: &NetworkSettings) -> String {
     let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
     format!(
-        "network   +{} ms RTT emulated{} on every measured connection (poolbench's link \
-         emulator on 127.0.0.1; the monitor connection is direct)\n",
+        "network   +{} ms RTT emulated{} on every measured connection (poolbench's \
+         in-process link emulator; the monitor connection is direct)\n",
         ms_trimmed(us(n.rtt)),
         if n.jitter.is_zero() {
             String::new()
