@@ -45,7 +45,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run the scenario's pool strategy at each pool size (and concurrency)
     /// on one server; fit the Universal Scalability Law; mark the knee.
-    /// Writes sweep.json and sweep.csv for `plan`.
+    /// Writes sweep.json and sweep.csv for `plan`. With --rates, every
+    /// strategy at each arrival rate; with --rtts, every strategy at each
+    /// emulated round-trip time.
     Sweep(SweepArgs),
     /// From a sweep.json: the pool sizes that meet a p99 target at a request
     /// rate within the server's connection budget, in each pool library's
@@ -141,7 +143,8 @@ pub struct SweepArgs {
     pub pool_sizes: Vec<u32>,
 
     /// Closed-loop worker counts, comma-separated (overrides
-    /// [sweep].concurrency; default [run].concurrency).
+    /// [sweep].concurrency; default [run].concurrency). With --rtts, one
+    /// count: 1 measures each request's own round trips, without queueing.
     #[arg(long, value_name = "N,...", value_delimiter = ',',
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: Vec<u32>,
@@ -152,6 +155,14 @@ pub struct SweepArgs {
     #[arg(long, value_name = "R,...", value_delimiter = ',', value_parser = parse_positive,
           conflicts_with_all = ["pool_sizes", "concurrency", "strategy"])]
     pub rates: Vec<f64>,
+
+    /// Round-trip times, comma-separated, e.g. 0ms,1ms,5ms,20ms,50ms: run
+    /// the scenario's strategies across an emulated link at each RTT
+    /// instead of sweeping pool sizes, and fit a per-request connection's
+    /// setup cost as a + b × RTT (b: the round trips pooling saves).
+    #[arg(long, value_name = "D,...", value_delimiter = ',', value_parser = parse_duration,
+          conflicts_with_all = ["pool_sizes", "strategy", "rates", "rtt"])]
+    pub rtts: Vec<Duration>,
 
     /// The pool strategy to sweep, when the scenario has several.
     #[arg(long, value_name = "NAME")]
@@ -297,6 +308,14 @@ pub struct MeasureArgs {
     /// Seed of the parameter generators (overrides [run].seed).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// Put an emulated network between poolbench and the database: this
+    /// round-trip time is added to every measured connection (rtt/2 each
+    /// way, by poolbench's in-process link emulator), e.g. 20ms; 0ms adds
+    /// nothing but counts round trips. Overrides [network].rtt (its jitter
+    /// is kept, capped at half the RTT).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub rtt: Option<Duration>,
 
     /// Worker threads, like pgbench's -j [default: one per CPU]. Each runs
     /// its share of the workers; a pool strategy's pools are shared by every

@@ -13,6 +13,7 @@ pub mod error;
 pub mod input;
 pub mod instance;
 pub mod metrics;
+pub mod net;
 pub mod output;
 pub mod report;
 pub mod rng;
@@ -20,6 +21,7 @@ pub mod scenario;
 pub mod session;
 pub mod sizing;
 pub mod source;
+pub mod timer;
 pub mod workload;
 
 use anyhow::Result;

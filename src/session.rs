@@ -1,6 +1,8 @@
 //! A measuring session: the database found (`--dsn`, the scenario's dsn,
-//! `DATABASE_URL`, libpq's environment) or started (the embedded server), reached once, described,
-//! set up, and the scenario's queries checked against it. `run` and `sweep`
+//! `DATABASE_URL`, libpq's environment) or started (the embedded server),
+//! reached once, described, set up, and the scenario's queries checked
+//! against it; with `[network]`, the link emulator every measured
+//! connection crosses. `run` and `sweep`
 //! both measure inside one.
 
 use std::collections::HashMap;
@@ -19,8 +21,9 @@ use crate::embedded::{is_throwaway, EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
 use crate::error::bad_input;
 use crate::metrics::PoolerStatus;
+use crate::net::Emulator;
 use crate::report;
-use crate::scenario::{RunSettings, Scenario, Strategy, Via};
+use crate::scenario::{NetworkSettings, RunSettings, Scenario, Strategy, Via};
 use crate::source;
 use crate::workload::{Mix, Requests, Statements};
 
@@ -51,6 +54,8 @@ pub struct Session {
     pub server: report::Server,
     pub mix: Arc<Mix>,
     pub cancel: CancellationToken,
+    /// The emulated link and its settings, when there is one.
+    link: Option<(NetworkSettings, Arc<Emulator>)>,
 }
 
 impl Session {
@@ -182,7 +187,7 @@ impl Session {
                 scenario.source.path.display()
             )
         })?;
-        Ok(Session {
+        let mut session = Session {
             target,
             strategy_targets,
             pgbouncer,
@@ -192,7 +197,22 @@ impl Session {
             server,
             mix: Arc::new(mix),
             cancel,
-        })
+            link: None,
+        };
+        session.set_network(scenario.network);
+        Ok(session)
+    }
+
+    /// Puts an emulated link with these settings between poolbench and the
+    /// database for the rounds that follow (None: connect directly). The
+    /// monitor connection never crosses it.
+    pub fn set_network(&mut self, network: Option<NetworkSettings>) {
+        self.link = network.map(|n| (n, Arc::new(Emulator::new(n.rtt, n.jitter))));
+    }
+
+    /// The emulated link's settings, when there is one.
+    pub fn network(&self) -> Option<NetworkSettings> {
+        self.link.as_ref().map(|(n, _)| *n)
     }
 
     /// The engine's settings for the scenario's [run] in this session.
@@ -229,7 +249,8 @@ impl Session {
             Pacing::ClosedLoop => threads.max(1).min(settings.concurrency.max(1) as usize),
             Pacing::OpenLoop(_) => threads.max(1),
         };
-        let sources = source::build(&strategy.kind, self.target_of(strategy), shards);
+        let link = self.link.as_ref().map(|(_, link)| link);
+        let sources = source::build(&strategy.kind, self.target_of(strategy), link, shards);
         let statements = if strategy.statement_cache {
             Statements::Named
         } else {

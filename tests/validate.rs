@@ -31,6 +31,12 @@ const BAD: &[(&str, usize, Option<usize>, &str)] = &[
         "`concurrency` must be at least 1",
     ),
     ("rate", 3, Some(8), "`rate` must be from 0.01 to 1000000"),
+    (
+        "network-jitter",
+        4,
+        Some(10),
+        "must be at most half the rtt (5ms), found 6ms",
+    ),
     ("weights-sum-to-zero", 19, Some(10), "weights sum to 0"),
     (
         "min-size-above-max-size",

@@ -11,13 +11,14 @@ use crate::instance::Instance;
 use crate::scenario::{Overrides, Strategy};
 use crate::session::{ConnectOptions, Session};
 
-/// The [run] values the shared flags replace (`--duration`, `--warmup`,
-/// `--seed`); the scenario checks them as it checks its own.
+/// The scenario values the shared flags replace (`--duration`, `--warmup`,
+/// `--seed`, `--rtt`); the scenario checks them as it checks its own.
 pub fn overrides(args: &MeasureArgs) -> Overrides {
     Overrides {
         duration: args.duration,
         warmup: args.warmup,
         seed: args.seed,
+        rtt: args.rtt,
         ..Overrides::default()
     }
 }

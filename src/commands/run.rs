@@ -14,6 +14,7 @@ use crate::report::export::hlog;
 use crate::report::export::html::ReportHtml;
 use crate::report::export::json::Json;
 use crate::report::export::{self, Exporter};
+use crate::report::model::Explanation;
 use crate::report::term::run as term;
 use crate::report::{self, Comparison, Report, StrategyReport};
 use crate::scenario::{self, Overrides, Scenario};
@@ -111,9 +112,14 @@ async fn measure(
             sha256: scenario.source.sha256.clone(),
             resolved: serde_json::to_value(scenario).unwrap_or_default(),
         },
+        network: session.network().map(|n| report::Network {
+            rtt_ms: n.rtt.as_secs_f64() * 1000.0,
+            jitter_ms: n.jitter.as_secs_f64() * 1000.0,
+        }),
         strategies: Vec::new(),
         comparison: Vec::new(),
         copies: instance.record(&session.monitor).await,
+        explanation: Vec::new(),
     };
     // Rounds interleave the strategies (A B A B …) so that drift on a shared
     // machine hits every strategy alike.
@@ -164,6 +170,7 @@ async fn measure(
                 .collect();
             report.interrupted = cancel.is_cancelled();
             report.comparison = Comparison::all(&report.strategies);
+            report.explanation = Explanation::all(&report);
             export::write_all(out_dir, &report, files(args.no_html))?;
             hlog::write(out_dir, &report)?;
         }

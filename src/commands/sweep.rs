@@ -1,8 +1,10 @@
 //! `poolbench sweep`: one session (one server, one setup), then for each
 //! concurrency the fresh strategy once (its setup cost, for break-even) and
 //! the pool strategy at each pool size with min_size = max_size, so every
-//! point measures a full pool in steady state. sweep.json and sweep.csv are
-//! rewritten after every point, so an interruption loses little.
+//! point measures a full pool in steady state. With `--rtts`, every
+//! strategy at each emulated round-trip time instead, and the setup cost
+//! fitted against the RTT. sweep.json and sweep.csv are rewritten after
+//! every point, so an interruption loses little.
 
 use std::path::Path;
 
@@ -14,14 +16,16 @@ use crate::engine;
 use crate::error::bad_input;
 use crate::instance::Instance;
 use crate::report::assemble::assemble;
-use crate::report::export::csv::SweepCsv;
+use crate::report::export::csv::{RttSweepCsv, SweepCsv};
 use crate::report::export::html::SweepHtml;
 use crate::report::export::json::Json;
 use crate::report::export::{self, Exporter};
 use crate::report::term;
 use crate::report::{self, StrategyReport};
 use crate::scenario::limits::MAX_SWEEP_POINTS;
-use crate::scenario::{self, Overrides, PoolSettings, Recycling, Scenario, Strategy, StrategyKind};
+use crate::scenario::{
+    self, NetworkSettings, Overrides, PoolSettings, Recycling, Scenario, Strategy, StrategyKind,
+};
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::*;
 use crate::sizing::sweep::{analyse_all, connections_per_request, fresh_point, pool_point};
@@ -51,6 +55,9 @@ struct Plan {
 pub async fn run(args: &SweepArgs) -> Result<Outcome> {
     if !args.rates.is_empty() {
         return super::rate_sweep::run(args).await;
+    }
+    if !args.rtts.is_empty() {
+        return rtt_sweep(args).await;
     }
     let instance = instance(&args.measure)?;
     let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
@@ -301,6 +308,135 @@ async fn measure(
                 out_dir.join(SweepHtml.file_name()).display()
             );
         }
+    }
+    Ok(if sweep.interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Success
+    })
+}
+
+/// The files an RTT sweep writes.
+const RTT_FILES: [&dyn Exporter<RttSweep>; 2] = [&Json("sweep.json"), &RttSweepCsv];
+
+/// `--rtts`: every strategy of the scenario across the link emulator at
+/// each RTT (lowest first), on one server, then the setup-cost fit.
+async fn rtt_sweep(args: &SweepArgs) -> Result<Outcome> {
+    let concurrency = match args.concurrency.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        _ => {
+            return Err(bad_input(
+                "--rtts takes one --concurrency (the workers of every point), not a list",
+            ))
+        }
+    };
+    let scenario = scenario::load_with(
+        &args.scenario,
+        &Overrides {
+            concurrency,
+            ..overrides(&args.measure)
+        },
+    )?;
+    if let Some(too_long) = args.rtts.iter().find(|r| **r > NetworkSettings::MAX_RTT) {
+        return Err(bad_input(format!(
+            "--rtts: {} is longer than the largest RTT poolbench emulates ({})",
+            humantime::format_duration(*too_long),
+            humantime::format_duration(NetworkSettings::MAX_RTT)
+        )));
+    }
+    let mut rtts = args.rtts.clone();
+    rtts.sort_unstable();
+    rtts.dedup();
+    let started_at = report::now_rfc3339();
+    let out_dir = export::prepare_dir(
+        args.out.as_deref(),
+        &format!("{}-sweep", scenario.name),
+        &started_at,
+        args.force,
+        &RTT_FILES,
+    )?;
+    let opts = connect_options(&args.measure, args.quiet);
+    let mut session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
+    let result = measure_rtts(&scenario, &rtts, args, &mut session, &started_at, &out_dir).await;
+    session.close().await;
+    result
+}
+
+async fn measure_rtts(
+    scenario: &Scenario,
+    rtts: &[std::time::Duration],
+    args: &SweepArgs,
+    session: &mut Session,
+    started_at: &str,
+    out_dir: &Path,
+) -> Result<Outcome> {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let jitter = scenario
+        .network
+        .map_or(std::time::Duration::ZERO, |n| n.jitter);
+    let mut sweep = RttSweep {
+        schema_version: SWEEP_SCHEMA_VERSION,
+        kind: RTT_SWEEP_KIND.into(),
+        tool: report::Tool::current(),
+        started_at: started_at.to_string(),
+        interrupted: false,
+        host: report::Host::current(),
+        server: session.server.clone(),
+        scenario: RttSweepScenario {
+            name: scenario.name.clone(),
+            path: scenario.source.path.display().to_string(),
+            sha256: scenario.source.sha256.clone(),
+        },
+        settings: RttSweepSettings {
+            rtts_ms: rtts.iter().map(|r| ms(*r)).collect(),
+            jitter_ms: ms(jitter),
+            concurrency: scenario.run.concurrency,
+            duration_s: scenario.run.duration.as_secs_f64(),
+            warmup_s: scenario.run.warmup.as_secs_f64(),
+            seed: scenario.run.seed,
+        },
+        points: Vec::new(),
+        fits: Vec::new(),
+    };
+    if !args.quiet {
+        print!("{}", term::sweep::rtt_header(scenario, &sweep));
+    }
+    let queries = session.query_names();
+    let threads = threads(&args.measure);
+    let settings = session.engine_settings(&scenario.run);
+    'sweep: for &rtt in rtts {
+        session.set_network(Some(NetworkSettings::at(rtt, jitter)));
+        for strategy in &scenario.strategies {
+            if session.cancel.is_cancelled() {
+                break 'sweep;
+            }
+            let result =
+                measure::round(session, strategy, &settings, threads, !args.quiet, (1, 1)).await;
+            let interrupted = session.cancel.is_cancelled();
+            let r = assemble(strategy, &queries, std::slice::from_ref(&result));
+            if !args.quiet {
+                progress_line(
+                    &format!("{} @{}", strategy.name, humantime::format_duration(rtt)),
+                    &r,
+                );
+            }
+            // A point cut short by Ctrl-C is kept only if it measured something.
+            if !interrupted || r.requests > 0 {
+                sweep.points.push(RttPoint::of(ms(rtt), &r));
+            }
+            sweep.interrupted = interrupted;
+            sweep.fits = setup_cost_fits(&sweep.points);
+            export::write_all(out_dir, &sweep, &RTT_FILES)?;
+        }
+    }
+    sweep.interrupted = session.cancel.is_cancelled();
+    sweep.fits = setup_cost_fits(&sweep.points);
+    export::write_all(out_dir, &sweep, &RTT_FILES)?;
+    println!();
+    print!("{}", term::sweep::rtt_table(&sweep));
+    if !args.quiet {
+        println!("files: {}", out_dir.display());
     }
     Ok(if sweep.interrupted {
         Outcome::Interrupted

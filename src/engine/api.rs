@@ -41,6 +41,11 @@ pub trait Service: Send + Sync + 'static {
     /// Connections opened so far.
     fn connections_opened(&self) -> u64;
 
+    /// Moves what the service measured outside its requests (the setup of
+    /// each connection it opened) into the round's recorder; called once,
+    /// when the round is over.
+    fn drain_setups(&self, _into: &mut Recorder) {}
+
     /// Closes what the service keeps open, after the round.
     fn close(&self);
 }

@@ -17,13 +17,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::api::{Service, Settings};
-use super::pacer::{PreciseTimer, Schedule};
+use super::pacer::Schedule;
 use super::tally::{Tally, WorkerEnd};
 use super::window::{after, Live, Window};
 use super::worker::{attempt, JITTER_STREAM};
 use crate::metrics::{micros, ErrorClass, Interval, Phase, RequestError};
 use crate::rng::Rng;
 use crate::scenario::Arrivals;
+use crate::timer::PreciseTimer;
 
 /// One shard's part of the schedule and of `max_in_flight`.
 pub struct Share {

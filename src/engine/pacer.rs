@@ -1,16 +1,10 @@
 //! Open loop's pacing: the seeded arrival schedule (the same arrivals for
-//! every strategy, whatever the number of worker threads), and a timer
-//! precise to tens of microseconds that sleeps in the kernel rather than
-//! spinning (tokio's own timer has a millisecond grain, which would add up
-//! to a millisecond of false queueing to every sub-millisecond request).
+//! every strategy, whatever the number of worker threads). Arrivals are
+//! released on `crate::timer::PreciseTimer` (tokio's own timer has a
+//! millisecond grain, which would add up to a millisecond of false queueing
+//! to every sub-millisecond request).
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
-
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
-use tokio::time::Instant;
 
 use crate::rng::Rng;
 use crate::scenario::{ArrivalProcess, Arrivals};
@@ -72,85 +66,6 @@ impl Schedule {
     }
 }
 
-/// Sleeps until an instant with the kernel's high-resolution timer
-/// (timerfd), woken through tokio's reactor: no thread blocks, no core spins.
-pub struct PreciseTimer {
-    fd: AsyncFd<OwnedFd>,
-}
-
-/// Closer than this, an arrival is released at once rather than slept for
-/// (a timer's own wake-up costs about as much).
-const TOO_CLOSE: Duration = Duration::from_micros(20);
-
-impl PreciseTimer {
-    pub fn new() -> io::Result<PreciseTimer> {
-        // SAFETY: timerfd_create has no memory preconditions; its result is
-        // checked before use and owned by the OwnedFd from then on.
-        let raw = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a valid descriptor we just created and own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `fd` is open, owned by the AsyncFd from here on, and
-        // always returns the same descriptor.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)?;
-        Ok(PreciseTimer { fd })
-    }
-
-    pub async fn sleep_until(&mut self, at: Instant) -> io::Result<()> {
-        let now = Instant::now();
-        if at <= now + TOO_CLOSE {
-            return Ok(());
-        }
-        let wait = at - now;
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: wait.as_secs() as libc::time_t,
-                tv_nsec: libc::c_long::from(wait.subsec_nanos() as i32),
-            },
-        };
-        // SAFETY: the descriptor is ours and open; `spec` outlives the call;
-        // a null old_value is allowed.
-        let rc =
-            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let mut expirations = [0u8; 8];
-            // SAFETY: reading 8 bytes into an 8-byte buffer we own.
-            let n = unsafe {
-                libc::read(
-                    guard.get_inner().as_raw_fd(),
-                    expirations.as_mut_ptr().cast(),
-                    expirations.len(),
-                )
-            };
-            if n == 8 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::WouldBlock {
-                guard.clear_ready();
-                continue;
-            }
-            return Err(err);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,22 +110,5 @@ mod tests {
         for (i, t) in times.iter().enumerate() {
             assert!((t - (i as f64 + 1.0) * 0.005).abs() < 1e-9, "{times:?}");
         }
-    }
-
-    #[tokio::test]
-    async fn the_timer_wakes_close_to_its_instant() {
-        let mut timer = PreciseTimer::new().unwrap();
-        let mut late = Vec::new();
-        for _ in 0..20 {
-            let at = Instant::now() + Duration::from_micros(700);
-            timer.sleep_until(at).await.unwrap();
-            let now = Instant::now();
-            assert!(now >= at, "woke early");
-            late.push(now - at);
-        }
-        late.sort();
-        // Never early; how late depends on the machine's load (on a quiet
-        // one the median is tens of microseconds), so only a hang fails.
-        assert!(late[10] < Duration::from_millis(50), "{late:?}");
     }
 }

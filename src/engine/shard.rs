@@ -134,6 +134,9 @@ pub async fn run<S: Service>(
         }
     }
     finished.cancel();
+    for service in &services {
+        service.drain_setups(&mut recorder);
+    }
     let measured = last_end
         .map(|end| end.saturating_duration_since(window.measure_start))
         .unwrap_or_else(|| {

@@ -1,10 +1,13 @@
 //! Measurements: the phases of a request (the one list of them), per-phase
 //! latency histograms owned by each worker, error counts by class, the
 //! per-second interval each worker hands to the collector, and the
-//! summaries computed from merged histograms.
+//! summaries computed from merged histograms. `setup.rs` holds what opening
+//! a connection measured, recorded apart from the requests.
 
 pub mod errors;
+pub mod histogram;
 pub mod packed;
+pub mod setup;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +17,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 pub use errors::{ErrorClass, ErrorCounts, RequestError};
+pub use histogram::{new_histogram, record};
+pub use setup::{RoundTrips, Setup, SetupLog};
 
 /// The phases of one request: the one list of them. Histograms, report
 /// fields, CSV rows and table lines are all derived from [`Phase::ALL`].
@@ -21,6 +26,14 @@ pub use errors::{ErrorClass, ErrorCounts, RequestError};
 pub enum Phase {
     /// Opening a connection: TCP, TLS, authentication, until ready for query.
     Connect,
+    /// Of every connection opened: name resolution and the TCP handshake.
+    Tcp,
+    /// Of every connection opened: the SSLRequest and the TLS handshake
+    /// (absent with sslmode=disable).
+    Tls,
+    /// Of every connection opened: StartupMessage to ReadyForQuery
+    /// (authentication, the backend's fork and initialisation).
+    Startup,
     /// Waiting for a pooled connection, including any the pool opens.
     Acquire,
     /// The request's statements.
@@ -39,9 +52,12 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 10;
     pub const ALL: [Phase; Phase::COUNT] = [
         Phase::Connect,
+        Phase::Tcp,
+        Phase::Tls,
+        Phase::Startup,
         Phase::Acquire,
         Phase::Query,
         Phase::Close,
@@ -53,6 +69,9 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Connect => "connect",
+            Phase::Tcp => "tcp",
+            Phase::Tls => "tls",
+            Phase::Startup => "startup",
             Phase::Acquire => "acquire",
             Phase::Query => "query",
             Phase::Close => "close",
@@ -78,43 +97,40 @@ pub fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// A latency histogram in microseconds: 3 significant digits, growing to
-/// whatever maximum it meets.
-pub fn new_histogram() -> Histogram<u64> {
-    // 3 significant figures is within hdrhistogram's supported 0..=5.
-    let mut h = Histogram::new(3).expect("3 significant figures is valid");
-    h.auto(true);
-    h
-}
-
-/// Records a latency, growing the histogram as needed (`saturating_record`
-/// would clamp to the current range instead of growing it).
-pub fn record(h: &mut Histogram<u64>, us: u64) {
-    let us = us.max(1);
-    if h.record(us).is_err() {
-        h.saturating_record(us);
-    }
-}
-
 /// What one request measured, in microseconds, by phase. A phase that does
-/// not apply (acquire for a fresh connection) is `None`.
+/// not apply (acquire for a fresh connection) is `None`. With an emulated
+/// link, also the round trips the request waited for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PhaseTimings([Option<u64>; Phase::COUNT]);
+pub struct PhaseTimings {
+    us: [Option<u64>; Phase::COUNT],
+    round_trips: Option<u32>,
+}
 
 impl PhaseTimings {
+    /// Round trips on the request's connection from acquire to release
+    /// (its setup included when it was opened for the request); the most
+    /// of any branch of a parallel request.
+    pub fn set_round_trips(&mut self, n: u32) {
+        self.round_trips = Some(self.round_trips.map_or(n, |m| m.max(n)));
+    }
+
+    pub fn round_trips(&self) -> Option<u32> {
+        self.round_trips
+    }
+
     pub fn set(&mut self, phase: Phase, us: u64) {
-        self.0[phase.index()] = Some(us);
+        self.us[phase.index()] = Some(us);
     }
 
     /// Keeps the larger of the current and the given time (the slowest of
     /// parallel branches).
     pub fn set_max(&mut self, phase: Phase, us: u64) {
-        let slot = &mut self.0[phase.index()];
+        let slot = &mut self.us[phase.index()];
         *slot = Some(slot.map_or(us, |v| v.max(us)));
     }
 
     pub fn get(&self, phase: Phase) -> Option<u64> {
-        self.0[phase.index()]
+        self.us[phase.index()]
     }
 
     /// Every phase with a time, in [`Phase::ALL`] order.
@@ -180,6 +196,8 @@ pub struct Recorder {
     pub errors: ErrorCounts,
     /// Attempts beyond the first, made by the retry policy.
     pub retries: u64,
+    /// Round trips counted by the link emulator (empty without one).
+    pub round_trips: RoundTrips,
 }
 
 impl Recorder {
@@ -190,12 +208,16 @@ impl Recorder {
             requests: 0,
             errors: ErrorCounts::default(),
             retries: 0,
+            round_trips: RoundTrips::default(),
         }
     }
 
     pub fn record_success(&mut self, query: usize, t: &PhaseTimings) {
         self.requests += 1;
         self.phases.record(t);
+        if let Some(n) = t.round_trips() {
+            self.round_trips.record_request(n);
+        }
         if let Some(total) = t.get(Phase::Total) {
             if self.per_query.len() <= query {
                 self.per_query.resize_with(query + 1, new_histogram);
@@ -216,6 +238,7 @@ impl Recorder {
         self.requests += other.requests;
         self.errors.merge(&other.errors);
         self.retries += other.retries;
+        self.round_trips.merge(&other.round_trips);
     }
 }
 
@@ -361,6 +384,32 @@ pub fn encode_phases(h: &PhaseHistograms) -> BTreeMap<String, String> {
                 .map(|h| (p.as_str().to_string(), encode_histogram(h)))
         })
         .collect()
+}
+
+impl Setup {
+    /// The setup as phase timings (tcp, tls, startup).
+    pub fn timings(&self) -> PhaseTimings {
+        let mut t = PhaseTimings::default();
+        t.set(Phase::Tcp, self.tcp_us);
+        if let Some(us) = self.tls_us {
+            t.set(Phase::Tls, us);
+        }
+        t.set(Phase::Startup, self.startup_us);
+        t
+    }
+}
+
+impl SetupLog {
+    /// Moves every setup logged so far into `recorder`: its tcp, tls and
+    /// startup histograms and its connect round trips.
+    pub fn drain_into(&self, recorder: &mut Recorder) {
+        for setup in self.drain() {
+            recorder.phases.record(&setup.timings());
+            if let Some(n) = setup.round_trips {
+                recorder.round_trips.record_connect(n);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::engine::RoundResult;
 use crate::metrics::{summarize_phases, ErrorCounts, Phase, Recorder, Summary};
 use crate::scenario::Strategy;
 
-use super::model::{round, RoundStats, StrategyReport, TimelineRow};
+use super::model::{round, Counts, RoundStats, RoundTripsReport, StrategyReport, TimelineRow};
 
 /// The report of `strategy` from all its rounds so far; `queries` are the
 /// scenario's query names, in order.
@@ -105,6 +105,7 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         ),
         measured_s: round(measured.as_secs_f64(), 3),
         phases: summarize_phases(&total.phases),
+        round_trips: round_trips(&total),
         per_query: queries
             .iter()
             .enumerate()
@@ -128,6 +129,15 @@ fn settings(strategy: &Strategy) -> serde_json::Value {
         map.insert("statement_cache".into(), false.into());
     }
     settings
+}
+
+fn round_trips(r: &Recorder) -> Option<RoundTripsReport> {
+    let counts = |h: &Option<hdrhistogram::Histogram<u64>>| h.as_ref().and_then(Counts::of);
+    let report = RoundTripsReport {
+        connect: counts(&r.round_trips.connect),
+        request: counts(&r.round_trips.request),
+    };
+    (report != RoundTripsReport::default()).then_some(report)
 }
 
 fn rate(requests: u64, over: Duration) -> f64 {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use hdrhistogram::Histogram;
 
+use super::model::Explanation;
 use super::model::*;
 use crate::error::bad_input;
 use crate::metrics::{decode_histogram, encode_histogram, new_histogram, ErrorCounts, Summary};
@@ -133,14 +134,21 @@ pub fn merge(inputs: &[Input], allow_different: bool) -> Result<Merged> {
         host: first.report.host.clone(),
         server: first.report.server.clone(),
         scenario,
+        // The same scenario ran everywhere; its link, if any, is the first's.
+        network: first.report.network,
         strategies,
         comparison,
+        explanation: Vec::new(),
         copies: Copies {
             instance_index: None,
             start_at,
             clock_offset_ms: None,
             inputs: inputs.iter().map(describe_input).collect(),
         },
+    };
+    let report = Report {
+        explanation: Explanation::all(&report),
+        ..report
     };
     Ok(Merged { report, warnings })
 }
@@ -389,10 +397,31 @@ fn merge_strategy(
             .fold(0.0, f64::max),
         measured_s,
         phases,
+        round_trips: round_trips(parts),
         per_query,
         rounds,
         timeline,
     })
+}
+
+/// The round trips of every input, added exactly from their histograms.
+fn round_trips(parts: &[Part]) -> Option<RoundTripsReport> {
+    let add = |pick: fn(&RoundTripsReport) -> Option<&Counts>| {
+        let mut sum: Option<Histogram<u64>> = None;
+        for p in parts {
+            let counts = p.strategy.round_trips.as_ref().and_then(pick);
+            if let Some(h) = counts.and_then(|c| decode_histogram(&c.hdr).ok()) {
+                // Both auto-resize, so adding cannot fail on range.
+                let _ = sum.get_or_insert_with(new_histogram).add(&h);
+            }
+        }
+        sum.as_ref().and_then(Counts::of)
+    };
+    let merged = RoundTripsReport {
+        connect: add(|r| r.connect.as_ref()),
+        request: add(|r| r.request.as_ref()),
+    };
+    (merged != RoundTripsReport::default()).then_some(merged)
 }
 
 /// One input's round of the strategy being merged.
@@ -791,6 +820,7 @@ mod tests {
             shards: 2,
             target: None,
             max_server_connections: Some(4),
+            round_trips: None,
             retries: 1,
             errors: [("pool_timeout".to_string(), 2)].into(),
             startup_errors: BTreeMap::new(),
@@ -817,6 +847,8 @@ mod tests {
             timeline,
         };
         Report {
+            network: None,
+            explanation: Vec::new(),
             schema_version: SCHEMA_VERSION,
             tool: Tool::current(),
             started_at: "2026-11-22T10:00:00Z".into(),

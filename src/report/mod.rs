@@ -1,9 +1,11 @@
-//! Output: the model of report.json (`model.rs`), the file formats every
-//! command writes (`export/`, one file per format), the terminal views of
-//! run, sweep, plan and compare (`term/`), and the number formatting they
-//! all share (`format.rs`).
+//! Output: the model of report.json (`model.rs`), where a per-request
+//! connection's time goes (`explain.rs`), the file formats every command
+//! writes (`export/`, one file per format), the terminal views of run,
+//! sweep, plan and compare (`term/`), and the number formatting they all
+//! share (`format.rs`).
 
 pub mod assemble;
+pub mod explain;
 pub mod export;
 pub mod format;
 pub mod merge;

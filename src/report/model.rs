@@ -56,13 +56,30 @@ pub struct Report {
     pub host: Host,
     pub server: Server,
     pub scenario: ScenarioInfo,
+    /// The emulated link every measured connection crossed (absent when
+    /// poolbench connected directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     pub strategies: Vec<StrategyReport>,
     pub comparison: Vec<Comparison>,
+    /// Per fresh strategy: where a connection's time goes, and with an
+    /// emulated link, how much of it is round trips.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanation: Vec<Explanation>,
     /// Where this report stands among synchronised copies of poolbench
     /// (`--start-at`, `--instance-index`, `merge`): its fields sit at the top
     /// level of report.json, and are absent from a plain run's.
     #[serde(flatten)]
     pub copies: Copies,
+}
+
+/// The link emulator's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// Round-trip time added to every measured connection.
+    pub rtt_ms: f64,
+    /// ± per flight of bytes.
+    pub jitter_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -260,14 +277,55 @@ pub struct StrategyReport {
     pub offered_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub achieved_rate: Option<f64>,
-    /// Phase → latency summary (successful requests).
+    /// Phase → latency summary (successful requests; `tcp`, `tls` and
+    /// `startup` of every connection opened).
     pub phases: BTreeMap<String, Summary>,
+    /// Round trips counted by the link emulator (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_trips: Option<RoundTripsReport>,
     /// Query → summary of its `total`.
     pub per_query: BTreeMap<String, Summary>,
     /// Each round apart (`[run] rounds`; one entry for a single round), the
     /// samples `compare` tests a change against.
     pub rounds: Vec<RoundStats>,
     pub timeline: Vec<TimelineRow>,
+}
+
+/// Round trips: of each connection's setup (the TCP handshake to
+/// ReadyForQuery), and of each successful request (acquire to release; for
+/// a fresh connection its setup included).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundTripsReport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<Counts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Counts>,
+}
+
+/// A distribution of small counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub count: u64,
+    pub min: u64,
+    pub p50: u64,
+    pub max: u64,
+    pub mean: f64,
+    /// Base64 HdrHistogram V2+DEFLATE, like a phase's (`merge` adds them).
+    #[serde(default)]
+    pub hdr: String,
+}
+
+impl Counts {
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Option<Counts> {
+        (!h.is_empty()).then(|| Counts {
+            count: h.len(),
+            min: h.min(),
+            p50: h.value_at_quantile(0.5),
+            max: h.max(),
+            mean: round(h.mean(), 2),
+            hdr: crate::metrics::encode_histogram(h),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -473,4 +531,48 @@ fn one() -> u32 {
 pub fn round(x: f64, digits: i32) -> f64 {
     let m = 10f64.powi(digits);
     (x * m).round() / m
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The fresh strategy.
+    pub strategy: String,
+    /// The pool compared with: the one with the highest throughput.
+    pub pool: Option<String>,
+    /// The connect phase of its requests.
+    pub connect_ms: f64,
+    /// Of the connections it opened: the TCP handshake, the SSLRequest and
+    /// TLS handshake (absent without TLS), StartupMessage to ReadyForQuery.
+    pub tcp_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
+    pub startup_ms: Option<f64>,
+    pub query_ms: f64,
+    pub pool_query_ms: Option<f64>,
+    /// `query_ms − pool_query_ms`: what the first query on a new backend
+    /// costs more (statements prepared again, caches cold).
+    pub first_query_extra_ms: Option<f64>,
+    pub close_ms: Option<f64>,
+    /// The whole request, as the application sees it.
+    pub total_ms: f64,
+    /// Across an emulated link: the round trips in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<RoundTripShare>,
+}
+
+/// How much of the time is round trips across the emulated link: the
+/// median count × the RTT, against the mean time it is part of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundTripShare {
+    pub rtt_ms: f64,
+    /// A connection's setup: TCP handshake to ReadyForQuery.
+    pub connect_round_trips: u64,
+    pub connect_round_trips_ms: f64,
+    /// A whole request, its connection's setup included.
+    pub request_round_trips: u64,
+    pub request_round_trips_ms: f64,
+    /// The pool's request: usually 1 (a cached statement), 2 when it must
+    /// prepare.
+    pub pool_request_round_trips: Option<u64>,
+    pub pool_request_round_trips_ms: Option<f64>,
+    pub pool_total_ms: Option<f64>,
 }

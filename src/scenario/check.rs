@@ -136,6 +136,7 @@ impl Checker<'_> {
                 self.error(span.unwrap_or(0..0), problem);
             }
         }
+        let network = raw.network.and_then(|n| self.network(n));
         Scenario {
             name,
             description,
@@ -150,6 +151,7 @@ impl Checker<'_> {
             queries,
             sweep,
             pgbouncer,
+            network,
         }
     }
 
@@ -180,6 +182,50 @@ impl Checker<'_> {
             }
         }
         settings
+    }
+
+    fn network(&mut self, raw: Spanned<Table<RawNetwork>>) -> Option<NetworkSettings> {
+        let span = raw.span();
+        let raw = raw.into_inner().into_inner();
+        let Some(rtt_value) = &raw.rtt else {
+            self.error(
+                span,
+                "`[network]` needs `rtt`, the round-trip time to add, e.g. rtt = \"20ms\"",
+            );
+            return None;
+        };
+        let rtt = self.duration("rtt", rtt_value)?;
+        if rtt > NetworkSettings::MAX_RTT {
+            self.error(
+                rtt_value.span(),
+                format!(
+                    "`rtt` must be at most {}, found {}",
+                    humantime::format_duration(NetworkSettings::MAX_RTT),
+                    rtt_value.get_ref()
+                ),
+            );
+            return None;
+        }
+        let jitter = match &raw.jitter {
+            None => Duration::ZERO,
+            Some(j) => {
+                let jitter = self.duration("jitter", j)?;
+                if jitter > rtt / 2 {
+                    self.error(
+                        j.span(),
+                        format!(
+                            "`jitter` moves each flight by up to ± its value, so it must be at \
+                             most half the rtt ({}), found {}",
+                            humantime::format_duration(rtt / 2),
+                            j.get_ref()
+                        ),
+                    );
+                    return None;
+                }
+                jitter
+            }
+        };
+        Some(NetworkSettings { rtt, jitter })
     }
 
     fn sweep(&mut self, raw: RawSweep) -> SweepGrid {
@@ -1445,6 +1491,56 @@ mod sweep_tests {
         );
         let e = err("\n[sweep]\npool_size = [4]\n");
         assert!(e.contains("unknown key `pool_size`"), "{e}");
+    }
+
+    #[test]
+    fn network_table_is_checked_and_rtt_overrides_it() {
+        use std::time::Duration;
+        let s = parse(&format!(
+            "{BASE}\n[network]\nrtt = \"20ms\"\njitter = \"1ms\"\n"
+        ))
+        .unwrap();
+        let n = s.network.unwrap();
+        assert_eq!(
+            (n.rtt, n.jitter),
+            (Duration::from_millis(20), Duration::from_millis(1))
+        );
+        assert!(parse(BASE).unwrap().network.is_none());
+        let err = |extra: &str| format!("{:#}", parse(&format!("{BASE}{extra}")).unwrap_err());
+        let e = err("\n[network]\njitter = \"1ms\"\n");
+        assert!(e.contains("t.toml:10:1: `[network]` needs `rtt`"), "{e}");
+        let e = err("\n[network]\nrtt = \"11s\"\n");
+        assert!(e.contains("`rtt` must be at most 10s"), "{e}");
+        let e = err("\n[network]\nrtt = \"20\"\n");
+        assert!(e.contains("`rtt` = \"20\" is not a duration"), "{e}");
+
+        // --rtt replaces the file's RTT and keeps its jitter, capped at
+        // half of the new RTT; without [network] it adds one.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(
+            &path,
+            format!("{BASE}\n[network]\nrtt = \"20ms\"\njitter = \"4ms\"\n"),
+        )
+        .unwrap();
+        let with = |rtt_ms: u64| {
+            let o = crate::scenario::Overrides {
+                rtt: Some(Duration::from_millis(rtt_ms)),
+                ..Default::default()
+            };
+            crate::scenario::load_with(&path, &o).map(|s| s.network.unwrap())
+        };
+        let n = with(50).unwrap();
+        assert_eq!(
+            (n.rtt, n.jitter),
+            (Duration::from_millis(50), Duration::from_millis(4))
+        );
+        let n = with(2).unwrap();
+        assert_eq!(
+            (n.rtt, n.jitter),
+            (Duration::from_millis(2), Duration::from_millis(1))
+        );
+        assert!(format!("{:#}", with(20_000).unwrap_err()).contains("--rtt must be at most 10s"));
     }
 }
 

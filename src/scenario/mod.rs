@@ -39,6 +39,9 @@ pub struct Overrides {
     pub only: Vec<String>,
     /// `--rate`: open loop at this many arrivals per second.
     pub rate: Option<f64>,
+    /// `--rtt`: the emulated link's round-trip time (the file's jitter is
+    /// kept, capped at half of it).
+    pub rtt: Option<Duration>,
 }
 
 /// Reads and checks the scenario file at `path`. Every error is tagged bad
@@ -117,6 +120,17 @@ fn apply(mut s: Scenario, o: &Overrides) -> Result<Scenario> {
                 max_in_flight: limits::DEFAULT_MAX_IN_FLIGHT,
             },
         });
+    }
+    if let Some(rtt) = o.rtt {
+        if rtt > NetworkSettings::MAX_RTT {
+            return Err(bad_input(format!(
+                "--rtt must be at most {}, not {}",
+                humantime::format_duration(NetworkSettings::MAX_RTT),
+                humantime::format_duration(rtt)
+            )));
+        }
+        let jitter = s.network.map_or(Duration::ZERO, |n| n.jitter);
+        s.network = Some(NetworkSettings::at(rtt, jitter));
     }
     if !o.only.is_empty() {
         if let Some(name) = o

@@ -26,6 +26,10 @@ pub struct Scenario {
     /// `[pgbouncer]`: the embedded PgBouncer's settings (defaults when not
     /// given); used by strategies with `via = "pgbouncer"`.
     pub pgbouncer: PgBouncerSettings,
+    /// `[network]` (or `--rtt`): an emulated link between poolbench and the
+    /// database for every measured connection; None: connect directly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSettings>,
 }
 
 /// The embedded PgBouncer's settings, written into its configuration.
@@ -77,6 +81,32 @@ pub enum Via {
     /// A throwaway PgBouncer poolbench starts in front of its embedded
     /// server.
     PgBouncer,
+}
+
+/// The emulated link: the round-trip time it adds and its jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NetworkSettings {
+    /// Added to every round trip (rtt/2 each way); may be 0, which still
+    /// counts round trips. At most [`NetworkSettings::MAX_RTT`].
+    #[serde(with = "humantime_serde_compat")]
+    pub rtt: Duration,
+    /// Each flight of bytes is moved by a uniform draw in ± this; at most
+    /// rtt/2. Default 0.
+    #[serde(with = "humantime_serde_compat")]
+    pub jitter: Duration,
+}
+
+impl NetworkSettings {
+    pub const MAX_RTT: Duration = Duration::from_secs(10);
+
+    /// The link at another RTT (`--rtt`, a sweep point), its jitter capped
+    /// at half of it.
+    pub fn at(rtt: Duration, jitter: Duration) -> NetworkSettings {
+        NetworkSettings {
+            rtt,
+            jitter: jitter.min(rtt / 2),
+        }
+    }
 }
 
 /// `[sweep]`: pool sizes and concurrency levels for `poolbench sweep`.

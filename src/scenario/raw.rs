@@ -26,6 +26,15 @@ pub struct RawScenario {
     pub query: Option<Spanned<Vec<Spanned<Table<RawQuery>>>>>,
     pub sweep: Option<Spanned<Table<RawSweep>>>,
     pub pgbouncer: Option<Spanned<Table<RawPgBouncer>>>,
+    pub network: Option<Spanned<Table<RawNetwork>>>,
+}
+
+/// `[network]`: the link emulator between poolbench and the database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub rtt: Option<Spanned<String>>,
+    pub jitter: Option<Spanned<String>>,
 }
 
 /// `[pgbouncer]`: settings of the embedded PgBouncer (`via = "pgbouncer"`).
@@ -102,6 +111,7 @@ table_names! {
     RawStatement => "`{ sql = \"...\" }`",
     RawSweep => "`[sweep]`",
     RawPgBouncer => "`[pgbouncer]`",
+    RawNetwork => "`[network]`",
 }
 
 /// `[sweep]`: the grid `poolbench sweep` measures (its flags override it).

@@ -1,46 +1,53 @@
-//! Opening one connection and counting it, shared by every source kind.
+//! Opening one connection, timing its setup and counting it, shared by
+//! every source kind: each connection opened is counted as it opens and its
+//! setup (tcp, tls, startup, round trips) logged once, whoever opened it —
+//! a request, a pool filling, a pool replacing a dead connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::task::JoinHandle;
-use tokio_postgres::Client;
-
+use crate::backend::postgres::connect::{open, ConnectError, Opened};
 use crate::backend::postgres::Target;
+use crate::metrics::{Recorder, SetupLog};
+use crate::net::Emulator;
 
-/// Opens connections to a target and counts them as they open.
+/// Opens connections to a target (across the link emulator when there is
+/// one), counts them and logs their setups.
 #[derive(Clone)]
 pub struct CountingConnect {
     pub target: Target,
-    pub opened: Arc<AtomicU64>,
+    link: Option<Arc<Emulator>>,
+    opened: Arc<AtomicU64>,
+    setups: Arc<SetupLog>,
 }
 
 impl CountingConnect {
-    pub fn new(target: &Target) -> CountingConnect {
+    pub fn new(target: &Target, link: Option<&Arc<Emulator>>) -> CountingConnect {
         CountingConnect {
             target: target.clone(),
+            link: link.cloned(),
             opened: Arc::new(AtomicU64::new(0)),
+            setups: Arc::new(SetupLog::default()),
         }
     }
 
-    /// One connection, and the task that drives it (it ends when the client
-    /// is dropped).
-    pub async fn open(&self) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
-        let (client, connection) = self
-            .target
-            .config()
-            .connect(self.target.tls().clone())
-            .await?;
+    /// One connection, the task that drives it (it ends when the client is
+    /// dropped) and its round-trip counter; its setup is timed from
+    /// `started`.
+    pub async fn open(&self, started: Instant) -> Result<Opened, ConnectError> {
+        let opened = open(&self.target, self.link.as_deref(), started).await?;
         self.opened.fetch_add(1, Ordering::Relaxed);
-        let task = tokio::spawn(async move {
-            // A broken connection shows up as an error on the client's next
-            // call, where it is classified and counted.
-            let _ = connection.await;
-        });
-        Ok((client, task))
+        self.setups.record(opened.setup);
+        Ok(opened)
     }
 
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Moves the setups logged so far into `recorder`.
+    pub fn drain_setups(&self, recorder: &mut Recorder) {
+        self.setups.drain_into(recorder);
     }
 }

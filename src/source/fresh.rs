@@ -1,7 +1,9 @@
 //! `kind = "fresh"`: a new connection for every request, closed after it.
 //! Times the `connect` phase (the whole connection setup, bounded by the
-//! target's connect timeout).
+//! target's connect timeout, measured as one interval; its tcp, tls and
+//! startup steps are logged by `connect.rs`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -9,21 +11,22 @@ use futures_util::future::BoxFuture;
 use super::connect::CountingConnect;
 use super::lease::Lease;
 use super::ConnectionSource;
-use crate::backend::postgres::{request_error, Target};
-use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, RequestError};
+use crate::backend::postgres::Target;
+use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
+use crate::net::Emulator;
 
 pub struct FreshSource(CountingConnect);
 
 impl FreshSource {
-    pub fn new(target: &Target) -> FreshSource {
-        FreshSource(CountingConnect::new(target))
+    pub fn new(target: &Target, link: Option<&Arc<Emulator>>) -> FreshSource {
+        FreshSource(CountingConnect::new(target, link))
     }
 
     async fn connect(&self) -> Result<(Lease, PhaseTimings), RequestError> {
         let limit = self.0.target.connect_timeout();
         let started = Instant::now();
-        let (client, task) = match tokio::time::timeout(limit, self.0.open()).await {
-            Ok(r) => r.map_err(|e| request_error(&e))?,
+        let opened = match tokio::time::timeout(limit, self.0.open(started)).await {
+            Ok(r) => r.map_err(|e| e.request_error())?,
             Err(_) => {
                 return Err(RequestError::new(
                     ErrorClass::ConnectTimeout,
@@ -35,8 +38,10 @@ impl FreshSource {
             }
         };
         let mut t = PhaseTimings::default();
-        t.set(Phase::Connect, micros(started.elapsed()));
-        Ok((Lease::owned(client, task), t))
+        // One interval, from the same two instants the tcp, tls and
+        // startup phases divide.
+        t.set(Phase::Connect, micros(opened.ready_at - started));
+        Ok((Lease::owned(opened.client, opened.task, opened.turns), t))
     }
 }
 
@@ -55,6 +60,10 @@ impl ConnectionSource for FreshSource {
 
     fn connections_opened(&self) -> u64 {
         self.0.opened()
+    }
+
+    fn drain_setups(&self, into: &mut Recorder) {
+        self.0.drain_setups(into);
     }
 
     fn close(&self) {}

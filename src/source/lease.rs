@@ -1,14 +1,17 @@
 //! A connection held by one request, whatever source it came from, and the
 //! `close` phase: giving back a connection opened for the request closes
-//! it, and that is timed here.
+//! it, and that is timed here. Giving it back also reads the round trips
+//! the request waited for on it, when it crosses the link emulator.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
-use deadpool_postgres::Object;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Statement};
 
-use crate::metrics::micros;
+use super::manager::Object;
+use crate::metrics::{micros, Phase, PhaseTimings};
+use crate::net::Turns;
 
 /// A connection held by one request. Given back with [`Lease::release`];
 /// a lease dropped without it belongs to an abandoned request (timed out or
@@ -21,14 +24,23 @@ enum Held {
     Owned {
         client: Client,
         task: JoinHandle<()>,
+        turns: Option<Turns>,
+        /// The statements it prepared, dropped only after the client: see
+        /// `release`. (Locked once per prepare, by this request alone.)
+        prepared: Mutex<Vec<Statement>>,
     },
     /// Drawn from a pool; goes back to it when released.
     Pooled(Object),
 }
 
 impl Lease {
-    pub(super) fn owned(client: Client, task: JoinHandle<()>) -> Lease {
-        Lease(Some(Held::Owned { client, task }))
+    pub(super) fn owned(client: Client, task: JoinHandle<()>, turns: Option<Turns>) -> Lease {
+        Lease(Some(Held::Owned {
+            client,
+            task,
+            turns,
+            prepared: Mutex::new(Vec::new()),
+        }))
     }
 
     pub(super) fn pooled(object: Object) -> Lease {
@@ -46,7 +58,7 @@ impl Lease {
     pub fn client(&self) -> &Client {
         match self.held() {
             Held::Owned { client, .. } => client,
-            Held::Pooled(object) => object,
+            Held::Pooled(object) => &object.client,
         }
     }
 
@@ -54,28 +66,80 @@ impl Lease {
     /// the statement it prepared before; a fresh one must prepare it again.
     pub async fn prepare(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         match self.held() {
-            Held::Owned { client, .. } => client.prepare(sql).await,
-            Held::Pooled(object) => object.prepare_cached(sql).await,
+            Held::Owned {
+                client, prepared, ..
+            } => {
+                let statement = client.prepare(sql).await?;
+                prepared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(statement.clone());
+                Ok(statement)
+            }
+            Held::Pooled(object) => object.client.prepare_cached(sql).await,
         }
     }
 
-    /// Gives the connection back: one opened for the request is closed, and
-    /// the microseconds that took are returned (the `close` phase); a pooled
-    /// one goes back to its pool (None: nothing to close).
-    pub async fn release(mut self) -> Option<u64> {
-        match self.0.take()? {
-            Held::Owned { client, task } => {
+    /// Gives the connection back: one opened for the request is closed
+    /// (the `close` phase is how long that took); a pooled one goes back to
+    /// its pool (nothing to close).
+    pub async fn release(mut self) -> Released {
+        match self.0.take() {
+            Some(Held::Owned {
+                client,
+                task,
+                turns,
+                prepared,
+            }) => {
                 let started = Instant::now();
                 // Dropping the client makes the connection task send
-                // Terminate and close the socket; waiting for it is the close.
+                // Terminate and close the socket; waiting for it is the
+                // close. Its statements go after it: dropped first, each
+                // would send a Close and the task wait for the answer before
+                // Terminate — a round trip no application pays to close a
+                // connection (libpq, asyncpg, JDBC send Terminate alone; the
+                // backend frees its statements as it exits).
                 drop(client);
+                drop(prepared);
                 let _ = task.await;
-                Some(micros(started.elapsed()))
+                Released {
+                    close_us: Some(micros(started.elapsed())),
+                    // Every round trip of the connection's life, which was
+                    // the request's: its setup and its statements.
+                    round_trips: turns.as_ref().map(Turns::now),
+                }
             }
-            Held::Pooled(object) => {
+            Some(Held::Pooled(mut object)) => {
+                let round_trips = object.round_trips();
                 drop(object);
-                None
+                Released {
+                    close_us: None,
+                    round_trips,
+                }
             }
+            None => Released::default(),
+        }
+    }
+}
+
+/// What giving a connection back measured.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Released {
+    /// The `close` phase, for a connection opened for the request.
+    pub close_us: Option<u64>,
+    /// Round trips the request waited for on this connection (only across
+    /// the link emulator).
+    pub round_trips: Option<u32>,
+}
+
+impl Released {
+    /// Adds what was measured to a request's timings.
+    pub fn record(&self, t: &mut PhaseTimings) {
+        if let Some(us) = self.close_us {
+            t.set(Phase::Close, us);
+        }
+        if let Some(n) = self.round_trips {
+            t.set_round_trips(n);
         }
     }
 }

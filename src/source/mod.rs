@@ -7,6 +7,7 @@
 mod connect;
 mod fresh;
 mod lease;
+mod manager;
 mod pool;
 
 use std::sync::Arc;
@@ -15,10 +16,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::backend::postgres::Target;
-use crate::metrics::{PhaseTimings, PoolStatus, RequestError};
+use crate::metrics::{PhaseTimings, PoolStatus, Recorder, RequestError};
+use crate::net::Emulator;
 use crate::scenario::StrategyKind;
 
-pub use lease::Lease;
+pub use lease::{Lease, Released};
 
 /// A source of connections for one strategy (one per worker thread).
 pub trait ConnectionSource: Send + Sync {
@@ -39,23 +41,29 @@ pub trait ConnectionSource: Send + Sync {
     /// `connections_opened` is this count, not an inference.
     fn connections_opened(&self) -> u64;
 
+    /// Moves the setups (tcp, tls, startup, round trips) of the connections
+    /// opened so far into `into`: each connection once, whoever opened it.
+    fn drain_setups(&self, into: &mut Recorder);
+
     /// Closes whatever the source keeps open (after the strategy's run).
     fn close(&self);
 }
 
 /// The sources of a strategy, one per worker thread (shard), `shards` of
 /// them. Threads never change what the strategy is: a pool's threads share
-/// its pools (`instances` of them, `max_size` each).
+/// its pools (`instances` of them, `max_size` each). With `link`, every
+/// connection they open crosses the link emulator.
 pub fn build(
     kind: &StrategyKind,
     target: &Target,
+    link: Option<&Arc<Emulator>>,
     shards: usize,
 ) -> Vec<Arc<dyn ConnectionSource>> {
     match kind {
         StrategyKind::Fresh => (0..shards.max(1))
-            .map(|_| Arc::new(fresh::FreshSource::new(target)) as Arc<dyn ConnectionSource>)
+            .map(|_| Arc::new(fresh::FreshSource::new(target, link)) as Arc<dyn ConnectionSource>)
             .collect(),
-        StrategyKind::Pool(settings) => pool::shared(settings, target, shards)
+        StrategyKind::Pool(settings) => pool::shared(settings, target, link, shards)
             .into_iter()
             .map(|view| Arc::new(view) as Arc<dyn ConnectionSource>)
             .collect(),

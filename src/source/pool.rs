@@ -7,19 +7,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{
-    Connect, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
-};
+use deadpool_postgres::{RecyclingMethod, Runtime};
 use futures_util::future::BoxFuture;
 use tokio::sync::Barrier;
-use tokio::task::JoinHandle;
-use tokio_postgres::Client;
 
 use super::connect::CountingConnect;
 use super::lease::Lease;
+use super::manager::{Manager, Pool, PoolError};
 use super::ConnectionSource;
-use crate::backend::postgres::{request_error, Target};
-use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, RequestError};
+use crate::backend::postgres::Target;
+use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
+use crate::net::Emulator;
 use crate::scenario::{PoolSettings, Recycling};
 
 /// The pools of one strategy, shared by every worker thread: `instances`
@@ -49,8 +47,13 @@ pub struct PoolSource {
 }
 
 impl PoolSet {
-    fn new(settings: &PoolSettings, target: &Target, views: usize) -> PoolSet {
-        let connect = CountingConnect::new(target);
+    fn new(
+        settings: &PoolSettings,
+        target: &Target,
+        link: Option<&Arc<Emulator>>,
+        views: usize,
+    ) -> PoolSet {
+        let connect = CountingConnect::new(target, link);
         let recycling_method = match settings.recycling {
             Recycling::Fast => RecyclingMethod::Fast,
             Recycling::Verified => RecyclingMethod::Verified,
@@ -58,13 +61,7 @@ impl PoolSet {
         };
         let pools = (0..settings.instances.max(1))
             .map(|_| {
-                let manager = Manager::from_connect(
-                    target.config().clone(),
-                    connect.clone(),
-                    ManagerConfig {
-                        recycling_method: recycling_method.clone(),
-                    },
-                );
+                let manager = Manager::new(connect.clone(), recycling_method.clone());
                 Pool::builder(manager)
                     .max_size(settings.max_size)
                     .wait_timeout(settings.wait_timeout)
@@ -88,10 +85,15 @@ impl PoolSet {
 }
 
 /// One source per worker thread (`views` of them, at least one), all
-/// drawing from the same pools.
-pub fn shared(settings: &PoolSettings, target: &Target, views: usize) -> Vec<PoolSource> {
+/// drawing from the same pools (whose connections cross `link` when given).
+pub fn shared(
+    settings: &PoolSettings,
+    target: &Target,
+    link: Option<&Arc<Emulator>>,
+    views: usize,
+) -> Vec<PoolSource> {
     let views = views.max(1);
-    let set = Arc::new(PoolSet::new(settings, target, views));
+    let set = Arc::new(PoolSet::new(settings, target, link, views));
     (0..views)
         .map(|shard| PoolSource {
             set: set.clone(),
@@ -149,6 +151,11 @@ impl PoolSource {
         // Every view reaches the barrier, failed or not; a thread that never
         // started would hold the others back, hence the limit.
         let _ = tokio::time::timeout(set.fill_limit, set.filled.wait()).await;
+        for object in &mut held {
+            // Their setups' round trips are logged already; a request's
+            // count starts from here.
+            object.round_trips();
+        }
         drop(held);
         match failed {
             Some(e) => Err(e),
@@ -195,6 +202,13 @@ impl ConnectionSource for PoolSource {
         }
     }
 
+    /// Drained once, like `pool_status`, when every thread is done.
+    fn drain_setups(&self, into: &mut Recorder) {
+        if self.shard == 0 {
+            self.set.connect.drain_setups(into);
+        }
+    }
+
     /// The last thread to finish closes the pools: closing them earlier
     /// would fail the other threads' last requests.
     fn close(&self) {
@@ -206,19 +220,10 @@ impl ConnectionSource for PoolSource {
     }
 }
 
-impl Connect for CountingConnect {
-    fn connect(
-        &self,
-        _config: &tokio_postgres::Config,
-    ) -> BoxFuture<'_, Result<(Client, JoinHandle<()>), tokio_postgres::Error>> {
-        Box::pin(self.open())
-    }
-}
-
 fn pool_error(e: &PoolError) -> RequestError {
     match e {
-        PoolError::Backend(e) => request_error(e),
-        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => RequestError::new(
+        PoolError::Backend(e) => e.request_error(),
+        PoolError::Timeout(deadpool::managed::TimeoutType::Wait) => RequestError::new(
             ErrorClass::PoolTimeout,
             "timed out waiting for a pooled connection (wait_timeout)",
         ),

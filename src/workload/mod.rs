@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::postgres::{describe_pg_error, request_error};
 use crate::engine::Service;
 use crate::error::bad_input;
-use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, RequestError};
+use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::rng::Rng;
 use crate::scenario::{Query, QueryMode};
 use crate::source::{ConnectionSource, Lease};
@@ -273,6 +273,10 @@ impl Service for Requests {
         self.source.connections_opened()
     }
 
+    fn drain_setups(&self, into: &mut Recorder) {
+        self.source.drain_setups(into);
+    }
+
     fn close(&self) {
         self.source.close();
     }
@@ -309,11 +313,9 @@ async fn on_one_connection(
         run_statements(&lease, plan.statements.iter().zip(values), statements).await
     };
     t.set(Phase::Query, micros(started.elapsed()));
-    let close = lease.release().await;
+    let released = lease.release().await;
     result?;
-    if let Some(us) = close {
-        t.set(Phase::Close, us);
-    }
+    released.record(&mut t);
     Ok(t)
 }
 
@@ -380,7 +382,7 @@ async fn run_statement(
 
 /// Every statement at once, each on its own connection, as
 /// `asyncio.gather` over a pool does. Each phase of the request is that of
-/// its slowest branch.
+/// its slowest branch (and its round trips those of the branch with most).
 async fn in_parallel(
     source: &dyn ConnectionSource,
     plan: &QueryPlan,
@@ -392,17 +394,19 @@ async fn in_parallel(
         let started = Instant::now();
         let result = run_statement(&lease, s, v, statements).await;
         t.set(Phase::Query, micros(started.elapsed()));
-        let close = lease.release().await;
+        let released = lease.release().await;
         result?;
-        if let Some(us) = close {
-            t.set(Phase::Close, us);
-        }
+        released.record(&mut t);
         Ok::<_, RequestError>(t)
     });
     let mut t = PhaseTimings::default();
     for branch in futures_util::future::join_all(branches).await {
-        for (phase, us) in branch?.iter() {
+        let branch = branch?;
+        for (phase, us) in branch.iter() {
             t.set_max(phase, us);
+        }
+        if let Some(n) = branch.round_trips() {
+            t.set_round_trips(n);
         }
     }
     Ok(t)

@@ -1,10 +1,12 @@
 //! PostgreSQL: where the database is and how to reach it: DSN parsing, password
-//! redaction, the TLS connector and the one `connect` every part uses.
+//! redaction, the TLS connector and the one `connect` every part uses
+//! (measured connections are opened by `connect.rs`, timed step by step).
 //!
 //! Connection strings follow libpq (`conninfo`, `resolve`, `service`,
 //! `pgpass`, `tls`); the rest of poolbench sees only [`Target`].
 
 pub mod auth;
+pub mod connect;
 pub mod conninfo;
 pub mod environment;
 pub mod pgpass;
@@ -429,16 +431,21 @@ pub fn error_class(e: &tokio_postgres::Error) -> ErrorClass {
         return ErrorClass::ConnectionLost;
     }
     if let Some(io) = io_source(e) {
-        return match io.kind() {
-            io::ErrorKind::ConnectionRefused => ErrorClass::ConnectionRefused,
-            io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
-            _ => ErrorClass::ConnectionLost,
-        };
+        return io_error_class(io);
     }
     if e.to_string().starts_with("timeout waiting for server") {
         return ErrorClass::ConnectTimeout;
     }
     ErrorClass::Other
+}
+
+/// The class of an I/O error reaching or talking to the server.
+pub fn io_error_class(e: &io::Error) -> ErrorClass {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorClass::ConnectionRefused,
+        io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
+        _ => ErrorClass::ConnectionLost,
+    }
 }
 
 /// A tokio-postgres error as a request's error: its class and description.

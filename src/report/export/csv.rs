@@ -1,6 +1,7 @@
 //! CSV: summary.csv (one row per strategy × phase) and timeline.csv (one
 //! row per strategy × second) of a run, sweep.csv (one row per point) of a
-//! sweep. Milliseconds with three decimals throughout.
+//! sweep (pool sizes, rates or RTTs). Milliseconds with three decimals
+//! throughout.
 
 use anyhow::Result;
 
@@ -8,7 +9,7 @@ use super::Exporter;
 use crate::metrics::Phase;
 use crate::report::format::ms3;
 use crate::report::Report;
-use crate::sizing::model::{SweepReport, SWEEP_PHASES};
+use crate::sizing::model::{RttSweep, SweepReport, SWEEP_PHASES};
 use crate::sizing::rates::RateSweep;
 
 pub struct SummaryCsv;
@@ -209,6 +210,62 @@ impl Exporter<RateSweep> for RateSweepCsv {
                 &ms3(p.service_p99_us),
                 &ms3(p.queue_p99_us),
                 &p.saturated.to_string(),
+            ])?;
+        }
+        Ok(w.into_inner()?)
+    }
+}
+
+/// sweep.csv of an RTT sweep: one row per RTT × strategy, with the
+/// setup cost against each pool (fresh rows) from the fit's points.
+pub struct RttSweepCsv;
+
+impl Exporter<RttSweep> for RttSweepCsv {
+    fn file_name(&self) -> &'static str {
+        "sweep.csv"
+    }
+
+    fn serialize(&self, sweep: &RttSweep) -> Result<Vec<u8>> {
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "scenario",
+            "rtt_ms",
+            "strategy",
+            "kind",
+            "requests",
+            "errors",
+            "throughput_rps",
+            "total_p50_ms",
+            "total_p99_ms",
+            "connect_p50_ms",
+            "connect_round_trips",
+            "request_round_trips",
+            "setup_cost_ms",
+        ])?;
+        for p in &sweep.points {
+            // The first pool's fit gives a fresh row its setup cost.
+            let cost = sweep
+                .fits
+                .iter()
+                .find(|f| f.fresh == p.strategy)
+                .and_then(|f| f.points.iter().find(|c| c.rtt_ms == p.rtt_ms))
+                .map(|c| format!("{:.3}", c.setup_cost_ms))
+                .unwrap_or_default();
+            w.write_record([
+                sweep.scenario.name.as_str(),
+                &crate::report::format::trimmed(p.rtt_ms, 3),
+                &p.strategy,
+                &p.kind,
+                &p.requests.to_string(),
+                &p.errors.to_string(),
+                &format!("{:.1}", p.throughput_rps),
+                &ms3(p.total.p50_us),
+                &ms3(p.total.p99_us),
+                &p.connect.map(|c| ms3(c.p50_us)).unwrap_or_default(),
+                &opt(p.connect_round_trips),
+                &opt(p.request_round_trips),
+                &cost,
             ])?;
         }
         Ok(w.into_inner()?)

@@ -1,12 +1,14 @@
 //! The terminal view of a run: the header (and the lines of it a sweep
 //! shares), the progress line per strategy, the strategy table, a latency
-//! table per phase, and the one-line verdict.
+//! table per phase, where a per-request connection's time goes, and the
+//! one-line verdict.
 
 use crate::metrics::Phase;
 use crate::report::build_profile;
-use crate::report::format::{ms, plural, render, rps, thousands};
+use crate::report::format::{ms, ms_trimmed, plural, render, rps, thousands, trimmed};
+use crate::report::model::Explanation;
 use crate::report::{Comparison, Report, Server, StrategyReport};
-use crate::scenario::{ArrivalProcess, Scenario};
+use crate::scenario::{ArrivalProcess, NetworkSettings, Scenario};
 
 /// The first line of a header: "poolbench 0.1.0 (release build) · {what}".
 pub fn title_line(what: &str) -> String {
@@ -77,6 +79,9 @@ pub fn header(s: &Scenario, server: &Server, threads: usize) -> String {
         plural(s.strategies.len(), "strategy", "strategies"),
         plural(s.queries.len(), "query", "queries")
     ));
+    if let Some(n) = &s.network {
+        out.push_str(&network_line(n));
+    }
     out.push_str(debug_build_line());
     out.push('\n');
     out
@@ -117,6 +122,21 @@ pub fn strategy_lines(strategies: &[StrategyTarget], max_connections: u32) -> St
         out.push_str(&format!("strategy  {}: {budget}{target}\n", s.name));
     }
     out
+}
+
+/// The emulated link, when there is one.
+pub fn network_line(n: &NetworkSettings) -> String {
+    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    format!(
+        "network   +{} ms RTT emulated{} on every measured connection (poolbench's \
+         in-process link emulator; the monitor connection is direct)\n",
+        ms_trimmed(us(n.rtt)),
+        if n.jitter.is_zero() {
+            String::new()
+        } else {
+            format!(", ±{} ms jitter", ms_trimmed(us(n.jitter)))
+        }
+    )
 }
 
 /// One line on stderr per measured strategy (or sweep point).
@@ -195,12 +215,79 @@ pub fn tables(report: &Report) -> String {
     out.push('\n');
     out.push_str(&render(&rows, 2));
 
+    for e in &report.explanation {
+        out.push('\n');
+        out.push_str(&explanation(e));
+    }
+
     let errors: Vec<String> = report.strategies.iter().filter_map(error_line).collect();
     if !errors.is_empty() {
         out.push('\n');
         for line in errors {
             out.push_str(&line);
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// Where a per-request connection's time goes (means, in ms).
+pub fn explanation(e: &Explanation) -> String {
+    let n = |ms: f64| trimmed(ms, if ms >= 10.0 { 1 } else { 2 });
+    let mut out = format!("where {}'s time goes (means):\n", e.strategy);
+    let mut steps = Vec::new();
+    for (name, value) in [
+        ("tcp", e.tcp_ms),
+        ("tls", e.tls_ms),
+        ("startup", e.startup_ms),
+    ] {
+        if let Some(v) = value {
+            steps.push(format!("{name} {}", n(v)));
+        }
+    }
+    out.push_str(&format!(
+        "  connect  {} ms = {} (TCP handshake; SSLRequest and TLS handshake; \
+         authentication and the backend's start)\n",
+        n(e.connect_ms),
+        steps.join(" + ")
+    ));
+    match (&e.pool, e.pool_query_ms, e.first_query_extra_ms) {
+        (Some(pool), Some(pool_query), Some(extra)) if extra > 0.0 => out.push_str(&format!(
+            "  query    {} ms against {} ms on {pool}: +{} ms for the first query on a new \
+             backend (statements prepared again, caches cold)\n",
+            n(e.query_ms),
+            n(pool_query),
+            n(extra)
+        )),
+        _ => out.push_str(&format!("  query    {} ms\n", n(e.query_ms))),
+    }
+    if let Some(close) = e.close_ms {
+        out.push_str(&format!("  close    {} ms\n", n(close)));
+    }
+    if let Some(rt) = &e.network {
+        let rtt = trimmed(rt.rtt_ms, 3);
+        out.push_str(&format!(
+            "  network  +{rtt} ms RTT: connecting is {} × {rtt} ms = {} ms of its {} ms; \
+             a request {} × {rtt} ms = {} ms of its {} ms\n",
+            plural(rt.connect_round_trips as usize, "round trip", "round trips"),
+            n(rt.connect_round_trips_ms),
+            n(e.connect_ms),
+            plural(rt.request_round_trips as usize, "round trip", "round trips"),
+            n(rt.request_round_trips_ms),
+            n(e.total_ms),
+        ));
+        if let (Some(pool), Some(count), Some(ms_rt), Some(total)) = (
+            &e.pool,
+            rt.pool_request_round_trips,
+            rt.pool_request_round_trips_ms,
+            rt.pool_total_ms,
+        ) {
+            out.push_str(&format!(
+                "           on {pool}: {} × {rtt} ms = {} ms of its {} ms\n",
+                plural(count as usize, "round trip", "round trips"),
+                n(ms_rt),
+                n(total)
+            ));
         }
     }
     out

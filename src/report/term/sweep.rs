@@ -1,11 +1,12 @@
 //! The terminal view of a sweep: the header (grid and server), then one
 //! row per point with the knee marked, and per concurrency the USL fit and
-//! the fresh strategy's cost.
+//! the fresh strategy's cost. An RTT sweep's: one row per RTT × strategy,
+//! then the setup cost fitted against the RTT.
 
 use super::run::{debug_build_line, server_line, title_line};
-use crate::report::format::{ms, render, rps, thousands};
+use crate::report::format::{ms, plural, render, rps, thousands, trimmed};
 use crate::scenario::Scenario;
-use crate::sizing::model::{SweepReport, KNEE_FRACTION, SWEEP_PHASES};
+use crate::sizing::model::{RttSweep, SweepReport, KNEE_FRACTION, SWEEP_PHASES};
 
 /// What `sweep` prints before measuring: the tool, the server, the grid, and
 /// a warning when the largest pool cannot fit in the server's connections.
@@ -134,6 +135,110 @@ pub fn table(sweep: &SweepReport) -> String {
                 ms(f.total.p50_us as f64),
                 ms(f.connect.p50_us as f64),
                 ms(f.connect.p99_us as f64)
+            ));
+        }
+    }
+    if sweep.interrupted {
+        out.push_str("\ninterrupted: the sweep was cut short; the files hold what was measured\n");
+    }
+    out
+}
+
+/// What `sweep --rtts` prints before measuring.
+pub fn rtt_header(s: &Scenario, sweep: &RttSweep) -> String {
+    let mut out = title_line(&format!(
+        "RTT sweep of {} ({})",
+        s.name,
+        s.source.path.display()
+    ));
+    out.push_str(&server_line(&sweep.server));
+    let rtts: Vec<String> = sweep
+        .settings
+        .rtts_ms
+        .iter()
+        .map(|r| format!("{}ms", trimmed(*r, 3)))
+        .collect();
+    out.push_str(&format!(
+        "grid      RTT {} emulated{} × {} · {} workers · {} warm-up + {} per point · seed {}\n",
+        rtts.join(","),
+        if sweep.settings.jitter_ms > 0.0 {
+            format!(" (±{} ms jitter)", trimmed(sweep.settings.jitter_ms, 3))
+        } else {
+            String::new()
+        },
+        plural(s.strategies.len(), "strategy", "strategies"),
+        sweep.settings.concurrency,
+        humantime::format_duration(s.run.warmup),
+        humantime::format_duration(s.run.duration),
+        sweep.settings.seed,
+    ));
+    out.push_str(debug_build_line());
+    out.push('\n');
+    out
+}
+
+/// Below this R², the fit does not describe the points.
+const POOR_FIT: f64 = 0.95;
+
+/// One row per RTT × strategy, then each fit: setup cost = a + b × RTT.
+pub fn rtt_table(sweep: &RttSweep) -> String {
+    let count = |v: Option<u64>| v.map_or("-".into(), |n| n.to_string());
+    let mut rows = vec![[
+        "rtt",
+        "strategy",
+        "req/s",
+        "errors",
+        "total p50",
+        "total p99",
+        "connect p50",
+        "round trips: connect",
+        "request",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for p in &sweep.points {
+        rows.push(vec![
+            format!("{} ms", trimmed(p.rtt_ms, 3)),
+            p.strategy.clone(),
+            rps(p.throughput_rps),
+            thousands(p.errors),
+            ms(p.total.p50_us as f64),
+            ms(p.total.p99_us as f64),
+            p.connect.map_or("-".into(), |c| ms(c.p50_us as f64)),
+            count(p.connect_round_trips),
+            count(p.request_round_trips),
+        ]);
+    }
+    let mut out = String::from("latencies in ms\n");
+    out.push_str(&render(&rows, 2));
+    for f in &sweep.fits {
+        out.push('\n');
+        out.push_str(&format!(
+            "{} against {}: setup cost = {} ms + {} × RTT{}\n",
+            f.fresh,
+            f.pool,
+            trimmed(f.a_ms, 2),
+            trimmed(f.b, 2),
+            f.r_squared
+                .map(|r| format!(" (R² = {r:.3})"))
+                .unwrap_or_default()
+        ));
+        let counted = f
+            .counted_round_trips
+            .map(|n| format!(" (the emulator counted {n} more per request)"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  a per-request connection costs {} ms with no network, and {} round trips per \
+             request that a pool saves{counted}\n",
+            trimmed(f.a_ms, 2),
+            trimmed(f.b, 1)
+        ));
+        if f.r_squared.is_some_and(|r| r < POOR_FIT) {
+            out.push_str(&format!(
+                "  warning   the points are far from a line (R² below {POOR_FIT}): with {} \
+                 workers the cost is mostly waiting (for the CPU, for the pool), not round \
+                 trips; --concurrency 1 measures each request's own\n",
+                sweep.settings.concurrency
             ));
         }
     }

@@ -1,0 +1,521 @@
+//! Opening a measured connection, each step timed where it happens: `tcp`
+//! (name resolution and the TCP connect, across the link emulator when
+//! there is one), `tls` (the SSLRequest and the TLS handshake) and
+//! `startup` (StartupMessage to ReadyForQuery). The socket is poolbench's
+//! own, handed to tokio-postgres' `connect_raw` with a TLS connector that
+//! notes when its handshake ends: the bytes on the wire are the driver's,
+//! unchanged. Hosts, ports, `hostaddr`, Unix-domain sockets, the
+//! per-address `connect_timeout`, keepalives, `load_balance_hosts` and
+//! `target_session_attrs` are handled as the driver's own `connect` does.
+//!
+//! The monitor and the start-up check keep using [`super::Target::connect`]:
+//! only the connections being measured come here.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use postgres_openssl::TlsConnector;
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::task::JoinHandle;
+use tokio_postgres::config::{Host, LoadBalanceHosts, SslMode, TargetSessionAttrs};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, Config, SimpleQueryMessage};
+
+use super::{io_error_class, request_error, Target};
+use crate::metrics::{micros, ErrorClass, RequestError, Setup};
+use crate::net::{Emulator, Turns};
+use crate::rng::Rng;
+
+/// A connection opened for measuring: the client, the task driving it (it
+/// ends when the client is dropped), how its setup went, and its
+/// round-trip counter when it crosses the link emulator.
+pub struct Opened {
+    pub client: Client,
+    pub task: JoinHandle<()>,
+    pub setup: Setup,
+    /// When it was ready for queries: `connect` runs from the caller's
+    /// start to here, the interval tcp, tls and startup divide.
+    pub ready_at: Instant,
+    pub turns: Option<Turns>,
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Resolving the host, or its TCP (or Unix-domain) connect.
+    Socket(io::Error),
+    /// The TLS connector could not be set up for this host.
+    Tls(openssl::error::ErrorStack),
+    /// The server, the TLS handshake or authentication said no.
+    Postgres(tokio_postgres::Error),
+    /// The DSN's hosts cannot be tried (as the driver would refuse them).
+    Config(String),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Socket(e) => write!(f, "error connecting to server: {e}"),
+            ConnectError::Tls(e) => write!(f, "error performing TLS handshake: {e}"),
+            ConnectError::Postgres(e) => f.write_str(&super::describe_pg_error(e)),
+            ConnectError::Config(m) => write!(f, "invalid configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl ConnectError {
+    /// The error as a request counts it: its class and description.
+    pub fn request_error(&self) -> RequestError {
+        match self {
+            ConnectError::Postgres(e) => request_error(e),
+            ConnectError::Socket(e) => RequestError::new(io_error_class(e), self.to_string()),
+            ConnectError::Tls(_) | ConnectError::Config(_) => {
+                RequestError::new(ErrorClass::Other, self.to_string())
+            }
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ConnectError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ConnectError::Postgres(e)
+    }
+}
+
+/// Opens one connection to `target` (through `link` when given), trying
+/// its hosts and addresses in turn as the driver does, and spawns the task
+/// that drives it. `started` is when the caller began (the `tcp` phase
+/// runs from it). Not bounded as a whole: the caller puts its timeout
+/// around it.
+pub async fn open(
+    target: &Target,
+    link: Option<&Emulator>,
+    started: Instant,
+) -> Result<Opened, ConnectError> {
+    let config = target.config();
+    let mut last = None;
+    for candidate in candidates(config)? {
+        let dials = match &candidate.addr {
+            Host::Tcp(name) => match tokio::net::lookup_host((name.as_str(), candidate.port)).await
+            {
+                Ok(addrs) => {
+                    let mut addrs: Vec<Dial> = addrs.map(Dial::Tcp).collect();
+                    if config.get_load_balance_hosts() == LoadBalanceHosts::Random {
+                        shuffle(&mut addrs);
+                    }
+                    addrs
+                }
+                Err(e) => {
+                    last = Some(ConnectError::Socket(e));
+                    continue;
+                }
+            },
+            Host::Unix(dir) => vec![Dial::Unix(dir.join(format!(".s.PGSQL.{}", candidate.port)))],
+        };
+        for dial in dials {
+            match attempt(target, link, &dial, candidate.hostname.as_deref(), started).await {
+                Ok(opened) => return Ok(opened),
+                Err(e) => last = Some(e),
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        ConnectError::Socket(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve any addresses",
+        ))
+    }))
+}
+
+/// One host to try: where to connect, the name TLS checks, the port.
+struct Candidate {
+    addr: Host,
+    hostname: Option<String>,
+    port: u16,
+}
+
+/// The hosts in the order the driver tries them (`hostaddr` over `host`
+/// for the connect, `host` for TLS; shuffled with load_balance_hosts).
+fn candidates(config: &Config) -> Result<Vec<Candidate>, ConnectError> {
+    let (hosts, addrs, ports) = (
+        config.get_hosts(),
+        config.get_hostaddrs(),
+        config.get_ports(),
+    );
+    if hosts.is_empty() && addrs.is_empty() {
+        return Err(ConnectError::Config(
+            "both host and hostaddr are missing".into(),
+        ));
+    }
+    if !hosts.is_empty() && !addrs.is_empty() && hosts.len() != addrs.len() {
+        return Err(ConnectError::Config(format!(
+            "number of hosts ({}) is different from number of hostaddrs ({})",
+            hosts.len(),
+            addrs.len()
+        )));
+    }
+    let n = hosts.len().max(addrs.len());
+    if ports.len() > 1 && ports.len() != n {
+        return Err(ConnectError::Config("invalid number of ports".into()));
+    }
+    let mut list: Vec<Candidate> = (0..n)
+        .map(|i| {
+            let host = hosts.get(i);
+            Candidate {
+                addr: match (addrs.get(i), host) {
+                    (Some(ip), _) => Host::Tcp(ip.to_string()),
+                    (None, Some(h)) => h.clone(),
+                    // n > 0 and one of the two lists has entry i.
+                    (None, None) => Host::Tcp("localhost".into()),
+                },
+                hostname: match host {
+                    Some(Host::Tcp(h)) => Some(h.clone()),
+                    _ => None,
+                },
+                port: ports.get(i).or(ports.first()).copied().unwrap_or(5432),
+            }
+        })
+        .collect();
+    if config.get_load_balance_hosts() == LoadBalanceHosts::Random {
+        shuffle(&mut list);
+    }
+    Ok(list)
+}
+
+fn shuffle<T>(items: &mut [T]) {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = Rng::new(seed);
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+}
+
+/// One address to connect to.
+enum Dial {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Dial {
+    /// The connect itself, bounded by `connect_timeout` as the driver does
+    /// (per address), with its socket options.
+    async fn connect(&self, config: &Config) -> io::Result<Socket> {
+        let limit = config.get_connect_timeout().copied();
+        match self {
+            Dial::Tcp(addr) => {
+                let stream = bounded(TcpStream::connect(*addr), limit).await?;
+                stream.set_nodelay(true)?;
+                let sock = SockRef::from(&stream);
+                if let Some(t) = config.get_tcp_user_timeout() {
+                    sock.set_tcp_user_timeout(Some(*t))?;
+                }
+                if config.get_keepalives() {
+                    let mut keepalive = TcpKeepalive::new().with_time(config.get_keepalives_idle());
+                    if let Some(i) = config.get_keepalives_interval() {
+                        keepalive = keepalive.with_interval(i);
+                    }
+                    if let Some(r) = config.get_keepalives_retries() {
+                        keepalive = keepalive.with_retries(r);
+                    }
+                    sock.set_tcp_keepalive(&keepalive)?;
+                }
+                Ok(Socket::Tcp(stream))
+            }
+            Dial::Unix(path) => {
+                let stream = bounded(UnixStream::connect(path), limit).await?;
+                Ok(Socket::Unix(stream))
+            }
+        }
+    }
+}
+
+async fn bounded<T>(
+    connect: impl std::future::Future<Output = io::Result<T>>,
+    limit: Option<Duration>,
+) -> io::Result<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, connect)
+            .await
+            .unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection timed out",
+                ))
+            }),
+        None => connect.await,
+    }
+}
+
+/// Connects to one address and opens the session on it.
+async fn attempt(
+    target: &Target,
+    link: Option<&Emulator>,
+    dial: &Dial,
+    hostname: Option<&str>,
+    started: Instant,
+) -> Result<Opened, ConnectError> {
+    let config = target.config();
+    let socket = dial.connect(config).await.map_err(ConnectError::Socket)?;
+    let (socket, turns) = match link {
+        Some(link) => {
+            let (stream, turns) = link.relay(socket).await;
+            (Socket::Link(stream), Some(turns))
+        }
+        None => (socket, None),
+    };
+    let tcp_done = Instant::now();
+
+    let marks = Arc::new(Marks::default());
+    let tls = TimedTls {
+        inner: MakeTlsConnect::<Marked>::make_tls_connect(
+            &mut target.tls().clone(),
+            hostname.unwrap_or(""),
+        )
+        .map_err(ConnectError::Tls)?,
+        marks: marks.clone(),
+    };
+    let stream = Marked {
+        inner: socket,
+        marks: Some(marks.clone()),
+    };
+    let (client, connection) = config.connect_raw(stream, tls).await?;
+    let task = tokio::spawn(async move {
+        // A broken connection shows up as an error on the client's next
+        // call, where it is classified and counted.
+        let _ = connection.await;
+    });
+    check_session_attrs(&client, config).await?;
+    let end = Instant::now();
+
+    // With an SSLRequest sent, `tls` ends when the handshake does, or when
+    // the server's refusal ('N') arrived (sslmode=prefer against a server
+    // without TLS).
+    let tls_end = match config.get_ssl_mode() {
+        SslMode::Disable => None,
+        _ => marks
+            .tls_done
+            .get()
+            .or(marks.first_read.get())
+            .copied()
+            .map(|at| at.clamp(tcp_done, end)),
+    };
+    let startup_from = tls_end.unwrap_or(tcp_done);
+    Ok(Opened {
+        client,
+        task,
+        setup: Setup {
+            tcp_us: micros(tcp_done - started),
+            tls_us: tls_end.map(|at| micros(at - tcp_done)),
+            startup_us: micros(end - startup_from),
+            round_trips: turns.as_ref().map(Turns::now),
+        },
+        ready_at: end,
+        turns,
+    })
+}
+
+/// target_session_attrs=read-write or read-only: checked as the driver
+/// does, with `SHOW transaction_read_only` (part of `startup`).
+async fn check_session_attrs(client: &Client, config: &Config) -> Result<(), ConnectError> {
+    let wanted = config.get_target_session_attrs();
+    if wanted == TargetSessionAttrs::Any {
+        return Ok(());
+    }
+    let rows = client.simple_query("SHOW transaction_read_only").await?;
+    let read_only = rows.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(|v| v == "on"),
+        _ => None,
+    });
+    let refused = match (wanted, read_only) {
+        (TargetSessionAttrs::ReadWrite, Some(true)) => Some("database does not allow writes"),
+        (TargetSessionAttrs::ReadOnly, Some(false)) => Some("database is not read only"),
+        _ => None,
+    };
+    match refused {
+        Some(why) => Err(ConnectError::Socket(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            why,
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// When the TLS handshake ended, and when the first bytes from the server
+/// arrived (the answer to the SSLRequest).
+#[derive(Default)]
+struct Marks {
+    tls_done: OnceLock<Instant>,
+    first_read: OnceLock<Instant>,
+}
+
+/// postgres-openssl's connector, noting when its handshake ends.
+struct TimedTls {
+    inner: TlsConnector,
+    marks: Arc<Marks>,
+}
+
+impl<S> TlsConnect<S> for TimedTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = <TlsConnector as TlsConnect<S>>::Stream;
+    type Error = <TlsConnector as TlsConnect<S>>::Error;
+    type Future = BoxFuture<'static, Result<Self::Stream, Self::Error>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        let handshake = self.inner.connect(stream);
+        let marks = self.marks;
+        Box::pin(async move {
+            let result = handshake.await;
+            let _ = marks.tls_done.set(Instant::now());
+            result
+        })
+    }
+}
+
+/// The socket to the server, or the link emulator's end of its pipe.
+#[derive(Debug)]
+enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Link(DuplexStream),
+}
+
+/// The socket as the driver uses it, noting when its first bytes arrive
+/// (then it forgets the marks: a plain pass-through for the connection's
+/// life).
+#[derive(Debug)]
+struct Marked {
+    inner: Socket,
+    marks: Option<Arc<Marks>>,
+}
+
+impl fmt::Debug for Marks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Marks")
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Link(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Socket::Link(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Socket::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Socket::Link(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Socket::Tcp(s) => s.is_write_vectored(),
+            Socket::Unix(s) => s.is_write_vectored(),
+            Socket::Link(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Socket::Unix(s) => Pin::new(s).poll_flush(cx),
+            Socket::Link(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Link(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl AsyncRead for Marked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            if let Some(marks) = this.marks.take() {
+                let _ = marks.first_read.set(Instant::now());
+            }
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Marked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,133 @@
+//! What opening one connection measured — its `tcp`, `tls` and `startup`
+//! phases and, across an emulated link, its round trips — and the log a
+//! connection source keeps them in until the round ends. Setups are
+//! recorded apart from requests because a pool opens connections on its own
+//! time (filling before measuring, replacing dead ones during it): this way
+//! every connection poolbench opens counts exactly once, whoever opened it,
+//! and the phases' `count` is the number of connections opened.
+
+use std::sync::{mpsc, Mutex};
+
+use hdrhistogram::Histogram;
+
+use super::histogram::new_histogram;
+
+/// One connection's setup, in microseconds. `tcp + tls + startup` is the
+/// whole connect, measured as consecutive intervals of one clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setup {
+    pub tcp_us: u64,
+    /// None when no SSLRequest was sent (sslmode=disable).
+    pub tls_us: Option<u64>,
+    pub startup_us: u64,
+    /// Round trips until ReadyForQuery, the TCP handshake included (only
+    /// across the link emulator, which counts them).
+    pub round_trips: Option<u32>,
+}
+
+/// The setups of one connection source's connections. Recording is a
+/// lock-free channel send (it happens on the request path of a fresh
+/// connection); draining, at the round's end, is the only use of the lock.
+pub struct SetupLog {
+    tx: mpsc::Sender<Setup>,
+    rx: Mutex<mpsc::Receiver<Setup>>,
+}
+
+impl Default for SetupLog {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel();
+        SetupLog {
+            tx,
+            rx: Mutex::new(rx),
+        }
+    }
+}
+
+impl SetupLog {
+    pub fn record(&self, setup: Setup) {
+        // The receiver lives as long as the log: sending cannot fail.
+        let _ = self.tx.send(setup);
+    }
+
+    /// Every setup logged so far, taken out of the log (the timings land
+    /// in a recorder through `SetupLog::drain_into`).
+    pub fn drain(&self) -> Vec<Setup> {
+        let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        rx.try_iter().collect()
+    }
+}
+
+/// Round trips counted by the link emulator: per connection setup, and per
+/// request (from acquire to release, a fresh connection's setup included).
+#[derive(Debug, Clone, Default)]
+pub struct RoundTrips {
+    pub connect: Option<Histogram<u64>>,
+    pub request: Option<Histogram<u64>>,
+}
+
+impl RoundTrips {
+    pub fn record_connect(&mut self, n: u32) {
+        count(&mut self.connect, n);
+    }
+
+    pub fn record_request(&mut self, n: u32) {
+        count(&mut self.request, n);
+    }
+
+    pub fn merge(&mut self, other: &RoundTrips) {
+        for (mine, theirs) in [
+            (&mut self.connect, &other.connect),
+            (&mut self.request, &other.request),
+        ] {
+            if let Some(theirs) = theirs {
+                // Both auto-resize, so adding cannot fail on range.
+                let _ = mine.get_or_insert_with(counts).add(theirs);
+            }
+        }
+    }
+}
+
+/// A histogram of small counts, exact (0 allowed).
+fn counts() -> Histogram<u64> {
+    new_histogram()
+}
+
+fn count(h: &mut Option<Histogram<u64>>, n: u32) {
+    let h = h.get_or_insert_with(counts);
+    if h.record(u64::from(n)).is_err() {
+        h.saturating_record(u64::from(n));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Phase, Recorder};
+
+    #[test]
+    fn logged_setups_land_in_the_recorder_once() {
+        let log = SetupLog::default();
+        log.record(Setup {
+            tcp_us: 100,
+            tls_us: Some(2_000),
+            startup_us: 5_000,
+            round_trips: Some(6),
+        });
+        log.record(Setup {
+            tcp_us: 120,
+            tls_us: None,
+            startup_us: 4_000,
+            round_trips: None,
+        });
+        let mut r = Recorder::new(0);
+        log.drain_into(&mut r);
+        log.drain_into(&mut r);
+        assert_eq!(r.phases.count(Phase::Tcp), 2);
+        assert_eq!(r.phases.count(Phase::Tls), 1);
+        assert_eq!(r.phases.count(Phase::Startup), 2);
+        assert_eq!(r.requests, 0, "setups are not requests");
+        let connect = r.round_trips.connect.as_ref().unwrap();
+        assert_eq!((connect.len(), connect.max()), (1, 6));
+        assert!(r.round_trips.request.is_none());
+    }
+}

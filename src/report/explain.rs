@@ -1,0 +1,77 @@
+//! Where a per-request connection's time goes, from what the report
+//! measured: its connect split into tcp, tls and startup; the extra its
+//! first query pays on a new backend (against the pool's query); its close;
+//! and, across an emulated link, how much of the connect and of the whole
+//! request is round trips. A pure function of the report, stored in
+//! report.json and printed after the table.
+
+use super::model::{round, Explanation, Network, Report, RoundTripShare, StrategyReport};
+use crate::metrics::Phase;
+
+/// One fresh strategy's cost, explained. Times are means in milliseconds
+/// (means add up; percentiles do not).
+impl Explanation {
+    /// One per fresh strategy that completed requests.
+    pub fn all(report: &Report) -> Vec<Explanation> {
+        let pool = report
+            .strategies
+            .iter()
+            .filter(|s| s.kind == "pool" && s.requests > 0)
+            .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps));
+        report
+            .strategies
+            .iter()
+            .filter(|s| s.kind == "fresh")
+            .filter_map(|s| Explanation::of(s, pool, report.network.as_ref()))
+            .collect()
+    }
+
+    pub fn of(
+        fresh: &StrategyReport,
+        pool: Option<&StrategyReport>,
+        network: Option<&Network>,
+    ) -> Option<Explanation> {
+        let mean = |s: &StrategyReport, p: Phase| {
+            s.phases
+                .get(p.as_str())
+                .filter(|x| x.count > 0)
+                .map(|x| round(x.mean_us / 1000.0, 3))
+        };
+        let connect_ms = mean(fresh, Phase::Connect)?;
+        let query_ms = mean(fresh, Phase::Query)?;
+        let total_ms = mean(fresh, Phase::Total)?;
+        let pool_query_ms = pool.and_then(|p| mean(p, Phase::Query));
+        let network = network.and_then(|n| {
+            let rt = fresh.round_trips.as_ref()?;
+            let (connect, request) = (rt.connect.as_ref()?, rt.request.as_ref()?);
+            let pool_rt = pool
+                .and_then(|p| p.round_trips.as_ref())
+                .and_then(|r| r.request.as_ref());
+            let at_rtt = |count: u64| round(count as f64 * n.rtt_ms, 3);
+            Some(RoundTripShare {
+                rtt_ms: n.rtt_ms,
+                connect_round_trips: connect.p50,
+                connect_round_trips_ms: at_rtt(connect.p50),
+                request_round_trips: request.p50,
+                request_round_trips_ms: at_rtt(request.p50),
+                pool_request_round_trips: pool_rt.map(|c| c.p50),
+                pool_request_round_trips_ms: pool_rt.map(|c| at_rtt(c.p50)),
+                pool_total_ms: pool.and_then(|p| mean(p, Phase::Total)),
+            })
+        });
+        Some(Explanation {
+            strategy: fresh.name.clone(),
+            pool: pool.map(|p| p.name.clone()),
+            connect_ms,
+            tcp_ms: mean(fresh, Phase::Tcp),
+            tls_ms: mean(fresh, Phase::Tls),
+            startup_ms: mean(fresh, Phase::Startup),
+            query_ms,
+            pool_query_ms,
+            first_query_extra_ms: pool_query_ms.map(|p| round(query_ms - p, 3)),
+            close_ms: mean(fresh, Phase::Close),
+            total_ms,
+            network,
+        })
+    }
+}
