@@ -11,15 +11,11 @@ use std::process::Stdio;
 use anyhow::{Context, Result};
 use base64::Engine;
 
-use super::process::{self, RunAs, HOST};
+use super::options::{RunAs, HOST, USER};
+use super::process;
 use super::ready::{last_lines, LOG_TAIL_LINES};
 use crate::error::{self, ResultExt};
 use crate::scenario::AuthMethod;
-
-/// The superuser initdb creates; poolbench connects as it.
-pub const USER: &str = "poolbench";
-/// The database clients connect to.
-pub const DBNAME: &str = "postgres";
 
 /// 24 URL-safe characters (18 random bytes): no quoting needed in a URL, a
 /// shell or an SQL literal.

@@ -16,64 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::cert::ServerCertificate;
+use super::options::{EmbeddedOptions, RunAs, HOST, THROWAWAY_SETTING};
 use crate::error::{self, ResultExt};
-use crate::scenario::{AuthMethod, EmbeddedSettings};
-
-/// The only address the server listens on.
-pub const HOST: &str = "127.0.0.1";
-
-/// A setting of every server poolbench starts (`on`): how `run` knows a
-/// server it did not start itself (one of `poolbench server`'s) is a
-/// throwaway whose tables it may create without `--allow-setup`. A custom
-/// setting, so a session can override it (`options=-c
-/// poolbench.throwaway=off`) to be treated as a foreign server.
-pub const THROWAWAY_SETTING: &str = "poolbench.throwaway";
-
-/// What kind of server to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmbeddedOptions {
-    pub auth: AuthMethod,
-    pub tls: bool,
-    /// `None`: a free port, chosen at start.
-    pub port: Option<u16>,
-    /// The server's max_connections (>= 1).
-    pub max_connections: u32,
-    /// The TLS certificate to serve; `None`: one generated at start, signed
-    /// by a CA generated with it.
-    pub certificate: Option<ServerCertificate>,
-    /// TCP clients log in with a certificate signed by the certificate's CA
-    /// and naming their user (pg_hba `hostssl … cert`), without a password.
-    pub client_certificates: bool,
-}
-
-impl Default for EmbeddedOptions {
-    fn default() -> EmbeddedOptions {
-        EmbeddedOptions::from(&EmbeddedSettings::default())
-    }
-}
-
-impl From<&EmbeddedSettings> for EmbeddedOptions {
-    fn from(s: &EmbeddedSettings) -> EmbeddedOptions {
-        EmbeddedOptions {
-            auth: s.auth,
-            tls: s.tls,
-            port: None,
-            max_connections: s.max_connections,
-            certificate: None,
-            client_certificates: false,
-        }
-    }
-}
-
-/// The system user initdb and postgres run as when poolbench runs as root
-/// (PostgreSQL refuses to run as root).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunAs {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-}
+use crate::scenario::AuthMethod;
 
 /// Grace periods of the shutdown sequence: fast shutdown (SIGINT), then
 /// immediate shutdown (SIGQUIT), then SIGKILL.
@@ -307,26 +252,6 @@ impl Postmaster {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_from_scenario_settings_pick_a_free_port() {
-        let settings = EmbeddedSettings {
-            auth: AuthMethod::Md5,
-            tls: false,
-            max_connections: 7,
-        };
-        assert_eq!(
-            EmbeddedOptions::from(&settings),
-            EmbeddedOptions {
-                auth: AuthMethod::Md5,
-                tls: false,
-                port: None,
-                max_connections: 7,
-                certificate: None,
-                client_certificates: false,
-            }
-        );
-    }
 
     #[test]
     fn root_runs_the_server_as_a_system_user() {

@@ -1,0 +1,447 @@
+//! The embedded PostgreSQL server's lifecycle: find the machine's server
+//! binaries, make a throwaway cluster in a private temporary directory, start
+//! `postgres` on a free 127.0.0.1 port with a generated password, the chosen
+//! auth method and a certificate signed by a CA generated with it (or one
+//! given, with client certificates if asked), and stop it and remove
+//! everything on `stop()`, on drop, or on a signal.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::options::{EmbeddedOptions, DBNAME, HOST, THROWAWAY_SETTING, USER};
+use super::process::{self, postgres_command, Postmaster};
+use super::ready::{log_tail, wait_ready, Ready};
+use super::{binaries, cert, cluster, stale};
+use crate::backend::postgres::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
+use crate::error::{self, ResultExt};
+use crate::scenario::AuthMethod;
+
+/// The CA certificate clients verify the server with, in its directory.
+const CA_FILE: &str = "ca.pem";
+
+/// Attempts with a fresh free port when another process took the one picked.
+const PORT_ATTEMPTS: u32 = 3;
+
+/// How [`EmbeddedServer::restart`] stops the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// SIGINT: active transactions are rolled back, clients get 57P01.
+    Fast,
+    /// SIGQUIT: processes exit at once; recovery runs at the next start.
+    Immediate,
+}
+
+/// A running throwaway PostgreSQL. Stopped and removed by [`stop`] or, if
+/// that was not called, on drop.
+///
+/// [`stop`]: EmbeddedServer::stop
+pub struct EmbeddedServer {
+    opts: EmbeddedOptions,
+    target: Target,
+    password: String,
+    port: u16,
+    version: String,
+    bin_dir: PathBuf,
+    dir: PathBuf,
+    resources: Resources,
+    timings: StartTimings,
+}
+
+/// How long `start` took: `initdb` alone, and everything until the server
+/// accepted its first authenticated connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartTimings {
+    pub initdb: Duration,
+    pub total: Duration,
+}
+
+impl std::fmt::Debug for EmbeddedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedServer")
+            .field("target", &self.target)
+            .field("version", &self.version)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What must be undone: the postmaster and the directory. Its own `Drop`
+/// covers the failures inside `start`, before an `EmbeddedServer` exists.
+struct Resources {
+    postmaster: Option<Postmaster>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Resources {
+    /// Stops the postmaster, then removes the directory. Idempotent.
+    fn release(&mut self) -> Result<()> {
+        if let Some(mut postmaster) = self.postmaster.take() {
+            postmaster.shutdown();
+        }
+        if let Some(dir) = self.dir.take() {
+            let path = dir.path().to_path_buf();
+            dir.close()
+                .with_context(|| format!("removing {}", path.display()))
+                .environment()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Resources {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+impl EmbeddedServer {
+    /// Finds the binaries, makes the cluster, starts the server and waits
+    /// until it accepts connections with the real authentication. Every
+    /// error is tagged environment (exit 3), and leaves nothing behind.
+    pub async fn start(opts: &EmbeddedOptions) -> Result<EmbeddedServer> {
+        let started = Instant::now();
+        let bin_dir = binaries::find()?;
+        let version = binaries::postgres_version(&bin_dir).await?;
+        let run_as = process::server_user()?;
+
+        // What a poolbench killed outright (SIGKILL) left behind.
+        stale::remove_dead(&std::env::temp_dir());
+        let tempdir = tempfile::Builder::new()
+            .prefix(stale::PREFIX)
+            .tempdir()
+            .context("creating a temporary directory for the embedded server")
+            .environment()?;
+        let dir = tempdir.path().to_path_buf();
+        let mut resources = Resources {
+            postmaster: None,
+            dir: Some(tempdir),
+        };
+        stale::write_owner(&dir)?;
+        // The unix socket lives here: only the server user may enter.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))
+            .environment()?;
+        process::chown(&dir, run_as.as_ref())?;
+
+        let password = cluster::generate_password()?;
+        cluster::init_cluster(&bin_dir, &dir, run_as.as_ref(), opts.auth, &password).await?;
+        let initdb_done = started.elapsed();
+
+        let data = dir.join("data");
+        cluster::write_hba(
+            &data,
+            opts.auth,
+            opts.tls && opts.client_certificates,
+            run_as.as_ref(),
+        )?;
+        if opts.tls {
+            let cert = match &opts.certificate {
+                Some(given) => given.clone(),
+                None => cert::generate().environment()?,
+            };
+            cluster::write_private(&data.join("server.crt"), &cert.cert_pem, run_as.as_ref())?;
+            cluster::write_private(&data.join("server.key"), &cert.key_pem, run_as.as_ref())?;
+            cluster::write_private(&data.join("ca.crt"), &cert.ca_pem, run_as.as_ref())?;
+            // For clients (sslrootcert): public, owned by whoever runs poolbench.
+            std::fs::write(dir.join(CA_FILE), &cert.ca_pem)
+                .with_context(|| format!("writing {}", dir.join(CA_FILE).display()))
+                .environment()?;
+        }
+
+        let mut last_error = None;
+        let attempts = if opts.port.is_some() {
+            1
+        } else {
+            PORT_ATTEMPTS
+        };
+        for _ in 0..attempts {
+            let port = match opts.port {
+                Some(port) => port,
+                None => cluster::free_port()?,
+            };
+            // With client certificates poolbench itself has none: it
+            // reaches the server over the trusted Unix-domain socket.
+            let target = if opts.tls && opts.client_certificates {
+                socket_target(&dir, port)?
+            } else {
+                make_target(port, &password, opts.tls)?
+            };
+            let cmd = postgres_command(&bin_dir, &dir, port, opts, run_as.as_ref())?;
+            let log_start = std::fs::metadata(dir.join("postgres.log")).map_or(0, |m| m.len());
+            let postmaster = resources.postmaster.insert(
+                Postmaster::spawn(cmd)
+                    .with_context(|| format!("starting {}", bin_dir.join("postgres").display()))
+                    .environment()?,
+            );
+            match wait_ready(&target, &dir, log_start, postmaster).await {
+                Ready::Yes => {
+                    let mut server = EmbeddedServer {
+                        opts: opts.clone(),
+                        target,
+                        password,
+                        port,
+                        version,
+                        bin_dir,
+                        dir,
+                        resources,
+                        timings: StartTimings::default(),
+                    };
+                    if opts.auth == AuthMethod::Md5 {
+                        server.store_md5_password().await?;
+                    }
+                    server.timings = StartTimings {
+                        initdb: initdb_done,
+                        total: started.elapsed(),
+                    };
+                    return Ok(server);
+                }
+                Ready::PortTaken(e) if opts.port.is_some() => {
+                    return Err(e.context(format!("port {port} on {HOST} is already in use")));
+                }
+                Ready::PortTaken(e) => {
+                    // Someone took the free port before postgres bound it.
+                    resources.postmaster = None;
+                    last_error = Some(e);
+                }
+                Ready::Failed(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| error::environment("the embedded server did not start")))
+    }
+
+    /// Where and how to connect: user, password, 127.0.0.1, port, database,
+    /// `sslmode=require` with TLS and `disable` without.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The DSN with the password in clear: only for `poolbench server`'s
+    /// output and for tests. Everything else prints [`Target::redacted`].
+    pub fn dsn_with_password(&self) -> String {
+        format!(
+            "postgres://{USER}:{}@{HOST}:{}/{DBNAME}?sslmode={}",
+            self.password,
+            self.port,
+            self.ssl_mode()
+        )
+    }
+
+    /// How clients reach it over TCP: `require` with TLS, else `disable`.
+    pub fn ssl_mode(&self) -> &'static str {
+        if self.opts.tls {
+            "require"
+        } else {
+            "disable"
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        HOST
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn user(&self) -> &str {
+        USER
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    pub fn dbname(&self) -> &str {
+        DBNAME
+    }
+
+    /// The CA that signed the server's certificate (PEM), for
+    /// `sslrootcert`: with it, `sslmode=verify-full` works against
+    /// 127.0.0.1 and localhost. `None` without TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.opts.tls.then(|| self.dir.join(CA_FILE))
+    }
+
+    pub fn options(&self) -> &EmbeddedOptions {
+        &self.opts
+    }
+
+    /// The server's version, e.g. "15.18".
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The directory `initdb` and `postgres` came from.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// The temporary directory (data directory, socket, log); removed on stop.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn start_timings(&self) -> StartTimings {
+        self.timings
+    }
+
+    /// The postmaster's pid (0 once stopped).
+    pub fn pid(&self) -> u32 {
+        self.resources
+            .postmaster
+            .as_ref()
+            .map_or(0, Postmaster::pid)
+    }
+
+    /// The postmaster's exit status if it has exited, `None` while it runs.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        match self.resources.postmaster.as_mut() {
+            Some(pm) => pm.try_wait(),
+            None => Some(ExitStatus::default()),
+        }
+    }
+
+    /// The last lines of the server's log (empty once stopped).
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.dir, 0, lines)
+    }
+
+    /// Stops the server as `pg_ctl stop -m fast|immediate` would, keeps its
+    /// data, waits `down_for`, and starts it again on the same port: the
+    /// fault a run must survive (README, "Failure behaviour").
+    pub async fn restart(&mut self, mode: StopMode, down_for: Duration) -> Result<()> {
+        if let Some(mut postmaster) = self.resources.postmaster.take() {
+            match mode {
+                StopMode::Fast => postmaster.shutdown(),
+                StopMode::Immediate => postmaster.shutdown_immediate(),
+            }
+        }
+        tokio::time::sleep(down_for).await;
+        let run_as = process::server_user()?;
+        let cmd = postgres_command(
+            &self.bin_dir,
+            &self.dir,
+            self.port,
+            &self.opts,
+            run_as.as_ref(),
+        )?;
+        let log_start = std::fs::metadata(self.dir.join("postgres.log")).map_or(0, |m| m.len());
+        let postmaster = self.resources.postmaster.insert(
+            Postmaster::spawn(cmd)
+                .with_context(|| format!("restarting {}", self.bin_dir.join("postgres").display()))
+                .environment()?,
+        );
+        match wait_ready(&self.target, &self.dir, log_start, postmaster).await {
+            Ready::Yes => Ok(()),
+            Ready::PortTaken(e) | Ready::Failed(e) => {
+                Err(e.context("restarting the embedded server"))
+            }
+        }
+    }
+
+    /// Fast shutdown (escalating if the server lingers), then removal of the
+    /// directory.
+    pub async fn stop(mut self) -> Result<()> {
+        let mut resources = Resources {
+            postmaster: self.resources.postmaster.take(),
+            dir: self.resources.dir.take(),
+        };
+        // The shutdown polls with thread::sleep; keep it off the runtime's
+        // worker threads.
+        tokio::task::spawn_blocking(move || resources.release())
+            .await
+            .context("stopping the embedded server")
+            .environment()?
+    }
+
+    /// For md5: initdb stored the password as SCRAM, and an `md5` hba line
+    /// then silently does SCRAM. Store it as an md5 hash instead, over the
+    /// unix socket (trust), sending the hash rather than the password.
+    async fn store_md5_password(&self) -> Result<()> {
+        let mut config = Config::new();
+        config
+            .host_path(&self.dir)
+            .port(self.port)
+            .user(USER)
+            .dbname(DBNAME)
+            .application_name("poolbench")
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| error::environment(describe_pg_error(&e)))
+            .context("connecting to the embedded server over its unix socket")?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let digest = openssl::hash::hash(
+            openssl::hash::MessageDigest::md5(),
+            format!("{}{USER}", self.password).as_bytes(),
+        )
+        .environment()?;
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        client
+            .batch_execute(&format!("ALTER ROLE {USER} PASSWORD 'md5{hex}'"))
+            .await
+            .map_err(|e| error::environment(describe_pg_error(&e)))
+            .context("storing the md5 password")?;
+        self.target
+            .check_reachable()
+            .await
+            .context("connecting with md5 authentication")?;
+        Ok(())
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        let _ = self.resources.release();
+    }
+}
+
+/// Over the Unix-domain socket in the server's directory (trust).
+fn socket_target(dir: &Path, port: u16) -> Result<Target> {
+    let mut config = Config::new();
+    config
+        .host_path(dir)
+        .port(port)
+        .user(USER)
+        .dbname(DBNAME)
+        .ssl_mode(SslMode::Disable)
+        .connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    Target::from_config(config)
+}
+
+/// Whether the server behind `client` is one poolbench started (its own
+/// embedded server, or `poolbench server`'s): a throwaway.
+pub async fn is_throwaway(client: &Client) -> bool {
+    client
+        .query_one("SELECT current_setting($1, true)", &[&THROWAWAY_SETTING])
+        .await
+        .ok()
+        .and_then(|row| row.try_get::<_, Option<String>>(0).ok().flatten())
+        .is_some_and(|value| value == "on")
+}
+
+fn make_target(port: u16, password: &str, tls: bool) -> Result<Target> {
+    let mut config = Config::new();
+    config
+        .host(HOST)
+        .port(port)
+        .user(USER)
+        .password(password)
+        .dbname(DBNAME)
+        .ssl_mode(if tls {
+            SslMode::Require
+        } else {
+            SslMode::Disable
+        })
+        .connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    Target::from_config(config)
+}
