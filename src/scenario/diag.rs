@@ -84,20 +84,51 @@ fn render_one(path: &Path, text: &str, diag: &Diagnostic) -> String {
         // Pointing past the end of the file: the location says it all.
         return out;
     }
-    // Tabs stay tabs under the caret so it lines up with the source line.
-    let pad: String = text[line_start..start]
+    // A long line (a 100 KB array on one line) is shown around the caret
+    // only, marked with … where it is cut.
+    let before: Vec<char> = text[line_start..start].chars().collect();
+    let after: Vec<char> = source_line
+        .get(start - line_start..)
+        .unwrap_or_default()
         .chars()
+        .collect();
+    let (skip, keep) = if before.len() + after.len() > SNIPPET_CHARS {
+        let skip = before.len().saturating_sub(BEFORE_CARET);
+        (skip, SNIPPET_CHARS - (before.len() - skip))
+    } else {
+        (0, after.len())
+    };
+    let shown_after = &after[..after.len().min(keep)];
+    let lead = if skip > 0 { "…" } else { "" };
+    let tail = if shown_after.len() < after.len() {
+        "…"
+    } else {
+        ""
+    };
+    let shown: String = before[skip..].iter().chain(shown_after).collect();
+    // Tabs stay tabs under the caret so it lines up with the source line.
+    let pad: String = lead
+        .chars()
+        .chain(before[skip..].iter().copied())
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
-    let underlined = text[start..end.min(line_end)].chars().count().max(1);
+    let underlined = text[start..end.min(line_end)]
+        .chars()
+        .count()
+        .clamp(1, shown_after.len().max(1));
     let number = line.to_string();
     let gutter = " ".repeat(number.len());
     out.push_str(&format!(
-        "\n{gutter} |\n{number} | {source_line}\n{gutter} | {pad}{}",
+        "\n{gutter} |\n{number} | {lead}{shown}{tail}\n{gutter} | {pad}{}",
         "^".repeat(underlined)
     ));
     out
 }
+
+/// The most characters of a source line an error shows, and how many of
+/// them before the caret when the line has to be cut.
+const SNIPPET_CHARS: usize = 120;
+const BEFORE_CARET: usize = 40;
 
 #[cfg(test)]
 mod tests {
@@ -147,6 +178,29 @@ mod tests {
         assert_eq!(
             render(Path::new("f"), text, &[diag]),
             "f:1:7: invalid `dsn`"
+        );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_caret() {
+        let text = format!("x = [{}]\ny = 1\n", "1, ".repeat(50_000));
+        let at = 5 + 3 * 30_000;
+        let out = render(
+            Path::new("f"),
+            &text,
+            &[Diagnostic::new(at..at + 1, "here")],
+        );
+        let snippet = out.lines().nth(2).unwrap();
+        assert!(snippet.chars().count() < 140, "{snippet}");
+        assert!(
+            snippet.starts_with("1 | …") && snippet.ends_with('…'),
+            "{snippet}"
+        );
+        let caret = out.lines().nth(3).unwrap();
+        assert_eq!(
+            caret.chars().count(),
+            "  | ".len() + 1 + BEFORE_CARET + 1,
+            "{caret}"
         );
     }
 
