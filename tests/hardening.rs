@@ -826,3 +826,42 @@ async fn the_readme_recipe_and_the_scripts_work() {
         }
     }
 }
+
+/// Class 3, for the code to come: nothing in `src/` prints with the
+/// standard macros, which panic on a closed pipe; every line goes through
+/// `output.rs` (`out!`, `outln!`, `err!`, `errln!`).
+#[test]
+fn nothing_prints_with_the_panicking_macros() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut dirs = vec![src];
+    let mut offenders = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".rs") || name == "output.rs" || name == "tests.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Unit tests may print.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                let line = line.split("//").next().unwrap_or_default();
+                for mac in ["println!", "print!(", "eprintln!", "eprint!("] {
+                    let hit = line.match_indices(mac).any(|(i, _)| {
+                        let before = line[..i].chars().next_back();
+                        !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+                    });
+                    if hit {
+                        offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}

@@ -400,7 +400,7 @@ async fn measure_rtts(
         fits: Vec::new(),
     };
     if !args.quiet {
-        print!("{}", term::sweep::rtt_header(scenario, &sweep));
+        crate::out!("{}", term::sweep::rtt_header(scenario, &sweep));
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
@@ -433,10 +433,10 @@ async fn measure_rtts(
     sweep.interrupted = session.cancel.is_cancelled();
     sweep.fits = setup_cost_fits(&sweep.points);
     export::write_all(out_dir, &sweep, &RTT_FILES)?;
-    println!();
-    print!("{}", term::sweep::rtt_table(&sweep));
+    crate::outln!();
+    crate::out!("{}", term::sweep::rtt_table(&sweep));
     if !args.quiet {
-        println!("files: {}", out_dir.display());
+        crate::outln!("files: {}", out_dir.display());
     }
     Ok(if sweep.interrupted {
         Outcome::Interrupted
