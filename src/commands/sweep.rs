@@ -322,6 +322,7 @@ const RTT_FILES: [&dyn Exporter<RttSweep>; 2] = [&Json("sweep.json"), &RttSweepC
 /// `--rtts`: every strategy of the scenario across the link emulator at
 /// each RTT (lowest first), on one server, then the setup-cost fit.
 async fn rtt_sweep(args: &SweepArgs) -> Result<Outcome> {
+    let instance = instance(&args.measure)?;
     let concurrency = match args.concurrency.as_slice() {
         [] => None,
         [one] => Some(*one),
@@ -348,6 +349,12 @@ async fn rtt_sweep(args: &SweepArgs) -> Result<Outcome> {
     let mut rtts = args.rtts.clone();
     rtts.sort_unstable();
     rtts.dedup();
+    if rtts.len() > MAX_SWEEP_POINTS {
+        return Err(bad_input(format!(
+            "--rtts lists {} round-trip times, more than {MAX_SWEEP_POINTS}",
+            rtts.len()
+        )));
+    }
     let started_at = report::now_rfc3339();
     let out_dir = export::prepare_dir(
         args.out.as_deref(),
@@ -358,7 +365,15 @@ async fn rtt_sweep(args: &SweepArgs) -> Result<Outcome> {
     )?;
     let opts = connect_options(&args.measure, args.quiet);
     let mut session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure_rtts(&scenario, &rtts, args, &mut session, &started_at, &out_dir).await;
+    let result = measure_rtts(
+        &scenario,
+        &rtts,
+        args,
+        &mut session,
+        (&started_at, &out_dir),
+        instance,
+    )
+    .await;
     session.close().await;
     result
 }
@@ -368,8 +383,8 @@ async fn measure_rtts(
     rtts: &[std::time::Duration],
     args: &SweepArgs,
     session: &mut Session,
-    started_at: &str,
-    out_dir: &Path,
+    (started_at, out_dir): (&str, &Path),
+    instance: Instance,
 ) -> Result<Outcome> {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let jitter = scenario
@@ -398,18 +413,33 @@ async fn measure_rtts(
         },
         points: Vec::new(),
         fits: Vec::new(),
+        copies: instance.record(&session.monitor).await,
     };
+    // With --start-at every point has its slot, the same on every copy.
+    let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     if !args.quiet {
         crate::out!("{}", term::sweep::rtt_header(scenario, &sweep));
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
-    let settings = session.engine_settings(&scenario.run);
+    let mut settings = engine::Settings {
+        seed: instance.seed(scenario.run.seed),
+        ..session.engine_settings(&scenario.run)
+    };
     'sweep: for &rtt in rtts {
         session.set_network(Some(NetworkSettings::at(rtt, jitter)));
         for strategy in &scenario.strategies {
             if session.cancel.is_cancelled() {
                 break 'sweep;
+            }
+            if let Some(slots) = &mut slots {
+                match slots
+                    .next(&strategy.name, !args.quiet, &session.cancel)
+                    .await
+                {
+                    Some(at) => settings.start_at = Some(at),
+                    None => break 'sweep,
+                }
             }
             let result =
                 measure::round(session, strategy, &settings, threads, !args.quiet, (1, 1)).await;

@@ -42,8 +42,8 @@ pub trait Service: Send + Sync + 'static {
     fn connections_opened(&self) -> u64;
 
     /// Moves what the service measured outside its requests (the setup of
-    /// each connection it opened) into the round's recorder; called once,
-    /// when the round is over.
+    /// each connection it opened) into `_into`: by the collector as the
+    /// round goes, and once more when it is over.
     fn drain_setups(&self, _into: &mut Recorder) {}
 
     /// Closes what the service keeps open, after the round.

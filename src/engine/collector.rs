@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::api::{Observer, Second, Service, Tick};
 use super::window::{Live, Window};
 use crate::metrics::packed::PackedPhases;
-use crate::metrics::{Interval, PoolStatus, PoolerStatus};
+use crate::metrics::{Interval, PoolStatus, PoolerStatus, Recorder};
 
 /// The seconds of a round, as collected.
 pub struct Seconds(Vec<Second>);
@@ -111,6 +111,7 @@ pub async fn collect<S: Service>(
     lives: &[Arc<Live>],
     observer: &mut dyn Observer,
     window: Window,
+    setups: &mut Recorder,
 ) -> Seconds {
     let seconds = window.seconds();
     let mut merged: BTreeMap<u64, Slot> = BTreeMap::new();
@@ -129,6 +130,12 @@ pub async fn collect<S: Service>(
                 None => break,
             },
             _ = tick.tick() => {
+                // The connections' setups, logged by the services as they
+                // open: drained as the round goes, so that the logs stay
+                // short however long it runs.
+                for service in services {
+                    service.drain_setups(setups);
+                }
                 let now = Instant::now();
                 let current = now.saturating_duration_since(window.measure_start).as_secs();
                 for (_, slot) in merged.range_mut(..current.saturating_sub(PACK_AFTER_SECONDS)) {

@@ -107,6 +107,7 @@ pub async fn run<S: Service>(
     }
     let started_at = wall_clock(window.measure_start);
 
+    let mut setups = Recorder::new(0);
     let seconds = collect(
         matches!(settings.pacing, Pacing::OpenLoop(_)),
         &services,
@@ -114,6 +115,7 @@ pub async fn run<S: Service>(
         &lives,
         observer,
         window,
+        &mut setups,
     )
     .await;
 
@@ -135,8 +137,9 @@ pub async fn run<S: Service>(
     }
     finished.cancel();
     for service in &services {
-        service.drain_setups(&mut recorder);
+        service.drain_setups(&mut setups);
     }
+    recorder.merge(&setups);
     let measured = last_end
         .map(|end| end.saturating_duration_since(window.measure_start))
         .unwrap_or_else(|| {

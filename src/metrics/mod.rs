@@ -81,6 +81,16 @@ impl Phase {
         }
     }
 
+    /// The phase this one is a step of — `tcp`, `tls` and `startup` divide
+    /// `connect` (and a pool's connections are opened outside any request)
+    /// — or None for a phase of the request itself.
+    pub fn within(self) -> Option<Phase> {
+        match self {
+            Phase::Tcp | Phase::Tls | Phase::Startup => Some(Phase::Connect),
+            _ => None,
+        }
+    }
+
     /// Phases every strategy reports, even without a sample (the others are
     /// left out where they do not apply, as `acquire` for fresh connections).
     pub fn always_reported(self) -> bool {

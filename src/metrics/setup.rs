@@ -27,7 +27,8 @@ pub struct Setup {
 
 /// The setups of one connection source's connections. Recording is a
 /// lock-free channel send (it happens on the request path of a fresh
-/// connection); draining, at the round's end, is the only use of the lock.
+/// connection); draining, by the engine's collector once a tick and at the
+/// round's end, is the only use of the lock.
 pub struct SetupLog {
     tx: mpsc::Sender<Setup>,
     rx: Mutex<mpsc::Receiver<Setup>>,

@@ -820,7 +820,11 @@ mod tests {
             shards: 2,
             target: None,
             max_server_connections: Some(4),
-            round_trips: None,
+            // Across a link: 7 round trips per connect, 1 or 2 per request.
+            round_trips: Some(RoundTripsReport {
+                connect: Counts::of(&direct([7; 4])),
+                request: Counts::of(&direct(all.iter().map(|v| 1 + v % 2))),
+            }),
             retries: 1,
             errors: [("pool_timeout".to_string(), 2)].into(),
             startup_errors: BTreeMap::new(),
@@ -847,7 +851,10 @@ mod tests {
             timeline,
         };
         Report {
-            network: None,
+            network: Some(Network {
+                rtt_ms: 20.0,
+                jitter_ms: 0.0,
+            }),
             explanation: Vec::new(),
             schema_version: SCHEMA_VERSION,
             tool: Tool::current(),
@@ -928,6 +935,18 @@ mod tests {
             assert_eq!(decode_histogram(&summary.hdr).unwrap(), union);
         }
         assert_eq!(s.requests, 3600);
+        // Round trips add up exactly, from their histograms.
+        let rt = s.round_trips.as_ref().unwrap();
+        let connect = rt.connect.as_ref().unwrap();
+        assert_eq!((connect.count, connect.p50), (8, 7), "{rt:?}");
+        let request = rt.request.as_ref().unwrap();
+        let twos = a.iter().chain(&b).flatten().filter(|v| *v % 2 == 1).count() as f64;
+        assert_eq!((request.count, request.min, request.max), (3600, 1, 2));
+        assert!(
+            (request.mean - (1.0 + twos / 3600.0)).abs() < 0.01,
+            "{request:?}"
+        );
+        assert_eq!(merged.report.network.map(|n| n.rtt_ms), Some(20.0));
         assert_eq!(s.errors["pool_timeout"], 4);
         assert_eq!(s.error_samples["pool_timeout"].len(), 2);
         assert_eq!((s.retries, s.shards, s.connections_opened), (2, 4, 8));

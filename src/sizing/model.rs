@@ -213,6 +213,10 @@ pub struct RttSweep {
     pub points: Vec<RttPoint>,
     /// Per fresh × pool strategy pair with at least two RTTs measured.
     pub fits: Vec<SetupCostFit>,
+    /// `--instance-index`, `--start-at` and the clock offset, for a sweep
+    /// run as one of several synchronised copies.
+    #[serde(flatten)]
+    pub copies: report::Copies,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

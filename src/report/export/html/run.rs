@@ -137,17 +137,19 @@ fn phases_in_order(s: &StrategyReport) -> Vec<(&str, &Summary)> {
 }
 
 /// The phases a request's `total` is made of, one after another: every
-/// phase but `total` itself.
+/// phase but `total` itself and the steps of another phase (tcp, tls and
+/// startup are inside connect).
 fn is_part_of_total(phase: &str) -> bool {
     Phase::ALL
         .iter()
-        .any(|p| *p != Phase::Total && p.as_str() == phase)
+        .any(|p| *p != Phase::Total && p.within().is_none() && p.as_str() == phase)
 }
 
 /// One colour per phase, the same on every chart.
 fn phase_color(phase: &str) -> charts::Rgb {
     match phase {
         "connect" => charts::PALETTE[4],
+        "tcp" | "tls" | "startup" => charts::PALETTE[5],
         "acquire" => charts::PALETTE[2],
         "query" => charts::PALETTE[0],
         "close" => charts::PALETTE[1],
