@@ -11,8 +11,8 @@ use super::connect::CountingConnect;
 use crate::backend::postgres::connect::ConnectError;
 use crate::net::Turns;
 
-pub type Pool = managed::Pool<Manager>;
-pub type Object = managed::Object<Manager>;
+pub type Pool = super::pool_core::Pool<Manager>;
+pub type Object = super::pool_core::Object<Manager>;
 pub type PoolError = managed::PoolError<ConnectError>;
 
 pub struct Manager {

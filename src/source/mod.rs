@@ -9,6 +9,7 @@ mod fresh;
 mod lease;
 mod manager;
 mod pool;
+mod pool_core;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! `kind = "pool"`: connections drawn from deadpool-postgres pools (one per
+//! `kind = "pool"`: connections drawn from pools (one per
 //! app instance, shared by every worker thread), kept open between
 //! requests. Times the `acquire` phase (waiting for a pooled connection,
 //! including any connection the pool opens on the way).
@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{RecyclingMethod, Runtime};
+use deadpool_postgres::RecyclingMethod;
 use futures_util::future::BoxFuture;
 use tokio::sync::Barrier;
 
@@ -21,11 +21,11 @@ use crate::net::Emulator;
 use crate::scenario::{PoolSettings, Recycling};
 
 /// The pools of one strategy, shared by every worker thread: `instances`
-/// deadpool pools of `max_size` each, like as many application processes.
-/// A deadpool `Pool` is Send + Sync, so the threads share it; each pooled
-/// connection's I/O task runs on the thread that opened it, which is
-/// whichever thread first needed it, so the connections spread over the
-/// threads as the load does.
+/// pools of `max_size` each, like as many application processes. Each
+/// pooled connection's I/O task runs on the thread that opened it, and the
+/// pool (`pool_core.rs`) hands a thread its own connections first, so the
+/// connections spread over the threads as the load does and a request's
+/// I/O stays on its thread whenever a connection of its own is idle.
 pub struct PoolSet {
     pools: Vec<Pool>,
     min_size: usize,
@@ -62,14 +62,13 @@ impl PoolSet {
         let pools = (0..settings.instances.max(1))
             .map(|_| {
                 let manager = Manager::new(connect.clone(), recycling_method.clone());
-                Pool::builder(manager)
-                    .max_size(settings.max_size)
-                    .wait_timeout(settings.wait_timeout)
-                    .create_timeout(Some(target.connect_timeout()))
-                    .runtime(Runtime::Tokio1)
-                    .build()
-                    // Only fails without a runtime for timeouts, and one is set.
-                    .expect("pool with a tokio runtime")
+                Pool::new(
+                    manager,
+                    settings.max_size,
+                    views,
+                    settings.wait_timeout,
+                    Some(target.connect_timeout()),
+                )
             })
             .collect();
         PoolSet {
@@ -121,7 +120,7 @@ impl PoolSource {
     async fn get(&self) -> Result<(Lease, PhaseTimings), RequestError> {
         let pool = self.next_pool();
         let started = Instant::now();
-        let object = pool.get().await.map_err(|e| pool_error(&e))?;
+        let object = pool.get(self.shard).await.map_err(|e| pool_error(&e))?;
         let mut t = PhaseTimings::default();
         t.set(Phase::Acquire, micros(started.elapsed()));
         Ok((Lease::pooled(object), t))
@@ -138,7 +137,7 @@ impl PoolSource {
         let gets = set
             .pools
             .iter()
-            .flat_map(|pool| (0..share).map(move |_| pool.get()));
+            .flat_map(|pool| (0..share).map(move |_| pool.get(self.shard)));
         let objects = futures_util::future::join_all(gets).await;
         let mut held = Vec::with_capacity(objects.len());
         let mut failed = None;

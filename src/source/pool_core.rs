@@ -1,0 +1,439 @@
+//! The pool behind `kind = "pool"`: `max_size` connections shared by every
+//! worker thread, each connection kept on the thread that opened it.
+//!
+//! A connection's I/O runs on the runtime of the thread that opened it
+//! (tokio-postgres spawns it there). Handed to a worker of another thread,
+//! every query crosses threads twice (two wake-ups through the other
+//! runtime's eventfd), which cost a third of pooled SELECT 1 throughput with
+//! deadpool's single idle queue. Here each thread has its own idle list:
+//! a request takes an idle connection of its own thread first, another
+//! thread's only when its own has none, and opens one only when no
+//! connection is idle anywhere and the pool is below `max_size` — so the
+//! pool is still one pool of `max_size`, as deadpool's is: a request waits
+//! only when every connection is in use, and waiters are served in arrival
+//! order whatever their thread (tokio's fair semaphore).
+//!
+//! The rest follows deadpool 0.13's `managed::Pool`, whose `Manager` trait
+//! (create, recycle, detach), `Metrics` and `PoolError` it uses: a permit
+//! per connection in use, `wait_timeout` on the permit, `create_timeout`
+//! on opening, a connection whose recycle check fails dropped and another
+//! tried, cancellation at any await giving back what it held.
+
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use deadpool::managed::{Manager, Metrics, PoolError, TimeoutType};
+use tokio::sync::{Semaphore, TryAcquireError};
+
+/// A pool of at most `max_size` connections, shared by `homes` threads.
+pub struct Pool<M: Manager> {
+    inner: Arc<Inner<M>>,
+}
+
+struct Inner<M: Manager> {
+    manager: M,
+    max_size: usize,
+    /// One permit per connection that may be handed out: `max_size` of
+    /// them, taken by `get` and given back when the object is.
+    permits: Semaphore,
+    /// Idle connections by the thread whose runtime runs their I/O, oldest
+    /// first.
+    idle: Vec<Mutex<VecDeque<Slot<M::Type>>>>,
+    /// Connections open or being opened.
+    size: AtomicUsize,
+    /// Requests waiting for a permit.
+    waiting: AtomicUsize,
+    wait_timeout: Option<Duration>,
+    create_timeout: Option<Duration>,
+}
+
+struct Slot<T> {
+    obj: T,
+    metrics: Metrics,
+    home: usize,
+}
+
+/// The pool's occupancy, as deadpool's `Status` gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Status {
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+impl<M: Manager> Pool<M> {
+    pub fn new(
+        manager: M,
+        max_size: usize,
+        homes: usize,
+        wait_timeout: Option<Duration>,
+        create_timeout: Option<Duration>,
+    ) -> Pool<M> {
+        Pool {
+            inner: Arc::new(Inner {
+                manager,
+                max_size,
+                permits: Semaphore::new(max_size),
+                idle: (0..homes.max(1))
+                    .map(|_| Mutex::new(VecDeque::new()))
+                    .collect(),
+                size: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+                wait_timeout,
+                create_timeout,
+            }),
+        }
+    }
+
+    /// A connection for a request running on thread `home`: one of that
+    /// thread's idle connections, else another thread's, else a new one
+    /// (opened here, so its home is `home`), else the next one given back.
+    pub async fn get(&self, home: usize) -> Result<Object<M>, PoolError<M::Error>> {
+        let inner = &self.inner;
+        let home = home % inner.idle.len();
+        let permit = self.permit().await?;
+        loop {
+            if let Some(slot) = inner.pop_idle(home) {
+                let mut live = Live {
+                    inner,
+                    slot: Some(slot),
+                };
+                let ok = match live.slot.as_mut() {
+                    Some(s) => inner.manager.recycle(&mut s.obj, &s.metrics).await.is_ok(),
+                    None => false,
+                };
+                if !ok {
+                    // Dropped (and its count with it); try the next one.
+                    continue;
+                }
+                if let Some(mut slot) = live.slot.take() {
+                    permit.keep();
+                    slot.metrics.recycle_count += 1;
+                    slot.metrics.recycled = Some(Instant::now());
+                    return Ok(Object::new(inner.clone(), slot));
+                }
+                continue;
+            }
+            if inner.size.fetch_add(1, Ordering::AcqRel) >= inner.max_size {
+                // Every connection is open, one is on its way back to an
+                // idle list (its permit is what this request holds): look
+                // again once it is there.
+                inner.size.fetch_sub(1, Ordering::AcqRel);
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let opening = Opening(inner);
+            let created = match inner.create_timeout {
+                Some(limit) => tokio::time::timeout(limit, inner.manager.create())
+                    .await
+                    .map_err(|_| PoolError::Timeout(TimeoutType::Create))?,
+                None => inner.manager.create().await,
+            };
+            let obj = created.map_err(PoolError::Backend)?;
+            std::mem::forget(opening);
+            permit.keep();
+            return Ok(Object::new(
+                inner.clone(),
+                Slot {
+                    obj,
+                    metrics: Metrics::default(),
+                    home,
+                },
+            ));
+        }
+    }
+
+    /// Waits for a permit (at most `wait_timeout`; zero means do not wait).
+    async fn permit(&self) -> Result<Permit<'_, M>, PoolError<M::Error>> {
+        let inner = &self.inner;
+        inner.waiting.fetch_add(1, Ordering::Relaxed);
+        let waited = Waiting(inner);
+        let acquired = match inner.wait_timeout {
+            Some(limit) if limit.is_zero() => inner.permits.try_acquire().map_err(|e| match e {
+                TryAcquireError::Closed => PoolError::Closed,
+                TryAcquireError::NoPermits => PoolError::Timeout(TimeoutType::Wait),
+            }),
+            Some(limit) => match tokio::time::timeout(limit, inner.permits.acquire()).await {
+                Ok(r) => r.map_err(|_| PoolError::Closed),
+                Err(_) => Err(PoolError::Timeout(TimeoutType::Wait)),
+            },
+            None => inner.permits.acquire().await.map_err(|_| PoolError::Closed),
+        };
+        drop(waited);
+        // The permit goes back through `Permit` (or the object) from here.
+        acquired?.forget();
+        Ok(Permit { inner, kept: false })
+    }
+
+    pub fn status(&self) -> Status {
+        let inner = &self.inner;
+        Status {
+            size: inner.size.load(Ordering::Relaxed),
+            available: inner.idle.iter().map(|q| lock(q).len()).sum(),
+            waiting: inner.waiting.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the pool: waiting and later requests fail, idle connections
+    /// close now and the ones in use when they are given back.
+    pub fn close(&self) {
+        let inner = &self.inner;
+        inner.permits.close();
+        for queue in &inner.idle {
+            let drained: Vec<_> = lock(queue).drain(..).collect();
+            inner.size.fetch_sub(drained.len(), Ordering::AcqRel);
+            drop(drained);
+        }
+    }
+}
+
+impl<M: Manager> Inner<M> {
+    /// The oldest idle connection of thread `home`, else of the threads
+    /// after it in turn.
+    fn pop_idle(&self, home: usize) -> Option<Slot<M::Type>> {
+        let n = self.idle.len();
+        (0..n).find_map(|i| lock(&self.idle[(home + i) % n]).pop_front())
+    }
+
+    /// A connection given back: idle on its thread, then its permit
+    /// released (in that order, so whoever the permit wakes finds it).
+    fn give_back(&self, slot: Slot<M::Type>) {
+        if self.permits.is_closed() {
+            self.size.fetch_sub(1, Ordering::AcqRel);
+            drop(slot);
+            return;
+        }
+        let home = slot.home;
+        lock(&self.idle[home]).push_back(slot);
+        self.permits.add_permits(1);
+    }
+}
+
+/// The idle lists are only pushed and popped under the lock, so a panic
+/// cannot leave one half-changed: a poisoned lock's data is still whole.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A permit taken by `get`: given back unless kept by the object.
+struct Permit<'a, M: Manager> {
+    inner: &'a Inner<M>,
+    kept: bool,
+}
+
+impl<M: Manager> Permit<'_, M> {
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl<M: Manager> Drop for Permit<'_, M> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.inner.permits.add_permits(1);
+        }
+    }
+}
+
+/// Counts a request among the waiting until it has its permit (or gives up).
+struct Waiting<'a, M: Manager>(&'a Inner<M>);
+
+impl<M: Manager> Drop for Waiting<'_, M> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection being opened: counted in `size` until it is open, and
+/// uncounted if opening fails or the request is abandoned meanwhile.
+struct Opening<'a, M: Manager>(&'a Inner<M>);
+
+impl<M: Manager> Drop for Opening<'_, M> {
+    fn drop(&mut self) {
+        self.0.size.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An idle connection taken for its recycle check: dropped (and
+/// uncounted) unless the check passes and it is handed out.
+struct Live<'a, M: Manager> {
+    inner: &'a Inner<M>,
+    slot: Option<Slot<M::Type>>,
+}
+
+impl<M: Manager> Drop for Live<'_, M> {
+    fn drop(&mut self) {
+        if self.slot.take().is_some() {
+            self.inner.size.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A connection handed out; goes back to its thread's idle list when
+/// dropped, or leaves the pool with [`Object::take`].
+pub struct Object<M: Manager> {
+    slot: Option<Slot<M::Type>>,
+    pool: Arc<Inner<M>>,
+}
+
+impl<M: Manager> Object<M> {
+    fn new(pool: Arc<Inner<M>>, slot: Slot<M::Type>) -> Object<M> {
+        Object {
+            slot: Some(slot),
+            pool,
+        }
+    }
+
+    fn slot(&self) -> &Slot<M::Type> {
+        // Only `take` and `drop` empty it, and both consume the object.
+        self.slot.as_ref().expect("an object holds its connection")
+    }
+
+    /// Takes the connection out of the pool for good (the pool may open
+    /// another in its place).
+    pub fn take(mut this: Object<M>) -> M::Type {
+        let mut slot = this.slot.take().expect("an object holds its connection");
+        this.pool.manager.detach(&mut slot.obj);
+        this.pool.size.fetch_sub(1, Ordering::AcqRel);
+        this.pool.permits.add_permits(1);
+        slot.obj
+    }
+}
+
+impl<M: Manager> Deref for Object<M> {
+    type Target = M::Type;
+    fn deref(&self) -> &M::Type {
+        &self.slot().obj
+    }
+}
+
+impl<M: Manager> DerefMut for Object<M> {
+    fn deref_mut(&mut self) -> &mut M::Type {
+        &mut self
+            .slot
+            .as_mut()
+            .expect("an object holds its connection")
+            .obj
+    }
+}
+
+impl<M: Manager> Drop for Object<M> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.pool.give_back(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// Numbered objects; recycling fails for the numbers in `bad`.
+    struct Numbers {
+        next: AtomicU32,
+        bad: Mutex<Vec<u32>>,
+    }
+
+    impl Manager for Numbers {
+        type Type = u32;
+        type Error = String;
+        async fn create(&self) -> Result<u32, String> {
+            Ok(self.next.fetch_add(1, Ordering::Relaxed))
+        }
+        async fn recycle(
+            &self,
+            n: &mut u32,
+            _: &Metrics,
+        ) -> deadpool::managed::RecycleResult<String> {
+            if lock(&self.bad).contains(n) {
+                Err(deadpool::managed::RecycleError::message("bad"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn pool(max: usize, homes: usize, wait: Option<Duration>) -> Pool<Numbers> {
+        let m = Numbers {
+            next: AtomicU32::new(0),
+            bad: Mutex::new(Vec::new()),
+        };
+        Pool::new(m, max, homes, wait, None)
+    }
+
+    #[tokio::test]
+    async fn a_thread_takes_its_own_idle_connections_first() {
+        let p = pool(4, 2, None);
+        let a = p.get(0).await.unwrap();
+        let b = p.get(1).await.unwrap();
+        assert_eq!((*a, *b), (0, 1));
+        drop(a);
+        drop(b);
+        // Thread 1 gets its own connection back, not thread 0's older one.
+        assert_eq!(*p.get(1).await.unwrap(), 1);
+        assert_eq!(*p.get(0).await.unwrap(), 0);
+        // With none of its own idle, a thread takes another's before opening.
+        let b = p.get(1).await.unwrap();
+        let a = p.get(1).await.unwrap();
+        assert_eq!((*b, *a), (1, 0));
+        assert_eq!(p.status().size, 2);
+    }
+
+    #[tokio::test]
+    async fn never_more_than_max_size_and_waiters_time_out() {
+        let p = pool(2, 2, Some(Duration::from_millis(20)));
+        let a = p.get(0).await.unwrap();
+        let b = p.get(1).await.unwrap();
+        assert!(matches!(
+            p.get(0).await,
+            Err(PoolError::Timeout(TimeoutType::Wait))
+        ));
+        let s = p.status();
+        assert_eq!((s.size, s.available, s.waiting), (2, 0, 0));
+        drop(a);
+        // The waiter gets the connection given back, whatever its thread.
+        assert_eq!(*p.get(1).await.unwrap(), 0);
+        drop(b);
+        assert_eq!(p.status().size, 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_recycle_check_drops_the_connection_and_opens_another() {
+        let p = pool(1, 1, None);
+        drop(p.get(0).await.unwrap());
+        lock(&p.inner.manager.bad).push(0);
+        assert_eq!(*p.get(0).await.unwrap(), 1);
+        assert_eq!(p.status().size, 1);
+    }
+
+    #[tokio::test]
+    async fn take_and_close_give_the_room_back() {
+        let p = pool(1, 1, Some(Duration::from_millis(20)));
+        let a = p.get(0).await.unwrap();
+        assert_eq!(Object::take(a), 0);
+        assert_eq!(p.status().size, 0);
+        let b = p.get(0).await.unwrap();
+        assert_eq!(*b, 1);
+        p.close();
+        drop(b);
+        assert_eq!(p.status().size, 0);
+        assert!(matches!(p.get(0).await, Err(PoolError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_request_gives_its_permit_back() {
+        let p = pool(1, 1, None);
+        let a = p.get(0).await.unwrap();
+        // Waits, then is abandoned (a request timeout).
+        let abandoned = tokio::time::timeout(Duration::from_millis(10), p.get(0)).await;
+        assert!(abandoned.is_err());
+        assert_eq!(p.status().waiting, 0);
+        drop(a);
+        assert_eq!(*p.get(0).await.unwrap(), 0);
+    }
+}
