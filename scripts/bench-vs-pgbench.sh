@@ -1,77 +1,123 @@
 #!/usr/bin/env bash
 # Measures poolbench against pgbench on the same embedded server, same work
-# (SELECT 1, 8 clients, same auth and TLS), release build:
-#   pooled:  poolbench pool-8 throughput  vs  pgbench -M prepared
-#   fresh:   poolbench per-request rate   vs  pgbench -C (reconnect per transaction)
-#   connect: poolbench fresh connect mean vs  pgbench -C average connection time
-# Usage: scripts/bench-vs-pgbench.sh [SECONDS] [ROUNDS]   (defaults: 10 2)
-# Rounds alternate the two tools so drift on a shared machine hits both.
+# (SELECT 1, same auth and TLS), release build, tools alternated every round
+# so drift on a shared machine hits both; prints medians over the rounds.
+#   pooled: poolbench pool-8, 8 workers     vs  pgbench -M prepared -c 8 -j NPROC
+#           and the driver alone (benches/driver_floor.rs: tokio-postgres, no poolbench)
+#   fresh:  poolbench per-request, 64 workers  vs  pgbench -C -c 64 -j 64
+# For each: throughput, client CPU per request (user + system of the
+# process, from its own rusage via /usr/bin/time) and peak RSS.
+# Usage: scripts/bench-vs-pgbench.sh [SECONDS] [ROUNDS]   (defaults: 10 3)
 # BASELINE_BIN=path/to/other/poolbench adds that build to every round (same
 # server, same alternation), to measure a change before/after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
-rounds=${2:-2}
+rounds=${2:-3}
 clients=8
+fresh_clients=64
 threads=$(nproc)
 
 command -v pgbench >/dev/null || { echo "pgbench not found (apt-get install postgresql-client)" >&2; exit 3; }
 command -v jq >/dev/null || { echo "jq not found (apt-get install jq)" >&2; exit 3; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time not found (apt-get install time)" >&2; exit 3; }
 cargo build --release --quiet
+cargo bench --bench driver_floor --no-run --quiet 2>/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release/poolbench
+floor=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/driver_floor-* | grep -v '\.d$' | head -n1)
 baseline=${BASELINE_BIN:-}
 work=$(mktemp -d)
 trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; rm -rf "$work"' EXIT
 
-"$bin" server >"$work/server.env" 2>"$work/server.log" &
+# Room for the fresh clients, the monitor and pgbench's connections.
+"$bin" server --max-connections 200 >"$work/server.env" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 100); do grep -q '^PGSSLMODE=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q '^PGSSLMODE=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
 grep -q '^PGSSLMODE=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
 set -a; . <(grep '^PG' "$work/server.env"); set +a
 dsn=$(head -n1 "$work/server.env")
 echo "SELECT 1;" >"$work/select1.sql"
 
-pg_prepared=(); pg_fresh=(); pg_conn=(); pb_pool=(); pb_fresh=(); pb_conn=(); base_pool=(); base_fresh=()
+# timed OUT CMD...: runs CMD, its stdout+stderr to OUT, and prints
+# "CPU_SECONDS MAXRSS_KB" (user + system, peak resident set) of the process.
+timed() {
+  local out=$1; shift
+  /usr/bin/time -f '%U %S %M' -o "$work/time" "$@" >"$out" 2>&1
+  awk '{printf "%.3f %d", $1 + $2, $3}' "$work/time"
+}
+
+# poolbench OUT STRATEGY CONCURRENCY [BIN]: one strategy, no warm-up (so the
+# process's CPU is the measured requests' plus start-up), no HTML.
+poolbench() {
+  local out=$1 strategy=$2 conc=$3 b=${4:-$bin}
+  timed "$work/pb.log" "$b" run scenarios/select1.toml --dsn "$dsn" --quiet --duration "${seconds}s" \
+      --warmup 0s --only "$strategy" --concurrency "$conc" --no-html --out "$out" --force
+}
+
+declare -A rps cpu rss
+add() { rps[$1]+="$2 "; cpu[$1]+="$3 "; rss[$1]+="$4 "; }
+# record NAME REQUESTS SECONDS "CPU RSS"
+record() {
+  local name=$1 n=$2 s=$3; read -r c m <<<"$4"
+  add "$name" "$(awk -v n="$n" -v s="$s" 'BEGIN {printf "%.1f", n / s}')" \
+      "$(awk -v c="$c" -v n="$n" 'BEGIN {printf "%.2f", c * 1e6 / n}')" "$((m / 1024))"
+}
+
 for r in $(seq "$rounds"); do
-  out=$(pgbench -n -M prepared -c $clients -j "$threads" -T "$seconds" -f "$work/select1.sql" 2>&1)
-  pg_prepared+=("$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")")
-  # One thread per client: pgbench connects synchronously per thread, so
-  # this gives it the same number of connection attempts in flight as
-  # poolbench's 8 workers.
-  out=$(pgbench -n -C -c $clients -j $clients -T "$seconds" -f "$work/select1.sql" 2>&1)
-  pg_fresh+=("$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")")
-  pg_conn+=("$(sed -n 's/^average connection time = \([0-9.]*\) ms/\1/p' <<<"$out")")
-  "$bin" run scenarios/select1.toml --dsn "$dsn" --quiet --duration "${seconds}s" \
-      --out "$work/pb-$r" >/dev/null
-  rep="$work/pb-$r/report.json"
-  pb_pool+=("$(jq '.strategies[] | select(.kind=="pool") | .throughput_rps' "$rep")")
-  pb_fresh+=("$(jq '.strategies[] | select(.kind=="fresh") | .throughput_rps' "$rep")")
-  pb_conn+=("$(jq '.strategies[] | select(.kind=="fresh") | .phases.connect.mean_us / 1000' "$rep")")
+  t=$(timed "$work/pg.out" pgbench -n -M prepared -c $clients -j "$threads" -T "$seconds" -f "$work/select1.sql")
+  record pg_pooled "$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pg.out")" "$seconds" "$t"
+
+  t=$(timed "$work/floor.out" "$floor" "$dsn" $clients "$threads" "$seconds")
+  read -r _ n _ s _ _ _ c <"$work/floor.out"
+  # Its own window's CPU (it excludes connecting); RSS of the process.
+  add floor "$(awk -v n="$n" -v s="$s" 'BEGIN {printf "%.1f", n / s}')" "$c" "$(( $(cut -d' ' -f2 <<<"$t") / 1024 ))"
+
+  t=$(poolbench "$work/pb" pool-8 $clients)
+  record pb_pooled "$(jq '.strategies[0].requests' "$work/pb/report.json")" \
+      "$(jq '.strategies[0].measured_s' "$work/pb/report.json")" "$t"
+
+  t=$(timed "$work/pgc.out" pgbench -n -C -c $fresh_clients -j $fresh_clients -T "$seconds" -f "$work/select1.sql")
+  record pg_fresh "$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgc.out")" "$seconds" "$t"
+
+  t=$(poolbench "$work/pbf" per-request $fresh_clients)
+  record pb_fresh "$(jq '.strategies[0].requests' "$work/pbf/report.json")" \
+      "$(jq '.strategies[0].measured_s' "$work/pbf/report.json")" "$t"
+
   if [ -n "$baseline" ]; then
-    "$baseline" run scenarios/select1.toml --dsn "$dsn" --quiet --duration "${seconds}s" \
-        --out "$work/base-$r" >/dev/null
-    rep="$work/base-$r/report.json"
-    base_pool+=("$(jq '.strategies[] | select(.kind=="pool") | .throughput_rps' "$rep")")
-    base_fresh+=("$(jq '.strategies[] | select(.kind=="fresh") | .throughput_rps' "$rep")")
-    echo "round $r: baseline build pool ${base_pool[-1]} rps, fresh ${base_fresh[-1]} rps"
+    t=$(poolbench "$work/base" pool-8 $clients "$baseline")
+    record base_pooled "$(jq '.strategies[0].requests' "$work/base/report.json")" \
+        "$(jq '.strategies[0].measured_s' "$work/base/report.json")" "$t"
+    t=$(poolbench "$work/basef" per-request $fresh_clients "$baseline")
+    record base_fresh "$(jq '.strategies[0].requests' "$work/basef/report.json")" \
+        "$(jq '.strategies[0].measured_s' "$work/basef/report.json")" "$t"
   fi
-  echo "round $r: pgbench prepared ${pg_prepared[-1]} tps, -C ${pg_fresh[-1]} tps (${pg_conn[-1]} ms/connect);" \
-       "poolbench pool ${pb_pool[-1]} rps, fresh ${pb_fresh[-1]} rps (${pb_conn[-1]} ms/connect)"
+  printf 'round %s: pooled pgbench %s driver %s poolbench %s; fresh pgbench -C %s poolbench %s req/s\n' "$r" \
+      "$(awk '{print $NF}' <<<"${rps[pg_pooled]}")" "$(awk '{print $NF}' <<<"${rps[floor]}")" \
+      "$(awk '{print $NF}' <<<"${rps[pb_pooled]}")" "$(awk '{print $NF}' <<<"${rps[pg_fresh]}")" \
+      "$(awk '{print $NF}' <<<"${rps[pb_fresh]}")"
 done
 
-mean() { printf '%s\n' "$@" | awk '{s+=$1} END {printf "%.2f", s/NR}'; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-a=$(mean "${pb_pool[@]}"); b=$(mean "${pg_prepared[@]}")
-c=$(mean "${pb_fresh[@]}"); d=$(mean "${pg_fresh[@]}")
-e=$(mean "${pb_conn[@]}"); f=$(mean "${pg_conn[@]}")
+row() { # LABEL A B TARGET
+  printf '| %-40s | %12s | %12s | %6s | %-8s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4"
+}
+m() { median "${!1}"; }
+
 echo
-echo "SELECT 1, $clients clients, ${seconds}s x $rounds rounds, $(grep -o '(.*)' "$work/server.log" | head -n1), $threads threads"
-printf '%-34s %12s %12s %8s  %s\n' "measure" "poolbench" "pgbench" "ratio" "target"
-printf '%-34s %12s %12s %8s  %s\n' "pooled throughput (req/s)" "$a" "$b" "$(ratio "$a" "$b")" ">= 1.00"
-printf '%-34s %12s %12s %8s  %s\n' "fresh connections (req/s)" "$c" "$d" "$(ratio "$c" "$d")" ">= 1.00"
-printf '%-34s %12s %12s %8s  %s\n' "fresh connect mean (ms)" "$e" "$f" "$(ratio "$e" "$f")" "0.85-1.15"
+echo "SELECT 1, ${seconds}s x $rounds rounds (medians), $(grep -o '(.*)' "$work/server.log" | head -n1), $threads threads, $(nproc) CPUs"
+printf '| %-40s | %12s | %12s | %6s | %-8s |\n' "measure" "poolbench" "pgbench" "ratio" "target"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "--------------" "--------------" "--------" "----------"
+row "pooled req/s ($clients clients, -M prepared)" "$(median "${rps[pb_pooled]}")" "$(median "${rps[pg_pooled]}")" ">= 1.00"
+row "pooled CPU us/request" "$(median "${cpu[pb_pooled]}")" "$(median "${cpu[pg_pooled]}")" "<= 1.00"
+row "pooled peak RSS (MB)" "$(median "${rss[pb_pooled]}")" "$(median "${rss[pg_pooled]}")" ""
+row "driver alone req/s (tokio-postgres)" "$(median "${rps[floor]}")" "$(median "${rps[pg_pooled]}")" "floor"
+row "driver alone CPU us/request" "$(median "${cpu[floor]}")" "$(median "${cpu[pg_pooled]}")" "floor"
+row "fresh req/s ($fresh_clients clients, -C)" "$(median "${rps[pb_fresh]}")" "$(median "${rps[pg_fresh]}")" ">= 1.00"
+row "fresh CPU us/connection" "$(median "${cpu[pb_fresh]}")" "$(median "${cpu[pg_fresh]}")" "< 1.00"
+row "fresh peak RSS (MB)" "$(median "${rss[pb_fresh]}")" "$(median "${rss[pg_fresh]}")" ""
 if [ -n "$baseline" ]; then
-  g=$(mean "${base_pool[@]}"); h=$(mean "${base_fresh[@]}")
-  printf '%-34s %12s %12s %8s\n' "pooled: this build vs baseline" "$a" "$g" "$(ratio "$a" "$g")"
-  printf '%-34s %12s %12s %8s\n' "fresh: this build vs baseline" "$c" "$h" "$(ratio "$c" "$h")"
+  row "pooled req/s: this build vs baseline" "$(median "${rps[pb_pooled]}")" "$(median "${rps[base_pooled]}")" ""
+  row "pooled CPU us/req: this vs baseline" "$(median "${cpu[pb_pooled]}")" "$(median "${cpu[base_pooled]}")" ""
+  row "fresh req/s: this build vs baseline" "$(median "${rps[pb_fresh]}")" "$(median "${rps[base_fresh]}")" ""
 fi
