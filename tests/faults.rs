@@ -128,8 +128,13 @@ sql = "SELECT pg_backend_pid()"
     let timeline = pool["timeline"].as_array().unwrap();
     let last = &timeline[timeline.len() - 1];
     assert!(last["rps"].as_f64().unwrap() > 50.0, "no recovery: {last}");
-    // The monitor reconnected too: the server's backends are counted again.
-    assert!(last["server_backends"].as_u64().unwrap() >= 4, "{last}");
+    // The monitor reconnected too: the server's backends are counted again
+    // in the last seconds (it retries once a second; on a loaded machine
+    // its reconnection can miss the very last one).
+    let recounted = timeline[timeline.len().saturating_sub(3)..]
+        .iter()
+        .any(|s| s["server_backends"].as_u64().is_some_and(|n| n >= 4));
+    assert!(recounted, "the monitor never came back: {last}");
     assert!(
         pool["connections_opened"].as_u64().unwrap() > 4,
         "dead connections were replaced"

@@ -13,6 +13,7 @@
 
 mod api;
 mod collector;
+mod deadline;
 mod open_loop;
 mod pacer;
 mod shard;

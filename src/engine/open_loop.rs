@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::api::{Service, Settings};
+use super::deadline::Deadline;
 use super::pacer::Schedule;
 use super::tally::{Tally, WorkerEnd};
 use super::window::{after, Live, Window};
@@ -135,7 +136,7 @@ impl<S: Service> Handler<S> {
             let (result, retries) = attempt(
                 &*self.service,
                 &request,
-                self.request_timeout,
+                &mut Deadline::new(self.request_timeout),
                 self.retry.as_ref(),
                 &mut self.jitter,
             )

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::api::{Pacing, Service, Settings};
+use super::deadline::Deadline;
 use super::tally::Tally;
 use super::window::Window;
 use crate::metrics::{ErrorClass, PhaseTimings, RequestError};
@@ -29,7 +30,7 @@ pub struct Worker<S: Service> {
     rng: Rng,
     jitter: Rng,
     pacing: Pacing,
-    request_timeout: Duration,
+    request_timeout: Deadline,
     retry: Option<RetryPolicy>,
 }
 
@@ -40,7 +41,7 @@ impl<S: Service> Worker<S> {
             rng: Rng::for_worker(settings.seed, index),
             jitter: Rng::for_worker(settings.seed ^ JITTER_STREAM, index),
             pacing: settings.pacing,
-            request_timeout: settings.request_timeout,
+            request_timeout: Deadline::new(settings.request_timeout),
             retry: settings.retry.clone(),
         }
     }
@@ -66,7 +67,7 @@ impl<S: Service> Worker<S> {
             let request = self.service.draw(&mut self.rng);
             let intended = self.next_start().await;
             let (result, retries) = tokio::select! {
-                r = attempt(&*self.service, &request, self.request_timeout, self.retry.as_ref(), &mut self.jitter) => r,
+                r = attempt(&*self.service, &request, &mut self.request_timeout, self.retry.as_ref(), &mut self.jitter) => r,
                 _ = &mut stop => break,
             };
             tally.borrow_mut().record(
@@ -86,19 +87,19 @@ impl<S: Service> Worker<S> {
 pub async fn attempt<S: Service>(
     service: &S,
     request: &S::Request,
-    request_timeout: Duration,
+    request_timeout: &mut Deadline,
     retry: Option<&RetryPolicy>,
     jitter: &mut Rng,
 ) -> (Result<PhaseTimings, RequestError>, u32) {
     let mut retries = 0;
     loop {
-        let result = match tokio::time::timeout(request_timeout, service.call(request)).await {
+        let result = match request_timeout.run(service.call(request)).await {
             Ok(r) => r,
             Err(_) => Err(RequestError::new(
                 ErrorClass::RequestTimeout,
                 format!(
                     "no answer within request_timeout ({})",
-                    humantime::format_duration(request_timeout)
+                    humantime::format_duration(request_timeout.limit())
                 ),
             )),
         };
@@ -115,7 +116,7 @@ pub async fn attempt<S: Service>(
         // past Duration's range): each wait is at most request_timeout.
         let wait = Duration::try_from_secs_f64(backoff.as_secs_f64() * factor)
             .unwrap_or(Duration::MAX)
-            .min(request_timeout);
+            .min(request_timeout.limit());
         tokio::time::sleep(wait).await;
         retries += 1;
     }

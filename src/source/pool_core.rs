@@ -149,6 +149,16 @@ impl<M: Manager> Pool<M> {
     /// Waits for a permit (at most `wait_timeout`; zero means do not wait).
     async fn permit(&self) -> Result<Permit<'_, M>, PoolError<M::Error>> {
         let inner = &self.inner;
+        // A connection free: no wait, so no timer to set up (nearly every
+        // request of a pool as large as its load).
+        match inner.permits.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                return Ok(Permit { inner, kept: false });
+            }
+            Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
+            Err(TryAcquireError::NoPermits) => {}
+        }
         inner.waiting.fetch_add(1, Ordering::Relaxed);
         let waited = Waiting(inner);
         let acquired = match inner.wait_timeout {
