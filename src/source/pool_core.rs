@@ -126,11 +126,16 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             let opening = Opening(inner);
+            // Boxed: opening a connection is a large state machine (TCP,
+            // TLS, authentication) that nearly no request runs; inline, it
+            // would make every request's future as large, to be set up and
+            // moved each time.
+            let create = Box::pin(inner.manager.create());
             let created = match inner.create_timeout {
-                Some(limit) => tokio::time::timeout(limit, inner.manager.create())
+                Some(limit) => tokio::time::timeout(limit, create)
                     .await
                     .map_err(|_| PoolError::Timeout(TimeoutType::Create))?,
-                None => inner.manager.create().await,
+                None => create.await,
             };
             let obj = created.map_err(PoolError::Backend)?;
             std::mem::forget(opening);
