@@ -374,11 +374,14 @@ pub async fn server_facts(client: &Client, target: &Target, auth: Option<&str>) 
 
 /// The uncounted monitor connection, as the engine's once-a-second count of
 /// the server's client backends. When the server restarts under it, it
-/// opens another (uncounted too) for the seconds after.
+/// opens another (uncounted too) for the seconds after, in the background:
+/// a connection (TLS, SCRAM) on a loaded machine can take longer than a
+/// sample may wait, and the collector's second must not wait for it.
 pub struct Monitor<'a> {
     client: &'a Client,
     target: &'a Target,
     reconnected: Option<Client>,
+    reconnecting: Option<tokio::task::JoinHandle<Option<Client>>>,
 }
 
 impl<'a> Monitor<'a> {
@@ -387,19 +390,32 @@ impl<'a> Monitor<'a> {
             client,
             target,
             reconnected: None,
+            reconnecting: None,
         }
     }
 
     /// Client backends on the server, the monitor's own excluded; None when
-    /// the server does not answer within half a second.
+    /// the server does not answer within half a second, or while the
+    /// monitor is connecting again.
     pub async fn backends(&mut self) -> Option<u64> {
         let client = self.reconnected.as_ref().unwrap_or(self.client);
         if client.is_closed() {
-            self.reconnected =
-                match tokio::time::timeout(MONITOR_TIMEOUT, self.target.connect()).await {
-                    Ok(Ok(client)) => Some(client),
-                    _ => None,
-                };
+            match self.reconnecting.take() {
+                Some(task) if task.is_finished() => {
+                    self.reconnected = task.await.ok().flatten();
+                }
+                Some(task) => self.reconnecting = Some(task),
+                None => {
+                    let target = self.target.clone();
+                    self.reconnecting = Some(tokio::spawn(async move {
+                        let limit = target.connect_timeout();
+                        tokio::time::timeout(limit, target.connect())
+                            .await
+                            .ok()?
+                            .ok()
+                    }));
+                }
+            }
             return None;
         }
         let query = client.query_one(
@@ -410,6 +426,14 @@ impl<'a> Monitor<'a> {
         match tokio::time::timeout(MONITOR_TIMEOUT, query).await {
             Ok(Ok(row)) => row.try_get::<_, i64>(0).ok().map(|n| n as u64),
             _ => None,
+        }
+    }
+}
+
+impl Drop for Monitor<'_> {
+    fn drop(&mut self) {
+        if let Some(task) = self.reconnecting.take() {
+            task.abort();
         }
     }
 }
