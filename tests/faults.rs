@@ -448,6 +448,84 @@ sql = "SELECT 1"
     }
 }
 
+/// A second Ctrl-C does not wait for the graceful end (report, server
+/// shutdown): poolbench exits 130 at once, and the embedded server is still
+/// stopped and its directory removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_interrupt_stops_at_once_and_leaves_no_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        tmp.path(),
+        "long",
+        "[run]\nduration = \"60s\"\nwarmup = \"0s\"\nconcurrency = 2\n\n\
+         [[strategy]]\nname = \"pool\"\nkind = \"pool\"\nmax_size = 2\n\n\
+         [[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
+    );
+    let out = tmp.path().join("out");
+    let mut child = command([
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
+    let pid = child.id().unwrap() as libc::pid_t;
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    };
+    let mut all = String::new();
+    let mut data_dir = None;
+    while let Some(line) = next_line().await {
+        all.push_str(&line);
+        all.push('\n');
+        if let Some(rest) = line.split("(data in ").nth(1) {
+            data_dir = Some(PathBuf::from(rest.trim_end_matches(')')));
+            break;
+        }
+    }
+    let data_dir = data_dir.unwrap_or_else(|| panic!("no data directory named:\n{all}"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // SAFETY: signalling our own child, still running.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    // The second as soon as the first is acknowledged: the graceful end
+    // (report, server shutdown) takes far longer than that.
+    while let Some(line) = next_line().await {
+        all.push_str(&line);
+        all.push('\n');
+        if line.contains("interrupted:") {
+            break;
+        }
+    }
+    let signalled = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("poolbench exits after the second signal")
+        .unwrap();
+    let took = signalled.elapsed();
+    while let Some(line) = next_line().await {
+        all.push_str(&line);
+        all.push('\n');
+    }
+    assert_eq!(status.code(), Some(130), "{all}");
+    assert!(all.contains("interrupted again"), "{all}");
+    assert!(took < Duration::from_secs(5), "took {took:?}:\n{all}");
+    assert!(!data_dir.exists(), "{} left behind", data_dir.display());
+    assert!(
+        !postgres_running_in(&data_dir),
+        "a postgres process still uses {}",
+        data_dir.display()
+    );
+    assert!(!all.contains("panicked"), "{all}");
+}
+
 /// Bad input of every kind: a clear message naming what is wrong and the
 /// documented exit code, never a panic.
 #[tokio::test(flavor = "multi_thread")]

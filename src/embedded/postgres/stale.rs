@@ -160,13 +160,15 @@ fn owner_alive(pid: u64, start: u64) -> bool {
 }
 
 fn postmaster_alive(data: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(data.join("postmaster.pid")) else {
-        return false;
-    };
+    postmaster_pid(data).is_some_and(alive)
+}
+
+/// The pid the postmaster of cluster `data` wrote, if it wrote one.
+pub fn postmaster_pid(data: &Path) -> Option<u32> {
+    let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
     text.lines()
         .next()
         .and_then(|l| l.trim().trim_start_matches('-').parse::<u32>().ok())
-        .is_some_and(alive)
 }
 
 fn alive(pid: u32) -> bool {
