@@ -2,12 +2,13 @@
 //! queries, Ctrl-C — and bad input: each must end in a written report and
 //! the documented exit code, never a panic or lost measurements.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use poolbench::embedded::StopMode;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr};
 
 mod common;
 use common::{
@@ -383,29 +384,7 @@ sql = "SELECT 1"
 "#,
         );
         let out = tmp.path().join("out");
-        let mut child = command([
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
-        // The data directory is named on stderr once the server is ready.
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut data_dir = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while data_dir.is_none() && Instant::now() < deadline {
-            let Ok(Ok(Some(line))) =
-                tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
-            else {
-                break;
-            };
-            if let Some(rest) = line.split("(data in ").nth(1) {
-                data_dir = Some(PathBuf::from(rest.trim_end_matches(')')));
-            }
-        }
-        let data_dir = data_dir.expect("poolbench names the embedded server's directory");
+        let (mut child, mut lines, data_dir) = spawn_embedded_run(&file, &out).await;
         assert!(data_dir.exists());
         let rest = tokio::spawn(async move {
             let mut all = String::new();
@@ -448,6 +427,37 @@ sql = "SELECT 1"
     }
 }
 
+/// `poolbench run <file> --out <out>` on an embedded server, started: the
+/// child, the rest of its stderr, and the server's data directory, which
+/// stderr names once the server is ready.
+async fn spawn_embedded_run(
+    file: &Path,
+    out: &Path,
+) -> (Child, Lines<BufReader<ChildStderr>>, PathBuf) {
+    let mut child = command([
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+        else {
+            break;
+        };
+        if let Some(rest) = line.split("(data in ").nth(1) {
+            let data_dir = PathBuf::from(rest.trim_end_matches(')'));
+            return (child, lines, data_dir);
+        }
+    }
+    panic!("poolbench did not name the embedded server's directory");
+}
+
 /// A second Ctrl-C does not wait for the graceful end (report, server
 /// shutdown): poolbench exits 130 at once, and the embedded server is still
 /// stopped and its directory removed.
@@ -462,16 +472,8 @@ async fn a_second_interrupt_stops_at_once_and_leaves_no_server() {
          [[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
     );
     let out = tmp.path().join("out");
-    let mut child = command([
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .spawn()
-    .unwrap();
+    let (mut child, mut lines, data_dir) = spawn_embedded_run(&file, &out).await;
     let pid = child.id().unwrap() as libc::pid_t;
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut next_line = async || {
         tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
@@ -480,16 +482,6 @@ async fn a_second_interrupt_stops_at_once_and_leaves_no_server() {
             .flatten()
     };
     let mut all = String::new();
-    let mut data_dir = None;
-    while let Some(line) = next_line().await {
-        all.push_str(&line);
-        all.push('\n');
-        if let Some(rest) = line.split("(data in ").nth(1) {
-            data_dir = Some(PathBuf::from(rest.trim_end_matches(')')));
-            break;
-        }
-    }
-    let data_dir = data_dir.unwrap_or_else(|| panic!("no data directory named:\n{all}"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     // SAFETY: signalling our own child, still running.
     unsafe { libc::kill(pid, libc::SIGINT) };
