@@ -95,6 +95,15 @@ fn gone(pid: libc::pid_t) -> bool {
     unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) != 0 }
 }
 
+/// Removes a temporary directory its owner is done with. One already gone
+/// is no error: a forced exit on another thread may have removed it first.
+pub fn close_dir(dir: tempfile::TempDir) -> std::io::Result<()> {
+    match dir.close() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// Removes `dir` and everything in it; what cannot be removed stays (the
 /// next embedded start removes a dead run's cluster).
 pub fn remove_dir(dir: &Path) {

@@ -286,7 +286,7 @@ impl PgBouncer {
         }
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
-            dir.close()
+            cleanup::close_dir(dir)
                 .with_context(|| format!("removing {}", path.display()))
                 .environment()?;
         }

@@ -89,7 +89,7 @@ impl Resources {
         }
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
-            dir.close()
+            cleanup::close_dir(dir)
                 .with_context(|| format!("removing {}", path.display()))
                 .environment()?;
         }
