@@ -4,6 +4,7 @@
 //! outcome or error to an exit code.
 
 pub mod backend;
+pub mod cleanup;
 pub mod cli;
 pub mod commands;
 pub mod compare;

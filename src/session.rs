@@ -339,30 +339,40 @@ impl Observer for Watch<'_> {
 /// Ctrl-C or SIGTERM cancels the token: workers stop, the partial report is
 /// written, the embedded server is stopped, and the command exits 130. So
 /// does a stdout or stderr whose reader has gone (`crate::output`), with
-/// exit code 141.
+/// exit code 141. A second Ctrl-C or SIGTERM does not wait for that: the
+/// servers poolbench started are stopped and removed, and it exits 130 at
+/// once, without a report.
 pub fn cancel_on_signal() -> CancellationToken {
+    use tokio::signal::unix::{signal, SignalKind};
     let cancel = CancellationToken::new();
     crate::output::cancel_on_close(cancel.clone());
     let token = cancel.clone();
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let sigterm = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
+        // Listening once, for both signals: a second one that arrives
+        // while the first is handled is not lost.
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = sigterm => {}
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
         crate::errln!(
-            "\npoolbench: interrupted: stopping the workers and writing the partial report"
+            "\npoolbench: interrupted: stopping the workers and writing the partial report \
+             (again to stop at once)"
         );
         token.cancel();
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        crate::errln!(
+            "\npoolbench: interrupted again: stopping the embedded servers and exiting without the report"
+        );
+        crate::cleanup::force_exit(130);
     });
     cancel
 }

@@ -7,7 +7,9 @@
 //! scenarios on the embedded server and compares them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::poolbench_blocking;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,19 +17,12 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn poolbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_poolbench"))
-        .args(args)
-        .output()
-        .expect("the poolbench binary runs")
-}
-
 /// Compares two fixtures with extra flags: (exit code, stdout, stderr).
 fn compare(baseline: &str, candidate: &str, flags: &[&str]) -> (i32, String, String) {
     let (b, c) = (fixture(baseline), fixture(candidate));
     let mut args = vec!["compare", b.to_str().unwrap(), c.to_str().unwrap()];
     args.extend_from_slice(flags);
-    let out = poolbench(&args);
+    let out = poolbench_blocking(&args);
     (
         out.status.code().expect("exited, not killed"),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -71,7 +66,7 @@ fn a_report_compared_with_itself_has_no_regression() {
     // A run directory works as well as its report.json.
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixture("base.json"), dir.path().join("report.json")).unwrap();
-    let out = poolbench(&[
+    let out = poolbench_blocking([
         "compare",
         dir.path().to_str().unwrap(),
         fixture("base.json").to_str().unwrap(),
@@ -213,7 +208,7 @@ fn unreadable_reports_exit_2_naming_the_file() {
         assert!(stderr.contains(message), "{name}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    let out = poolbench(&["compare", "/nonexistent-dir/", "x.json"]);
+    let out = poolbench_blocking(["compare", "/nonexistent-dir/", "x.json"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -293,7 +288,7 @@ sql = "SELECT pg_sleep(0.001)"
         )
         .unwrap();
         let out_dir = dir.path().join(format!("out{max_size}"));
-        let out = poolbench(&[
+        let out = poolbench_blocking([
             "run",
             scenario.to_str().unwrap(),
             "--out",
@@ -311,10 +306,10 @@ sql = "SELECT pg_sleep(0.001)"
     let (ten, one) = (ten.to_str().unwrap(), one.to_str().unwrap());
 
     // Different files (max_size), so different sha256: refused by default.
-    let out = poolbench(&["compare", ten, one]);
+    let out = poolbench_blocking(["compare", ten, one]);
     assert_eq!(out.status.code(), Some(2));
 
-    let out = poolbench(&["compare", ten, one, "--allow-different", "--format", "json"]);
+    let out = poolbench_blocking(["compare", ten, one, "--allow-different", "--format", "json"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -327,6 +322,6 @@ sql = "SELECT pg_sleep(0.001)"
     assert_eq!(json["strategies"][0]["metrics"][1]["method"], "bootstrap");
 
     // The pool of 10 against itself: no regression.
-    let out = poolbench(&["compare", ten, ten]);
+    let out = poolbench_blocking(["compare", ten, ten]);
     assert_eq!(out.status.code(), Some(0));
 }

@@ -19,9 +19,7 @@ use poolbench::scenario::AuthMethod;
 use serde_json::Value;
 
 mod common;
-use common::{read_report, start_server, write_scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
+use common::{command, read_report, start_server, stderr, write_scenario};
 
 const LIBPQ_VARIABLES: &[&str] = &[
     "PGHOST",
@@ -64,30 +62,15 @@ name = "one"
 sql = "SELECT 1"
 "#;
 
-/// Runs the binary, off the runtime's threads, with only `env` of libpq's
-/// variables and `home` as HOME.
+/// Runs the binary with only `env` of libpq's variables and `home` as HOME.
 async fn poolbench(args: &[&str], env: &[(&str, &str)], home: &Path) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let home = home.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(BIN);
-        cmd.args(&args).env("HOME", &home);
-        for var in LIBPQ_VARIABLES {
-            cmd.env_remove(var);
-        }
-        cmd.envs(env);
-        cmd.output().expect("run poolbench")
-    })
-    .await
-    .expect("join")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    let mut cmd = command(args);
+    cmd.env("HOME", home);
+    for var in LIBPQ_VARIABLES {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().await.expect("run poolbench")
 }
 
 fn assert_exit(o: &Output, code: i32, what: &str) {
@@ -633,8 +616,7 @@ async fn the_lines_poolbench_server_prints_reach_it_with_verify_full() {
     use tokio::io::AsyncBufReadExt;
 
     let tmp = tempfile::tempdir().unwrap();
-    let mut server = tokio::process::Command::new(BIN)
-        .args(["server", "--max-connections", "20"])
+    let mut server = command(["server", "--max-connections", "20"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

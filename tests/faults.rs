@@ -3,52 +3,18 @@
 //! the documented exit code, never a panic or lost measurements.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use poolbench::embedded::StopMode;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr};
 
 mod common;
-use common::{read_report, start_server, write_scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-fn command(args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-async fn poolbench(args: &[&str]) -> Output {
-    command(args).output().await.expect("run poolbench")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn no_panic(o: &Output) {
-    let all = text(o);
-    assert!(
-        !all.contains("panicked") && !all.contains("RUST_BACKTRACE"),
-        "{all}"
-    );
-}
+use common::{
+    command, no_panic, poolbench, postgres_running_in, read_report, show, start_server, stderr,
+    write_scenario,
+};
 
 fn errors_of(s: &Value, class: &str) -> u64 {
     s["errors"][class].as_u64().unwrap_or(0)
@@ -93,7 +59,7 @@ sql = "SELECT pg_backend_pid()"
         out.to_str().unwrap(),
         "--quiet",
     ];
-    let child = command(&args).spawn().unwrap();
+    let child = command(args).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server
         .restart(StopMode::Fast, Duration::from_millis(700))
@@ -106,7 +72,7 @@ sql = "SELECT pg_backend_pid()"
         .unwrap();
     let o = child.wait_with_output().await.unwrap();
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let r = read_report(&out);
     let pool = &r["strategies"][0];
     let fault_errors = ["server_shutdown", "connection_lost", "connection_refused"]
@@ -121,7 +87,7 @@ sql = "SELECT pg_backend_pid()"
     assert!(
         stderr(&o).contains("errors in pool"),
         "an error summary line: {}",
-        text(&o)
+        show(&o)
     );
     // Recovery: the last seconds, after both restarts, serve requests again
     // on new connections.
@@ -178,7 +144,7 @@ sql = "SELECT 1"
         out.to_str().unwrap(),
         "--quiet",
     ];
-    let child = command(&args).spawn().unwrap();
+    let child = command(args).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server
         .restart(StopMode::Fast, Duration::from_millis(1000))
@@ -186,8 +152,8 @@ sql = "SELECT 1"
         .unwrap();
     let o = child.wait_with_output().await.unwrap();
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(stderr(&o).contains("max_error_rate"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(stderr(&o).contains("max_error_rate"), "{}", show(&o));
     let fresh = &read_report(&out)["strategies"][0];
     assert!(
         errors_of(fresh, "connection_refused") > 0,
@@ -243,14 +209,14 @@ sql = "SELECT pg_sleep(0.005)"
     ])
     .await;
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("not a valid comparison") && stdout.contains("of pool's requests failed"),
         "{}",
-        text(&o)
+        show(&o)
     );
-    assert!(!stdout.contains("connections add"), "{}", text(&o));
+    assert!(!stdout.contains("connections add"), "{}", show(&o));
     assert!(
         started.elapsed() < Duration::from_secs(40),
         "took {:?}",
@@ -308,7 +274,7 @@ sql = "SELECT pg_sleep(30)"
     let elapsed = started.elapsed();
     no_panic(&o);
     // Every request timed out, so the strategy measured nothing: exit 1.
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(
         elapsed < Duration::from_secs(15),
         "a 30 s query held the run for {elapsed:?}"
@@ -322,7 +288,7 @@ sql = "SELECT pg_sleep(30)"
     assert!(
         stderr(&o).contains("every request of strategy pool failed"),
         "{}",
-        text(&o)
+        show(&o)
     );
 }
 
@@ -366,7 +332,7 @@ sql = "SELECT pg_sleep(0.03)"
     ])
     .await;
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let pool = &read_report(&out)["strategies"][0];
     let retries = pool["retries"].as_u64().unwrap();
     let requests = pool["requests"].as_u64().unwrap();
@@ -418,29 +384,7 @@ sql = "SELECT 1"
 "#,
         );
         let out = tmp.path().join("out");
-        let mut child = command(&[
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
-        // The data directory is named on stderr once the server is ready.
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut data_dir = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while data_dir.is_none() && Instant::now() < deadline {
-            let Ok(Ok(Some(line))) =
-                tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
-            else {
-                break;
-            };
-            if let Some(rest) = line.split("(data in ").nth(1) {
-                data_dir = Some(PathBuf::from(rest.trim_end_matches(')')));
-            }
-        }
-        let data_dir = data_dir.expect("poolbench names the embedded server's directory");
+        let (mut child, mut lines, data_dir) = spawn_embedded_run(&file, &out).await;
         assert!(data_dir.exists());
         let rest = tokio::spawn(async move {
             let mut all = String::new();
@@ -483,13 +427,95 @@ sql = "SELECT 1"
     }
 }
 
-fn postgres_running_in(dir: &Path) -> bool {
-    let needle = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-            .unwrap_or(false)
-    })
+/// `poolbench run <file> --out <out>` on an embedded server, started: the
+/// child, the rest of its stderr, and the server's data directory, which
+/// stderr names once the server is ready.
+async fn spawn_embedded_run(
+    file: &Path,
+    out: &Path,
+) -> (Child, Lines<BufReader<ChildStderr>>, PathBuf) {
+    let mut child = command([
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+        else {
+            break;
+        };
+        if let Some(rest) = line.split("(data in ").nth(1) {
+            let data_dir = PathBuf::from(rest.trim_end_matches(')'));
+            return (child, lines, data_dir);
+        }
+    }
+    panic!("poolbench did not name the embedded server's directory");
+}
+
+/// A second Ctrl-C does not wait for the graceful end (report, server
+/// shutdown): poolbench exits 130 at once, and the embedded server is still
+/// stopped and its directory removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_interrupt_stops_at_once_and_leaves_no_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        tmp.path(),
+        "long",
+        "[run]\nduration = \"60s\"\nwarmup = \"0s\"\nconcurrency = 2\n\n\
+         [[strategy]]\nname = \"pool\"\nkind = \"pool\"\nmax_size = 2\n\n\
+         [[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
+    );
+    let out = tmp.path().join("out");
+    let (mut child, mut lines, data_dir) = spawn_embedded_run(&file, &out).await;
+    let pid = child.id().unwrap() as libc::pid_t;
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    };
+    let mut all = String::new();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // SAFETY: signalling our own child, still running.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    // The second as soon as the first is acknowledged: the graceful end
+    // (report, server shutdown) takes far longer than that.
+    while let Some(line) = next_line().await {
+        all.push_str(&line);
+        all.push('\n');
+        if line.contains("interrupted:") {
+            break;
+        }
+    }
+    let signalled = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("poolbench exits after the second signal")
+        .unwrap();
+    let took = signalled.elapsed();
+    while let Some(line) = next_line().await {
+        all.push_str(&line);
+        all.push('\n');
+    }
+    assert_eq!(status.code(), Some(130), "{all}");
+    assert!(all.contains("interrupted again"), "{all}");
+    assert!(took < Duration::from_secs(5), "took {took:?}:\n{all}");
+    assert!(!data_dir.exists(), "{} left behind", data_dir.display());
+    assert!(
+        !postgres_running_in(&data_dir),
+        "a postgres process still uses {}",
+        data_dir.display()
+    );
+    assert!(!all.contains("panicked"), "{all}");
 }
 
 /// Bad input of every kind: a clear message naming what is wrong and the
@@ -579,16 +605,16 @@ async fn bad_input_is_reported_with_its_exit_code() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = poolbench(&args).await;
         no_panic(&o);
-        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", show(&o));
         assert!(
             stderr(&o).contains(phrase),
             "{args:?} should say {phrase:?}: {}",
-            text(&o)
+            show(&o)
         );
         assert!(
-            !text(&o).contains("hunter2"),
+            !show(&o).contains("hunter2"),
             "{args:?} shows the password: {}",
-            text(&o)
+            show(&o)
         );
     }
 }
@@ -616,9 +642,9 @@ async fn a_silent_server_times_out() {
         tmp.path().join("o").to_str().unwrap(),
     ])
     .await;
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(!text(&o).contains("hunter2"));
+    assert!(!show(&o).contains("hunter2"));
     drop(listener);
 }
 
@@ -646,9 +672,9 @@ async fn server_side_failures() {
         tmp.path().join("o1").to_str().unwrap(),
     ])
     .await;
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(stderr(&o).contains("28P01"), "{}", text(&o));
-    assert!(!text(&o).contains("not-the-password-42"));
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(stderr(&o).contains("28P01"), "{}", show(&o));
+    assert!(!show(&o).contains("not-the-password-42"));
 
     let bad_setup = write_scenario(
         tmp.path(),
@@ -666,11 +692,11 @@ async fn server_side_failures() {
         tmp.path().join("o2").to_str().unwrap(),
     ])
     .await;
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(
         stderr(&o).contains("[setup] SQL") && stderr(&o).contains("42P01"),
         "{}",
-        text(&o)
+        show(&o)
     );
 
     let failing = write_scenario(
@@ -690,11 +716,11 @@ async fn server_side_failures() {
     ])
     .await;
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(
         stderr(&o).contains("every request of strategy p failed"),
         "{}",
-        text(&o)
+        show(&o)
     );
     let p = &read_report(&out)["strategies"][0];
     assert!(errors_of(p, "query_error:22012") > 0, "{}", p["errors"]);
@@ -722,8 +748,8 @@ async fn reports_are_never_overwritten_without_force() {
         "--quiet",
     ];
     let o = poolbench(&args).await;
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(stderr(&o).contains("--force"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("--force"), "{}", show(&o));
     assert!(std::fs::read_to_string(out.join("report.json"))
         .unwrap()
         .contains("precious"));
@@ -731,7 +757,7 @@ async fn reports_are_never_overwritten_without_force() {
     let mut forced = args.to_vec();
     forced.push("--force");
     let o = poolbench(&forced).await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert_eq!(read_report(&out)["schema_version"], 1);
     let names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()

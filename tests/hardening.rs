@@ -6,7 +6,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use poolbench::embedded::{EmbeddedOptions, EmbeddedServer};
@@ -15,40 +14,10 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod common;
-use common::{read_report, start_server, write_scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-fn command(args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-async fn poolbench(args: &[&str]) -> Output {
-    command(args).output().await.expect("run poolbench")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn no_panic(o: &Output) {
-    let all = text(o);
-    assert!(
-        !all.contains("panicked") && !all.contains("internal error"),
-        "{all}"
-    );
-}
+use common::{
+    command, no_panic, poolbench, postgres_running_in, read_report, show, start_server,
+    write_scenario, BIN,
+};
 
 /// A directory for TMPDIR that the embedded server's user may enter.
 fn private_tmp() -> tempfile::TempDir {
@@ -71,15 +40,6 @@ fn clusters(tmp: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn postgres_running_in(dir: &Path) -> bool {
-    let needle = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-            .unwrap_or(false)
-    })
-}
-
 const SELECT1: &str = "[[strategy]]\nname = \"pool\"\nkind = \"pool\"\nmax_size = 2\n\n\
                        [[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n";
 
@@ -99,7 +59,7 @@ async fn run_refuses_what_validate_refuses_before_starting_anything() {
     for args in [vec!["validate", huge], vec!["run", huge, "--out", out]] {
         let o = poolbench(&args).await;
         no_panic(&o);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(
             stderr.contains("huge.toml:2:15: `concurrency` must be at most 10000"),
@@ -128,11 +88,11 @@ async fn run_refuses_what_validate_refuses_before_starting_anything() {
         args.extend(flags.iter());
         let o = poolbench(&args).await;
         no_panic(&o);
-        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", show(&o));
         assert!(
             String::from_utf8_lossy(&o.stderr).contains(phrase),
             "{flags:?}: {}",
-            text(&o)
+            show(&o)
         );
     }
     assert!(
@@ -150,7 +110,7 @@ async fn a_very_long_run_interrupted_keeps_what_it_measured() {
     let file = write_scenario(tmp.path(), "long", SELECT1);
     let out = tmp.path().join("out");
     let dsn = server.dsn_with_password();
-    let child = command(&[
+    let child = command([
         "run",
         file.to_str().unwrap(),
         "--dsn",
@@ -174,7 +134,7 @@ async fn a_very_long_run_interrupted_keeps_what_it_measured() {
         .expect("poolbench ends after SIGTERM")
         .unwrap();
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(130), "{}", show(&o));
     assert!(signalled.elapsed() < Duration::from_secs(5));
     let r = read_report(&out);
     assert_eq!(r["interrupted"], true);
@@ -215,7 +175,7 @@ async fn a_closed_output_ends_the_run_like_a_signal() {
             .await
             .unwrap();
         no_panic(&o);
-        assert_eq!(o.status.code(), Some(141), "{redirect}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(141), "{redirect}: {}", show(&o));
         let r = read_report(&out);
         assert_eq!(r["schema_version"], 1, "{redirect}");
         assert!(
@@ -263,12 +223,12 @@ async fn misleading_results_are_refused_or_called_what_they_are() {
     );
     let (o, out) = run(&narrow, "o1").await;
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr)
             .contains("$1 has type int2 on the server, which holds -32768..32767"),
         "{}",
-        text(&o)
+        show(&o)
     );
     assert!(!out.join("report.json").exists());
 
@@ -284,14 +244,14 @@ async fn misleading_results_are_refused_or_called_what_they_are() {
     );
     let (o, out) = run(&failing, "o2").await;
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("not a valid comparison") && stdout.contains("query_error:22012"),
         "{}",
-        text(&o)
+        show(&o)
     );
-    assert!(!stdout.contains("connections add"), "{}", text(&o));
+    assert!(!stdout.contains("connections add"), "{}", show(&o));
     let r = read_report(&out);
     let pool = r["strategies"]
         .as_array()
@@ -312,11 +272,11 @@ async fn misleading_results_are_refused_or_called_what_they_are() {
     );
     let (o, out) = run(&nothing, "o3").await;
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("strategy pool measured nothing"),
         "{}",
-        text(&o)
+        show(&o)
     );
     assert_eq!(read_report(&out)["strategies"][0]["requests"], 0);
     server.stop().await.unwrap();
@@ -333,12 +293,12 @@ async fn an_array_for_a_table_is_never_run() {
     );
     let o = poolbench(&["run", file.to_str().unwrap(), "--out", "/nonexistent/x"]).await;
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr)
             .contains("array.toml:1:9: found an array where the format has a table `[setup]`"),
         "{}",
-        text(&o)
+        show(&o)
     );
 }
 
@@ -419,11 +379,11 @@ async fn inputs_that_never_end_are_refused() {
             .await
             .expect("refused, not read forever");
         no_panic(&o);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
         assert!(
             String::from_utf8_lossy(&o.stderr).contains(phrase),
             "{args:?}: {}",
-            text(&o)
+            show(&o)
         );
         assert!(started.elapsed() < Duration::from_secs(30), "{args:?}");
     }
@@ -451,8 +411,8 @@ async fn a_taken_port_is_not_taken_for_the_embedded_server() {
     .await
     .expect("gives up");
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(o.stdout.is_empty(), "a DSN was printed: {}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "a DSN was printed: {}", show(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains(&format!("port {port} on 127.0.0.1 is already in use")),
@@ -488,15 +448,15 @@ async fn nothing_is_left_behind() {
         out.to_str().unwrap(),
     ])
     .await;
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(!tmp.path().join("unreachable").exists(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(!tmp.path().join("unreachable").exists(), "{}", show(&o));
 
     // Not writable (as a user who may not write in it): exit 3 before
     // measuring anything.
     let locked = tmp.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let mut cmd = command(&[
+    let mut cmd = command([
         "run",
         file,
         "--dsn",
@@ -512,17 +472,17 @@ async fn nothing_is_left_behind() {
     let started = Instant::now();
     let o = cmd.output().await.unwrap();
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("cannot write in the results directory"),
         "{}",
-        text(&o)
+        show(&o)
     );
     assert!(started.elapsed() < Duration::from_secs(5), "measured first");
 
     // A full disk (a file size limit): exit 3, no temporary file left.
     let full = tmp.path().join("full");
-    let mut cmd = command(&["run", file, "--dsn", &dsn, "--out", full.to_str().unwrap()]);
+    let mut cmd = command(["run", file, "--dsn", &dsn, "--out", full.to_str().unwrap()]);
     // SAFETY: the closure runs between fork and exec and only makes
     // async-signal-safe calls.
     unsafe {
@@ -540,11 +500,11 @@ async fn nothing_is_left_behind() {
     }
     let o = cmd.output().await.unwrap();
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("cannot write"),
         "{}",
-        text(&o)
+        show(&o)
     );
     let left: Vec<String> = std::fs::read_dir(&full)
         .map(|d| {
@@ -565,7 +525,7 @@ async fn nothing_is_left_behind() {
         "long",
         &format!("[run]\nduration = \"60s\"\nwarmup = \"0s\"\nconcurrency = 2\n\n{SELECT1}"),
     );
-    let mut child = command(&[
+    let mut child = command([
         "run",
         long.to_str().unwrap(),
         "--out",
@@ -609,7 +569,7 @@ async fn nothing_is_left_behind() {
     )
     .unwrap();
 
-    let o = command(&[
+    let o = command([
         "run",
         file,
         "--out",
@@ -620,7 +580,7 @@ async fn nothing_is_left_behind() {
     .output()
     .await
     .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(
         !data_dir.exists(),
         "the dead poolbench's cluster was removed"
@@ -645,7 +605,7 @@ async fn the_report_adds_up_after_the_server_dies() {
          [[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
     );
     let out = tmp.path().join("out");
-    let child = command(&[
+    let child = command([
         "run",
         file.to_str().unwrap(),
         "--dsn",
@@ -713,7 +673,7 @@ async fn an_interrupted_sweep_marks_its_partial_point() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write_scenario(tmp.path(), "sweep", SELECT1);
     let out = tmp.path().join("out");
-    let child = command(&[
+    let child = command([
         "sweep",
         file.to_str().unwrap(),
         "--dsn",
@@ -751,7 +711,7 @@ async fn an_interrupted_sweep_marks_its_partial_point() {
         .unwrap()
         .unwrap();
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(130), "{}", show(&o));
     let sweep: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     let points = sweep["points"].as_array().unwrap();
@@ -808,7 +768,7 @@ async fn the_readme_recipe_and_the_scripts_work() {
     .await
     .expect("the recipe returns")
     .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(
         clusters(tmp.path()).is_empty(),
         "{:?}",

@@ -5,7 +5,6 @@
 //! instructions rely on.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -15,40 +14,7 @@ use serde_json::{json, Value};
 use yaml_rust2::{Yaml, YamlLoader};
 
 mod common;
-use common::{read_report, start_server, write_scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-/// Runs the binary off the async runtime's threads.
-async fn poolbench(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(&args)
-            .env_remove("DATABASE_URL")
-            .env_remove("JOB_COMPLETION_INDEX")
-            .output()
-            .expect("run poolbench")
-    })
-    .await
-    .expect("join")
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
+use common::{args, poolbench, read_report, show, start_server, u, write_scenario};
 
 /// A histogram recorded directly with the hdrhistogram crate.
 fn histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {

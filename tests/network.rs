@@ -4,7 +4,6 @@
 //! time and the emulator counts them as the protocol has them; bytes keep
 //! their order under jitter; Ctrl-C across the link still writes the report.
 
-use std::process::Output;
 use std::time::Duration;
 
 use poolbench::backend::postgres::connect::open;
@@ -15,62 +14,18 @@ use poolbench::scenario::AuthMethod;
 use serde_json::Value;
 
 mod common;
-use common::{read_report, start_server, write_scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-async fn poolbench(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(&args)
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("run poolbench")
-    })
-    .await
-    .expect("join")
-}
+use common::{
+    command, f, on_server, read_report, show, start_server, stdout, strategy, u, write_scenario,
+};
 
 /// Runs `body` (a scenario) against `dsn` with extra flags; the report.
 async fn run(dsn: &str, body: &str, extra: &[&str]) -> (Value, String) {
     let tmp = tempfile::tempdir().unwrap();
     let file = write_scenario(tmp.path(), "net", body);
     let out = tmp.path().join("out");
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        file.display().to_string(),
-        "--dsn".into(),
-        dsn.into(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let o = poolbench(args).await;
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (read_report(&out), stdout)
-}
-
-fn strategy<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["strategies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no strategy {name} in {report}"))
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+    let o = on_server("run", &file, dsn, &out, extra).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    (read_report(&out), stdout(&o))
 }
 
 const FRESH_AND_POOL: &str = r#"
@@ -316,21 +271,19 @@ sql = "SELECT 1"
 "#,
     );
     let out = tmp.path().join("out");
-    let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--dsn",
-            &server.dsn_with_password(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command([
+        "run",
+        file.to_str().unwrap(),
+        "--dsn",
+        &server.dsn_with_password(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pid = child.id().unwrap() as libc::pid_t;
     // SAFETY: signalling our own child, still running.
@@ -364,17 +317,8 @@ async fn an_rtt_sweep_fits_the_setup_cost_against_the_rtt() {
         &FRESH_AND_POOL.replace("1500ms", "800ms"),
     );
     let out = tmp.path().join("out");
-    let o = poolbench(vec![
-        "sweep".into(),
-        file.display().to_string(),
-        "--rtts".into(),
-        "10ms,0ms".into(),
-        "--dsn".into(),
-        server.dsn_with_password(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
+    let dsn = server.dsn_with_password();
+    let o = on_server("sweep", &file, &dsn, &out, &["--rtts", "10ms,0ms"]).await;
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(
         o.status.code(),

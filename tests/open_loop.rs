@@ -2,39 +2,8 @@
 //! to the offered one when the server keeps up, a strategy pushed beyond
 //! its capacity shows its queue, and compare reads open-loop reports.
 
-use std::process::Output;
-
-use serde_json::Value;
-
 mod common;
-use common::{read_report, start_server, write_scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-async fn poolbench(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(&args)
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("run poolbench")
-    })
-    .await
-    .expect("join")
-}
-
-fn strategy<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["strategies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no strategy {name} in report"))
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
+use common::{f, on_server, poolbench, read_report, start_server, strategy, write_scenario};
 
 const SCENARIO: &str = r#"
 name = "arrivals"
@@ -69,19 +38,10 @@ async fn a_pool_keeps_to_the_offered_rate_and_fresh_connections_queue() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write_scenario(tmp.path(), "arrivals", SCENARIO);
     let out = tmp.path().join("out");
-    let o = poolbench(vec![
-        "run".into(),
-        file.display().to_string(),
-        "--dsn".into(),
-        server.dsn_with_password(),
-        "--out".into(),
-        out.display().to_string(),
-        // Per-request connections cannot open 300 a second here: with 8 at
-        // a time and SCRAM + TLS each, they fall behind.
-        "--rate".into(),
-        "300".into(),
-    ])
-    .await;
+    let dsn = server.dsn_with_password();
+    // Per-request connections cannot open 300 a second here: with 8 at a
+    // time and SCRAM + TLS each, they fall behind.
+    let o = on_server("run", &file, &dsn, &out, &["--rate", "300"]).await;
     let stderr = String::from_utf8_lossy(&o.stderr);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -6,13 +6,7 @@
 use serde_json::Value;
 
 mod common;
-use common::{read_report, start_server, write_scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
+use common::{on_server, read_report, show, start_server, stdout, u, write_scenario};
 
 /// Runs `body` with `--threads 4` and returns its one strategy's report.
 async fn run_pool(body: &str) -> Value {
@@ -25,36 +19,9 @@ async fn run_on(dsn: &str, body: &str) -> (String, Value) {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write_scenario(tmp.path(), "pools", body);
     let out = tmp.path().join("out");
-    let args = vec![
-        "run".to_string(),
-        scenario.display().to_string(),
-        "--dsn".into(),
-        dsn.to_string(),
-        "--threads".into(),
-        "4".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    let o = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(&args)
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("run poolbench")
-    })
-    .await
-    .expect("join");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        read_report(&out),
-    )
+    let o = on_server("run", &scenario, dsn, &out, &["--threads", "4"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    (stdout(&o), read_report(&out))
 }
 
 /// The most client backends the server held in any second of the timeline.

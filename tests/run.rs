@@ -1,48 +1,12 @@
 //! `poolbench run` end to end against real embedded PostgreSQL servers: what
 //! the report says must match what happened on the server.
 
-use std::process::Output;
-
 use poolbench::metrics::decode_histogram;
-use serde_json::Value;
 
 mod common;
-use common::{read_report, start_server, write_scenario};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-/// Runs the binary off the async runtime's threads.
-async fn poolbench(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(&args)
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("run poolbench")
-    })
-    .await
-    .expect("join")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn strategy<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["strategies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no strategy {name} in report"))
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
+use common::{
+    on_server, poolbench, read_report, start_server, stderr, stdout, strategy, u, write_scenario,
+};
 
 const SELECT_SCENARIO: &str = r#"
 name = "counts"
@@ -78,16 +42,9 @@ async fn fresh_and_pool_are_measured_and_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write_scenario(tmp.path(), "counts", SELECT_SCENARIO);
     let out = tmp.path().join("out");
-    let o = poolbench(vec![
-        "run".into(),
-        scenario.display().to_string(),
-        "--dsn".into(),
-        server.dsn_with_password(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
-    let (stdout, stderr) = text(&o);
+    let dsn = server.dsn_with_password();
+    let o = on_server("run", &scenario, &dsn, &out, &[]).await;
+    let (stdout, stderr) = (stdout(&o), stderr(&o));
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -288,7 +245,7 @@ async fn exhaustion_is_counted_not_fatal() {
         "--quiet".into(),
     ])
     .await;
-    let (stdout, stderr) = text(&o);
+    let (stdout, stderr) = (stdout(&o), stderr(&o));
     let report = read_report(&out);
     assert_eq!(report["server"]["max_connections"], 20);
     let fresh = strategy(&report, "per-request");
@@ -378,18 +335,9 @@ statements = [
 "#,
     );
     let out = tmp.path().join("out");
-    let o = poolbench(vec![
-        "run".into(),
-        scenario.display().to_string(),
-        "--dsn".into(),
-        server.dsn_with_password(),
-        "--allow-setup".into(),
-        "--out".into(),
-        out.display().to_string(),
-        "--quiet".into(),
-    ])
-    .await;
-    let (stdout, stderr) = text(&o);
+    let dsn = server.dsn_with_password();
+    let o = on_server("run", &scenario, &dsn, &out, &["--allow-setup", "--quiet"]).await;
+    let (stdout, stderr) = (stdout(&o), stderr(&o));
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -450,7 +398,7 @@ async fn setup_on_a_foreign_server_needs_allow_setup() {
         tmp.path().join("out").display().to_string(),
     ])
     .await;
-    let (stdout, stderr) = text(&o);
+    let (stdout, stderr) = (stdout(&o), stderr(&o));
     assert_eq!(
         o.status.code(),
         Some(2),

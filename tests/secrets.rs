@@ -8,13 +8,10 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::start_server;
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
+use common::{blocking_command, start_server};
 
 fn poolbench(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args).env_remove("DATABASE_URL");
+    let mut cmd = blocking_command(args);
     for var in [
         "PGHOST",
         "PGPORT",

@@ -2,35 +2,15 @@
 //! binary against the embedded server, the files it writes, and what plan
 //! prints from them; and the refusals (exit 2) with their messages.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-fn poolbench(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run poolbench")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
+mod common;
+use common::{poolbench_blocking, read_json};
 
 #[test]
 fn sweep_on_the_embedded_server_then_plan() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
     let out_s = out.to_str().unwrap();
-    let run = poolbench(&[
+    let run = poolbench_blocking([
         "sweep",
         "scenarios/select1.toml",
         "--pool-sizes",
@@ -45,14 +25,14 @@ fn sweep_on_the_embedded_server_then_plan() {
         out_s,
         "--quiet",
     ]);
-    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
+    let (stdout, stderr) = (common::stdout(&run), common::stderr(&run));
     assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
     // The table: a row per pool size, the knee marked, the USL fit.
     assert!(stdout.contains("◀ knee"), "{stdout}");
     assert!(stdout.contains("USL fit"), "{stdout}");
     assert!(stdout.contains("fresh"), "{stdout}");
 
-    let sweep = json(&out.join("sweep.json"));
+    let sweep = read_json(&out.join("sweep.json"));
     assert_eq!(sweep["schema_version"], 1);
     assert_eq!(sweep["kind"], "sweep");
     assert_eq!(sweep["interrupted"], false);
@@ -87,7 +67,7 @@ fn sweep_on_the_embedded_server_then_plan() {
     assert!(csv.starts_with("scenario,concurrency,pool_size,"));
 
     // Plan from it: a modest target any server meets.
-    let plan = poolbench(&[
+    let plan = poolbench_blocking([
         "plan",
         "--sweep",
         out_s,
@@ -98,7 +78,7 @@ fn sweep_on_the_embedded_server_then_plan() {
         "--instances",
         "2",
     ]);
-    let (stdout, stderr) = (text(&plan.stdout), text(&plan.stderr));
+    let (stdout, stderr) = (common::stdout(&plan), common::stderr(&plan));
     assert_eq!(plan.status.code(), Some(0), "{stdout}\n{stderr}");
     for name in [
         "max_size",
@@ -119,10 +99,10 @@ fn sweep_on_the_embedded_server_then_plan() {
         assert!(stdout.contains(name), "no {name} in:\n{stdout}");
     }
 
-    let plan = poolbench(&[
+    let plan = poolbench_blocking([
         "plan", "--sweep", out_s, "--rps", "100", "--p99", "100ms", "--format", "json",
     ]);
-    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    assert_eq!(plan.status.code(), Some(0), "{}", common::stderr(&plan));
     let p: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     let (max, min) = (
         p["max_size"].as_u64().unwrap(),
@@ -136,7 +116,7 @@ fn sweep_on_the_embedded_server_then_plan() {
     );
 
     // --verify runs the plan in open loop and says how close it came.
-    let verify = poolbench(&[
+    let verify = poolbench_blocking([
         "plan",
         "--sweep",
         out_s,
@@ -152,7 +132,7 @@ fn sweep_on_the_embedded_server_then_plan() {
         "--warmup",
         "300ms",
     ]);
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stderr));
+    assert_eq!(verify.status.code(), Some(0), "{}", common::stderr(&verify));
     let v: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     let v = &v["verification"];
     let achieved = v["achieved_rate"].as_f64().unwrap();
@@ -163,19 +143,19 @@ fn sweep_on_the_embedded_server_then_plan() {
     assert_eq!(v["met"], true, "{v}");
 
     // A p99 below the measured query p99 cannot be met by any pool size.
-    let plan = poolbench(&["plan", "--sweep", out_s, "--rps", "100", "--p99", "0.001ms"]);
+    let plan = poolbench_blocking(["plan", "--sweep", out_s, "--rps", "100", "--p99", "0.001ms"]);
     assert_eq!(plan.status.code(), Some(2));
-    let err = text(&plan.stderr);
+    let err = common::stderr(&plan);
     assert!(err.contains("--p99 0.001 ms cannot be met"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
     // More traffic than the server ever delivered.
-    let plan = poolbench(&["plan", "--sweep", out_s, "--rps", "1e9", "--p99", "1s"]);
+    let plan = poolbench_blocking(["plan", "--sweep", out_s, "--rps", "1e9", "--p99", "1s"]);
     assert_eq!(plan.status.code(), Some(2));
-    assert!(text(&plan.stderr).contains("above the best measured throughput"));
+    assert!(common::stderr(&plan).contains("above the best measured throughput"));
 
     // A budget too small: the plan says so and recommends PgBouncer.
-    let plan = poolbench(&[
+    let plan = poolbench_blocking([
         "plan",
         "--sweep",
         out_s,
@@ -188,15 +168,15 @@ fn sweep_on_the_embedded_server_then_plan() {
         "--max-connections",
         "20",
     ]);
-    let stdout = text(&plan.stdout);
-    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    let stdout = common::stdout(&plan);
+    assert_eq!(plan.status.code(), Some(0), "{}", common::stderr(&plan));
     assert!(
         stdout.contains("DOES NOT FIT") && stdout.contains("PgBouncer in transaction pooling"),
         "{stdout}"
     );
 
     // Sweeping into the same directory again is refused.
-    let again = poolbench(&[
+    let again = poolbench_blocking([
         "sweep",
         "scenarios/select1.toml",
         "--pool-sizes",
@@ -205,19 +185,24 @@ fn sweep_on_the_embedded_server_then_plan() {
         out_s,
     ]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(text(&again.stderr).contains("already exists"));
+    assert!(common::stderr(&again).contains("already exists"));
 }
 
 #[test]
 fn malformed_pool_sizes_exit_2() {
     for bad in ["1,x", "0", "1,,2", "-1", "2.5"] {
         let flag = format!("--pool-sizes={bad}");
-        let out = poolbench(&["sweep", "scenarios/select1.toml", &flag]);
-        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
-        assert!(
-            text(&out.stderr).contains("--pool-sizes"),
+        let out = poolbench_blocking(["sweep", "scenarios/select1.toml", &flag]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
             "{bad}: {}",
-            text(&out.stderr)
+            common::stderr(&out)
+        );
+        assert!(
+            common::stderr(&out).contains("--pool-sizes"),
+            "{bad}: {}",
+            common::stderr(&out)
         );
     }
 }
@@ -225,12 +210,12 @@ fn malformed_pool_sizes_exit_2() {
 #[test]
 fn sweep_refuses_what_it_cannot_run() {
     // No pool sizes anywhere.
-    let out = poolbench(&["sweep", "scenarios/select1.toml"]);
+    let out = poolbench_blocking(["sweep", "scenarios/select1.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("no pool sizes to sweep"),
+        common::stderr(&out).contains("no pool sizes to sweep"),
         "{}",
-        text(&out.stderr)
+        common::stderr(&out)
     );
 
     // No pool strategy to use as the template.
@@ -241,15 +226,15 @@ fn sweep_refuses_what_it_cannot_run() {
         "[[strategy]]\nname = \"f\"\nkind = \"fresh\"\n\n[[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
     )
     .unwrap();
-    let out = poolbench(&["sweep", path.to_str().unwrap(), "--pool-sizes", "1,2"]);
+    let out = poolbench_blocking(["sweep", path.to_str().unwrap(), "--pool-sizes", "1,2"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("no kind = \"pool\" strategy"),
+        common::stderr(&out).contains("no kind = \"pool\" strategy"),
         "{}",
-        text(&out.stderr)
+        common::stderr(&out)
     );
 
-    let out = poolbench(&[
+    let out = poolbench_blocking([
         "sweep",
         "scenarios/select1.toml",
         "--pool-sizes",
@@ -259,9 +244,9 @@ fn sweep_refuses_what_it_cannot_run() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--strategy nope"),
+        common::stderr(&out).contains("--strategy nope"),
         "{}",
-        text(&out.stderr)
+        common::stderr(&out)
     );
 }
 
@@ -269,7 +254,7 @@ fn sweep_refuses_what_it_cannot_run() {
 fn plan_refuses_what_is_not_a_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.json");
-    let out = poolbench(&[
+    let out = poolbench_blocking([
         "plan",
         "--sweep",
         missing.to_str().unwrap(),
@@ -279,11 +264,11 @@ fn plan_refuses_what_is_not_a_sweep() {
         "5ms",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("cannot read the sweep"));
+    assert!(common::stderr(&out).contains("cannot read the sweep"));
 
     let report = dir.path().join("report.json");
     std::fs::write(&report, r#"{"schema_version": 1, "strategies": []}"#).unwrap();
-    let out = poolbench(&[
+    let out = poolbench_blocking([
         "plan",
         "--sweep",
         report.to_str().unwrap(),
@@ -294,12 +279,12 @@ fn plan_refuses_what_is_not_a_sweep() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("not a sweep.json"),
+        common::stderr(&out).contains("not a sweep.json"),
         "{}",
-        text(&out.stderr)
+        common::stderr(&out)
     );
 
-    let out = poolbench(&[
+    let out = poolbench_blocking([
         "plan",
         "--sweep",
         report.to_str().unwrap(),
@@ -309,5 +294,9 @@ fn plan_refuses_what_is_not_a_sweep() {
         "5",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--p99"), "{}", text(&out.stderr));
+    assert!(
+        common::stderr(&out).contains("--p99"),
+        "{}",
+        common::stderr(&out)
+    );
 }

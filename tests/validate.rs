@@ -3,7 +3,10 @@
 //! robustness test of `scenario::parse` on mutated good files (no panics).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{poolbench_blocking, stderr, stdout};
 
 /// Bad fixture, and where its (first) error must point: line, column
 /// (None where the column is not the point), and a phrase of the message.
@@ -203,24 +206,6 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `poolbench <args>` from the package directory, so relative fixture
-/// paths appear in messages as given.
-fn poolbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_poolbench"))
-        .args(args)
-        .current_dir(manifest_dir())
-        .output()
-        .expect("run poolbench")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// What every failure must look like: exit 2, no panic, no backtrace hint.
 fn problems_with_failure(out: &Output) -> Vec<String> {
     let mut problems = Vec::new();
@@ -241,7 +226,7 @@ fn every_bad_fixture_fails_with_its_location_and_message() {
     let mut failures = Vec::new();
     for &(name, line, col, phrase) in BAD {
         let file = format!("tests/fixtures/bad/{name}.toml");
-        let out = poolbench(&["validate", &file]);
+        let out = poolbench_blocking(["validate", &file]);
         let err = stderr(&out);
         let mut problems = problems_with_failure(&out);
         let location = match col {
@@ -285,7 +270,7 @@ fn every_bad_fixture_is_in_the_table() {
 #[test]
 fn errors_show_the_source_line_and_a_caret() {
     let file = "tests/fixtures/bad/min-size-above-max-size.toml";
-    let out = poolbench(&["validate", file]);
+    let out = poolbench_blocking(["validate", file]);
     let expected = format!(
         "error: {file}:10:12: `min_size` (20) is larger than `max_size` (4)\n   |\n10 | min_size = 20\n   |            ^^\n"
     );
@@ -298,7 +283,7 @@ fn non_utf8_file_names_the_position() {
     let path = dir.path().join("latin1.toml");
     std::fs::write(&path, b"name = \"caf\xe9\"\n").expect("write");
     let shown = path.display().to_string();
-    let out = poolbench(&["validate", &shown]);
+    let out = poolbench_blocking(["validate", &shown]);
     let err = stderr(&out);
     assert!(problems_with_failure(&out).is_empty(), "{err}");
     assert!(err.contains(&format!("{shown}:1:12: ")), "{err}");
@@ -307,7 +292,7 @@ fn non_utf8_file_names_the_position() {
 
 #[test]
 fn missing_file_names_the_path() {
-    let out = poolbench(&["validate", "tests/fixtures/no-such-file.toml"]);
+    let out = poolbench_blocking(["validate", "tests/fixtures/no-such-file.toml"]);
     let err = stderr(&out);
     assert!(problems_with_failure(&out).is_empty(), "{err}");
     assert!(err.contains("tests/fixtures/no-such-file.toml"), "{err}");
@@ -316,7 +301,7 @@ fn missing_file_names_the_path() {
 
 #[test]
 fn directory_names_the_path() {
-    let out = poolbench(&["validate", "tests/fixtures"]);
+    let out = poolbench_blocking(["validate", "tests/fixtures"]);
     let err = stderr(&out);
     assert!(problems_with_failure(&out).is_empty(), "{err}");
     assert!(err.contains("tests/fixtures: is a directory"), "{err}");
@@ -327,7 +312,7 @@ fn good_and_bad_files_are_all_reported() {
     let good = "tests/fixtures/good/design-example.toml";
     let bad = "tests/fixtures/bad/duplicate-query.toml";
     let missing = "tests/fixtures/missing.toml";
-    let out = poolbench(&["validate", good, bad, missing]);
+    let out = poolbench_blocking(["validate", good, bad, missing]);
     let err = stderr(&out);
     assert!(problems_with_failure(&out).is_empty(), "{err}");
     assert_eq!(
@@ -346,7 +331,7 @@ fn good_and_bad_files_are_all_reported() {
 #[test]
 fn design_example_validates() {
     let good = "tests/fixtures/good/design-example.toml";
-    let out = poolbench(&["validate", good]);
+    let out = poolbench_blocking(["validate", good]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -357,7 +342,7 @@ fn design_example_validates() {
 
 #[test]
 fn every_good_fixture_validates() {
-    let out = poolbench(&[
+    let out = poolbench_blocking([
         "validate",
         "tests/fixtures/good/all-features.toml",
         "tests/fixtures/good/design-example.toml",
@@ -391,7 +376,7 @@ fn every_example_scenario_validates() {
     }
     let mut args = vec!["validate"];
     args.extend(files.iter().map(String::as_str));
-    let out = poolbench(&args);
+    let out = poolbench_blocking(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for file in &files {
         assert!(
@@ -836,10 +821,10 @@ fn the_scenario_file_is_read_with_a_cap() {
     std::fs::write(&at, padded(MAX_FILE_BYTES)).unwrap();
     let over = dir.path().join("over.toml");
     std::fs::write(&over, padded(MAX_FILE_BYTES + 1)).unwrap();
-    let out = poolbench(&["validate", at.to_str().unwrap()]);
+    let out = poolbench_blocking(["validate", at.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for path in [over.to_str().unwrap(), "/dev/zero"] {
-        let out = poolbench(&["validate", path]);
+        let out = poolbench_blocking(["validate", path]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(
             stderr(&out).contains("is larger than poolbench reads (1 MiB)"),

@@ -1,15 +1,21 @@
 //! What `run` and `sweep` share: their common flags (`MeasureArgs`) turned
 //! into the domain's settings (scenario overrides, how to reach the
 //! database, worker threads, this copy's place among synchronised copies),
-//! and one round measured with its progress bar.
+//! and one round measured with its progress bar; the results directory
+//! and the session every measuring command opens and closes the same way.
+
+use std::path::Path;
+
+use anyhow::Result;
 
 use super::progress::Progress;
 use crate::cli::MeasureArgs;
 use crate::engine::{self, RoundResult};
 use crate::error::bad_input;
 use crate::instance::Instance;
-use crate::scenario::{Overrides, Strategy};
-use crate::session::{ConnectOptions, Session};
+use crate::report::{self, export, export::Exporter};
+use crate::scenario::{Overrides, Scenario, Strategy};
+use crate::session::{cancel_on_signal, ConnectOptions, Session};
 
 /// The scenario values the shared flags replace (`--duration`, `--warmup`,
 /// `--seed`, `--rtt`); the scenario checks them as it checks its own.
@@ -59,4 +65,39 @@ pub async fn round(
 /// `--start-at` and `--instance-index`; a start already past is bad input.
 pub fn instance(args: &MeasureArgs) -> anyhow::Result<Instance> {
     Instance::new(args.start_at, args.instance_index).map_err(bad_input)
+}
+
+/// Where a measuring command writes: `--out` (else `results/<name>-<time>/`),
+/// `--force`, and the files it writes there.
+pub struct Output<'a, M> {
+    pub out: Option<&'a Path>,
+    pub name: String,
+    pub force: bool,
+    pub files: &'a [&'a dyn Exporter<M>],
+}
+
+/// What `run` and every form of `sweep` do once their flags and scenario
+/// are checked: note the start, prepare the results directory (refused
+/// before any server starts when it already holds results), open the
+/// session, call `measure` with the session, the start and the directory,
+/// and close the session whatever `measure` returned, so that an embedded
+/// server is stopped before an error is reported.
+pub async fn in_session<M, T>(
+    scenario: &Scenario,
+    opts: &ConnectOptions,
+    output: Output<'_, M>,
+    measure: impl AsyncFnOnce(&mut Session, &str, &Path) -> Result<T>,
+) -> Result<T> {
+    let started_at = report::now_rfc3339();
+    let out_dir = export::prepare_dir(
+        output.out,
+        &output.name,
+        &started_at,
+        output.force,
+        output.files,
+    )?;
+    let mut session = Session::open(scenario, opts, cancel_on_signal()).await?;
+    let result = measure(&mut session, &started_at, &out_dir).await;
+    session.close().await;
+    result
 }

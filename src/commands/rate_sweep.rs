@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::measure::{self, connect_options, instance, overrides, threads};
+use super::measure::{self, connect_options, in_session, instance, overrides, threads, Output};
 use crate::cli::SweepArgs;
 use crate::engine::{self, Pacing};
 use crate::error::bad_input;
@@ -20,7 +20,7 @@ use crate::report::export::{self, Exporter};
 use crate::report::{self, term};
 use crate::scenario::limits::{DEFAULT_MAX_IN_FLIGHT, MAX_SWEEP_POINTS};
 use crate::scenario::{self, ArrivalProcess, Arrivals, Overrides, Scenario};
-use crate::session::{cancel_on_signal, Session};
+use crate::session::Session;
 use crate::sizing::model::SWEEP_SCHEMA_VERSION;
 use crate::sizing::rates::*;
 use crate::Outcome;
@@ -47,28 +47,25 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
         };
         scenario::with_overrides(scenario.clone(), &point)?;
     }
-    let started_at = report::now_rfc3339();
-    let out_dir = export::prepare_dir(
-        args.out.as_deref(),
-        &format!("{}-sweep", scenario.name),
-        &started_at,
-        args.force,
-        &FILES,
-    )?;
+    let output = Output {
+        out: args.out.as_deref(),
+        name: format!("{}-sweep", scenario.name),
+        force: args.force,
+        files: &FILES,
+    };
     let opts = connect_options(&args.measure, args.quiet);
-    let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure(
+    in_session(
         &scenario,
-        &rates,
-        args,
-        &session,
-        &started_at,
-        &out_dir,
-        instance,
+        &opts,
+        output,
+        async |session, started_at, out_dir| {
+            measure(
+                &scenario, &rates, args, session, started_at, out_dir, instance,
+            )
+            .await
+        },
     )
-    .await;
-    session.close().await;
-    result
+    .await
 }
 
 async fn measure(

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::measure::{self, connect_options, instance, overrides, threads};
+use super::measure::{self, connect_options, in_session, instance, overrides, threads, Output};
 use crate::cli::RunArgs;
 use crate::engine::{self, RoundResult};
 use crate::instance::Instance;
@@ -18,7 +18,7 @@ use crate::report::model::Explanation;
 use crate::report::term::run as term;
 use crate::report::{self, Comparison, Report, StrategyReport};
 use crate::scenario::{self, Overrides, Scenario};
-use crate::session::{cancel_on_signal, Session};
+use crate::session::Session;
 use crate::Outcome;
 
 /// The files a run writes (and refuses to overwrite without --force), also
@@ -46,19 +46,22 @@ pub async fn run(args: &RunArgs) -> Result<Outcome> {
         ..overrides(&args.measure)
     };
     let scenario = scenario::load_with(&args.scenario, &overrides)?;
-    let started_at = report::now_rfc3339();
-    let out_dir = export::prepare_dir(
-        args.out.as_deref(),
-        &scenario.name,
-        &started_at,
-        args.force,
-        &FILES,
-    )?;
+    let output = Output {
+        out: args.out.as_deref(),
+        name: scenario.name.clone(),
+        force: args.force,
+        files: &FILES,
+    };
     let opts = connect_options(&args.measure, args.quiet);
-    let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure(&scenario, args, &session, &started_at, &out_dir, instance).await;
-    session.close().await;
-    result
+    in_session(
+        &scenario,
+        &opts,
+        output,
+        async |session, started_at, out_dir| {
+            measure(&scenario, args, session, started_at, out_dir, instance).await
+        },
+    )
+    .await
 }
 
 async fn measure(

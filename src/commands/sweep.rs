@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::measure::{self, connect_options, instance, overrides, threads};
+use super::measure::{self, connect_options, in_session, instance, overrides, threads, Output};
 use crate::cli::SweepArgs;
 use crate::engine;
 use crate::error::bad_input;
@@ -26,7 +26,7 @@ use crate::scenario::limits::MAX_SWEEP_POINTS;
 use crate::scenario::{
     self, NetworkSettings, Overrides, PoolSettings, Recycling, Scenario, Strategy, StrategyKind,
 };
-use crate::session::{cancel_on_signal, Session};
+use crate::session::Session;
 use crate::sizing::model::*;
 use crate::sizing::sweep::{analyse_all, connections_per_request, fresh_point, pool_point};
 use crate::Outcome;
@@ -62,28 +62,25 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
     let instance = instance(&args.measure)?;
     let scenario = scenario::load_with(&args.scenario, &overrides(&args.measure))?;
     let plan = resolve(&scenario, args)?;
-    let started_at = report::now_rfc3339();
-    let out_dir = export::prepare_dir(
-        args.out.as_deref(),
-        &format!("{}-sweep", scenario.name),
-        &started_at,
-        args.force,
-        &FILES,
-    )?;
+    let output = Output {
+        out: args.out.as_deref(),
+        name: format!("{}-sweep", scenario.name),
+        force: args.force,
+        files: &FILES,
+    };
     let opts = connect_options(&args.measure, args.quiet);
-    let session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure(
+    in_session(
         &scenario,
-        &plan,
-        args,
-        &session,
-        &started_at,
-        &out_dir,
-        instance,
+        &opts,
+        output,
+        async |session, started_at, out_dir| {
+            measure(
+                &scenario, &plan, args, session, started_at, out_dir, instance,
+            )
+            .await
+        },
     )
-    .await;
-    session.close().await;
-    result
+    .await
 }
 
 fn resolve(s: &Scenario, args: &SweepArgs) -> Result<Plan> {
@@ -355,27 +352,30 @@ async fn rtt_sweep(args: &SweepArgs) -> Result<Outcome> {
             rtts.len()
         )));
     }
-    let started_at = report::now_rfc3339();
-    let out_dir = export::prepare_dir(
-        args.out.as_deref(),
-        &format!("{}-sweep", scenario.name),
-        &started_at,
-        args.force,
-        &RTT_FILES,
-    )?;
+    let output = Output {
+        out: args.out.as_deref(),
+        name: format!("{}-sweep", scenario.name),
+        force: args.force,
+        files: &RTT_FILES,
+    };
     let opts = connect_options(&args.measure, args.quiet);
-    let mut session = Session::open(&scenario, &opts, cancel_on_signal()).await?;
-    let result = measure_rtts(
+    in_session(
         &scenario,
-        &rtts,
-        args,
-        &mut session,
-        (&started_at, &out_dir),
-        instance,
+        &opts,
+        output,
+        async |session, started_at, out_dir| {
+            measure_rtts(
+                &scenario,
+                &rtts,
+                args,
+                session,
+                (started_at, out_dir),
+                instance,
+            )
+            .await
+        },
     )
-    .await;
-    session.close().await;
-    result
+    .await
 }
 
 async fn measure_rtts(

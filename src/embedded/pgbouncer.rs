@@ -17,6 +17,7 @@ use tokio_postgres::{Client, Config, SimpleQueryMessage};
 
 use super::postgres::{self as pg, EmbeddedServer, DBNAME, HOST, USER};
 use crate::backend::postgres::{describe_pg_error, Target};
+use crate::cleanup;
 use crate::error::{self, ResultExt};
 use crate::metrics::PoolerStatus;
 use crate::scenario::{AuthMethod, PgBouncerSettings};
@@ -34,7 +35,17 @@ pub struct PgBouncer {
     port: u16,
     child: Option<Child>,
     dir: Option<tempfile::TempDir>,
+    /// What a forced exit (a second Ctrl-C) undoes: the process, the
+    /// directory.
+    forced: Option<cleanup::Registered>,
 }
+
+/// SIGTERM: immediate shutdown (SIGINT would wait for clients); then
+/// SIGKILL.
+const STOP_STEPS: [(libc::c_int, Duration); 2] = [
+    (libc::SIGTERM, Duration::from_secs(5)),
+    (libc::SIGKILL, Duration::from_secs(5)),
+];
 
 impl PgBouncer {
     /// Starts PgBouncer in front of `server` (whose superuser connection
@@ -160,12 +171,20 @@ impl PgBouncer {
         } else {
             SslMode::Disable
         });
+        let forced = cleanup::on_forced_exit({
+            let (pid, dir) = (child.id(), dir.clone());
+            move || {
+                cleanup::stop_process(pid, &STOP_STEPS);
+                cleanup::remove_dir(&dir);
+            }
+        });
         let mut bouncer = PgBouncer {
             target: Target::from_config(config)?,
             version,
             port,
             child: Some(child),
             dir: Some(tempdir),
+            forced: Some(forced),
         };
         bouncer.wait_ready().await?;
         Ok(bouncer)
@@ -261,35 +280,17 @@ impl PgBouncer {
     /// (it runs from `Drop` too).
     pub fn stop(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
-            // SIGTERM: immediate shutdown (SIGINT would wait for clients).
-            for (signal, grace) in [
-                (libc::SIGTERM, Duration::from_secs(5)),
-                (libc::SIGKILL, Duration::from_secs(5)),
-            ] {
-                if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
-                    break;
-                }
-                // SAFETY: a plain syscall on a child we spawned and have not
-                // reaped, so the pid is still ours.
-                unsafe {
-                    libc::kill(child.id() as libc::pid_t, signal);
-                }
-                let deadline = Instant::now() + grace;
-                while Instant::now() < deadline {
-                    if !matches!(child.try_wait(), Ok(None)) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+            cleanup::stop_process(child.id(), &STOP_STEPS);
+            // Reaped by stop_process unless it outlived SIGKILL's grace.
             let _ = child.wait();
         }
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
-            dir.close()
+            cleanup::close_dir(dir)
                 .with_context(|| format!("removing {}", path.display()))
                 .environment()?;
         }
+        self.forced = None;
         Ok(())
     }
 }

@@ -243,6 +243,17 @@ fn merge_strategy(
             head.kind, parts[0].input.path, other.strategy.kind, other.input.path
         ));
     }
+    // A window beyond any length of time is refused here, naming its file,
+    // before anything is written (the interval logs turn it into one).
+    if let Some(bad) = parts
+        .iter()
+        .find(|p| std::time::Duration::try_from_secs_f64(p.strategy.measured_s).is_err())
+    {
+        return Err(bad_input(format!(
+            "{}: strategy {name}: measured_s {:e} is not a length of time",
+            bad.input.path, bad.strategy.measured_s
+        )));
+    }
     let phases = add_all(parts, |s| &s.phases, name, "phase")?;
     let per_query = add_all(parts, |s| &s.per_query, name, "query")?;
 
@@ -1104,6 +1115,19 @@ mod tests {
         assert!(
             format!("{err:#}")
                 .contains("b/report.json: strategy pool-4, phase total has no histogram"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_window_beyond_any_duration_is_refused_not_a_panic() {
+        let a = vec![values(1, 10)];
+        let mut b = report(1, T0, &a);
+        b.strategies[0].measured_s = 1e300;
+        let err = merge(&[input("a", report(0, T0, &a)), input("b", b)], false).unwrap_err();
+        assert_eq!(kind_of(&err), Some(Kind::BadInput));
+        assert!(
+            format!("{err:#}").contains("b/report.json: strategy pool-4: measured_s 1e300"),
             "{err:#}"
         );
     }

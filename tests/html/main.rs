@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use poolbench::metrics::decode_histogram;
@@ -16,24 +15,13 @@ use serde_json::Value;
 
 #[path = "../common/mod.rs"]
 mod common;
-use common::{read_report, start_server, write_scenario};
+use common::{
+    command, on_server, poolbench, read_report, start_server, stderr, stdout, strategy,
+    write_scenario,
+};
 
 mod browser;
 use browser::{ink, Browser};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
-
-async fn poolbench(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(&args)
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("run poolbench")
-    })
-    .await
-    .expect("join")
-}
 
 const SCENARIO: &str = r#"
 name = "pages"
@@ -73,20 +61,8 @@ async fn run(tmp: &Path, extra: &[&str]) -> (PathBuf, String, String) {
     let server = start_server(100).await;
     let scenario = write_scenario(tmp, "pages", SCENARIO);
     let out = tmp.join("out");
-    let mut args = vec![
-        "run".to_string(),
-        scenario.display().to_string(),
-        "--dsn".into(),
-        server.dsn_with_password(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let o = poolbench(args).await;
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    );
+    let o = on_server("run", &scenario, &server.dsn_with_password(), &out, extra).await;
+    let (stdout, stderr) = (stdout(&o), stderr(&o));
     // Division by zero fails a quarter of the requests: errors to show, and
     // above no max_error_rate, so the run succeeds.
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -159,15 +135,6 @@ fn cells(b: &mut Browser, selector: &str) -> Vec<(String, String, String, String
             (s(0), s(1), s(2), s(3))
         })
         .collect()
-}
-
-fn strategy<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["strategies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no strategy {name}"))
 }
 
 /// A real run's report.html: offline, error-free, drawn, in light and dark;
@@ -413,19 +380,16 @@ async fn an_interrupted_run_renders() {
     let long = SCENARIO.replace("duration = \"2s\"", "duration = \"60s\"");
     let scenario = write_scenario(tmp.path(), "long", &long);
     let out = tmp.path().join("out");
-    let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--dsn",
-            &server.dsn_with_password(),
-        ])
-        .args(["--out", out.to_str().unwrap()])
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command([
+        "run",
+        scenario.to_str().unwrap(),
+        "--dsn",
+        &server.dsn_with_password(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
     // The header is printed once the server answered; measure a moment.
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -463,19 +427,9 @@ async fn sweep_html_shows_the_curve_and_the_knee() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write_scenario(tmp.path(), "pages", SCENARIO);
     let out = tmp.path().join("sweep");
-    let o = poolbench(vec![
-        "sweep".into(),
-        scenario.display().to_string(),
-        "--pool-sizes".into(),
-        "1,2,3".into(),
-        "--duration".into(),
-        "1s".into(),
-        "--dsn".into(),
-        server.dsn_with_password(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
+    let dsn = server.dsn_with_password();
+    let extra = ["--pool-sizes", "1,2,3", "--duration", "1s"];
+    let o = on_server("sweep", &scenario, &dsn, &out, &extra).await;
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         o.status.code(),

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -14,6 +15,7 @@ use base64::Engine;
 use super::options::{RunAs, HOST, USER};
 use super::process;
 use super::ready::{last_lines, LOG_TAIL_LINES};
+use crate::cleanup;
 use crate::error::{self, ResultExt};
 use crate::scenario::AuthMethod;
 
@@ -25,6 +27,27 @@ pub fn generate_password() -> Result<String> {
         .context("generating a password")
         .environment()?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Runs initdb to its end. A forced exit (a second Ctrl-C) meanwhile stops
+/// it first, so that it does not write on into the directory being removed.
+async fn run_initdb(cmd: std::process::Command) -> std::io::Result<std::process::Output> {
+    let child = tokio::process::Command::from(cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let _forced = child.id().map(|pid| {
+        cleanup::on_forced_exit(move || {
+            cleanup::stop_process(
+                pid,
+                &[
+                    (libc::SIGTERM, Duration::from_secs(2)),
+                    (libc::SIGKILL, Duration::from_secs(2)),
+                ],
+            )
+        })
+    });
+    child.wait_with_output().await
 }
 
 pub async fn init_cluster(
@@ -54,7 +77,7 @@ pub async fn init_cluster(
         .env_remove("PGDATA")
         .stdin(Stdio::null());
     process::configure(&mut cmd, run_as);
-    let output = tokio::process::Command::from(cmd).output().await;
+    let output = run_initdb(cmd).await;
     let removed = std::fs::remove_file(&pwfile);
     let output = output
         .with_context(|| format!("running {}", initdb.display()))

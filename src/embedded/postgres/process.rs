@@ -185,6 +185,12 @@ pub fn postgres_command(
     Ok(cmd)
 }
 
+/// Stops the postmaster `pid` at once, as a forced exit must: immediate
+/// shutdown (no checkpoint: the cluster is thrown away), then SIGKILL.
+pub fn stop_now(pid: u32) {
+    crate::cleanup::stop_process(pid, &SHUTDOWN_STEPS[1..]);
+}
+
 /// A running postmaster.
 #[derive(Debug)]
 pub struct Postmaster {

@@ -19,6 +19,7 @@ use super::process::{self, postgres_command, Postmaster};
 use super::ready::{log_tail, wait_ready, Ready};
 use super::{binaries, cert, cluster, stale};
 use crate::backend::postgres::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
+use crate::cleanup;
 use crate::error::{self, ResultExt};
 use crate::scenario::AuthMethod;
 
@@ -72,10 +73,12 @@ impl std::fmt::Debug for EmbeddedServer {
 }
 
 /// What must be undone: the postmaster and the directory. Its own `Drop`
-/// covers the failures inside `start`, before an `EmbeddedServer` exists.
+/// covers the failures inside `start`, before an `EmbeddedServer` exists;
+/// `forced` a forced exit (a second Ctrl-C), which cannot wait for either.
 struct Resources {
     postmaster: Option<Postmaster>,
     dir: Option<tempfile::TempDir>,
+    forced: Option<cleanup::Registered>,
 }
 
 impl Resources {
@@ -86,10 +89,11 @@ impl Resources {
         }
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
-            dir.close()
+            cleanup::close_dir(dir)
                 .with_context(|| format!("removing {}", path.display()))
                 .environment()?;
         }
+        self.forced = None;
         Ok(())
     }
 }
@@ -118,9 +122,21 @@ impl EmbeddedServer {
             .context("creating a temporary directory for the embedded server")
             .environment()?;
         let dir = tempdir.path().to_path_buf();
+        // Whichever postmaster runs in it then (its pid file says), and the
+        // directory.
+        let forced = cleanup::on_forced_exit({
+            let dir = dir.clone();
+            move || {
+                if let Some(pid) = stale::postmaster_pid(&dir.join("data")) {
+                    process::stop_now(pid);
+                }
+                cleanup::remove_dir(&dir);
+            }
+        });
         let mut resources = Resources {
             postmaster: None,
             dir: Some(tempdir),
+            forced: Some(forced),
         };
         stale::write_owner(&dir)?;
         // The unix socket lives here: only the server user may enter.
@@ -351,6 +367,7 @@ impl EmbeddedServer {
         let mut resources = Resources {
             postmaster: self.resources.postmaster.take(),
             dir: self.resources.dir.take(),
+            forced: self.resources.forced.take(),
         };
         // The shutdown polls with thread::sleep; keep it off the runtime's
         // worker threads.

@@ -6,11 +6,20 @@
 //! removes the directories whose owner provably is gone: the owner file is
 //! ours (same user), its process no longer exists (or the pid now belongs to
 //! a process started at another time), and no postmaster still runs in it.
+//!
+//! Builds of poolbench from before the owner file named their clusters
+//! `poolbench-XXXXXX` (six random characters) and wrote no owner: such a
+//! directory is removed when it holds a cluster (`data/PG_VERSION`) and a
+//! `postgres.log` of ours (same user), no postmaster runs in it, no
+//! process names it on its command line (an old build's initdb or
+//! postgres), and nothing in it changed for [`LEGACY_QUIET`] (an old build
+//! between making the directory and starting its server).
 //! Anything else in the temporary directory is left alone.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 
@@ -20,6 +29,12 @@ use crate::error::ResultExt;
 pub const PREFIX: &str = "poolbench-pg-";
 /// The owner file in a cluster directory.
 pub const OWNER_FILE: &str = "poolbench.owner";
+/// The start of the cluster directories of builds without an owner file.
+const LEGACY_PREFIX: &str = "poolbench-";
+/// How long an unowned cluster directory must have been unchanged before
+/// it is taken for stale: far longer than an old build takes from making
+/// it to starting the postmaster (which then keeps it alive).
+const LEGACY_QUIET: Duration = Duration::from_secs(15 * 60);
 
 /// Writes the owner file of this process into `dir` (before anything else
 /// goes into it, so a directory without one is never taken for stale).
@@ -41,27 +56,73 @@ pub fn remove_dead(tmp: &Path) -> Vec<std::path::PathBuf> {
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        let named = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(PREFIX));
+        let name = entry.file_name();
+        let name = name.to_str().unwrap_or_default();
         // Not a symlink: only a real directory of ours is removed.
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if named && is_dir && is_stale(&path) && fs::remove_dir_all(&path).is_ok() {
+        let stale = if name.starts_with(PREFIX) {
+            is_stale(&path)
+        } else {
+            is_legacy_name(name) && is_stale_legacy(&path, SystemTime::now())
+        };
+        if is_dir && stale && fs::remove_dir_all(&path).is_ok() {
             removed.push(path);
         }
     }
     removed
 }
 
-fn is_stale(dir: &Path) -> bool {
-    let owner_file = dir.join(OWNER_FILE);
-    let Ok(meta) = fs::symlink_metadata(&owner_file) else {
+/// `poolbench-` and six letters or digits, as tempfile named them.
+fn is_legacy_name(name: &str) -> bool {
+    name.strip_prefix(LEGACY_PREFIX)
+        .is_some_and(|rest| rest.len() == 6 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Whether an unowned cluster directory of an older build is provably
+/// abandoned at `now` (see the module's comment).
+fn is_stale_legacy(dir: &Path, now: SystemTime) -> bool {
+    let data = dir.join("data");
+    let log = dir.join("postgres.log");
+    if fs::symlink_metadata(dir.join(OWNER_FILE)).is_ok()
+        || !data.join("PG_VERSION").is_file()
+        || !owned_by_me(&log)
+    {
         return false;
-    };
+    }
+    // The newest change to the directory, its cluster or its log.
+    let changed = [dir, &data, &log]
+        .iter()
+        .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max();
+    let quiet = changed
+        .and_then(|t| now.duration_since(t).ok())
+        .is_some_and(|age| age >= LEGACY_QUIET);
+    quiet && !postmaster_alive(&data) && !named_by_a_process(dir)
+}
+
+/// Whether `path` is a plain file owned by the user running poolbench.
+fn owned_by_me(path: &Path) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    if !meta.is_file() || meta.uid() != me {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.uid() == me)
+}
+
+/// Whether a running process has `dir` on its command line.
+fn named_by_a_process(dir: &Path) -> bool {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        // Without /proc nothing can be ruled out.
+        return true;
+    };
+    procs.flatten().any(|p| {
+        fs::read(p.path().join("cmdline"))
+            .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+    })
+}
+
+fn is_stale(dir: &Path) -> bool {
+    let owner_file = dir.join(OWNER_FILE);
+    if !owned_by_me(&owner_file) {
         return false;
     }
     let Ok(text) = fs::read_to_string(&owner_file) else {
@@ -99,13 +160,15 @@ fn owner_alive(pid: u64, start: u64) -> bool {
 }
 
 fn postmaster_alive(data: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(data.join("postmaster.pid")) else {
-        return false;
-    };
+    postmaster_pid(data).is_some_and(alive)
+}
+
+/// The pid the postmaster of cluster `data` wrote, if it wrote one.
+pub fn postmaster_pid(data: &Path) -> Option<u32> {
+    let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
     text.lines()
         .next()
         .and_then(|l| l.trim().trim_start_matches('-').parse::<u32>().ok())
-        .is_some_and(alive)
 }
 
 fn alive(pid: u32) -> bool {
@@ -174,6 +237,54 @@ mod tests {
         assert_eq!(removed, expected);
         assert!(!dead.exists() && !reused.exists());
         assert!(alive_owner.exists() && unmarked.exists() && other.exists() && running.exists());
+    }
+
+    #[test]
+    fn unowned_clusters_of_older_builds_go_once_quiet_and_unused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let make = |name: &str, log: bool| {
+            let dir = tmp.path().join(name);
+            fs::create_dir_all(dir.join("data")).unwrap();
+            fs::write(dir.join("data/PG_VERSION"), "16\n").unwrap();
+            if log {
+                fs::write(dir.join("postgres.log"), "").unwrap();
+            }
+            dir
+        };
+        let abandoned = make("poolbench-6Gjnbn", true);
+        let no_log = make("poolbench-a1b2c3", false);
+        let running = make("poolbench-Zz9Zz9", true);
+        fs::write(
+            running.join("data/postmaster.pid"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        let owned = make("poolbench-ownerx", true);
+        fs::write(owned.join(OWNER_FILE), "pid=1\nstart=1\n").unwrap();
+        let not_a_cluster = tmp.path().join("poolbench-nodata");
+        fs::create_dir_all(&not_a_cluster).unwrap();
+        fs::write(not_a_cluster.join("postgres.log"), "").unwrap();
+
+        assert!(is_legacy_name("poolbench-6Gjnbn"));
+        for name in [
+            "poolbench-old",
+            "poolbench-baseline-pgb",
+            "poolbench-pg-abcdef",
+        ] {
+            assert!(!is_legacy_name(name), "{name}");
+        }
+        let later = SystemTime::now() + LEGACY_QUIET + Duration::from_secs(1);
+        assert!(is_stale_legacy(&abandoned, later));
+        // Just made: an old build may be about to start its server there.
+        assert!(!is_stale_legacy(&abandoned, SystemTime::now()));
+        for kept in [&no_log, &running, &owned, &not_a_cluster] {
+            assert!(!is_stale_legacy(kept, later), "{}", kept.display());
+        }
+        // A directory a running process names is kept: this test's own
+        // program path stands in for one.
+        assert!(!named_by_a_process(&abandoned));
+        let me = std::env::args().next().unwrap();
+        assert!(named_by_a_process(Path::new(&me)));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use super::write_atomically;
-use crate::error::ResultExt;
+use crate::error::{bad_input, ResultExt};
 use crate::metrics::decode_histogram;
 use crate::report::{Report, StrategyReport};
 
@@ -108,9 +108,17 @@ fn intervals(report: &Report, s: &StrategyReport, phase: &str) -> Result<Vec<Int
     }
     if out.is_empty() {
         let summary = &s.phases[phase];
+        // A merged report's window comes from the reports given to merge:
+        // one beyond any length of time is theirs, not a bug.
+        let length = Duration::try_from_secs_f64(s.measured_s.max(0.0)).map_err(|_| {
+            bad_input(format!(
+                "strategy {}: measured_s {:e} is not a length of time",
+                s.name, s.measured_s
+            ))
+        })?;
         out.push(Interval {
             start_unix_ms: s.rounds.first().map_or(run_start, |r| round_start(r.round)),
-            length: Duration::from_secs_f64(s.measured_s.max(0.0)),
+            length,
             histogram: decode_histogram(&summary.hdr)?,
         });
     }

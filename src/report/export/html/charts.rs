@@ -8,8 +8,10 @@
 use std::ops::Range;
 
 use anyhow::{anyhow, Result};
-use plotters::coord::ranged1d::{IntoSegmentedCoord, Ranged, SegmentValue, ValueFormatter};
-use plotters::coord::types::RangedCoordf64;
+use plotters::coord::ranged1d::{
+    IntoSegmentedCoord, Ranged, SegmentValue, SegmentedCoord, ValueFormatter,
+};
+use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -393,8 +395,6 @@ pub struct BarChart {
 
 /// Renders horizontal stacked bars as an `<svg>` element.
 pub fn bar_chart(spec: &BarChart) -> Result<String> {
-    let rows = spec.bars.len().max(1);
-    let height = 110 + 34 * rows as u32;
     let longest = spec
         .bars
         .iter()
@@ -402,59 +402,20 @@ pub fn bar_chart(spec: &BarChart) -> Result<String> {
         .fold(0.0, f64::max);
     // Room on the right for the notes after the longest bar.
     let axis = Axis::linear(spec.x_label.clone(), 0.0, longest * 1.25);
-    let label_width = spec
-        .bars
-        .iter()
-        .map(|b| b.label.chars().count())
-        .max()
-        .unwrap_or(4) as u32
-        * 8
-        + 16;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(24)
-            .x_label_area_size(48)
-            .y_label_area_size(label_width.min(320))
-            .build_cartesian_2d(
-                RangedCoordf64::from(axis.range.clone()),
-                // One segment per row: plotters includes the range's end (a
-                // single row gets a spare one, as 0..0 would be no range).
-                (0..rows.max(2) - 1).into_segmented(),
-            )
-            .map_err(plot_error)?;
-        let x_label = |v: &f64| axis.label_of(*v);
-        let y_label = |v: &SegmentValue<usize>| match v {
-            // Bars are listed top to bottom; plotters counts upwards.
-            SegmentValue::CenterOf(i) if *i < rows => spec
-                .bars
-                .get(rows - 1 - i)
-                .map(|b| b.label.clone())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        chart
-            .configure_mesh()
-            .x_desc(spec.x_label.as_str())
-            .x_label_formatter(&x_label)
-            .y_label_formatter(&y_label)
-            .x_labels(axis.ticks.len().max(2))
-            .y_labels(rows)
-            .disable_y_mesh()
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .axis_style(INK)
-            .label_style((FONT, 13).into_font().color(&INK))
-            .axis_desc_style((FONT, 14).into_font().color(&INK))
-            .draw()
-            .map_err(plot_error)?;
-
+    let labels: Vec<&str> = spec.bars.iter().map(|b| b.label.as_str()).collect();
+    let frame = Rows {
+        title: &spec.title,
+        axis: &axis,
+        labels: &labels,
+        row_height: 34,
+        max_label_width: 320,
+        legend: Some(SeriesLabelPosition::LowerRight),
+    };
+    frame.draw(|chart, slot_of| {
         for (part, (name, color)) in spec.parts.iter().enumerate() {
             let mut rects = Vec::new();
             for (row, bar) in spec.bars.iter().enumerate() {
-                let slot = rows - 1 - row;
+                let slot = slot_of(row);
                 let mut start = 0.0;
                 for (kind, len) in &bar.segments {
                     let len = len.max(0.0);
@@ -486,7 +447,7 @@ pub fn bar_chart(spec: &BarChart) -> Result<String> {
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("  {}", bar.note),
-                    (end, SegmentValue::CenterOf(rows - 1 - row)),
+                    (end, SegmentValue::CenterOf(slot_of(row))),
                     (FONT, 13)
                         .into_font()
                         .color(&INK)
@@ -494,17 +455,8 @@ pub fn bar_chart(spec: &BarChart) -> Result<String> {
                 )))
                 .map_err(plot_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(PAPER.mix(0.85))
-            .border_style(GRID)
-            .label_font((FONT, 13).into_font().color(&INK))
-            .draw()
-            .map_err(plot_error)?;
-        root.present().map_err(plot_error)?;
-    }
-    Ok(labelled(svg, &spec.title))
+        Ok(())
+    })
 }
 
 /// One row of an interval chart: a point estimate, its interval, a limit.
@@ -530,8 +482,6 @@ pub struct IntervalChart {
 /// Renders estimates with their intervals and thresholds (a forest plot)
 /// as an `<svg>` element.
 pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
-    let rows = spec.rows.len().max(1);
-    let height = 110 + 30 * rows as u32;
     let finite = |v: f64| v.is_finite().then_some(v);
     let values: Vec<f64> = spec
         .rows
@@ -553,53 +503,17 @@ pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
     let step = nice_step((hi - lo + 2.0 * pad) / 6.0);
     let lo = ((lo - pad) / step).floor() * step;
     let axis = Axis::linear(spec.x_label.clone(), lo, hi + pad);
-    let label_width = spec
-        .rows
-        .iter()
-        .map(|r| r.label.chars().count())
-        .max()
-        .unwrap_or(4) as u32
-        * 8
-        + 16;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(24)
-            .x_label_area_size(48)
-            .y_label_area_size(label_width.min(360))
-            .build_cartesian_2d(
-                RangedCoordf64::from(axis.range.clone()),
-                // One segment per row: plotters includes the range's end (a
-                // single row gets a spare one, as 0..0 would be no range).
-                (0..rows.max(2) - 1).into_segmented(),
-            )
-            .map_err(plot_error)?;
-        let x_label = |v: &f64| axis.label_of(*v);
-        let y_label = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) if *i < rows => spec
-                .rows
-                .get(rows - 1 - i)
-                .map(|r| r.label.clone())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        chart
-            .configure_mesh()
-            .x_desc(spec.x_label.as_str())
-            .x_label_formatter(&x_label)
-            .y_label_formatter(&y_label)
-            .x_labels(axis.ticks.len().max(2))
-            .y_labels(rows)
-            .disable_y_mesh()
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .axis_style(INK)
-            .label_style((FONT, 13).into_font().color(&INK))
-            .axis_desc_style((FONT, 14).into_font().color(&INK))
-            .draw()
-            .map_err(plot_error)?;
+    let labels: Vec<&str> = spec.rows.iter().map(|r| r.label.as_str()).collect();
+    let rows = labels.len().max(1);
+    let frame = Rows {
+        title: &spec.title,
+        axis: &axis,
+        labels: &labels,
+        row_height: 30,
+        max_label_width: 360,
+        legend: (!spec.legend.is_empty()).then_some(SeriesLabelPosition::UpperRight),
+    };
+    frame.draw(|chart, slot_of| {
         // "No change".
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -612,7 +526,7 @@ pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
             .map_err(plot_error)?;
         let clamp = |v: f64| v.clamp(axis.range.start, axis.range.end);
         for (i, row) in spec.rows.iter().enumerate() {
-            let slot = rows - 1 - i;
+            let slot = slot_of(i);
             let center = || SegmentValue::CenterOf(slot);
             if let Some((low, high)) = row.interval {
                 chart
@@ -651,19 +565,102 @@ pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
                 .label(name.as_str())
                 .legend(move |(x, y)| Circle::new((x + 6, y), 5, color.filled()));
         }
-        if !spec.legend.is_empty() {
+        Ok(())
+    })
+}
+
+/// A chart with one row per label, listed top to bottom, against a value
+/// axis: the frame bar and interval charts share.
+struct Rows<'a> {
+    title: &'a str,
+    /// The value axis (horizontal).
+    axis: &'a Axis,
+    labels: &'a [&'a str],
+    row_height: u32,
+    /// The most room the row labels may take, in pixels.
+    max_label_width: u32,
+    /// Where the legend goes, if there is one.
+    legend: Option<SeriesLabelPosition>,
+}
+
+/// The coordinates of a [`Rows`] chart: the value, and the row's segment.
+type RowsChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, SegmentedCoord<RangedCoordusize>>>;
+
+impl Rows<'_> {
+    /// Draws the frame (axes, row labels, grid), then `marks` (given the
+    /// chart and a row's index → its segment), then the legend: an `<svg>`.
+    fn draw(
+        self,
+        marks: impl FnOnce(&mut RowsChart<'_, '_>, &dyn Fn(usize) -> usize) -> Result<()>,
+    ) -> Result<String> {
+        let rows = self.labels.len().max(1);
+        let height = 110 + self.row_height * rows as u32;
+        let label_width = self
+            .labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(4) as u32
+            * 8
+            + 16;
+        // Rows are listed top to bottom; plotters counts upwards.
+        let slot_of = |row: usize| rows - 1 - row;
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+            let mut chart = ChartBuilder::on(&root)
+                .margin(12)
+                .margin_right(24)
+                .x_label_area_size(48)
+                .y_label_area_size(label_width.min(self.max_label_width))
+                .build_cartesian_2d(
+                    RangedCoordf64::from(self.axis.range.clone()),
+                    // One segment per row: plotters includes the range's end
+                    // (a single row gets a spare one, as 0..0 would be no
+                    // range).
+                    (0..rows.max(2) - 1).into_segmented(),
+                )
+                .map_err(plot_error)?;
+            let x_label = |v: &f64| self.axis.label_of(*v);
+            let y_label = |v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) if *i < rows => self
+                    .labels
+                    .get(slot_of(*i))
+                    .map(|l| l.to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
             chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(PAPER.mix(0.85))
-                .border_style(GRID)
-                .label_font((FONT, 13).into_font().color(&INK))
+                .configure_mesh()
+                .x_desc(self.axis.label.as_str())
+                .x_label_formatter(&x_label)
+                .y_label_formatter(&y_label)
+                .x_labels(self.axis.ticks.len().max(2))
+                .y_labels(rows)
+                .disable_y_mesh()
+                .bold_line_style(GRID)
+                .light_line_style(TRANSPARENT)
+                .axis_style(INK)
+                .label_style((FONT, 13).into_font().color(&INK))
+                .axis_desc_style((FONT, 14).into_font().color(&INK))
                 .draw()
                 .map_err(plot_error)?;
+            marks(&mut chart, &slot_of)?;
+            if let Some(position) = self.legend {
+                chart
+                    .configure_series_labels()
+                    .position(position)
+                    .background_style(PAPER.mix(0.85))
+                    .border_style(GRID)
+                    .label_font((FONT, 13).into_font().color(&INK))
+                    .draw()
+                    .map_err(plot_error)?;
+            }
+            root.present().map_err(plot_error)?;
         }
-        root.present().map_err(plot_error)?;
+        Ok(labelled(svg, self.title))
     }
-    Ok(labelled(svg, &spec.title))
 }
 
 fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {

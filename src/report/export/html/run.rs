@@ -363,23 +363,32 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
                 .collect()
         };
 
+        // The three charts share the time axis, the round marks and a size.
+        let mut figure = |title: String, y: Axis, lines, legend, caption: String| -> Result<()> {
+            let chart = LineChart {
+                title,
+                x: x_axis.clone(),
+                y,
+                lines,
+                rules: rules.clone(),
+                height: 240,
+                legend,
+            };
+            page.figure(&line_chart(&chart)?, &caption);
+            Ok(())
+        };
+
         let throughput = vec![
             Line::new("requests/s", color(0), series(&|r| Some(r.rps))),
             Line::new("errors/s", color(4), series(&|r| Some(r.errors as f64))),
         ];
-        let top = max_y(&throughput);
-        page.figure(
-            &line_chart(&LineChart {
-                title: format!("{}: throughput and errors per second", s.name),
-                x: x_axis.clone(),
-                y: Axis::linear("per second", 0.0, top * 1.1),
-                lines: throughput,
-                rules: rules.clone(),
-                height: 240,
-                legend: Legend::LowerRight,
-            })?,
-            &format!("{}: requests completed and failed, per second", s.name),
-        );
+        figure(
+            format!("{}: throughput and errors per second", s.name),
+            Axis::linear("per second", 0.0, max_y(&throughput) * 1.1),
+            throughput,
+            Legend::LowerRight,
+            format!("{}: requests completed and failed, per second", s.name),
+        )?;
 
         let latency = vec![
             Line::new(
@@ -393,19 +402,13 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
                 series(&|r| r.p99_us.map(|v| v as f64 / 1000.0)),
             ),
         ];
-        let top = max_y(&latency);
-        page.figure(
-            &line_chart(&LineChart {
-                title: format!("{}: total latency p50 and p99 per second", s.name),
-                x: x_axis.clone(),
-                y: Axis::linear("latency (ms)", 0.0, top * 1.1),
-                lines: latency,
-                rules: rules.clone(),
-                height: 240,
-                legend: Legend::UpperRight,
-            })?,
-            &format!("{}: total latency of the requests of each second", s.name),
-        );
+        figure(
+            format!("{}: total latency p50 and p99 per second", s.name),
+            Axis::linear("latency (ms)", 0.0, max_y(&latency) * 1.1),
+            latency,
+            Legend::UpperRight,
+            format!("{}: total latency of the requests of each second", s.name),
+        )?;
 
         let connections: Vec<Line> = [
             (
@@ -425,22 +428,16 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
         .filter(|l| !l.points.is_empty())
         .collect();
         if !connections.is_empty() {
-            let top = max_y(&connections);
-            page.figure(
-                &line_chart(&LineChart {
-                    title: format!("{}: connections per second", s.name),
-                    x: x_axis,
-                    y: Axis::linear("connections", 0.0, (top * 1.1).max(1.0)),
-                    lines: connections,
-                    rules,
-                    height: 240,
-                    legend: Legend::UpperRight,
-                })?,
-                &format!(
+            figure(
+                format!("{}: connections per second", s.name),
+                Axis::linear("connections", 0.0, (max_y(&connections) * 1.1).max(1.0)),
+                connections,
+                Legend::UpperRight,
+                format!(
                     "{}: the pool's connections (size, available, requests waiting) and the server's client backends",
                     s.name
                 ),
-            );
+            )?;
         }
     }
     if !any {
@@ -546,43 +543,19 @@ fn tables(page: &mut Page, report: &Report) {
     page.table(&t);
 
     page.heading(3, "latency-table", "Latency of each phase (ms)");
-    let mut t = Table::new(&[
-        ("strategy", false),
-        ("phase", false),
-        ("count", true),
-        ("mean", true),
-        ("p50", true),
-        ("p90", true),
-        ("p99", true),
-        ("p99.9", true),
-        ("max", true),
-    ]);
-    for s in &report.strategies {
-        for (i, (phase, p)) in phases_in_order(s).into_iter().enumerate() {
-            latency_row(&mut t, &s.name, phase, p, i == 0);
-        }
-    }
-    page.table(&t);
+    let phases = report
+        .strategies
+        .iter()
+        .map(|s| (s.name.as_str(), phases_in_order(s)));
+    page.table(&latency_table("phase", phases));
 
     if report.strategies.iter().any(|s| s.per_query.len() > 1) {
         page.heading(3, "query-table", "Total latency of each query (ms)");
-        let mut t = Table::new(&[
-            ("strategy", false),
-            ("query", false),
-            ("count", true),
-            ("mean", true),
-            ("p50", true),
-            ("p90", true),
-            ("p99", true),
-            ("p99.9", true),
-            ("max", true),
-        ]);
-        for s in &report.strategies {
-            for (i, (query, p)) in s.per_query.iter().enumerate() {
-                latency_row(&mut t, &s.name, query, p, i == 0);
-            }
-        }
-        page.table(&t);
+        let queries = report.strategies.iter().map(|s| {
+            let rows = s.per_query.iter().map(|(q, p)| (q.as_str(), p)).collect();
+            (s.name.as_str(), rows)
+        });
+        page.table(&latency_table("query", queries));
     }
 
     if report.strategies.iter().any(|s| s.rounds.len() > 1) {
@@ -613,17 +586,39 @@ fn tables(page: &mut Page, report: &Report) {
 }
 
 /// A row of a latency table, each number keyed by its report.json field.
-fn latency_row(t: &mut Table, strategy: &str, name: &str, p: &Summary, first: bool) {
-    t.row(&[("strategy", strategy), ("phase", name)], first)
-        .text(if first { strategy } else { "" })
-        .text(name)
-        .num("count", &thousands(p.count))
-        .num("mean_us", &ms(p.mean_us))
-        .num("p50_us", &ms(p.p50_us as f64))
-        .num("p90_us", &ms(p.p90_us as f64))
-        .num("p99_us", &ms(p.p99_us as f64))
-        .num("p999_us", &ms(p.p999_us as f64))
-        .num("max_us", &ms(p.max_us as f64));
+/// Latencies in ms, a row per (strategy, phase or query): `what` is the
+/// second column's heading ("phase" or "query").
+fn latency_table<'a>(
+    what: &str,
+    strategies: impl Iterator<Item = (&'a str, Vec<(&'a str, &'a Summary)>)>,
+) -> Table {
+    let mut t = Table::new(&[
+        ("strategy", false),
+        (what, false),
+        ("count", true),
+        ("mean", true),
+        ("p50", true),
+        ("p90", true),
+        ("p99", true),
+        ("p99.9", true),
+        ("max", true),
+    ]);
+    for (strategy, rows) in strategies {
+        for (i, (name, p)) in rows.into_iter().enumerate() {
+            let first = i == 0;
+            t.row(&[("strategy", strategy), ("phase", name)], first)
+                .text(if first { strategy } else { "" })
+                .text(name)
+                .num("count", &thousands(p.count))
+                .num("mean_us", &ms(p.mean_us))
+                .num("p50_us", &ms(p.p50_us as f64))
+                .num("p90_us", &ms(p.p90_us as f64))
+                .num("p99_us", &ms(p.p99_us as f64))
+                .num("p999_us", &ms(p.p999_us as f64))
+                .num("max_us", &ms(p.max_us as f64));
+        }
+    }
+    t
 }
 
 /// A field of the resolved scenario, e.g. `["run", "concurrency"]`.
