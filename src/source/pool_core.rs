@@ -310,6 +310,8 @@ impl<M: Manager> Object<M> {
     /// Takes the connection out of the pool for good (the pool may open
     /// another in its place).
     pub fn take(mut this: Object<M>) -> M::Type {
+        // Full until now: only this and `drop` empty it, and both consume
+        // the object.
         let mut slot = this.slot.take().expect("an object holds its connection");
         this.pool.manager.detach(&mut slot.obj);
         this.pool.size.fetch_sub(1, Ordering::AcqRel);
@@ -327,6 +329,7 @@ impl<M: Manager> Deref for Object<M> {
 
 impl<M: Manager> DerefMut for Object<M> {
     fn deref_mut(&mut self) -> &mut M::Type {
+        // Full: see `slot`.
         &mut self
             .slot
             .as_mut()
