@@ -29,7 +29,8 @@ pub enum Command {
     /// Run the embedded PostgreSQL server in the foreground and print how to
     /// reach it: a URL, and PG* lines to export for psql, pgbench or
     /// poolbench (PGSSLROOTCERT is its CA: with PGSSLMODE=verify-full the
-    /// certificate's name is checked too).
+    /// certificate's name is checked too). With `--engine mariadb`, a
+    /// throwaway MariaDB instead, and its mysql:// URL.
     Server(ServerArgs),
     /// Compare two reports: the regression gate for CI. Exit 1 on a
     /// regression, 2 on unreadable or incompatible reports.
@@ -382,6 +383,12 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
+    /// Which server: PostgreSQL, or MariaDB from the machine's
+    /// mariadb-server package (prints a mysql:// URL; --auth is
+    /// PostgreSQL's only).
+    #[arg(long, value_enum, default_value_t = EngineArg::Postgresql)]
+    pub engine: EngineArg,
+
     /// How clients authenticate.
     #[arg(long, value_enum, default_value_t = AuthArg::ScramSha256)]
     pub auth: AuthArg,
@@ -408,6 +415,12 @@ impl ServerArgs {
     pub fn tls_enabled(&self) -> bool {
         !self.no_tls
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    Postgresql,
+    Mariadb,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

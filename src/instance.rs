@@ -57,14 +57,15 @@ impl Instance {
     }
 
     /// What the report records of this copy: its index, the start time, and
-    /// (for a copy) its clock against the server's, read on `monitor`.
-    pub async fn record(&self, monitor: &Client) -> Copies {
+    /// (for a copy) its clock against the server's, read on `monitor`
+    /// (PostgreSQL's; a MySQL session has none, and records no offset).
+    pub async fn record(&self, monitor: Option<&Client>) -> Copies {
         Copies {
             instance_index: self.index,
             start_at: self.start_at.map(rfc3339),
-            clock_offset_ms: match self.is_copy() {
-                true => clock_offset_ms(monitor).await,
-                false => None,
+            clock_offset_ms: match (self.is_copy(), monitor) {
+                (true, Some(monitor)) => clock_offset_ms(monitor).await,
+                _ => None,
             },
             inputs: Vec::new(),
         }

@@ -3,7 +3,8 @@
 //! reached once, described, set up, and the scenario's queries checked
 //! against it; with `[network]`, the link emulator every measured
 //! connection crosses. `run` and `sweep`
-//! both measure inside one.
+//! both measure inside one. A `mysql://` DSN or the embedded MariaDB makes
+//! it a MySQL session: the same steps on that engine's connection.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use futures_util::future::BoxFuture;
 
 use crate::backend::postgres::environment::ProcessEnvironment;
-use crate::backend::postgres::{resolve, server_facts, Monitor, Target};
+use crate::backend::postgres::{resolve, server_facts, Monitor};
+use crate::backend::{is_mysql_dsn, mysql, Target};
+use crate::embedded::mariadb::{self, MariaDb, MariaDbOptions};
 use crate::embedded::pgbouncer::{self, PgBouncer};
 use crate::embedded::{is_throwaway, EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
@@ -23,7 +26,7 @@ use crate::error::bad_input;
 use crate::metrics::PoolerStatus;
 use crate::net::Emulator;
 use crate::report;
-use crate::scenario::{NetworkSettings, RunSettings, Scenario, Strategy, Via};
+use crate::scenario::{EmbeddedEngine, NetworkSettings, RunSettings, Scenario, Strategy, Via};
 use crate::source;
 use crate::workload::{Mix, Requests, Statements};
 
@@ -43,6 +46,8 @@ pub struct Session {
     /// front of the same database. Setup and the monitor use `target`.
     pub strategy_targets: HashMap<String, Target>,
     pub embedded: Option<EmbeddedServer>,
+    /// The embedded MariaDB, when the session started one.
+    pub mariadb: Option<MariaDb>,
     /// Started when a strategy has `via = "pgbouncer"`, in front of
     /// `embedded`; stopped before it.
     pub pgbouncer: Option<PgBouncer>,
@@ -50,12 +55,38 @@ pub struct Session {
     pgbouncer_admin: Option<Client>,
     /// Opened before any strategy and kept: it runs the setup, then counts
     /// server backends once a second. Never counted in the results.
-    pub monitor: Client,
+    monitor: MonitorConn,
     pub server: report::Server,
     pub mix: Arc<Mix>,
     pub cancel: CancellationToken,
     /// The emulated link and its settings, when there is one.
     link: Option<(NetworkSettings, Arc<Emulator>)>,
+}
+
+/// The monitor connection, on the session's engine.
+enum MonitorConn {
+    Postgres(Client),
+    MySql(tokio::sync::Mutex<mysql::Conn>),
+}
+
+/// A `mysql://` DSN in the order targets are looked for (`--dsn`, the
+/// scenario's `dsn`, `DATABASE_URL`), with its origin; None when the first
+/// one given is not MySQL's (or none is, or `--embedded`).
+fn mysql_dsn(scenario: &Scenario, opts: &ConnectOptions) -> Option<(String, String)> {
+    if opts.embedded {
+        return None;
+    }
+    let (dsn, origin) = if let Some(dsn) = &opts.dsn {
+        (dsn.clone(), "--dsn".to_string())
+    } else if let Some(dsn) = &scenario.database.dsn {
+        (
+            dsn.clone(),
+            format!("the `dsn` of {}", scenario.source.path.display()),
+        )
+    } else {
+        (std::env::var("DATABASE_URL").ok()?, "DATABASE_URL".into())
+    };
+    is_mysql_dsn(&dsn).then_some((dsn, origin))
 }
 
 impl Session {
@@ -67,6 +98,10 @@ impl Session {
         opts: &ConnectOptions,
         cancel: CancellationToken,
     ) -> Result<Session> {
+        if let Some((dsn, origin)) = mysql_dsn(scenario, opts) {
+            let target = mysql::parse(&dsn, &origin)?;
+            return Session::open_mysql(scenario, opts, cancel, target, None).await;
+        }
         let request = resolve::Request {
             flag: opts.dsn.as_deref(),
             scenario: scenario
@@ -79,6 +114,38 @@ impl Session {
         let mut embedded = None;
         let target = match resolve::find(&request, &ProcessEnvironment)? {
             resolve::Found::Target(target) => *target,
+            resolve::Found::Embedded(source)
+                if scenario.database.embedded.engine == EmbeddedEngine::Mariadb =>
+            {
+                let settings = &scenario.database.embedded;
+                if !opts.quiet {
+                    crate::errln!(
+                        "poolbench: {}: starting an embedded MariaDB (TLS {})",
+                        if source == resolve::Source::ForcedEmbedded {
+                            "--embedded"
+                        } else {
+                            "no DSN given"
+                        },
+                        if settings.tls { "on" } else { "off" }
+                    );
+                }
+                let server = MariaDb::start(&MariaDbOptions {
+                    tls: settings.tls,
+                    port: None,
+                    max_connections: settings.max_connections,
+                })
+                .await?;
+                if !opts.quiet {
+                    crate::errln!(
+                        "poolbench: embedded MariaDB {} ready on 127.0.0.1:{} (data in {})",
+                        server.version(),
+                        server.port(),
+                        server.dir().display()
+                    );
+                }
+                let target = server.target().clone().with_source(&source.label());
+                return Session::open_mysql(scenario, opts, cancel, target, Some(server)).await;
+            }
             resolve::Found::Embedded(source) => {
                 let server_opts = EmbeddedOptions::from(&scenario.database.embedded);
                 if !opts.quiet {
@@ -174,7 +241,8 @@ impl Session {
             }
             for s in &scenario.strategies {
                 if s.via == Some(Via::PgBouncer) {
-                    strategy_targets.insert(s.name.clone(), bouncer.target().clone());
+                    strategy_targets
+                        .insert(s.name.clone(), Target::Postgres(bouncer.target().clone()));
                 }
             }
             pgbouncer_admin = Some(bouncer.admin().await?);
@@ -188,26 +256,124 @@ impl Session {
             )
         })?;
         let mut session = Session {
-            target,
+            target: Target::Postgres(target),
             strategy_targets,
             pgbouncer,
             pgbouncer_admin,
             embedded,
-            monitor,
+            mariadb: None,
+            monitor: MonitorConn::Postgres(monitor),
             server,
             mix: Arc::new(mix),
             cancel,
             link: None,
         };
-        session.set_network(scenario.network);
+        session.set_network(scenario.network)?;
+        Ok(session)
+    }
+
+    /// [`Session::open`] on MySQL or MariaDB: `mariadb` is the embedded
+    /// server `target` points at, when poolbench started one.
+    async fn open_mysql(
+        scenario: &Scenario,
+        opts: &ConnectOptions,
+        cancel: CancellationToken,
+        target: mysql::Target,
+        mariadb: Option<MariaDb>,
+    ) -> Result<Session> {
+        // From here on an error drops `mariadb`, whose Drop stops the server.
+        if scenario
+            .strategies
+            .iter()
+            .any(|s| s.via == Some(Via::PgBouncer))
+        {
+            return Err(bad_input(format!(
+                "a strategy of {} has via = \"pgbouncer\", a PostgreSQL pooler, but the \
+                 scenario targets MySQL/MariaDB",
+                scenario.source.path.display()
+            )));
+        }
+        let mut monitor = target.check_reachable().await?;
+        let auth = mariadb.as_ref().map(|_| mariadb::AUTH_PLUGIN);
+        let server = mysql::server_facts(&mut monitor, &target, auth).await;
+        if let Some(sql) = &scenario.setup_sql {
+            if mariadb.is_none() && !opts.allow_setup {
+                return Err(bad_input(format!(
+                    "{} has a [setup] section, which usually creates and fills tables; \
+                     poolbench runs it only on its own embedded server unless you pass \
+                     --allow-setup",
+                    scenario.source.path.display()
+                )));
+            }
+            use mysql_async::prelude::Queryable;
+            monitor.query_drop(sql.as_str()).await.map_err(|e| {
+                bad_input(format!(
+                    "the [setup] SQL of {} failed: {}",
+                    scenario.source.path.display(),
+                    mysql::describe(&e)
+                ))
+            })?;
+        }
+        let mut strategy_targets = HashMap::new();
+        for s in &scenario.strategies {
+            if let Some(dsn) = &s.dsn {
+                let origin = format!(
+                    "the `dsn` of strategy {:?} in {}",
+                    s.name,
+                    scenario.source.path.display()
+                );
+                strategy_targets.insert(s.name.clone(), Target::parse(dsn, &origin)?);
+            }
+        }
+        let mix = Mix::new(&scenario.queries);
+        mix.check_against_mysql(&mut monitor)
+            .await
+            .with_context(|| {
+                format!(
+                    "checking the queries of {} against the server",
+                    scenario.source.path.display()
+                )
+            })?;
+        let mut session = Session {
+            target: Target::MySql(target),
+            strategy_targets,
+            pgbouncer: None,
+            pgbouncer_admin: None,
+            embedded: None,
+            mariadb,
+            monitor: MonitorConn::MySql(tokio::sync::Mutex::new(monitor)),
+            server,
+            mix: Arc::new(mix),
+            cancel,
+            link: None,
+        };
+        session.set_network(scenario.network)?;
         Ok(session)
     }
 
     /// Puts an emulated link with these settings between poolbench and the
     /// database for the rounds that follow (None: connect directly). The
-    /// monitor connection never crosses it.
-    pub fn set_network(&mut self, network: Option<NetworkSettings>) {
+    /// monitor connection never crosses it. MySQL's driver dials its own
+    /// socket, which the emulator cannot sit in front of: refused (exit 2).
+    pub fn set_network(&mut self, network: Option<NetworkSettings>) -> Result<()> {
+        if network.is_some() && matches!(self.target, Target::MySql(_)) {
+            return Err(bad_input(
+                "the link emulator ([network], --rtt, sweep --rtts) works on PostgreSQL only: \
+                 the MySQL driver opens its own sockets, which poolbench cannot route through \
+                 it; remove [network] and --rtt for a MySQL or MariaDB target",
+            ));
+        }
         self.link = network.map(|n| (n, Arc::new(Emulator::new(n.rtt, n.jitter))));
+        Ok(())
+    }
+
+    /// The PostgreSQL monitor connection, which also reads the server's
+    /// clock for synchronised copies; None on MySQL.
+    pub fn clock(&self) -> Option<&Client> {
+        match &self.monitor {
+            MonitorConn::Postgres(client) => Some(client),
+            MonitorConn::MySql(_) => None,
+        }
     }
 
     /// The emulated link's settings, when there is one.
@@ -264,8 +430,17 @@ impl Session {
             ..settings.clone()
         };
         let services = Requests::for_sources(sources, &self.mix, statements, &stop);
+        let monitor = match (&self.monitor, &self.target) {
+            (MonitorConn::Postgres(client), Target::Postgres(target)) => {
+                Counter::Postgres(Monitor::new(client, target))
+            }
+            (MonitorConn::MySql(conn), Target::MySql(target)) => {
+                Counter::MySql(mysql::Monitor::new(conn, target))
+            }
+            _ => Counter::None,
+        };
         let mut watch = Watch {
-            monitor: Monitor::new(&self.monitor, &self.target),
+            monitor,
             pooler: self
                 .pgbouncer_admin
                 .as_ref()
@@ -309,13 +484,18 @@ impl Session {
                 crate::errln!("poolbench: warning: stopping the embedded server: {e:#}");
             }
         }
+        if let Some(server) = self.mariadb {
+            if let Err(e) = server.stop().await {
+                crate::errln!("poolbench: warning: stopping the embedded MariaDB: {e:#}");
+            }
+        }
     }
 }
 
 /// The engine's observer in a session: the monitor counts the server's
 /// backends, the caller shows progress.
 struct Watch<'a> {
-    monitor: Monitor<'a>,
+    monitor: Counter<'a>,
     /// PgBouncer's admin console when the strategy goes through it.
     pooler: Option<&'a Client>,
     progress: &'a mut (dyn FnMut(&Tick) + Send),
@@ -323,7 +503,11 @@ struct Watch<'a> {
 
 impl Observer for Watch<'_> {
     fn backends(&mut self) -> BoxFuture<'_, Option<u64>> {
-        Box::pin(self.monitor.backends())
+        match &mut self.monitor {
+            Counter::Postgres(m) => Box::pin(m.backends()),
+            Counter::MySql(m) => Box::pin(m.backends()),
+            Counter::None => Box::pin(async { None }),
+        }
     }
 
     fn pooler(&mut self) -> BoxFuture<'_, Option<PoolerStatus>> {
@@ -334,6 +518,15 @@ impl Observer for Watch<'_> {
     fn progress(&mut self, tick: &Tick) {
         (self.progress)(tick);
     }
+}
+
+/// The server's connection count, on the session's engine.
+enum Counter<'a> {
+    Postgres(Monitor<'a>),
+    MySql(mysql::Monitor<'a>),
+    /// The monitor and the target are of different engines: cannot happen,
+    /// both come from the same `open`.
+    None,
 }
 
 /// Ctrl-C or SIGTERM cancels the token: workers stop, the partial report is

@@ -107,7 +107,7 @@ async fn measure(
         },
         points: Vec::new(),
         saturation: Vec::new(),
-        copies: instance.record(&session.monitor).await,
+        copies: instance.record(session.clock()).await,
     };
     // With --start-at every point has its slot, the same on every copy.
     let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);

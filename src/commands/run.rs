@@ -121,7 +121,7 @@ async fn measure(
         }),
         strategies: Vec::new(),
         comparison: Vec::new(),
-        copies: instance.record(&session.monitor).await,
+        copies: instance.record(session.clock()).await,
         explanation: Vec::new(),
     };
     // Rounds interleave the strategies (A B A B …) so that drift on a shared

@@ -1,11 +1,13 @@
 //! `poolbench server`: the embedded PostgreSQL in the foreground, with the
-//! lines psql and pgbench need to reach it.
+//! lines psql and pgbench need to reach it; or (`--engine mariadb`) the
+//! embedded MariaDB and its mysql:// URL.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{AuthArg, ServerArgs};
+use crate::cli::{AuthArg, EngineArg, ServerArgs};
+use crate::embedded::mariadb::{MariaDb, MariaDbOptions};
 use crate::embedded::{EmbeddedOptions, EmbeddedServer, HOST, LOG_TAIL_LINES};
 use crate::error::{self, ResultExt};
 use crate::scenario::AuthMethod;
@@ -40,6 +42,48 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
     tokio::pin!(ctrl_c);
     let closed = tokio_util::sync::CancellationToken::new();
     crate::output::cancel_on_close(closed.clone());
+
+    if args.engine == EngineArg::Mariadb {
+        let opts = MariaDbOptions {
+            tls: args.tls_enabled(),
+            port: args.port,
+            max_connections: args.max_connections,
+        };
+        let mut server = tokio::select! {
+            server = MariaDb::start(&opts) => server?,
+            _ = &mut ctrl_c => return Ok(Outcome::Success),
+            _ = sigterm.recv() => return Ok(Outcome::Success),
+        };
+        crate::out!("{}\n", server.dsn_with_password());
+        crate::errln!(
+            "poolbench: embedded MariaDB {} on {HOST}:{} ({}) — Ctrl-C to stop",
+            server.version(),
+            server.port(),
+            if opts.tls { "TLS" } else { "no TLS" }
+        );
+        let mut check = tokio::time::interval(Duration::from_millis(500));
+        let died = loop {
+            tokio::select! {
+                _ = &mut ctrl_c => break None,
+                _ = sigterm.recv() => break None,
+                () = closed.cancelled() => break None,
+                _ = check.tick() => {
+                    if let Some(status) = server.try_wait() {
+                        break Some(status);
+                    }
+                }
+            }
+        };
+        if let Some(status) = died {
+            return Err(error::environment(format!(
+                "the embedded MariaDB exited unexpectedly ({status}); its log is in {}",
+                server.dir().display()
+            )));
+        }
+        server.stop().await?;
+        crate::errln!("poolbench: server stopped");
+        return Ok(Outcome::Success);
+    }
 
     let mut server = tokio::select! {
         server = EmbeddedServer::start(&opts) => server?,

@@ -217,7 +217,7 @@ async fn measure(
         points: Vec::new(),
         fresh: Vec::new(),
         analysis: Vec::new(),
-        copies: instance.record(&session.monitor).await,
+        copies: instance.record(session.clock()).await,
     };
     if !args.quiet {
         crate::out!("{}", term::sweep::header(scenario, &sweep));
@@ -413,7 +413,7 @@ async fn measure_rtts(
         },
         points: Vec::new(),
         fits: Vec::new(),
-        copies: instance.record(&session.monitor).await,
+        copies: instance.record(session.clock()).await,
     };
     // With --start-at every point has its slot, the same on every copy.
     let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
@@ -427,7 +427,7 @@ async fn measure_rtts(
         ..session.engine_settings(&scenario.run)
     };
     'sweep: for &rtt in rtts {
-        session.set_network(Some(NetworkSettings::at(rtt, jitter)));
+        session.set_network(Some(NetworkSettings::at(rtt, jitter)))?;
         for strategy in &scenario.strategies {
             if session.cancel.is_cancelled() {
                 break 'sweep;

@@ -2,6 +2,7 @@
 //! binaries, when no DSN names a server: PostgreSQL, and PgBouncer in front
 //! of it for strategies with `via = "pgbouncer"`.
 
+pub mod mariadb;
 pub mod pgbouncer;
 pub mod postgres;
 

@@ -878,6 +878,7 @@ mod tests {
                 arch: "x86_64".into(),
             },
             server: Server {
+                engine: "postgresql".into(),
                 version: "16.4".into(),
                 auth_method: "unknown".into(),
                 ssl: true,

@@ -152,6 +152,10 @@ fn host_name() -> Option<String> {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Server {
+    /// "postgresql", "mariadb" or "mysql"; reports written before it are
+    /// PostgreSQL's.
+    #[serde(default = "postgresql")]
+    pub engine: String,
     /// `server_version`, e.g. "15.18 (Debian 15.18-0+deb12u1)".
     pub version: String,
     /// How clients authenticate: known for the embedded server; otherwise
@@ -169,6 +173,10 @@ pub struct Server {
     /// `embedded` or `--embedded`. Empty in reports written before it.
     #[serde(default)]
     pub source: String,
+}
+
+fn postgresql() -> String {
+    "postgresql".into()
 }
 
 impl Server {

@@ -18,6 +18,7 @@ use super::limits::*;
 use super::model::*;
 use super::raw::*;
 use super::sql::placeholders;
+use super::sql_mysql::question_marks;
 
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const DEFAULT_WARMUP: Duration = Duration::from_secs(2);
@@ -42,6 +43,7 @@ pub fn check(
         diagnostics: Vec::new(),
         load_span: None,
         duration_span: None,
+        mysql: false,
     };
     let scenario = checker.scenario(raw, path, sha256);
     if checker.diagnostics.is_empty() {
@@ -54,6 +56,15 @@ pub fn check(
     }
 }
 
+/// A `dsn` checked without connecting: MySQL's (`mysql://`) or libpq's.
+fn check_dsn(dsn: &str) -> Result<(), String> {
+    if dsn.trim_start().starts_with("mysql://") {
+        crate::backend::mysql::dsn::check(dsn)
+    } else {
+        crate::backend::postgres::resolve::check_dsn(dsn).map_err(|e| e.to_string())
+    }
+}
+
 struct Checker<'t> {
     text: &'t str,
     diagnostics: Vec<Diagnostic>,
@@ -61,6 +72,8 @@ struct Checker<'t> {
     /// `duration`: the budgets' errors point there.
     load_span: Option<Range<usize>>,
     duration_span: Option<Range<usize>>,
+    /// The scenario targets MySQL or MariaDB: `?` placeholders.
+    mysql: bool,
 }
 
 impl Checker<'_> {
@@ -100,6 +113,7 @@ impl Checker<'_> {
                 embedded: EmbeddedSettings::default(),
             },
         };
+        self.mysql = database.is_mysql();
         let setup_sql = raw.setup.and_then(|setup| {
             let span = setup.span();
             match setup.into_inner().into_inner().sql {
@@ -478,7 +492,7 @@ impl Checker<'_> {
                     "`dsn` is empty; remove it to use DATABASE_URL or the embedded server",
                 );
                 None
-            } else if let Err(e) = crate::backend::postgres::resolve::check_dsn(dsn.get_ref()) {
+            } else if let Err(e) = check_dsn(dsn.get_ref()) {
                 // The message names the option, never a password's value;
                 // the line itself is not quoted, since it may hold one.
                 self.diagnostics.push(
@@ -492,6 +506,18 @@ impl Checker<'_> {
         let mut embedded = EmbeddedSettings::default();
         if let Some(raw) = raw.embedded {
             let raw = raw.into_inner();
+            if let Some(engine) = &raw.engine {
+                match EmbeddedEngine::parse(engine.get_ref()) {
+                    Some(e) => embedded.engine = e,
+                    None => self.error(
+                        engine.span(),
+                        format!(
+                            "unknown `engine` {:?}: expected \"postgresql\" or \"mariadb\"",
+                            engine.get_ref()
+                        ),
+                    ),
+                }
+            }
             if let Some(auth) = &raw.auth {
                 match AuthMethod::parse(auth.get_ref()) {
                     Some(method) => embedded.auth = method,
@@ -948,7 +974,9 @@ impl Checker<'_> {
                 None => ok = false,
             }
         }
-        if text.is_some() {
+        if text.is_some() && self.mysql {
+            self.question_marks_match(sql, raw_params);
+        } else if text.is_some() {
             self.placeholders_match(sql, raw_params);
         }
         Some(Statement {
@@ -956,6 +984,37 @@ impl Checker<'_> {
             params: checked,
         })
         .filter(|_| ok)
+    }
+
+    /// MySQL's `?`s are positional: as many params as `?`s.
+    fn question_marks_match(&mut self, sql: &Spanned<String>, params: &[Spanned<Node>]) {
+        let found = question_marks(sql.get_ref());
+        let given = params.len();
+        if found.len() > given {
+            let span = self.span_in_string(sql, found[given].clone());
+            self.error(
+                span,
+                format!(
+                    "the SQL has {} `?` placeholders but {}",
+                    found.len(),
+                    if given == 0 {
+                        "no `params` are given".to_owned()
+                    } else {
+                        params_given(given as u64)
+                    }
+                ),
+            );
+        } else if found.len() < given {
+            let span = params[found.len()].span();
+            self.error(
+                span,
+                format!(
+                    "{} but the SQL has {} `?` placeholders",
+                    params_given(given as u64),
+                    found.len()
+                ),
+            );
+        }
     }
 
     /// Every `$N` must have a param and every param a `$N`: `$1..$n` for n

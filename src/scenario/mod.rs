@@ -8,8 +8,10 @@ pub mod limits;
 mod model;
 mod raw;
 mod sql;
+mod sql_mysql;
 
 pub use model::*;
+pub use sql_mysql::question_marks;
 
 use std::path::Path;
 use std::time::Duration;

@@ -196,8 +196,24 @@ pub struct DatabaseSettings {
     pub embedded: EmbeddedSettings,
 }
 
+impl DatabaseSettings {
+    /// Whether the scenario targets MySQL or MariaDB (the embedded
+    /// MariaDB, or a `mysql://` DSN), whose SQL has `?` placeholders.
+    pub fn is_mysql(&self) -> bool {
+        self.embedded.engine == EmbeddedEngine::Mariadb
+            || self
+                .dsn
+                .as_deref()
+                .is_some_and(|d| d.trim_start().starts_with("mysql://"))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EmbeddedSettings {
+    /// Which server poolbench starts when no DSN names one.
+    pub engine: EmbeddedEngine,
+    /// PostgreSQL's only (MariaDB's user has a password,
+    /// mysql_native_password).
     pub auth: AuthMethod,
     /// Default true.
     pub tls: bool,
@@ -208,9 +224,28 @@ pub struct EmbeddedSettings {
 impl Default for EmbeddedSettings {
     fn default() -> Self {
         EmbeddedSettings {
+            engine: EmbeddedEngine::Postgresql,
             auth: AuthMethod::ScramSha256,
             tls: true,
             max_connections: 100,
+        }
+    }
+}
+
+/// `[database.embedded] engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddedEngine {
+    Postgresql,
+    Mariadb,
+}
+
+impl EmbeddedEngine {
+    pub fn parse(text: &str) -> Option<EmbeddedEngine> {
+        match text {
+            "postgresql" => Some(EmbeddedEngine::Postgresql),
+            "mariadb" => Some(EmbeddedEngine::Mariadb),
+            _ => None,
         }
     }
 }

@@ -157,6 +157,7 @@ pub struct RawDatabase {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmbedded {
+    pub engine: Option<Spanned<String>>,
     pub auth: Option<Spanned<String>>,
     pub tls: Option<Spanned<bool>>,
     pub max_connections: Option<Spanned<i64>>,

@@ -641,6 +641,7 @@ pub(crate) mod tests {
             interrupted: false,
             host: Host::current(),
             server: Server {
+                engine: "postgresql".into(),
                 version: "15.18".into(),
                 auth_method: "scram-sha-256".into(),
                 ssl: true,

@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use super::connect::CountingConnect;
 use super::lease::Lease;
 use super::ConnectionSource;
-use crate::backend::postgres::Target;
+use crate::backend::Target;
 use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::net::Emulator;
 
@@ -40,8 +40,8 @@ impl FreshSource {
         let mut t = PhaseTimings::default();
         // One interval, from the same two instants the tcp, tls and
         // startup phases divide.
-        t.set(Phase::Connect, micros(opened.ready_at - started));
-        Ok((Lease::owned(opened.client, opened.task, opened.turns), t))
+        t.set(Phase::Connect, micros(opened.ready_at() - started));
+        Ok((Lease::owned(opened), t))
     }
 }
 

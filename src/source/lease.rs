@@ -1,16 +1,21 @@
 //! A connection held by one request, whatever source it came from, and the
 //! `close` phase: giving back a connection opened for the request closes
 //! it, and that is timed here. Giving it back also reads the round trips
-//! the request waited for on it, when it crosses the link emulator.
+//! the request waited for on it, when it crosses the link emulator. A
+//! lease holds either engine's connection; [`Lease::conn`] says which.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
+use mysql_async::prelude::Queryable;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Statement};
 
-use super::manager::Object;
-use crate::metrics::{micros, Phase, PhaseTimings};
+use super::connect::Opened;
+use super::manager::{Object, PooledConn};
+use crate::backend::mysql;
+use crate::backend::postgres::request_error;
+use crate::metrics::{micros, Phase, PhaseTimings, RequestError};
 use crate::net::Turns;
 
 /// A connection held by one request. Given back with [`Lease::release`];
@@ -29,17 +34,29 @@ enum Held {
         /// `release`. (Locked once per prepare, by this request alone.)
         prepared: Mutex<Vec<Statement>>,
     },
+    /// A MySQL connection opened for this request; closed when released.
+    OwnedMySql(tokio::sync::Mutex<mysql::Conn>),
     /// Drawn from a pool; goes back to it when released.
     Pooled(Object),
 }
 
+/// The connection a lease holds, by engine.
+pub enum Conn<'a> {
+    Postgres(&'a Client),
+    /// Locked for each statement by the one request holding it.
+    MySql(&'a tokio::sync::Mutex<mysql::Conn>),
+}
+
 impl Lease {
-    pub(super) fn owned(client: Client, task: JoinHandle<()>, turns: Option<Turns>) -> Lease {
-        Lease(Some(Held::Owned {
-            client,
-            task,
-            turns,
-            prepared: Mutex::new(Vec::new()),
+    pub(super) fn owned(opened: Opened) -> Lease {
+        Lease(Some(match opened {
+            Opened::Postgres(o) => Held::Owned {
+                client: o.client,
+                task: o.task,
+                turns: o.turns,
+                prepared: Mutex::new(Vec::new()),
+            },
+            Opened::MySql { conn, .. } => Held::OwnedMySql(tokio::sync::Mutex::new(conn)),
         }))
     }
 
@@ -55,20 +72,44 @@ impl Lease {
             .expect("a lease holds its connection until released")
     }
 
-    pub fn client(&self) -> &Client {
+    pub fn conn(&self) -> Conn<'_> {
         match self.held() {
-            Held::Owned { client, .. } => client,
-            Held::Pooled(object) => &object.client,
+            Held::Owned { client, .. } => Conn::Postgres(client),
+            Held::OwnedMySql(conn) => Conn::MySql(conn),
+            Held::Pooled(object) => match &object.conn {
+                PooledConn::Postgres(client) => Conn::Postgres(client),
+                PooledConn::MySql(conn) => Conn::MySql(conn),
+            },
+        }
+    }
+
+    /// Runs one SQL command without parameters or results (BEGIN, COMMIT,
+    /// ROLLBACK) on either engine.
+    pub async fn simple(&self, sql: &str) -> Result<(), RequestError> {
+        match self.conn() {
+            Conn::Postgres(client) => client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| request_error(&e)),
+            Conn::MySql(conn) => conn
+                .lock()
+                .await
+                .query_drop(sql)
+                .await
+                .map_err(|e| mysql::request_error(&e)),
         }
     }
 
     /// Prepares `sql` as an application would: a pooled connection reuses
     /// the statement it prepared before; a fresh one must prepare it again.
-    pub async fn prepare(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+    /// (PostgreSQL's: the MySQL driver keeps its connections' statements.)
+    pub async fn prepare(
+        &self,
+        client: &Client,
+        sql: &str,
+    ) -> Result<Statement, tokio_postgres::Error> {
         match self.held() {
-            Held::Owned {
-                client, prepared, ..
-            } => {
+            Held::Owned { prepared, .. } => {
                 let statement = client.prepare(sql).await?;
                 prepared
                     .lock()
@@ -76,7 +117,11 @@ impl Lease {
                     .push(statement.clone());
                 Ok(statement)
             }
-            Held::Pooled(object) => object.client.prepare_cached(sql).await,
+            Held::Pooled(object) => match &object.conn {
+                PooledConn::Postgres(wrapper) => wrapper.prepare_cached(sql).await,
+                PooledConn::MySql(_) => client.prepare(sql).await,
+            },
+            Held::OwnedMySql(_) => client.prepare(sql).await,
         }
     }
 
@@ -107,6 +152,15 @@ impl Lease {
                     // Every round trip of the connection's life, which was
                     // the request's: its setup and its statements.
                     round_trips: turns.as_ref().map(Turns::now),
+                }
+            }
+            Some(Held::OwnedMySql(conn)) => {
+                let started = Instant::now();
+                // COM_QUIT, as an application's close sends.
+                let _ = conn.into_inner().disconnect().await;
+                Released {
+                    close_us: Some(micros(started.elapsed())),
+                    round_trips: None,
                 }
             }
             Some(Held::Pooled(mut object)) => {

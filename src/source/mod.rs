@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use crate::backend::postgres::Target;
+use crate::backend::Target;
 use crate::metrics::{PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::net::Emulator;
 use crate::scenario::StrategyKind;
 
-pub use lease::{Lease, Released};
+pub use lease::{Conn, Lease, Released};
 
 /// A source of connections for one strategy (one per worker thread).
 pub trait ConnectionSource: Send + Sync {

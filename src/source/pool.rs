@@ -15,7 +15,7 @@ use super::connect::CountingConnect;
 use super::lease::Lease;
 use super::manager::{Manager, Pool, PoolError};
 use super::ConnectionSource;
-use crate::backend::postgres::Target;
+use crate::backend::Target;
 use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::net::Emulator;
 use crate::scenario::{PoolSettings, Recycling};

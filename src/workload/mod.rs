@@ -16,13 +16,14 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::mysql;
 use crate::backend::postgres::{describe_pg_error, request_error};
 use crate::engine::Service;
 use crate::error::bad_input;
 use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::rng::Rng;
 use crate::scenario::{Query, QueryMode};
-use crate::source::{ConnectionSource, Lease};
+use crate::source::{Conn, ConnectionSource, Lease};
 use params::{can_bind, int_bounds, Generator, Value};
 
 /// The scenario's queries, ready to draw from.
@@ -153,6 +154,31 @@ impl Mix {
                     }
                 }
                 s.param_types = stmt.params().to_vec();
+            }
+        }
+        Ok(())
+    }
+
+    /// The MySQL side of [`Mix::check_against`]: prepares every statement
+    /// once on `conn` and checks the server counts as many parameters as
+    /// the scenario gives (the server reports no parameter types to check
+    /// the values against).
+    pub async fn check_against_mysql(&self, conn: &mut mysql::Conn) -> Result<()> {
+        for q in &self.queries {
+            for (i, s) in q.statements.iter().enumerate() {
+                let where_ = format!("query `{}`, statement {}", q.name, i + 1);
+                let n = mysql::check_statement(conn, &s.sql).await.map_err(|e| {
+                    bad_input(format!(
+                        "{where_}: the server rejects it: {}",
+                        mysql::describe(&e)
+                    ))
+                })?;
+                if n != s.params.len() {
+                    return Err(bad_input(format!(
+                        "{where_}: the server expects {n} parameters, the scenario gives {}",
+                        s.params.len()
+                    )));
+                }
             }
         }
         Ok(())
@@ -325,20 +351,13 @@ async fn in_transaction(
     values: &[Vec<Value>],
     statements: Statements,
 ) -> Result<(), RequestError> {
-    let client = lease.client();
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| request_error(&e))?;
+    lease.simple("BEGIN").await?;
     match run_statements(lease, plan.statements.iter().zip(values), statements).await {
-        Ok(()) => client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| request_error(&e)),
+        Ok(()) => lease.simple("COMMIT").await,
         Err(e) => {
             // Leave the connection clean for its next user; if it is broken,
             // the pool's recycle check drops it.
-            let _ = client.batch_execute("ROLLBACK").await;
+            let _ = lease.simple("ROLLBACK").await;
             Err(e)
         }
     }
@@ -364,14 +383,30 @@ async fn run_statement(
     values: &[Value],
     statements: Statements,
 ) -> Result<(), RequestError> {
+    let client = match lease.conn() {
+        Conn::Postgres(client) => client,
+        Conn::MySql(conn) => {
+            let protocol = match statements {
+                Statements::Named => mysql::Protocol::Binary,
+                Statements::Unnamed => mysql::Protocol::Text,
+            };
+            let mut conn = conn.lock().await;
+            return mysql::run_statement(&mut conn, &s.sql, values, protocol)
+                .await
+                .map_err(|e| mysql::request_error(&e));
+        }
+    };
     let rows = match statements {
         Statements::Named => {
-            let stmt = lease.prepare(&s.sql).await.map_err(|e| request_error(&e))?;
-            lease.client().query_raw(&stmt, values.iter()).await
+            let stmt = lease
+                .prepare(client, &s.sql)
+                .await
+                .map_err(|e| request_error(&e))?;
+            client.query_raw(&stmt, values.iter()).await
         }
         Statements::Unnamed => {
             let typed = values.iter().zip(s.param_types.iter().cloned());
-            lease.client().query_typed_raw(&s.sql, typed).await
+            client.query_typed_raw(&s.sql, typed).await
         }
     }
     .map_err(|e| request_error(&e))?;

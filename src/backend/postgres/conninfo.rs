@@ -569,8 +569,8 @@ fn parse_url(rest: &str) -> Result<Vec<(String, String)>, ConnInfoError> {
 }
 
 /// Percent-decodes one part of a URI; `what` names it in the error, whose
-/// text never quotes a password.
-fn decode(what: &str, text: &str) -> Result<String, ConnInfoError> {
+/// text never quotes a password. Shared with the `mysql://` DSN parser.
+pub fn decode(what: &str, text: &str) -> Result<String, ConnInfoError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

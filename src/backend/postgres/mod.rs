@@ -359,6 +359,7 @@ pub async fn server_facts(client: &Client, target: &Target, auth: Option<&str>) 
         .and_then(|r| r.try_get::<_, bool>(0).ok())
         .unwrap_or(false);
     Server {
+        engine: "postgresql".into(),
         version,
         auth_method: match auth {
             Some(known) => known.to_string(),

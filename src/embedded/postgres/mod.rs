@@ -19,9 +19,14 @@ mod server;
 mod stale;
 
 pub use binaries::PG_BIN_ENV;
+pub(crate) use cert::generate as generate_certificate;
 pub use cert::ServerCertificate;
-pub(crate) use cluster::{free_port, write_private};
+pub(crate) use cluster::{free_port, generate_password, write_private};
+pub(crate) use options::RunAs;
 pub use options::{EmbeddedOptions, DBNAME, HOST, THROWAWAY_SETTING, USER};
-pub(crate) use process::{chown, configure, server_user};
+pub(crate) use process::{
+    chown, configure, configure_dying_on, lookup_user, server_user, Postmaster,
+};
+pub(crate) use ready::last_lines;
 pub use ready::LOG_TAIL_LINES;
 pub use server::{is_throwaway, EmbeddedServer, StartTimings, StopMode};

@@ -73,6 +73,7 @@ mod tests {
     #[test]
     fn options_from_scenario_settings_pick_a_free_port() {
         let settings = EmbeddedSettings {
+            engine: crate::scenario::EmbeddedEngine::Postgresql,
             auth: AuthMethod::Md5,
             tls: false,
             max_connections: 7,

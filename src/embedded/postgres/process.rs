@@ -50,7 +50,7 @@ pub fn server_user() -> Result<Option<RunAs>> {
 
 /// getpwnam_r: the reentrant form, since tests start servers from several
 /// threads at once.
-fn lookup_user(name: &str) -> Result<Option<RunAs>> {
+pub fn lookup_user(name: &str) -> Result<Option<RunAs>> {
     let c_name = CString::new(name).context("user name with a NUL byte")?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: passwd is plain old data; an all-zero value is valid and is
@@ -102,6 +102,12 @@ pub fn chown(path: &Path, run_as: Option<&RunAs>) -> Result<()> {
 ///   spawned it: spawn from a long-lived thread (a runtime worker or the
 ///   main thread), never from `spawn_blocking`.
 pub fn configure(cmd: &mut Command, run_as: Option<&RunAs>) {
+    configure_dying_on(cmd, run_as, libc::SIGINT);
+}
+
+/// [`configure`] with another parent-death signal: the one the server
+/// shuts down on (MariaDB's is SIGTERM).
+pub fn configure_dying_on(cmd: &mut Command, run_as: Option<&RunAs>, death_signal: libc::c_int) {
     if let Some(user) = run_as {
         cmd.uid(user.uid).gid(user.gid);
     }
@@ -114,7 +120,7 @@ pub fn configure(cmd: &mut Command, run_as: Option<&RunAs>) {
         // async-signal-safe calls and does not allocate.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal) != 0 {
                     return Err(io::Error::last_os_error());
                 }
                 // poolbench died before the prctl: do not outlive it.
@@ -231,7 +237,14 @@ impl Postmaster {
     }
 
     fn shutdown_from(&mut self, first_step: usize) {
-        for (signal, grace) in SHUTDOWN_STEPS.into_iter().skip(first_step) {
+        self.shutdown_with(&SHUTDOWN_STEPS[first_step..]);
+    }
+
+    /// Sends each signal in turn, waiting its grace period for the process
+    /// to exit, then waits for it: another server's shutdown sequence
+    /// (MariaDB's is SIGTERM, then SIGKILL).
+    pub fn shutdown_with(&mut self, steps: &[(libc::c_int, Duration)]) {
+        for &(signal, grace) in steps {
             if self.try_wait().is_some() {
                 return;
             }

@@ -23,7 +23,13 @@ pub fn title_line(what: &str) -> String {
 /// TLS, max_connections.
 pub fn server_line(server: &Server) -> String {
     format!(
-        "server    PostgreSQL {} · {} · auth {} · TLS {} · max_connections {}\n",
+        "server    {} {} · {} · auth {} · TLS {} · max_connections {}\n",
+        match server.engine.as_str() {
+            "postgresql" => "PostgreSQL",
+            // MariaDB's version says MariaDB.
+            "mariadb" => "MariaDB",
+            _ => "MySQL",
+        },
         server.version,
         server.location(),
         server.auth_method,

@@ -1,0 +1,78 @@
+//! mysql_async's errors as poolbench counts them: server error codes
+//! (1040 too many connections, 1045 access denied, 1205/1213 and the rest
+//! as query errors by code), lost connections and I/O as on PostgreSQL.
+
+use mysql_async::{DriverError, Error, IoError};
+
+use crate::backend::postgres::io_error_class;
+use crate::metrics::{ErrorClass, RequestError};
+
+/// The class of an error from a connect or a statement.
+pub fn error_class(e: &Error) -> ErrorClass {
+    match e {
+        Error::Server(s) => match s.code {
+            // ER_CON_COUNT_ERROR
+            1040 => ErrorClass::TooManyConnections,
+            // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR
+            1045 | 1044 => ErrorClass::AuthFailed,
+            // ER_SERVER_SHUTDOWN
+            1053 => ErrorClass::ServerShutdown,
+            // ER_CONNECTION_KILLED
+            1927 => ErrorClass::ConnectionLost,
+            code => ErrorClass::Query(code.to_string()),
+        },
+        Error::Io(IoError::Io(io)) => io_error_class(io),
+        Error::Driver(DriverError::ConnectionClosed) => ErrorClass::ConnectionLost,
+        _ => ErrorClass::Other,
+    }
+}
+
+/// One line: the server's code, SQLSTATE and message, or the cause chain.
+pub fn describe(e: &Error) -> String {
+    if let Error::Server(s) = e {
+        return format!("ERROR {} ({}): {}", s.code, s.state, s.message);
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// An error as a request's error: its class and description.
+pub fn request_error(e: &Error) -> RequestError {
+    RequestError::new(error_class(e), describe(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::ServerError;
+
+    fn server(code: u16) -> Error {
+        Error::Server(ServerError {
+            code,
+            message: "m".into(),
+            state: "HY000".into(),
+        })
+    }
+
+    #[test]
+    fn server_codes_map_to_classes() {
+        assert_eq!(error_class(&server(1040)), ErrorClass::TooManyConnections);
+        assert_eq!(error_class(&server(1045)), ErrorClass::AuthFailed);
+        assert_eq!(error_class(&server(1213)), ErrorClass::Query("1213".into()));
+        assert_eq!(error_class(&server(1205)), ErrorClass::Query("1205".into()));
+        let refused = Error::Io(IoError::Io(std::io::ErrorKind::ConnectionRefused.into()));
+        assert_eq!(error_class(&refused), ErrorClass::ConnectionRefused);
+        let lost = Error::Driver(DriverError::ConnectionClosed);
+        assert_eq!(error_class(&lost), ErrorClass::ConnectionLost);
+        assert_eq!(describe(&server(1040)), "ERROR 1040 (HY000): m");
+    }
+}

@@ -1,0 +1,114 @@
+//! What the report says of a MySQL or MariaDB server (version, TLS, the
+//! authentication plugin, max_connections) and the monitor that counts its
+//! client connections once a second (`Threads_connected`).
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tokio::sync::Mutex;
+
+use super::target::Target;
+use crate::report::Server;
+
+/// The engine's name for the report: MariaDB says so in its version.
+pub fn engine_of(version: &str) -> &'static str {
+    if version.to_ascii_lowercase().contains("mariadb") {
+        "mariadb"
+    } else {
+        "mysql"
+    }
+}
+
+/// Describes the server on `conn`; `auth` is the plugin when poolbench
+/// knows it (its embedded server, which is then `embedded`).
+pub async fn server_facts(conn: &mut Conn, target: &Target, auth: Option<&str>) -> Server {
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
+    let max_connections: u32 = conn
+        .query_first("SELECT @@max_connections")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    // An encrypted session has a cipher; a plain one an empty string.
+    let ssl = conn
+        .query_first::<(String, String), _>("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|(_, cipher)| !cipher.is_empty());
+    let auth_method = match auth {
+        Some(known) => known.to_string(),
+        // Readable only with privileges on mysql.user.
+        None => conn
+            .query_first::<String, _>(
+                "SELECT plugin FROM mysql.user WHERE CONCAT(user, '@', host) = CURRENT_USER()",
+            )
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown (mysql.user not readable)".into()),
+    };
+    Server {
+        engine: engine_of(&version).to_string(),
+        version,
+        auth_method,
+        ssl,
+        max_connections,
+        embedded: auth.is_some(),
+        dsn: target.redacted(),
+        source: target.source().to_string(),
+    }
+}
+
+/// The uncounted monitor connection, as the engine's once-a-second count
+/// of the server's client connections. When the connection breaks it
+/// opens another (uncounted too) for the seconds after.
+pub struct Monitor<'a> {
+    conn: &'a Mutex<Conn>,
+    target: &'a Target,
+    broken: bool,
+}
+
+/// How long the monitor waits for the server before it skips a sample.
+const MONITOR_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl<'a> Monitor<'a> {
+    pub fn new(conn: &'a Mutex<Conn>, target: &'a Target) -> Monitor<'a> {
+        Monitor {
+            conn,
+            target,
+            broken: false,
+        }
+    }
+
+    /// Client connections on the server, the monitor's own excluded; None
+    /// when the server does not answer within half a second.
+    pub async fn backends(&mut self) -> Option<u64> {
+        let mut conn = self.conn.lock().await;
+        if self.broken {
+            let fresh = tokio::time::timeout(MONITOR_TIMEOUT, self.target.connect()).await;
+            if let Ok(Ok(fresh)) = fresh {
+                *conn = fresh;
+                self.broken = false;
+            }
+            return None;
+        }
+        let query =
+            conn.query_first::<(String, u64), _>("SHOW GLOBAL STATUS LIKE 'Threads_connected'");
+        match tokio::time::timeout(MONITOR_TIMEOUT, query).await {
+            Ok(Ok(Some((_, n)))) => Some(n.saturating_sub(1)),
+            Ok(Err(e)) if !e.is_fatal() => None,
+            // A broken connection, or one left mid-answer by the timeout.
+            _ => {
+                self.broken = true;
+                None
+            }
+        }
+    }
+}
