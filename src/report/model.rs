@@ -198,6 +198,8 @@ impl Server {
     /// often reached by different names.
     pub fn differences(&self, other: &Server) -> Vec<String> {
         [
+            // PostgreSQL against MySQL: a different database, not a change.
+            ("engine", self.engine.clone(), other.engine.clone()),
             ("version", self.version.clone(), other.version.clone()),
             (
                 "auth_method",

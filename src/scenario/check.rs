@@ -1028,9 +1028,19 @@ impl Checker<'_> {
         }
         let Some(highest) = found.iter().max_by_key(|p| p.number) else {
             if let Some(first) = params.first() {
+                // `?`s are MySQL's, recognised when the scenario says so.
+                let hint = if question_marks(sql.get_ref()).is_empty() {
+                    ""
+                } else {
+                    " ($1, $2…; for MySQL's `?` the scenario must target MySQL: \
+                     `[database.embedded] engine = \"mariadb\"` or a mysql:// `dsn`)"
+                };
                 self.error(
                     first.span(),
-                    format!("{} but the SQL has no placeholders", params_given(given)),
+                    format!(
+                        "{} but the SQL has no placeholders{hint}",
+                        params_given(given)
+                    ),
                 );
             }
             return;

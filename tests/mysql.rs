@@ -1,0 +1,329 @@
+//! MySQL and MariaDB against a real embedded MariaDB (the machine's
+//! mariadb-server package): per-request connections against a pool, the
+//! pool's size honoured, too many connections counted, a wrong password
+//! exit 3, the password nowhere, and the server and its directory gone
+//! after a normal exit and after Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use poolbench::embedded::mariadb::{MariaDb, MariaDbOptions};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+mod common;
+use common::{read_report, write_scenario};
+
+const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
+
+fn command(args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+async fn poolbench(args: &[&str]) -> Output {
+    command(args).output().await.expect("run poolbench")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Every file under `dir`, read as text.
+fn all_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(all_files(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    out
+}
+
+/// `engine = "mariadb"` says the scenario is MySQL's (`?` placeholders);
+/// `--dsn mysql://…` points it at the shared server instead.
+const SETUP: &str = r#"
+[database.embedded]
+engine = "mariadb"
+
+[setup]
+sql = """
+CREATE TABLE IF NOT EXISTS t (id bigint PRIMARY KEY, v text);
+INSERT IGNORE INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000;
+"""
+"#;
+
+/// One MariaDB (max_connections 12) shared by the checks on an external
+/// server: fresh against pool, too many connections, a wrong password.
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_and_pool_on_mariadb() {
+    let server = MariaDb::start(&MariaDbOptions {
+        tls: true,
+        port: None,
+        max_connections: 12,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("embedded MariaDB did not start: {e:#}"));
+    let dsn = server.dsn_with_password();
+    let password = dsn
+        .split(':')
+        .nth(2)
+        .and_then(|s| s.split('@').next())
+        .unwrap()
+        .to_string();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Fresh opens one connection per request (no warm-up); the pool opens
+    // at most max_size, and its acquire is far cheaper than a connect.
+    let file = write_scenario(
+        tmp.path(),
+        "fresh-vs-pool",
+        &format!(
+            r#"
+[run]
+duration = "1s"
+warmup = "0s"
+concurrency = 3
+{SETUP}
+[[strategy]]
+name = "fresh"
+kind = "fresh"
+
+[[strategy]]
+name = "pool"
+kind = "pool"
+max_size = 3
+min_size = 3
+
+[[strategy]]
+name = "text"
+kind = "pool"
+max_size = 2
+statement_cache = false
+
+[[query]]
+name = "get"
+sql = "SELECT id, v FROM t WHERE id = ?"
+params = [{{ int = [1, 1000] }}]
+
+[[query]]
+name = "set"
+weight = 1
+transaction = true
+statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 }}, {{ int = [1, 1000] }}] }}]
+"#
+        ),
+    );
+    let out = tmp.path().join("out");
+    let o = poolbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--dsn",
+        &dsn,
+        "--allow-setup",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = read_report(&out);
+    assert_eq!(r["server"]["engine"], "mariadb", "{}", r["server"]);
+    assert_eq!(r["server"]["ssl"], true, "{}", r["server"]);
+    let (fresh, pool, text_pool) = (
+        &r["strategies"][0],
+        &r["strategies"][1],
+        &r["strategies"][2],
+    );
+    for s in [fresh, pool, text_pool] {
+        assert!(u(&s["requests"]) > 20, "{s}");
+        assert!(s["errors"].as_object().is_none_or(|e| e.is_empty()), "{s}");
+    }
+    assert_eq!(u(&fresh["connections_opened"]), u(&fresh["requests"]));
+    assert!(u(&pool["connections_opened"]) <= 3, "{pool}");
+    assert!(u(&text_pool["connections_opened"]) <= 2, "{text_pool}");
+    let connect_p50 = u(&fresh["phases"]["connect"]["p50_us"]);
+    let acquire_p50 = u(&pool["phases"]["acquire"]["p50_us"]);
+    assert!(
+        connect_p50 > 5 * acquire_p50,
+        "connect p50 {connect_p50} µs vs acquire p50 {acquire_p50} µs"
+    );
+    // The password is nowhere: output, report files.
+    let all = text(&o);
+    assert!(!all.contains(&password), "{all}");
+    for (path, contents) in all_files(&out) {
+        assert!(!contents.contains(&password), "{}", path.display());
+    }
+
+    // More workers than max_connections: the refusals are counted as
+    // too_many_connections and the run goes on to its report.
+    let file = write_scenario(
+        tmp.path(),
+        "too-many",
+        r#"
+[run]
+duration = "1s"
+warmup = "0s"
+concurrency = 40
+
+[database.embedded]
+engine = "mariadb"
+
+[[strategy]]
+name = "fresh"
+kind = "fresh"
+
+[[query]]
+name = "q"
+sql = "SELECT SLEEP(0.01)"
+"#,
+    );
+    let out = tmp.path().join("too-many-out");
+    let o = poolbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--dsn",
+        &dsn,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ])
+    .await;
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    let r = read_report(&out);
+    let fresh = &r["strategies"][0];
+    assert!(
+        u(&fresh["errors"]["too_many_connections"]) > 0,
+        "{}",
+        fresh["errors"]
+    );
+    assert!(u(&fresh["requests"]) > 0, "{fresh}");
+
+    // A wrong password: exit 3, the password not shown.
+    let wrong = dsn.replace(&password, "not-the-password");
+    let o = poolbench(&["run", file.to_str().unwrap(), "--dsn", &wrong, "--quiet"]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("1045"), "{}", text(&o));
+    assert!(!text(&o).contains("not-the-password"), "{}", text(&o));
+
+    // The link emulator cannot sit under the MySQL driver: refused.
+    let o = poolbench(&["run", file.to_str().unwrap(), "--dsn", &dsn, "--rtt", "5ms"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("link emulator"), "{}", text(&o));
+    server.stop().await.unwrap();
+}
+
+fn mariadbd_running_in(dir: &Path) -> bool {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+            .unwrap_or(false)
+    })
+}
+
+/// The embedded MariaDB of a scenario: started, used, then stopped and its
+/// directory removed, after a normal exit and after Ctrl-C (exit 130).
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_mariadb_is_gone_after_exit_and_ctrl_c() {
+    for (duration, signal) in [("1s", None), ("60s", Some(libc::SIGINT))] {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = write_scenario(
+            tmp.path(),
+            "embedded",
+            &format!(
+                r#"
+[database.embedded]
+engine = "mariadb"
+
+[run]
+duration = "{duration}"
+warmup = "0s"
+concurrency = 2
+
+[[strategy]]
+name = "pool"
+kind = "pool"
+max_size = 2
+
+[[query]]
+name = "q"
+sql = "SELECT ?"
+params = [{{ int = [1, 10] }}]
+"#
+            ),
+        );
+        let out = tmp.path().join("out");
+        let mut child = command(&[
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut data_dir = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while data_dir.is_none() && Instant::now() < deadline {
+            let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await
+            else {
+                break;
+            };
+            if let Some(rest) = line.split("(data in ").nth(1) {
+                data_dir = Some(PathBuf::from(rest.trim_end_matches(')')));
+            }
+        }
+        let data_dir = data_dir.expect("poolbench names the embedded MariaDB's directory");
+        assert!(data_dir.exists());
+        let rest = tokio::spawn(async move {
+            let mut all = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        if let Some(signal) = signal {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let pid = child.id().unwrap() as libc::pid_t;
+            // SAFETY: signalling our own child, still running.
+            unsafe { libc::kill(pid, signal) };
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("poolbench exits")
+            .unwrap();
+        let err = rest.await.unwrap();
+        let expected = if signal.is_some() { 130 } else { 0 };
+        assert_eq!(status.code(), Some(expected), "{err}");
+        let r = read_report(&out);
+        assert_eq!(r["server"]["engine"], "mariadb");
+        assert!(u(&r["strategies"][0]["requests"]) > 0);
+        assert!(!data_dir.exists(), "{} left behind", data_dir.display());
+        assert!(
+            !mariadbd_running_in(&data_dir),
+            "a mariadbd still uses {}",
+            data_dir.display()
+        );
+    }
+}
