@@ -481,7 +481,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
             needed,
             fits,
         },
-        libraries: libraries(min_size, max_size, pgbouncer.as_ref()),
+        libraries: libraries(min_size, max_size, pgbouncer.as_ref(), &sweep.server.engine),
         pgbouncer,
         break_even,
         warnings,
@@ -489,7 +489,9 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
     })
 }
 
-fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>) -> Vec<Library> {
+/// The pool settings of the libraries applications use on the sweep's
+/// engine (`engine` as report.json names it).
+fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>, engine: &str) -> Vec<Library> {
     let lib = |name: &str, settings: &[(&str, String)], note: Option<&str>| Library {
         library: name.into(),
         settings: settings
@@ -498,6 +500,44 @@ fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>) -> Vec<Library> {
             .collect(),
         note: note.map(String::from),
     };
+    if engine != "postgresql" {
+        return vec![
+            lib(
+                "aiomysql (Python)",
+                &[("minsize", min.to_string()), ("maxsize", max.to_string())],
+                Some("create_pool(minsize=…, maxsize=…)"),
+            ),
+            lib(
+                "HikariCP (Java)",
+                &[
+                    ("maximumPoolSize", max.to_string()),
+                    ("minimumIdle", min.to_string()),
+                ],
+                None,
+            ),
+            lib(
+                "sqlx (Rust)",
+                &[
+                    ("max_connections", max.to_string()),
+                    ("min_connections", min.to_string()),
+                ],
+                None,
+            ),
+            lib(
+                "mysql_async (Rust)",
+                &[("PoolConstraints::new", format!("({min}, {max})"))],
+                None,
+            ),
+            lib(
+                "SQLAlchemy (Python)",
+                &[
+                    ("pool_size", min.to_string()),
+                    ("max_overflow", (max - min).to_string()),
+                ],
+                Some("pool_size connections are kept; max_overflow more are opened under load and closed after"),
+            ),
+        ];
+    }
     let mut out = vec![
         lib(
             "deadpool-postgres (Rust)",
@@ -591,6 +631,22 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::report::{Host, Server, Tool};
+
+    #[test]
+    fn mysql_plans_name_aiomysql_and_hikaricp() {
+        let libs = libraries(2, 4, None, "mariadb");
+        let of = |name: &str| -> Vec<String> {
+            let lib = libs.iter().find(|l| l.library.starts_with(name));
+            let lib = lib.unwrap_or_else(|| panic!("no {name}"));
+            lib.settings
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        };
+        assert_eq!(of("aiomysql"), ["minsize=2", "maxsize=4"]);
+        assert_eq!(of("HikariCP"), ["maximumPoolSize=4", "minimumIdle=2"]);
+        assert!(!libs.iter().any(|l| l.library.starts_with("asyncpg")));
+    }
 
     /// A percentile set with a mean, p50 and p99 (p90 and p99.9 follow).
     fn pct(mean_us: f64, p50_us: u64, p99_us: u64) -> Percentiles {
