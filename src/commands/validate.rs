@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use crate::backend::postgres::Target;
+use crate::backend::Target;
 use crate::cli::ValidateArgs;
 use crate::error::bad_input;
 use crate::report::format::plural;

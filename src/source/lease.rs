@@ -102,7 +102,8 @@ impl Lease {
 
     /// Prepares `sql` as an application would: a pooled connection reuses
     /// the statement it prepared before; a fresh one must prepare it again.
-    /// (PostgreSQL's: the MySQL driver keeps its connections' statements.)
+    /// `client` is this lease's own, as [`Lease::conn`] gave it: PostgreSQL
+    /// only (the MySQL driver keeps its connections' statements itself).
     pub async fn prepare(
         &self,
         client: &Client,

@@ -3,11 +3,12 @@
 //! password-free display, and the one `connect` every part uses.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use mysql_async::{Opts, OptsBuilder, SslOpts};
+use mysql_async::{DriverError, Opts, OptsBuilder, SslOpts};
 
 use super::dsn::SslMode;
 use super::errors::describe;
@@ -27,6 +28,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Target {
     opts: Opts,
+    /// PREFERRED's fallback: the same options without TLS, used once the
+    /// server said it has none (and from then on, without asking again).
+    plain: Option<Opts>,
+    tls_refused: Arc<AtomicBool>,
     details: Arc<Details>,
 }
 
@@ -76,19 +81,23 @@ impl Target {
                 )
             }
         };
+        let preferred = details.ssl_mode == SslMode::Preferred;
         let opts = OptsBuilder::default()
             .ip_or_hostname(details.host.clone())
             .tcp_port(details.port)
             .user(Some(details.user.clone()))
             .pass(password)
             .db_name(details.db.clone())
-            .ssl_opts(ssl)
+            .ssl_opts(ssl.clone())
             // A TCP connection to 127.0.0.1 stays TCP: the driver would
             // otherwise switch to the server's Unix socket after connecting.
             .prefer_socket(false)
             .tcp_nodelay(true);
+        let plain = preferred.then(|| opts.clone().ssl_opts(None::<SslOpts>).into());
         Target {
             opts: opts.into(),
+            plain,
+            tls_refused: Arc::new(AtomicBool::new(false)),
             details: Arc::new(details),
         }
     }
@@ -137,7 +146,7 @@ impl Target {
     /// Opens one connection (TCP, the handshake, TLS when asked,
     /// authentication), bounded by the connect timeout.
     pub async fn connect(&self) -> Result<Conn, mysql_async::Error> {
-        match tokio::time::timeout(self.connect_timeout(), Conn::new(self.opts.clone())).await {
+        match tokio::time::timeout(self.connect_timeout(), self.connect_preferring_tls()).await {
             Ok(r) => r,
             Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
                 std::io::Error::new(
@@ -148,6 +157,24 @@ impl Target {
                     ),
                 ),
             ))),
+        }
+    }
+
+    /// With PREFERRED, plain TCP once the server has said it has no TLS;
+    /// otherwise the options as given.
+    async fn connect_preferring_tls(&self) -> Result<Conn, mysql_async::Error> {
+        let Some(plain) = &self.plain else {
+            return Conn::new(self.opts.clone()).await;
+        };
+        if self.tls_refused.load(Ordering::Relaxed) {
+            return Conn::new(plain.clone()).await;
+        }
+        match Conn::new(self.opts.clone()).await {
+            Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer)) => {
+                self.tls_refused.store(true, Ordering::Relaxed);
+                Conn::new(plain.clone()).await
+            }
+            other => other,
         }
     }
 

@@ -251,16 +251,26 @@ pub fn explanation(e: &Explanation) -> String {
             steps.push(format!("{name} {}", n(v)));
         }
     }
-    out.push_str(&format!(
-        "  connect  {} ms = {} (TCP handshake; SSLRequest and TLS handshake; \
-         authentication and the backend's start)\n",
-        n(e.connect_ms),
-        steps.join(" + ")
-    ));
+    if steps.is_empty() {
+        // MySQL: the driver opens a connection in one step, whose parts
+        // poolbench cannot time apart.
+        out.push_str(&format!(
+            "  connect  {} ms (TCP, TLS and authentication together: the MySQL driver does \
+             not let them be timed apart)\n",
+            n(e.connect_ms)
+        ));
+    } else {
+        out.push_str(&format!(
+            "  connect  {} ms = {} (TCP handshake; SSLRequest and TLS handshake; \
+             authentication and the backend's start)\n",
+            n(e.connect_ms),
+            steps.join(" + ")
+        ));
+    }
     match (&e.pool, e.pool_query_ms, e.first_query_extra_ms) {
         (Some(pool), Some(pool_query), Some(extra)) if extra > 0.0 => out.push_str(&format!(
             "  query    {} ms against {} ms on {pool}: +{} ms for the first query on a new \
-             backend (statements prepared again, caches cold)\n",
+             connection (statements prepared again, caches cold)\n",
             n(e.query_ms),
             n(pool_query),
             n(extra)
