@@ -327,3 +327,140 @@ params = [{{ int = [1, 10] }}]
         );
     }
 }
+
+/// `validate` knows a MySQL scenario by its engine or its DSN: `?`s are
+/// counted against the params (file:line:column, exit 2), and a bad
+/// `mysql://` option is named without the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_checks_mysql_scenarios() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = write_scenario(
+        tmp.path(),
+        "good",
+        r#"
+[database]
+dsn = "mysql://app:hunter2@db.internal:3306/shop?ssl-mode=REQUIRED"
+
+[[strategy]]
+name = "fresh"
+kind = "fresh"
+
+[[query]]
+name = "q"
+sql = "SELECT ? FROM t WHERE a = '?' AND b = ?"
+params = [{ int = [1, 2] }, { text = 3 }]
+"#,
+    );
+    let o = poolbench(&["validate", good.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let bad = write_scenario(
+        tmp.path(),
+        "bad",
+        r#"
+[database.embedded]
+engine = "mariadb"
+
+[[strategy]]
+name = "fresh"
+kind = "fresh"
+
+[[query]]
+name = "q"
+sql = "SELECT ?, ?"
+params = [{ int = [1, 2] }]
+"#,
+    );
+    let o = poolbench(&["validate", bad.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.toml:11:18"), "the second `?`: {err}");
+    assert!(
+        err.contains("2 `?` placeholders but 1 param is given"),
+        "{err}"
+    );
+
+    let bad_dsn = write_scenario(
+        tmp.path(),
+        "bad-dsn",
+        r#"
+[database]
+dsn = "mysql://app:hunter2@db.internal/shop?ssl-mode=SOMETIMES"
+
+[[strategy]]
+name = "fresh"
+kind = "fresh"
+
+[[query]]
+name = "q"
+sql = "SELECT 1"
+"#,
+    );
+    let o = poolbench(&["validate", bad_dsn.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("ssl-mode"), "{}", text(&o));
+    assert!(!text(&o).contains("hunter2"), "{}", text(&o));
+}
+
+/// ssl-mode=PREFERRED on a server without TLS connects in plain TCP (as
+/// the mysql client does); REQUIRED refuses it (exit 3).
+#[tokio::test(flavor = "multi_thread")]
+async fn preferred_falls_back_to_plain_tcp() {
+    let server = MariaDb::start(&MariaDbOptions {
+        tls: false,
+        port: None,
+        max_connections: 10,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("embedded MariaDB did not start: {e:#}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        tmp.path(),
+        "plain",
+        r#"
+[database.embedded]
+engine = "mariadb"
+
+[run]
+duration = "1s"
+warmup = "0s"
+concurrency = 2
+
+[[strategy]]
+name = "fresh"
+kind = "fresh"
+
+[[query]]
+name = "q"
+sql = "SELECT ?"
+params = [{ int = [1, 9] }]
+"#,
+    );
+    let disabled = server.dsn_with_password();
+    let preferred = disabled.replace("ssl-mode=DISABLED", "ssl-mode=PREFERRED");
+    let out = tmp.path().join("out");
+    let o = poolbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--dsn",
+        &preferred,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = read_report(&out);
+    assert_eq!(r["server"]["ssl"], false);
+    let fresh = &r["strategies"][0];
+    assert!(u(&fresh["requests"]) > 5, "{fresh}");
+    assert!(
+        fresh["errors"].as_object().is_none_or(|e| e.is_empty()),
+        "{fresh}"
+    );
+
+    let required = disabled.replace("ssl-mode=DISABLED", "ssl-mode=REQUIRED");
+    let o = poolbench(&["run", file.to_str().unwrap(), "--dsn", &required, "--quiet"]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    server.stop().await.unwrap();
+}
