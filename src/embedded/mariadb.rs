@@ -17,7 +17,8 @@ use anyhow::{Context, Result};
 
 use super::postgres::{
     chown, configure_dying_on, free_port, generate_certificate, generate_password, last_lines,
-    lookup_user, write_private, Postmaster, RunAs, HOST, LOG_TAIL_LINES,
+    lookup_user, remove_dead_servers, write_owner, write_private, Postmaster, RunAs, HOST,
+    LOG_TAIL_LINES,
 };
 use crate::backend::mysql::{self, SslMode, Target};
 use crate::error::{self, ResultExt};
@@ -39,6 +40,10 @@ const STOP_STEPS: [(libc::c_int, Duration); 2] = [
     (libc::SIGKILL, Duration::from_secs(5)),
 ];
 const START_LIMIT: Duration = Duration::from_secs(60);
+/// The start of every embedded MariaDB directory's name.
+const PREFIX: &str = "poolbench-mariadb-";
+/// The server's pid, in its directory.
+const PID_FILE: &str = "mariadbd.pid";
 
 /// What kind of MariaDB to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,8 +139,10 @@ impl MariaDb {
         let install_db = find_binary("mariadb-install-db")?;
         let mariadbd = find_binary("mariadbd")?;
         let run_as = server_user()?;
+        // What a poolbench killed outright (SIGKILL) left behind.
+        remove_dead_servers(&std::env::temp_dir(), PREFIX, Path::new(PID_FILE));
         let tempdir = tempfile::Builder::new()
-            .prefix("poolbench-mariadb-")
+            .prefix(PREFIX)
             .tempdir()
             .context("creating a temporary directory for the embedded MariaDB")
             .environment()?;
@@ -144,6 +151,7 @@ impl MariaDb {
             server: None,
             dir: Some(tempdir),
         };
+        write_owner(&dir)?;
         // The socket, the key and the init file live here: only the server
         // user may enter.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
@@ -202,7 +210,7 @@ impl MariaDb {
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
             .arg(format!("--socket={}", dir.join("mariadbd.sock").display()))
-            .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
+            .arg(format!("--pid-file={}", dir.join(PID_FILE).display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
             .arg(format!("--init-file={}", init.display()))
             .arg(format!("--bind-address={HOST}"))

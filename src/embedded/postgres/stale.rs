@@ -72,6 +72,34 @@ pub fn remove_dead(tmp: &Path) -> Vec<std::path::PathBuf> {
     removed
 }
 
+/// [`remove_dead`] for another server's directories (the embedded
+/// MariaDB's): named with `prefix`, with an owner file, and the server's pid
+/// on the first line of `pid_file` under each.
+pub fn remove_dead_servers(tmp: &Path, prefix: &str, pid_file: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let named = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(prefix));
+        // Not a symlink: only a real directory of ours is removed.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if named
+            && is_dir
+            && owner_gone(&path)
+            && !pid_in(&path.join(pid_file)).is_some_and(alive)
+            && fs::remove_dir_all(&path).is_ok()
+        {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 /// `poolbench-` and six letters or digits, as tempfile named them.
 fn is_legacy_name(name: &str) -> bool {
     name.strip_prefix(LEGACY_PREFIX)
@@ -121,6 +149,14 @@ fn named_by_a_process(dir: &Path) -> bool {
 }
 
 fn is_stale(dir: &Path) -> bool {
+    // The postmaster is told to stop when its poolbench dies, and may still
+    // be shutting down: its directory waits for the next start.
+    owner_gone(dir) && !postmaster_alive(&dir.join("data"))
+}
+
+/// Whether the directory's owner file is ours and names a poolbench that
+/// is gone.
+fn owner_gone(dir: &Path) -> bool {
     let owner_file = dir.join(OWNER_FILE);
     if !owned_by_me(&owner_file) {
         return false;
@@ -136,12 +172,7 @@ fn is_stale(dir: &Path) -> bool {
     let (Some(pid), Some(start)) = (field("pid"), field("start")) else {
         return false;
     };
-    if owner_alive(pid, start) {
-        return false;
-    }
-    // The postmaster is told to stop when its poolbench dies, and may still
-    // be shutting down: its directory waits for the next start.
-    !postmaster_alive(&dir.join("data"))
+    !owner_alive(pid, start)
 }
 
 /// Whether process `pid` is alive and is the one started at `start`.
@@ -165,7 +196,12 @@ fn postmaster_alive(data: &Path) -> bool {
 
 /// The pid the postmaster of cluster `data` wrote, if it wrote one.
 pub fn postmaster_pid(data: &Path) -> Option<u32> {
-    let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    pid_in(&data.join("postmaster.pid"))
+}
+
+/// The pid on the first line of a server's pid file.
+fn pid_in(file: &Path) -> Option<u32> {
+    let text = fs::read_to_string(file).ok()?;
     text.lines()
         .next()
         .and_then(|l| l.trim().trim_start_matches('-').parse::<u32>().ok())
