@@ -287,7 +287,9 @@ pub struct MeasureArgs {
     /// PGHOSTADDR, PGPORT, PGDATABASE, PGUSER, PGSERVICE); without any of
     /// them an embedded server is started. What it leaves out comes from
     /// libpq's variables and files (PGPASSWORD, ~/.pgpass, PGSSLMODE,
-    /// PGSSLROOTCERT, pg_service.conf…), as psql would read them.
+    /// PGSSLROOTCERT, pg_service.conf…), as psql would read them. A
+    /// `mysql://user:pw@host:port/db?ssl-mode=REQUIRED` DSN targets MySQL or
+    /// MariaDB instead (options: ssl-mode, ssl-ca, connect-timeout).
     #[arg(long, value_name = "DSN", conflicts_with = "embedded")]
     pub dsn: Option<String>,
 
