@@ -63,6 +63,22 @@ pub struct Session {
     link: Option<(NetworkSettings, Arc<Emulator>)>,
 }
 
+/// The strategies that have a `dsn` of their own, by name.
+fn own_targets(scenario: &Scenario) -> Result<HashMap<String, Target>> {
+    let mut targets = HashMap::new();
+    for s in &scenario.strategies {
+        if let Some(dsn) = &s.dsn {
+            let origin = format!(
+                "the `dsn` of strategy {:?} in {}",
+                s.name,
+                scenario.source.path.display()
+            );
+            targets.insert(s.name.clone(), Target::parse(dsn, &origin)?);
+        }
+    }
+    Ok(targets)
+}
+
 /// The monitor connection, on the session's engine.
 enum MonitorConn {
     Postgres(Client),
@@ -196,17 +212,7 @@ impl Session {
                 ))
             })?;
         }
-        let mut strategy_targets = HashMap::new();
-        for s in &scenario.strategies {
-            if let Some(dsn) = &s.dsn {
-                let origin = format!(
-                    "the `dsn` of strategy {:?} in {}",
-                    s.name,
-                    scenario.source.path.display()
-                );
-                strategy_targets.insert(s.name.clone(), Target::parse(dsn, &origin)?);
-            }
-        }
+        let mut strategy_targets = own_targets(scenario)?;
         let mut pgbouncer = None;
         let mut pgbouncer_admin = None;
         if scenario
@@ -314,17 +320,7 @@ impl Session {
                 ))
             })?;
         }
-        let mut strategy_targets = HashMap::new();
-        for s in &scenario.strategies {
-            if let Some(dsn) = &s.dsn {
-                let origin = format!(
-                    "the `dsn` of strategy {:?} in {}",
-                    s.name,
-                    scenario.source.path.display()
-                );
-                strategy_targets.insert(s.name.clone(), Target::parse(dsn, &origin)?);
-            }
-        }
+        let strategy_targets = own_targets(scenario)?;
         let mix = Mix::new(&scenario.queries);
         mix.check_against_mysql(&mut monitor)
             .await

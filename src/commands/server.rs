@@ -61,19 +61,7 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
             server.port(),
             if opts.tls { "TLS" } else { "no TLS" }
         );
-        let mut check = tokio::time::interval(Duration::from_millis(500));
-        let died = loop {
-            tokio::select! {
-                _ = &mut ctrl_c => break None,
-                _ = sigterm.recv() => break None,
-                () = closed.cancelled() => break None,
-                _ = check.tick() => {
-                    if let Some(status) = server.try_wait() {
-                        break Some(status);
-                    }
-                }
-            }
-        };
+        let died = serve(&mut ctrl_c, &mut sigterm, &closed, || server.try_wait()).await;
         if let Some(status) = died {
             return Err(error::environment(format!(
                 "the embedded MariaDB exited unexpectedly ({status}); its log is in {}",
@@ -109,19 +97,7 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
         );
     }
 
-    let mut check = tokio::time::interval(Duration::from_millis(500));
-    let died = loop {
-        tokio::select! {
-            _ = &mut ctrl_c => break None,
-            _ = sigterm.recv() => break None,
-            () = closed.cancelled() => break None,
-            _ = check.tick() => {
-                if let Some(status) = server.try_wait() {
-                    break Some(status);
-                }
-            }
-        }
-    };
+    let died = serve(&mut ctrl_c, &mut sigterm, &closed, || server.try_wait()).await;
     if let Some(status) = died {
         let tail = server.log_tail(LOG_TAIL_LINES);
         return Err(error::environment(format!(
@@ -131,6 +107,29 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
     server.stop().await?;
     crate::errln!("poolbench: server stopped");
     Ok(Outcome::Success)
+}
+
+/// Runs until Ctrl-C, SIGTERM or a closed output (None), or until the
+/// server exits by itself (its status), checking it twice a second.
+async fn serve<F: std::future::Future>(
+    ctrl_c: &mut std::pin::Pin<&mut F>,
+    sigterm: &mut tokio::signal::unix::Signal,
+    closed: &tokio_util::sync::CancellationToken,
+    mut exited: impl FnMut() -> Option<std::process::ExitStatus>,
+) -> Option<std::process::ExitStatus> {
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = ctrl_c.as_mut() => return None,
+            _ = sigterm.recv() => return None,
+            () = closed.cancelled() => return None,
+            _ = check.tick() => {
+                if let Some(status) = exited() {
+                    return Some(status);
+                }
+            }
+        }
+    }
 }
 
 /// The URL and the PG* lines, written in one write: a reader that stops

@@ -500,6 +500,36 @@ fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>, engine: &str) -> Vec<L
             .collect(),
         note: note.map(String::from),
     };
+    let sqlx = || {
+        lib(
+            "sqlx (Rust)",
+            &[
+                ("max_connections", max.to_string()),
+                ("min_connections", min.to_string()),
+            ],
+            None,
+        )
+    };
+    let hikari = || {
+        lib(
+            "HikariCP (Java)",
+            &[
+                ("maximumPoolSize", max.to_string()),
+                ("minimumIdle", min.to_string()),
+            ],
+            None,
+        )
+    };
+    let sqlalchemy = || {
+        lib(
+            "SQLAlchemy (Python)",
+            &[
+                ("pool_size", min.to_string()),
+                ("max_overflow", (max - min).to_string()),
+            ],
+            Some("pool_size connections are kept; max_overflow more are opened under load and closed after"),
+        )
+    };
     if engine != "postgresql" {
         return vec![
             lib(
@@ -507,35 +537,14 @@ fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>, engine: &str) -> Vec<L
                 &[("minsize", min.to_string()), ("maxsize", max.to_string())],
                 Some("create_pool(minsize=…, maxsize=…)"),
             ),
-            lib(
-                "HikariCP (Java)",
-                &[
-                    ("maximumPoolSize", max.to_string()),
-                    ("minimumIdle", min.to_string()),
-                ],
-                None,
-            ),
-            lib(
-                "sqlx (Rust)",
-                &[
-                    ("max_connections", max.to_string()),
-                    ("min_connections", min.to_string()),
-                ],
-                None,
-            ),
+            hikari(),
+            sqlx(),
             lib(
                 "mysql_async (Rust)",
                 &[("PoolConstraints::new", format!("({min}, {max})"))],
                 None,
             ),
-            lib(
-                "SQLAlchemy (Python)",
-                &[
-                    ("pool_size", min.to_string()),
-                    ("max_overflow", (max - min).to_string()),
-                ],
-                Some("pool_size connections are kept; max_overflow more are opened under load and closed after"),
-            ),
+            sqlalchemy(),
         ];
     }
     let mut out = vec![
@@ -544,14 +553,7 @@ fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>, engine: &str) -> Vec<L
             &[("max_size", max.to_string())],
             Some("no min setting: acquire min connections at startup to pre-open them"),
         ),
-        lib(
-            "sqlx (Rust)",
-            &[
-                ("max_connections", max.to_string()),
-                ("min_connections", min.to_string()),
-            ],
-            None,
-        ),
+        sqlx(),
         lib(
             "bb8 (Rust)",
             &[
@@ -560,27 +562,13 @@ fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>, engine: &str) -> Vec<L
             ],
             None,
         ),
-        lib(
-            "HikariCP (Java)",
-            &[
-                ("maximumPoolSize", max.to_string()),
-                ("minimumIdle", min.to_string()),
-            ],
-            None,
-        ),
+        hikari(),
         lib(
             "asyncpg (Python)",
             &[("min_size", min.to_string()), ("max_size", max.to_string())],
             None,
         ),
-        lib(
-            "SQLAlchemy (Python)",
-            &[
-                ("pool_size", min.to_string()),
-                ("max_overflow", (max - min).to_string()),
-            ],
-            Some("pool_size connections are kept; max_overflow more are opened under load and closed after"),
-        ),
+        sqlalchemy(),
     ];
     if let Some(p) = pgb {
         out.push(lib(
