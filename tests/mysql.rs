@@ -380,6 +380,28 @@ params = [{ int = [1, 2] }]
         "{err}"
     );
 
+    // MariaDB would silently raise max_connections below 10.
+    let small = write_scenario(
+        tmp.path(),
+        "small",
+        r#"
+[database.embedded]
+engine = "mariadb"
+max_connections = 5
+
+[[strategy]]
+name = "fresh"
+kind = "fresh"
+
+[[query]]
+name = "q"
+sql = "SELECT 1"
+"#,
+    );
+    let o = poolbench(&["validate", small.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("small.toml:4:19"), "{}", text(&o));
+
     let bad_dsn = write_scenario(
         tmp.path(),
         "bad-dsn",
@@ -463,4 +485,76 @@ params = [{ int = [1, 9] }]
     let o = poolbench(&["run", file.to_str().unwrap(), "--dsn", &required, "--quiet"]).await;
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     server.stop().await.unwrap();
+}
+
+/// `poolbench server --engine mariadb` prints a mysql:// URL that
+/// connects, and on SIGTERM stops the server (exit 0).
+#[tokio::test(flavor = "multi_thread")]
+async fn server_command_runs_mariadb() {
+    let mut child = command(&["server", "--engine", "mariadb", "--max-connections", "11"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the URL within a minute")
+        .unwrap()
+        .expect("a line");
+    assert!(url.starts_with("mysql://poolbench:"), "{url}");
+    assert!(url.ends_with("ssl-mode=REQUIRED"), "{url}");
+    let port = url
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|hp| hp.split(':').nth(1))
+        .unwrap()
+        .to_string();
+    // The URL is one poolbench takes: check its server's facts.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        tmp.path(),
+        "one",
+        r#"
+[database.embedded]
+engine = "mariadb"
+
+[run]
+duration = "1s"
+warmup = "0s"
+concurrency = 1
+
+[[strategy]]
+name = "pool"
+kind = "pool"
+max_size = 1
+
+[[query]]
+name = "q"
+sql = "SELECT 1"
+"#,
+    );
+    let out = tmp.path().join("out");
+    let o = poolbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--dsn",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = read_report(&out);
+    assert_eq!(u(&r["server"]["max_connections"]), 11);
+    assert_eq!(r["server"]["ssl"], true);
+    let pid = child.id().unwrap() as libc::pid_t;
+    // SAFETY: signalling our own child, still running.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the server stops")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!mariadbd_running_in(Path::new(&format!("--port={port}"))));
 }

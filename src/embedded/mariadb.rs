@@ -22,6 +22,7 @@ use super::postgres::{
 };
 use crate::backend::mysql::{self, SslMode, Target};
 use crate::error::{self, ResultExt};
+use crate::scenario::MARIADB_MAX_CONNECTIONS;
 
 /// The user poolbench creates and connects as, and its database.
 pub const USER: &str = "poolbench";
@@ -136,6 +137,13 @@ impl MariaDb {
     /// generated user logs in. Every error is tagged environment (exit 3)
     /// and leaves nothing behind.
     pub async fn start(opts: &MariaDbOptions) -> Result<MariaDb> {
+        let (lo, hi) = MARIADB_MAX_CONNECTIONS;
+        if !(lo..=hi).contains(&i64::from(opts.max_connections)) {
+            return Err(error::bad_input(format!(
+                "max_connections {}: MariaDB takes {lo} to {hi}",
+                opts.max_connections
+            )));
+        }
         let install_db = find_binary("mariadb-install-db")?;
         let mariadbd = find_binary("mariadbd")?;
         let run_as = server_user()?;
@@ -158,6 +166,15 @@ impl MariaDb {
             .with_context(|| format!("restricting {}", dir.display()))
             .environment()?;
         chown(&dir, run_as.as_ref())?;
+        // Its own temporary directory: a starting mariadbd deletes the
+        // `#sql*` files it finds in its tmpdir, which in a shared /tmp are
+        // another server's temporary tables.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))
+            .environment()?;
+        chown(&tmp, run_as.as_ref())?;
+        let tmpdir = format!("--tmpdir={}", tmp.display());
 
         let mut install = Command::new(&install_db);
         install
@@ -165,6 +182,8 @@ impl MariaDb {
             .arg(format!("--datadir={}", dir.join("data").display()))
             .arg("--auth-root-authentication-method=socket")
             .arg("--skip-test-db")
+            // Passed on to the bootstrap server.
+            .arg(&tmpdir)
             .stdin(Stdio::null());
         configure_dying_on(&mut install, run_as.as_ref(), libc::SIGTERM);
         let out = tokio::process::Command::from(install)
@@ -212,6 +231,7 @@ impl MariaDb {
             .arg(format!("--socket={}", dir.join("mariadbd.sock").display()))
             .arg(format!("--pid-file={}", dir.join(PID_FILE).display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
+            .arg(&tmpdir)
             .arg(format!("--init-file={}", init.display()))
             .arg(format!("--bind-address={HOST}"))
             .arg(format!("--port={port}"))

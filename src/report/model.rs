@@ -180,6 +180,15 @@ fn postgresql() -> String {
 }
 
 impl Server {
+    /// The engine as headers name it: PostgreSQL, MariaDB or MySQL.
+    pub fn engine_name(&self) -> &'static str {
+        match self.engine.as_str() {
+            "postgresql" => "PostgreSQL",
+            "mariadb" => "MariaDB",
+            _ => "MySQL",
+        }
+    }
+
     /// For headers: "embedded at DSN", or "external at DSN (from SOURCE)".
     pub fn location(&self) -> String {
         match (self.embedded, self.source.as_str()) {

@@ -534,7 +534,11 @@ impl Checker<'_> {
                 embedded.tls = *tls.get_ref();
             }
             if let Some(max) = &raw.max_connections {
-                if let Some(max) = self.int_in("max_connections", max, 1, PG_MAX_CONNECTIONS) {
+                let (lo, hi) = match embedded.engine {
+                    EmbeddedEngine::Postgresql => (1, PG_MAX_CONNECTIONS),
+                    EmbeddedEngine::Mariadb => MARIADB_MAX_CONNECTIONS,
+                };
+                if let Some(max) = self.int_in("max_connections", max, lo, hi) {
                     embedded.max_connections =
                         u32::try_from(max).unwrap_or(embedded.max_connections);
                 }

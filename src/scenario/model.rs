@@ -232,6 +232,9 @@ impl Default for EmbeddedSettings {
     }
 }
 
+/// MariaDB's range of `max_connections` (it silently raises a smaller one).
+pub const MARIADB_MAX_CONNECTIONS: (i64, i64) = (10, 100_000);
+
 /// `[database.embedded] engine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

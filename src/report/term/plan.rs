@@ -28,10 +28,11 @@ pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {
         .collect();
     let _ = writeln!(
         o,
-        "      scenario {} measured at {} workers, pool sizes {}; PostgreSQL {}\n",
+        "      scenario {} measured at {} workers, pool sizes {}; {} {}\n",
         r.scenario,
         r.concurrency,
         sizes.join(","),
+        sweep.server.engine_name(),
         sweep.server.version
     );
     let _ = writeln!(

@@ -24,12 +24,7 @@ pub fn title_line(what: &str) -> String {
 pub fn server_line(server: &Server) -> String {
     format!(
         "server    {} {} · {} · auth {} · TLS {} · max_connections {}\n",
-        match server.engine.as_str() {
-            "postgresql" => "PostgreSQL",
-            // MariaDB's version says MariaDB.
-            "mariadb" => "MariaDB",
-            _ => "MySQL",
-        },
+        server.engine_name(),
         server.version,
         server.location(),
         server.auth_method,

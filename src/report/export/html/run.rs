@@ -317,11 +317,18 @@ fn spectra(page: &mut Page, report: &Report) -> Result<()> {
 
 fn timelines(page: &mut Page, report: &Report) -> Result<()> {
     page.heading(2, "timeline", "Timeline");
+    let counted = if report.server.engine == "postgresql" {
+        "pg_stat_activity"
+    } else {
+        "Threads_connected"
+    };
     page.paragraph(
         "note",
-        "Once a second during the measured window: completed requests and errors, latency \
-         percentiles of that second, and connections — the pool's, and the server's client \
-         backends (pg_stat_activity, poolbench's monitor excluded).",
+        &format!(
+            "Once a second during the measured window: completed requests and errors, latency \
+             percentiles of that second, and connections — the pool's, and the server's client \
+             backends ({counted}, poolbench's monitor excluded)."
+        ),
     );
     let mut any = false;
     for s in &report.strategies {
@@ -673,7 +680,8 @@ fn run_facts(page: &mut Page, report: &Report) {
         (
             "server",
             format!(
-                "PostgreSQL {} · {}",
+                "{} {} · {}",
+                server.engine_name(),
                 server.version,
                 if server.embedded {
                     "embedded (started by poolbench)"

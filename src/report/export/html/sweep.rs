@@ -47,7 +47,8 @@ pub fn render(sweep: &SweepReport) -> Result<String> {
         (
             "server",
             format!(
-                "PostgreSQL {} · {} · auth {} · TLS {} · max_connections {}",
+                "{} {} · {} · auth {} · TLS {} · max_connections {}",
+                server.engine_name(),
                 server.version,
                 if server.embedded {
                     "embedded"
