@@ -303,7 +303,9 @@ impl Session {
         let auth = mariadb.as_ref().map(|_| mariadb::AUTH_PLUGIN);
         let server = mysql::server_facts(&mut monitor, &target, auth).await;
         if let Some(sql) = &scenario.setup_sql {
-            if mariadb.is_none() && !opts.allow_setup {
+            // A server of `poolbench server --engine mariadb` is a
+            // throwaway too.
+            if mariadb.is_none() && !opts.allow_setup && !mysql::is_throwaway(&mut monitor).await {
                 return Err(bad_input(format!(
                     "{} has a [setup] section, which usually creates and fills tables; \
                      poolbench runs it only on its own embedded server unless you pass \

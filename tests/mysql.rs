@@ -73,7 +73,9 @@ INSERT IGNORE INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000;
 "#;
 
 /// One MariaDB (max_connections 12) shared by the checks on an external
-/// server: fresh against pool, too many connections, a wrong password.
+/// server: fresh against pool, too many connections, a wrong password. Its
+/// [setup] runs without --allow-setup: the server is a throwaway of
+/// poolbench's, as its data directory says.
 #[tokio::test(flavor = "multi_thread")]
 async fn fresh_and_pool_on_mariadb() {
     let server = MariaDb::start(&MariaDbOptions {
@@ -139,7 +141,6 @@ statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 
         file.to_str().unwrap(),
         "--dsn",
         &dsn,
-        "--allow-setup",
         "--out",
         out.to_str().unwrap(),
     ])

@@ -42,7 +42,7 @@ const STOP_STEPS: [(libc::c_int, Duration); 2] = [
 ];
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// The start of every embedded MariaDB directory's name.
-const PREFIX: &str = "poolbench-mariadb-";
+const PREFIX: &str = mysql::THROWAWAY_DIR_PREFIX;
 /// The server's pid, in its directory.
 const PID_FILE: &str = "mariadbd.pid";
 

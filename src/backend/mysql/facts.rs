@@ -11,6 +11,21 @@ use tokio::sync::Mutex;
 use super::target::Target;
 use crate::report::Server;
 
+/// The start of the name of every embedded MariaDB's directory, where its
+/// data directory is: how `run` knows a server of `poolbench server
+/// --engine mariadb` is a throwaway whose tables it may create.
+pub const THROWAWAY_DIR_PREFIX: &str = "poolbench-mariadb-";
+
+/// Whether the server on `conn` is an embedded MariaDB of poolbench's
+/// (its data directory says so).
+pub async fn is_throwaway(conn: &mut Conn) -> bool {
+    conn.query_first::<String, _>("SELECT @@datadir")
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|dir| dir.contains(&format!("/{THROWAWAY_DIR_PREFIX}")))
+}
+
 /// The engine's name for the report: MariaDB says so in its version.
 pub fn engine_of(version: &str) -> &'static str {
     if version.to_ascii_lowercase().contains("mariadb") {

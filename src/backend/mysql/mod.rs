@@ -16,5 +16,5 @@ mod target;
 pub use dsn::{parse, SslMode};
 pub use errors::{describe, error_class, request_error};
 pub use exec::{check_statement, run_statement, Protocol};
-pub use facts::{engine_of, server_facts, Monitor};
+pub use facts::{engine_of, is_throwaway, server_facts, Monitor, THROWAWAY_DIR_PREFIX};
 pub use target::{Conn, Details as TargetDetails, Target, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT};
