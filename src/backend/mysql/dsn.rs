@@ -8,43 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::target::{Details, Target, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT};
+use super::target::{Details, SslMode, Target, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT};
 use crate::backend::postgres::conninfo::decode;
 use crate::error::bad_input;
-
-/// TLS as the MySQL clients name it (`--ssl-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    Disabled,
-    Preferred,
-    Required,
-    VerifyCa,
-    VerifyIdentity,
-}
-
-impl SslMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disabled => "DISABLED",
-            SslMode::Preferred => "PREFERRED",
-            SslMode::Required => "REQUIRED",
-            SslMode::VerifyCa => "VERIFY_CA",
-            SslMode::VerifyIdentity => "VERIFY_IDENTITY",
-        }
-    }
-
-    fn parse(text: &str) -> Option<SslMode> {
-        [
-            SslMode::Disabled,
-            SslMode::Preferred,
-            SslMode::Required,
-            SslMode::VerifyCa,
-            SslMode::VerifyIdentity,
-        ]
-        .into_iter()
-        .find(|m| m.as_str().eq_ignore_ascii_case(text))
-    }
-}
 
 /// Parses a `mysql://` DSN; `origin` names where it came from (`--dsn`,
 /// the scenario file…) for errors, which never hold the password.

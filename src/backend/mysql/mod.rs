@@ -13,8 +13,10 @@ mod exec;
 mod facts;
 mod target;
 
-pub use dsn::{parse, SslMode};
+pub use dsn::parse;
 pub use errors::{describe, error_class, request_error};
 pub use exec::{check_statement, run_statement, Protocol};
 pub use facts::{engine_of, is_throwaway, server_facts, Monitor, THROWAWAY_DIR_PREFIX};
-pub use target::{Conn, Details as TargetDetails, Target, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT};
+pub use target::{
+    Conn, Details as TargetDetails, SslMode, Target, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
+};

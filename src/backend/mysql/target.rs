@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use mysql_async::{DriverError, Opts, OptsBuilder, SslOpts};
 
-use super::dsn::SslMode;
 use super::errors::describe;
 use crate::error::ResultExt;
 
@@ -22,6 +21,40 @@ pub const DEFAULT_PORT: u16 = 3306;
 /// How long one connection attempt may take unless the DSN says otherwise
 /// (`connect-timeout`; the same default as the PostgreSQL side).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS as the MySQL clients name it (`--ssl-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disabled,
+    Preferred,
+    Required,
+    VerifyCa,
+    VerifyIdentity,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disabled => "DISABLED",
+            SslMode::Preferred => "PREFERRED",
+            SslMode::Required => "REQUIRED",
+            SslMode::VerifyCa => "VERIFY_CA",
+            SslMode::VerifyIdentity => "VERIFY_IDENTITY",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SslMode> {
+        [
+            SslMode::Disabled,
+            SslMode::Preferred,
+            SslMode::Required,
+            SslMode::VerifyCa,
+            SslMode::VerifyIdentity,
+        ]
+        .into_iter()
+        .find(|m| m.as_str().eq_ignore_ascii_case(text))
+    }
+}
 
 /// A database to connect to. Holds the password, but neither `Debug` nor
 /// [`Target::redacted`] ever shows it.
