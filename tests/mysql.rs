@@ -161,6 +161,15 @@ statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 
     assert_eq!(u(&fresh["connections_opened"]), u(&fresh["requests"]));
     assert!(u(&pool["connections_opened"]) <= 3, "{pool}");
     assert!(u(&text_pool["connections_opened"]) <= 2, "{text_pool}");
+    // The server's connections in the timeline (Threads_connected, the
+    // monitor's own left out): the pool's three.
+    let backends: Vec<u64> = pool["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["server_backends"].as_u64())
+        .collect();
+    assert!(backends.contains(&3), "{backends:?}");
     let connect_p50 = u(&fresh["phases"]["connect"]["p50_us"]);
     let acquire_p50 = u(&pool["phases"]["acquire"]["p50_us"]);
     assert!(
