@@ -183,6 +183,24 @@ statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 
         assert!(!contents.contains(&password), "{}", path.display());
     }
 
+    // The same report said to come from PostgreSQL: compare refuses to
+    // set the engines against each other unless told to.
+    let mut as_pg = read_report(&out);
+    as_pg["server"]["engine"] = "postgresql".into();
+    let pg_report = tmp.path().join("as-postgresql.json");
+    std::fs::write(&pg_report, serde_json::to_string(&as_pg).unwrap()).unwrap();
+    let mysql_report = out.join("report.json");
+    let (a, b) = (pg_report.to_str().unwrap(), mysql_report.to_str().unwrap());
+    let o = poolbench(&["compare", a, b]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("engine postgresql vs mariadb"),
+        "{}",
+        text(&o)
+    );
+    let o = poolbench(&["compare", a, b, "--allow-different"]).await;
+    assert_ne!(o.status.code(), Some(2), "{}", text(&o));
+
     // More workers than max_connections: the refusals are counted as
     // too_many_connections and the run goes on to its report.
     let file = write_scenario(

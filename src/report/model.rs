@@ -595,3 +595,23 @@ pub struct RoundTripShare {
     pub pool_request_round_trips_ms: Option<f64>,
     pub pool_total_ms: Option<f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_without_an_engine_is_postgresql() {
+        let old = r#"{"version": "16.4", "auth_method": "scram-sha-256", "ssl": true,
+            "max_connections": 100, "embedded": true, "dsn": "postgres://u@h/d"}"#;
+        let server: Server = serde_json::from_str(old).unwrap();
+        assert_eq!(server.engine, "postgresql");
+        assert_eq!(server.engine_name(), "PostgreSQL");
+        let mut mariadb = server.clone();
+        mariadb.engine = "mariadb".into();
+        assert_eq!(
+            server.differences(&mariadb),
+            ["engine postgresql vs mariadb"]
+        );
+    }
+}
