@@ -586,3 +586,48 @@ sql = "SELECT 1"
     assert_eq!(status.code(), Some(0));
     assert!(!mariadbd_running_in(Path::new(&format!("--port={port}"))));
 }
+
+/// A poolbench killed outright (SIGKILL) cannot clean up: its mariadbd
+/// goes down on the parent-death signal, and the next embedded start
+/// removes the directory it left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_runs_server_stops_and_its_directory_goes_next_time() {
+    let mut child = command(&["server", "--engine", "mariadb", "--no-tls"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the URL within a minute")
+        .unwrap()
+        .expect("a line");
+    let pid = child.id().unwrap();
+    // Its directory is the one whose owner file names it.
+    let dir = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("poolbench.owner"))
+                .is_ok_and(|t| t.starts_with(&format!("pid={pid}\n")))
+        })
+        .expect("the server's directory");
+    // SAFETY: signalling our own child, still running.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    child.wait().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mariadbd_running_in(&dir) {
+        assert!(Instant::now() < deadline, "mariadbd outlived its poolbench");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dir.exists(), "nothing removed it yet");
+    let server = MariaDb::start(&MariaDbOptions {
+        tls: false,
+        port: None,
+        max_connections: 10,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("embedded MariaDB did not start: {e:#}"));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    server.stop().await.unwrap();
+}
