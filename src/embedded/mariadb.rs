@@ -21,6 +21,7 @@ use super::postgres::{
     LOG_TAIL_LINES,
 };
 use crate::backend::mysql::{self, SslMode, Target};
+use crate::cleanup;
 use crate::error::{self, ResultExt};
 use crate::scenario::MARIADB_MAX_CONNECTIONS;
 
@@ -76,10 +77,12 @@ impl std::fmt::Debug for MariaDb {
 }
 
 /// What must be undone: the server process, then the directory; its
-/// `Drop` covers every exit path, failures inside `start` included.
+/// `Drop` covers every exit path, failures inside `start` included, and
+/// `forced` a forced exit (a second Ctrl-C), which cannot wait for either.
 struct Resources {
     server: Option<Postmaster>,
     dir: Option<tempfile::TempDir>,
+    forced: Option<cleanup::Registered>,
 }
 
 impl Resources {
@@ -89,10 +92,11 @@ impl Resources {
         }
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
-            dir.close()
+            cleanup::close_dir(dir)
                 .with_context(|| format!("removing {}", path.display()))
                 .environment()?;
         }
+        self.forced = None;
         Ok(())
     }
 }
@@ -155,9 +159,24 @@ impl MariaDb {
             .context("creating a temporary directory for the embedded MariaDB")
             .environment()?;
         let dir = tempdir.path().to_path_buf();
+        // Whichever mariadbd runs in it then (its pid file says), killed at
+        // once (the data is a throwaway), and the directory.
+        let forced = cleanup::on_forced_exit({
+            let dir = dir.clone();
+            move || {
+                let pid = std::fs::read_to_string(dir.join(PID_FILE))
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok());
+                if let Some(pid) = pid {
+                    cleanup::stop_process(pid, &STOP_STEPS[1..]);
+                }
+                cleanup::remove_dir(&dir);
+            }
+        });
         let mut resources = Resources {
             server: None,
             dir: Some(tempdir),
+            forced: Some(forced),
         };
         write_owner(&dir)?;
         // The socket, the key and the init file live here: only the server

@@ -83,11 +83,13 @@ pub async fn server_facts(conn: &mut Conn, target: &Target, auth: Option<&str>) 
 
 /// The uncounted monitor connection, as the engine's once-a-second count
 /// of the server's client connections. When the connection breaks it
-/// opens another (uncounted too) for the seconds after.
+/// opens another (uncounted too) in the background, bounded by the connect
+/// timeout, for the seconds after.
 pub struct Monitor<'a> {
     conn: &'a Mutex<Conn>,
     target: &'a Target,
     broken: bool,
+    reconnecting: Option<tokio::task::JoinHandle<Option<Conn>>>,
 }
 
 /// How long the monitor waits for the server before it skips a sample.
@@ -99,18 +101,30 @@ impl<'a> Monitor<'a> {
             conn,
             target,
             broken: false,
+            reconnecting: None,
         }
     }
 
     /// Client connections on the server, the monitor's own excluded; None
-    /// when the server does not answer within half a second.
+    /// when the server does not answer within half a second, or while the
+    /// monitor is connecting again.
     pub async fn backends(&mut self) -> Option<u64> {
         let mut conn = self.conn.lock().await;
         if self.broken {
-            let fresh = tokio::time::timeout(MONITOR_TIMEOUT, self.target.connect()).await;
-            if let Ok(Ok(fresh)) = fresh {
-                *conn = fresh;
-                self.broken = false;
+            match self.reconnecting.take() {
+                Some(task) if task.is_finished() => {
+                    if let Ok(Some(fresh)) = task.await {
+                        *conn = fresh;
+                        self.broken = false;
+                    }
+                }
+                Some(task) => self.reconnecting = Some(task),
+                None => {
+                    // The target's connect is bounded by its timeout.
+                    let target = self.target.clone();
+                    self.reconnecting =
+                        Some(tokio::spawn(async move { target.connect().await.ok() }));
+                }
             }
             return None;
         }
@@ -119,11 +133,20 @@ impl<'a> Monitor<'a> {
         match tokio::time::timeout(MONITOR_TIMEOUT, query).await {
             Ok(Ok(Some((_, n)))) => Some(n.saturating_sub(1)),
             Ok(Err(e)) if !e.is_fatal() => None,
+            Ok(Ok(None)) => None,
             // A broken connection, or one left mid-answer by the timeout.
             _ => {
                 self.broken = true;
                 None
             }
+        }
+    }
+}
+
+impl Drop for Monitor<'_> {
+    fn drop(&mut self) {
+        if let Some(task) = self.reconnecting.take() {
+            task.abort();
         }
     }
 }
