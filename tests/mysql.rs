@@ -40,6 +40,20 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `poolbench run FILE --dsn DSN --out OUT`, with its header, progress
+/// and tables (where a password could show).
+async fn run_on(file: &Path, dsn: &str, out: &Path) -> Output {
+    poolbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--dsn",
+        dsn,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await
+}
+
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -136,15 +150,7 @@ statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 
         ),
     );
     let out = tmp.path().join("out");
-    let o = poolbench(&[
-        "run",
-        file.to_str().unwrap(),
-        "--dsn",
-        &dsn,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .await;
+    let o = run_on(&file, &dsn, &out).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = read_report(&out);
     assert_eq!(r["server"]["engine"], "mariadb", "{}", r["server"]);
@@ -225,16 +231,7 @@ sql = "SELECT SLEEP(0.01)"
 "#,
     );
     let out = tmp.path().join("too-many-out");
-    let o = poolbench(&[
-        "run",
-        file.to_str().unwrap(),
-        "--dsn",
-        &dsn,
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ])
-    .await;
+    let o = run_on(&file, &dsn, &out).await;
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
     let r = read_report(&out);
     let fresh = &r["strategies"][0];
@@ -489,16 +486,7 @@ params = [{ int = [1, 9] }]
     let disabled = server.dsn_with_password();
     let preferred = disabled.replace("ssl-mode=DISABLED", "ssl-mode=PREFERRED");
     let out = tmp.path().join("out");
-    let o = poolbench(&[
-        "run",
-        file.to_str().unwrap(),
-        "--dsn",
-        &preferred,
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ])
-    .await;
+    let o = run_on(&file, &preferred, &out).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = read_report(&out);
     assert_eq!(r["server"]["ssl"], false);
@@ -562,16 +550,7 @@ sql = "SELECT 1"
 "#,
     );
     let out = tmp.path().join("out");
-    let o = poolbench(&[
-        "run",
-        file.to_str().unwrap(),
-        "--dsn",
-        &url,
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ])
-    .await;
+    let o = run_on(&file, &url, &out).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = read_report(&out);
     assert_eq!(u(&r["server"]["max_connections"]), 11);
