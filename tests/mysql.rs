@@ -225,6 +225,13 @@ engine = "mariadb"
 name = "fresh"
 kind = "fresh"
 
+[[strategy]]
+name = "two-small-pools"
+kind = "pool"
+instances = 2
+max_size = 1
+wait_timeout = "1ms"
+
 [[query]]
 name = "q"
 sql = "SELECT SLEEP(0.01)"
@@ -241,6 +248,15 @@ sql = "SELECT SLEEP(0.01)"
         fresh["errors"]
     );
     assert!(u(&fresh["requests"]) > 0, "{fresh}");
+    // Two instances of one connection each: never more than two opened,
+    // and 40 workers time out waiting for them (wait_timeout).
+    let pools = &r["strategies"][1];
+    assert!(u(&pools["connections_opened"]) <= 2, "{pools}");
+    assert!(
+        u(&pools["errors"]["pool_timeout"]) > 0,
+        "{}",
+        pools["errors"]
+    );
 
     // A wrong password: exit 3, the password not shown.
     let wrong = dsn.replace(&password, "not-the-password");
@@ -330,6 +346,9 @@ params = [{{ int = [1, 10] }}]
         });
         if let Some(signal) = signal {
             tokio::time::sleep(Duration::from_secs(2)).await;
+            // The init file that set the password is gone once it is up.
+            assert!(data_dir.join("data").exists(), "{}", data_dir.display());
+            assert!(!data_dir.join("init.sql").exists());
             let pid = child.id().unwrap() as libc::pid_t;
             // SAFETY: signalling our own child, still running.
             unsafe { libc::kill(pid, signal) };
