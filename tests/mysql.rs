@@ -21,6 +21,8 @@ fn command(args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(args)
         .env_remove("DATABASE_URL")
+        // A failing test must not leave a `poolbench server` running.
+        .kill_on_drop(true)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
