@@ -54,7 +54,7 @@ run() {
   local n rps
   n=$(jq '.strategies[0].requests' "$work/out/report.json")
   rps=$(jq '.strategies[0].throughput_rps' "$work/out/report.json")
-  awk -v n="$n" -v rps="$rps" -v s="$s" '{printf "%s %d %.2f %.2f", rps, $3 / 1024, ($1 + $2) * 1e6 / n, $4 - s}' "$work/time"
+  awk -v n="$n" -v rps="$rps" -v s="$s" '{printf "%s %.1f %.2f %.2f", rps, $3 / 1024, ($1 + $2) * 1e6 / n, $4 - s}' "$work/time"
 }
 
 echo "SELECT 1 on a pool of 10, $(grep -o '(.*)' "$work/server.log" | head -n1), $(nproc) CPUs"

@@ -67,17 +67,25 @@ pub fn files(report: &Report) -> Result<Vec<LogFile>> {
     Ok(out)
 }
 
-/// A histogram and when it was recorded.
-struct Interval {
+/// A histogram and when it was recorded. A second's stays encoded until
+/// its line is written: decoded, a histogram takes 16–90 KB, and holding
+/// every second of a long run at once made the end of the run's memory
+/// grow with its length.
+struct Interval<'a> {
     start_unix_ms: u64,
     length: Duration,
-    histogram: Histogram<u64>,
+    histogram: Hist<'a>,
+}
+
+enum Hist<'a> {
+    Encoded(&'a str),
+    Decoded(Histogram<u64>),
 }
 
 /// The phase's histogram of each second, at its wall-clock time. A report
 /// without per-second histograms (written before they were recorded) gives
 /// one interval holding the whole measured window.
-fn intervals(report: &Report, s: &StrategyReport, phase: &str) -> Result<Vec<Interval>> {
+fn intervals<'a>(report: &Report, s: &'a StrategyReport, phase: &str) -> Result<Vec<Interval<'a>>> {
     let run_start = humantime::parse_rfc3339(&report.started_at)
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -95,15 +103,16 @@ fn intervals(report: &Report, s: &StrategyReport, phase: &str) -> Result<Vec<Int
         let Some(hdr) = row.hdr.get(phase) else {
             continue;
         };
-        let histogram = decode_histogram(hdr)
-            .with_context(|| format!("round {} second {}", row.round, row.second))?;
-        if histogram.is_empty() {
+        let empty = decode_histogram(hdr)
+            .with_context(|| format!("round {} second {}", row.round, row.second))?
+            .is_empty();
+        if empty {
             continue;
         }
         out.push(Interval {
             start_unix_ms: round_start(row.round) + row.second * 1000,
             length: Duration::from_secs(1),
-            histogram,
+            histogram: Hist::Encoded(hdr),
         });
     }
     if out.is_empty() {
@@ -119,7 +128,7 @@ fn intervals(report: &Report, s: &StrategyReport, phase: &str) -> Result<Vec<Int
         out.push(Interval {
             start_unix_ms: s.rounds.first().map_or(run_start, |r| round_start(r.round)),
             length,
-            histogram: decode_histogram(&summary.hdr)?,
+            histogram: Hist::Decoded(decode_histogram(&summary.hdr)?),
         });
     }
     out.sort_by_key(|i| i.start_unix_ms);
@@ -159,8 +168,16 @@ fn log_text(
             .begin_log_with(&mut bytes, &mut serializer)?;
         for i in intervals {
             let offset = Duration::from_millis(i.start_unix_ms - base_ms);
+            let decoded;
+            let histogram = match &i.histogram {
+                Hist::Encoded(hdr) => {
+                    decoded = decode_histogram(hdr)?;
+                    &decoded
+                }
+                Hist::Decoded(h) => h,
+            };
             writer
-                .write_histogram(&i.histogram, offset, i.length, Some(tag))
+                .write_histogram(histogram, offset, i.length, Some(tag))
                 .map_err(|e| anyhow!("cannot write an interval: {e}"))?;
         }
     }
