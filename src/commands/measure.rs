@@ -12,7 +12,7 @@ use super::progress::Progress;
 use crate::cli::MeasureArgs;
 use crate::engine::{self, RoundResult};
 use crate::error::bad_input;
-use crate::instance::Instance;
+use crate::instance::{Instance, Slots};
 use crate::report::{self, export, export::Exporter};
 use crate::scenario::{Overrides, Scenario, Strategy};
 use crate::session::{cancel_on_signal, ConnectOptions, Session};
@@ -43,6 +43,23 @@ pub fn connect_options(args: &MeasureArgs, quiet: bool) -> ConnectOptions {
 pub fn threads(args: &MeasureArgs) -> usize {
     args.threads
         .map_or_else(engine::default_threads, |t| t as usize)
+}
+
+/// One strategy at one sweep point: its slot first when synchronised
+/// copies share the clock (`--start-at`), then one round. None when the
+/// sweep must stop: interrupted while waiting for the slot.
+pub async fn point(
+    session: &Session,
+    strategy: &Strategy,
+    settings: &mut engine::Settings,
+    slots: &mut Option<Slots>,
+    threads: usize,
+    show: bool,
+) -> Option<RoundResult> {
+    if let Some(slots) = slots {
+        settings.start_at = Some(slots.next(&strategy.name, show, &session.cancel).await?);
+    }
+    Some(round(session, strategy, settings, threads, show, (1, 1)).await)
 }
 
 /// One round of `strategy` in `session`, with a progress bar when `show`.

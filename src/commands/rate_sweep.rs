@@ -130,17 +130,18 @@ async fn measure(
             if session.cancel.is_cancelled() {
                 break 'sweep;
             }
-            if let Some(slots) = &mut slots {
-                match slots
-                    .next(&strategy.name, !args.quiet, &session.cancel)
-                    .await
-                {
-                    Some(at) => settings.start_at = Some(at),
-                    None => break 'sweep,
-                }
-            }
-            let result =
-                measure::round(session, strategy, &settings, threads, !args.quiet, (1, 1)).await;
+            let Some(result) = measure::point(
+                session,
+                strategy,
+                &mut settings,
+                &mut slots,
+                threads,
+                !args.quiet,
+            )
+            .await
+            else {
+                break 'sweep;
+            };
             let interrupted = session.cancel.is_cancelled();
             let r = assemble(strategy, &queries, std::slice::from_ref(&result));
             if !args.quiet {

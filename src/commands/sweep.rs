@@ -233,14 +233,18 @@ async fn measure(
             ..session.engine_settings(&scenario.run)
         };
         if let Some(fresh) = &plan.fresh {
-            if let Some(slots) = &mut slots {
-                match slots.next(&fresh.name, !args.quiet, cancel).await {
-                    Some(at) => settings.start_at = Some(at),
-                    None => break 'sweep,
-                }
-            }
-            let result =
-                measure::round(session, fresh, &settings, threads, !args.quiet, (1, 1)).await;
+            let Some(result) = measure::point(
+                session,
+                fresh,
+                &mut settings,
+                &mut slots,
+                threads,
+                !args.quiet,
+            )
+            .await
+            else {
+                break 'sweep;
+            };
             if cancel.is_cancelled() {
                 break 'sweep;
             }
@@ -263,14 +267,18 @@ async fn measure(
                     ..plan.pool.clone()
                 }),
             );
-            if let Some(slots) = &mut slots {
-                match slots.next(&strategy.name, !args.quiet, cancel).await {
-                    Some(at) => settings.start_at = Some(at),
-                    None => break 'sweep,
-                }
-            }
-            let result =
-                measure::round(session, &strategy, &settings, threads, !args.quiet, (1, 1)).await;
+            let Some(result) = measure::point(
+                session,
+                &strategy,
+                &mut settings,
+                &mut slots,
+                threads,
+                !args.quiet,
+            )
+            .await
+            else {
+                break 'sweep;
+            };
             let interrupted = cancel.is_cancelled();
             let r = assemble(&strategy, &queries, std::slice::from_ref(&result));
             if !args.quiet {
@@ -432,17 +440,18 @@ async fn measure_rtts(
             if session.cancel.is_cancelled() {
                 break 'sweep;
             }
-            if let Some(slots) = &mut slots {
-                match slots
-                    .next(&strategy.name, !args.quiet, &session.cancel)
-                    .await
-                {
-                    Some(at) => settings.start_at = Some(at),
-                    None => break 'sweep,
-                }
-            }
-            let result =
-                measure::round(session, strategy, &settings, threads, !args.quiet, (1, 1)).await;
+            let Some(result) = measure::point(
+                session,
+                strategy,
+                &mut settings,
+                &mut slots,
+                threads,
+                !args.quiet,
+            )
+            .await
+            else {
+                break 'sweep;
+            };
             let interrupted = session.cancel.is_cancelled();
             let r = assemble(strategy, &queries, std::slice::from_ref(&result));
             if !args.quiet {
