@@ -17,8 +17,8 @@ use anyhow::{Context, Result};
 
 use super::postgres::{
     chown, configure_dying_on, free_port, generate_certificate, generate_password, last_lines,
-    lookup_user, remove_dead_servers, write_owner, write_private, Postmaster, RunAs, HOST,
-    LOG_TAIL_LINES,
+    lookup_user, remove_dead_servers, write_owner, write_private, Postmaster, Resources, RunAs,
+    HOST, LOG_TAIL_LINES,
 };
 use crate::backend::mysql::{self, SslMode, Target};
 use crate::cleanup;
@@ -73,37 +73,6 @@ impl std::fmt::Debug for MariaDb {
             .field("target", &self.target)
             .field("dir", &self.dir)
             .finish_non_exhaustive()
-    }
-}
-
-/// What must be undone: the server process, then the directory; its
-/// `Drop` covers every exit path, failures inside `start` included, and
-/// `forced` a forced exit (a second Ctrl-C), which cannot wait for either.
-struct Resources {
-    server: Option<Postmaster>,
-    dir: Option<tempfile::TempDir>,
-    forced: Option<cleanup::Registered>,
-}
-
-impl Resources {
-    fn release(&mut self) -> Result<()> {
-        if let Some(mut server) = self.server.take() {
-            server.shutdown_with(&STOP_STEPS);
-        }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_path_buf();
-            cleanup::close_dir(dir)
-                .with_context(|| format!("removing {}", path.display()))
-                .environment()?;
-        }
-        self.forced = None;
-        Ok(())
-    }
-}
-
-impl Drop for Resources {
-    fn drop(&mut self) {
-        let _ = self.release();
     }
 }
 
@@ -177,6 +146,7 @@ impl MariaDb {
             server: None,
             dir: Some(tempdir),
             forced: Some(forced),
+            stop: &STOP_STEPS,
         };
         write_owner(&dir)?;
         // The socket, the key and the init file live here: only the server

@@ -25,7 +25,7 @@ pub(crate) use cluster::{free_port, generate_password, write_private};
 pub(crate) use options::RunAs;
 pub use options::{EmbeddedOptions, DBNAME, HOST, THROWAWAY_SETTING, USER};
 pub(crate) use process::{
-    chown, configure, configure_dying_on, lookup_user, server_user, Postmaster,
+    chown, configure, configure_dying_on, lookup_user, server_user, Postmaster, Resources,
 };
 pub(crate) use ready::last_lines;
 pub use ready::LOG_TAIL_LINES;

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::options::{EmbeddedOptions, RunAs, HOST, THROWAWAY_SETTING};
+use crate::cleanup;
 use crate::error::{self, ResultExt};
 use crate::scenario::AuthMethod;
 
 /// Grace periods of the shutdown sequence: fast shutdown (SIGINT), then
 /// immediate shutdown (SIGQUIT), then SIGKILL.
-const SHUTDOWN_STEPS: [(libc::c_int, Duration); 3] = [
+pub const SHUTDOWN_STEPS: [(libc::c_int, Duration); 3] = [
     (libc::SIGINT, Duration::from_secs(10)),
     (libc::SIGQUIT, Duration::from_secs(5)),
     (libc::SIGKILL, Duration::from_secs(5)),
@@ -265,6 +266,42 @@ impl Postmaster {
             }
         }
         let _ = self.child.wait();
+    }
+}
+
+/// What an embedded server leaves to undo: its process, then its
+/// directory. `Drop` covers every exit path, failures inside a server's
+/// start included; `forced` is the undo a forced exit (a second Ctrl-C)
+/// runs, since it cannot wait for either. Shared by the embedded
+/// PostgreSQL and MariaDB, which differ only in how they are stopped.
+pub struct Resources {
+    pub server: Option<Postmaster>,
+    pub dir: Option<tempfile::TempDir>,
+    pub forced: Option<cleanup::Registered>,
+    /// The signals that stop the server, each with its grace period.
+    pub stop: &'static [(libc::c_int, Duration)],
+}
+
+impl Resources {
+    /// Stops the server, then removes the directory. Idempotent.
+    pub fn release(&mut self) -> Result<()> {
+        if let Some(mut server) = self.server.take() {
+            server.shutdown_with(self.stop);
+        }
+        if let Some(dir) = self.dir.take() {
+            let path = dir.path().to_path_buf();
+            cleanup::close_dir(dir)
+                .with_context(|| format!("removing {}", path.display()))
+                .environment()?;
+        }
+        self.forced = None;
+        Ok(())
+    }
+}
+
+impl Drop for Resources {
+    fn drop(&mut self) {
+        let _ = self.release();
     }
 }
 

@@ -15,7 +15,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::options::{EmbeddedOptions, DBNAME, HOST, THROWAWAY_SETTING, USER};
-use super::process::{self, postgres_command, Postmaster};
+use super::process::{self, postgres_command, Postmaster, Resources, SHUTDOWN_STEPS};
 use super::ready::{log_tail, wait_ready, Ready};
 use super::{binaries, cert, cluster, stale};
 use crate::backend::postgres::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
@@ -72,38 +72,6 @@ impl std::fmt::Debug for EmbeddedServer {
     }
 }
 
-/// What must be undone: the postmaster and the directory. Its own `Drop`
-/// covers the failures inside `start`, before an `EmbeddedServer` exists;
-/// `forced` a forced exit (a second Ctrl-C), which cannot wait for either.
-struct Resources {
-    postmaster: Option<Postmaster>,
-    dir: Option<tempfile::TempDir>,
-    forced: Option<cleanup::Registered>,
-}
-
-impl Resources {
-    /// Stops the postmaster, then removes the directory. Idempotent.
-    fn release(&mut self) -> Result<()> {
-        if let Some(mut postmaster) = self.postmaster.take() {
-            postmaster.shutdown();
-        }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_path_buf();
-            cleanup::close_dir(dir)
-                .with_context(|| format!("removing {}", path.display()))
-                .environment()?;
-        }
-        self.forced = None;
-        Ok(())
-    }
-}
-
-impl Drop for Resources {
-    fn drop(&mut self) {
-        let _ = self.release();
-    }
-}
-
 impl EmbeddedServer {
     /// Finds the binaries, makes the cluster, starts the server and waits
     /// until it accepts connections with the real authentication. Every
@@ -134,9 +102,10 @@ impl EmbeddedServer {
             }
         });
         let mut resources = Resources {
-            postmaster: None,
+            server: None,
             dir: Some(tempdir),
             forced: Some(forced),
+            stop: &SHUTDOWN_STEPS,
         };
         stale::write_owner(&dir)?;
         // The unix socket lives here: only the server user may enter.
@@ -190,7 +159,7 @@ impl EmbeddedServer {
             };
             let cmd = postgres_command(&bin_dir, &dir, port, opts, run_as.as_ref())?;
             let log_start = std::fs::metadata(dir.join("postgres.log")).map_or(0, |m| m.len());
-            let postmaster = resources.postmaster.insert(
+            let postmaster = resources.server.insert(
                 Postmaster::spawn(cmd)
                     .with_context(|| format!("starting {}", bin_dir.join("postgres").display()))
                     .environment()?,
@@ -222,7 +191,7 @@ impl EmbeddedServer {
                 }
                 Ready::PortTaken(e) => {
                     // Someone took the free port before postgres bound it.
-                    resources.postmaster = None;
+                    resources.server = None;
                     last_error = Some(e);
                 }
                 Ready::Failed(e) => return Err(e),
@@ -309,15 +278,12 @@ impl EmbeddedServer {
 
     /// The postmaster's pid (0 once stopped).
     pub fn pid(&self) -> u32 {
-        self.resources
-            .postmaster
-            .as_ref()
-            .map_or(0, Postmaster::pid)
+        self.resources.server.as_ref().map_or(0, Postmaster::pid)
     }
 
     /// The postmaster's exit status if it has exited, `None` while it runs.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        match self.resources.postmaster.as_mut() {
+        match self.resources.server.as_mut() {
             Some(pm) => pm.try_wait(),
             None => Some(ExitStatus::default()),
         }
@@ -332,7 +298,7 @@ impl EmbeddedServer {
     /// data, waits `down_for`, and starts it again on the same port: the
     /// fault a run must survive (README, "Failure behaviour").
     pub async fn restart(&mut self, mode: StopMode, down_for: Duration) -> Result<()> {
-        if let Some(mut postmaster) = self.resources.postmaster.take() {
+        if let Some(mut postmaster) = self.resources.server.take() {
             match mode {
                 StopMode::Fast => postmaster.shutdown(),
                 StopMode::Immediate => postmaster.shutdown_immediate(),
@@ -348,7 +314,7 @@ impl EmbeddedServer {
             run_as.as_ref(),
         )?;
         let log_start = std::fs::metadata(self.dir.join("postgres.log")).map_or(0, |m| m.len());
-        let postmaster = self.resources.postmaster.insert(
+        let postmaster = self.resources.server.insert(
             Postmaster::spawn(cmd)
                 .with_context(|| format!("restarting {}", self.bin_dir.join("postgres").display()))
                 .environment()?,
@@ -365,9 +331,10 @@ impl EmbeddedServer {
     /// directory.
     pub async fn stop(mut self) -> Result<()> {
         let mut resources = Resources {
-            postmaster: self.resources.postmaster.take(),
+            server: self.resources.server.take(),
             dir: self.resources.dir.take(),
             forced: self.resources.forced.take(),
+            stop: self.resources.stop,
         };
         // The shutdown polls with thread::sleep; keep it off the runtime's
         // worker threads.
