@@ -100,7 +100,20 @@ sql = "SELECT pg_backend_pid()"
     let recounted = timeline[timeline.len().saturating_sub(3)..]
         .iter()
         .any(|s| s["server_backends"].as_u64().is_some_and(|n| n >= 4));
-    assert!(recounted, "the monitor never came back: {last}");
+    let seconds: Vec<String> = timeline
+        .iter()
+        .map(|s| {
+            format!(
+                "{} rps {} errors {} backends",
+                s["rps"], s["errors"], s["server_backends"]
+            )
+        })
+        .collect();
+    assert!(
+        recounted,
+        "the monitor never came back: {seconds:#?} {}",
+        pool["errors"]
+    );
     assert!(
         pool["connections_opened"].as_u64().unwrap() > 4,
         "dead connections were replaced"

@@ -222,19 +222,18 @@ async fn jitter_keeps_a_large_row_intact() {
     let server = start_server(20).await;
     let target = Target::parse(&server.dsn_with_password(), "--dsn").unwrap();
     let link = Emulator::new(Duration::from_millis(4), Duration::from_millis(2));
-    let opened = open(&target, Some(&link), std::time::Instant::now())
+    let mut opened = open(&target, Some(&link), std::time::Instant::now())
         .await
         .expect("connect across the link");
-    let row = opened
-        .client
-        .query_one(
+    let text = opened
+        .wire
+        .simple(
             "SELECT string_agg(lpad(g::text, 7, '0'), '' ORDER BY g) \
              FROM generate_series(1, 300000) g",
-            &[],
         )
         .await
-        .unwrap();
-    let text: String = row.get(0);
+        .unwrap()
+        .expect("one row");
     let expected: String = (1..=300_000).map(|g| format!("{g:07}")).collect();
     assert_eq!(text.len(), expected.len());
     assert!(text == expected, "the row came back changed");

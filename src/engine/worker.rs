@@ -67,6 +67,8 @@ impl<S: Service> Worker<S> {
             let request = self.service.draw(&mut self.rng);
             let intended = self.next_start().await;
             let (result, retries) = tokio::select! {
+                // In order: no random draw per request to pick one.
+                biased;
                 r = attempt(&*self.service, &request, &mut self.request_timeout, self.retry.as_ref(), &mut self.jitter) => r,
                 _ = &mut stop => break,
             };

@@ -4,17 +4,15 @@
 //! the request waited for on it, when it crosses the link emulator. A
 //! lease holds either engine's connection; [`Lease::conn`] says which.
 
-use std::sync::Mutex;
 use std::time::Instant;
 
 use mysql_async::prelude::Queryable;
-use tokio::task::JoinHandle;
-use tokio_postgres::{Client, Statement};
 
 use super::connect::Opened;
 use super::manager::{Object, PooledConn};
 use crate::backend::mysql;
-use crate::backend::postgres::request_error;
+use crate::backend::postgres::wire::Wire;
+use crate::backend::postgres::wire_request_error;
 use crate::metrics::{micros, Phase, PhaseTimings, RequestError};
 use crate::net::Turns;
 
@@ -26,14 +24,7 @@ pub struct Lease(Option<Held>);
 
 enum Held {
     /// Opened for this request; closed when released.
-    Owned {
-        client: Client,
-        task: JoinHandle<()>,
-        turns: Option<Turns>,
-        /// The statements it prepared, dropped only after the client: see
-        /// `release`. (Locked once per prepare, by this request alone.)
-        prepared: Mutex<Vec<Statement>>,
-    },
+    Owned { wire: Wire, turns: Option<Turns> },
     /// A MySQL connection opened for this request; closed when released.
     OwnedMySql(tokio::sync::Mutex<mysql::Conn>),
     /// Drawn from a pool; goes back to it when released.
@@ -42,7 +33,10 @@ enum Held {
 
 /// The connection a lease holds, by engine.
 pub enum Conn<'a> {
-    Postgres(&'a Client),
+    /// The session, with the statements it prepared (none yet on a
+    /// connection opened for the request: it prepares them again, as an
+    /// application's fresh connection must).
+    Postgres(&'a mut Wire),
     /// Locked for each statement by the one request holding it.
     MySql(&'a tokio::sync::Mutex<mysql::Conn>),
 }
@@ -51,10 +45,8 @@ impl Lease {
     pub(super) fn owned(opened: Opened) -> Lease {
         Lease(Some(match opened {
             Opened::Postgres(o) => Held::Owned {
-                client: o.client,
-                task: o.task,
+                wire: o.wire,
                 turns: o.turns,
-                prepared: Mutex::new(Vec::new()),
             },
             Opened::MySql { conn, .. } => Held::OwnedMySql(tokio::sync::Mutex::new(conn)),
         }))
@@ -64,20 +56,18 @@ impl Lease {
         Lease(Some(Held::Pooled(object)))
     }
 
-    fn held(&self) -> &Held {
+    pub fn conn(&mut self) -> Conn<'_> {
         // Only `release` and `drop` take the connection out, and both
         // consume the lease.
-        self.0
-            .as_ref()
-            .expect("a lease holds its connection until released")
-    }
-
-    pub fn conn(&self) -> Conn<'_> {
-        match self.held() {
-            Held::Owned { client, .. } => Conn::Postgres(client),
+        let held = self
+            .0
+            .as_mut()
+            .expect("a lease holds its connection until released");
+        match held {
+            Held::Owned { wire, .. } => Conn::Postgres(wire),
             Held::OwnedMySql(conn) => Conn::MySql(conn),
-            Held::Pooled(object) => match &object.conn {
-                PooledConn::Postgres(client) => Conn::Postgres(client),
+            Held::Pooled(object) => match &mut object.conn {
+                PooledConn::Postgres(wire) => Conn::Postgres(wire),
                 PooledConn::MySql(conn) => Conn::MySql(conn),
             },
         }
@@ -85,12 +75,13 @@ impl Lease {
 
     /// Runs one SQL command without parameters or results (BEGIN, COMMIT,
     /// ROLLBACK) on either engine.
-    pub async fn simple(&self, sql: &str) -> Result<(), RequestError> {
+    pub async fn simple(&mut self, sql: &str) -> Result<(), RequestError> {
         match self.conn() {
-            Conn::Postgres(client) => client
-                .batch_execute(sql)
+            Conn::Postgres(wire) => wire
+                .simple(sql)
                 .await
-                .map_err(|e| request_error(&e)),
+                .map(drop)
+                .map_err(|e| wire_request_error(&e)),
             Conn::MySql(conn) => conn
                 .lock()
                 .await
@@ -100,54 +91,19 @@ impl Lease {
         }
     }
 
-    /// Prepares `sql` as an application would: a pooled connection reuses
-    /// the statement it prepared before; a fresh one must prepare it again.
-    /// `client` is this lease's own, as [`Lease::conn`] gave it: PostgreSQL
-    /// only (the MySQL driver keeps its connections' statements itself).
-    pub async fn prepare(
-        &self,
-        client: &Client,
-        sql: &str,
-    ) -> Result<Statement, tokio_postgres::Error> {
-        match self.held() {
-            Held::Owned { prepared, .. } => {
-                let statement = client.prepare(sql).await?;
-                prepared
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(statement.clone());
-                Ok(statement)
-            }
-            Held::Pooled(object) => match &object.conn {
-                PooledConn::Postgres(wrapper) => wrapper.prepare_cached(sql).await,
-                PooledConn::MySql(_) => client.prepare(sql).await,
-            },
-            Held::OwnedMySql(_) => client.prepare(sql).await,
-        }
-    }
-
     /// Gives the connection back: one opened for the request is closed
     /// (the `close` phase is how long that took); a pooled one goes back to
     /// its pool (nothing to close).
     pub async fn release(mut self) -> Released {
         match self.0.take() {
-            Some(Held::Owned {
-                client,
-                task,
-                turns,
-                prepared,
-            }) => {
+            Some(Held::Owned { wire, turns }) => {
                 let started = Instant::now();
-                // Dropping the client makes the connection task send
-                // Terminate and close the socket; waiting for it is the
-                // close. Its statements go after it: dropped first, each
-                // would send a Close and the task wait for the answer before
-                // Terminate — a round trip no application pays to close a
-                // connection (libpq, asyncpg, JDBC send Terminate alone; the
-                // backend frees its statements as it exits).
-                drop(client);
-                drop(prepared);
-                let _ = task.await;
+                // Terminate, then the socket, is the close: its statements
+                // are not closed one by one first, a round trip no
+                // application pays to close a connection (libpq, asyncpg,
+                // JDBC send Terminate alone; the backend frees its
+                // statements as it exits).
+                wire.close().await;
                 Released {
                     close_us: Some(micros(started.elapsed())),
                     // Every round trip of the connection's life, which was

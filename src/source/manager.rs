@@ -1,18 +1,21 @@
 //! The pool's connections as deadpool manages them: opened by
 //! [`CountingConnect`] (timed, counted, across the link emulator when there
 //! is one), each kept with its round-trip counter so that a request knows
-//! the round trips it waited for; checked before reuse by
-//! deadpool-postgres' own recycling on PostgreSQL, and on MySQL by the
-//! same three methods (fast: none, verified: a ping, clean:
+//! the round trips it waited for; checked before reuse as deadpool-postgres
+//! checks on PostgreSQL (fast: the socket still open, verified: an empty
+//! query, clean: its DISCARD statements, or a custom query), and on MySQL
+//! by the same three methods (fast: none, verified: a ping, clean:
 //! COM_RESET_CONNECTION).
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
-use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
+use deadpool_postgres::RecyclingMethod;
 use mysql_async::prelude::Queryable;
 use tokio::sync::Mutex;
 
 use super::connect::{CountingConnect, Opened};
-use crate::backend::{mysql, ConnectError, Target};
+use crate::backend::postgres::connect::ConnectError as PgConnectError;
+use crate::backend::postgres::wire::Wire;
+use crate::backend::{mysql, ConnectError};
 use crate::net::Turns;
 
 pub type Pool = super::pool_core::Pool<Manager>;
@@ -21,36 +24,18 @@ pub type PoolError = managed::PoolError<ConnectError>;
 
 pub struct Manager {
     connect: CountingConnect,
-    /// deadpool-postgres' manager, used only for its recycle check: its
-    /// own connect is never called (ours is above), so its TLS setting
-    /// does not matter. None on MySQL.
-    recycling: Option<deadpool_postgres::Manager>,
     method: RecyclingMethod,
 }
 
 impl Manager {
-    pub fn new(connect: CountingConnect, recycling_method: RecyclingMethod) -> Manager {
-        let recycling = match &connect.target {
-            Target::Postgres(target) => Some(deadpool_postgres::Manager::from_config(
-                target.config().clone(),
-                tokio_postgres::NoTls,
-                ManagerConfig {
-                    recycling_method: recycling_method.clone(),
-                },
-            )),
-            Target::MySql(_) => None,
-        };
-        Manager {
-            connect,
-            recycling,
-            method: recycling_method,
-        }
+    pub fn new(connect: CountingConnect, method: RecyclingMethod) -> Manager {
+        Manager { connect, method }
     }
 }
 
-/// A pooled connection: deadpool-postgres' client (with its statement
-/// cache) or a MySQL connection (whose driver caches its statements), and
-/// the link's count of its round trips.
+/// A pooled connection: a PostgreSQL session (which keeps the statements
+/// it prepared) or a MySQL connection (whose driver caches its
+/// statements), and the link's count of its round trips.
 pub struct Pooled {
     pub conn: PooledConn,
     turns: Option<Turns>,
@@ -59,7 +44,7 @@ pub struct Pooled {
 }
 
 pub enum PooledConn {
-    Postgres(ClientWrapper),
+    Postgres(Wire),
     /// Locked by the one request holding it (the driver's calls need it
     /// mutably, a lease lends it shared).
     MySql(Mutex<mysql::Conn>),
@@ -84,7 +69,7 @@ impl managed::Manager for Manager {
     async fn create(&self) -> Result<Pooled, ConnectError> {
         Ok(match self.connect.open(std::time::Instant::now()).await? {
             Opened::Postgres(opened) => Pooled {
-                conn: PooledConn::Postgres(ClientWrapper::new(opened.client, opened.task)),
+                conn: PooledConn::Postgres(opened.wire),
                 turns: opened.turns,
                 mark: 0,
             },
@@ -96,18 +81,20 @@ impl managed::Manager for Manager {
         })
     }
 
-    async fn recycle(&self, pooled: &mut Pooled, metrics: &Metrics) -> RecycleResult<ConnectError> {
-        match (&mut pooled.conn, &self.recycling) {
-            (PooledConn::Postgres(client), Some(recycling)) => recycling
-                .recycle(client, metrics)
-                .await
-                .map_err(|e| match e {
-                    RecycleError::Message(m) => RecycleError::Message(m),
-                    RecycleError::Backend(e) => RecycleError::Backend(ConnectError::Postgres(
-                        crate::backend::postgres::connect::ConnectError::Postgres(e),
-                    )),
-                }),
-            (PooledConn::MySql(conn), _) => {
+    async fn recycle(&self, pooled: &mut Pooled, _: &Metrics) -> RecycleResult<ConnectError> {
+        match &mut pooled.conn {
+            PooledConn::Postgres(wire) => {
+                if wire.is_closed() {
+                    return Err(RecycleError::message("Connection closed"));
+                }
+                match self.method.query() {
+                    Some(sql) => wire.simple(sql).await.map(drop).map_err(|e| {
+                        RecycleError::Backend(ConnectError::Postgres(PgConnectError::Wire(e)))
+                    }),
+                    None => Ok(()),
+                }
+            }
+            PooledConn::MySql(conn) => {
                 let conn = conn.get_mut();
                 let checked = match self.method {
                     RecyclingMethod::Fast => Ok(()),
@@ -116,14 +103,6 @@ impl managed::Manager for Manager {
                 };
                 checked.map_err(|e| RecycleError::Backend(ConnectError::MySql(e)))
             }
-            (PooledConn::Postgres(_), None) => Ok(()),
-        }
-    }
-
-    fn detach(&self, pooled: &mut Pooled) {
-        if let (PooledConn::Postgres(client), Some(recycling)) = (&mut pooled.conn, &self.recycling)
-        {
-            recycling.detach(client);
         }
     }
 }

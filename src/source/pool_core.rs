@@ -1,11 +1,11 @@
 //! The pool behind `kind = "pool"`: `max_size` connections shared by every
 //! worker thread, each connection kept on the thread that opened it.
 //!
-//! A connection's I/O runs on the runtime of the thread that opened it
-//! (tokio-postgres spawns it there). Handed to a worker of another thread,
-//! every query crosses threads twice (two wake-ups through the other
-//! runtime's eventfd), which cost a third of pooled SELECT 1 throughput with
-//! deadpool's single idle queue. Here each thread has its own idle list:
+//! A connection's socket is registered with the runtime of the thread that
+//! opened it: that runtime's event loop sees its answers. Handed to a
+//! worker of another thread, every query crosses threads (a wake-up
+//! through the other runtime's eventfd), which cost a third of pooled
+//! SELECT 1 throughput with deadpool's single idle queue. Here each thread has its own idle list:
 //! a request takes an idle connection of its own thread first, another
 //! thread's only when its own has none, and opens one only when no
 //! connection is idle anywhere and the pool is below `max_size` — so the
@@ -41,7 +41,7 @@ struct Inner<M: Manager> {
     permits: Semaphore,
     /// Idle connections by the thread whose runtime runs their I/O, oldest
     /// first.
-    idle: Vec<Mutex<VecDeque<Slot<M::Type>>>>,
+    idle: Vec<Padded<IdleList<M::Type>>>,
     /// Connections open or being opened.
     size: AtomicUsize,
     /// Requests waiting for a permit.
@@ -49,6 +49,8 @@ struct Inner<M: Manager> {
     wait_timeout: Option<Duration>,
     create_timeout: Option<Duration>,
 }
+
+type IdleList<T> = Mutex<VecDeque<Slot<T>>>;
 
 struct Slot<T> {
     obj: T,
@@ -78,7 +80,7 @@ impl<M: Manager> Pool<M> {
                 max_size,
                 permits: Semaphore::new(max_size),
                 idle: (0..homes.max(1))
-                    .map(|_| Mutex::new(VecDeque::new()))
+                    .map(|_| Padded(Mutex::new(VecDeque::new())))
                     .collect(),
                 size: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
@@ -224,6 +226,19 @@ impl<M: Manager> Inner<M> {
         let home = slot.home;
         lock(&self.idle[home]).push_back(slot);
         self.permits.add_permits(1);
+    }
+}
+
+/// A thread's idle list on cache lines of its own: side by side, two
+/// threads locking their own lists would still take the same line from each
+/// other's core on every request.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 

@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use futures_util::TryStreamExt;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::mysql;
-use crate::backend::postgres::{describe_pg_error, request_error};
+use crate::backend::postgres::{describe_pg_error, wire_request_error};
 use crate::engine::Service;
 use crate::error::bad_input;
 use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
@@ -46,8 +45,8 @@ pub struct StatementPlan {
     pub sql: String,
     pub params: Vec<Generator>,
     /// The parameters' types as the server inferred them (learnt by
-    /// `check_against`), sent with unnamed statements so that they take
-    /// one round trip.
+    /// `check_against`): the values are encoded as these, and unnamed
+    /// statements send them so that they take one round trip.
     pub param_types: Vec<Type>,
 }
 
@@ -331,12 +330,12 @@ async fn on_one_connection(
     values: &[Vec<Value>],
     statements: Statements,
 ) -> Result<PhaseTimings, RequestError> {
-    let (lease, mut t) = source.acquire().await?;
+    let (mut lease, mut t) = source.acquire().await?;
     let started = Instant::now();
     let result = if plan.mode == QueryMode::Transaction {
-        in_transaction(&lease, plan, values, statements).await
+        in_transaction(&mut lease, plan, values, statements).await
     } else {
-        run_statements(&lease, plan.statements.iter().zip(values), statements).await
+        run_statements(&mut lease, plan.statements.iter().zip(values), statements).await
     };
     t.set(Phase::Query, micros(started.elapsed()));
     let released = lease.release().await;
@@ -346,7 +345,7 @@ async fn on_one_connection(
 }
 
 async fn in_transaction(
-    lease: &Lease,
+    lease: &mut Lease,
     plan: &QueryPlan,
     values: &[Vec<Value>],
     statements: Statements,
@@ -364,7 +363,7 @@ async fn in_transaction(
 }
 
 async fn run_statements<'a>(
-    lease: &Lease,
+    lease: &mut Lease,
     plans: impl Iterator<Item = (&'a StatementPlan, &'a Vec<Value>)>,
     statements: Statements,
 ) -> Result<(), RequestError> {
@@ -378,13 +377,13 @@ async fn run_statements<'a>(
 /// as an application reading its result would; or, unnamed, sends the SQL
 /// with the values and their types at once.
 async fn run_statement(
-    lease: &Lease,
+    lease: &mut Lease,
     s: &StatementPlan,
     values: &[Value],
     statements: Statements,
 ) -> Result<(), RequestError> {
-    let client = match lease.conn() {
-        Conn::Postgres(client) => client,
+    let wire = match lease.conn() {
+        Conn::Postgres(wire) => wire,
         Conn::MySql(conn) => {
             let protocol = match statements {
                 Statements::Named => mysql::Protocol::Binary,
@@ -396,23 +395,11 @@ async fn run_statement(
                 .map_err(|e| mysql::request_error(&e));
         }
     };
-    let rows = match statements {
-        Statements::Named => {
-            let stmt = lease
-                .prepare(client, &s.sql)
-                .await
-                .map_err(|e| request_error(&e))?;
-            client.query_raw(&stmt, values.iter()).await
-        }
-        Statements::Unnamed => {
-            let typed = values.iter().zip(s.param_types.iter().cloned());
-            client.query_typed_raw(&s.sql, typed).await
-        }
+    match statements {
+        Statements::Named => wire.query_named(&s.sql, &s.param_types, values).await,
+        Statements::Unnamed => wire.query_unnamed(&s.sql, &s.param_types, values).await,
     }
-    .map_err(|e| request_error(&e))?;
-    rows.try_for_each(|_| async { Ok(()) })
-        .await
-        .map_err(|e| request_error(&e))
+    .map_err(|e| wire_request_error(&e))
 }
 
 /// Every statement at once, each on its own connection, as
@@ -425,9 +412,9 @@ async fn in_parallel(
     statements: Statements,
 ) -> Result<PhaseTimings, RequestError> {
     let branches = plan.statements.iter().zip(values).map(|(s, v)| async move {
-        let (lease, mut t) = source.acquire().await?;
+        let (mut lease, mut t) = source.acquire().await?;
         let started = Instant::now();
-        let result = run_statement(&lease, s, v, statements).await;
+        let result = run_statement(&mut lease, s, v, statements).await;
         t.set(Phase::Query, micros(started.elapsed()));
         let released = lease.release().await;
         result?;

@@ -2,9 +2,10 @@
 //! (name resolution and the TCP connect, across the link emulator when
 //! there is one), `tls` (the SSLRequest and the TLS handshake) and
 //! `startup` (StartupMessage to ReadyForQuery). The socket is poolbench's
-//! own, handed to tokio-postgres' `connect_raw` with a TLS connector that
+//! own, lent to tokio-postgres' `connect_raw` with a TLS connector that
 //! notes when its handshake ends: the bytes on the wire are the driver's,
-//! unchanged. Hosts, ports, `hostaddr`, Unix-domain sockets, the
+//! unchanged. Once the session is ready the stream (TLS or not) is taken
+//! back and the session runs on [`Wire`], in the request's own task. Hosts, ports, `hostaddr`, Unix-domain sockets, the
 //! per-address `connect_timeout`, keepalives, `load_balance_hosts` and
 //! `target_session_attrs` are handled as the driver's own `connect` does.
 //!
@@ -15,7 +16,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -24,22 +25,20 @@ use postgres_openssl::TlsConnector;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
-use tokio::task::JoinHandle;
 use tokio_postgres::config::{Host, LoadBalanceHosts, SslMode, TargetSessionAttrs};
-use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, Config, SimpleQueryMessage};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+use tokio_postgres::Config;
 
-use super::{io_error_class, request_error, Target};
+use super::wire::{Wire, WireError};
+use super::{io_error_class, request_error, wire_request_error, Target};
 use crate::metrics::{micros, ErrorClass, RequestError, Setup};
 use crate::net::{Emulator, Turns};
 use crate::rng::Rng;
 
-/// A connection opened for measuring: the client, the task driving it (it
-/// ends when the client is dropped), how its setup went, and its
-/// round-trip counter when it crosses the link emulator.
+/// A connection opened for measuring: its session, how its setup went,
+/// and its round-trip counter when it crosses the link emulator.
 pub struct Opened {
-    pub client: Client,
-    pub task: JoinHandle<()>,
+    pub wire: Wire,
     pub setup: Setup,
     /// When it was ready for queries: `connect` runs from the caller's
     /// start to here, the interval tcp, tls and startup divide.
@@ -58,6 +57,9 @@ pub enum ConnectError {
     Postgres(tokio_postgres::Error),
     /// The DSN's hosts cannot be tried (as the driver would refuse them).
     Config(String),
+    /// The session, once open: its target_session_attrs check, or a
+    /// pooled connection's recycle check.
+    Wire(WireError),
 }
 
 impl fmt::Display for ConnectError {
@@ -67,6 +69,7 @@ impl fmt::Display for ConnectError {
             ConnectError::Tls(e) => write!(f, "error performing TLS handshake: {e}"),
             ConnectError::Postgres(e) => f.write_str(&super::describe_pg_error(e)),
             ConnectError::Config(m) => write!(f, "invalid configuration: {m}"),
+            ConnectError::Wire(e) => e.fmt(f),
         }
     }
 }
@@ -78,6 +81,7 @@ impl ConnectError {
     pub fn request_error(&self) -> RequestError {
         match self {
             ConnectError::Postgres(e) => request_error(e),
+            ConnectError::Wire(e) => wire_request_error(e),
             ConnectError::Socket(e) => RequestError::new(io_error_class(e), self.to_string()),
             ConnectError::Tls(_) | ConnectError::Config(_) => {
                 RequestError::new(ErrorClass::Other, self.to_string())
@@ -278,6 +282,7 @@ async fn attempt(
     let tcp_done = Instant::now();
 
     let marks = Arc::new(Marks::default());
+    let encrypted = Lent::empty();
     let tls = TimedTls {
         inner: MakeTlsConnect::<Marked>::make_tls_connect(
             &mut target.tls().clone(),
@@ -285,18 +290,28 @@ async fn attempt(
         )
         .map_err(ConnectError::Tls)?,
         marks: marks.clone(),
+        encrypted: encrypted.clone(),
     };
-    let stream = Marked {
+    let plain = Lent::new(Marked {
         inner: socket,
         marks: Some(marks.clone()),
-    };
-    let (client, connection) = config.connect_raw(stream, tls).await?;
-    let task = tokio::spawn(async move {
-        // A broken connection shows up as an error on the client's next
-        // call, where it is classified and counted.
-        let _ = connection.await;
     });
-    check_session_attrs(&client, config).await?;
+    let (client, connection) = config.connect_raw(plain.clone(), tls).await?;
+    // The session is ready and the server sends nothing more until asked:
+    // the driver's halves are dropped unpolled (so they send nothing) and
+    // the stream is taken back, encrypted if the handshake happened.
+    drop((client, connection));
+    let stream: Box<dyn super::wire::Io> = match (encrypted.take(), plain.take()) {
+        (Some(tls), _) => Box::new(tls),
+        (None, Some(socket)) => Box::new(socket),
+        (None, None) => {
+            return Err(ConnectError::Config(
+                "the driver kept the connection's stream".into(),
+            ))
+        }
+    };
+    let mut wire = Wire::new(stream);
+    check_session_attrs(&mut wire, config).await?;
     let end = Instant::now();
 
     // With an SSLRequest sent, `tls` ends when the handshake does, or when
@@ -313,8 +328,7 @@ async fn attempt(
     };
     let startup_from = tls_end.unwrap_or(tcp_done);
     Ok(Opened {
-        client,
-        task,
+        wire,
         setup: Setup {
             tcp_us: micros(tcp_done - started),
             tls_us: tls_end.map(|at| micros(at - tcp_done)),
@@ -328,16 +342,16 @@ async fn attempt(
 
 /// target_session_attrs=read-write or read-only: checked as the driver
 /// does, with `SHOW transaction_read_only` (part of `startup`).
-async fn check_session_attrs(client: &Client, config: &Config) -> Result<(), ConnectError> {
+async fn check_session_attrs(wire: &mut Wire, config: &Config) -> Result<(), ConnectError> {
     let wanted = config.get_target_session_attrs();
     if wanted == TargetSessionAttrs::Any {
         return Ok(());
     }
-    let rows = client.simple_query("SHOW transaction_read_only").await?;
-    let read_only = rows.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0).map(|v| v == "on"),
-        _ => None,
-    });
+    let read_only = wire
+        .simple("SHOW transaction_read_only")
+        .await
+        .map_err(ConnectError::Wire)?
+        .map(|v| v == "on");
     let refused = match (wanted, read_only) {
         (TargetSessionAttrs::ReadWrite, Some(true)) => Some("database does not allow writes"),
         (TargetSessionAttrs::ReadOnly, Some(false)) => Some("database is not read only"),
@@ -360,28 +374,115 @@ struct Marks {
     first_read: OnceLock<Instant>,
 }
 
-/// postgres-openssl's connector, noting when its handshake ends.
+/// postgres-openssl's connector, noting when its handshake ends. It takes
+/// the socket it is lent, and lends the driver the encrypted stream in turn.
 struct TimedTls {
     inner: TlsConnector,
     marks: Arc<Marks>,
+    encrypted: Lent<Encrypted>,
 }
 
-impl<S> TlsConnect<S> for TimedTls
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = <TlsConnector as TlsConnect<S>>::Stream;
-    type Error = <TlsConnector as TlsConnect<S>>::Error;
+type Encrypted = postgres_openssl::TlsStream<Marked>;
+
+impl TlsConnect<Lent<Marked>> for TimedTls {
+    type Stream = Lent<Encrypted>;
+    type Error = <TlsConnector as TlsConnect<Marked>>::Error;
     type Future = BoxFuture<'static, Result<Self::Stream, Self::Error>>;
 
-    fn connect(self, stream: S) -> Self::Future {
-        let handshake = self.inner.connect(stream);
-        let marks = self.marks;
+    fn connect(self, stream: Lent<Marked>) -> Self::Future {
+        let TimedTls {
+            inner,
+            marks,
+            encrypted,
+        } = self;
         Box::pin(async move {
-            let result = handshake.await;
+            let socket = stream.take().ok_or("the socket was taken before TLS")?;
+            let result = inner.connect(socket).await;
             let _ = marks.tls_done.set(Instant::now());
-            result
+            encrypted.put(result?);
+            Ok(encrypted)
         })
+    }
+}
+
+/// A stream lent to the driver for the session's setup and taken back
+/// after it: both holders share it, locked for each poll only (the driver
+/// is its one user until it is taken back).
+struct Lent<S>(Arc<Mutex<Option<S>>>);
+
+impl<S> Clone for Lent<S> {
+    fn clone(&self) -> Self {
+        Lent(self.0.clone())
+    }
+}
+
+impl<S> Lent<S> {
+    fn new(stream: S) -> Lent<S> {
+        Lent(Arc::new(Mutex::new(Some(stream))))
+    }
+
+    fn empty() -> Lent<S> {
+        Lent(Arc::new(Mutex::new(None)))
+    }
+
+    fn put(&self, stream: S) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
+    }
+
+    fn take(&self) -> Option<S> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Runs `f` on the stream, or fails as a closed socket once it was
+    /// taken back.
+    fn with<T>(&self, f: impl FnOnce(Pin<&mut S>) -> Poll<io::Result<T>>) -> Poll<io::Result<T>>
+    where
+        S: Unpin,
+    {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(stream) => f(Pin::new(stream)),
+            None => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the stream was taken back",
+            ))),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Lent<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_read(cx, buf))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Lent<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|s| s.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_shutdown(cx))
+    }
+}
+
+impl tokio_postgres::tls::TlsStream for Lent<Encrypted> {
+    fn channel_binding(&self) -> ChannelBinding {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(stream) => stream.channel_binding(),
+            None => ChannelBinding::none(),
+        }
     }
 }
 

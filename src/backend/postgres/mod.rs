@@ -13,6 +13,7 @@ pub mod pgpass;
 pub mod resolve;
 pub mod service;
 pub mod tls;
+pub mod wire;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -399,14 +400,16 @@ impl<'a> Monitor<'a> {
     /// the server does not answer within half a second, or while the
     /// monitor is connecting again.
     pub async fn backends(&mut self) -> Option<u64> {
-        let client = self.reconnected.as_ref().unwrap_or(self.client);
-        if client.is_closed() {
-            match self.reconnecting.take() {
-                Some(task) if task.is_finished() => {
-                    self.reconnected = task.await.ok().flatten();
+        if self.current().is_closed() {
+            // A finished attempt is taken up at once, and a failed one
+            // tried again at once: a sample every second, not every other.
+            if let Some(task) = self.reconnecting.take_if(|t| t.is_finished()) {
+                if let Some(client) = task.await.ok().flatten() {
+                    self.reconnected = Some(client);
                 }
-                Some(task) => self.reconnecting = Some(task),
-                None => {
+            }
+            if self.current().is_closed() {
+                if self.reconnecting.is_none() {
                     let target = self.target.clone();
                     self.reconnecting = Some(tokio::spawn(async move {
                         let limit = target.connect_timeout();
@@ -416,9 +419,10 @@ impl<'a> Monitor<'a> {
                             .ok()
                     }));
                 }
+                return None;
             }
-            return None;
         }
+        let client = self.current();
         let query = client.query_one(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
@@ -428,6 +432,14 @@ impl<'a> Monitor<'a> {
             Ok(Ok(row)) => row.try_get::<_, i64>(0).ok().map(|n| n as u64),
             _ => None,
         }
+    }
+}
+
+impl Monitor<'_> {
+    /// The client samples are taken on: the last one reconnected, else the
+    /// first.
+    fn current(&self) -> &Client {
+        self.reconnected.as_ref().unwrap_or(self.client)
     }
 }
 
@@ -445,12 +457,7 @@ const MONITOR_TIMEOUT: Duration = Duration::from_millis(500);
 /// The class of a tokio-postgres error from a connect or a query.
 pub fn error_class(e: &tokio_postgres::Error) -> ErrorClass {
     if let Some(db) = e.as_db_error() {
-        return match db.code().code() {
-            "53300" => ErrorClass::TooManyConnections,
-            "28P01" | "28000" => ErrorClass::AuthFailed,
-            "57P01" | "57P02" | "57P03" => ErrorClass::ServerShutdown,
-            code => ErrorClass::Query(code.to_string()),
-        };
+        return sqlstate_class(db.code().code());
     }
     if e.is_closed() {
         return ErrorClass::ConnectionLost;
@@ -462,6 +469,28 @@ pub fn error_class(e: &tokio_postgres::Error) -> ErrorClass {
         return ErrorClass::ConnectTimeout;
     }
     ErrorClass::Other
+}
+
+/// The class of an error the server answered with, by its SQLSTATE.
+fn sqlstate_class(code: &str) -> ErrorClass {
+    match code {
+        "53300" => ErrorClass::TooManyConnections,
+        "28P01" | "28000" => ErrorClass::AuthFailed,
+        "57P01" | "57P02" | "57P03" => ErrorClass::ServerShutdown,
+        code => ErrorClass::Query(code.to_string()),
+    }
+}
+
+/// An error of a session's call as a request's error: its class (as
+/// [`error_class`] classes the driver's) and description.
+pub fn wire_request_error(e: &wire::WireError) -> RequestError {
+    let class = match e {
+        wire::WireError::Db(db) => sqlstate_class(&db.code),
+        wire::WireError::Io(io) => io_error_class(io),
+        wire::WireError::Closed | wire::WireError::Protocol(_) => ErrorClass::ConnectionLost,
+        wire::WireError::Encode(_) => ErrorClass::Other,
+    };
+    RequestError::new(class, e.to_string())
 }
 
 /// The class of an I/O error reaching or talking to the server.
