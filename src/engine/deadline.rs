@@ -38,9 +38,13 @@ impl Deadline {
     }
 
     /// Runs `work`, abandoning it (dropped) if it takes longer than the
-    /// limit from now.
-    pub async fn run<F: Future>(&mut self, work: F) -> Result<F::Output, Elapsed> {
-        let deadline = Instant::now() + self.limit;
+    /// limit from `started` (the caller's clock read: now, or just before).
+    pub async fn run<F: Future>(
+        &mut self,
+        started: Instant,
+        work: F,
+    ) -> Result<F::Output, Elapsed> {
+        let deadline = started + self.limit;
         tokio::pin!(work);
         loop {
             tokio::select! {
@@ -68,27 +72,36 @@ mod tests {
         let mut d = Deadline::new(Duration::from_millis(100));
         // Quick requests leave the sleep armed at the first deadline.
         for _ in 0..3 {
-            d.run(tokio::time::sleep(Duration::from_millis(30)))
-                .await
-                .unwrap();
+            d.run(
+                Instant::now(),
+                tokio::time::sleep(Duration::from_millis(30)),
+            )
+            .await
+            .unwrap();
         }
         // Now at 90 ms: the sleep fires at 100 ms, early for this request,
         // whose limit is 190 ms; it finishes at 180 ms.
         let started = Instant::now();
-        d.run(tokio::time::sleep(Duration::from_millis(90)))
-            .await
-            .unwrap();
+        d.run(
+            Instant::now(),
+            tokio::time::sleep(Duration::from_millis(90)),
+        )
+        .await
+        .unwrap();
         assert_eq!(started.elapsed(), Duration::from_millis(90));
         // One that would take longer is stopped at exactly its limit.
         let started = Instant::now();
         assert!(d
-            .run(tokio::time::sleep(Duration::from_secs(5)))
+            .run(Instant::now(), tokio::time::sleep(Duration::from_secs(5)))
             .await
             .is_err());
         assert_eq!(started.elapsed(), Duration::from_millis(100));
         // And the next one after it is bounded again.
         let started = Instant::now();
-        assert!(d.run(std::future::pending::<()>()).await.is_err());
+        assert!(d
+            .run(Instant::now(), std::future::pending::<()>())
+            .await
+            .is_err());
         assert_eq!(started.elapsed(), Duration::from_millis(100));
     }
 }

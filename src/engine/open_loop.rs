@@ -136,6 +136,7 @@ impl<S: Service> Handler<S> {
             let (result, retries) = attempt(
                 &*self.service,
                 &request,
+                started,
                 &mut Deadline::new(self.request_timeout),
                 self.retry.as_ref(),
                 &mut self.jitter,

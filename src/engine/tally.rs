@@ -68,10 +68,7 @@ impl Tally {
             .as_secs()
             .min(self.last_second);
         if second != self.interval.second {
-            let done = std::mem::replace(&mut self.interval, Interval::new(second));
-            if done.requests + done.errors > 0 {
-                let _ = self.tx.send(done);
-            }
+            self.hand_over(Interval::new(second));
         }
         self.recorder.retries += u64::from(retries);
         match result {
@@ -80,7 +77,9 @@ impl Tally {
                     Phase::Total,
                     micros(end.saturating_duration_since(intended)),
                 );
-                self.recorder.record_success(query, &t);
+                // Phases are recorded once, in the second's interval, and
+                // added to the window's recorder when the second ends.
+                self.recorder.count_success(query, &t);
                 self.interval.phases.record(&t);
                 self.interval.requests += 1;
             }
@@ -92,11 +91,18 @@ impl Tally {
     }
 
     /// Hands the last interval to the collector and the recorder back.
-    pub fn finish(&mut self) -> WorkerEnd {
-        let last = std::mem::replace(&mut self.interval, Interval::new(0));
-        if last.requests + last.errors > 0 {
-            let _ = self.tx.send(last);
+    /// Ends the current second: its phases join the window's recorder and
+    /// it goes to the collector; `next` takes its place.
+    fn hand_over(&mut self, next: Interval) {
+        let done = std::mem::replace(&mut self.interval, next);
+        self.recorder.phases.merge(&done.phases);
+        if done.requests + done.errors > 0 {
+            let _ = self.tx.send(done);
         }
+    }
+
+    pub fn finish(&mut self) -> WorkerEnd {
+        self.hand_over(Interval::new(0));
         WorkerEnd {
             recorder: std::mem::replace(&mut self.recorder, Recorder::new(0)),
             last_end: self.last_end,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::api::{Pacing, Service, Settings};
+use super::api::{Service, Settings};
 use super::deadline::Deadline;
 use super::tally::Tally;
 use super::window::Window;
@@ -29,7 +29,6 @@ pub struct Worker<S: Service> {
     service: Arc<S>,
     rng: Rng,
     jitter: Rng,
-    pacing: Pacing,
     request_timeout: Deadline,
     retry: Option<RetryPolicy>,
 }
@@ -40,18 +39,8 @@ impl<S: Service> Worker<S> {
             service,
             rng: Rng::for_worker(settings.seed, index),
             jitter: Rng::for_worker(settings.seed ^ JITTER_STREAM, index),
-            pacing: settings.pacing,
             request_timeout: Deadline::new(settings.request_timeout),
             retry: settings.retry.clone(),
-        }
-    }
-
-    /// The pacing point: when the next request is meant to start.
-    async fn next_start(&mut self) -> Instant {
-        match self.pacing {
-            // Open loop runs no workers: its arrivals are paced by the
-            // schedule in open_loop.rs.
-            Pacing::ClosedLoop | Pacing::OpenLoop(_) => Instant::now(),
         }
     }
 
@@ -63,22 +52,23 @@ impl<S: Service> Worker<S> {
         mut stop: oneshot::Receiver<()>,
         tally: Rc<RefCell<Tally>>,
     ) {
-        while Instant::now() < window.deadline {
+        // One clock read per request: the end of one is the start of the
+        // next (the pacing point of a closed loop is "at once"; open loop
+        // runs no workers, its arrivals are paced in open_loop.rs).
+        let mut now = Instant::now();
+        while now < window.deadline {
             let request = self.service.draw(&mut self.rng);
-            let intended = self.next_start().await;
+            let intended = now;
             let (result, retries) = tokio::select! {
                 // In order: no random draw per request to pick one.
                 biased;
-                r = attempt(&*self.service, &request, &mut self.request_timeout, self.retry.as_ref(), &mut self.jitter) => r,
+                r = attempt(&*self.service, &request, intended, &mut self.request_timeout, self.retry.as_ref(), &mut self.jitter) => r,
                 _ = &mut stop => break,
             };
-            tally.borrow_mut().record(
-                S::query_of(&request),
-                intended,
-                Instant::now(),
-                result,
-                retries,
-            );
+            now = Instant::now();
+            tally
+                .borrow_mut()
+                .record(S::query_of(&request), intended, now, result, retries);
         }
     }
 }
@@ -89,13 +79,15 @@ impl<S: Service> Worker<S> {
 pub async fn attempt<S: Service>(
     service: &S,
     request: &S::Request,
+    started: Instant,
     request_timeout: &mut Deadline,
     retry: Option<&RetryPolicy>,
     jitter: &mut Rng,
 ) -> (Result<PhaseTimings, RequestError>, u32) {
     let mut retries = 0;
+    let mut started = started;
     loop {
-        let result = match request_timeout.run(service.call(request)).await {
+        let result = match request_timeout.run(started, service.call(request)).await {
             Ok(r) => r,
             Err(_) => Err(RequestError::new(
                 ErrorClass::RequestTimeout,
@@ -120,6 +112,7 @@ pub async fn attempt<S: Service>(
             .unwrap_or(Duration::MAX)
             .min(request_timeout.limit());
         tokio::time::sleep(wait).await;
+        started = Instant::now();
         retries += 1;
     }
 }

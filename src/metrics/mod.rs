@@ -223,8 +223,15 @@ impl Recorder {
     }
 
     pub fn record_success(&mut self, query: usize, t: &PhaseTimings) {
-        self.requests += 1;
         self.phases.record(t);
+        self.count_success(query, t);
+    }
+
+    /// A success whose phases are recorded elsewhere (in a second's
+    /// interval, merged in when the second ends): its count, round trips
+    /// and per-query total.
+    pub fn count_success(&mut self, query: usize, t: &PhaseTimings) {
+        self.requests += 1;
         if let Some(n) = t.round_trips() {
             self.round_trips.record_request(n);
         }

@@ -103,7 +103,9 @@ impl Lease {
                 // application pays to close a connection (libpq, asyncpg,
                 // JDBC send Terminate alone; the backend frees its
                 // statements as it exits).
-                wire.close().await;
+                // Boxed here and below: closing is a large future that a
+                // pooled request, the common one, never runs.
+                Box::pin(wire.close()).await;
                 Released {
                     close_us: Some(micros(started.elapsed())),
                     // Every round trip of the connection's life, which was
@@ -114,7 +116,7 @@ impl Lease {
             Some(Held::OwnedMySql(conn)) => {
                 let started = Instant::now();
                 // COM_QUIT, as an application's close sends.
-                let _ = conn.into_inner().disconnect().await;
+                let _ = Box::pin(conn.into_inner().disconnect()).await;
                 Released {
                     close_us: Some(micros(started.elapsed())),
                     round_trips: None,

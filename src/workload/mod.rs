@@ -333,7 +333,8 @@ async fn on_one_connection(
     let (mut lease, mut t) = source.acquire().await?;
     let started = Instant::now();
     let result = if plan.mode == QueryMode::Transaction {
-        in_transaction(&mut lease, plan, values, statements).await
+        // Boxed, as every path most requests do not take (see run_statement).
+        Box::pin(in_transaction(&mut lease, plan, values, statements)).await
     } else {
         run_statements(&mut lease, plan.statements.iter().zip(values), statements).await
     };
@@ -384,22 +385,32 @@ async fn run_statement(
 ) -> Result<(), RequestError> {
     let wire = match lease.conn() {
         Conn::Postgres(wire) => wire,
-        Conn::MySql(conn) => {
-            let protocol = match statements {
-                Statements::Named => mysql::Protocol::Binary,
-                Statements::Unnamed => mysql::Protocol::Text,
-            };
-            let mut conn = conn.lock().await;
-            return mysql::run_statement(&mut conn, &s.sql, values, protocol)
-                .await
-                .map_err(|e| mysql::request_error(&e));
-        }
+        // Boxed: the MySQL driver's futures are large, and inline they
+        // would make every PostgreSQL request's future as large, to be set
+        // up and moved at each level on every request.
+        Conn::MySql(conn) => return Box::pin(run_mysql(conn, s, values, statements)).await,
     };
     match statements {
         Statements::Named => wire.query_named(&s.sql, &s.param_types, values).await,
         Statements::Unnamed => wire.query_unnamed(&s.sql, &s.param_types, values).await,
     }
     .map_err(|e| wire_request_error(&e))
+}
+
+async fn run_mysql(
+    conn: &tokio::sync::Mutex<mysql::Conn>,
+    s: &StatementPlan,
+    values: &[Value],
+    statements: Statements,
+) -> Result<(), RequestError> {
+    let protocol = match statements {
+        Statements::Named => mysql::Protocol::Binary,
+        Statements::Unnamed => mysql::Protocol::Text,
+    };
+    let mut conn = conn.lock().await;
+    mysql::run_statement(&mut conn, &s.sql, values, protocol)
+        .await
+        .map_err(|e| mysql::request_error(&e))
 }
 
 /// Every statement at once, each on its own connection, as
