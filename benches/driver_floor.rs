@@ -1,13 +1,16 @@
-//! The driver's floor: how fast tokio-postgres alone runs pooled `SELECT 1`,
-//! with none of poolbench around it (no pool, no timing, no histograms, no
-//! request timeout), on the same thread-per-core layout poolbench uses —
-//! one single-threaded runtime per thread, each client a task driving one
+//! tokio-postgres alone: how fast its pooled `SELECT 1` runs with none of
+//! poolbench around it (no pool, no timing, no histograms, no request
+//! timeout), on the same thread-per-core layout poolbench uses — one
+//! single-threaded runtime per thread, each client a task driving one
 //! connection whose I/O task runs on the same thread.
 //!
-//! `scripts/bench-vs-pgbench.sh` runs it beside pgbench and poolbench: if
-//! this loop does not reach pgbench, no change inside poolbench can, and the
-//! gap is the driver's design (a connection task and two channel hops per
-//! query, where libpq writes and reads the socket in the caller's loop).
+//! `scripts/bench-vs-pgbench.sh` runs it beside pgbench and poolbench. It
+//! is the evidence for poolbench's own query path (`wire.rs`): this loop
+//! stayed below pgbench (0.83–0.91× its throughput, 1.12–1.23× its CPU per
+//! request), because of the driver's design — a connection task and two
+//! channel hops per query, where libpq writes and reads the socket in the
+//! caller's loop — so no change inside poolbench could reach pgbench while
+//! every query went through it.
 //!
 //! Usage: cargo bench --bench driver_floor -- DSN [CLIENTS] [THREADS] [SECONDS]
 //! Prints one line: `requests <n> seconds <s> rps <r> cpu_us_per_request <c>`.

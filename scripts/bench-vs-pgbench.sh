@@ -3,7 +3,8 @@
 # (SELECT 1, same auth and TLS), release build, tools alternated every round
 # so drift on a shared machine hits both; prints medians over the rounds.
 #   pooled: poolbench pool-8, 8 workers     vs  pgbench -M prepared -c 8 -j NPROC
-#           and the driver alone (benches/driver_floor.rs: tokio-postgres, no poolbench)
+#           and tokio-postgres alone (benches/driver_floor.rs, no poolbench: the
+#           driver poolbench's queries ran through before wire.rs)
 #   fresh:  poolbench per-request, 64 workers  vs  pgbench -C -c 64 -j 64
 # For each: throughput, client CPU per request (user + system of the
 # process, from its own rusage via /usr/bin/time) and peak RSS.
@@ -91,7 +92,7 @@ for r in $(seq "$rounds"); do
     record base_fresh "$(jq '.strategies[0].requests' "$work/basef/report.json")" \
         "$(jq '.strategies[0].measured_s' "$work/basef/report.json")" "$t"
   fi
-  printf 'round %s: pooled pgbench %s driver %s poolbench %s; fresh pgbench -C %s poolbench %s req/s\n' "$r" \
+  printf 'round %s: pooled pgbench %s tokio-postgres %s poolbench %s; fresh pgbench -C %s poolbench %s req/s\n' "$r" \
       "$(awk '{print $NF}' <<<"${rps[pg_pooled]}")" "$(awk '{print $NF}' <<<"${rps[floor]}")" \
       "$(awk '{print $NF}' <<<"${rps[pb_pooled]}")" "$(awk '{print $NF}' <<<"${rps[pg_fresh]}")" \
       "$(awk '{print $NF}' <<<"${rps[pb_fresh]}")"
@@ -111,8 +112,8 @@ printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "--------------" "---
 row "pooled req/s ($clients clients, -M prepared)" "$(median "${rps[pb_pooled]}")" "$(median "${rps[pg_pooled]}")" ">= 1.00"
 row "pooled CPU us/request" "$(median "${cpu[pb_pooled]}")" "$(median "${cpu[pg_pooled]}")" "<= 1.00"
 row "pooled peak RSS (MB)" "$(median "${rss[pb_pooled]}")" "$(median "${rss[pg_pooled]}")" ""
-row "driver alone req/s (tokio-postgres)" "$(median "${rps[floor]}")" "$(median "${rps[pg_pooled]}")" "floor"
-row "driver alone CPU us/request" "$(median "${cpu[floor]}")" "$(median "${cpu[pg_pooled]}")" "floor"
+row "tokio-postgres alone req/s" "$(median "${rps[floor]}")" "$(median "${rps[pg_pooled]}")" ""
+row "tokio-postgres alone CPU us/request" "$(median "${cpu[floor]}")" "$(median "${cpu[pg_pooled]}")" ""
 row "fresh req/s ($fresh_clients clients, -C)" "$(median "${rps[pb_fresh]}")" "$(median "${rps[pg_fresh]}")" ">= 1.00"
 row "fresh CPU us/connection" "$(median "${cpu[pb_fresh]}")" "$(median "${cpu[pg_fresh]}")" "< 1.00"
 row "fresh peak RSS (MB)" "$(median "${rss[pb_fresh]}")" "$(median "${rss[pg_fresh]}")" ""
