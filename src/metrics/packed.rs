@@ -4,33 +4,101 @@
 //! a second is over, the collector packs its histograms into HdrHistogram's
 //! V2+DEFLATE encoding (a few hundred bytes to a few KB, and what the
 //! timeline's `hdr` holds anyway) and unpacks them only to read them or to
-//! add a late interval.
+//! add a late interval. An encoded histogram ([`Hdr`]) is shared, not
+//! copied: the round's second, the report's timeline row and the exporters
+//! that write it read the same bytes.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
-use base64::Engine;
+use base64::display::Base64Display;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 use super::{Phase, PhaseHistograms};
 
+/// One histogram in HdrHistogram's V2+DEFLATE encoding, written as base64
+/// text (a report's `hdr`). Packed by the collector it is the bytes, shared
+/// by every reader and turned into text only as it is written; read from a
+/// report it is the file's text, kept as it was (a broken one is only an
+/// error where it is decoded, which names the file and the second).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hdr(Repr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Bytes(Arc<[u8]>),
+    Text(String),
+}
+
+impl Hdr {
+    /// The encoding of `h`, or None when hdrhistogram cannot encode it.
+    pub fn of(h: &Histogram<u64>) -> Option<Hdr> {
+        let mut bytes = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; a histogram that cannot
+        // be encoded would be a bug in hdrhistogram.
+        V2DeflateSerializer::new().serialize(h, &mut bytes).ok()?;
+        Some(Hdr(Repr::Bytes(bytes.into())))
+    }
+
+    /// A report's base64 text, as given.
+    pub fn text(text: String) -> Hdr {
+        Hdr(Repr::Text(text))
+    }
+
+    /// The histogram, with fixed bounds as encoded.
+    pub fn decode(&self) -> anyhow::Result<Histogram<u64>> {
+        match &self.0 {
+            Repr::Bytes(bytes) => Deserializer::new()
+                .deserialize(&mut &bytes[..])
+                .map_err(|e| anyhow::anyhow!("invalid histogram: {e:?}")),
+            Repr::Text(text) => super::decode_histogram(text),
+        }
+    }
+}
+
+/// The base64 text, written as it is read (no copy of the whole text).
+impl fmt::Display for Hdr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Bytes(bytes) => {
+                Base64Display::new(bytes, &base64::engine::general_purpose::STANDARD).fmt(f)
+            }
+            Repr::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl fmt::Debug for Hdr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hdr({self})")
+    }
+}
+
+impl Serialize for Hdr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hdr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Hdr::text)
+    }
+}
+
 /// The phases of one second, each V2+DEFLATE-encoded.
 #[derive(Debug, Clone, Default)]
-pub struct PackedPhases(Vec<(Phase, Vec<u8>)>);
+pub struct PackedPhases(Vec<(Phase, Hdr)>);
 
 impl PackedPhases {
     pub fn pack(phases: &PhaseHistograms) -> PackedPhases {
         PackedPhases(
             Phase::ALL
                 .iter()
-                .filter_map(|p| {
-                    let h = phases.get(*p)?;
-                    let mut bytes = Vec::new();
-                    // Encoding into a Vec cannot fail on I/O; a histogram
-                    // that cannot be encoded would be a bug in hdrhistogram.
-                    V2DeflateSerializer::new().serialize(h, &mut bytes).ok()?;
-                    Some((*p, bytes))
-                })
+                .filter_map(|p| Some((*p, Hdr::of(phases.get(*p)?)?)))
                 .collect(),
         )
     }
@@ -47,10 +115,8 @@ impl PackedPhases {
 
     /// The phase's histogram, or None when nothing was recorded in it.
     pub fn get(&self, phase: Phase) -> Option<Histogram<u64>> {
-        let (_, bytes) = self.0.iter().find(|(p, _)| *p == phase)?;
-        let mut h: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .ok()?;
+        let (_, hdr) = self.0.iter().find(|(p, _)| *p == phase)?;
+        let mut h = hdr.decode().ok()?;
         // Decoded histograms have fixed bounds; later intervals may need more.
         h.auto(true);
         Some(h)
@@ -61,14 +127,12 @@ impl PackedPhases {
         self.get(phase).map_or(0, |h| h.len())
     }
 
-    /// Each phase's histogram as the timeline's `hdr` holds it.
-    pub fn encode(&self) -> BTreeMap<String, String> {
+    /// Each phase's histogram as the timeline's `hdr` holds it: the same
+    /// bytes, shared.
+    pub fn encode(&self) -> BTreeMap<String, Hdr> {
         self.0
             .iter()
-            .map(|(p, bytes)| {
-                let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-                (p.as_str().to_string(), text)
-            })
+            .map(|(p, hdr)| (p.as_str().to_string(), hdr.clone()))
             .collect()
     }
 }
@@ -88,7 +152,8 @@ mod tests {
             phases.record(&t);
         }
         let packed = PackedPhases::pack(&phases);
-        let bytes: usize = packed.0.iter().map(|(_, b)| b.len()).sum();
+        // Base64 text, a third longer than the bytes kept.
+        let bytes: usize = packed.0.iter().map(|(_, b)| b.to_string().len()).sum();
         let unpacked: usize = [Phase::Query, Phase::Total]
             .map(|p| phases.get(p).unwrap().distinct_values() * 8)
             .iter()
@@ -116,6 +181,14 @@ mod tests {
         assert_eq!(back.get(Phase::Total).unwrap().max(), 50_003_967);
         let encoded = packed.encode();
         assert_eq!(encoded.keys().collect::<Vec<_>>(), ["query", "total"]);
-        assert_eq!(encoded["total"], crate::metrics::encode_histogram(original));
+        assert_eq!(
+            encoded["total"].to_string(),
+            crate::metrics::encode_histogram(original)
+        );
+        // Serialised as the text a report holds, and read back as it.
+        let json = serde_json::to_string(&encoded).unwrap();
+        let back: BTreeMap<String, Hdr> = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        assert_eq!(back["total"].decode().unwrap(), *original);
     }
 }

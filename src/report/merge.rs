@@ -12,7 +12,8 @@ use hdrhistogram::Histogram;
 use super::model::Explanation;
 use super::model::*;
 use crate::error::bad_input;
-use crate::metrics::{decode_histogram, encode_histogram, new_histogram, ErrorCounts, Summary};
+use crate::metrics::packed::Hdr;
+use crate::metrics::{decode_histogram, new_histogram, ErrorCounts, Summary};
 
 /// Clocks whose offsets from the server's differ by more than this are
 /// called skewed: the timeline's seconds would no longer line up.
@@ -575,8 +576,10 @@ impl Second {
         self.inputs += 1;
         self.rps += row.rps;
         self.errors += row.errors;
-        for (phase, text) in &row.hdr {
-            let h = decode(path, &format!("{what}, phase {phase}"), text)?;
+        for (phase, hdr) in &row.hdr {
+            let h = hdr
+                .decode()
+                .map_err(|e| bad_input(format!("{path}: {what}, phase {phase}: {e:#}")))?;
             let _ = self
                 .hdr
                 .entry(phase.clone())
@@ -623,7 +626,7 @@ impl Second {
             hdr: self
                 .hdr
                 .iter()
-                .map(|(phase, h)| (phase.clone(), encode_histogram(h)))
+                .filter_map(|(phase, h)| Some((phase.clone(), Hdr::of(h)?)))
                 .collect(),
         }
     }
@@ -817,7 +820,11 @@ mod tests {
                     pgbouncer: None,
                     in_flight: Some(3),
                     queued: Some(1),
-                    hdr: [("total".to_string(), encode_histogram(&h))].into(),
+                    hdr: [(
+                        "total".to_string(),
+                        Hdr::text(crate::metrics::encode_histogram(&h)),
+                    )]
+                    .into(),
                 }
             })
             .collect();
@@ -980,7 +987,7 @@ mod tests {
             (s.offered_rate, s.achieved_rate),
             (Some(200.0), Some(181.0))
         );
-        assert_eq!(decode_histogram(&second.hdr["total"]).unwrap(), both);
+        assert_eq!(second.hdr["total"].decode().unwrap(), both);
 
         let r = &merged.report;
         assert_eq!(r.scenario.resolved["run"]["concurrency"], 8);

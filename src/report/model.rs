@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::packed::Hdr;
 use crate::metrics::{PoolerStatus, Summary};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -439,7 +440,7 @@ pub struct TimelineRow {
     /// HdrHistogram V2+DEFLATE, like `phases[].hdr`): the intervals of the
     /// hlog files, and what `merge` adds up exactly.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub hdr: BTreeMap<String, String>,
+    pub hdr: BTreeMap<String, Hdr>,
     /// Open loop, sampled once in the second: requests in service, and
     /// arrivals waiting for a free handler.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,8 +5,10 @@
 //! and the Java, Python, Go and Rust log readers read them; the intervals of
 //! a file add up to the report's histogram of that phase. Values are
 //! microseconds (the Interval_Max column is in milliseconds, as Java's
-//! writer puts it).
+//! writer puts it). Each file is written line by line as its seconds are
+//! decoded: a long run's logs are never held in memory.
 
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -15,56 +17,61 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
-use super::write_atomically;
+use super::write_atomically_with;
 use crate::error::{bad_input, ResultExt};
 use crate::metrics::decode_histogram;
+use crate::metrics::packed::Hdr;
 use crate::report::{Report, StrategyReport};
 
 /// The directory beside report.json.
 pub const DIR: &str = "hlog";
 
-/// One interval log: its file name inside `hlog/` and its text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogFile {
-    pub name: String,
-    pub text: String,
+/// One interval log, before it is written: its name (the file's, without
+/// `.hlog`, and the intervals' tag), whose it is, and its intervals.
+struct Log<'a> {
+    name: String,
+    strategy: &'a str,
+    phase: &'a str,
+    intervals: Vec<Interval<'a>>,
 }
 
 /// Writes every strategy's and phase's log into `dir/hlog/`.
 pub fn write(dir: &Path, report: &Report) -> Result<()> {
-    let files = files(report)?;
-    if files.is_empty() {
-        return Ok(());
-    }
     let hlog = dir.join(DIR);
-    std::fs::create_dir_all(&hlog)
-        .with_context(|| format!("cannot create {}", hlog.display()))
-        .environment()?;
-    for f in files {
-        write_atomically(&hlog.join(&f.name), f.text.as_bytes())?;
+    let mut created = false;
+    for log in logs(report) {
+        let log = log?;
+        if !created {
+            std::fs::create_dir_all(&hlog)
+                .with_context(|| format!("cannot create {}", hlog.display()))
+                .environment()?;
+            created = true;
+        }
+        write_atomically_with(&hlog.join(format!("{}.hlog", log.name)), |out| {
+            write_log(out, report, &log)
+        })?;
     }
     Ok(())
 }
 
-/// The logs of a report: one per strategy and phase with samples.
-pub fn files(report: &Report) -> Result<Vec<LogFile>> {
-    let mut out = Vec::new();
-    for s in &report.strategies {
-        for (phase, summary) in &s.phases {
-            if summary.count == 0 {
-                continue;
-            }
-            let intervals = intervals(report, s, phase)
-                .with_context(|| format!("hlog of strategy {} phase {phase}", s.name))?;
-            let name = format!("{}.{}", file_safe(&s.name), file_safe(phase));
-            let text = log_text(report, &name, &s.name, phase, &intervals)?;
-            out.push(LogFile {
-                name: format!("{name}.hlog"),
-                text,
-            });
-        }
-    }
-    Ok(out)
+/// The logs of a report: one per strategy and phase with samples, each
+/// made when it is to be written.
+fn logs(report: &Report) -> impl Iterator<Item = Result<Log<'_>>> {
+    report.strategies.iter().flat_map(move |s| {
+        s.phases
+            .iter()
+            .filter(|(_, summary)| summary.count > 0)
+            .map(move |(phase, _)| {
+                let intervals = intervals(report, s, phase)
+                    .with_context(|| format!("hlog of strategy {} phase {phase}", s.name))?;
+                Ok(Log {
+                    name: format!("{}.{}", file_safe(&s.name), file_safe(phase)),
+                    strategy: &s.name,
+                    phase,
+                    intervals,
+                })
+            })
+    })
 }
 
 /// A histogram and when it was recorded. A second's stays encoded until
@@ -78,7 +85,7 @@ struct Interval<'a> {
 }
 
 enum Hist<'a> {
-    Encoded(&'a str),
+    Encoded(&'a Hdr),
     Decoded(Histogram<u64>),
 }
 
@@ -103,7 +110,8 @@ fn intervals<'a>(report: &Report, s: &'a StrategyReport, phase: &str) -> Result<
         let Some(hdr) = row.hdr.get(phase) else {
             continue;
         };
-        let empty = decode_histogram(hdr)
+        let empty = hdr
+            .decode()
             .with_context(|| format!("round {} second {}", row.round, row.second))?
             .is_empty();
         if empty {
@@ -135,20 +143,17 @@ fn intervals<'a>(report: &Report, s: &'a StrategyReport, phase: &str) -> Result<
     Ok(out)
 }
 
-fn log_text(
-    report: &Report,
-    tag: &str,
-    strategy: &str,
-    phase: &str,
-    intervals: &[Interval],
-) -> Result<String> {
-    let base_ms = intervals.first().map_or(0, |i| i.start_unix_ms);
+/// Writes `log`'s text to `out`: the header, then one line per interval.
+fn write_log(mut out: &mut dyn Write, report: &Report, log: &Log) -> Result<()> {
+    let tag = Tag::new(&log.name).ok_or_else(|| anyhow!("`{}` cannot be an hlog tag", log.name))?;
+    let base_ms = log.intervals.first().map_or(0, |i| i.start_unix_ms);
     let base = UNIX_EPOCH + Duration::from_millis(base_ms);
     let seconds = base_ms as f64 / 1000.0;
     // The header as Java's HistogramLogWriter writes it (outputComment,
     // outputLogFormatVersion, outputStartTime, outputBaseTime, outputLegend).
-    let mut bytes = format!(
-        "#[Logged with {} {}: scenario {}, strategy {strategy}, phase {phase}; values in microseconds]\n\
+    write!(
+        out,
+        "#[Logged with {} {}: scenario {}, strategy {}, phase {}; values in microseconds]\n\
          #[Histogram log format version 1.3]\n\
          #[StartTime: {seconds:.3} (seconds since epoch), {}]\n\
          #[BaseTime: {seconds:.3} (seconds since epoch)]\n\
@@ -156,32 +161,30 @@ fn log_text(
         report.tool.name,
         report.tool.version,
         report.scenario.name,
+        log.strategy,
+        log.phase,
         humantime::format_rfc3339_millis(base),
-    )
-    .into_bytes();
-    let tag = Tag::new(tag).ok_or_else(|| anyhow!("`{tag}` cannot be an hlog tag"))?;
+    )?;
     let mut serializer = V2DeflateSerializer::new();
-    {
-        // The header is written above; the crate writes the interval lines.
-        let mut writer = IntervalLogWriterBuilder::new()
-            .with_max_value_divisor(1000.0)
-            .begin_log_with(&mut bytes, &mut serializer)?;
-        for i in intervals {
-            let offset = Duration::from_millis(i.start_unix_ms - base_ms);
-            let decoded;
-            let histogram = match &i.histogram {
-                Hist::Encoded(hdr) => {
-                    decoded = decode_histogram(hdr)?;
-                    &decoded
-                }
-                Hist::Decoded(h) => h,
-            };
-            writer
-                .write_histogram(histogram, offset, i.length, Some(tag))
-                .map_err(|e| anyhow!("cannot write an interval: {e}"))?;
-        }
+    // The header is written above; the crate writes the interval lines.
+    let mut writer = IntervalLogWriterBuilder::new()
+        .with_max_value_divisor(1000.0)
+        .begin_log_with(&mut out, &mut serializer)?;
+    for i in &log.intervals {
+        let offset = Duration::from_millis(i.start_unix_ms - base_ms);
+        let decoded;
+        let histogram = match &i.histogram {
+            Hist::Encoded(hdr) => {
+                decoded = hdr.decode()?;
+                &decoded
+            }
+            Hist::Decoded(h) => h,
+        };
+        writer
+            .write_histogram(histogram, offset, i.length, Some(tag))
+            .map_err(|e| anyhow!("cannot write an interval: {e}"))?;
     }
-    String::from_utf8(bytes).map_err(|e| anyhow!("hlog is not text: {e}"))
+    Ok(())
 }
 
 /// A strategy or phase name as part of a file name and a tag: letters,
@@ -208,6 +211,27 @@ mod tests {
     use super::*;
     use crate::metrics::{encode_histogram, new_histogram, record, Summary};
     use crate::report::{RoundStats, TimelineRow};
+
+    /// One interval log as written: its file name inside `hlog/` and its text.
+    struct LogFile {
+        name: String,
+        text: String,
+    }
+
+    /// The logs `write` writes, in memory.
+    fn files(report: &Report) -> Result<Vec<LogFile>> {
+        logs(report)
+            .map(|log| {
+                let log = log?;
+                let mut text = Vec::new();
+                write_log(&mut text, report, &log)?;
+                Ok(LogFile {
+                    name: format!("{}.hlog", log.name),
+                    text: String::from_utf8(text)?,
+                })
+            })
+            .collect()
+    }
 
     fn report_with_seconds() -> Report {
         let text = include_str!("../../../results/baseline/report.json");
@@ -256,7 +280,7 @@ mod tests {
                 pgbouncer: None,
                 in_flight: None,
                 queued: None,
-                hdr: BTreeMap::from([("total".to_string(), encode_histogram(&h))]),
+                hdr: BTreeMap::from([("total".to_string(), Hdr::text(encode_histogram(&h)))]),
             });
         }
         s.phases = BTreeMap::from([("total".to_string(), Summary::of(&whole))]);

@@ -2,6 +2,8 @@
 //! and the `--format json` of plan and compare. Pretty-printed, fields in
 //! the model's order, one trailing newline.
 
+use std::io::Write;
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -17,6 +19,14 @@ impl<M: Serialize> Exporter<M> for Json {
 
     fn serialize(&self, model: &M) -> Result<Vec<u8>> {
         Ok(to_string(model)?.into_bytes())
+    }
+
+    /// Written as it is serialised: the text of a long run's timeline is
+    /// never held whole.
+    fn write(&self, model: &M, out: &mut dyn Write) -> Result<()> {
+        serde_json::to_writer_pretty(&mut *out, model)?;
+        out.write_all(b"\n")?;
+        Ok(())
     }
 }
 

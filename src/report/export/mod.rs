@@ -27,6 +27,14 @@ use crate::error::{bad_input, ResultExt};
 pub trait Exporter<M> {
     fn file_name(&self) -> &'static str;
     fn serialize(&self, model: &M) -> Result<Vec<u8>>;
+
+    /// Writes the file to `out`: [`Exporter::serialize`]'s bytes, unless
+    /// the format writes as it goes (report.json: a long run's timeline
+    /// would otherwise be held whole in memory a second time).
+    fn write(&self, model: &M, out: &mut dyn Write) -> Result<()> {
+        out.write_all(&self.serialize(model)?)?;
+        Ok(())
+    }
 }
 
 /// A results directory, ready to be written to. The directories
@@ -128,26 +136,51 @@ fn probe(dir: &Path) -> std::io::Result<()> {
 /// Writes every file of `model` into `dir`, atomically per file.
 pub fn write_all<M>(dir: &Path, model: &M, files: &[&dyn Exporter<M>]) -> Result<()> {
     for exporter in files {
-        let bytes = exporter.serialize(model)?;
-        write_atomically(&dir.join(exporter.file_name()), &bytes)?;
+        write_atomically_with(&dir.join(exporter.file_name()), |out| {
+            exporter.write(model, out)
+        })?;
     }
     Ok(())
 }
 
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, |out| Ok(out.write_all(bytes)?))
+}
+
+/// Writes what `write` gives (buffered) to a temporary name beside `path`,
+/// then renames it. An error `write` tagged keeps its kind; any other is
+/// the file's (exit 3).
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    if written.is_err() {
-        // A full disk must not leave half a file behind.
-        let _ = fs::remove_file(&tmp);
+    let written = fs::File::create(&tmp)
+        .map_err(anyhow::Error::from)
+        .and_then(|file| {
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?;
+            Ok(fs::rename(&tmp, path)?)
+        });
+    match written {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            // A full disk must not leave half a file behind.
+            let _ = fs::remove_file(&tmp);
+            if crate::error::kind_of(&err).is_some() {
+                Err(err)
+            } else {
+                Err(err)
+                    .with_context(|| format!("cannot write {}", path.display()))
+                    .environment()
+            }
+        }
     }
-    written
-        .with_context(|| format!("cannot write {}", path.display()))
-        .environment()
 }
 
 #[cfg(test)]
