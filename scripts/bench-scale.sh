@@ -6,7 +6,10 @@
 #            CPU per request, wall time beyond the measured duration;
 #   length:  peak RSS of a SECONDS run against a LONG run, closed loop
 #            (100 workers) and open loop (RATE req/s): memory must not grow
-#            with the run's length.
+#            with the run's length. A single run's peak varies by ±1.5 MB
+#            on a shared machine (more in open loop, when a stall piles
+#            requests up in flight), so each is the median of three runs,
+#            short and long alternating.
 # Usage: scripts/bench-scale.sh [SECONDS] [LONG] [RATE]   (defaults: 10 60 5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +60,9 @@ run() {
   awk -v n="$n" -v rps="$rps" -v s="$s" '{printf "%s %.1f %.2f %.2f", rps, $3 / 1024, ($1 + $2) * 1e6 / n, $4 - s}' "$work/time"
 }
 
+# median A B C
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+
 echo "SELECT 1 on a pool of 10, $(grep -o '(.*)' "$work/server.log" | head -n1), $(nproc) CPUs"
 echo
 echo "| workers | req/s | vs 100 | peak RSS (MB) | CPU us/request | wall beyond ${seconds}s |"
@@ -74,8 +80,15 @@ echo "|---|---:|---:|---:|"
 for load in "closed loop, 100 workers" "open loop, $rate req/s"; do
   flags=(--concurrency 100)
   [[ $load == open* ]] && flags=(--rate "$rate")
-  read -r _ short _ _ <<<"$(run "$seconds" "${flags[@]}")"
-  read -r _ longmb _ _ <<<"$(run "$long" "${flags[@]}")"
+  shorts=() longs=()
+  for _ in 1 2 3; do
+    read -r _ mb _ _ <<<"$(run "$seconds" "${flags[@]}")"
+    shorts+=("$mb")
+    read -r _ mb _ _ <<<"$(run "$long" "${flags[@]}")"
+    longs+=("$mb")
+  done
+  short=$(median "${shorts[@]}")
+  longmb=$(median "${longs[@]}")
   printf '| %s | %s | %s | %s |\n' "$load" "$short" "$longmb" \
       "$(awk -v a="$longmb" -v b="$short" 'BEGIN {printf "%.2f", a/b}')"
 done

@@ -113,6 +113,8 @@ pub async fn in_session<M, T>(
         output.force,
         output.files,
     )?;
+    // The per-second histograms wait there for the report, not in memory.
+    crate::metrics::spill::into(&out_dir);
     let mut session = Session::open(scenario, opts, cancel_on_signal()).await?;
     let result = measure(&mut session, &started_at, &out_dir).await;
     session.close().await;

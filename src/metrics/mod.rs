@@ -2,12 +2,15 @@
 //! latency histograms owned by each worker, error counts by class, the
 //! per-second interval each worker hands to the collector, and the
 //! summaries computed from merged histograms. `setup.rs` holds what opening
-//! a connection measured, recorded apart from the requests.
+//! a connection measured, recorded apart from the requests; `packed.rs` a
+//! second's histograms once it is over, and `spill.rs` the file they wait
+//! in for the report.
 
 pub mod errors;
 pub mod histogram;
 pub mod packed;
 pub mod setup;
+pub mod spill;
 
 use std::collections::BTreeMap;
 

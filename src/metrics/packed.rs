@@ -4,9 +4,10 @@
 //! a second is over, the collector packs its histograms into HdrHistogram's
 //! V2+DEFLATE encoding (a few hundred bytes to a few KB, and what the
 //! timeline's `hdr` holds anyway) and unpacks them only to read them or to
-//! add a late interval. An encoded histogram ([`Hdr`]) is shared, not
-//! copied: the round's second, the report's timeline row and the exporters
-//! that write it read the same bytes.
+//! add a late interval. An encoded histogram ([`Hdr`]) is written once to
+//! the command's spill file (`spill.rs`), or kept in memory without one,
+//! and shared, not copied: the round's second, the report's timeline row
+//! and the exporters that write it read the same bytes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,18 +18,21 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::spill::{self, Spilled};
 use super::{Phase, PhaseHistograms};
 
 /// One histogram in HdrHistogram's V2+DEFLATE encoding, written as base64
-/// text (a report's `hdr`). Packed by the collector it is the bytes, shared
-/// by every reader and turned into text only as it is written; read from a
-/// report it is the file's text, kept as it was (a broken one is only an
-/// error where it is decoded, which names the file and the second).
-#[derive(Clone, PartialEq, Eq)]
+/// text (a report's `hdr`). Packed by the collector it is the bytes in the
+/// spill file (or in memory), shared by every reader and turned into text
+/// only as it is written; read from a report it is the file's text, kept
+/// as it was (a broken one is only an error where it is decoded, which
+/// names the file and the second).
+#[derive(Clone)]
 pub struct Hdr(Repr);
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 enum Repr {
+    Spilled(Spilled),
     Bytes(Arc<[u8]>),
     Text(String),
 }
@@ -40,7 +44,10 @@ impl Hdr {
         // Encoding into a Vec cannot fail on I/O; a histogram that cannot
         // be encoded would be a bug in hdrhistogram.
         V2DeflateSerializer::new().serialize(h, &mut bytes).ok()?;
-        Some(Hdr(Repr::Bytes(bytes.into())))
+        Some(Hdr(match spill::put(&bytes) {
+            Some(at) => Repr::Spilled(at),
+            None => Repr::Bytes(bytes.into()),
+        }))
     }
 
     /// A report's base64 text, as given.
@@ -50,10 +57,14 @@ impl Hdr {
 
     /// The histogram, with fixed bounds as encoded.
     pub fn decode(&self) -> anyhow::Result<Histogram<u64>> {
-        match &self.0 {
-            Repr::Bytes(bytes) => Deserializer::new()
+        let deserialize = |bytes: &[u8]| {
+            Deserializer::new()
                 .deserialize(&mut &bytes[..])
-                .map_err(|e| anyhow::anyhow!("invalid histogram: {e:?}")),
+                .map_err(|e| anyhow::anyhow!("invalid histogram: {e:?}"))
+        };
+        match &self.0 {
+            Repr::Spilled(at) => deserialize(&spill::get(*at)?),
+            Repr::Bytes(bytes) => deserialize(bytes),
             Repr::Text(text) => super::decode_histogram(text),
         }
     }
@@ -62,10 +73,13 @@ impl Hdr {
 /// The base64 text, written as it is read (no copy of the whole text).
 impl fmt::Display for Hdr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let base64 = |bytes: &[u8], f: &mut fmt::Formatter<'_>| {
+            Base64Display::new(bytes, &base64::engine::general_purpose::STANDARD).fmt(f)
+        };
         match &self.0 {
-            Repr::Bytes(bytes) => {
-                Base64Display::new(bytes, &base64::engine::general_purpose::STANDARD).fmt(f)
-            }
+            // An unreadable spill file fails the write of the report.
+            Repr::Spilled(at) => base64(&spill::get(*at).map_err(|_| fmt::Error)?, f),
+            Repr::Bytes(bytes) => base64(bytes, f),
             Repr::Text(text) => f.write_str(text),
         }
     }
@@ -144,6 +158,8 @@ mod tests {
 
     #[test]
     fn packing_keeps_every_count_and_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::metrics::spill::into(dir.path());
         let mut phases = PhaseHistograms::default();
         for v in 1..=5000u64 {
             let mut t = PhaseTimings::default();
@@ -152,6 +168,11 @@ mod tests {
             phases.record(&t);
         }
         let packed = PackedPhases::pack(&phases);
+        // Written to the spill file, not kept in memory.
+        assert!(packed
+            .0
+            .iter()
+            .all(|(_, hdr)| matches!(hdr.0, Repr::Spilled(_))));
         // Base64 text, a third longer than the bytes kept.
         let bytes: usize = packed.0.iter().map(|(_, b)| b.to_string().len()).sum();
         let unpacked: usize = [Phase::Query, Phase::Total]
