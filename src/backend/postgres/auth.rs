@@ -161,7 +161,7 @@ async fn probe(target: &Target, plain: bool) -> Result<(Client, Log, bool), Stri
             Ok::<Client, String>(client)
         } else {
             let tls = Recording {
-                inner: target.tls().clone(),
+                inner: target.tls().driver(),
                 log: log.clone(),
             };
             let (client, connection) = config.connect(tls).await.map_err(|e| {

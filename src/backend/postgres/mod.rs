@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config};
 
@@ -38,7 +37,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Target {
     config: Config,
-    tls: MakeTlsConnector,
+    tls: tls::Connector,
     details: Arc<Details>,
 }
 
@@ -99,7 +98,7 @@ impl Target {
         ))
     }
 
-    pub fn with_details(config: Config, tls: MakeTlsConnector, details: Details) -> Target {
+    pub fn with_details(config: Config, tls: tls::Connector, details: Details) -> Target {
         Target {
             config,
             tls,
@@ -133,7 +132,7 @@ impl Target {
         &self.config
     }
 
-    pub fn tls(&self) -> &MakeTlsConnector {
+    pub fn tls(&self) -> &tls::Connector {
         &self.tls
     }
 
@@ -200,7 +199,7 @@ impl Target {
     /// Opens one connection and spawns the task that drives it. The task ends
     /// when the client is dropped.
     pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(self.tls.clone()).await?;
+        let (client, connection) = self.config.connect(self.tls.driver()).await?;
         tokio::spawn(async move {
             // The connection's error surfaces on the client's next call.
             let _ = connection.await;

@@ -15,8 +15,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use openssl::error::ErrorStack;
 use openssl::pkey::PKey;
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{
+    ConnectConfiguration, SslConnector, SslConnectorBuilder, SslMethod, SslVerifyMode, SslVersion,
+};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 use postgres_openssl::MakeTlsConnector;
@@ -103,9 +106,44 @@ pub enum Verify {
     ChainAndHost,
 }
 
+/// OpenSSL's connector and what libpq sets on each connection: whether the
+/// host name is checked, and SNI. The driver's own connections (the
+/// monitor, the start-up check) take it as postgres-openssl's
+/// [`MakeTlsConnector`]; the measured ones, whose stream poolbench reads
+/// itself, are configured with [`Connector::configure`].
+#[derive(Clone)]
+pub struct Connector {
+    openssl: SslConnector,
+    check_host: bool,
+    sni: bool,
+}
+
+impl Connector {
+    /// One connection's TLS settings; `into_ssl` with the host name then
+    /// makes its session when the server has agreed to TLS.
+    pub fn configure(&self) -> Result<ConnectConfiguration, ErrorStack> {
+        let mut config = self.openssl.configure()?;
+        config.set_verify_hostname(self.check_host);
+        config.set_use_server_name_indication(self.sni);
+        Ok(config)
+    }
+
+    /// The same settings as postgres-openssl's connector, for the driver.
+    pub fn driver(&self) -> MakeTlsConnector {
+        let mut connector = MakeTlsConnector::new(self.openssl.clone());
+        let (check_host, sni) = (self.check_host, self.sni);
+        connector.set_callback(move |config, _domain| {
+            config.set_verify_hostname(check_host);
+            config.set_use_server_name_indication(sni);
+            Ok(())
+        });
+        connector
+    }
+}
+
 /// The connector and what it does, for display.
 pub struct Tls {
-    pub connector: MakeTlsConnector,
+    pub connector: Connector,
     pub verify: Verify,
     /// The root certificates in use: a file, or "system".
     pub rootcert: Option<String>,
@@ -115,11 +153,16 @@ pub struct Tls {
 
 /// An OpenSSL connector that encrypts without verifying: libpq's
 /// `require` without a root certificate, as the embedded server is reached.
-pub fn unverified() -> Result<MakeTlsConnector> {
+pub fn unverified() -> Result<Connector> {
     let mut builder = SslConnector::builder(SslMethod::tls_client())
         .map_err(|e| environment(format!("initialising OpenSSL: {e}")))?;
     builder.set_verify(SslVerifyMode::NONE);
-    Ok(MakeTlsConnector::new(builder.build()))
+    keep_buffers(&mut builder);
+    Ok(Connector {
+        openssl: builder.build(),
+        check_host: false,
+        sni: true,
+    })
 }
 
 /// Builds the connector for `opts`. Errors about files are environment
@@ -242,20 +285,40 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
         }
     }
 
-    let mut connector = MakeTlsConnector::new(builder.build());
-    let check_host = verify == Verify::ChainAndHost;
-    let sni = opts.sni;
-    connector.set_callback(move |config, _domain| {
-        config.set_verify_hostname(check_host);
-        config.set_use_server_name_indication(sni);
-        Ok(())
-    });
+    keep_buffers(&mut builder);
+    let connector = Connector {
+        openssl: builder.build(),
+        check_host: verify == Verify::ChainAndHost,
+        sni: opts.sni,
+    };
     Ok(Tls {
         connector,
         verify,
         rootcert,
         client_cert,
     })
+}
+
+/// rust-openssl's connector has OpenSSL free a connection's read and
+/// write buffers each time they empty (`SSL_MODE_RELEASE_BUFFERS`), to save
+/// memory between records; then every record allocates and frees them
+/// again, about 1,000 instructions per request. libpq keeps them (it sets
+/// only `SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER`), and so does poolbench, at
+/// about 34 KB per open connection.
+fn keep_buffers(builder: &mut SslConnectorBuilder) {
+    // SSL_CTX_clear_mode is a macro over SSL_CTX_ctrl (openssl/ssl.h);
+    // rust-openssl has no wrapper for it.
+    const SSL_CTRL_CLEAR_MODE: libc::c_int = 78;
+    // SAFETY: the builder owns a valid SSL_CTX, and this command only
+    // clears bits of its mode (the pointer argument is unused).
+    unsafe {
+        openssl_sys::SSL_CTX_ctrl(
+            builder.as_ptr(),
+            SSL_CTRL_CLEAR_MODE,
+            openssl::ssl::SslMode::RELEASE_BUFFERS.bits() as libc::c_long,
+            std::ptr::null_mut(),
+        );
+    }
 }
 
 fn protocol(version: Option<&str>) -> Result<Option<SslVersion>> {

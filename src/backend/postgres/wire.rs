@@ -114,22 +114,24 @@ impl Wire {
         types: &[Type],
         values: &[impl ToSql],
     ) -> Result<(), WireError> {
-        if !self.prepared.contains_key(sql) {
-            // Unique in the process, as tokio-postgres names them: a
-            // pooler that runs two clients' statements on one server
-            // connection must not find a name it already has.
-            let name = format!("s{}", NEXT_STATEMENT.fetch_add(1, Ordering::Relaxed));
-            // As tokio-postgres' prepare: the server infers the types.
-            encode(&mut self.out, |buf| {
-                frontend::parse(&name, sql, std::iter::empty(), buf)?;
-                frontend::describe(b'S', &name, buf)?;
-                frontend::sync(buf);
-                Ok(())
-            })?;
-            self.round_trip(false).await?;
-            self.prepared.insert(sql.to_owned(), name);
-        }
-        let name = self.prepared.get(sql).map_or("", String::as_str);
+        let name = match self.prepared.get(sql) {
+            Some(name) => name,
+            None => {
+                // Unique in the process, as tokio-postgres names them: a
+                // pooler that runs two clients' statements on one server
+                // connection must not find a name it already has.
+                let name = format!("s{}", NEXT_STATEMENT.fetch_add(1, Ordering::Relaxed));
+                // As tokio-postgres' prepare: the server infers the types.
+                encode(&mut self.out, |buf| {
+                    frontend::parse(&name, sql, std::iter::empty(), buf)?;
+                    frontend::describe(b'S', &name, buf)?;
+                    frontend::sync(buf);
+                    Ok(())
+                })?;
+                self.round_trip(false).await?;
+                self.prepared.entry(sql.to_owned()).or_insert(name)
+            }
+        };
         encode_bind(&mut self.out, name, types, values)?;
         encode(&mut self.out, execute)?;
         self.round_trip(false).await.map(drop)
