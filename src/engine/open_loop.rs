@@ -140,8 +140,14 @@ impl<S: Service> Handler<S> {
                 &mut Deadline::new(self.request_timeout),
                 self.retry.as_ref(),
                 &mut self.jitter,
+                // Open loop stops its requests by dropping them: no signal.
+                None,
             )
-            .await;
+            .await
+            .unwrap_or_else(|| {
+                let stopped = RequestError::new(ErrorClass::Other, "stopped");
+                (Err(stopped), 0)
+            });
             (started, result, retries)
         })
         .await;

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::api::{Service, Settings};
-use super::deadline::Deadline;
+use super::deadline::{Deadline, Outcome};
 use super::tally::Tally;
 use super::window::Window;
 use crate::metrics::{ErrorClass, PhaseTimings, RequestError};
@@ -59,11 +59,18 @@ impl<S: Service> Worker<S> {
         while now < window.deadline {
             let request = self.service.draw(&mut self.rng);
             let intended = now;
-            let (result, retries) = tokio::select! {
-                // In order: no random draw per request to pick one.
-                biased;
-                r = attempt(&*self.service, &request, intended, &mut self.request_timeout, self.retry.as_ref(), &mut self.jitter) => r,
-                _ = &mut stop => break,
+            let Some((result, retries)) = attempt(
+                &*self.service,
+                &request,
+                intended,
+                &mut self.request_timeout,
+                self.retry.as_ref(),
+                &mut self.jitter,
+                Some(&mut stop),
+            )
+            .await
+            else {
+                break;
             };
             now = Instant::now();
             tally
@@ -75,7 +82,8 @@ impl<S: Service> Worker<S> {
 
 /// One request, each attempt bounded by request_timeout, retried as the
 /// scenario's policy says, with exponential backoff and ±50% jitter so
-/// retrying workers do not come back in lockstep.
+/// retrying workers do not come back in lockstep. `None` when `stop` came
+/// first (the request, or its backoff, is abandoned).
 pub async fn attempt<S: Service>(
     service: &S,
     request: &S::Request,
@@ -83,13 +91,16 @@ pub async fn attempt<S: Service>(
     request_timeout: &mut Deadline,
     retry: Option<&RetryPolicy>,
     jitter: &mut Rng,
-) -> (Result<PhaseTimings, RequestError>, u32) {
+    mut stop: Option<&mut oneshot::Receiver<()>>,
+) -> Option<(Result<PhaseTimings, RequestError>, u32)> {
     let mut retries = 0;
     let mut started = started;
     loop {
-        let result = match request_timeout.run(started, service.call(request)).await {
-            Ok(r) => r,
-            Err(_) => Err(RequestError::new(
+        let bounded = request_timeout.bound(started, service.call(request), stop.as_deref_mut());
+        let result = match bounded.await {
+            Outcome::Done(r) => r,
+            Outcome::Stopped => return None,
+            Outcome::Elapsed => Err(RequestError::new(
                 ErrorClass::RequestTimeout,
                 format!(
                     "no answer within request_timeout ({})",
@@ -103,7 +114,7 @@ pub async fn attempt<S: Service>(
             {
                 policy.backoff
             }
-            _ => return (result, retries),
+            _ => return Some((result, retries)),
         };
         let factor = 2f64.powi(retries as i32) * (0.5 + jitter.next_f64());
         // Doubling soon outgrows any sensible wait (and `mul_f64` panics
@@ -111,7 +122,15 @@ pub async fn attempt<S: Service>(
         let wait = Duration::try_from_secs_f64(backoff.as_secs_f64() * factor)
             .unwrap_or(Duration::MAX)
             .min(request_timeout.limit());
-        tokio::time::sleep(wait).await;
+        let backoff = tokio::time::sleep(wait);
+        match stop.as_deref_mut() {
+            Some(stop) => tokio::select! {
+                biased;
+                () = backoff => {}
+                _ = stop => return None,
+            },
+            None => backoff.await,
+        }
         started = Instant::now();
         retries += 1;
     }

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use futures_util::future::{ready, BoxFuture, Either, Ready};
 use mysql_async::prelude::Queryable;
 
 use super::connect::Opened;
@@ -93,44 +94,54 @@ impl Lease {
 
     /// Gives the connection back: one opened for the request is closed
     /// (the `close` phase is how long that took); a pooled one goes back to
-    /// its pool (nothing to close).
-    pub async fn release(mut self) -> Released {
+    /// its pool at once (nothing to close). Not an `async fn`: its future
+    /// is a few words, where closing's would sit inside every request's
+    /// future, to be set up and moved on every pooled request too.
+    pub fn release(mut self) -> Either<Ready<Released>, BoxFuture<'static, Released>> {
         match self.0.take() {
-            Some(Held::Owned { wire, turns }) => {
-                let started = Instant::now();
-                // Terminate, then the socket, is the close: its statements
-                // are not closed one by one first, a round trip no
-                // application pays to close a connection (libpq, asyncpg,
-                // JDBC send Terminate alone; the backend frees its
-                // statements as it exits).
-                // Boxed here and below: closing is a large future that a
-                // pooled request, the common one, never runs.
-                Box::pin(wire.close()).await;
-                Released {
-                    close_us: Some(micros(started.elapsed())),
-                    // Every round trip of the connection's life, which was
-                    // the request's: its setup and its statements.
-                    round_trips: turns.as_ref().map(Turns::now),
-                }
-            }
-            Some(Held::OwnedMySql(conn)) => {
-                let started = Instant::now();
-                // COM_QUIT, as an application's close sends.
-                let _ = Box::pin(conn.into_inner().disconnect()).await;
-                Released {
-                    close_us: Some(micros(started.elapsed())),
-                    round_trips: None,
-                }
-            }
             Some(Held::Pooled(mut object)) => {
                 let round_trips = object.round_trips();
                 drop(object);
-                Released {
+                Either::Left(ready(Released {
                     close_us: None,
                     round_trips,
-                }
+                }))
             }
-            None => Released::default(),
+            Some(held) => Either::Right(Box::pin(close(held))),
+            None => Either::Left(ready(Released::default())),
+        }
+    }
+}
+
+/// Closes a connection opened for the request, timed as `close`.
+async fn close(held: Held) -> Released {
+    let started = Instant::now();
+    match held {
+        Held::Owned { wire, turns } => {
+            // Terminate, then the socket, is the close: its statements are
+            // not closed one by one first, a round trip no application pays
+            // to close a connection (libpq, asyncpg, JDBC send Terminate
+            // alone; the backend frees its statements as it exits).
+            wire.close().await;
+            Released {
+                close_us: Some(micros(started.elapsed())),
+                // Every round trip of the connection's life, which was the
+                // request's: its setup and its statements.
+                round_trips: turns.as_ref().map(Turns::now),
+            }
+        }
+        Held::OwnedMySql(conn) => {
+            // COM_QUIT, as an application's close sends.
+            let _ = conn.into_inner().disconnect().await;
+            Released {
+                close_us: Some(micros(started.elapsed())),
+                round_trips: None,
+            }
+        }
+        // Not reached: pooled connections are given back by `release`.
+        Held::Pooled(object) => {
+            drop(object);
+            Released::default()
         }
     }
 }
