@@ -26,15 +26,9 @@ pgbench_bin=$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -n1)
 [ -x "$pgbench_bin" ] || { echo "pgbench not found (apt-get install postgresql-client)" >&2; exit 3; }
 cargo build --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/poolbench
-work=$(mktemp -d)
-trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; rm -rf "$work"' EXIT
-
-"$bin" server >"$work/server.env" 2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 300); do grep -q '^PGSSLMODE=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
-grep -q '^PGSSLMODE=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
+. scripts/lib/server.sh
+start_server
 set -a; . <(grep '^PG' "$work/server.env"); set +a
-dsn=$(head -n1 "$work/server.env")
 echo "SELECT 1;" >"$work/select1.sql"
 
 # instructions CMD...: runs CMD under callgrind, prints its total.

@@ -14,14 +14,8 @@ rounds=${2:-5}
 command -v jq >/dev/null || { echo "jq not found (apt-get install jq)" >&2; exit 3; }
 cargo build --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/poolbench
-work=$(mktemp -d)
-trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; rm -rf "$work"' EXIT
-
-"$bin" server >"$work/server.env" 2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 100); do grep -q '^PGSSLMODE=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
-grep -q '^PGSSLMODE=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
-dsn=$(head -n1 "$work/server.env")
+. scripts/lib/server.sh
+start_server
 
 direct_rps=(); direct_p50=(); linked_rps=(); linked_p50=()
 measure() { # NAME [FLAGS...]: one run of the pool strategy; prints "rps p50_us"

@@ -21,14 +21,8 @@ command -v jq >/dev/null || { echo "jq not found (apt-get install jq)" >&2; exit
 [ -x /usr/bin/time ] || { echo "/usr/bin/time not found (apt-get install time)" >&2; exit 3; }
 cargo build --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/poolbench
-work=$(mktemp -d)
-trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; rm -rf "$work"' EXIT
-
-"$bin" server >"$work/server.env" 2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 300); do grep -q '^PGSSLMODE=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
-grep -q '^PGSSLMODE=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
-dsn=$(head -n1 "$work/server.env")
+. scripts/lib/server.sh
+start_server
 
 cat >"$work/scale.toml" <<'EOF'
 name = "scale"

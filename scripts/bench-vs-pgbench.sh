@@ -27,16 +27,10 @@ cargo bench --bench driver_floor --no-run --quiet 2>/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release/poolbench
 floor=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/driver_floor-* | grep -v '\.d$' | head -n1)
 baseline=${BASELINE_BIN:-}
-work=$(mktemp -d)
-trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; rm -rf "$work"' EXIT
-
 # Room for the fresh clients, the monitor and pgbench's connections.
-"$bin" server --max-connections 200 >"$work/server.env" 2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 300); do grep -q '^PGSSLMODE=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
-grep -q '^PGSSLMODE=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
+. scripts/lib/server.sh
+start_server --max-connections 200
 set -a; . <(grep '^PG' "$work/server.env"); set +a
-dsn=$(head -n1 "$work/server.env")
 echo "SELECT 1;" >"$work/select1.sql"
 
 # timed OUT CMD...: runs CMD, its stdout+stderr to OUT, and prints

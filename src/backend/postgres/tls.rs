@@ -123,8 +123,7 @@ impl Connector {
     /// makes its session when the server has agreed to TLS.
     pub fn configure(&self) -> Result<ConnectConfiguration, ErrorStack> {
         let mut config = self.openssl.configure()?;
-        config.set_verify_hostname(self.check_host);
-        config.set_use_server_name_indication(self.sni);
+        per_connection(&mut config, self.check_host, self.sni);
         Ok(config)
     }
 
@@ -133,12 +132,18 @@ impl Connector {
         let mut connector = MakeTlsConnector::new(self.openssl.clone());
         let (check_host, sni) = (self.check_host, self.sni);
         connector.set_callback(move |config, _domain| {
-            config.set_verify_hostname(check_host);
-            config.set_use_server_name_indication(sni);
+            per_connection(config, check_host, sni);
             Ok(())
         });
         connector
     }
+}
+
+/// What libpq sets on each connection: the host name check (verify-full)
+/// and SNI (sslsni).
+fn per_connection(config: &mut ConnectConfiguration, check_host: bool, sni: bool) {
+    config.set_verify_hostname(check_host);
+    config.set_use_server_name_indication(sni);
 }
 
 /// The connector and what it does, for display.
