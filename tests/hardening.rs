@@ -775,14 +775,23 @@ async fn the_readme_recipe_and_the_scripts_work() {
         clusters(tmp.path())
     );
 
-    for entry in std::fs::read_dir(root.join("scripts")).unwrap().flatten() {
-        let text = std::fs::read_to_string(entry.path()).unwrap();
-        for (i, _) in text.match_indices("target/release/poolbench") {
-            assert!(
-                text[..i].ends_with("${CARGO_TARGET_DIR:-"),
-                "{} builds into CARGO_TARGET_DIR but looks in target/",
-                entry.path().display()
-            );
+    // The scripts and what they source (scripts/lib).
+    let mut dirs = vec![root.join("scripts")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, _) in text.match_indices("target/release/poolbench") {
+                assert!(
+                    text[..i].ends_with("${CARGO_TARGET_DIR:-"),
+                    "{} builds into CARGO_TARGET_DIR but looks in target/",
+                    path.display()
+                );
+            }
         }
     }
 }
