@@ -28,8 +28,7 @@ cargo build --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/poolbench
 . scripts/lib/server.sh
 start_server
-set -a; . <(grep '^PG' "$work/server.env"); set +a
-echo "SELECT 1;" >"$work/select1.sql"
+for_pgbench
 
 # instructions CMD...: runs CMD under callgrind, prints its total.
 instructions() {

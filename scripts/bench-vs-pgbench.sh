@@ -7,7 +7,11 @@
 #           driver poolbench's queries ran through before wire.rs)
 #   fresh:  poolbench per-request, 64 workers  vs  pgbench -C -c 64 -j 64
 # For each: throughput, client CPU per request (user + system of the
-# process, from its own rusage via /usr/bin/time) and peak RSS.
+# process, from its own rusage via /usr/bin/time) and peak RSS. Pooled runs
+# also count the machine's cross-CPU interrupts (rescheduling and function
+# calls, /proc/interrupts) per request: how often a wake-up had to reach the
+# other CPU, the mark of the slow mode described in the README (a server
+# backend running on another CPU than the client thread it answers).
 # Usage: scripts/bench-vs-pgbench.sh [SECONDS] [ROUNDS]   (defaults: 10 3)
 # BASELINE_BIN=path/to/other/poolbench adds that build to every round (same
 # server, same alternation), to measure a change before/after.
@@ -30,8 +34,7 @@ baseline=${BASELINE_BIN:-}
 # Room for the fresh clients, the monitor and pgbench's connections.
 . scripts/lib/server.sh
 start_server --max-connections 200
-set -a; . <(grep '^PG' "$work/server.env"); set +a
-echo "SELECT 1;" >"$work/select1.sql"
+for_pgbench
 
 # timed OUT CMD...: runs CMD, its stdout+stderr to OUT, and prints
 # "CPU_SECONDS MAXRSS_KB" (user + system, peak resident set) of the process.
@@ -49,7 +52,10 @@ poolbench() {
       --warmup 0s --only "$strategy" --concurrency "$conc" --no-html --out "$out" --force
 }
 
-declare -A rps cpu rss
+# The machine's rescheduling and function-call interrupts so far, all CPUs.
+ipis() { awk '/^ *(RES|CAL):/ {for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i} END {print s + 0}' /proc/interrupts; }
+
+declare -A rps cpu rss ipi
 add() { rps[$1]+="$2 "; cpu[$1]+="$3 "; rss[$1]+="$4 "; }
 # record NAME REQUESTS SECONDS "CPU RSS"
 record() {
@@ -58,16 +64,24 @@ record() {
       "$(awk -v c="$c" -v n="$n" 'BEGIN {printf "%.2f", c * 1e6 / n}')" "$((m / 1024))"
 }
 
+# cross NAME BEFORE REQUESTS: cross-CPU interrupts per request since BEFORE.
+cross() { ipi[$1]+="$(awk -v d="$(( $(ipis) - $2 ))" -v n="$3" 'BEGIN {printf "%.3f", d / n}') "; }
+
 for r in $(seq "$rounds"); do
+  i=$(ipis)
   t=$(timed "$work/pg.out" pgbench -n -M prepared -c $clients -j "$threads" -T "$seconds" -f "$work/select1.sql")
-  record pg_pooled "$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pg.out")" "$seconds" "$t"
+  n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pg.out")
+  cross pg_pooled "$i" "$n"
+  record pg_pooled "$n" "$seconds" "$t"
 
   t=$(timed "$work/floor.out" "$floor" "$dsn" $clients "$threads" "$seconds")
   read -r _ n _ s _ _ _ c <"$work/floor.out"
   # Its own window's CPU (it excludes connecting); RSS of the process.
   add floor "$(awk -v n="$n" -v s="$s" 'BEGIN {printf "%.1f", n / s}')" "$c" "$(( $(cut -d' ' -f2 <<<"$t") / 1024 ))"
 
+  i=$(ipis)
   t=$(poolbench "$work/pb" pool-8 $clients)
+  cross pb_pooled "$i" "$(jq '.strategies[0].requests' "$work/pb/report.json")"
   record pb_pooled "$(jq '.strategies[0].requests' "$work/pb/report.json")" \
       "$(jq '.strategies[0].measured_s' "$work/pb/report.json")" "$t"
 
@@ -86,14 +100,15 @@ for r in $(seq "$rounds"); do
     record base_fresh "$(jq '.strategies[0].requests' "$work/basef/report.json")" \
         "$(jq '.strategies[0].measured_s' "$work/basef/report.json")" "$t"
   fi
-  printf 'round %s: pooled pgbench %s tokio-postgres %s poolbench %s; fresh pgbench -C %s poolbench %s req/s\n' "$r" \
+  printf 'round %s: pooled pgbench %s tokio-postgres %s poolbench %s (cross-CPU interrupts/request %s, %s); fresh pgbench -C %s poolbench %s req/s\n' "$r" \
       "$(awk '{print $NF}' <<<"${rps[pg_pooled]}")" "$(awk '{print $NF}' <<<"${rps[floor]}")" \
-      "$(awk '{print $NF}' <<<"${rps[pb_pooled]}")" "$(awk '{print $NF}' <<<"${rps[pg_fresh]}")" \
+      "$(awk '{print $NF}' <<<"${rps[pb_pooled]}")" "$(awk '{print $NF}' <<<"${ipi[pg_pooled]}")" \
+      "$(awk '{print $NF}' <<<"${ipi[pb_pooled]}")" "$(awk '{print $NF}' <<<"${rps[pg_fresh]}")" \
       "$(awk '{print $NF}' <<<"${rps[pb_fresh]}")"
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else printf "-"}'; }
 row() { # LABEL A B TARGET
   printf '| %-40s | %12s | %12s | %6s | %-8s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4"
 }
@@ -106,11 +121,23 @@ printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "--------------" "---
 row "pooled req/s ($clients clients, -M prepared)" "$(median "${rps[pb_pooled]}")" "$(median "${rps[pg_pooled]}")" ">= 1.00"
 row "pooled CPU us/request" "$(median "${cpu[pb_pooled]}")" "$(median "${cpu[pg_pooled]}")" "<= 1.00"
 row "pooled peak RSS (MB)" "$(median "${rss[pb_pooled]}")" "$(median "${rss[pg_pooled]}")" ""
+row "pooled cross-CPU interrupts/request" "$(median "${ipi[pb_pooled]}")" "$(median "${ipi[pg_pooled]}")" ""
 row "tokio-postgres alone req/s" "$(median "${rps[floor]}")" "$(median "${rps[pg_pooled]}")" ""
 row "tokio-postgres alone CPU us/request" "$(median "${cpu[floor]}")" "$(median "${cpu[pg_pooled]}")" ""
 row "fresh req/s ($fresh_clients clients, -C)" "$(median "${rps[pb_fresh]}")" "$(median "${rps[pg_fresh]}")" ">= 1.00"
 row "fresh CPU us/connection" "$(median "${cpu[pb_fresh]}")" "$(median "${cpu[pg_fresh]}")" "< 1.00"
 row "fresh peak RSS (MB)" "$(median "${rss[pb_fresh]}")" "$(median "${rss[pg_fresh]}")" ""
+# The rounds in which the kernel kept every backend on its client's CPU.
+read -r -a pb_rps <<<"${rps[pb_pooled]}"
+read -r -a pb_ipi <<<"${ipi[pb_pooled]}"
+fast=""
+for k in "${!pb_rps[@]}"; do
+  awk -v x="${pb_ipi[$k]}" 'BEGIN {exit !(x < 0.02)}' && fast+="${pb_rps[$k]} "
+done
+if [ -n "$fast" ]; then
+  row "pooled req/s, rounds < 0.02 interrupts" "$(median "$fast")" "$(median "${rps[pg_pooled]}")" ""
+fi
+echo "poolbench rounds with fewer than 0.02 cross-CPU interrupts per request: $(wc -w <<<"$fast") of $rounds"
 if [ -n "$baseline" ]; then
   row "pooled req/s: this build vs baseline" "$(median "${rps[pb_pooled]}")" "$(median "${rps[base_pooled]}")" ""
   row "pooled CPU us/req: this vs baseline" "$(median "${cpu[pb_pooled]}")" "$(median "${cpu[base_pooled]}")" ""

@@ -12,3 +12,10 @@ start_server() {
   grep -q '^PGSSLMODE=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
   dsn=$(head -n1 "$work/server.env")
 }
+
+# for_pgbench: exports the server's PG* variables (for pgbench and psql) and
+# writes pgbench's script, $work/select1.sql. After start_server.
+for_pgbench() {
+  set -a; . <(grep '^PG' "$work/server.env"); set +a
+  echo "SELECT 1;" >"$work/select1.sql"
+}
