@@ -322,7 +322,8 @@ pub struct MeasureArgs {
 
     /// Worker threads, like pgbench's -j [default: one per CPU]. Each runs
     /// its share of the workers; a pool strategy's pools are shared by every
-    /// thread, so the threads never change what a pool is.
+    /// thread, so the threads never change what a pool is. With one per CPU,
+    /// each thread is pinned to its own.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
 

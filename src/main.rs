@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything is woken: see engine::launcher.
+    poolbench::engine::launcher::start();
     // A panic is a bug: say so in one line, without a backtrace. Unwinding
     // still runs the embedded server's Drop, which stops it and removes it.
     // (errln! never panics: a panic inside the hook would abort.)

@@ -14,6 +14,7 @@
 mod api;
 mod collector;
 mod deadline;
+pub mod launcher;
 mod open_loop;
 mod pacer;
 mod shard;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{Observer, Pacing, RoundResult, Service, Settings};
 use super::collector::collect;
+use super::launcher;
 use super::open_loop::{self, Share};
 use super::tally::{Tally, WorkerEnd};
 use super::window::{after, Live, Window};
@@ -41,6 +42,7 @@ pub async fn run<S: Service>(
     let finished = CancellationToken::new();
     let _finish_on_return = finished.clone().drop_guard();
     let mut failures = ErrorCounts::default();
+    let cpus = cpus_for(shards);
     for (shard, service) in services.iter().enumerate() {
         // One set of live counters per shard, so no cache line bounces
         // between cores on every request; the collector adds them up.
@@ -71,9 +73,13 @@ pub async fn run<S: Service>(
         let ready_tx = ready_tx.clone();
         let cancel = settings.cancel.clone();
         let finished = finished.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("poolbench-{shard}"))
-            .spawn(move || run_shard(service, load, cancel, ready_tx, go_rx, done_tx, finished));
+        let cpu = cpus.as_ref().map(|cpus| cpus[shard]);
+        let spawned = launcher::spawn(format!("poolbench-{shard}"), move || {
+            if let Some(cpu) = cpu {
+                pin_to(cpu);
+            }
+            run_shard(service, load, cancel, ready_tx, go_rx, done_tx, finished)
+        });
         match spawned {
             Ok(_) => {
                 go.push(go_tx);
@@ -169,6 +175,41 @@ pub async fn run<S: Service>(
             ),
             Pacing::ClosedLoop => None,
         },
+    }
+}
+
+/// The CPUs the shards are pinned to, one each: when there are exactly as
+/// many shards as CPUs this process may run on (the default, one thread
+/// per CPU), each shard keeps to its own, as a thread-per-core runtime's
+/// threads do. A shard opens its connections from its CPU, one at a time
+/// (`source::pool`), with a clean wake history (`launcher`), so a server on
+/// the same machine has each of their backends woken onto that CPU, and
+/// pinned, the shard stays there with them. With fewer shards than CPUs
+/// (`--threads`, or a CPU quota), none is pinned: the kernel places them.
+fn cpus_for(shards: usize) -> Option<Vec<usize>> {
+    // SAFETY: `set` is a plain bit set (zeroed is empty), and the kernel
+    // writes at most the size it is given.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: `set` is initialised and every index is below its capacity.
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect();
+    (cpus.len() == shards && shards > 1).then_some(cpus)
+}
+
+/// Keeps the calling thread on `cpu`. Best effort: a thread that cannot be
+/// pinned (a container's seccomp, say) runs where the kernel puts it.
+fn pin_to(cpu: usize) {
+    // SAFETY: as in `cpus_for`; `cpu` came from this process's own set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
 
@@ -318,4 +359,34 @@ async fn run_workers<S: Service>(
     let mut end = tally.borrow_mut().finish();
     end.failures.merge(&lost);
     vec![end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cpus_for, pin_to};
+
+    /// Pinned only with one shard per CPU this process may use, each to a
+    /// different one of them; and pinning does keep a thread there.
+    #[test]
+    fn one_shard_per_allowed_cpu_is_pinned_to_it() {
+        let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(cpus_for(allowed + 1), None);
+        assert_eq!(cpus_for(1), None);
+        let Some(cpus) = cpus_for(allowed) else {
+            // One CPU, or a CPU quota below the affinity mask: nothing to pin.
+            return;
+        };
+        let mut distinct = cpus.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), allowed);
+        let last = *cpus.last().unwrap();
+        let on = std::thread::spawn(move || {
+            pin_to(last);
+            // SAFETY: sched_getcpu has no preconditions.
+            unsafe { libc::sched_getcpu() }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(on, last as i32);
+    }
 }

@@ -102,6 +102,11 @@ pub fn shared(
         .collect()
 }
 
+/// How long a thread opens its share of a pool one connection at a time
+/// (see [`PoolSource::fill`]): a few milliseconds each on the same machine,
+/// so a large pool or a distant server adds at most this to the start-up.
+const SERIAL_FILL: Duration = Duration::from_secs(1);
+
 impl PoolSource {
     /// The pool of this thread's next request. Worker `i` runs on thread
     /// `i % views` and belongs to instance `i % instances`; this thread's
@@ -130,15 +135,29 @@ impl PoolSource {
     /// (so their I/O is spread over the threads), holding them until every
     /// thread has its share: otherwise a thread would be handed another's
     /// idle connections instead of opening its own.
+    ///
+    /// One at a time, as pgbench's threads connect their clients, for up to
+    /// [`SERIAL_FILL`]; whatever is left then opens all at once. A thread
+    /// waking one new backend at a time has the kernel place each of them
+    /// on its CPU when the server shares the machine (see
+    /// `engine::launcher`); opened together, they stay wherever they were
+    /// forked.
     async fn fill(&self) -> Result<Duration, RequestError> {
         let started = Instant::now();
         let set = &self.set;
         let share = set.min_size / set.views + usize::from(self.shard < set.min_size % set.views);
-        let gets = set
+        let mut gets = set
             .pools
             .iter()
             .flat_map(|pool| (0..share).map(move |_| pool.get(self.shard)));
-        let objects = futures_util::future::join_all(gets).await;
+        let mut objects = Vec::with_capacity(share * set.pools.len());
+        // A failure ends it too: a server that refuses or does not answer
+        // would otherwise be waited on once per connection.
+        while started.elapsed() < SERIAL_FILL && objects.last().is_none_or(Result::is_ok) {
+            let Some(get) = gets.next() else { break };
+            objects.push(get.await);
+        }
+        objects.extend(futures_util::future::join_all(gets).await);
         let mut held = Vec::with_capacity(objects.len());
         let mut failed = None;
         for object in objects {
