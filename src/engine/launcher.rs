@@ -50,8 +50,9 @@ pub fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> io::Result<(
         let spawned = std::thread::Builder::new().name(name).spawn(body).map(drop);
         let _ = reply_tx.send(spawned);
     });
-    if launcher.send(job).is_err() {
-        return Err(io::Error::other("the launcher thread has ended"));
+    // Should the launcher have ended, the caller spawns the thread itself.
+    if let Err(mpsc::SendError(job)) = launcher.send(job) {
+        job();
     }
     reply_rx
         .recv()

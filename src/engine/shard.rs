@@ -187,9 +187,8 @@ pub async fn run<S: Service>(
 /// pinned, the shard stays there with them. With fewer shards than CPUs
 /// (`--threads`, or a CPU quota), none is pinned: the kernel places them.
 fn cpus_for(shards: usize) -> Option<Vec<usize>> {
-    // SAFETY: `set` is a plain bit set (zeroed is empty), and the kernel
-    // writes at most the size it is given.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut set = no_cpus();
+    // SAFETY: the kernel writes at most the size it is given.
     let rc =
         unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
@@ -205,12 +204,19 @@ fn cpus_for(shards: usize) -> Option<Vec<usize>> {
 /// Keeps the calling thread on `cpu`. Best effort: a thread that cannot be
 /// pinned (a container's seccomp, say) runs where the kernel puts it.
 fn pin_to(cpu: usize) {
-    // SAFETY: as in `cpus_for`; `cpu` came from this process's own set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut set = no_cpus();
+    // SAFETY: `cpu` came from this process's own set, so it is below the
+    // set's capacity; the kernel reads the size it is given.
     unsafe {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// An empty CPU set.
+fn no_cpus() -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
+    unsafe { std::mem::zeroed() }
 }
 
 /// The instant warm-up begins: now, or the wall-clock `start_at` when it is
