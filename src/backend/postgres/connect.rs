@@ -23,15 +23,15 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::ssl::{self, ConnectConfiguration, SslRef};
-use openssl::x509::X509VerifyResult;
+use openssl::x509::X509;
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::{AsyncRead, AsyncWrite, BufReader, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
-use tokio_openssl::SslStream;
 use tokio_postgres::config::{Host, LoadBalanceHosts, SslMode, TargetSessionAttrs};
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 use tokio_postgres::Config;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use super::wire::{Wire, WireError};
 use super::{io_error_class, request_error, wire_request_error, Target};
@@ -55,8 +55,6 @@ pub struct Opened {
 pub enum ConnectError {
     /// Resolving the host, or its TCP (or Unix-domain) connect.
     Socket(io::Error),
-    /// The TLS connector could not be set up for this host.
-    Tls(openssl::error::ErrorStack),
     /// The server, the TLS handshake or authentication said no.
     Postgres(tokio_postgres::Error),
     /// The DSN's hosts cannot be tried (as the driver would refuse them).
@@ -70,7 +68,6 @@ impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnectError::Socket(e) => write!(f, "error connecting to server: {e}"),
-            ConnectError::Tls(e) => write!(f, "error performing TLS handshake: {e}"),
             ConnectError::Postgres(e) => f.write_str(&super::describe_pg_error(e)),
             ConnectError::Config(m) => write!(f, "invalid configuration: {m}"),
             ConnectError::Wire(e) => e.fmt(f),
@@ -87,9 +84,7 @@ impl ConnectError {
             ConnectError::Postgres(e) => request_error(e),
             ConnectError::Wire(e) => wire_request_error(e),
             ConnectError::Socket(e) => RequestError::new(io_error_class(e), self.to_string()),
-            ConnectError::Tls(_) | ConnectError::Config(_) => {
-                RequestError::new(ErrorClass::Other, self.to_string())
-            }
+            ConnectError::Config(_) => RequestError::new(ErrorClass::Other, self.to_string()),
         }
     }
 }
@@ -288,8 +283,8 @@ async fn attempt(
     let marks = Arc::new(Marks::default());
     let encrypted = Lent::empty();
     let tls = TimedTls {
-        config: target.tls().configure().map_err(ConnectError::Tls)?,
-        domain: hostname.unwrap_or("").to_string(),
+        connector: TlsConnector::from(target.tls().measured()),
+        domain: hostname.unwrap_or(""),
         marks: marks.clone(),
         encrypted: encrypted.clone(),
     };
@@ -375,116 +370,50 @@ struct Marks {
     first_read: OnceLock<Instant>,
 }
 
-/// The TLS handshake as postgres-openssl makes it (OpenSSL over an 8 KB
-/// read buffer, so that a record's header and body take one read), noting
-/// when it ends. It takes the socket it is lent, and lends the driver the
-/// encrypted stream in turn.
-struct TimedTls {
-    config: ConnectConfiguration,
-    domain: String,
+/// The TLS handshake (rustls, see `tls`), noting when it ends. It takes
+/// the socket it is lent, and lends the driver the encrypted stream in
+/// turn.
+struct TimedTls<'a> {
+    connector: TlsConnector,
+    domain: &'a str,
     marks: Arc<Marks>,
     encrypted: Lent<Encrypted>,
 }
 
-impl TlsConnect<Lent<Marked>> for TimedTls {
+impl TlsConnect<Lent<Marked>> for TimedTls<'_> {
     type Stream = Lent<Encrypted>;
     type Error = Box<dyn std::error::Error + Send + Sync>;
     type Future = BoxFuture<'static, Result<Self::Stream, Self::Error>>;
 
     fn connect(self, stream: Lent<Marked>) -> Self::Future {
         let TimedTls {
-            config,
+            connector,
             domain,
             marks,
             encrypted,
         } = self;
+        let name = super::tls::server_name(domain);
         Box::pin(async move {
             let socket = stream.take().ok_or("the socket was taken before TLS")?;
-            let ssl = config.into_ssl(&domain)?;
-            let mut tls = SslStream::new(ssl, BufReader::with_capacity(8192, socket))?;
-            let result = Pin::new(&mut tls).connect().await;
+            let result = connector.connect(name, socket).await;
             let _ = marks.tls_done.set(Instant::now());
-            if let Err(error) = result {
-                let verify = tls.ssl().verify_result();
-                return Err(Box::new(HandshakeError { error, verify }) as Self::Error);
-            }
-            encrypted.put(Encrypted(tls));
+            encrypted.put(result?);
             Ok(encrypted)
         })
     }
 }
 
-/// A failed handshake, worded as postgres-openssl words it: OpenSSL's
-/// error, then why the certificate was refused when it was.
-#[derive(Debug)]
-struct HandshakeError {
-    error: ssl::Error,
-    verify: X509VerifyResult,
-}
-
-impl fmt::Display for HandshakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.error, f)?;
-        if self.verify != X509VerifyResult::OK {
-            write!(f, ": {}", self.verify)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for HandshakeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
-
-/// A measured connection's encrypted stream. A read first asks the socket
-/// whether anything has arrived when OpenSSL and the read buffer hold
-/// nothing, as tokio knows without a system call: otherwise a read with
-/// nothing to read yet (the one right after a query is sent, and the
-/// pool's closed-connection check before every request) costs a whole
-/// `SSL_read`, about 1,800 instructions in OpenSSL 3, to be told to wait.
-struct Encrypted(SslStream<BufReader<Marked>>);
-
-impl AsyncRead for Encrypted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let stream = &mut self.get_mut().0;
-        // Bytes OpenSSL waits for beyond these come from the socket.
-        let drained = stream.ssl().pending() == 0 && stream.get_ref().buffer().is_empty();
-        if drained && stream.get_ref().get_ref().poll_read_ready(cx).is_pending() {
-            return Poll::Pending;
-        }
-        Pin::new(stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Encrypted {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-}
+/// A measured connection's encrypted stream. rustls reads the socket only
+/// when tokio says it is readable, so a read with nothing to read yet (the
+/// one right after a query is sent, and the pool's closed-connection check
+/// before every request) costs no system call.
+type Encrypted = TlsStream<Marked>;
 
 /// SCRAM's channel binding (`tls-server-end-point`): the hash of the
 /// server's certificate, with its signature's digest (SHA-256 for MD5 and
 /// SHA-1), as postgres-openssl computes it.
-fn tls_server_end_point(ssl: &SslRef) -> Option<Vec<u8>> {
-    let cert = ssl.peer_certificate()?;
+fn tls_server_end_point(der: &[u8]) -> Option<Vec<u8>> {
+    let cert = X509::from_der(der).ok()?;
     let algorithms = cert
         .signature_algorithm()
         .object()
@@ -574,7 +503,8 @@ impl tokio_postgres::tls::TlsStream for Lent<Encrypted> {
         let stream = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match stream
             .as_ref()
-            .and_then(|s| tls_server_end_point(s.0.ssl()))
+            .and_then(|s| s.get_ref().1.peer_certificates()?.first())
+            .and_then(|cert| tls_server_end_point(cert))
         {
             Some(hash) => ChannelBinding::tls_server_end_point(hash),
             None => ChannelBinding::none(),
@@ -665,19 +595,6 @@ impl AsyncWrite for Socket {
             Socket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Socket::Link(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
-
-impl Marked {
-    /// Ready when the socket may have bytes to read (or has closed), as
-    /// tokio last learnt from the kernel; the link emulator's pipe always
-    /// says ready, and is read to find out.
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &self.inner {
-            Socket::Tcp(s) => s.poll_read_ready(cx),
-            Socket::Unix(s) => s.poll_read_ready(cx),
-            Socket::Link(_) => Poll::Ready(Ok(())),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! TLS as libpq does it, on OpenSSL (postgres-openssl): the six `sslmode`s,
+//! TLS as libpq does it: the six `sslmode`s,
 //! the root certificate (`sslrootcert` — a file, `system` for the OS trust
 //! store, or `~/.postgresql/root.crt`), the client certificate and key
 //! (`sslcert`, `sslkey`, `sslpassword`, or `~/.postgresql/postgresql.crt`
@@ -9,20 +9,34 @@
 //! `verify-ca`); `verify-full` also checks the host name against the
 //! certificate's names (IP addresses included); a missing client
 //! certificate is not an error but a key without permissions u=rw is.
+//!
+//! Two TLS libraries apply these rules. The measured connections use
+//! rustls (on ring): OpenSSL 3.0 spends about 6,000 instructions of its
+//! own on each small record (a cipher context set up again, provider
+//! parameters looked up, eight allocations), 13,400 of the 20,600 a pooled
+//! `SELECT 1` costs poolbench, where rustls spends a fraction of that; a
+//! benchmark client must not pay more per query than the applications it
+//! stands for. The driver's own connections (the start-up check, the
+//! monitor) stay on OpenSSL through postgres-openssl, whose error words the
+//! check reports. Both are built from the same options here. OpenSSL also
+//! reads the client key (`sslpassword`, PEM or DER) for both.
 
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Result;
-use openssl::error::ErrorStack;
 use openssl::pkey::PKey;
-use openssl::ssl::{
-    ConnectConfiguration, SslConnector, SslConnectorBuilder, SslMethod, SslVerifyMode, SslVersion,
-};
+use openssl::ssl::{ConnectConfiguration, SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 use postgres_openssl::MakeTlsConnector;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::{bad_input, environment};
 
@@ -106,25 +120,23 @@ pub enum Verify {
     ChainAndHost,
 }
 
-/// OpenSSL's connector and what libpq sets on each connection: whether the
+/// The connectors and what libpq sets on each connection: whether the
 /// host name is checked, and SNI. The driver's own connections (the
-/// monitor, the start-up check) take it as postgres-openssl's
+/// monitor, the start-up check) take OpenSSL's as postgres-openssl's
 /// [`MakeTlsConnector`]; the measured ones, whose stream poolbench reads
-/// itself, are configured with [`Connector::configure`].
+/// itself, take rustls' ([`Connector::measured`]).
 #[derive(Clone)]
 pub struct Connector {
     openssl: SslConnector,
     check_host: bool,
     sni: bool,
+    rustls: Arc<ClientConfig>,
 }
 
 impl Connector {
-    /// One connection's TLS settings; `into_ssl` with the host name then
-    /// makes its session when the server has agreed to TLS.
-    pub fn configure(&self) -> Result<ConnectConfiguration, ErrorStack> {
-        let mut config = self.openssl.configure()?;
-        per_connection(&mut config, self.check_host, self.sni);
-        Ok(config)
+    /// The measured connections' TLS settings.
+    pub fn measured(&self) -> Arc<ClientConfig> {
+        self.rustls.clone()
     }
 
     /// The same settings as postgres-openssl's connector, for the driver.
@@ -162,11 +174,17 @@ pub fn unverified() -> Result<Connector> {
     let mut builder = SslConnector::builder(SslMethod::tls_client())
         .map_err(|e| environment(format!("initialising OpenSSL: {e}")))?;
     builder.set_verify(SslVerifyMode::NONE);
-    keep_buffers(&mut builder);
     Ok(Connector {
         openssl: builder.build(),
         check_host: false,
         sni: true,
+        rustls: measured(&Measured {
+            versions: &[&rustls::version::TLS12, &rustls::version::TLS13],
+            roots: None,
+            check_host: false,
+            client: None,
+            sni: true,
+        })?,
     })
 }
 
@@ -184,6 +202,10 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
     builder
         .set_max_proto_version(protocol(opts.max_version.as_deref())?)
         .map_err(|e| ssl("ssl_max_protocol_version", e))?;
+    let versions = rustls_versions(opts)?;
+    // The same trusted roots and client certificate, for rustls.
+    let mut roots = None;
+    let mut client = None;
 
     let home_file = |name: &str| opts.home.as_ref().map(|h| h.join(".postgresql").join(name));
     let mut rootcert = None;
@@ -201,6 +223,7 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
                     .set_default_paths()
                     .map_err(|e| ssl("loading the system's trusted roots", e))?;
                 builder.set_cert_store(store.build());
+                roots = Some(system_roots()?);
                 rootcert = Some("system".to_string());
             }
             explicit => {
@@ -209,8 +232,14 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
                     .or_else(|| home_file("root.crt"));
                 match path.filter(|p| p.exists()) {
                     Some(path) => {
-                        let store = load_roots(&path)?;
-                        builder.set_cert_store(store);
+                        let certs = load_roots(&path)?;
+                        roots = Some(root_store(&path, &certs)?);
+                        let mut store =
+                            X509StoreBuilder::new().map_err(|e| ssl("sslrootcert", e))?;
+                        for cert in certs {
+                            store.add_cert(cert).map_err(|e| ssl("sslrootcert", e))?;
+                        }
+                        builder.set_cert_store(store.build());
                         rootcert = Some(path.display().to_string());
                     }
                     None if opts.mode.verifies() => {
@@ -286,15 +315,28 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
                     key.display()
                 ))
             })?;
+            client = Some(client_auth(&cert, &key, &pkey)?);
             client_cert = Some(cert);
         }
     }
 
-    keep_buffers(&mut builder);
+    let check_host = verify == Verify::ChainAndHost;
+    let rustls = measured(&Measured {
+        versions: &versions,
+        roots: if verify == Verify::Nothing {
+            None
+        } else {
+            roots
+        },
+        check_host,
+        client,
+        sni: opts.sni,
+    })?;
     let connector = Connector {
         openssl: builder.build(),
-        check_host: verify == Verify::ChainAndHost,
+        check_host,
         sni: opts.sni,
+        rustls,
     };
     Ok(Tls {
         connector,
@@ -304,25 +346,197 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
     })
 }
 
-/// rust-openssl's connector has OpenSSL free a connection's read and
-/// write buffers each time they empty (`SSL_MODE_RELEASE_BUFFERS`), to save
-/// memory between records; then every record allocates and frees them
-/// again, about 1,000 instructions per request. libpq keeps them (it sets
-/// only `SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER`), and so does poolbench, at
-/// about 34 KB per open connection.
-fn keep_buffers(builder: &mut SslConnectorBuilder) {
-    // SSL_CTX_clear_mode is a macro over SSL_CTX_ctrl (openssl/ssl.h);
-    // rust-openssl has no wrapper for it.
-    const SSL_CTRL_CLEAR_MODE: libc::c_int = 78;
-    // SAFETY: the builder owns a valid SSL_CTX, and this command only
-    // clears bits of its mode (the pointer argument is unused).
-    unsafe {
-        openssl_sys::SSL_CTX_ctrl(
-            builder.as_ptr(),
-            SSL_CTRL_CLEAR_MODE,
-            openssl::ssl::SslMode::RELEASE_BUFFERS.bits() as libc::c_long,
-            std::ptr::null_mut(),
-        );
+/// What the measured connections' rustls configuration is made of.
+struct Measured<'a> {
+    versions: &'a [&'static rustls::SupportedProtocolVersion],
+    /// The trusted roots when the chain is verified.
+    roots: Option<RootCertStore>,
+    check_host: bool,
+    /// The client certificate's chain and key.
+    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    sni: bool,
+}
+
+fn measured(m: &Measured<'_>) -> Result<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let verifier = Arc::new(Libpq {
+        roots: m.roots.clone().map(Arc::new),
+        check_host: m.check_host,
+        algorithms,
+    });
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(m.versions)
+        .map_err(|e| environment(format!("setting up TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match &m.client {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .map_err(|e| environment(format!("loading the client certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.enable_sni = m.sni;
+    // One session per connection, as libpq opens them: no tickets kept.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// The protocol versions rustls may use: TLS 1.2 and 1.3, within
+/// `ssl_min_protocol_version` (TLS 1.2 when unset, as libpq) and
+/// `ssl_max_protocol_version`.
+fn rustls_versions(opts: &TlsOptions) -> Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+    let rank = |v: Option<&str>| match v.filter(|v| !v.is_empty()) {
+        Some("TLSv1") => Some(10),
+        Some("TLSv1.1") => Some(11),
+        Some("TLSv1.2") => Some(12),
+        Some("TLSv1.3") => Some(13),
+        _ => None,
+    };
+    let min = rank(opts.min_version.as_deref()).unwrap_or(12);
+    let max = rank(opts.max_version.as_deref()).unwrap_or(13);
+    let versions: Vec<_> = [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+        .into_iter()
+        .filter(|(rank, _)| (min..=max).contains(rank))
+        .map(|(_, version)| version)
+        .collect();
+    if versions.is_empty() {
+        return Err(bad_input(format!(
+            "ssl_min_protocol_version={} and ssl_max_protocol_version={} leave no protocol \
+             poolbench speaks: its measured connections use TLSv1.2 and TLSv1.3",
+            opts.min_version.as_deref().unwrap_or("TLSv1.2"),
+            opts.max_version.as_deref().unwrap_or("TLSv1.3"),
+        )));
+    }
+    Ok(versions)
+}
+
+/// The system's trusted roots, from the files OpenSSL reads too.
+fn system_roots() -> Result<RootCertStore> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut store = RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        return Err(environment(format!(
+            "loading the system's trusted roots: none found{why}"
+        )));
+    }
+    Ok(store)
+}
+
+fn root_store(path: &Path, certs: &[X509]) -> Result<RootCertStore> {
+    let mut store = RootCertStore::empty();
+    for cert in certs {
+        let der = cert.to_der().map_err(|e| environment(format!("{e}")))?;
+        store.add(CertificateDer::from(der)).map_err(|e| {
+            environment(format!(
+                "could not use root certificate file \"{}\": {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(store)
+}
+
+/// The client certificate chain and key as rustls takes them.
+fn client_auth(
+    cert: &Path,
+    key: &Path,
+    pkey: &PKey<openssl::pkey::Private>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        environment(format!(
+            "could not read certificate file \"{}\": {e}",
+            cert.display()
+        ))
+    };
+    let pem = fs::read(cert).map_err(|e| unreadable(&e))?;
+    let chain = X509::stack_from_pem(&pem)
+        .map_err(|e| unreadable(&e))?
+        .iter()
+        .map(|c| c.to_der().map(CertificateDer::from))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unreadable(&e))?;
+    let der = pkey.private_key_to_pkcs8().map_err(|e| {
+        environment(format!(
+            "could not load private key file \"{}\": {e}",
+            key.display()
+        ))
+    })?;
+    Ok((chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))))
+}
+
+/// The server name a measured connection gives rustls: the host's name,
+/// sent as SNI when `sslsni` is on and checked under `verify-full`. An IP
+/// address is never sent as SNI; without a host name (a `hostaddr` alone),
+/// nothing is sent and verify-full has nothing to match, as in libpq.
+pub fn server_name(host: &str) -> ServerName<'static> {
+    ServerName::try_from(host.to_string()).unwrap_or(ServerName::IpAddress(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED).into(),
+    ))
+}
+
+/// libpq's checks of the server's certificate, for rustls: none, the
+/// chain, or the chain and the host name (DNS names and IP addresses of
+/// the certificate's subjectAltName). The handshake's signatures are
+/// always checked.
+#[derive(Debug)]
+struct Libpq {
+    roots: Option<Arc<RootCertStore>>,
+    check_host: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Libpq {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+            if self.check_host {
+                rustls::client::verify_server_name(&cert, server_name)?;
+            }
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -341,8 +555,8 @@ fn protocol(version: Option<&str>) -> Result<Option<SslVersion>> {
     })
 }
 
-/// Every certificate of a PEM file, as the only trusted roots.
-fn load_roots(path: &Path) -> Result<openssl::x509::store::X509Store> {
+/// Every certificate of a PEM file, to be the only trusted roots.
+fn load_roots(path: &Path) -> Result<Vec<X509>> {
     let unreadable = |e: &dyn std::fmt::Display| {
         environment(format!(
             "could not read root certificate file \"{}\": {e}",
@@ -354,11 +568,7 @@ fn load_roots(path: &Path) -> Result<openssl::x509::store::X509Store> {
     if certs.is_empty() {
         return Err(unreadable(&"no certificate in it (expected PEM)"));
     }
-    let mut store = X509StoreBuilder::new().map_err(|e| unreadable(&e))?;
-    for cert in certs {
-        store.add_cert(cert).map_err(|e| unreadable(&e))?;
-    }
-    Ok(store.build())
+    Ok(certs)
 }
 
 /// The client key, refused as libpq refuses it when others may read it;
@@ -513,6 +723,117 @@ mod tests {
             ..options(SslMode::VerifyFull)
         };
         assert_eq!(build(&opts).unwrap().verify, Verify::ChainAndHost);
+    }
+
+    /// A CA, and a server certificate it signs for `db.poolbench.test`.
+    fn ca_and_server() -> (X509, X509) {
+        use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
+        let key = || {
+            let group =
+                openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+            PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
+        };
+        let name = |cn: &str| {
+            let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+            name.append_entry_by_text("CN", cn).unwrap();
+            name.build()
+        };
+        let builder = |subject: &str, issuer: &str, pubkey: &PKey<openssl::pkey::Private>| {
+            let mut b = openssl::x509::X509Builder::new().unwrap();
+            b.set_version(2).unwrap();
+            b.set_subject_name(&name(subject)).unwrap();
+            b.set_issuer_name(&name(issuer)).unwrap();
+            b.set_pubkey(pubkey).unwrap();
+            b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+                .unwrap();
+            b
+        };
+        let (ca_key, server_key) = (key(), key());
+        let mut ca = builder("test CA", "test CA", &ca_key);
+        ca.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+        ca.append_extension(KeyUsage::new().critical().key_cert_sign().build().unwrap())
+            .unwrap();
+        ca.sign(&ca_key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        let mut server = builder("db", "test CA", &server_key);
+        let san = SubjectAlternativeName::new()
+            .dns("db.poolbench.test")
+            .build(&server.x509v3_context(None, None))
+            .unwrap();
+        server.append_extension(san).unwrap();
+        server
+            .sign(&ca_key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        (ca.build(), server.build())
+    }
+
+    /// The measured connections' checks: none, the chain, the chain and
+    /// the name, as libpq's modes ask.
+    #[test]
+    fn the_measured_connections_verify_as_libpq() {
+        let (ca, server) = ca_and_server();
+        let (other_ca, _) = ca_and_server();
+        let der = CertificateDer::from(server.to_der().unwrap());
+        let roots = |ca: &X509| {
+            let mut store = RootCertStore::empty();
+            store
+                .add(CertificateDer::from(ca.to_der().unwrap()))
+                .unwrap();
+            Some(Arc::new(store))
+        };
+        let verifier = |roots, check_host| Libpq {
+            roots,
+            check_host,
+            algorithms: rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms,
+        };
+        let check = |v: &Libpq, host: &str| {
+            v.verify_server_cert(&der, &[], &server_name(host), &[], UnixTime::now())
+                .map(|_| ())
+        };
+        // require: anything.
+        assert!(check(&verifier(None, false), "elsewhere.test").is_ok());
+        // verify-ca: the chain, whatever the name.
+        assert!(check(&verifier(roots(&ca), false), "elsewhere.test").is_ok());
+        // (Another CA of the same name: its signature does not match.)
+        let e = check(&verifier(roots(&other_ca), false), "db.poolbench.test").unwrap_err();
+        assert!(format!("{e}").contains("invalid peer certificate"), "{e}");
+        // verify-full: the chain and the name.
+        assert!(check(&verifier(roots(&ca), true), "db.poolbench.test").is_ok());
+        let e = check(&verifier(roots(&ca), true), "elsewhere.test").unwrap_err();
+        assert!(format!("{e}").contains("not valid for name"), "{e}");
+        assert!(check(&verifier(roots(&other_ca), true), "db.poolbench.test").is_err());
+    }
+
+    #[test]
+    fn protocol_versions_within_what_rustls_speaks() {
+        let with = |min: Option<&str>, max: Option<&str>| TlsOptions {
+            min_version: min.map(String::from),
+            max_version: max.map(String::from),
+            ..options(SslMode::Require)
+        };
+        let versions = |min, max| {
+            rustls_versions(&with(min, max))
+                .map(|v| v.iter().map(|v| v.version).collect::<Vec<_>>())
+        };
+        use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
+        assert_eq!(versions(None, None).unwrap(), vec![TLSv1_2, TLSv1_3]);
+        assert_eq!(
+            versions(Some("TLSv1"), None).unwrap(),
+            vec![TLSv1_2, TLSv1_3]
+        );
+        assert_eq!(versions(Some("TLSv1.3"), None).unwrap(), vec![TLSv1_3]);
+        assert_eq!(versions(None, Some("TLSv1.2")).unwrap(), vec![TLSv1_2]);
+        let e = versions(None, Some("TLSv1.1")).unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&e),
+            Some(crate::error::Kind::BadInput)
+        );
+        assert!(format!("{e:#}").contains("TLSv1.2 and TLSv1.3"), "{e:#}");
+        assert!(build(&with(None, Some("TLSv1.1"))).is_err());
     }
 
     #[test]
