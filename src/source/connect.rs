@@ -58,6 +58,15 @@ impl CountingConnect {
         Ok(opened)
     }
 
+    /// Readies this thread to open connections without timing a one-off
+    /// cost: on PostgreSQL, the TLS library's random generator. Called by
+    /// each worker thread before it opens anything.
+    pub fn prepare_thread(&self) {
+        if let Target::Postgres(target) = &self.target {
+            target.tls().seed_this_thread();
+        }
+    }
+
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
     }

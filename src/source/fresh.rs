@@ -50,7 +50,9 @@ impl ConnectionSource for FreshSource {
         Box::pin(self.connect())
     }
 
+    /// Nothing to open ahead; the thread is readied (not counted).
     fn warm_up(&self) -> BoxFuture<'_, Result<Duration, RequestError>> {
+        self.0.prepare_thread();
         Box::pin(async { Ok(Duration::ZERO) })
     }
 

@@ -143,6 +143,7 @@ impl PoolSource {
     /// `engine::launcher`); opened together, they stay wherever they were
     /// forked.
     async fn fill(&self) -> Result<Duration, RequestError> {
+        self.set.connect.prepare_thread();
         let started = Instant::now();
         let set = &self.set;
         let share = set.min_size / set.views + usize::from(self.shard < set.min_size % set.views);
