@@ -13,7 +13,10 @@
 //! to the other CPU and back, 0.83× pgbench's throughput (README, "Where
 //! the time goes"). Spawned from here, a worker thread starts with none,
 //! like pgbench's, and opens its connections one at a time
-//! (`source::pool`), so each backend is woken onto its client's CPU.
+//! (`source::pool`), so the kernel may wake each backend onto its client's
+//! CPU. It does not always: a backend whose previous CPU is idle is woken
+//! there, and the other CPU is often idle while connections open (README,
+//! "What still sends runs into the slow mode").
 
 use std::io;
 use std::sync::mpsc;

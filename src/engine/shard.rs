@@ -183,8 +183,9 @@ pub async fn run<S: Service>(
 /// per CPU), each shard keeps to its own, as a thread-per-core runtime's
 /// threads do. A shard opens its connections from its CPU, one at a time
 /// (`source::pool`), with a clean wake history (`launcher`), so a server on
-/// the same machine has each of their backends woken onto that CPU, and
-/// pinned, the shard stays there with them. With fewer shards than CPUs
+/// the same machine tends to have their backends woken onto that CPU, and
+/// pinned, the shard stays there with them (in most runs, not all: see
+/// `launcher`). With fewer shards than CPUs
 /// (`--threads`, or a CPU quota), none is pinned: the kernel places them.
 fn cpus_for(shards: usize) -> Option<Vec<usize>> {
     let mut set = no_cpus();

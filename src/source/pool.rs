@@ -138,8 +138,8 @@ impl PoolSource {
     ///
     /// One at a time, as pgbench's threads connect their clients, for up to
     /// [`SERIAL_FILL`]; whatever is left then opens all at once. A thread
-    /// waking one new backend at a time has the kernel place each of them
-    /// on its CPU when the server shares the machine (see
+    /// waking one new backend at a time lets the kernel move it onto the
+    /// thread's CPU when the server shares the machine (in most runs: see
     /// `engine::launcher`); opened together, they stay wherever they were
     /// forked.
     async fn fill(&self) -> Result<Duration, RequestError> {

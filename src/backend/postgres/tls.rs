@@ -192,7 +192,7 @@ pub fn unverified() -> Result<Connector> {
         check_host: false,
         sni: true,
         rustls: measured(&Measured {
-            versions: &[&rustls::version::TLS12, &rustls::version::TLS13],
+            versions: rustls::ALL_VERSIONS,
             roots: None,
             check_host: false,
             client: None,
