@@ -8,15 +8,20 @@
 //! ```
 //!
 //! Spans are byte ranges into the file's text (what toml reports); lines and
-//! columns are 1-based and columns count characters, as editors do.
+//! columns are 1-based and columns count characters, as editors do. A
+//! problem with a command-line flag's value has no place in the file: its
+//! message, which names the flag, stands alone.
 
-use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
-/// One problem found in a scenario file.
+use super::raw::Origin;
+
+/// One problem found in a scenario file or in a flag that replaces one of
+/// its values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub span: Range<usize>,
+    pub origin: Origin,
     pub message: String,
     /// False when the source line may hold a secret (a DSN's password):
     /// then only the location is shown.
@@ -24,11 +29,20 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub fn new(origin: impl Into<Origin>, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
-            span,
+            origin: origin.into(),
             message: message.into(),
             show_source: true,
+        }
+    }
+
+    /// Where the diagnostic sorts: the file's in file order, then the
+    /// flags' (in the order they were found, the sort being stable).
+    pub fn sort_key(&self) -> (bool, usize) {
+        match &self.origin {
+            Origin::File(span) => (false, span.start),
+            Origin::Flag(_) => (true, 0),
         }
     }
 
@@ -36,6 +50,16 @@ impl Diagnostic {
     pub fn without_source(mut self) -> Diagnostic {
         self.show_source = false;
         self
+    }
+}
+
+/// A duration as limits and messages show it ("24h", "90s", "1ms").
+pub fn show(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_nanos() == 0 && s >= 3600 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 
@@ -69,8 +93,12 @@ pub fn render(path: &Path, text: &str, diagnostics: &[Diagnostic]) -> String {
 }
 
 fn render_one(path: &Path, text: &str, diag: &Diagnostic) -> String {
-    let start = floor_char_boundary(text, diag.span.start);
-    let end = floor_char_boundary(text, diag.span.end.max(start));
+    let span = match &diag.origin {
+        Origin::File(span) => span,
+        Origin::Flag(_) => return diag.message.clone(),
+    };
+    let start = floor_char_boundary(text, span.start);
+    let end = floor_char_boundary(text, span.end.max(start));
     let (line, col) = line_col(text, start);
     let mut out = format!("{}:{line}:{col}: {}", path.display(), diag.message);
     if !diag.show_source {
@@ -201,6 +229,20 @@ mod tests {
             caret.chars().count(),
             "  | ".len() + 1 + BEFORE_CARET + 1,
             "{caret}"
+        );
+    }
+
+    #[test]
+    fn a_flag_s_message_stands_alone_after_the_file_s() {
+        let text = "a = 1\n";
+        let mut diags = vec![
+            Diagnostic::new(Origin::Flag("--rtt"), "--rtt must be at most 10s, not 11s"),
+            Diagnostic::new(4..5, "x"),
+        ];
+        diags.sort_by_key(Diagnostic::sort_key);
+        assert_eq!(
+            render(Path::new("f"), text, &diags),
+            "f:1:5: x\n  |\n1 | a = 1\n  |     ^\n\n--rtt must be at most 10s, not 11s"
         );
     }
 

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+pub use super::diag::show;
 use super::model::{Param, Query, RunSettings};
 
 /// A scenario file larger than this is refused before it is parsed.
@@ -60,16 +61,6 @@ pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// `[run.retry]` `backoff`.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// A duration as limits and messages show it ("24h", "90s", "1ms").
-pub fn show(d: Duration) -> String {
-    let s = d.as_secs();
-    if d.subsec_nanos() == 0 && s >= 3600 && s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else {
-        humantime::format_duration(d).to_string()
-    }
-}
 
 /// The bytes of text one request of `query` generates at most: its `text`
 /// generators and the longest of its text choices and literals.

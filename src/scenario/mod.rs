@@ -1,50 +1,30 @@
 //! Scenario files: the TOML the README documents, parsed into raw
-//! serde structs (`raw.rs`), then checked into a [`Scenario`] once
-//! (`check.rs`), with errors that point at `file:line:column` (`diag.rs`).
+//! serde structs (`raw.rs`), the command line's values put in place of the
+//! file's (`flags.rs`), then checked into a [`Scenario`] once, by one
+//! checker (`check/`), with errors that point at `file:line:column` or
+//! name the flag (`diag.rs`).
 
 mod check;
 mod diag;
+mod flags;
 pub mod limits;
 mod model;
 mod raw;
 mod sql;
 mod sql_mysql;
 
+pub use flags::Overrides;
 pub use model::*;
 pub use sql_mysql::question_marks;
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Result;
 
 use crate::error::bad_input;
 
 use diag::{line_col, render, Diagnostic};
-
-/// Values from the command line that replace the file's. They are checked
-/// as the file's are, and the checked [`Scenario`] holds the result: nothing
-/// changes it afterwards.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--duration`.
-    pub duration: Option<Duration>,
-    /// `--warmup`.
-    pub warmup: Option<Duration>,
-    /// `--seed`.
-    pub seed: Option<u64>,
-    /// `--concurrency`.
-    pub concurrency: Option<u32>,
-    /// `--rounds`.
-    pub rounds: Option<u32>,
-    /// `--only`: the strategies to keep (all when empty).
-    pub only: Vec<String>,
-    /// `--rate`: open loop at this many arrivals per second.
-    pub rate: Option<f64>,
-    /// `--rtt`: the emulated link's round-trip time (the file's jitter is
-    /// kept, capped at half of it).
-    pub rtt: Option<Duration>,
-}
 
 /// Reads and checks the scenario file at `path`. Every error is tagged bad
 /// input (exit code 2) and names the path.
@@ -54,135 +34,49 @@ pub fn load(path: &Path) -> Result<Scenario> {
 
 /// [`load`], with the command line's values in place of the file's.
 pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Scenario> {
-    let scenario = read(path)?;
-    apply(scenario, overrides)
+    let text = read(path)?;
+    parse_with(&text, path, overrides)
 }
 
-/// `s` with the command line's values in place of the file's, checked like
-/// the file's (named by their flag): also what a sweep checks each of its
+/// `s` checked again with `o`'s values on top of the command line's it was
+/// checked with (named by their flag): what a sweep checks each of its
 /// points with.
 pub fn with_overrides(s: Scenario, o: &Overrides) -> Result<Scenario> {
-    apply(s, o)
+    let from = &s.checked_from;
+    parse_with(&from.text, &s.source.path, &from.overrides.then(o))
 }
 
-/// The flags' values, checked like the file's (named by their flag).
-fn apply(mut s: Scenario, o: &Overrides) -> Result<Scenario> {
-    use limits::{show, MAX_CONCURRENCY, MAX_DURATION, MAX_ROUNDS, MAX_WARMUP};
-    if let Some(d) = o.duration {
-        if d.is_zero() {
-            return Err(bad_input("--duration must be greater than 0"));
-        }
-        if d > MAX_DURATION {
-            return Err(bad_input(format!(
-                "--duration must be at most {}, not {}",
-                show(MAX_DURATION),
-                show(d)
-            )));
-        }
-        s.run.duration = d;
-    }
-    if let Some(w) = o.warmup {
-        if w > MAX_WARMUP {
-            return Err(bad_input(format!(
-                "--warmup must be at most {}, not {}",
-                show(MAX_WARMUP),
-                show(w)
-            )));
-        }
-        s.run.warmup = w;
-    }
-    if let Some(seed) = o.seed {
-        s.run.seed = seed;
-    }
-    if let Some(c) = o.concurrency {
-        if c == 0 || c > MAX_CONCURRENCY {
-            return Err(bad_input(format!(
-                "--concurrency must be from 1 to {MAX_CONCURRENCY}, not {c}"
-            )));
-        }
-        s.run.concurrency = c;
-    }
-    if let Some(r) = o.rounds {
-        if r == 0 || r > MAX_ROUNDS {
-            return Err(bad_input(format!(
-                "--rounds must be from 1 to {MAX_ROUNDS}, not {r}"
-            )));
-        }
-        s.run.rounds = r;
-    }
-    if let Some(rate) = o.rate {
-        if !(rate.is_finite() && (limits::MIN_RATE..=limits::MAX_RATE).contains(&rate)) {
-            return Err(bad_input(check::rate_out_of_range("--rate", rate)));
-        }
-        s.run.arrivals = Some(match s.run.arrivals {
-            Some(a) => Arrivals { rate, ..a },
-            None => Arrivals {
-                rate,
-                process: ArrivalProcess::Poisson,
-                max_in_flight: limits::DEFAULT_MAX_IN_FLIGHT,
-            },
-        });
-    }
-    if let Some(rtt) = o.rtt {
-        if rtt > NetworkSettings::MAX_RTT {
-            return Err(bad_input(format!(
-                "--rtt must be at most {}, not {}",
-                humantime::format_duration(NetworkSettings::MAX_RTT),
-                humantime::format_duration(rtt)
-            )));
-        }
-        let jitter = s.network.map_or(Duration::ZERO, |n| n.jitter);
-        s.network = Some(NetworkSettings::at(rtt, jitter));
-    }
-    if !o.only.is_empty() {
-        if let Some(name) = o
-            .only
-            .iter()
-            .find(|n| !s.strategies.iter().any(|st| &st.name == *n))
-        {
-            let known: Vec<&str> = s.strategies.iter().map(|st| st.name.as_str()).collect();
-            return Err(bad_input(format!(
-                "--only {name}: no such strategy in {} (it has: {})",
-                s.source.path.display(),
-                known.join(", ")
-            )));
-        }
-        s.strategies.retain(|st| o.only.contains(&st.name));
-    }
-    // The file's budgets held for its own values; the flags' may not.
-    if let Some(problem) = limits::budget_problems(&s.run, &s.queries, s.strategies.len()).first() {
-        return Err(bad_input(format!(
-            "{} with the command line's values: {problem}",
-            s.source.path.display()
-        )));
-    }
-    Ok(s)
-}
-
-fn read(path: &Path) -> Result<Scenario> {
+/// The file's text: at most `MAX_FILE_BYTES`, UTF-8.
+fn read(path: &Path) -> Result<String> {
     let shown = path.display();
     let bytes = crate::input::read_capped(path, limits::MAX_FILE_BYTES, "scenario file")
         .map_err(|e| bad_input(format!("{shown}: {e}")))?;
-    let text = match std::str::from_utf8(&bytes) {
-        Ok(text) => text,
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
         Err(e) => {
+            let bytes = e.as_bytes();
+            let e = e.utf8_error();
             let valid = e.valid_up_to();
             // The prefix up to `valid` is UTF-8 by definition of `valid_up_to`.
             let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
             let (line, col) = line_col(prefix, valid);
-            return Err(bad_input(format!(
+            Err(bad_input(format!(
                 "{shown}:{line}:{col}: the file is not UTF-8 text (byte 0x{:02x}); \
                  scenario files must be UTF-8 TOML",
                 bytes.get(valid).copied().unwrap_or_default()
-            )));
+            )))
         }
-    };
-    parse(text, path)
+    }
 }
 
 /// Parses and checks scenario `text`, read from `path` (used for messages,
 /// the default name and `source`; not read).
 pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
+    parse_with(text, path, &Overrides::default())
+}
+
+/// [`parse`], with the command line's values in place of the file's.
+pub fn parse_with(text: &str, path: &Path, overrides: &Overrides) -> Result<Scenario> {
     let fail = |diagnostics: &[Diagnostic]| bad_input(render(path, text, diagnostics));
     if text.trim().is_empty() {
         return Err(fail(&[Diagnostic::new(
@@ -190,12 +84,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
             "the file is empty: a scenario needs at least one `[[strategy]]` and one `[[query]]`",
         )]));
     }
-    let raw: raw::RawScenario = toml::from_str(text).map_err(|e| {
+    let mut raw: raw::RawScenario = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         fail(&[Diagnostic::new(span, toml_message(e.message()))])
     })?;
+    overrides.apply_to(&mut raw);
     let sha256 = hex(&openssl::sha::sha256(text.as_bytes()));
-    check::check(raw, text, path, sha256).map_err(|diagnostics| fail(&diagnostics))
+    let from = CheckedFrom {
+        text: Arc::from(text),
+        overrides: overrides.clone(),
+    };
+    check::check(raw, path, sha256, from).map_err(|diagnostics| fail(&diagnostics))
 }
 
 /// toml's messages, reworded where they speak Rust rather than TOML.
@@ -406,86 +305,114 @@ mod tests {
     }
 
     #[test]
-    fn generators_and_literals() {
-        let text = MINIMAL.replace(
-            "sql = \"SELECT 1\"",
-            "sql = \"SELECT $1, $2, $3, $4, $5, $6, $7\"\n\
-             params = [{ zipf = { max = 1000, s = 1.1 } }, { zipf = { s = 2, max = 5 } }, \
-             { choice = [1, 'a', true, 2.5] }, 7, -1.5, false, 'x']",
-        );
-        let s = parse_ok(&text);
-        assert_eq!(
-            s.queries[0].statements[0].params,
-            [
-                Param::Zipf { max: 1000, s: 1.1 },
-                Param::Zipf { max: 5, s: 2.0 },
-                Param::Choice(vec![
-                    Literal::Int(1),
-                    Literal::Text("a".into()),
-                    Literal::Bool(true),
-                    Literal::Float(2.5)
-                ]),
-                Param::Literal(Literal::Int(7)),
-                Param::Literal(Literal::Float(-1.5)),
-                Param::Literal(Literal::Bool(false)),
-                Param::Literal(Literal::Text("x".into())),
-            ]
-        );
-    }
-
-    #[test]
-    fn errors_name_the_place_and_come_in_file_order() {
-        let text = MINIMAL
-            .replace("max_size = 4", "max_size = 4\nmin_size = 5")
-            .replace("name = \"f\"", "name = \"a b\"");
-        let err = parse_err(&text);
-        let first = err.find("t.toml:2:8: strategy `name` \"a b\" contains ' '");
-        let second = err.find("t.toml:9:12: `min_size` (5) is larger than `max_size` (4)");
-        assert!(
-            first.is_some() && second.is_some() && first < second,
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn placeholder_errors_point_into_the_sql() {
-        let text = MINIMAL.replace("SELECT 1", "SELECT $2, $1") + "params = [1, 2, 3]\n";
-        let err = parse_err(&text);
-        assert!(
-            err.starts_with("t.toml:13:17: 3 params are given but the SQL uses only $1..$2"),
-            "{err}"
-        );
-        let text = MINIMAL.replace("SELECT 1", "SELECT $1, $3") + "params = [1, 2, 3]\n";
-        let err = parse_err(&text);
-        assert!(
-            err.starts_with("t.toml:12:19: the SQL uses $3 but not $2"),
-            "{err}"
-        );
-        // Escapes shift offsets: then the whole string is underlined.
-        let text = MINIMAL.replace("SELECT 1", "SELECT \\\"x\\\", $1");
-        let err = parse_err(&text);
-        assert!(
-            err.starts_with("t.toml:12:7: the SQL uses $1 but no `params` are given"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn dollar_zero_is_not_a_placeholder() {
-        let text = MINIMAL.replace("SELECT 1", "SELECT $0") + "params = [1]\n";
-        let err = parse_err(&text);
-        assert!(
-            err.contains("t.toml:12:15: `$0` is not a placeholder"),
-            "{err}"
-        );
-        assert!(
-            err.contains("1 param is given but the SQL has no valid placeholders"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn empty_text_is_refused() {
         assert!(parse_err(" \n\t\n").starts_with("t.toml:1:1: the file is empty"));
+    }
+
+    #[test]
+    fn load_with_reads_the_file_and_puts_the_flags_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, format!("[run]\nconcurrency = 3\n{MINIMAL}")).unwrap();
+        let o = Overrides {
+            concurrency: Some(5),
+            duration: Some(Duration::from_secs(90)),
+            ..Overrides::default()
+        };
+        let s = load_with(&path, &o).unwrap();
+        assert_eq!(
+            (s.run.concurrency, s.run.duration),
+            (5, Duration::from_secs(90))
+        );
+        assert_eq!(s.name, "f");
+        let e = load_with(
+            &path,
+            &Overrides {
+                concurrency: Some(0),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&e),
+            Some(crate::error::Kind::BadInput)
+        );
+        assert_eq!(
+            format!("{e:#}"),
+            "--concurrency must be from 1 to 10000, not 0"
+        );
+        std::fs::write(&path, b"name = \"\xff\"\n").unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(
+            format!("{e:#}").ends_with("f.toml:1:9: the file is not UTF-8 text (byte 0xff); scenario files must be UTF-8 TOML"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn with_overrides_checks_a_point_on_top_of_the_command_line() {
+        let o = Overrides {
+            duration: Some(Duration::from_secs(5)),
+            rtt: Some(Duration::from_millis(4)),
+            ..Overrides::default()
+        };
+        let s = parse_with(MINIMAL, Path::new("t.toml"), &o).unwrap();
+        let point = Overrides {
+            concurrency: Some(64),
+            ..Overrides::default()
+        };
+        let at = with_overrides(s.clone(), &point).unwrap();
+        // The command line's values stay; the point's are added.
+        assert_eq!(
+            (at.run.concurrency, at.run.duration),
+            (64, Duration::from_secs(5))
+        );
+        assert_eq!(at.network.map(|n| n.rtt), Some(Duration::from_millis(4)));
+        assert_eq!(at.source.sha256, s.source.sha256);
+        // A point is checked like the flag it stands for.
+        let e = with_overrides(
+            s.clone(),
+            &Overrides {
+                rate: Some(0.0),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "--rate must be from 0.01 to 1000000 arrivals per second, not 0"
+        );
+        // Of two flags that weigh a budget together, the point's is one.
+        let long = parse_with(
+            MINIMAL,
+            Path::new("t.toml"),
+            &Overrides {
+                duration: Some(Duration::from_secs(12 * 3600)),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        let e = with_overrides(
+            long,
+            &Overrides {
+                rounds: Some(2),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "t.toml with the command line's values: duration 12h × 2 rounds × 2 strategies is \
+             48h of measuring, more than 24h: split the run"
+        );
+    }
+
+    #[test]
+    fn the_checked_scenario_does_not_show_its_text() {
+        let text = MINIMAL.to_owned() + "[database]\ndsn = \"postgres://u:hunter2@h/d\"\n";
+        let s = parse_ok(&text);
+        // (The dsn itself is in `database`, never serialised.)
+        assert!(!format!("{:?}", s.checked_from).contains("hunter2"));
+        assert!(!serde_json::to_string(&s).unwrap().contains("hunter2"));
     }
 }

@@ -2,10 +2,14 @@
 //! `scenario::load` / `scenario::parse`, so every value here has been checked
 //! (weights > 0 in sum, min_size <= max_size, placeholders match params, …).
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use super::flags::Overrides;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Scenario {
@@ -30,6 +34,28 @@ pub struct Scenario {
     /// database for every measured connection; None: connect directly.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSettings>,
+    /// What it was checked from, so that `scenario::with_overrides` checks
+    /// a sweep's point the same way, once.
+    #[serde(skip)]
+    pub(super) checked_from: CheckedFrom,
+}
+
+/// The text a scenario was read from and the command line's values it was
+/// checked with.
+#[derive(Clone)]
+pub struct CheckedFrom {
+    pub(super) text: Arc<str>,
+    pub(super) overrides: Overrides,
+}
+
+impl fmt::Debug for CheckedFrom {
+    // The text is not shown: it may hold a password (a DSN).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedFrom")
+            .field("bytes", &self.text.len())
+            .field("overrides", &self.overrides)
+            .finish()
+    }
 }
 
 /// The embedded PgBouncer's settings, written into its configuration.

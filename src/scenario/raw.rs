@@ -1,8 +1,11 @@
-//! The scenario file as written: serde structs that mirror the TOML of
-//! the README's scenario format one to one, with the byte span of every value.
+//! The scenario as given: serde structs that mirror the TOML of the
+//! README's scenario format one to one, each value a [`Given`] that
+//! remembers where it came from: the byte span of the file it was read
+//! from, or the command-line flag that replaced it (`flags.rs` puts the
+//! flags' values here, so one checker checks both).
 //!
 //! Nothing is checked here beyond TOML syntax, key names and value types;
-//! `check.rs` turns these into the domain types of `model.rs`. Almost every
+//! `check/` turns these into the domain types of `model.rs`. Almost every
 //! field is an `Option` so that a missing key is reported by the checker,
 //! which can say what the key is for, rather than by serde.
 
@@ -11,39 +14,121 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::ops::Range;
+
 use serde::Deserialize;
 use toml::Spanned;
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A byte range of the scenario file.
+    File(Range<usize>),
+    /// A command-line flag, named as it is typed (`--duration`).
+    Flag(&'static str),
+}
+
+impl From<Range<usize>> for Origin {
+    fn from(span: Range<usize>) -> Origin {
+        Origin::File(span)
+    }
+}
+
+/// A raw value and where it came from. Read from the file, it holds the
+/// span toml reports; set by a flag, the flag's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Given<T> {
+    value: T,
+    origin: Origin,
+}
+
+impl<T> Given<T> {
+    /// A value the flag `flag` gives.
+    pub fn flag(flag: &'static str, value: T) -> Given<T> {
+        Given {
+            value,
+            origin: Origin::Flag(flag),
+        }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.value
+    }
+
+    pub fn value_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin.clone()
+    }
+
+    /// The span in the file; None for a flag's value.
+    pub fn span(&self) -> Option<Range<usize>> {
+        match &self.origin {
+            Origin::File(span) => Some(span.clone()),
+            Origin::Flag(_) => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Given<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<T>::deserialize(deserializer)?;
+        Ok(Given {
+            origin: Origin::File(spanned.span()),
+            value: spanned.into_inner(),
+        })
+    }
+}
+
+/// An integer key read into a wider type (`seed`), with serde's own
+/// message for a value that is not an integer.
+fn widen<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Given<i128>>, D::Error> {
+    let value = Option::<Given<i64>>::deserialize(deserializer)?;
+    Ok(value.map(|v| Given {
+        value: i128::from(v.value),
+        origin: v.origin,
+    }))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
-    pub name: Option<Spanned<String>>,
-    pub description: Option<Spanned<String>>,
-    pub run: Option<Spanned<Table<RawRun>>>,
-    pub database: Option<Spanned<Table<RawDatabase>>>,
-    pub setup: Option<Spanned<Table<RawSetup>>>,
-    pub strategy: Option<Spanned<Vec<Spanned<Table<RawStrategy>>>>>,
-    pub query: Option<Spanned<Vec<Spanned<Table<RawQuery>>>>>,
-    pub sweep: Option<Spanned<Table<RawSweep>>>,
-    pub pgbouncer: Option<Spanned<Table<RawPgBouncer>>>,
-    pub network: Option<Spanned<Table<RawNetwork>>>,
+    pub name: Option<Given<String>>,
+    pub description: Option<Given<String>>,
+    pub run: Option<Given<Table<RawRun>>>,
+    pub database: Option<Given<Table<RawDatabase>>>,
+    pub setup: Option<Given<Table<RawSetup>>>,
+    pub strategy: Option<Given<Vec<Given<Table<RawStrategy>>>>>,
+    pub query: Option<Given<Vec<Given<Table<RawQuery>>>>>,
+    pub sweep: Option<Given<Table<RawSweep>>>,
+    pub pgbouncer: Option<Given<Table<RawPgBouncer>>>,
+    pub network: Option<Given<Table<RawNetwork>>>,
+    /// `--only`: the strategies to keep (all when empty); no file key.
+    #[serde(skip)]
+    pub only: Vec<Given<String>>,
 }
 
 /// `[network]`: the link emulator between poolbench and the database.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
-    pub rtt: Option<Spanned<String>>,
-    pub jitter: Option<Spanned<String>>,
+    pub rtt: Option<Given<String>>,
+    pub jitter: Option<Given<String>>,
 }
 
 /// `[pgbouncer]`: settings of the embedded PgBouncer (`via = "pgbouncer"`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPgBouncer {
-    pub pool_mode: Option<Spanned<String>>,
-    pub default_pool_size: Option<Spanned<i64>>,
-    pub max_client_conn: Option<Spanned<i64>>,
+    pub pool_mode: Option<Given<String>>,
+    pub default_pool_size: Option<Given<i64>>,
+    pub max_client_conn: Option<Given<i64>>,
 }
 
 /// A value the format says is a table. serde's derived structs also take
@@ -118,55 +203,58 @@ table_names! {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSweep {
-    pub pool_sizes: Option<Spanned<Vec<Spanned<i64>>>>,
-    pub concurrency: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub pool_sizes: Option<Given<Vec<Given<i64>>>>,
+    pub concurrency: Option<Given<Vec<Given<i64>>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRun {
-    pub duration: Option<Spanned<String>>,
-    pub warmup: Option<Spanned<String>>,
-    pub concurrency: Option<Spanned<i64>>,
-    pub seed: Option<Spanned<i64>>,
-    pub rounds: Option<Spanned<i64>>,
-    pub request_timeout: Option<Spanned<String>>,
-    pub max_error_rate: Option<Spanned<f64>>,
-    pub retry: Option<Spanned<Table<RawRetry>>>,
+    pub duration: Option<Given<String>>,
+    pub warmup: Option<Given<String>>,
+    pub concurrency: Option<Given<i64>>,
+    /// i128: the file's integers are i64 (a negative one is refused by the
+    /// checker), `--seed` is any u64.
+    #[serde(default, deserialize_with = "widen")]
+    pub seed: Option<Given<i128>>,
+    pub rounds: Option<Given<i64>>,
+    pub request_timeout: Option<Given<String>>,
+    pub max_error_rate: Option<Given<f64>>,
+    pub retry: Option<Given<Table<RawRetry>>>,
     /// Open loop: arrivals per second (an integer or a float).
-    pub rate: Option<Spanned<Node>>,
-    pub arrival: Option<Spanned<String>>,
-    pub max_in_flight: Option<Spanned<i64>>,
+    pub rate: Option<Given<Node>>,
+    pub arrival: Option<Given<String>>,
+    pub max_in_flight: Option<Given<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
-    pub on: Option<Spanned<Vec<Spanned<String>>>>,
-    pub max_attempts: Option<Spanned<i64>>,
-    pub backoff: Option<Spanned<String>>,
+    pub on: Option<Given<Vec<Given<String>>>>,
+    pub max_attempts: Option<Given<i64>>,
+    pub backoff: Option<Given<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
-    pub dsn: Option<Spanned<String>>,
-    pub embedded: Option<Spanned<Table<RawEmbedded>>>,
+    pub dsn: Option<Given<String>>,
+    pub embedded: Option<Given<Table<RawEmbedded>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmbedded {
-    pub engine: Option<Spanned<String>>,
-    pub auth: Option<Spanned<String>>,
-    pub tls: Option<Spanned<bool>>,
-    pub max_connections: Option<Spanned<i64>>,
+    pub engine: Option<Given<String>>,
+    pub auth: Option<Given<String>>,
+    pub tls: Option<Given<bool>>,
+    pub max_connections: Option<Given<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSetup {
-    pub sql: Option<Spanned<String>>,
+    pub sql: Option<Given<String>>,
 }
 
 /// One `[[strategy]]`. The pool keys are accepted for every kind so that the
@@ -175,35 +263,35 @@ pub struct RawSetup {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStrategy {
-    pub name: Option<Spanned<String>>,
-    pub kind: Option<Spanned<String>>,
-    pub max_size: Option<Spanned<i64>>,
-    pub min_size: Option<Spanned<i64>>,
-    pub wait_timeout: Option<Spanned<String>>,
-    pub recycling: Option<Spanned<String>>,
-    pub instances: Option<Spanned<i64>>,
-    pub statement_cache: Option<Spanned<bool>>,
-    pub dsn: Option<Spanned<String>>,
-    pub via: Option<Spanned<String>>,
+    pub name: Option<Given<String>>,
+    pub kind: Option<Given<String>>,
+    pub max_size: Option<Given<i64>>,
+    pub min_size: Option<Given<i64>>,
+    pub wait_timeout: Option<Given<String>>,
+    pub recycling: Option<Given<String>>,
+    pub instances: Option<Given<i64>>,
+    pub statement_cache: Option<Given<bool>>,
+    pub dsn: Option<Given<String>>,
+    pub via: Option<Given<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawQuery {
-    pub name: Option<Spanned<String>>,
-    pub weight: Option<Spanned<i64>>,
-    pub sql: Option<Spanned<String>>,
-    pub params: Option<Spanned<Vec<Spanned<Node>>>>,
-    pub statements: Option<Spanned<Vec<Spanned<Table<RawStatement>>>>>,
-    pub transaction: Option<Spanned<bool>>,
-    pub parallel: Option<Spanned<bool>>,
+    pub name: Option<Given<String>>,
+    pub weight: Option<Given<i64>>,
+    pub sql: Option<Given<String>>,
+    pub params: Option<Given<Vec<Given<Node>>>>,
+    pub statements: Option<Given<Vec<Given<Table<RawStatement>>>>>,
+    pub transaction: Option<Given<bool>>,
+    pub parallel: Option<Given<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStatement {
-    pub sql: Option<Spanned<String>>,
-    pub params: Option<Spanned<Vec<Spanned<Node>>>>,
+    pub sql: Option<Given<String>>,
+    pub params: Option<Given<Vec<Given<Node>>>>,
 }
 
 /// Any TOML value but a datetime, with the span of every nested value.
@@ -220,9 +308,9 @@ pub enum Node {
     Float(f64),
     Bool(bool),
     String(String),
-    Array(Vec<Spanned<Node>>),
+    Array(Vec<Given<Node>>),
     /// Keys in file order.
-    Table(Vec<(Spanned<String>, Spanned<Node>)>),
+    Table(Vec<(Given<String>, Given<Node>)>),
 }
 
 impl Node {
@@ -282,7 +370,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+        while let Some(item) = seq.next_element::<Given<Node>>()? {
             items.push(item);
         }
         Ok(Node::Array(items))
@@ -290,8 +378,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<String>>()? {
-            let value = map.next_value::<Spanned<Node>>()?;
+        while let Some(key) = map.next_key::<Given<String>>()? {
+            let value = map.next_value::<Given<Node>>()?;
             entries.push((key, value));
         }
         Ok(Node::Table(entries))
@@ -304,7 +392,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     struct Doc {
-        p: Spanned<Node>,
+        p: Given<Node>,
     }
 
     #[test]
@@ -315,11 +403,11 @@ mod tests {
             panic!("not a table: {:?}", doc.p)
         };
         let (key, value) = &entries[0];
-        assert_eq!(&text[key.span()], "zipf");
+        assert_eq!(&text[key.span().unwrap()], "zipf");
         let Node::Table(inner) = value.get_ref() else {
             panic!()
         };
-        assert_eq!(&text[inner[1].1.span()], "1.1");
+        assert_eq!(&text[inner[1].1.span().unwrap()], "1.1");
         assert_eq!(inner[1].1.get_ref(), &Node::Float(1.1));
     }
 

@@ -1,0 +1,191 @@
+//! `[database]` (its `dsn`, checked without connecting), `[database.embedded]`
+//! (the server poolbench starts) and `[setup]` (the SQL run once before the
+//! first strategy).
+
+use crate::scenario::model::{
+    AuthMethod, DatabaseSettings, EmbeddedEngine, EmbeddedSettings, MARIADB_MAX_CONNECTIONS,
+};
+use crate::scenario::raw::{Given, RawDatabase, RawSetup, Table};
+
+use super::checker::Checker;
+
+/// PostgreSQL refuses a larger `max_connections` (MAX_BACKENDS).
+const PG_MAX_CONNECTIONS: i64 = 262_143;
+
+/// A `dsn` checked without connecting: MySQL's (`mysql://`) or libpq's.
+fn check_dsn(dsn: &str) -> Result<(), String> {
+    if dsn.trim_start().starts_with("mysql://") {
+        crate::backend::mysql::dsn::check(dsn)
+    } else {
+        crate::backend::postgres::resolve::check_dsn(dsn).map_err(|e| e.to_string())
+    }
+}
+
+impl Checker<'_> {
+    pub(super) fn database(&mut self, raw: Option<Given<Table<RawDatabase>>>) -> DatabaseSettings {
+        let Some(raw) = raw else {
+            return DatabaseSettings {
+                dsn: None,
+                embedded: EmbeddedSettings::default(),
+            };
+        };
+        let raw = raw.into_inner().into_inner();
+        let dsn = raw.dsn.and_then(|dsn| {
+            if dsn.get_ref().trim().is_empty() {
+                self.error(
+                    dsn.origin(),
+                    "`dsn` is empty; remove it to use DATABASE_URL or the embedded server",
+                );
+                None
+            } else if let Err(e) = check_dsn(dsn.get_ref()) {
+                // The message names the option, never a password's value;
+                // the line itself is not quoted, since it may hold one.
+                self.error_unquoted(dsn.origin(), format!("invalid `dsn`: {e}"));
+                None
+            } else {
+                Some(dsn.into_inner())
+            }
+        });
+        let mut embedded = EmbeddedSettings::default();
+        if let Some(raw) = raw.embedded {
+            let raw = raw.into_inner();
+            if let Some(engine) = &raw.engine {
+                match EmbeddedEngine::parse(engine.get_ref()) {
+                    Some(e) => embedded.engine = e,
+                    None => self.error(
+                        engine.origin(),
+                        format!(
+                            "unknown `engine` {:?}: expected \"postgresql\" or \"mariadb\"",
+                            engine.get_ref()
+                        ),
+                    ),
+                }
+            }
+            if let Some(auth) = &raw.auth {
+                match AuthMethod::parse(auth.get_ref()) {
+                    Some(method) => embedded.auth = method,
+                    None => self.error(
+                        auth.origin(),
+                        format!(
+                            "unknown `auth` method {:?}: expected \"scram-sha-256\", \"md5\" or \"trust\"",
+                            auth.get_ref()
+                        ),
+                    ),
+                }
+            }
+            if let Some(tls) = &raw.tls {
+                embedded.tls = *tls.get_ref();
+            }
+            if let Some(max) = &raw.max_connections {
+                let (lo, hi) = match embedded.engine {
+                    EmbeddedEngine::Postgresql => (1, PG_MAX_CONNECTIONS),
+                    EmbeddedEngine::Mariadb => MARIADB_MAX_CONNECTIONS,
+                };
+                if let Some(max) = self.int_in("max_connections", max, lo, hi) {
+                    embedded.max_connections =
+                        u32::try_from(max).unwrap_or(embedded.max_connections);
+                }
+            }
+        }
+        DatabaseSettings { dsn, embedded }
+    }
+
+    /// `[setup]`'s `sql`.
+    pub(super) fn setup(&mut self, setup: Given<Table<RawSetup>>) -> Option<String> {
+        let at = setup.origin();
+        match setup.into_inner().into_inner().sql {
+            Some(sql) => self.sql_text("`[setup]` `sql`", &sql),
+            None => {
+                self.error(
+                    at,
+                    "`[setup]` needs `sql`, run once before the first strategy",
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{errors, first_error, flags, ok, BASE};
+    use crate::scenario::model::{AuthMethod, EmbeddedEngine};
+
+    fn with(table: &str) -> String {
+        format!("{table}\n{BASE}")
+    }
+
+    #[test]
+    fn database_keys_reach_the_settings() {
+        let db = ok(
+            &with(
+                "[database]\ndsn = \"postgres://app@db/app\"\n[database.embedded]\n\
+                 auth = \"md5\"\ntls = false\nmax_connections = 262143",
+            ),
+            &flags(),
+        )
+        .database;
+        assert_eq!(db.dsn.as_deref(), Some("postgres://app@db/app"));
+        assert_eq!(db.embedded.auth, AuthMethod::Md5);
+        assert!(!db.embedded.tls);
+        assert_eq!(db.embedded.max_connections, 262_143);
+        let db = ok(&with("[database.embedded]\nengine = \"mariadb\""), &flags()).database;
+        assert_eq!(db.embedded.engine, EmbeddedEngine::Mariadb);
+        assert!(db.is_mysql());
+        assert!(ok(&with("[database]\ndsn = \"mysql://u@h/d\""), &flags())
+            .database
+            .is_mysql());
+    }
+
+    #[test]
+    fn database_errors_point_at_the_value() {
+        assert_eq!(
+            first_error(&with("[database]\ndsn = \" \"")),
+            "t.toml:2:7: `dsn` is empty; remove it to use DATABASE_URL or the embedded server"
+        );
+        // An invalid dsn is not quoted: it may hold a password.
+        let e = errors(
+            &with("[database]\ndsn = \"postgres://u:hunter2@h/d?bogus=1\""),
+            &flags(),
+        );
+        assert!(e.starts_with("t.toml:2:7: invalid `dsn`: "), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        assert_eq!(
+            first_error(&with("[database.embedded]\nengine = \"oracle\"")),
+            "t.toml:2:10: unknown `engine` \"oracle\": expected \"postgresql\" or \"mariadb\""
+        );
+        assert_eq!(
+            first_error(&with("[database.embedded]\nauth = \"ldap\"")),
+            "t.toml:2:8: unknown `auth` method \"ldap\": expected \"scram-sha-256\", \"md5\" \
+             or \"trust\""
+        );
+        assert_eq!(
+            first_error(&with("[database.embedded]\nmax_connections = 262144")),
+            "t.toml:2:19: `max_connections` must be at most 262143, found 262144"
+        );
+        // MariaDB's own range.
+        assert_eq!(
+            first_error(&with(
+                "[database.embedded]\nengine = \"mariadb\"\nmax_connections = 9"
+            )),
+            "t.toml:3:19: `max_connections` must be at least 10, found 9"
+        );
+    }
+
+    #[test]
+    fn setup_needs_sql_that_is_not_blank() {
+        let s = ok(
+            &with("[setup]\nsql = \"CREATE TABLE t (id int)\""),
+            &flags(),
+        );
+        assert_eq!(s.setup_sql.as_deref(), Some("CREATE TABLE t (id int)"));
+        assert_eq!(
+            errors(&with("[setup]\nsql = \"  \""), &flags())
+                .lines()
+                .next(),
+            Some("t.toml:2:7: `[setup]` `sql` is blank")
+        );
+        assert!(errors(&with("[setup]"), &flags())
+            .starts_with("t.toml:1:1: `[setup]` needs `sql`, run once before the first strategy"));
+    }
+}
