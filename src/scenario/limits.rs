@@ -98,11 +98,33 @@ pub fn requests_at_once(run: &RunSettings) -> f64 {
     }
 }
 
+/// A budget exceeded: what it weighs and the message saying by how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetProblem {
+    pub weighs: Weighs,
+    pub message: String,
+}
+
+/// The settings a budget weighs (where its error points).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weighs {
+    /// The load (`concurrency`, or `rate` × `request_timeout`) against
+    /// what it may hold at once.
+    Load,
+    /// `duration` × `rounds` × strategies.
+    MeasuredTime,
+}
+
 /// What the combination of `run`'s settings, the queries and the number of
-/// strategies would exceed, one message each (empty when all is within the
+/// strategies would exceed, one problem each (empty when all is within the
 /// limits).
-pub fn budget_problems(run: &RunSettings, queries: &[Query], strategies: usize) -> Vec<String> {
+pub fn budget_problems(
+    run: &RunSettings,
+    queries: &[Query],
+    strategies: usize,
+) -> Vec<BudgetProblem> {
     let mut problems = Vec::new();
+    let mut problem = |weighs, message| problems.push(BudgetProblem { weighs, message });
     let load = match run.arrivals {
         Some(a) => format!(
             "rate {} × request_timeout {}",
@@ -113,10 +135,13 @@ pub fn budget_problems(run: &RunSettings, queries: &[Query], strategies: usize) 
     };
     let at_once = requests_at_once(run);
     if run.arrivals.is_some() && at_once > MAX_WAITING {
-        problems.push(format!(
-            "open loop: {load} lets {at_once:.0} arrivals wait at once, more than {MAX_WAITING:.0}: \
-             lower the rate or request_timeout"
-        ));
+        problem(
+            Weighs::Load,
+            format!(
+                "open loop: {load} lets {at_once:.0} arrivals wait at once, more than \
+                 {MAX_WAITING:.0}: lower the rate or request_timeout"
+            ),
+        );
     }
     if let Some((name, text)) = queries
         .iter()
@@ -125,24 +150,30 @@ pub fn budget_problems(run: &RunSettings, queries: &[Query], strategies: usize) 
     {
         let total = at_once * text as f64;
         if total > MAX_TEXT_AT_ONCE as f64 {
-            problems.push(format!(
-                "{load} requests at once × {text} bytes of generated text per request (query \
-                 `{name}`) is {:.1} GiB, more than {} GiB: lower one of them",
-                total / (1u64 << 30) as f64,
-                MAX_TEXT_AT_ONCE >> 30
-            ));
+            problem(
+                Weighs::Load,
+                format!(
+                    "{load} requests at once × {text} bytes of generated text per request \
+                     (query `{name}`) is {:.1} GiB, more than {} GiB: lower one of them",
+                    total / (1u64 << 30) as f64,
+                    MAX_TEXT_AT_ONCE >> 30
+                ),
+            );
         }
     }
     let measured = run.duration.as_secs_f64() * f64::from(run.rounds) * strategies as f64;
     if measured > MAX_MEASURED.as_secs_f64() {
-        problems.push(format!(
-            "duration {} × {} × {} is {} of measuring, more than {}: split the run",
-            show(run.duration),
-            count(run.rounds as usize, "round", "rounds"),
-            count(strategies, "strategy", "strategies"),
-            show(Duration::from_secs(measured as u64)),
-            show(MAX_MEASURED)
-        ));
+        problem(
+            Weighs::MeasuredTime,
+            format!(
+                "duration {} × {} × {} is {} of measuring, more than {}: split the run",
+                show(run.duration),
+                count(run.rounds as usize, "round", "rounds"),
+                count(strategies, "strategy", "strategies"),
+                show(Duration::from_secs(measured as u64)),
+                show(MAX_MEASURED)
+            ),
+        );
     }
     problems
 }

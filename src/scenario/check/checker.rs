@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::scenario::diag::{line_col, Diagnostic};
-use crate::scenario::limits::{budget_problems, MAX_DESCRIPTION_CHARS};
+use crate::scenario::limits::{budget_problems, Weighs, MAX_DESCRIPTION_CHARS};
 use crate::scenario::model::{CheckedFrom, Query, RunSettings, Scenario, Source};
 use crate::scenario::raw::{Given, Origin, RawScenario};
 
@@ -130,11 +130,11 @@ impl Checker<'_> {
     /// weighs, it says so instead, naming the file.
     fn budgets(&mut self, run: &RunSettings, queries: &[Query], strategies: usize) {
         for problem in budget_problems(run, queries, strategies) {
-            let weighed = if problem.starts_with("duration") {
-                [self.duration_at.clone(), self.rounds_at.clone()]
-            } else {
-                [self.load_at.clone(), None]
+            let weighed = match problem.weighs {
+                Weighs::MeasuredTime => [self.duration_at.clone(), self.rounds_at.clone()],
+                Weighs::Load => [self.load_at.clone(), None],
             };
+            let problem = problem.message;
             let flag = weighed.iter().flatten().find_map(|at| match at {
                 Origin::Flag(flag) => Some(*flag),
                 Origin::File(_) => None,
@@ -250,6 +250,27 @@ mod tests {
             ..flags()
         };
         assert!(errors(&file, &o).starts_with("t.toml with the command line's values: "));
+    }
+
+    #[test]
+    fn a_load_budget_points_at_the_load() {
+        let file = format!("[run]\nrequest_timeout = \"1s\"\nrate = 1000000\n{BASE}");
+        assert_eq!(
+            errors(&file, &flags()).lines().next().unwrap(),
+            "t.toml:3:8: open loop: rate 1000000 × request_timeout 1s lets 1000001 arrivals \
+             wait at once, more than 1000000: lower the rate or request_timeout"
+        );
+        let file = format!("[run]\nrequest_timeout = \"1s\"\n{BASE}");
+        let o = Overrides {
+            rate: Some(1_000_000.0),
+            ..flags()
+        };
+        assert_eq!(
+            errors(&file, &o),
+            "t.toml with the command line's values: open loop: rate 1000000 × request_timeout \
+             1s lets 1000001 arrivals wait at once, more than 1000000: lower the rate or \
+             request_timeout"
+        );
     }
 
     #[test]
