@@ -10,7 +10,9 @@
 //! request), because of the driver's design — a connection task and two
 //! channel hops per query, where libpq writes and reads the socket in the
 //! caller's loop — so no change inside poolbench could reach pgbench while
-//! every query went through it.
+//! every query went through it. (Those figures were measured when the
+//! driver spoke TLS through OpenSSL; its connections now open through
+//! poolbench's dialer, on rustls, as every poolbench connection does.)
 //!
 //! Usage: cargo bench --bench driver_floor -- DSN [CLIENTS] [THREADS] [SECONDS]
 //! Prints one line: `requests <n> seconds <s> rps <r> cpu_us_per_request <c>`.
@@ -19,8 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use postgres_openssl::MakeTlsConnector;
+use poolbench::backend::postgres::Target;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -45,15 +46,12 @@ fn main() {
     let threads = number(2, 2).max(1) as usize;
     let seconds = number(3, 10);
 
-    let config: tokio_postgres::Config = dsn.parse().unwrap_or_else(|e| {
-        eprintln!("driver_floor: bad DSN: {e}");
+    // Opened as poolbench opens its own connections (libpq's DSN rules,
+    // TLS by rustls): the queries are the driver's alone.
+    let target = Target::parse(&dsn, "the DSN").unwrap_or_else(|e| {
+        eprintln!("driver_floor: bad DSN: {e:#}");
         std::process::exit(2)
     });
-    // sslmode=require, as the embedded server is reached: encrypted, the
-    // certificate not checked (the CA is not what is measured).
-    let mut tls = SslConnector::builder(SslMethod::tls()).expect("an OpenSSL context");
-    tls.set_verify(SslVerifyMode::NONE);
-    let tls = MakeTlsConnector::new(tls.build());
 
     let done = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
@@ -61,7 +59,7 @@ fn main() {
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let share = clients / threads + usize::from(t < clients % threads);
-            let (config, tls) = (config.clone(), tls.clone());
+            let target = target.clone();
             let (done, measuring, stop) = (done.clone(), measuring.clone(), stop.clone());
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -71,9 +69,7 @@ fn main() {
                 rt.block_on(async move {
                     let mut tasks = Vec::new();
                     for _ in 0..share {
-                        let (client, connection) =
-                            config.connect(tls.clone()).await.expect("a connection");
-                        tokio::spawn(connection);
+                        let client = target.connect().await.expect("a connection");
                         let (done, measuring, stop) =
                             (done.clone(), measuring.clone(), stop.clone());
                         tasks.push(tokio::spawn(async move {

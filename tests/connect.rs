@@ -342,99 +342,51 @@ async fn bad_options_are_named_with_exit_2() {
     }
 }
 
-/// A test certificate authority, and certificates it signs.
+/// A test certificate authority, and certificates it signs (rcgen, EC
+/// P-256, valid for two days).
 struct Ca {
-    cert: openssl::x509::X509,
-    key: openssl::pkey::PKey<openssl::pkey::Private>,
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    cert: rcgen::Certificate,
 }
 
-fn ec_key() -> openssl::pkey::PKey<openssl::pkey::Private> {
-    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
-    openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
-}
-
-fn name(cn: &str) -> openssl::x509::X509Name {
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    name.build()
-}
-
-fn builder(
-    subject: &str,
-    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
-) -> openssl::x509::X509Builder {
-    let mut b = openssl::x509::X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = openssl::bn::BigNum::new().unwrap();
-    serial
-        .rand(64, openssl::bn::MsbOption::MAYBE_ZERO, false)
-        .unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name(subject)).unwrap();
-    b.set_pubkey(key).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    b
+/// A version 3 certificate named `cn` for the DNS names `dns`, from now
+/// for two days.
+fn params(cn: &str, dns: &[&str]) -> rcgen::CertificateParams {
+    let names: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now;
+    params.not_after = now + time::Duration::days(2);
+    params
 }
 
 impl Ca {
     fn new(cn: &str) -> Ca {
-        let key = ec_key();
-        let mut b = builder(cn, &key);
-        b.set_issuer_name(&name(cn)).unwrap();
-        b.append_extension(
-            openssl::x509::extension::BasicConstraints::new()
-                .critical()
-                .ca()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        b.append_extension(
-            openssl::x509::extension::KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        b.sign(&key, openssl::hash::MessageDigest::sha256())
-            .unwrap();
-        Ca {
-            cert: b.build(),
-            key,
-        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = params(cn, &[]);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).unwrap();
+        Ca { params, key, cert }
     }
 
     fn pem(&self) -> Vec<u8> {
-        self.cert.to_pem().unwrap()
+        self.cert.pem().into_bytes()
     }
 
     /// A certificate for `cn` with these DNS names, and its key, in PEM.
     fn sign(&self, cn: &str, dns: &[&str]) -> (Vec<u8>, Vec<u8>) {
-        let key = ec_key();
-        let mut b = builder(cn, &key);
-        b.set_issuer_name(self.cert.subject_name()).unwrap();
-        if !dns.is_empty() {
-            let mut san = openssl::x509::extension::SubjectAlternativeName::new();
-            for d in dns {
-                san.dns(d);
-            }
-            let san = san
-                .build(&b.x509v3_context(Some(&self.cert), None))
-                .unwrap();
-            b.append_extension(san).unwrap();
-        }
-        b.sign(&self.key, openssl::hash::MessageDigest::sha256())
-            .unwrap();
-        (
-            b.build().to_pem().unwrap(),
-            key.private_key_to_pem_pkcs8().unwrap(),
-        )
+        let key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let cert = params(cn, dns).signed_by(&key, &issuer).unwrap();
+        (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
     }
 }
 

@@ -631,3 +631,68 @@ async fn a_killed_runs_server_stops_and_its_directory_goes_next_time() {
     assert!(!dir.exists(), "{} left behind", dir.display());
     server.stop().await.unwrap();
 }
+
+/// VERIFY_CA checks the certificate's chain, not its names; VERIFY_IDENTITY
+/// checks both; another CA fails both. The embedded MariaDB's certificate
+/// names localhost and 127.0.0.1: it is reached here at 127.0.0.2, through
+/// a relay.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_ca_checks_the_chain_and_verify_identity_the_name() {
+    let server = MariaDb::start(&MariaDbOptions {
+        tls: true,
+        port: None,
+        max_connections: 10,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("embedded MariaDB did not start: {e:#}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let relay = listener.local_addr().unwrap();
+    let port = server.port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    let ca = server.dir().join("ca.pem");
+    let dsn = |mode: &str, ca: &Path| {
+        server
+            .dsn_with_password()
+            .replace(&format!("127.0.0.1:{port}"), &relay.to_string())
+            .replace(
+                "ssl-mode=REQUIRED",
+                &format!("ssl-mode={mode}&ssl-ca={}", ca.display()),
+            )
+    };
+    let target = |dsn: &str| poolbench::backend::mysql::parse(dsn, "--dsn").unwrap();
+
+    let verify_ca = target(&dsn("VERIFY_CA", &ca));
+    for _ in 0..2 {
+        let conn = verify_ca.connect().await;
+        assert!(conn.is_ok(), "VERIFY_CA: {:?}", conn.err());
+    }
+    let e = target(&dsn("VERIFY_IDENTITY", &ca))
+        .connect()
+        .await
+        .expect_err("VERIFY_IDENTITY accepted a certificate without the host's name");
+    let e = poolbench::backend::mysql::describe(&e);
+    assert!(e.contains("not valid for name \"127.0.0.2\""), "{e}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("other-ca.pem");
+    let other_ca = rcgen::generate_simple_self_signed(vec!["other CA".to_string()]).unwrap();
+    std::fs::write(&other, other_ca.cert.pem()).unwrap();
+    for mode in ["VERIFY_CA", "VERIFY_IDENTITY"] {
+        let e = target(&dsn(mode, &other))
+            .connect()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{mode} accepted a certificate of another CA"));
+        let e = poolbench::backend::mysql::describe(&e);
+        assert!(e.contains("UnknownIssuer"), "{mode}: {e}");
+    }
+    server.stop().await.unwrap();
+}

@@ -49,10 +49,7 @@ async fn start(opts: &EmbeddedOptions) -> EmbeddedServer {
 async fn connect(server: &EmbeddedServer) -> Client {
     match server.target().connect().await {
         Ok(client) => client,
-        Err(e) => panic!(
-            "connect: {}",
-            poolbench::backend::postgres::describe_pg_error(&e)
-        ),
+        Err(e) => panic!("connect: {e}"),
     }
 }
 
@@ -107,12 +104,7 @@ async fn assert_wrong_password_rejected(server: &EmbeddedServer) {
         .connect()
         .await
         .expect_err("a wrong password was accepted");
-    assert_eq!(
-        err.code(),
-        Some(&SqlState::INVALID_PASSWORD),
-        "{}",
-        poolbench::backend::postgres::describe_pg_error(&err)
-    );
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err}");
 }
 
 /// Command lines of live `postgres` processes that mention `needle`.
@@ -286,7 +278,7 @@ async fn max_connections_is_honoured_even_at_one() {
             {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
-            Err(e) => panic!("{}", poolbench::backend::postgres::describe_pg_error(&e)),
+            Err(e) => panic!("{e}"),
         }
     };
     assert_eq!(show(&client, "max_connections").await, "1");

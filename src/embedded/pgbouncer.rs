@@ -204,7 +204,7 @@ impl PgBouncer {
                     Err(_) => {}
                 },
                 Err(e) if started.elapsed() > READY_WITHIN => {
-                    return Err(self.failed(&describe_pg_error(&e)))
+                    return Err(self.failed(&e.to_string()))
                 }
                 Err(_) => {}
             }
@@ -269,10 +269,7 @@ impl PgBouncer {
         let mut config: Config = self.target.config().clone();
         config.dbname("pgbouncer");
         Target::from_config(config)?.connect().await.map_err(|e| {
-            error::environment(format!(
-                "connecting to PgBouncer's admin console: {}",
-                describe_pg_error(&e)
-            ))
+            error::environment(format!("connecting to PgBouncer's admin console: {e}"))
         })
     }
 

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
+use sha2::Digest;
 
 use crate::error::bad_input;
 
@@ -89,7 +90,7 @@ pub fn parse_with(text: &str, path: &Path, overrides: &Overrides) -> Result<Scen
         fail(&[Diagnostic::new(span, toml_message(e.message()))])
     })?;
     overrides.apply_to(&mut raw);
-    let sha256 = hex(&openssl::sha::sha256(text.as_bytes()));
+    let sha256 = hex(&sha2::Sha256::digest(text.as_bytes()));
     let from = CheckedFrom {
         text: Arc::from(text),
         overrides: overrides.clone(),
@@ -194,7 +195,7 @@ mod tests {
         assert_eq!(s.source.path, Path::new("dir/minimal.toml"));
         assert_eq!(s.source.sha256.len(), 64);
         assert_eq!(
-            hex(&openssl::sha::sha256(b"abc")),
+            hex(&sha2::Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

@@ -4,16 +4,32 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use mysql_async::{DriverError, Opts, OptsBuilder, SslOpts};
+use rustls::pki_types::ServerName;
+use rustls::CertificateError;
 
 use super::errors::describe;
+use crate::backend::postgres::tls::{certificate_error, certified_names};
 use crate::error::ResultExt;
 
 pub use mysql_async::Conn;
+
+/// A name the server's certificate is valid for, when a connection failed
+/// only because it does not name the host (its chain was verified first).
+fn certified_name(e: &mysql_async::Error) -> Option<String> {
+    let Some(CertificateError::NotValidForNameContext { presented, .. }) = certificate_error(e)
+    else {
+        return None;
+    };
+    certified_names(presented)
+        .into_iter()
+        .map(|name| name.replacen("*.", "any.", 1))
+        .find(|name| ServerName::try_from(name.as_str()).is_ok())
+}
 
 /// The port a `mysql://` DSN without one connects to.
 pub const DEFAULT_PORT: u16 = 3306;
@@ -65,6 +81,9 @@ pub struct Target {
     /// server said it has none (and from then on, without asking again).
     plain: Option<Opts>,
     tls_refused: Arc<AtomicBool>,
+    /// VERIFY_CA's options once the server's certificate names are known
+    /// (see [`Target::connect_checking_the_chain`]).
+    chain_only: Arc<OnceLock<Opts>>,
     details: Arc<Details>,
 }
 
@@ -101,6 +120,8 @@ impl Target {
                     .with_danger_accept_invalid_certs(true)
                     .with_danger_skip_domain_validation(true),
             ),
+            // The CA of ssl-ca is the only one trusted, as by the mysql
+            // client (not the driver's built-in web roots).
             SslMode::VerifyCa | SslMode::VerifyIdentity => {
                 let roots = details
                     .ssl_ca
@@ -110,6 +131,7 @@ impl Target {
                 Some(
                     SslOpts::default()
                         .with_root_certs(roots)
+                        .with_disable_built_in_roots(true)
                         .with_danger_skip_domain_validation(details.ssl_mode == SslMode::VerifyCa),
                 )
             }
@@ -131,6 +153,7 @@ impl Target {
             opts: opts.into(),
             plain,
             tls_refused: Arc::new(AtomicBool::new(false)),
+            chain_only: Arc::new(OnceLock::new()),
             details: Arc::new(details),
         }
     }
@@ -196,6 +219,9 @@ impl Target {
     /// With PREFERRED, plain TCP once the server has said it has no TLS;
     /// otherwise the options as given.
     async fn connect_preferring_tls(&self) -> Result<Conn, mysql_async::Error> {
+        if self.details.ssl_mode == SslMode::VerifyCa {
+            return self.connect_checking_the_chain().await;
+        }
         let Some(plain) = &self.plain else {
             return Conn::new(self.opts.clone()).await;
         };
@@ -209,6 +235,32 @@ impl Target {
             }
             other => other,
         }
+    }
+
+    /// VERIFY_CA: the certificate's chain is checked, not its names.
+    /// mysql_async 0.37.1 means to skip the name check when asked to, but
+    /// recognises a name mismatch by words rustls 0.23 no longer writes
+    /// (blackbeam/mysql_async#404), so the check is still made. rustls
+    /// checks the name only once the chain is verified, and its refusal
+    /// lists the names the certificate is valid for: the connection is made
+    /// again checking one of them, as is every later one of this target.
+    async fn connect_checking_the_chain(&self) -> Result<Conn, mysql_async::Error> {
+        if let Some(opts) = self.chain_only.get() {
+            return Conn::new(opts.clone()).await;
+        }
+        let e = match Conn::new(self.opts.clone()).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => e,
+        };
+        let (Some(name), Some(ssl)) = (certified_name(&e), self.opts.ssl_opts()) else {
+            return Err(e);
+        };
+        let opts: Opts = OptsBuilder::from_opts(self.opts.clone())
+            .ssl_opts(ssl.clone().with_danger_tls_hostname_override(Some(name)))
+            .into();
+        let conn = Conn::new(opts.clone()).await?;
+        let _ = self.chain_only.set(opts);
+        Ok(conn)
     }
 
     /// Connects once to check the server is reachable, for a clear error

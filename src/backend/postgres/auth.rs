@@ -4,49 +4,33 @@
 //! PostgreSQL 16 and later `SYSTEM_USER` names the method that established
 //! an identity (`cert`, `peer`, `ldap`…). pg_hba.conf itself is readable
 //! only by superusers, and which of its lines applied cannot be told from
-//! it, so what the server did is the better witness.
+//! it, so what the server did is the better witness. The probe is opened
+//! by the one dialer (`connect.rs`), which keeps its transcript.
 
-use std::fmt::Debug;
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-
-use openssl::error::ErrorStack;
-use postgres_openssl::{MakeTlsConnector, TlsConnector};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::Host;
-use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
+use super::connect::{self, Transcript};
 use super::Target;
-
-/// The bytes a connection read before and during authentication: enough
-/// for the messages that matter, not the whole session.
-const RECORD_LIMIT: usize = 16 * 1024;
-
-type Log = Arc<Mutex<Vec<u8>>>;
 
 /// The method the server used for poolbench's user, or "unknown (why)".
 pub async fn method(target: &Target) -> String {
     let socket = matches!(target.config().get_hosts().first(), Some(Host::Unix(_)));
-    let plain = socket || target.ssl_mode() == "disable";
-    let mut attempt = probe(target, plain).await;
-    // sslmode=prefer or allow against a server without TLS: the connection
-    // went on unencrypted, past the recording; look again without TLS.
-    if let Ok((_, log, _)) = &attempt {
-        if !plain && log.lock().is_ok_and(|l| l.is_empty()) {
-            attempt = probe(target, true).await;
-        }
-    }
-    match attempt {
-        Ok((client, log, client_cert)) => {
-            let identity = system_user(&client).await;
-            let asked = log.lock().map(|l| asked_for(&l)).unwrap_or(Asked::Unknown);
+    let transcript = Transcript::default();
+    let probe = tokio::time::timeout(
+        target.connect_timeout(),
+        connect::own(target, Some(&transcript)),
+    )
+    .await;
+    match probe {
+        Ok(Ok(own)) => {
+            let identity = system_user(&own.client).await;
+            let client_cert = own.encrypted && target.details().client_cert.is_some();
+            let asked = asked_for(&transcript.bytes());
             describe(asked, identity.as_deref(), client_cert, socket)
         }
-        Err(why) => format!("unknown ({why})"),
+        Ok(Err(e)) => format!("unknown (the probe connection failed: {e})"),
+        Err(_) => "unknown (the probe connection timed out)".into(),
     }
 }
 
@@ -83,9 +67,9 @@ fn describe(asked: Asked, identity: Option<&str>, client_cert: bool, socket: boo
 /// Parses the backend messages read until AuthenticationOk.
 fn asked_for(log: &[u8]) -> Asked {
     let mut rest = log;
-    // A plain connection that first asked for TLS reads the server's
-    // one-byte refusal before any message.
-    if rest.first() == Some(&b'N') {
+    // A connection that asked for TLS first reads the server's one-byte
+    // answer (S: go ahead, N: no TLS here) before any message.
+    if matches!(rest.first(), Some(b'S' | b'N')) {
         rest = &rest[1..];
     }
     while rest.len() >= 5 {
@@ -134,213 +118,6 @@ async fn system_user(client: &Client) -> Option<String> {
         .and_then(|row| row.try_get::<_, Option<String>>(0).ok().flatten())
 }
 
-/// One connection whose reads are recorded. Over TLS, the recording sits
-/// above the encryption; over a plain socket, on the socket itself.
-async fn probe(target: &Target, plain: bool) -> Result<(Client, Log, bool), String> {
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let config = target.config();
-    let timeout = target.connect_timeout();
-    let connect = async {
-        if plain {
-            let stream = open_plain(target)
-                .await
-                .map_err(|e| format!("the probe connection failed: {e}"))?;
-            let stream = Recorded {
-                inner: stream,
-                log: log.clone(),
-            };
-            let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(|e| {
-                format!(
-                    "the probe connection failed: {}",
-                    super::describe_pg_error(&e)
-                )
-            })?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok::<Client, String>(client)
-        } else {
-            let tls = Recording {
-                inner: target.tls().driver(),
-                log: log.clone(),
-            };
-            let (client, connection) = config.connect(tls).await.map_err(|e| {
-                format!(
-                    "the probe connection failed: {}",
-                    super::describe_pg_error(&e)
-                )
-            })?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok(client)
-        }
-    };
-    let client = tokio::time::timeout(timeout, connect)
-        .await
-        .map_err(|_| "the probe connection timed out".to_string())??;
-    let client_cert = !plain && target.details().client_cert.is_some();
-    Ok((client, log, client_cert))
-}
-
-/// A plain stream to the first host: its Unix-domain socket file, or TCP.
-async fn open_plain(target: &Target) -> io::Result<PlainStream> {
-    let config = target.config();
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    match (config.get_hosts().first(), config.get_hostaddrs().first()) {
-        (Some(Host::Unix(dir)), _) => {
-            let path = dir.join(format!(".s.PGSQL.{port}"));
-            Ok(PlainStream::Unix(
-                tokio::net::UnixStream::connect(path).await?,
-            ))
-        }
-        (_, Some(addr)) => Ok(PlainStream::Tcp(
-            tokio::net::TcpStream::connect((*addr, port)).await?,
-        )),
-        (Some(Host::Tcp(host)), None) => Ok(PlainStream::Tcp(
-            tokio::net::TcpStream::connect((host.as_str(), port)).await?,
-        )),
-        (None, None) => Err(io::Error::other("no host")),
-    }
-}
-
-enum PlainStream {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-impl AsyncRead for PlainStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            PlainStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            PlainStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for PlainStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            PlainStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            PlainStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            PlainStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            PlainStream::Unix(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            PlainStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            PlainStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
-
-/// A stream whose reads are copied into a log (up to [`RECORD_LIMIT`]).
-struct Recorded<S> {
-    inner: S,
-    log: Log,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Recorded<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &result {
-            if let Ok(mut log) = this.log.lock() {
-                let new = &buf.filled()[before..];
-                let room = RECORD_LIMIT.saturating_sub(log.len());
-                log.extend_from_slice(&new[..new.len().min(room)]);
-            }
-        }
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-impl<S: TlsStream + Unpin> TlsStream for Recorded<S> {
-    fn channel_binding(&self) -> ChannelBinding {
-        self.inner.channel_binding()
-    }
-}
-
-/// postgres-openssl's connector, with the decrypted reads recorded.
-struct Recording {
-    inner: MakeTlsConnector,
-    log: Log,
-}
-
-impl<S> MakeTlsConnect<S> for Recording
-where
-    S: AsyncRead + AsyncWrite + Unpin + Debug + 'static + Sync + Send,
-{
-    type Stream = Recorded<postgres_openssl::TlsStream<S>>;
-    type TlsConnect = RecordingConnect;
-    type Error = ErrorStack;
-
-    fn make_tls_connect(&mut self, domain: &str) -> Result<RecordingConnect, ErrorStack> {
-        Ok(RecordingConnect {
-            inner: MakeTlsConnect::<S>::make_tls_connect(&mut self.inner, domain)?,
-            log: self.log.clone(),
-        })
-    }
-}
-
-struct RecordingConnect {
-    inner: TlsConnector,
-    log: Log,
-}
-
-impl<S> TlsConnect<S> for RecordingConnect
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = Recorded<postgres_openssl::TlsStream<S>>;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-    #[allow(clippy::type_complexity)]
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, Self::Error>> + Send>>;
-
-    fn connect(self, stream: S) -> Self::Future {
-        let log = self.log;
-        let handshake = self.inner.connect(stream);
-        Box::pin(async move {
-            let inner = handshake.await?;
-            Ok(Recorded { inner, log })
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +145,10 @@ mod tests {
         ok.extend(auth(0, b""));
         ok.extend(message(b'S', b"server_version\x0016\x00"));
         assert_eq!(asked_for(&ok), Asked::Nothing);
+        // Over TLS: the server's yes to the SSLRequest, then the session.
+        let mut tls = b"S".to_vec();
+        tls.extend(auth(5, b"salt"));
+        assert_eq!(asked_for(&tls), Asked::Method("md5"));
         assert_eq!(asked_for(&message(b'E', b"SFATAL\0")), Asked::Unknown);
         assert_eq!(asked_for(&[b'R', 0, 0]), Asked::Unknown, "truncated");
     }

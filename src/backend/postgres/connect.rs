@@ -1,16 +1,19 @@
-//! Opening a measured connection, each step timed where it happens: `tcp`
-//! (name resolution and the TCP connect, across the link emulator when
-//! there is one), `tls` (the SSLRequest and the TLS handshake) and
-//! `startup` (StartupMessage to ReadyForQuery). The socket is poolbench's
-//! own, lent to tokio-postgres' `connect_raw` with a TLS connector that
-//! notes when its handshake ends: the bytes on the wire are the driver's,
-//! unchanged. Once the session is ready the stream (TLS or not) is taken
-//! back and the session runs on [`Wire`], in the request's own task. Hosts, ports, `hostaddr`, Unix-domain sockets, the
-//! per-address `connect_timeout`, keepalives, `load_balance_hosts` and
+//! Opening a PostgreSQL connection: poolbench's one dialer. Every
+//! connection to PostgreSQL comes through here: the measured ones
+//! ([`open`]), each step timed where it happens — `tcp` (name resolution
+//! and the TCP connect, across the link emulator when there is one), `tls`
+//! (the SSLRequest and the TLS handshake) and `startup` (StartupMessage to
+//! ReadyForQuery) — and poolbench's own ([`own`]: the start-up check, the
+//! monitor, the authentication probe, the embedded servers' readiness
+//! checks, PgBouncer's admin console), which keep the driver's `Client`.
+//! The socket is poolbench's own, lent to tokio-postgres' `connect_raw`
+//! with the target's rustls connector (`tls.rs`), which notes when its
+//! handshake ends: the bytes on the wire are the driver's, unchanged. A
+//! measured connection's stream (TLS or not) is taken back once the session
+//! is ready, and the session runs on [`Wire`], in the request's own task.
+//! Hosts, ports, `hostaddr`, Unix-domain sockets, the per-address
+//! `connect_timeout`, keepalives, `load_balance_hosts` and
 //! `target_session_attrs` are handled as the driver's own `connect` does.
-//!
-//! The monitor and the start-up check keep using [`super::Target::connect`]:
-//! only the connections being measured come here.
 
 use std::fmt;
 use std::io;
@@ -21,15 +24,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::x509::X509;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::{Host, LoadBalanceHosts, SslMode, TargetSessionAttrs};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
-use tokio_postgres::Config;
+use tokio_postgres::{Client, Config, Connection, SimpleQueryMessage};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -78,6 +79,14 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {}
 
 impl ConnectError {
+    /// The server's SQLSTATE, when the server refused the session.
+    pub fn code(&self) -> Option<&SqlState> {
+        match self {
+            ConnectError::Postgres(e) => e.code(),
+            _ => None,
+        }
+    }
+
     /// The error as a request counts it: its class and description.
     pub fn request_error(&self) -> RequestError {
         match self {
@@ -95,17 +104,71 @@ impl From<tokio_postgres::Error> for ConnectError {
     }
 }
 
-/// Opens one connection to `target` (through `link` when given), trying
-/// its hosts and addresses in turn as the driver does, and spawns the task
-/// that drives it. `started` is when the caller began (the `tcp` phase
-/// runs from it). Not bounded as a whole: the caller puts its timeout
-/// around it.
+/// Opens one connection to `target` (through `link` when given) for
+/// measuring, trying its hosts and addresses in turn as the driver does.
+/// `started` is when the caller began (the `tcp` phase runs from it). Not
+/// bounded as a whole: the caller puts its timeout around it.
 pub async fn open(
     target: &Target,
     link: Option<&Emulator>,
     started: Instant,
 ) -> Result<Opened, ConnectError> {
-    let config = target.config();
+    each_address(target.config(), |dial, hostname| async move {
+        measured(target, link, &dial, hostname.as_deref(), started).await
+    })
+    .await
+}
+
+/// One of poolbench's own connections, not measured.
+pub struct Own {
+    /// The driver's client; a spawned task drives its connection and ends
+    /// when the client is dropped.
+    pub client: Client,
+    /// Whether the session is encrypted.
+    pub encrypted: bool,
+}
+
+/// Opens one of poolbench's own connections to `target`, trying its hosts
+/// and addresses in turn as the driver does. `transcript`, when given,
+/// records what the server sends (the authentication probe reads it). Not
+/// bounded as a whole: the caller puts its timeout around it.
+pub async fn own(target: &Target, transcript: Option<&Transcript>) -> Result<Own, ConnectError> {
+    each_address(target.config(), |dial, hostname| async move {
+        let session = handshake(target, None, &dial, hostname.as_deref(), transcript).await?;
+        let encrypted = session.marks.tls_done.get().is_some();
+        let connection = session.connection;
+        tokio::spawn(async move {
+            // The connection's error surfaces on the client's next call.
+            let _ = connection.await;
+        });
+        let read_only = match target.config().get_target_session_attrs() {
+            TargetSessionAttrs::Any => None,
+            _ => session
+                .client
+                .simple_query("SHOW transaction_read_only")
+                .await?
+                .iter()
+                .find_map(|message| match message {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(|v| v == "on"),
+                    _ => None,
+                }),
+        };
+        session_attrs(target.config(), read_only)?;
+        Ok(Own {
+            client: session.client,
+            encrypted,
+        })
+    })
+    .await
+}
+
+/// Runs `attempt` on each address of each host in the driver's order until
+/// one connects; the last error otherwise.
+async fn each_address<T, F, Fut>(config: &Config, mut attempt: F) -> Result<T, ConnectError>
+where
+    F: FnMut(Dial, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConnectError>>,
+{
     let mut last = None;
     for candidate in candidates(config)? {
         let dials = match &candidate.addr {
@@ -126,8 +189,8 @@ pub async fn open(
             Host::Unix(dir) => vec![Dial::Unix(dir.join(format!(".s.PGSQL.{}", candidate.port)))],
         };
         for dial in dials {
-            match attempt(target, link, &dial, candidate.hostname.as_deref(), started).await {
-                Ok(opened) => return Ok(opened),
+            match attempt(dial, candidate.hostname.clone()).await {
+                Ok(done) => return Ok(done),
                 Err(e) => last = Some(e),
             }
         }
@@ -261,14 +324,27 @@ async fn bounded<T>(
     }
 }
 
-/// Connects to one address and opens the session on it.
-async fn attempt(
+/// A session the driver set up on poolbench's socket: its two halves, the
+/// streams lent to it, and when the TCP connect and the handshake ended.
+struct Session {
+    client: Client,
+    connection: Connection<Lent<Marked>, Lent<Encrypted>>,
+    plain: Lent<Marked>,
+    encrypted: Lent<Encrypted>,
+    marks: Arc<Marks>,
+    tcp_done: Instant,
+    turns: Option<Turns>,
+}
+
+/// Connects to one address and has the driver set up the session on it:
+/// TLS as the target's sslmode asks, then the startup and authentication.
+async fn handshake(
     target: &Target,
     link: Option<&Emulator>,
     dial: &Dial,
     hostname: Option<&str>,
-    started: Instant,
-) -> Result<Opened, ConnectError> {
+    transcript: Option<&Transcript>,
+) -> Result<Session, ConnectError> {
     let config = target.config();
     let socket = dial.connect(config).await.map_err(ConnectError::Socket)?;
     let (socket, turns) = match link {
@@ -281,23 +357,48 @@ async fn attempt(
     let tcp_done = Instant::now();
 
     let marks = Arc::new(Marks::default());
-    let encrypted = Lent::empty();
+    let encrypted = Lent::empty(transcript);
     let tls = TimedTls {
-        connector: TlsConnector::from(target.tls().measured()),
+        connector: TlsConnector::from(target.tls().config()),
         domain: hostname.unwrap_or(""),
         marks: marks.clone(),
         encrypted: encrypted.clone(),
     };
-    let plain = Lent::new(Marked {
-        inner: socket,
-        marks: Some(marks.clone()),
-    });
+    let plain = Lent::new(
+        Marked {
+            inner: socket,
+            marks: Some(marks.clone()),
+        },
+        transcript,
+    );
     let (client, connection) = config.connect_raw(plain.clone(), tls).await?;
+    Ok(Session {
+        client,
+        connection,
+        plain,
+        encrypted,
+        marks,
+        tcp_done,
+        turns,
+    })
+}
+
+/// Connects to one address and opens a measured session on it.
+async fn measured(
+    target: &Target,
+    link: Option<&Emulator>,
+    dial: &Dial,
+    hostname: Option<&str>,
+    started: Instant,
+) -> Result<Opened, ConnectError> {
+    let config = target.config();
+    let session = handshake(target, link, dial, hostname, None).await?;
+    let (marks, tcp_done, turns) = (session.marks, session.tcp_done, session.turns);
     // The session is ready and the server sends nothing more until asked:
     // the driver's halves are dropped unpolled (so they send nothing) and
     // the stream is taken back, encrypted if the handshake happened.
-    drop((client, connection));
-    let stream: Box<dyn super::wire::Io> = match (encrypted.take(), plain.take()) {
+    drop((session.client, session.connection));
+    let stream: Box<dyn super::wire::Io> = match (session.encrypted.take(), session.plain.take()) {
         (Some(tls), _) => Box::new(tls),
         (None, Some(socket)) => Box::new(socket),
         (None, None) => {
@@ -339,8 +440,7 @@ async fn attempt(
 /// target_session_attrs=read-write or read-only: checked as the driver
 /// does, with `SHOW transaction_read_only` (part of `startup`).
 async fn check_session_attrs(wire: &mut Wire, config: &Config) -> Result<(), ConnectError> {
-    let wanted = config.get_target_session_attrs();
-    if wanted == TargetSessionAttrs::Any {
+    if config.get_target_session_attrs() == TargetSessionAttrs::Any {
         return Ok(());
     }
     let read_only = wire
@@ -348,7 +448,13 @@ async fn check_session_attrs(wire: &mut Wire, config: &Config) -> Result<(), Con
         .await
         .map_err(ConnectError::Wire)?
         .map(|v| v == "on");
-    let refused = match (wanted, read_only) {
+    session_attrs(config, read_only)
+}
+
+/// Whether a session whose `transaction_read_only` is `read_only` is one
+/// target_session_attrs accepts, in the driver's words when not.
+fn session_attrs(config: &Config, read_only: Option<bool>) -> Result<(), ConnectError> {
+    let refused = match (config.get_target_session_attrs(), read_only) {
         (TargetSessionAttrs::ReadWrite, Some(true)) => Some("database does not allow writes"),
         (TargetSessionAttrs::ReadOnly, Some(false)) => Some("database is not read only"),
         _ => None,
@@ -370,7 +476,7 @@ struct Marks {
     first_read: OnceLock<Instant>,
 }
 
-/// The TLS handshake (rustls, see `tls`), noting when it ends. It takes
+/// The TLS handshake (rustls, see `tls.rs`), noting when it ends. It takes
 /// the socket it is lent, and lends the driver the encrypted stream in
 /// turn.
 struct TimedTls<'a> {
@@ -403,55 +509,101 @@ impl TlsConnect<Lent<Marked>> for TimedTls<'_> {
     }
 }
 
-/// A measured connection's encrypted stream. rustls reads the socket only
+/// A connection's encrypted stream. rustls reads the socket only
 /// when tokio says it is readable, so a read with nothing to read yet (the
 /// one right after a query is sent, and the pool's closed-connection check
 /// before every request) costs no system call.
 type Encrypted = TlsStream<Marked>;
 
-/// SCRAM's channel binding (`tls-server-end-point`): the hash of the
-/// server's certificate, with its signature's digest (SHA-256 for MD5 and
-/// SHA-1), as postgres-openssl computes it.
+/// SCRAM's channel binding (`tls-server-end-point`, RFC 5929): the hash of
+/// the server's certificate with its signature's digest, SHA-256 in place
+/// of MD5 and SHA-1; none for a signature without one digest (Ed25519,
+/// RSASSA-PSS), as postgres-openssl computed it.
 fn tls_server_end_point(der: &[u8]) -> Option<Vec<u8>> {
-    let cert = X509::from_der(der).ok()?;
-    let algorithms = cert
-        .signature_algorithm()
-        .object()
-        .nid()
-        .signature_algorithms()?;
-    let digest = match algorithms.digest {
-        Nid::MD5 | Nid::SHA1 => MessageDigest::sha256(),
-        nid => MessageDigest::from_nid(nid)?,
+    use sha2::Digest;
+    use x509_cert::der::oid::db::rfc5912::{
+        ECDSA_WITH_SHA_224, ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ECDSA_WITH_SHA_512,
+        MD_5_WITH_RSA_ENCRYPTION, SHA_1_WITH_RSA_ENCRYPTION, SHA_224_WITH_RSA_ENCRYPTION,
+        SHA_256_WITH_RSA_ENCRYPTION, SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
     };
-    cert.digest(digest).ok().map(|hash| hash.to_vec())
+    use x509_cert::der::{oid::ObjectIdentifier, Decode};
+    const ECDSA_WITH_SHA_1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.1");
+
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    Some(match cert.signature_algorithm.oid {
+        MD_5_WITH_RSA_ENCRYPTION
+        | SHA_1_WITH_RSA_ENCRYPTION
+        | ECDSA_WITH_SHA_1
+        | SHA_256_WITH_RSA_ENCRYPTION
+        | ECDSA_WITH_SHA_256 => sha2::Sha256::digest(der).to_vec(),
+        SHA_224_WITH_RSA_ENCRYPTION | ECDSA_WITH_SHA_224 => sha2::Sha224::digest(der).to_vec(),
+        SHA_384_WITH_RSA_ENCRYPTION | ECDSA_WITH_SHA_384 => sha2::Sha384::digest(der).to_vec(),
+        SHA_512_WITH_RSA_ENCRYPTION | ECDSA_WITH_SHA_512 => sha2::Sha512::digest(der).to_vec(),
+        _ => return None,
+    })
 }
 
-/// A stream lent to the driver for the session's setup and taken back
-/// after it: both holders share it, locked for each poll only (the driver
-/// is its one user until it is taken back).
-struct Lent<S>(Arc<Mutex<Option<S>>>);
+/// What the server sent on one of poolbench's own connections, up to
+/// [`TRANSCRIPT_LIMIT`] bytes: the answer to the SSLRequest, if one was
+/// sent, then the session's messages (decrypted, over TLS). The
+/// authentication probe reads the authentication request in it.
+#[derive(Clone, Default)]
+pub struct Transcript(Arc<Mutex<Vec<u8>>>);
+
+/// Enough for the messages before and during authentication.
+const TRANSCRIPT_LIMIT: usize = 16 * 1024;
+
+impl Transcript {
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn record(&self, read: &[u8]) {
+        let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let room = TRANSCRIPT_LIMIT.saturating_sub(log.len());
+        log.extend_from_slice(&read[..read.len().min(room)]);
+    }
+}
+
+/// A stream lent to the driver: for a measured connection's setup, taken
+/// back after it; for poolbench's own, for the connection's life. Both
+/// holders share it, locked for each poll only (the driver is its one user
+/// until it is taken back). Its reads go to the transcript, if any.
+struct Lent<S> {
+    stream: Arc<Mutex<Option<S>>>,
+    transcript: Option<Transcript>,
+}
 
 impl<S> Clone for Lent<S> {
     fn clone(&self) -> Self {
-        Lent(self.0.clone())
+        Lent {
+            stream: self.stream.clone(),
+            transcript: self.transcript.clone(),
+        }
     }
 }
 
 impl<S> Lent<S> {
-    fn new(stream: S) -> Lent<S> {
-        Lent(Arc::new(Mutex::new(Some(stream))))
+    fn new(stream: S, transcript: Option<&Transcript>) -> Lent<S> {
+        Lent {
+            stream: Arc::new(Mutex::new(Some(stream))),
+            transcript: transcript.cloned(),
+        }
     }
 
-    fn empty() -> Lent<S> {
-        Lent(Arc::new(Mutex::new(None)))
+    fn empty(transcript: Option<&Transcript>) -> Lent<S> {
+        Lent {
+            stream: Arc::new(Mutex::new(None)),
+            transcript: transcript.cloned(),
+        }
     }
 
     fn put(&self, stream: S) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
+        *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
     }
 
     fn take(&self) -> Option<S> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.stream.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Runs `f` on the stream, or fails as a closed socket once it was
@@ -460,7 +612,12 @@ impl<S> Lent<S> {
     where
         S: Unpin,
     {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        match self
+            .stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
             Some(stream) => f(Pin::new(stream)),
             None => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -476,7 +633,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Lent<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.with(|s| s.poll_read(cx, buf))
+        let before = buf.filled().len();
+        let poll = self.with(|s| s.poll_read(cx, buf));
+        if let Some(transcript) = &self.transcript {
+            transcript.record(&buf.filled()[before..]);
+        }
+        poll
     }
 }
 
@@ -500,7 +662,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Lent<S> {
 
 impl tokio_postgres::tls::TlsStream for Lent<Encrypted> {
     fn channel_binding(&self) -> ChannelBinding {
-        let stream = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
         match stream
             .as_ref()
             .and_then(|s| s.get_ref().1.peer_certificates()?.first())

@@ -1,6 +1,7 @@
 //! PostgreSQL: where the database is and how to reach it: DSN parsing, password
-//! redaction, the TLS connector and the one `connect` every part uses
-//! (measured connections are opened by `connect.rs`, timed step by step).
+//! redaction, the TLS connector and the one dialer every connection goes
+//! through (`connect.rs`: measured connections, timed step by step, and
+//! poolbench's own, by [`Target::connect`]).
 //!
 //! Connection strings follow libpq (`conninfo`, `resolve`, `service`,
 //! `pgpass`, `tls`); the rest of poolbench sees only [`Target`].
@@ -196,15 +197,10 @@ impl Target {
         )
     }
 
-    /// Opens one connection and spawns the task that drives it. The task ends
-    /// when the client is dropped.
-    pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(self.tls.driver()).await?;
-        tokio::spawn(async move {
-            // The connection's error surfaces on the client's next call.
-            let _ = connection.await;
-        });
-        Ok(client)
+    /// Opens one of poolbench's own connections (not measured) and spawns
+    /// the task that drives it. The task ends when the client is dropped.
+    pub async fn connect(&self) -> Result<Client, connect::ConnectError> {
+        connect::own(self, None).await.map(|own| own.client)
     }
 
     /// How long a whole connection attempt may take. tokio-postgres's own
@@ -236,8 +232,8 @@ impl Target {
 
     /// A connection error with what libpq would add: where the password
     /// came from, and what a failed certificate check was checking.
-    fn explain(&self, e: &tokio_postgres::Error) -> String {
-        let mut text = describe_pg_error(e);
+    fn explain(&self, e: &connect::ConnectError) -> String {
+        let mut text = e.to_string();
         let auth_failed = matches!(e.code().map(|c| c.code()), Some("28P01" | "28000"));
         if let (true, Some(file)) = (auth_failed, &self.details.passfile) {
             text.push_str(&format!(
@@ -251,7 +247,11 @@ impl Target {
                  line of the password file, ~/.pgpass or PGPASSFILE)",
             );
         }
-        if let Some(reason) = verify_failure(e) {
+        let refused = match e {
+            connect::ConnectError::Postgres(e) => tls::verify_failure(e),
+            _ => None,
+        };
+        if let Some(reason) = refused {
             text = format!("the server's TLS certificate failed verification: {reason}");
             let roots = match self.details.rootcert.as_deref() {
                 Some("system") | None => "the system's trusted roots".to_string(),
@@ -274,31 +274,6 @@ impl Target {
         }
         text
     }
-}
-
-/// Why OpenSSL rejected the server's certificate ("self-signed
-/// certificate", "Hostname mismatch", "certificate has expired"…), when
-/// that is why the connection failed. postgres-openssl's handshake error
-/// displays as the OpenSSL error followed by ": " and the verification
-/// result, and has the OpenSSL error as its source.
-fn verify_failure(e: &tokio_postgres::Error) -> Option<String> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(ssl) = s
-            .source()
-            .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
-        {
-            let whole = s.to_string();
-            if let Some(reason) = whole
-                .strip_prefix(&ssl.to_string())
-                .and_then(|r| r.strip_prefix(": "))
-            {
-                return Some(reason.to_string());
-            }
-        }
-        source = s.source();
-    }
-    None
 }
 
 /// Percent-encodes what a URL part cannot hold as is.

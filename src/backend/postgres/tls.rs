@@ -10,33 +10,36 @@
 //! certificate's names (IP addresses included); a missing client
 //! certificate is not an error but a key without permissions u=rw is.
 //!
-//! Two TLS libraries apply these rules. The measured connections use
-//! rustls (on aws-lc-rs): OpenSSL 3.0 spends about 6,000 instructions of its
-//! own on each small record (a cipher context set up again, provider
-//! parameters looked up, eight allocations), 13,400 of the 20,600 a pooled
-//! `SELECT 1` costs poolbench, where rustls spends a fraction of that; a
-//! benchmark client must not pay more per query than the applications it
-//! stands for. The driver's own connections (the start-up check, the
-//! monitor) stay on OpenSSL through postgres-openssl, whose error words the
-//! check reports. Both are built from the same options here. OpenSSL also
-//! reads the client key (`sslpassword`, PEM or DER) for both.
+//! One TLS library applies these rules to every PostgreSQL connection
+//! poolbench opens, measured or its own (the start-up check, the monitor,
+//! the authentication probe, the embedded servers' checks): rustls, on
+//! aws-lc-rs. OpenSSL 3.0 spends about 6,000 instructions of its own on
+//! each small record (a cipher context set up again, provider parameters
+//! looked up, eight allocations), 13,400 of the 20,600 a pooled `SELECT 1`
+//! cost poolbench, where rustls spends a fraction of that; a benchmark
+//! client must not pay more per query than the applications it stands for.
+//! The client key is read here too (PEM or DER; PKCS#8, encrypted with
+//! `sslpassword` or not, PKCS#1 or SEC1), and a refused certificate is
+//! described in OpenSSL's words, as libpq reports it ([`verify_failure`]).
 
+use std::fmt::Display;
 use std::fs;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
-use openssl::pkey::PKey;
-use openssl::ssl::{ConnectConfiguration, SslConnector, SslMethod, SslVerifyMode, SslVersion};
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::X509;
-use postgres_openssl::MakeTlsConnector;
+use pkcs8::{pkcs5, EncryptedPrivateKeyInfo};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, InconsistentKeys, RootCertStore,
+    SignatureScheme,
+};
 
 use crate::error::{bad_input, environment};
 
@@ -120,55 +123,32 @@ pub enum Verify {
     ChainAndHost,
 }
 
-/// The connectors and what libpq sets on each connection: whether the
-/// host name is checked, and SNI. The driver's own connections (the
-/// monitor, the start-up check) take OpenSSL's as postgres-openssl's
-/// [`MakeTlsConnector`]; the measured ones, whose stream poolbench reads
-/// itself, take rustls' ([`Connector::measured`]).
+/// The TLS settings of every connection to a target, as one rustls
+/// configuration: libpq's checks of the server's certificate, the client
+/// certificate, SNI and the protocol versions.
 #[derive(Clone)]
 pub struct Connector {
-    openssl: SslConnector,
-    check_host: bool,
-    sni: bool,
-    rustls: Arc<ClientConfig>,
+    config: Arc<ClientConfig>,
 }
 
 impl Connector {
-    /// The measured connections' TLS settings.
-    pub fn measured(&self) -> Arc<ClientConfig> {
-        self.rustls.clone()
+    /// The rustls configuration a connection's handshake takes.
+    pub fn config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
     }
 
-    /// Readies this thread's random generator for the measured
-    /// connections' handshakes. aws-lc seeds each thread's generator on its
+    /// Readies this thread's random generator for the handshakes of the
+    /// connections it opens. aws-lc seeds each thread's generator on its
     /// first use with jitter entropy: about 21 ms (measured with a uprobe
     /// on this machine), which would otherwise land in the `tls` phase of
     /// the first connection each worker thread opens.
     pub fn seed_this_thread(&self) {
         let _ = self
-            .rustls
+            .config
             .crypto_provider()
             .secure_random
             .fill(&mut [0u8; 1]);
     }
-
-    /// The same settings as postgres-openssl's connector, for the driver.
-    pub fn driver(&self) -> MakeTlsConnector {
-        let mut connector = MakeTlsConnector::new(self.openssl.clone());
-        let (check_host, sni) = (self.check_host, self.sni);
-        connector.set_callback(move |config, _domain| {
-            per_connection(config, check_host, sni);
-            Ok(())
-        });
-        connector
-    }
-}
-
-/// What libpq sets on each connection: the host name check (verify-full)
-/// and SNI (sslsni).
-fn per_connection(config: &mut ConnectConfiguration, check_host: bool, sni: bool) {
-    config.set_verify_hostname(check_host);
-    config.set_use_server_name_indication(sni);
 }
 
 /// The connector and what it does, for display.
@@ -181,23 +161,15 @@ pub struct Tls {
     pub client_cert: Option<PathBuf>,
 }
 
-/// An OpenSSL connector that encrypts without verifying: libpq's
-/// `require` without a root certificate, as the embedded server is reached.
+/// A connector that encrypts without verifying: libpq's `require` without
+/// a root certificate, as the embedded server is reached.
 pub fn unverified() -> Result<Connector> {
-    let mut builder = SslConnector::builder(SslMethod::tls_client())
-        .map_err(|e| environment(format!("initialising OpenSSL: {e}")))?;
-    builder.set_verify(SslVerifyMode::NONE);
-    Ok(Connector {
-        openssl: builder.build(),
+    connector(Settings {
+        versions: rustls::ALL_VERSIONS,
+        roots: None,
         check_host: false,
+        client: None,
         sni: true,
-        rustls: measured(&Measured {
-            versions: rustls::ALL_VERSIONS,
-            roots: None,
-            check_host: false,
-            client: None,
-            sni: true,
-        })?,
     })
 }
 
@@ -205,22 +177,9 @@ pub fn unverified() -> Result<Connector> {
 /// errors (exit 3) with libpq's wording; a contradictory combination of
 /// options is bad input (exit 2).
 pub fn build(opts: &TlsOptions) -> Result<Tls> {
-    let ssl = |what: &str, e: openssl::error::ErrorStack| environment(format!("{what}: {e}"));
-    let mut builder = SslConnector::builder(SslMethod::tls_client())
-        .map_err(|e| ssl("initialising OpenSSL", e))?;
-    let min = protocol(opts.min_version.as_deref())?.or(Some(SslVersion::TLS1_2));
-    builder
-        .set_min_proto_version(min)
-        .map_err(|e| ssl("ssl_min_protocol_version", e))?;
-    builder
-        .set_max_proto_version(protocol(opts.max_version.as_deref())?)
-        .map_err(|e| ssl("ssl_max_protocol_version", e))?;
-    let versions = rustls_versions(opts)?;
-    // The same trusted roots and client certificate, for rustls.
-    let mut roots = None;
-    let mut client = None;
-
+    let versions = versions(opts)?;
     let home_file = |name: &str| opts.home.as_ref().map(|h| h.join(".postgresql").join(name));
+    let mut roots = None;
     let mut rootcert = None;
     if opts.mode != SslMode::Disable {
         match opts.rootcert.as_deref().filter(|r| !r.is_empty()) {
@@ -231,11 +190,6 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
                         opts.mode.as_str()
                     )));
                 }
-                let mut store = X509StoreBuilder::new().map_err(|e| ssl("sslrootcert", e))?;
-                store
-                    .set_default_paths()
-                    .map_err(|e| ssl("loading the system's trusted roots", e))?;
-                builder.set_cert_store(store.build());
                 roots = Some(system_roots());
                 rootcert = Some("system".to_string());
             }
@@ -245,14 +199,7 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
                     .or_else(|| home_file("root.crt"));
                 match path.filter(|p| p.exists()) {
                     Some(path) => {
-                        let certs = load_roots(&path)?;
-                        roots = Some(root_store(&path, &certs)?);
-                        let mut store =
-                            X509StoreBuilder::new().map_err(|e| ssl("sslrootcert", e))?;
-                        for cert in certs {
-                            store.add_cert(cert).map_err(|e| ssl("sslrootcert", e))?;
-                        }
-                        builder.set_cert_store(store.build());
+                        roots = Some(root_store(&path)?);
                         rootcert = Some(path.display().to_string());
                     }
                     None if opts.mode.verifies() => {
@@ -282,12 +229,8 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
         (Some(_), SslMode::VerifyFull) => Verify::ChainAndHost,
         (Some(_), _) => Verify::Chain,
     };
-    builder.set_verify(if verify == Verify::Nothing {
-        SslVerifyMode::NONE
-    } else {
-        SslVerifyMode::PEER
-    });
 
+    let mut client = None;
     let mut client_cert = None;
     if opts.mode != SslMode::Disable && !opts.no_client_cert {
         let cert = opts
@@ -299,13 +242,7 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
         // libpq goes on without a client certificate when the file is
         // missing, even one named explicitly.
         if let Some(cert) = cert.filter(|c| c.exists()) {
-            builder.set_certificate_chain_file(&cert).map_err(|e| {
-                environment(format!(
-                    "could not read certificate file \"{}\": {e}",
-                    cert.display()
-                ))
-            })?;
-            let key = opts
+            let key_file = opts
                 .key
                 .as_deref()
                 .filter(|k| !k.is_empty())
@@ -314,43 +251,23 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
                 .ok_or_else(|| {
                     environment("could not get home directory to locate the client key file")
                 })?;
-            let pkey = load_key(&key, opts.key_password.as_deref())?;
-            builder.set_private_key(&pkey).map_err(|e| {
-                environment(format!(
-                    "could not load private key file \"{}\": {e}",
-                    key.display()
-                ))
-            })?;
-            builder.check_private_key().map_err(|_| {
-                environment(format!(
-                    "certificate \"{}\" does not match private key file \"{}\"",
-                    cert.display(),
-                    key.display()
-                ))
-            })?;
-            client = Some(client_auth(&cert, &key, &pkey)?);
+            client = Some(ClientAuth {
+                chain: certificates(&cert, "certificate file")?,
+                key: load_key(&key_file, opts.key_password.as_deref())?,
+                key_file,
+                cert: cert.clone(),
+            });
             client_cert = Some(cert);
         }
     }
 
-    let check_host = verify == Verify::ChainAndHost;
-    let rustls = measured(&Measured {
+    let connector = connector(Settings {
         versions: &versions,
-        roots: if verify == Verify::Nothing {
-            None
-        } else {
-            roots
-        },
-        check_host,
+        roots: roots.filter(|_| verify != Verify::Nothing),
+        check_host: verify == Verify::ChainAndHost,
         client,
         sni: opts.sni,
     })?;
-    let connector = Connector {
-        openssl: builder.build(),
-        check_host,
-        sni: opts.sni,
-        rustls,
-    };
     Ok(Tls {
         connector,
         verify,
@@ -359,55 +276,79 @@ pub fn build(opts: &TlsOptions) -> Result<Tls> {
     })
 }
 
-/// What the measured connections' rustls configuration is made of.
-struct Measured<'a> {
+/// What a connector is made of.
+struct Settings<'a> {
     versions: &'a [&'static rustls::SupportedProtocolVersion],
     /// The trusted roots when the chain is verified.
     roots: Option<RootCertStore>,
     check_host: bool,
-    /// The client certificate's chain and key.
-    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    client: Option<ClientAuth>,
     sni: bool,
 }
 
-fn measured(m: &Measured<'_>) -> Result<Arc<ClientConfig>> {
+/// The client certificate's chain and key, and the files they came from.
+struct ClientAuth {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert: PathBuf,
+    key_file: PathBuf,
+}
+
+fn connector(s: Settings<'_>) -> Result<Connector> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let algorithms = provider.signature_verification_algorithms;
     let verifier = Arc::new(Libpq {
-        roots: m.roots.clone().map(Arc::new),
-        check_host: m.check_host,
+        roots: s.roots.map(Arc::new),
+        check_host: s.check_host,
         algorithms,
     });
     let builder = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(m.versions)
+        .with_protocol_versions(s.versions)
         .map_err(|e| environment(format!("setting up TLS: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match &m.client {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain.clone(), key.clone_key())
-            .map_err(|e| environment(format!("loading the client certificate: {e}")))?,
+    let mut config = match s.client {
+        Some(c) => builder
+            .with_client_auth_cert(c.chain, c.key)
+            .map_err(|e| match e {
+                rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+                    environment(format!(
+                        "certificate \"{}\" does not match private key file \"{}\"",
+                        c.cert.display(),
+                        c.key_file.display()
+                    ))
+                }
+                e => environment(format!(
+                    "could not load private key file \"{}\": {e}",
+                    c.key_file.display()
+                )),
+            })?,
         None => builder.with_no_client_auth(),
     };
-    config.enable_sni = m.sni;
+    config.enable_sni = s.sni;
     // One session per connection, as libpq opens them: no tickets kept.
     config.resumption = rustls::client::Resumption::disabled();
-    Ok(Arc::new(config))
+    Ok(Connector {
+        config: Arc::new(config),
+    })
 }
 
 /// The protocol versions rustls may use: TLS 1.2 and 1.3, within
 /// `ssl_min_protocol_version` (TLS 1.2 when unset, as libpq) and
 /// `ssl_max_protocol_version`.
-fn rustls_versions(opts: &TlsOptions) -> Result<Vec<&'static rustls::SupportedProtocolVersion>> {
-    let rank = |v: Option<&str>| match v.filter(|v| !v.is_empty()) {
-        Some("TLSv1") => Some(10),
-        Some("TLSv1.1") => Some(11),
-        Some("TLSv1.2") => Some(12),
-        Some("TLSv1.3") => Some(13),
-        _ => None,
+fn versions(opts: &TlsOptions) -> Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+    let rank = |v: Option<&str>, unset: u8| match v.filter(|v| !v.is_empty()) {
+        None => Ok(unset),
+        Some("TLSv1") => Ok(10),
+        Some("TLSv1.1") => Ok(11),
+        Some("TLSv1.2") => Ok(12),
+        Some("TLSv1.3") => Ok(13),
+        Some(other) => Err(bad_input(format!(
+            "invalid SSL protocol version \"{other}\": expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3"
+        ))),
     };
-    let min = rank(opts.min_version.as_deref()).unwrap_or(12);
-    let max = rank(opts.max_version.as_deref()).unwrap_or(13);
+    let min = rank(opts.min_version.as_deref(), 12)?;
+    let max = rank(opts.max_version.as_deref(), 13)?;
     let versions: Vec<_> = [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
         .into_iter()
         .filter(|(rank, _)| (min..=max).contains(rank))
@@ -416,7 +357,7 @@ fn rustls_versions(opts: &TlsOptions) -> Result<Vec<&'static rustls::SupportedPr
     if versions.is_empty() {
         return Err(bad_input(format!(
             "ssl_min_protocol_version={} and ssl_max_protocol_version={} leave no protocol \
-             poolbench speaks: its measured connections use TLSv1.2 and TLSv1.3",
+             poolbench speaks: its TLS library (rustls) speaks TLSv1.2 and TLSv1.3",
             opts.min_version.as_deref().unwrap_or("TLSv1.2"),
             opts.max_version.as_deref().unwrap_or("TLSv1.3"),
         )));
@@ -424,7 +365,7 @@ fn rustls_versions(opts: &TlsOptions) -> Result<Vec<&'static rustls::SupportedPr
     Ok(versions)
 }
 
-/// The system's trusted roots, from the files OpenSSL reads too. None
+/// The system's trusted roots, from the files OpenSSL would read. None
 /// found is no error here, as for OpenSSL: the handshake then fails to
 /// verify the server's certificate, and says so.
 fn system_roots() -> RootCertStore {
@@ -433,11 +374,12 @@ fn system_roots() -> RootCertStore {
     store
 }
 
-fn root_store(path: &Path, certs: &[X509]) -> Result<RootCertStore> {
+/// Every certificate of a PEM root certificate file, to be the only
+/// trusted roots.
+fn root_store(path: &Path) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
-    for cert in certs {
-        let der = cert.to_der().map_err(|e| environment(format!("{e}")))?;
-        store.add(CertificateDer::from(der)).map_err(|e| {
+    for cert in certificates(path, "root certificate file")? {
+        store.add(cert).map_err(|e| {
             environment(format!(
                 "could not use root certificate file \"{}\": {e}",
                 path.display()
@@ -447,35 +389,90 @@ fn root_store(path: &Path, certs: &[X509]) -> Result<RootCertStore> {
     Ok(store)
 }
 
-/// The client certificate chain and key as rustls takes them.
-fn client_auth(
-    cert: &Path,
-    key: &Path,
-    pkey: &PKey<openssl::pkey::Private>,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    let unreadable = |e: &dyn std::fmt::Display| {
-        environment(format!(
-            "could not read certificate file \"{}\": {e}",
-            cert.display()
-        ))
-    };
-    let pem = fs::read(cert).map_err(|e| unreadable(&e))?;
-    let chain = X509::stack_from_pem(&pem)
-        .map_err(|e| unreadable(&e))?
-        .iter()
-        .map(|c| c.to_der().map(CertificateDer::from))
+/// The certificates of a PEM file; `what` names the file in errors.
+fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let unreadable =
+        |e: &dyn Display| environment(format!("could not read {what} \"{}\": {e}", path.display()));
+    let pem = fs::read(path).map_err(|e| unreadable(&e))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| unreadable(&e))?;
-    let der = pkey.private_key_to_pkcs8().map_err(|e| {
-        environment(format!(
-            "could not load private key file \"{}\": {e}",
-            key.display()
-        ))
-    })?;
-    Ok((chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))))
+    if certs.is_empty() {
+        return Err(unreadable(&"no certificate in it (expected PEM)"));
+    }
+    Ok(certs)
 }
 
-/// The server name a measured connection gives rustls: the host's name,
+/// Why the server's certificate was refused, in OpenSSL's words as libpq
+/// reports them ("unable to get local issuer certificate", "hostname
+/// mismatch", "certificate has expired"), when that is why `e` failed.
+pub fn verify_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    certificate_error(e).map(certificate_refusal)
+}
+
+/// rustls' refusal of the server's certificate, when that is why `e` (or
+/// an error it wraps) failed. A handshake's error is an I/O error wrapping
+/// rustls' own, which `source()` skips: it is looked for inside.
+pub fn certificate_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CertificateError> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let rustls_error = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(why)) = rustls_error {
+            return Some(why);
+        }
+        next = err.source();
+    }
+    None
+}
+
+fn certificate_refusal(why: &CertificateError) -> String {
+    use CertificateError::*;
+    match why {
+        UnknownIssuer => "unable to get local issuer certificate".into(),
+        NotValidForName => "hostname mismatch".into(),
+        NotValidForNameContext { presented, .. } => match certified_names(presented)[..] {
+            [] => "hostname mismatch (the certificate names no host)".into(),
+            ref names => format!(
+                "hostname mismatch (the certificate names {})",
+                names.join(", ")
+            ),
+        },
+        Expired | ExpiredContext { .. } => "certificate has expired".into(),
+        NotValidYet | NotValidYetContext { .. } => "certificate is not yet valid".into(),
+        BadSignature => "certificate signature failure".into(),
+        Revoked => "certificate revoked".into(),
+        InvalidPurpose | InvalidPurposeContext { .. } => "unsupported certificate purpose".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The DNS names and IP addresses of a certificate that does not name the
+/// host, from rustls' refusal (`NotValidForNameContext`), which lists its
+/// subjectAltName entries as webpki shows them: `DnsName("db.example")`,
+/// `IpAddress(127.0.0.1)`.
+pub fn certified_names(presented: &[String]) -> Vec<&str> {
+    presented
+        .iter()
+        .filter_map(|entry| {
+            entry
+                .strip_prefix("DnsName(\"")
+                .and_then(|rest| rest.strip_suffix("\")"))
+                .or_else(|| {
+                    entry
+                        .strip_prefix("IpAddress(")
+                        .and_then(|rest| rest.strip_suffix(')'))
+                })
+        })
+        .collect()
+}
+
+/// The server name a connection gives rustls: the host's name,
 /// sent as SNI when `sslsni` is on and checked under `verify-full`. An IP
 /// address is never sent as SNI; without a host name (a `hostaddr` alone),
 /// nothing is sent and verify-full has nothing to match, as in libpq.
@@ -544,41 +541,11 @@ impl ServerCertVerifier for Libpq {
     }
 }
 
-fn protocol(version: Option<&str>) -> Result<Option<SslVersion>> {
-    Ok(match version.filter(|v| !v.is_empty()) {
-        None => None,
-        Some("TLSv1") => Some(SslVersion::TLS1),
-        Some("TLSv1.1") => Some(SslVersion::TLS1_1),
-        Some("TLSv1.2") => Some(SslVersion::TLS1_2),
-        Some("TLSv1.3") => Some(SslVersion::TLS1_3),
-        Some(other) => {
-            return Err(bad_input(format!(
-            "invalid SSL protocol version \"{other}\": expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3"
-        )))
-        }
-    })
-}
-
-/// Every certificate of a PEM file, to be the only trusted roots.
-fn load_roots(path: &Path) -> Result<Vec<X509>> {
-    let unreadable = |e: &dyn std::fmt::Display| {
-        environment(format!(
-            "could not read root certificate file \"{}\": {e}",
-            path.display()
-        ))
-    };
-    let pem = fs::read(path).map_err(|e| unreadable(&e))?;
-    let certs = X509::stack_from_pem(&pem).map_err(|e| unreadable(&e))?;
-    if certs.is_empty() {
-        return Err(unreadable(&"no certificate in it (expected PEM)"));
-    }
-    Ok(certs)
-}
-
-/// The client key, refused as libpq refuses it when others may read it;
-/// PEM (encrypted with `sslpassword` or not) or DER. OpenSSL is never
-/// allowed to prompt on the terminal for a passphrase.
-fn load_key(path: &Path, password: Option<&str>) -> Result<PKey<openssl::pkey::Private>> {
+/// The client key, refused as libpq refuses it when others may read it.
+/// Unlike libpq (OpenSSL), rustls' world reads no key in OpenSSL's legacy
+/// encrypted PEM (`Proc-Type: 4,ENCRYPTED`): the error says how to convert
+/// it.
+fn load_key(path: &Path, password: Option<&str>) -> Result<PrivateKeyDer<'static>> {
     let meta = fs::metadata(path).map_err(|_| {
         environment(format!(
             "certificate present, but not private key file \"{}\"",
@@ -610,20 +577,84 @@ fn load_key(path: &Path, password: Option<&str>) -> Result<PKey<openssl::pkey::P
             path.display()
         ))
     })?;
-    let passphrase = password.unwrap_or("").as_bytes().to_vec();
-    let pem = PKey::private_key_from_pem_callback(&bytes, |buf| {
-        let n = passphrase.len().min(buf.len());
-        buf[..n].copy_from_slice(&passphrase[..n]);
-        Ok(n)
-    });
-    pem.or_else(|_| PKey::private_key_from_der(&bytes))
-        .map_err(|_| {
-            environment(format!(
-                "could not load private key file \"{}\" (not a PEM or DER key, or encrypted and \
-                 sslpassword is missing or wrong)",
-                path.display()
-            ))
-        })
+    parse_key(&bytes, password).map_err(|why| {
+        environment(format!(
+            "could not load private key file \"{}\": {why}",
+            path.display()
+        ))
+    })
+}
+
+/// What the client key reader accepts, for its errors.
+const KEY_FORMATS: &str =
+    "PKCS#8 (encrypted with sslpassword or not), PKCS#1 or SEC1, in PEM or DER";
+
+/// The encrypted keys poolbench reads.
+const DECRYPTS: &str = "poolbench decrypts PKCS#8 keys encrypted with PBES2 (PBKDF2 or scrypt, \
+                        AES or 3DES), as `openssl pkcs8 -topk8` writes them";
+
+/// A client key in any of [`KEY_FORMATS`], or why not.
+fn parse_key(bytes: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'static>, String> {
+    let Some(text) = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| t.contains("-----BEGIN "))
+    else {
+        // DER: an encrypted PKCS#8 structure, or a key in the clear.
+        if let Ok(info) = EncryptedPrivateKeyInfo::try_from(bytes) {
+            return decrypt(&info, password);
+        }
+        return PrivateKeyDer::try_from(bytes)
+            .map(|key| key.clone_key())
+            .map_err(|_| format!("not a private key (expected {KEY_FORMATS})"));
+    };
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(format!(
+            "it is encrypted in OpenSSL's legacy PEM format (Proc-Type: 4,ENCRYPTED), which \
+             poolbench cannot read; convert it to encrypted PKCS#8 with `openssl pkcs8 -topk8 \
+             -in OLD -out NEW` (poolbench reads {KEY_FORMATS})"
+        ));
+    }
+    if let Some(section) = pem_section(text, "ENCRYPTED PRIVATE KEY") {
+        let (_, der) = pkcs8::der::pem::decode_vec(section.as_bytes())
+            .map_err(|e| format!("not a valid PEM block: {e}"))?;
+        let info = EncryptedPrivateKeyInfo::try_from(der.as_slice())
+            .map_err(|e| format!("its encryption cannot be read ({e}); {DECRYPTS}"))?;
+        return decrypt(&info, password);
+    }
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
+        pem::Error::NoItemsFound => format!("no private key in it (expected {KEY_FORMATS})"),
+        e => format!("not a valid PEM file: {e}"),
+    })
+}
+
+/// The PEM block labelled `label` in `text`, BEGIN and END lines included.
+fn pem_section<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)?;
+    let stop = start + text[start..].find(&end)? + end.len();
+    Some(&text[start..stop])
+}
+
+/// An encrypted PKCS#8 key decrypted with `sslpassword`.
+fn decrypt(
+    info: &EncryptedPrivateKeyInfo<'_>,
+    password: Option<&str>,
+) -> Result<PrivateKeyDer<'static>, String> {
+    let Some(password) = password else {
+        return Err("it is encrypted and sslpassword is not set".into());
+    };
+    match info.decrypt(password) {
+        Ok(key) => Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            key.as_bytes().to_vec(),
+        ))),
+        // pkcs5 0.7 reports a wrong padding after decryption (a wrong
+        // password) as EncryptFailed.
+        Err(pkcs8::Error::EncryptedPrivateKey(
+            pkcs5::Error::DecryptFailed | pkcs5::Error::EncryptFailed,
+        )) => Err("it could not be decrypted: sslpassword is wrong".into()),
+        Err(e) => Err(format!("it could not be decrypted ({e}); {DECRYPTS}")),
+    }
 }
 
 #[cfg(test)]
@@ -645,28 +676,16 @@ mod tests {
         }
     }
 
+    /// A self-signed certificate in `dir` (ca.pem), and its key in PKCS#8
+    /// PEM (key.pem).
     fn self_signed(dir: &Path) -> PathBuf {
-        let group =
-            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
-        let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
-        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "test").unwrap();
-        let name = name.build();
-        let mut b = openssl::x509::X509Builder::new().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&key, openssl::hash::MessageDigest::sha256())
-            .unwrap();
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["test".to_string()]).unwrap();
         let path = dir.join("ca.pem");
-        fs::write(&path, b.build().to_pem().unwrap()).unwrap();
+        fs::write(&path, cert.pem()).unwrap();
         let key_path = dir.join("key.pem");
-        fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        fs::write(&key_path, signing_key.serialize_pem()).unwrap();
+        fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
         path
     }
 
@@ -703,15 +722,22 @@ mod tests {
     fn libpq_refusals() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
-        let opts = TlsOptions {
-            rootcert: Some(missing.display().to_string()),
-            ..options(SslMode::VerifyFull)
-        };
-        let e = format!("{:#}", build(&opts).err().unwrap());
-        assert!(
-            e.contains("root certificate file") && e.contains("does not exist"),
-            "{e}"
-        );
+        let empty = dir.path().join("empty.pem");
+        fs::write(&empty, "no certificate here\n").unwrap();
+        for (rootcert, why) in [
+            (&missing, "does not exist"),
+            (&empty, "no certificate in it"),
+        ] {
+            let opts = TlsOptions {
+                rootcert: Some(rootcert.display().to_string()),
+                ..options(SslMode::VerifyFull)
+            };
+            let e = format!("{:#}", build(&opts).err().unwrap());
+            assert!(
+                e.contains("root certificate file") && e.contains(why),
+                "{e}"
+            );
+        }
         let opts = TlsOptions {
             rootcert: Some("system".into()),
             ..options(SslMode::Require)
@@ -730,62 +756,34 @@ mod tests {
     }
 
     /// A CA, and a server certificate it signs for `db.poolbench.test`.
-    fn ca_and_server() -> (X509, X509) {
-        use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
-        let key = || {
-            let group =
-                openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
-            PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
-        };
-        let name = |cn: &str| {
-            let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-            name.append_entry_by_text("CN", cn).unwrap();
-            name.build()
-        };
-        let builder = |subject: &str, issuer: &str, pubkey: &PKey<openssl::pkey::Private>| {
-            let mut b = openssl::x509::X509Builder::new().unwrap();
-            b.set_version(2).unwrap();
-            b.set_subject_name(&name(subject)).unwrap();
-            b.set_issuer_name(&name(issuer)).unwrap();
-            b.set_pubkey(pubkey).unwrap();
-            b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-                .unwrap();
-            b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-                .unwrap();
-            b
-        };
-        let (ca_key, server_key) = (key(), key());
-        let mut ca = builder("test CA", "test CA", &ca_key);
-        ca.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        ca.append_extension(KeyUsage::new().critical().key_cert_sign().build().unwrap())
-            .unwrap();
-        ca.sign(&ca_key, openssl::hash::MessageDigest::sha256())
-            .unwrap();
-        let mut server = builder("db", "test CA", &server_key);
-        let san = SubjectAlternativeName::new()
-            .dns("db.poolbench.test")
-            .build(&server.x509v3_context(None, None))
-            .unwrap();
-        server.append_extension(san).unwrap();
+    fn ca_and_server() -> (CertificateDer<'static>, CertificateDer<'static>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "test CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let mut server = rcgen::CertificateParams::new(vec!["db.poolbench.test".into()]).unwrap();
         server
-            .sign(&ca_key, openssl::hash::MessageDigest::sha256())
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "db");
+        let server_cert = server
+            .signed_by(&server_key, &rcgen::Issuer::from_params(&ca, &ca_key))
             .unwrap();
-        (ca.build(), server.build())
+        (ca_cert.der().clone(), server_cert.der().clone())
     }
 
-    /// The measured connections' checks: none, the chain, the chain and
-    /// the name, as libpq's modes ask.
+    /// The checks of the server's certificate: none, the chain, the chain
+    /// and the name, as libpq's modes ask; refusals in OpenSSL's words.
     #[test]
-    fn the_measured_connections_verify_as_libpq() {
+    fn connections_verify_as_libpq() {
         let (ca, server) = ca_and_server();
         let (other_ca, _) = ca_and_server();
-        let der = CertificateDer::from(server.to_der().unwrap());
-        let roots = |ca: &X509| {
+        let roots = |ca: &CertificateDer<'static>| {
             let mut store = RootCertStore::empty();
-            store
-                .add(CertificateDer::from(ca.to_der().unwrap()))
-                .unwrap();
+            store.add(ca.clone()).unwrap();
             Some(Arc::new(store))
         };
         let verifier = |roots, check_host| Libpq {
@@ -795,9 +793,11 @@ mod tests {
                 .signature_verification_algorithms,
         };
         let check = |v: &Libpq, host: &str| {
-            v.verify_server_cert(&der, &[], &server_name(host), &[], UnixTime::now())
+            v.verify_server_cert(&server, &[], &server_name(host), &[], UnixTime::now())
                 .map(|_| ())
         };
+        let refusal =
+            |e: rustls::Error| verify_failure(&io::Error::new(io::ErrorKind::InvalidData, e));
         // require: anything.
         assert!(check(&verifier(None, false), "elsewhere.test").is_ok());
         // verify-ca: the chain, whatever the name.
@@ -805,11 +805,30 @@ mod tests {
         // (Another CA of the same name: its signature does not match.)
         let e = check(&verifier(roots(&other_ca), false), "db.poolbench.test").unwrap_err();
         assert!(format!("{e}").contains("invalid peer certificate"), "{e}");
+        assert!(refusal(e).is_some());
         // verify-full: the chain and the name.
         assert!(check(&verifier(roots(&ca), true), "db.poolbench.test").is_ok());
         let e = check(&verifier(roots(&ca), true), "elsewhere.test").unwrap_err();
-        assert!(format!("{e}").contains("not valid for name"), "{e}");
+        assert_eq!(
+            refusal(e).as_deref(),
+            Some("hostname mismatch (the certificate names db.poolbench.test)")
+        );
         assert!(check(&verifier(roots(&other_ca), true), "db.poolbench.test").is_err());
+        // A certificate no root vouches for, in OpenSSL's words.
+        assert_eq!(
+            certified_names(&[
+                "DnsName(\"localhost\")".into(),
+                "IpAddress(127.0.0.1)".into(),
+                "UniformResourceIdentifier(\"x:y\")".into(),
+            ]),
+            ["localhost", "127.0.0.1"]
+        );
+        let unknown = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(
+            refusal(unknown).as_deref(),
+            Some("unable to get local issuer certificate")
+        );
+        assert_eq!(refusal(rustls::Error::DecryptError), None);
     }
 
     #[test]
@@ -820,8 +839,7 @@ mod tests {
             ..options(SslMode::Require)
         };
         let versions = |min, max| {
-            rustls_versions(&with(min, max))
-                .map(|v| v.iter().map(|v| v.version).collect::<Vec<_>>())
+            versions(&with(min, max)).map(|v| v.iter().map(|v| v.version).collect::<Vec<_>>())
         };
         use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
         assert_eq!(versions(None, None).unwrap(), vec![TLSv1_2, TLSv1_3]);
@@ -838,6 +856,11 @@ mod tests {
         );
         assert!(format!("{e:#}").contains("TLSv1.2 and TLSv1.3"), "{e:#}");
         assert!(build(&with(None, Some("TLSv1.1"))).is_err());
+        let e = versions(Some("SSLv3"), None).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("invalid SSL protocol version"),
+            "{e:#}"
+        );
     }
 
     #[test]
@@ -862,5 +885,82 @@ mod tests {
             ..options(SslMode::Require)
         };
         assert!(build(&opts).unwrap().client_cert.is_none());
+    }
+
+    /// The client key's formats: PKCS#8 in PEM and DER, encrypted with
+    /// sslpassword or not, SEC1; and the refusals, each saying why.
+    #[test]
+    fn client_keys_in_each_format_and_sslpassword() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = self_signed(dir.path());
+        let pkcs8_pem = fs::read_to_string(dir.path().join("key.pem")).unwrap();
+        let pkcs8_der = PrivateKeyDer::from_pem_slice(pkcs8_pem.as_bytes())
+            .unwrap()
+            .secret_der()
+            .to_vec();
+        let params = pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+            2048,
+            b"saltsalt",
+            b"0123456789abcdef",
+        )
+        .unwrap();
+        let encrypted = pkcs8::PrivateKeyInfo::try_from(pkcs8_der.as_slice())
+            .unwrap()
+            .encrypt_with_params(params, "s3cret")
+            .unwrap();
+        let encrypted_pem = encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+            .unwrap();
+        // SEC1 ("EC PRIVATE KEY") of the same key, from its PKCS#8 wrapping.
+        let sec1 = pkcs8::PrivateKeyInfo::try_from(pkcs8_der.as_slice())
+            .unwrap()
+            .private_key
+            .to_vec();
+        let sec1_pem =
+            pkcs8::der::pem::encode_string("EC PRIVATE KEY", pkcs8::LineEnding::LF, &sec1).unwrap();
+        let legacy = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                      DEK-Info: AES-256-CBC,00000000000000000000000000000000\n\nAAAA\n\
+                      -----END EC PRIVATE KEY-----\n";
+
+        let key_file = dir.path().join("client.key");
+        let load = |bytes: &[u8], password: Option<&str>| {
+            fs::write(&key_file, bytes).unwrap();
+            fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).unwrap();
+            let opts = TlsOptions {
+                cert: Some(cert.display().to_string()),
+                key: Some(key_file.display().to_string()),
+                key_password: password.map(String::from),
+                ..options(SslMode::Require)
+            };
+            build(&opts)
+                .map(|tls| tls.client_cert.is_some())
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(load(pkcs8_pem.as_bytes(), None), Ok(true));
+        assert_eq!(load(&pkcs8_der, None), Ok(true));
+        assert_eq!(load(sec1_pem.as_bytes(), None), Ok(true));
+        assert_eq!(load(&sec1, None), Ok(true));
+        assert_eq!(load(encrypted_pem.as_bytes(), Some("s3cret")), Ok(true));
+        assert_eq!(load(encrypted.as_bytes(), Some("s3cret")), Ok(true));
+
+        let refused = |bytes: &[u8], password: Option<&str>, why: &str| {
+            let e = load(bytes, password).unwrap_err();
+            assert!(
+                e.contains("could not load private key file") && e.contains(why),
+                "{why}: {e}"
+            );
+        };
+        refused(encrypted_pem.as_bytes(), None, "sslpassword is not set");
+        refused(
+            encrypted_pem.as_bytes(),
+            Some("wrong"),
+            "sslpassword is wrong",
+        );
+        refused(legacy.as_bytes(), Some("s3cret"), "legacy PEM format");
+        refused(b"neither PEM nor DER", None, "not a private key");
+        // Another key than the certificate's.
+        let other = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let e = load(other.as_bytes(), None).unwrap_err();
+        assert!(e.contains("does not match private key file"), "{e}");
     }
 }

@@ -5,16 +5,9 @@
 //! verified); with the CA as `sslrootcert`, `verify-full` works too.
 
 use anyhow::{Context, Result};
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, PKeyRef, Private};
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
-use openssl::x509::{X509Builder, X509Name, X509NameBuilder};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
-const VALIDITY_DAYS: u32 = 3650;
+const VALIDITY_DAYS: i64 = 3650;
 
 /// A server certificate, its key and the CA certificate that signed it, in
 /// PEM. Given in `EmbeddedOptions::certificate`, or generated at start.
@@ -38,111 +31,90 @@ pub fn generate() -> Result<ServerCertificate> {
     build().context("generating the embedded server's TLS certificate")
 }
 
-fn build() -> Result<ServerCertificate, openssl::error::ErrorStack> {
-    let ca_key = ec_key()?;
-    let ca_name = name("poolbench throwaway CA")?;
-    let mut ca = builder(&ca_name, &ca_name, &ca_key)?;
-    ca.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-    ca.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()?,
-    )?;
-    ca.sign(&ca_key, MessageDigest::sha256())?;
-    let ca = ca.build();
+fn build() -> Result<ServerCertificate, rcgen::Error> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca = params("poolbench throwaway CA", &[])?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key)?;
 
-    let key = ec_key()?;
-    let leaf_name = name("localhost")?;
-    let mut leaf = builder(&leaf_name, ca.subject_name(), &key)?;
-    leaf.append_extension(BasicConstraints::new().critical().build()?)?;
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .ip("127.0.0.1")
-        .build(&leaf.x509v3_context(Some(&ca), None))?;
-    leaf.append_extension(san)?;
-    leaf.sign(&ca_key, MessageDigest::sha256())?;
-    let leaf = leaf.build();
+    let key = KeyPair::generate()?;
+    let mut leaf = params("localhost", &["localhost", "127.0.0.1"])?;
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    let leaf_cert = leaf.signed_by(&key, &Issuer::from_params(&ca, &ca_key))?;
 
     Ok(ServerCertificate {
-        cert_pem: leaf.to_pem()?,
-        key_pem: key.private_key_to_pem_pkcs8()?,
-        ca_pem: ca.to_pem()?,
+        cert_pem: leaf_cert.pem().into_bytes(),
+        key_pem: key.serialize_pem().into_bytes(),
+        ca_pem: ca_cert.pem().into_bytes(),
     })
 }
 
-fn ec_key() -> Result<PKey<Private>, openssl::error::ErrorStack> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    PKey::from_ec_key(EcKey::generate(&group)?)
-}
-
-fn name(cn: &str) -> Result<X509Name, openssl::error::ErrorStack> {
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_nid(Nid::COMMONNAME, cn)?;
-    Ok(name.build())
-}
-
-/// A version 3 certificate for `key`, named `subject`, issued by `issuer`,
-/// valid from now for [`VALIDITY_DAYS`], with a random serial number.
-fn builder(
-    subject: &openssl::x509::X509NameRef,
-    issuer: &openssl::x509::X509NameRef,
-    key: &PKeyRef<Private>,
-) -> Result<X509Builder, openssl::error::ErrorStack> {
-    let mut serial = BigNum::new()?;
-    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
-    let mut builder = X509Builder::new()?;
-    builder.set_version(2)?; // X.509 v3, needed for extensions
-    let serial = serial.to_asn1_integer()?;
-    let not_before = Asn1Time::days_from_now(0)?;
-    let not_after = Asn1Time::days_from_now(VALIDITY_DAYS)?;
-    builder.set_serial_number(&serial)?;
-    builder.set_subject_name(subject)?;
-    builder.set_issuer_name(issuer)?;
-    builder.set_pubkey(key)?;
-    builder.set_not_before(&not_before)?;
-    builder.set_not_after(&not_after)?;
-    Ok(builder)
+/// A version 3 certificate named `cn`, for the DNS names and IP addresses
+/// `names`, valid from now for [`VALIDITY_DAYS`] (its serial number a hash
+/// of its freshly generated key).
+fn params(cn: &str, names: &[&str]) -> Result<CertificateParams, rcgen::Error> {
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now;
+    params.not_after = now + time::Duration::days(VALIDITY_DAYS);
+    Ok(params)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::RootCertStore;
+    use x509_cert::der::Decode;
+
     use super::*;
-    use openssl::stack::Stack;
-    use openssl::x509::store::X509StoreBuilder;
-    use openssl::x509::{X509StoreContext, X509};
 
     #[test]
     fn the_ca_signs_a_certificate_naming_localhost_and_loopback() {
         let s = generate().unwrap();
-        let cert = X509::from_pem(&s.cert_pem).unwrap();
-        let cn = cert
-            .subject_name()
-            .entries_by_nid(Nid::COMMONNAME)
-            .next()
+        let cert = CertificateDer::from_pem_slice(&s.cert_pem).unwrap();
+        let ca = CertificateDer::from_pem_slice(&s.ca_pem).unwrap();
+        let parsed = x509_cert::Certificate::from_der(&cert).unwrap();
+        let tbs = &parsed.tbs_certificate;
+        assert_eq!(tbs.subject.to_string(), "CN=localhost");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap();
-        assert_eq!(cn.data().to_string().unwrap(), "localhost");
-        let sans = cert.subject_alt_names().unwrap();
-        assert!(sans.iter().any(|n| n.dnsname() == Some("localhost")));
-        assert!(sans
-            .iter()
-            .any(|n| n.ipaddress() == Some(&[127, 0, 0, 1][..])));
-        let key = PKey::private_key_from_pem(&s.key_pem).unwrap();
-        assert!(cert.public_key().unwrap().public_eq(&key));
-        let nine_years = Asn1Time::days_from_now(9 * 365).unwrap();
-        assert!(cert.not_after() > nine_years);
+        let nine_years = std::time::Duration::from_secs(9 * 365 * 24 * 3600);
+        assert!(tbs.validity.not_after.to_unix_duration() > now + nine_years);
 
-        // The chain verifies against the CA alone.
-        let ca = X509::from_pem(&s.ca_pem).unwrap();
-        let mut store = X509StoreBuilder::new().unwrap();
-        store.add_cert(ca).unwrap();
-        let store = store.build();
-        let mut ctx = X509StoreContext::new().unwrap();
-        let ok = ctx
-            .init(&store, &cert, &Stack::new().unwrap(), |c| c.verify_cert())
+        // The chain verifies against the CA alone, for both names.
+        let mut roots = RootCertStore::empty();
+        roots.add(ca).unwrap();
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(provider),
+        )
+        .build()
+        .unwrap();
+        for name in ["localhost", "127.0.0.1"] {
+            let name = ServerName::try_from(name).unwrap();
+            rustls::client::danger::ServerCertVerifier::verify_server_cert(
+                verifier.as_ref(),
+                &cert,
+                &[],
+                &name,
+                &[],
+                UnixTime::now(),
+            )
             .unwrap();
-        assert!(ok, "{}", ctx.error());
+        }
+        // The key is the certificate's.
+        let key = PrivateKeyDer::from_pem_slice(&s.key_pem).unwrap();
+        let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).unwrap();
+        let certified = rustls::sign::CertifiedKey::new(vec![cert], signer);
+        certified.keys_match().unwrap();
         assert!(!format!("{s:?}").contains("PRIVATE"));
     }
 }

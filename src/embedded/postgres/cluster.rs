@@ -23,7 +23,8 @@ use crate::scenario::AuthMethod;
 /// shell or an SQL literal.
 pub fn generate_password() -> Result<String> {
     let mut bytes = [0u8; 18];
-    openssl::rand::rand_bytes(&mut bytes)
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("{e}"))
         .context("generating a password")
         .environment()?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))

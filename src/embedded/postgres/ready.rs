@@ -10,7 +10,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use super::process::Postmaster;
-use crate::backend::postgres::{describe_pg_error, Target};
+use crate::backend::postgres::Target;
 use crate::error;
 
 /// Log lines quoted in start-up errors.
@@ -71,15 +71,13 @@ pub async fn wait_ready(
             }
             Ok(Err(e)) => {
                 // Authentication errors will not go away by waiting.
-                let code = e.code().map(|c| c.code().to_string());
-                if matches!(code.as_deref(), Some("28P01" | "28000")) {
+                if matches!(e.code().map(|c| c.code()), Some("28P01" | "28000")) {
                     return Ready::Failed(error::environment(format!(
-                        "the embedded server at {} rejected poolbench's own login: {}",
+                        "the embedded server at {} rejected poolbench's own login: {e}",
                         target.redacted(),
-                        describe_pg_error(&e)
                     )));
                 }
-                describe_pg_error(&e)
+                e.to_string()
             }
             Err(_) => "connection attempt timed out".to_string(),
         };

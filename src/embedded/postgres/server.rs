@@ -11,8 +11,9 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use md5::Digest;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use super::options::{EmbeddedOptions, DBNAME, HOST, THROWAWAY_SETTING, USER};
 use super::process::{self, postgres_command, Postmaster, Resources, SHUTDOWN_STEPS};
@@ -348,27 +349,12 @@ impl EmbeddedServer {
     /// then silently does SCRAM. Store it as an md5 hash instead, over the
     /// unix socket (trust), sending the hash rather than the password.
     async fn store_md5_password(&self) -> Result<()> {
-        let mut config = Config::new();
-        config
-            .host_path(&self.dir)
-            .port(self.port)
-            .user(USER)
-            .dbname(DBNAME)
-            .application_name("poolbench")
-            .connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        let (client, connection) = config
-            .connect(NoTls)
+        let client = socket_target(&self.dir, self.port)?
+            .connect()
             .await
-            .map_err(|e| error::environment(describe_pg_error(&e)))
+            .map_err(|e| error::environment(e.to_string()))
             .context("connecting to the embedded server over its unix socket")?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let digest = openssl::hash::hash(
-            openssl::hash::MessageDigest::md5(),
-            format!("{}{USER}", self.password).as_bytes(),
-        )
-        .environment()?;
+        let digest = md5::Md5::digest(format!("{}{USER}", self.password).as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         client
             .batch_execute(&format!("ALTER ROLE {USER} PASSWORD 'md5{hex}'"))
