@@ -2,6 +2,17 @@
 //!
 //! `run` is the whole program; `main` only builds the runtime and maps the
 //! outcome or error to an exit code.
+//!
+//! Linux only, said at build time below: the precise timer is a timerfd
+//! (`timer.rs`), the shards read and set their CPU affinity
+//! (`engine/shard.rs`), and the embedded servers die with poolbench by
+//! `prctl` and are found stale through `/proc`.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "poolbench builds and runs on Linux only (it uses timerfd, sched_getaffinity, prctl and \
+     /proc); on macOS or Windows, run it in a Linux container or VM"
+);
 
 pub mod backend;
 pub mod cleanup;

@@ -3,6 +3,9 @@
 //! has a millisecond grain, which would add up to a millisecond of false
 //! queueing to open loop's arrivals and of false delay to every flight of
 //! bytes the link emulator holds back.
+//!
+//! timerfd is Linux's: so is poolbench (`lib.rs` refuses to build
+//! elsewhere).
 
 use std::future::poll_fn;
 use std::io;

@@ -187,6 +187,8 @@ pub async fn run<S: Service>(
 /// pinned, the shard stays there with them (in most runs, not all: see
 /// `launcher`). With fewer shards than CPUs
 /// (`--threads`, or a CPU quota), none is pinned: the kernel places them.
+/// (sched_getaffinity and sched_setaffinity are Linux's: so is poolbench,
+/// `lib.rs` refuses to build elsewhere.)
 fn cpus_for(shards: usize) -> Option<Vec<usize>> {
     let mut set = no_cpus();
     // SAFETY: the kernel writes at most the size it is given.

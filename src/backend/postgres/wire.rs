@@ -9,6 +9,12 @@
 //! load generator slower than pgbench. The setup (TCP, TLS, startup,
 //! authentication) stays tokio-postgres' own: `connect.rs` hands its
 //! stream over once the session is ready.
+//!
+//! The server's messages are parsed by postgres-protocol's backend parser
+//! (the one tokio-postgres reads with), which splits each message off the
+//! read buffer without copying it. What the server sends is not trusted: a
+//! frame that cannot be a message, or a message a session never gets, is a
+//! connection error and leaves the session unusable, never a panic.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,10 +24,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
+use postgres_protocol::message::backend::{DataRowBody, ErrorResponseBody, Header, Message};
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_postgres::fallible_iterator::FallibleIterator;
 use tokio_postgres::types::{ToSql, Type};
 
 /// The stream a session runs on: TLS or not, across the link emulator or
@@ -62,8 +70,9 @@ pub enum WireError {
     Closed,
     /// A value could not be encoded for its parameter.
     Encode(String),
-    /// The server sent something this session does not expect (COPY, or
-    /// an unknown message): the session is given up.
+    /// The server sent a message this session does not expect (COPY, a
+    /// message of the startup) or one that cannot be parsed (a malformed
+    /// frame): the session is given up. Holds the whole description.
     Protocol(String),
 }
 
@@ -84,7 +93,7 @@ impl fmt::Display for WireError {
             WireError::Io(e) => write!(f, "error communicating with the server: {e}"),
             WireError::Closed => f.write_str("connection closed"),
             WireError::Encode(m) => write!(f, "error serializing a value: {m}"),
-            WireError::Protocol(m) => write!(f, "unexpected message from server: {m}"),
+            WireError::Protocol(m) => f.write_str(m),
         }
     }
 }
@@ -185,15 +194,17 @@ impl Wire {
                     self.broken = true;
                     return true;
                 }
-                Poll::Ready(Ok(_)) => {
-                    while let Some((tag, len)) = frame(&self.input) {
-                        if !matches!(tag, b'N' | b'S' | b'A') {
+                Poll::Ready(Ok(_)) => loop {
+                    match next_message(&mut self.input) {
+                        Ok(None) => break,
+                        Ok(Some((_, message))) if may_come_any_time(&message) => {}
+                        // A fatal error, or what no idle session is sent.
+                        Ok(Some(_)) | Err(_) => {
                             self.broken = true;
                             return true;
                         }
-                        self.input.advance(len);
                     }
-                }
+                },
             }
         }
     }
@@ -234,12 +245,6 @@ impl Wire {
             Err(WireError::Io(_) | WireError::Closed | WireError::Protocol(_))
         ) || matches!(&answer, Err(WireError::Db(e)) if e.severity_is_fatal());
         answer
-    }
-}
-
-impl DbError {
-    fn severity_is_fatal(&self) -> bool {
-        matches!(self.severity.as_str(), "FATAL" | "PANIC")
     }
 }
 
@@ -328,13 +333,40 @@ fn encode_bind(
     })
 }
 
-/// The next complete message in `input`: its tag and whole length.
-fn frame(input: &[u8]) -> Option<(u8, usize)> {
-    if input.len() < 5 {
-        return None;
+/// The next whole message in `input`, split off it, with its type; None
+/// until all of it has arrived. A frame that cannot be a message (a length
+/// below 4, a body its type cannot hold, an unknown type) is an error: the
+/// next message's start is lost with it.
+fn next_message(input: &mut BytesMut) -> Result<Option<(u8, Message)>, WireError> {
+    // The header first: the parser reserves room for a whole message at
+    // once, so a length not yet arrived (or a corrupt one: up to 2 GiB)
+    // is left to the reads to fill.
+    let Some(header) = Header::parse(input).map_err(malformed)? else {
+        return Ok(None);
+    };
+    // The length counts itself but not the type byte.
+    if input.len() <= header.len() as usize {
+        return Ok(None);
     }
-    let len = 1 + u32::from_be_bytes([input[1], input[2], input[3], input[4]]) as usize;
-    (input.len() >= len).then_some((input[0], len))
+    let message = Message::parse(input).map_err(malformed)?;
+    Ok(message.map(|m| (header.tag(), m)))
+}
+
+/// What the server may send whatever the session is doing: a notice, a
+/// parameter change, a notification. Read and dropped.
+fn may_come_any_time(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::NoticeResponse(_) | Message::ParameterStatus(_) | Message::NotificationResponse(_)
+    )
+}
+
+fn malformed(e: io::Error) -> WireError {
+    WireError::Protocol(format!("error parsing response from server: {e}"))
+}
+
+fn unexpected(what: &str) -> WireError {
+    WireError::Protocol(format!("unexpected message from server: {what}"))
 }
 
 /// Reads messages until ReadyForQuery. Rows are read and dropped (counted
@@ -345,35 +377,41 @@ async fn read_answer(stream: &mut dyn Io, input: &mut BytesMut, first: bool) -> 
     let mut error: Option<DbError> = None;
     let mut value: Option<String> = None;
     loop {
-        while let Some((tag, len)) = frame(input) {
-            let body = &input[5..len];
-            match tag {
-                b'Z' => {
-                    input.advance(len);
+        // Each message is dropped before the next read: the buffer it was
+        // split from is then the only owner of its memory again, and
+        // `reserve` reuses it instead of allocating.
+        while let Some((tag, message)) = next_message(input)? {
+            match message {
+                Message::ReadyForQuery(_) => {
                     return match error {
                         Some(e) => Err(WireError::Db(Box::new(e))),
                         None => Ok(value),
                     };
                 }
-                b'D' if first && value.is_none() => value = first_text(body),
-                b'E' if error.is_none() => error = Some(parse_error(body)),
+                Message::DataRow(row) if first && value.is_none() => value = first_text(&row)?,
+                Message::ErrorResponse(body) if error.is_none() => {
+                    error = Some(DbError::parse(&body)?);
+                }
                 // Parse, bind, close complete; parameter and row
                 // descriptions; no data; rows; command complete; empty
-                // query; portal suspended; and what may come at any time:
-                // a notice, a parameter change, a notification.
-                b'1' | b'2' | b'3' | b't' | b'T' | b'n' | b'D' | b'C' | b'I' | b's' | b'E'
-                | b'N' | b'S' | b'A' => {}
-                b'G' | b'H' | b'W' => {
-                    return Err(WireError::Protocol("COPY is not supported".into()));
+                // query; portal suspended; errors after the first.
+                Message::ParseComplete
+                | Message::BindComplete
+                | Message::CloseComplete
+                | Message::ParameterDescription(_)
+                | Message::RowDescription(_)
+                | Message::NoData
+                | Message::DataRow(_)
+                | Message::CommandComplete(_)
+                | Message::EmptyQueryResponse
+                | Message::PortalSuspended
+                | Message::ErrorResponse(_) => {}
+                message if may_come_any_time(&message) => {}
+                Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
+                    return Err(unexpected("COPY is not supported"));
                 }
-                other => {
-                    return Err(WireError::Protocol(format!(
-                        "message type {:?}",
-                        char::from(other)
-                    )));
-                }
+                _ => return Err(unexpected(&format!("type {:?}", char::from(tag)))),
             }
-            input.advance(len);
         }
         input.reserve(8192);
         let read = std::future::poll_fn(|cx| {
@@ -393,96 +431,43 @@ async fn read_answer(stream: &mut dyn Io, input: &mut BytesMut, first: bool) -> 
     }
 }
 
-/// The first column of a DataRow, as text (simple-protocol rows are text).
-fn first_text(body: &[u8]) -> Option<String> {
-    let columns = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
-    if columns == 0 {
-        return None;
-    }
-    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
-    let len = usize::try_from(len).ok()?;
-    let text = body.get(6..6 + len)?;
-    Some(String::from_utf8_lossy(text).into_owned())
+/// The first column of a row, as text (simple-protocol rows are text).
+fn first_text(row: &DataRowBody) -> Result<Option<String>, WireError> {
+    let column = row.ranges().next().map_err(malformed)?.flatten();
+    Ok(column.map(|range| String::from_utf8_lossy(&row.buffer()[range]).into_owned()))
 }
 
-/// The severity (not localized when the server sends it), SQLSTATE and
-/// message of an ErrorResponse.
-fn parse_error(body: &[u8]) -> DbError {
-    let mut e = DbError {
-        severity: String::new(),
-        code: String::new(),
-        message: String::new(),
-    };
-    let mut localized = String::new();
-    for field in body.split(|&b| b == 0) {
-        let Some((&kind, value)) = field.split_first() else {
-            continue;
+impl DbError {
+    /// The severity (not localized when the server sends it), SQLSTATE and
+    /// message of an ErrorResponse.
+    fn parse(body: &ErrorResponseBody) -> Result<DbError, WireError> {
+        let mut e = DbError {
+            severity: String::new(),
+            code: String::new(),
+            message: String::new(),
         };
-        let value = String::from_utf8_lossy(value).into_owned();
-        match kind {
-            b'V' => e.severity = value,
-            b'S' => localized = value,
-            b'C' => e.code = value,
-            b'M' => e.message = value,
-            _ => {}
+        let mut localized = String::new();
+        let mut fields = body.fields();
+        while let Some(field) = fields.next().map_err(malformed)? {
+            let value = String::from_utf8_lossy(field.value_bytes());
+            match field.type_() {
+                b'V' => e.severity = value.into_owned(),
+                b'S' => localized = value.into_owned(),
+                b'C' => e.code = value.into_owned(),
+                b'M' => e.message = value.into_owned(),
+                _ => {}
+            }
         }
+        if e.severity.is_empty() {
+            e.severity = localized;
+        }
+        Ok(e)
     }
-    if e.severity.is_empty() {
-        e.severity = localized;
+
+    fn severity_is_fatal(&self) -> bool {
+        matches!(self.severity.as_str(), "FATAL" | "PANIC")
     }
-    e
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn error_body(fields: &[(u8, &str)]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (kind, value) in fields {
-            body.push(*kind);
-            body.extend_from_slice(value.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
-        body
-    }
-
-    #[test]
-    fn an_error_keeps_its_unlocalized_severity_code_and_message() {
-        let body = error_body(&[
-            (b'S', "FATAL"),
-            (b'V', "FATAL"),
-            (b'C', "57P01"),
-            (b'M', "terminating connection due to administrator command"),
-            (b'F', "postgres.c"),
-        ]);
-        let e = parse_error(&body);
-        assert_eq!(e.code, "57P01");
-        assert!(e.severity_is_fatal());
-        assert_eq!(
-            WireError::Db(Box::new(e)).to_string(),
-            "FATAL (57P01): terminating connection due to administrator command"
-        );
-        let localized = parse_error(&error_body(&[(b'S', "FEHLER"), (b'C', "42P01")]));
-        assert_eq!(localized.severity, "FEHLER");
-    }
-
-    #[test]
-    fn frames_need_their_whole_length() {
-        let mut msg = vec![b'Z', 0, 0, 0, 5, b'I'];
-        assert_eq!(frame(&msg), Some((b'Z', 6)));
-        msg.pop();
-        assert_eq!(frame(&msg), None);
-        assert_eq!(frame(&msg[..3]), None);
-    }
-
-    #[test]
-    fn a_rows_first_value_is_read_as_text() {
-        let body = [0, 2, 0, 0, 0, 2, b'o', b'n', 0xff, 0xff, 0xff, 0xff];
-        assert_eq!(first_text(&body).as_deref(), Some("on"));
-        let null = [0, 1, 0xff, 0xff, 0xff, 0xff];
-        assert_eq!(first_text(&null), None);
-        assert_eq!(first_text(&[0, 0]), None);
-    }
-}
+mod tests;

@@ -90,9 +90,9 @@ pub fn search(places: &SearchPlaces<'_>) -> Result<PathBuf> {
 
     Err(error::environment(format!(
         "no PostgreSQL server binaries (initdb and postgres) found; searched {}. \
-         Install them with `apt-get install postgresql` (Debian/Ubuntu) or \
-         `brew install postgresql` (macOS), or set {PG_BIN_ENV} to the directory \
-         that holds them",
+         Install them with `apt-get install postgresql` (Debian/Ubuntu) or your \
+         distribution's PostgreSQL server package, or set {PG_BIN_ENV} to the \
+         directory that holds them",
         tried.join(", ")
     )))
 }
@@ -321,7 +321,7 @@ mod tests {
             "pg_config",
             "PATH",
             "apt-get install postgresql",
-            "brew install postgresql",
+            "distribution's PostgreSQL server package",
         ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }
