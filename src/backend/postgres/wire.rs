@@ -10,10 +10,12 @@
 //! authentication) stays tokio-postgres' own: `connect.rs` hands its
 //! stream over once the session is ready.
 //!
-//! The server's messages are parsed by postgres-protocol's backend parser
-//! (the one tokio-postgres reads with), which splits each message off the
-//! read buffer without copying it. What the server sends is not trusted: a
-//! frame that cannot be a message, or a message a session never gets, is a
+//! The server's messages are framed by postgres-protocol's header parser
+//! and parsed by its backend parser (the ones tokio-postgres reads with),
+//! which splits a message off the read buffer without copying it; those
+//! whose content no call reads are stepped over by their length instead
+//! (see [`stepped_over`]). What the server sends is not trusted: a frame
+//! that cannot be a message, or a message a session never gets, is a
 //! connection error and leaves the session unusable, never a panic.
 
 use std::collections::HashMap;
@@ -24,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use postgres_protocol::message::backend::{DataRowBody, ErrorResponseBody, Header, Message};
+use bytes::{Buf, BytesMut};
+use postgres_protocol::message::backend::{self, DataRowBody, ErrorResponseBody, Header, Message};
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -195,9 +197,9 @@ impl Wire {
                     return true;
                 }
                 Poll::Ready(Ok(_)) => loop {
-                    match next_message(&mut self.input) {
+                    match next_message(&mut self.input, false) {
                         Ok(None) => break,
-                        Ok(Some((_, message))) if may_come_any_time(&message) => {}
+                        Ok(Some(Taken::Parsed(_, message))) if may_come_any_time(&message) => {}
                         // A fatal error, or what no idle session is sent.
                         Ok(Some(_)) | Err(_) => {
                             self.broken = true;
@@ -333,11 +335,20 @@ fn encode_bind(
     })
 }
 
-/// The next whole message in `input`, split off it, with its type; None
-/// until all of it has arrived. A frame that cannot be a message (a length
-/// below 4, a body its type cannot hold, an unknown type) is an error: the
-/// next message's start is lost with it.
-fn next_message(input: &mut BytesMut) -> Result<Option<(u8, Message)>, WireError> {
+/// A whole message taken off the read buffer.
+enum Taken {
+    /// One whose content no call reads (see [`stepped_over`]): its type.
+    Skipped(u8),
+    /// Parsed by postgres-protocol, with its type.
+    Parsed(u8, Message),
+}
+
+/// The next whole message in `input`, taken off it; None until all of it
+/// has arrived. `read_rows`: whether a row's content is wanted. A frame
+/// that cannot be a message (a length below 4; among those parsed, a body
+/// its type cannot hold or an unknown type) is an error: the next
+/// message's start is lost with it.
+fn next_message(input: &mut BytesMut, read_rows: bool) -> Result<Option<Taken>, WireError> {
     // The header first: the parser reserves room for a whole message at
     // once, so a length not yet arrived (or a corrupt one: up to 2 GiB)
     // is left to the reads to fill.
@@ -345,11 +356,43 @@ fn next_message(input: &mut BytesMut) -> Result<Option<(u8, Message)>, WireError
         return Ok(None);
     };
     // The length counts itself but not the type byte.
-    if input.len() <= header.len() as usize {
+    let len = header.len() as usize + 1;
+    if input.len() < len {
         return Ok(None);
     }
+    let tag = header.tag();
+    if stepped_over(tag, read_rows) {
+        input.advance(len);
+        return Ok(Some(Taken::Skipped(tag)));
+    }
     let message = Message::parse(input).map_err(malformed)?;
-    Ok(message.map(|m| (header.tag(), m)))
+    Ok(message.map(|m| Taken::Parsed(tag, m)))
+}
+
+/// Whether a message of type `tag` is stepped over by its length rather
+/// than parsed: those of a statement's answer whose content no call reads
+/// (completions, descriptions, rows unless wanted, the command tag,
+/// ReadyForQuery). A pooled `SELECT 1` is answered with four of them on
+/// every request, and `Message::parse` would split each off the buffer as
+/// a shared `Bytes` (no copy, but reference counts taken and dropped, and
+/// its body read): several times what stepping over costs, on the hottest
+/// path. Everything else (errors, notices, a wanted row, anything
+/// unexpected) is parsed.
+fn stepped_over(tag: u8, read_rows: bool) -> bool {
+    match tag {
+        backend::DATA_ROW_TAG => !read_rows,
+        backend::PARSE_COMPLETE_TAG
+        | backend::BIND_COMPLETE_TAG
+        | backend::CLOSE_COMPLETE_TAG
+        | backend::NO_DATA_TAG
+        | backend::PARAMETER_DESCRIPTION_TAG
+        | backend::ROW_DESCRIPTION_TAG
+        | backend::COMMAND_COMPLETE_TAG
+        | backend::EMPTY_QUERY_RESPONSE_TAG
+        | backend::PORTAL_SUSPENDED_TAG
+        | backend::READY_FOR_QUERY_TAG => true,
+        _ => false,
+    }
 }
 
 /// What the server may send whatever the session is doing: a notice, a
@@ -377,35 +420,28 @@ async fn read_answer(stream: &mut dyn Io, input: &mut BytesMut, first: bool) -> 
     let mut error: Option<DbError> = None;
     let mut value: Option<String> = None;
     loop {
-        // Each message is dropped before the next read: the buffer it was
-        // split from is then the only owner of its memory again, and
+        // A parsed message is dropped before the next read: the buffer it
+        // was split from is then the only owner of its memory again, and
         // `reserve` reuses it instead of allocating.
-        while let Some((tag, message)) = next_message(input)? {
-            match message {
-                Message::ReadyForQuery(_) => {
+        while let Some(taken) = next_message(input, first && value.is_none())? {
+            let (tag, message) = match taken {
+                Taken::Skipped(backend::READY_FOR_QUERY_TAG) => {
                     return match error {
                         Some(e) => Err(WireError::Db(Box::new(e))),
                         None => Ok(value),
                     };
                 }
-                Message::DataRow(row) if first && value.is_none() => value = first_text(&row)?,
-                Message::ErrorResponse(body) if error.is_none() => {
-                    error = Some(DbError::parse(&body)?);
+                Taken::Skipped(_) => continue,
+                Taken::Parsed(tag, message) => (tag, message),
+            };
+            match message {
+                // Parsed only while the first value is wanted.
+                Message::DataRow(row) => value = first_text(&row)?,
+                Message::ErrorResponse(body) => {
+                    if error.is_none() {
+                        error = Some(DbError::parse(&body)?);
+                    }
                 }
-                // Parse, bind, close complete; parameter and row
-                // descriptions; no data; rows; command complete; empty
-                // query; portal suspended; errors after the first.
-                Message::ParseComplete
-                | Message::BindComplete
-                | Message::CloseComplete
-                | Message::ParameterDescription(_)
-                | Message::RowDescription(_)
-                | Message::NoData
-                | Message::DataRow(_)
-                | Message::CommandComplete(_)
-                | Message::EmptyQueryResponse
-                | Message::PortalSuspended
-                | Message::ErrorResponse(_) => {}
                 message if may_come_any_time(&message) => {}
                 Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
                     return Err(unexpected("COPY is not supported"));
