@@ -7,9 +7,9 @@
 use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
-use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::Admin;
 use crate::report::Copies;
 
 /// How long after `--start-at` a copy may still begin: a copy launched just
@@ -57,15 +57,17 @@ impl Instance {
     }
 
     /// What the report records of this copy: its index, the start time, and
-    /// (for a copy) its clock against the server's, read on `monitor`
-    /// (PostgreSQL's; a MySQL session has none, and records no offset).
-    pub async fn record(&self, monitor: Option<&Client>) -> Copies {
+    /// (for a copy) its clock against the server's, read on the session's
+    /// `admin` connection (None where the engine's clock is not read:
+    /// MySQL's).
+    pub async fn record(&self, admin: &impl Admin) -> Copies {
         Copies {
             instance_index: self.index,
             start_at: self.start_at.map(rfc3339),
-            clock_offset_ms: match (self.is_copy(), monitor) {
-                (true, Some(monitor)) => clock_offset_ms(monitor).await,
-                _ => None,
+            clock_offset_ms: if self.is_copy() {
+                clock_offset_ms(admin).await
+            } else {
+                None
             },
             inputs: Vec::new(),
         }
@@ -197,19 +199,12 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// The server's clock minus this machine's, in milliseconds: the best of a
 /// few round trips (the one with the shortest round trip bounds the error
 /// best, by half of it). None if the server does not answer.
-pub async fn clock_offset_ms(client: &Client) -> Option<f64> {
+pub async fn clock_offset_ms(admin: &impl Admin) -> Option<f64> {
     let mut best: Option<(Duration, f64)> = None;
     for _ in 0..5 {
         let before = SystemTime::now();
-        let row = client
-            .query_one(
-                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8",
-                &[],
-            )
-            .await
-            .ok()?;
+        let server_ms = admin.clock_ms().await?;
         let after = SystemTime::now();
-        let server_ms: f64 = row.try_get(0).ok()?;
         let rtt = after.duration_since(before).unwrap_or_default();
         let local_ms = unix_ms_f64(before) + rtt.as_secs_f64() * 500.0;
         if best.is_none_or(|(r, _)| rtt < r) {

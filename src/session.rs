@@ -2,25 +2,23 @@
 //! `DATABASE_URL`, libpq's environment) or started (the embedded server),
 //! reached once, described, set up, and the scenario's queries checked
 //! against it; with `[network]`, the link emulator every measured
-//! connection crosses. `run` and `sweep`
-//! both measure inside one. A `mysql://` DSN or the embedded MariaDB makes
-//! it a MySQL session: the same steps on that engine's connection.
+//! connection crosses. `run` and `sweep` both measure inside one. The
+//! engine (a `mysql://` DSN or `engine = "mariadb"` make it MySQL) is the
+//! backend's business: the session sees its target and its admin
+//! connection through the backend's traits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use futures_util::future::BoxFuture;
 
-use crate::backend::postgres::environment::ProcessEnvironment;
-use crate::backend::postgres::{resolve, server_facts, Monitor};
-use crate::backend::{is_mysql_dsn, mysql, Target};
+use crate::backend::{self, Admin, AnyAdmin, AnyMonitor, Found, Monitor, Source, Target};
 use crate::embedded::mariadb::{self, MariaDb, MariaDbOptions};
-use crate::embedded::pgbouncer::{self, PgBouncer};
-use crate::embedded::{is_throwaway, EmbeddedOptions, EmbeddedServer};
+use crate::embedded::pgbouncer::{Console, PgBouncer};
+use crate::embedded::{EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, Observer, Pacing, RoundResult, Tick};
 use crate::error::bad_input;
 use crate::metrics::PoolerStatus;
@@ -45,22 +43,113 @@ pub struct Session {
     /// The strategies that have a `dsn` of their own, by name: a pooler in
     /// front of the same database. Setup and the monitor use `target`.
     pub strategy_targets: HashMap<String, Target>,
-    pub embedded: Option<EmbeddedServer>,
-    /// The embedded MariaDB, when the session started one.
-    pub mariadb: Option<MariaDb>,
+    /// The server the session started, when no DSN named one.
+    embedded: Option<Embedded>,
     /// Started when a strategy has `via = "pgbouncer"`, in front of
     /// `embedded`; stopped before it.
     pub pgbouncer: Option<PgBouncer>,
     /// PgBouncer's admin console, for `SHOW POOLS` once a second.
-    pgbouncer_admin: Option<Client>,
+    pgbouncer_admin: Option<Console>,
     /// Opened before any strategy and kept: it runs the setup, then counts
     /// server backends once a second. Never counted in the results.
-    monitor: MonitorConn,
+    admin: AnyAdmin,
     pub server: report::Server,
     pub mix: Arc<Mix>,
     pub cancel: CancellationToken,
     /// The emulated link and its settings, when there is one.
     link: Option<(NetworkSettings, Arc<Emulator>)>,
+}
+
+/// A server poolbench started for the session.
+// One per session: boxing the larger buys nothing.
+#[allow(clippy::large_enum_variant)]
+enum Embedded {
+    Postgres(EmbeddedServer),
+    MariaDb(MariaDb),
+}
+
+impl Embedded {
+    /// Starts the scenario's embedded server (`source` says why: no DSN
+    /// given, or `--embedded`), telling the user unless quiet.
+    async fn start(
+        scenario: &Scenario,
+        opts: &ConnectOptions,
+        source: &Source,
+    ) -> Result<Embedded> {
+        let why = if *source == Source::ForcedEmbedded {
+            "--embedded"
+        } else {
+            "no DSN given"
+        };
+        let settings = &scenario.database.embedded;
+        if settings.engine == EmbeddedEngine::Mariadb {
+            if !opts.quiet {
+                crate::errln!(
+                    "poolbench: {why}: starting an embedded MariaDB (TLS {})",
+                    if settings.tls { "on" } else { "off" }
+                );
+            }
+            let server = MariaDb::start(&MariaDbOptions {
+                tls: settings.tls,
+                port: None,
+                max_connections: settings.max_connections,
+            })
+            .await?;
+            if !opts.quiet {
+                crate::errln!(
+                    "poolbench: embedded MariaDB {} ready on 127.0.0.1:{} (data in {})",
+                    server.version(),
+                    server.port(),
+                    server.dir().display()
+                );
+            }
+            return Ok(Embedded::MariaDb(server));
+        }
+        let server_opts = EmbeddedOptions::from(settings);
+        if !opts.quiet {
+            crate::errln!(
+                "poolbench: {why}: starting an embedded PostgreSQL ({}, TLS {})",
+                server_opts.auth.as_str(),
+                if server_opts.tls { "on" } else { "off" }
+            );
+        }
+        let server = EmbeddedServer::start(&server_opts).await?;
+        if !opts.quiet {
+            crate::errln!(
+                "poolbench: embedded PostgreSQL {} ready on 127.0.0.1:{} (data in {})",
+                server.version(),
+                server.port(),
+                server.dir().display()
+            );
+        }
+        Ok(Embedded::Postgres(server))
+    }
+
+    /// Its target, said to come from `source`.
+    fn target(&self, source: &Source) -> Target {
+        match self {
+            Embedded::Postgres(s) => s.target().clone().with_source(&source.label()).into(),
+            Embedded::MariaDb(s) => s.target().clone().with_source(&source.label()).into(),
+        }
+    }
+
+    /// The authentication method it asks for (poolbench chose it).
+    fn auth(&self) -> &'static str {
+        match self {
+            Embedded::Postgres(s) => s.options().auth.as_str(),
+            Embedded::MariaDb(_) => mariadb::AUTH_PLUGIN,
+        }
+    }
+
+    async fn stop(self) {
+        let (result, what) = match self {
+            Embedded::Postgres(s) => (s.stop().await, "the embedded server"),
+            Embedded::MariaDb(s) => (s.stop().await, "the embedded MariaDB"),
+        };
+        if let Err(e) = result {
+            crate::errln!("poolbench: warning: stopping {what}: {e:#}");
+        }
+    }
 }
 
 /// The strategies that have a `dsn` of their own, by name.
@@ -79,32 +168,6 @@ fn own_targets(scenario: &Scenario) -> Result<HashMap<String, Target>> {
     Ok(targets)
 }
 
-/// The monitor connection, on the session's engine.
-enum MonitorConn {
-    Postgres(Client),
-    MySql(tokio::sync::Mutex<mysql::Conn>),
-}
-
-/// A `mysql://` DSN in the order targets are looked for (`--dsn`, the
-/// scenario's `dsn`, `DATABASE_URL`), with its origin; None when the first
-/// one given is not MySQL's (or none is, or `--embedded`).
-fn mysql_dsn(scenario: &Scenario, opts: &ConnectOptions) -> Option<(String, String)> {
-    if opts.embedded {
-        return None;
-    }
-    let (dsn, origin) = if let Some(dsn) = &opts.dsn {
-        (dsn.clone(), "--dsn".to_string())
-    } else if let Some(dsn) = &scenario.database.dsn {
-        (
-            dsn.clone(),
-            format!("the `dsn` of {}", scenario.source.path.display()),
-        )
-    } else {
-        (std::env::var("DATABASE_URL").ok()?, "DATABASE_URL".into())
-    };
-    is_mysql_dsn(&dsn).then_some((dsn, origin))
-}
-
 impl Session {
     /// Finds or starts the database, checks it is reachable (exit 3), runs
     /// the setup (exit 2 when it fails) and checks every query's parameters
@@ -114,11 +177,7 @@ impl Session {
         opts: &ConnectOptions,
         cancel: CancellationToken,
     ) -> Result<Session> {
-        if let Some((dsn, origin)) = mysql_dsn(scenario, opts) {
-            let target = mysql::parse(&dsn, &origin)?;
-            return Session::open_mysql(scenario, opts, cancel, target, None).await;
-        }
-        let request = resolve::Request {
+        let request = backend::Request {
             flag: opts.dsn.as_deref(),
             scenario: scenario
                 .database
@@ -127,76 +186,30 @@ impl Session {
                 .map(|d| (d, scenario.source.path.as_path())),
             embedded: opts.embedded,
         };
-        let mut embedded = None;
-        let target = match resolve::find(&request, &ProcessEnvironment)? {
-            resolve::Found::Target(target) => *target,
-            resolve::Found::Embedded(source)
-                if scenario.database.embedded.engine == EmbeddedEngine::Mariadb =>
-            {
-                let settings = &scenario.database.embedded;
-                if !opts.quiet {
-                    crate::errln!(
-                        "poolbench: {}: starting an embedded MariaDB (TLS {})",
-                        if source == resolve::Source::ForcedEmbedded {
-                            "--embedded"
-                        } else {
-                            "no DSN given"
-                        },
-                        if settings.tls { "on" } else { "off" }
-                    );
-                }
-                let server = MariaDb::start(&MariaDbOptions {
-                    tls: settings.tls,
-                    port: None,
-                    max_connections: settings.max_connections,
-                })
-                .await?;
-                if !opts.quiet {
-                    crate::errln!(
-                        "poolbench: embedded MariaDB {} ready on 127.0.0.1:{} (data in {})",
-                        server.version(),
-                        server.port(),
-                        server.dir().display()
-                    );
-                }
-                let target = server.target().clone().with_source(&source.label());
-                return Session::open_mysql(scenario, opts, cancel, target, Some(server)).await;
-            }
-            resolve::Found::Embedded(source) => {
-                let server_opts = EmbeddedOptions::from(&scenario.database.embedded);
-                if !opts.quiet {
-                    crate::errln!(
-                        "poolbench: {}: starting an embedded PostgreSQL ({}, TLS {})",
-                        if source == resolve::Source::ForcedEmbedded {
-                            "--embedded"
-                        } else {
-                            "no DSN given"
-                        },
-                        server_opts.auth.as_str(),
-                        if server_opts.tls { "on" } else { "off" }
-                    );
-                }
-                let server = EmbeddedServer::start(&server_opts).await?;
-                if !opts.quiet {
-                    crate::errln!(
-                        "poolbench: embedded PostgreSQL {} ready on 127.0.0.1:{} (data in {})",
-                        server.version(),
-                        server.port(),
-                        server.dir().display()
-                    );
-                }
-                let target = server.target().clone().with_source(&source.label());
-                embedded = Some(server);
-                target
+        let (target, embedded) = match backend::find(&request)? {
+            Found::Target(target) => (*target, None),
+            Found::Embedded(source) => {
+                let server = Embedded::start(scenario, opts, &source).await?;
+                (server.target(&source), Some(server))
             }
         };
         // From here on an error drops `embedded`, whose Drop stops the server.
-        let monitor = target.check_reachable().await?;
-        let auth = embedded.as_ref().map(|s| s.options().auth.as_str());
-        let server = server_facts(&monitor, &target, auth).await;
+        let via_pgbouncer = scenario
+            .strategies
+            .iter()
+            .any(|s| s.via == Some(Via::PgBouncer));
+        if via_pgbouncer && !target.is_postgres() {
+            return Err(bad_input(format!(
+                "a strategy of {} has via = \"pgbouncer\", a PostgreSQL pooler, but the \
+                 scenario targets MySQL/MariaDB",
+                scenario.source.path.display()
+            )));
+        }
+        let admin = AnyAdmin::reach(&target).await?;
+        let server = admin.facts(embedded.as_ref().map(Embedded::auth)).await;
         if let Some(sql) = &scenario.setup_sql {
             // A server of `poolbench server` is a throwaway too.
-            if embedded.is_none() && !opts.allow_setup && !is_throwaway(&monitor).await {
+            if embedded.is_none() && !opts.allow_setup && !admin.is_throwaway().await {
                 return Err(bad_input(format!(
                     "{} has a [setup] section, which usually creates and fills tables; \
                      poolbench runs it only on its own embedded server unless you pass \
@@ -204,23 +217,19 @@ impl Session {
                     scenario.source.path.display()
                 )));
             }
-            monitor.batch_execute(sql).await.map_err(|e| {
+            admin.setup(sql).await.map_err(|e| {
                 bad_input(format!(
                     "the [setup] SQL of {} failed: {}",
                     scenario.source.path.display(),
-                    crate::backend::postgres::describe_pg_error(&e)
+                    e.message
                 ))
             })?;
         }
         let mut strategy_targets = own_targets(scenario)?;
         let mut pgbouncer = None;
         let mut pgbouncer_admin = None;
-        if scenario
-            .strategies
-            .iter()
-            .any(|s| s.via == Some(Via::PgBouncer))
-        {
-            let Some(server) = &embedded else {
+        if via_pgbouncer {
+            let Some(Embedded::Postgres(server)) = &embedded else {
                 return Err(bad_input(format!(
                     "a strategy of {} has via = \"pgbouncer\", which starts PgBouncer in front of \
                      poolbench's embedded server, but the run has a DSN; for a PgBouncer of \
@@ -228,7 +237,7 @@ impl Session {
                     scenario.source.path.display()
                 )));
             };
-            let bouncer = PgBouncer::start(server, &monitor, &scenario.pgbouncer).await?;
+            let bouncer = PgBouncer::start(server, &scenario.pgbouncer).await?;
             if !opts.quiet {
                 let p = &scenario.pgbouncer;
                 crate::errln!(
@@ -247,99 +256,26 @@ impl Session {
             }
             for s in &scenario.strategies {
                 if s.via == Some(Via::PgBouncer) {
-                    strategy_targets
-                        .insert(s.name.clone(), Target::Postgres(bouncer.target().clone()));
+                    strategy_targets.insert(s.name.clone(), bouncer.target().clone().into());
                 }
             }
             pgbouncer_admin = Some(bouncer.admin().await?);
             pgbouncer = Some(bouncer);
         }
         let mut mix = Mix::new(&scenario.queries);
-        mix.check_against(&monitor).await.with_context(|| {
+        mix.check_against(&admin).await.with_context(|| {
             format!(
                 "checking the queries of {} against the server",
                 scenario.source.path.display()
             )
         })?;
         let mut session = Session {
-            target: Target::Postgres(target),
+            target,
             strategy_targets,
             pgbouncer,
             pgbouncer_admin,
             embedded,
-            mariadb: None,
-            monitor: MonitorConn::Postgres(monitor),
-            server,
-            mix: Arc::new(mix),
-            cancel,
-            link: None,
-        };
-        session.set_network(scenario.network)?;
-        Ok(session)
-    }
-
-    /// [`Session::open`] on MySQL or MariaDB: `mariadb` is the embedded
-    /// server `target` points at, when poolbench started one.
-    async fn open_mysql(
-        scenario: &Scenario,
-        opts: &ConnectOptions,
-        cancel: CancellationToken,
-        target: mysql::Target,
-        mariadb: Option<MariaDb>,
-    ) -> Result<Session> {
-        // From here on an error drops `mariadb`, whose Drop stops the server.
-        if scenario
-            .strategies
-            .iter()
-            .any(|s| s.via == Some(Via::PgBouncer))
-        {
-            return Err(bad_input(format!(
-                "a strategy of {} has via = \"pgbouncer\", a PostgreSQL pooler, but the \
-                 scenario targets MySQL/MariaDB",
-                scenario.source.path.display()
-            )));
-        }
-        let mut monitor = target.check_reachable().await?;
-        let auth = mariadb.as_ref().map(|_| mariadb::AUTH_PLUGIN);
-        let server = mysql::server_facts(&mut monitor, &target, auth).await;
-        if let Some(sql) = &scenario.setup_sql {
-            // A server of `poolbench server --engine mariadb` is a
-            // throwaway too.
-            if mariadb.is_none() && !opts.allow_setup && !mysql::is_throwaway(&mut monitor).await {
-                return Err(bad_input(format!(
-                    "{} has a [setup] section, which usually creates and fills tables; \
-                     poolbench runs it only on its own embedded server unless you pass \
-                     --allow-setup",
-                    scenario.source.path.display()
-                )));
-            }
-            use mysql_async::prelude::Queryable;
-            monitor.query_drop(sql.as_str()).await.map_err(|e| {
-                bad_input(format!(
-                    "the [setup] SQL of {} failed: {}",
-                    scenario.source.path.display(),
-                    mysql::describe(&e)
-                ))
-            })?;
-        }
-        let strategy_targets = own_targets(scenario)?;
-        let mix = Mix::new(&scenario.queries);
-        mix.check_against_mysql(&mut monitor)
-            .await
-            .with_context(|| {
-                format!(
-                    "checking the queries of {} against the server",
-                    scenario.source.path.display()
-                )
-            })?;
-        let mut session = Session {
-            target: Target::MySql(target),
-            strategy_targets,
-            pgbouncer: None,
-            pgbouncer_admin: None,
-            embedded: None,
-            mariadb,
-            monitor: MonitorConn::MySql(tokio::sync::Mutex::new(monitor)),
+            admin,
             server,
             mix: Arc::new(mix),
             cancel,
@@ -351,10 +287,10 @@ impl Session {
 
     /// Puts an emulated link with these settings between poolbench and the
     /// database for the rounds that follow (None: connect directly). The
-    /// monitor connection never crosses it. MySQL's driver dials its own
-    /// socket, which the emulator cannot sit in front of: refused (exit 2).
+    /// admin connection never crosses it. A target whose connections cannot
+    /// cross it (MySQL's driver dials its own socket) is refused (exit 2).
     pub fn set_network(&mut self, network: Option<NetworkSettings>) -> Result<()> {
-        if network.is_some() && matches!(self.target, Target::MySql(_)) {
+        if network.is_some() && !self.target.can_cross_link() {
             return Err(bad_input(
                 "the link emulator ([network], --rtt, sweep --rtts) works on PostgreSQL only: \
                  the MySQL driver opens its own sockets, which poolbench cannot route through \
@@ -365,13 +301,10 @@ impl Session {
         Ok(())
     }
 
-    /// The PostgreSQL monitor connection, which also reads the server's
-    /// clock for synchronised copies; None on MySQL.
-    pub fn clock(&self) -> Option<&Client> {
-        match &self.monitor {
-            MonitorConn::Postgres(client) => Some(client),
-            MonitorConn::MySql(_) => None,
-        }
+    /// The admin connection, which also reads the server's clock for
+    /// synchronised copies.
+    pub fn clock(&self) -> &AnyAdmin {
+        &self.admin
     }
 
     /// The emulated link's settings, when there is one.
@@ -400,7 +333,7 @@ impl Session {
     /// Runs one round of `strategy` on `threads` worker threads (no more
     /// than there are workers): new sources (new pools), warm-up, then the
     /// measured window, with the server's backends counted once a second
-    /// on the monitor connection and `progress` told how it goes.
+    /// on the admin connection and `progress` told how it goes.
     pub async fn run_round(
         &self,
         strategy: &Strategy,
@@ -428,17 +361,8 @@ impl Session {
             ..settings.clone()
         };
         let services = Requests::for_sources(sources, &self.mix, statements, &stop);
-        let monitor = match (&self.monitor, &self.target) {
-            (MonitorConn::Postgres(client), Target::Postgres(target)) => {
-                Counter::Postgres(Monitor::new(client, target))
-            }
-            (MonitorConn::MySql(conn), Target::MySql(target)) => {
-                Counter::MySql(mysql::Monitor::new(conn, target))
-            }
-            _ => Counter::None,
-        };
         let mut watch = Watch {
-            monitor,
+            monitor: self.admin.monitor(),
             pooler: self
                 .pgbouncer_admin
                 .as_ref()
@@ -468,9 +392,9 @@ impl Session {
         self.mix.queries.iter().map(|q| q.name.clone()).collect()
     }
 
-    /// Stops the embedded server, if this session started one.
+    /// Stops the embedded servers, if this session started any.
     pub async fn close(self) {
-        drop(self.monitor);
+        drop(self.admin);
         drop(self.pgbouncer_admin);
         if let Some(mut bouncer) = self.pgbouncer {
             if let Err(e) = bouncer.stop() {
@@ -478,14 +402,7 @@ impl Session {
             }
         }
         if let Some(server) = self.embedded {
-            if let Err(e) = server.stop().await {
-                crate::errln!("poolbench: warning: stopping the embedded server: {e:#}");
-            }
-        }
-        if let Some(server) = self.mariadb {
-            if let Err(e) = server.stop().await {
-                crate::errln!("poolbench: warning: stopping the embedded MariaDB: {e:#}");
-            }
+            server.stop().await;
         }
     }
 }
@@ -493,38 +410,25 @@ impl Session {
 /// The engine's observer in a session: the monitor counts the server's
 /// backends, the caller shows progress.
 struct Watch<'a> {
-    monitor: Counter<'a>,
+    monitor: AnyMonitor<'a>,
     /// PgBouncer's admin console when the strategy goes through it.
-    pooler: Option<&'a Client>,
+    pooler: Option<&'a Console>,
     progress: &'a mut (dyn FnMut(&Tick) + Send),
 }
 
 impl Observer for Watch<'_> {
     fn backends(&mut self) -> BoxFuture<'_, Option<u64>> {
-        match &mut self.monitor {
-            Counter::Postgres(m) => Box::pin(m.backends()),
-            Counter::MySql(m) => Box::pin(m.backends()),
-            Counter::None => Box::pin(async { None }),
-        }
+        Box::pin(self.monitor.backends())
     }
 
     fn pooler(&mut self) -> BoxFuture<'_, Option<PoolerStatus>> {
-        let admin = self.pooler;
-        Box::pin(async move { pgbouncer::pools(admin?).await })
+        let console = self.pooler;
+        Box::pin(async move { console?.pools().await })
     }
 
     fn progress(&mut self, tick: &Tick) {
         (self.progress)(tick);
     }
-}
-
-/// The server's connection count, on the session's engine.
-enum Counter<'a> {
-    Postgres(Monitor<'a>),
-    MySql(mysql::Monitor<'a>),
-    /// The monitor and the target are of different engines: cannot happen,
-    /// both come from the same `open`.
-    None,
 }
 
 /// Ctrl-C or SIGTERM cancels the token: workers stop, the partial report is

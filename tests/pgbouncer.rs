@@ -234,10 +234,8 @@ async fn an_external_pooler_losing_statements_stops_the_strategy() {
     use poolbench::scenario::{PgBouncerSettings, PoolMode};
 
     let server = common::start_server(50).await;
-    let admin = server.target().connect().await.unwrap();
     let bouncer = PgBouncer::start(
         &server,
-        &admin,
         &PgBouncerSettings {
             pool_mode: PoolMode::Transaction,
             default_pool_size: 2,

@@ -7,6 +7,6 @@ pub mod pgbouncer;
 pub mod postgres;
 
 pub use postgres::{
-    is_throwaway, EmbeddedOptions, EmbeddedServer, ServerCertificate, StartTimings, StopMode,
-    DBNAME, HOST, LOG_TAIL_LINES, PG_BIN_ENV, THROWAWAY_SETTING, USER,
+    EmbeddedOptions, EmbeddedServer, ServerCertificate, StartTimings, StopMode, DBNAME, HOST,
+    LOG_TAIL_LINES, PG_BIN_ENV, THROWAWAY_SETTING, USER,
 };

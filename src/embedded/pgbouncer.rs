@@ -48,14 +48,10 @@ const STOP_STEPS: [(libc::c_int, Duration); 2] = [
 ];
 
 impl PgBouncer {
-    /// Starts PgBouncer in front of `server` (whose superuser connection
-    /// `admin` reads the SCRAM secret). Errors are environment errors
-    /// (exit 3) and leave nothing behind.
-    pub async fn start(
-        server: &EmbeddedServer,
-        admin: &Client,
-        settings: &PgBouncerSettings,
-    ) -> Result<PgBouncer> {
+    /// Starts PgBouncer in front of `server` (whose superuser reads the
+    /// SCRAM secret). Errors are environment errors (exit 3) and leave
+    /// nothing behind.
+    pub async fn start(server: &EmbeddedServer, settings: &PgBouncerSettings) -> Result<PgBouncer> {
         let bin = find()?;
         let version = version(&bin)?;
         let run_as = pg::server_user()?;
@@ -73,6 +69,7 @@ impl PgBouncer {
         // The secret the server stores (SCRAM verifier or md5 hash), never
         // the password: PgBouncer checks clients with it and, for SCRAM,
         // logs in to the server with the keys the client proved.
+        let admin = server.target().check_reachable().await?;
         let secret: Option<String> = admin
             .query_one(
                 "SELECT rolpassword FROM pg_authid WHERE rolname = current_user",
@@ -262,15 +259,14 @@ impl PgBouncer {
         self.dir.as_ref().map(tempfile::TempDir::path)
     }
 
-    /// A connection to PgBouncer's admin console, for [`pools`].
-    ///
-    /// [`pools`]: PgBouncer::pools
-    pub async fn admin(&self) -> Result<Client> {
+    /// A connection to PgBouncer's admin console, for [`Console::pools`].
+    pub async fn admin(&self) -> Result<Console> {
         let mut config: Config = self.target.config().clone();
         config.dbname("pgbouncer");
-        Target::from_config(config)?.connect().await.map_err(|e| {
+        let client = Target::from_config(config)?.connect().await.map_err(|e| {
             error::environment(format!("connecting to PgBouncer's admin console: {e}"))
-        })
+        })?;
+        Ok(Console(client))
     }
 
     /// Stops PgBouncer and removes its directory. Idempotent, synchronous
@@ -298,28 +294,33 @@ impl Drop for PgBouncer {
     }
 }
 
-/// `SHOW POOLS` on the admin console, summed over the pools of the run's
-/// database (None when it cannot be read).
-pub async fn pools(admin: &Client) -> Option<PoolerStatus> {
-    let rows = admin.simple_query("SHOW POOLS").await.ok()?;
-    let mut status = PoolerStatus::default();
-    for message in rows {
-        if let SimpleQueryMessage::Row(row) = message {
-            if row.get("database") != Some(DBNAME) {
-                continue;
+/// A connection to PgBouncer's admin console.
+pub struct Console(Client);
+
+impl Console {
+    /// `SHOW POOLS`, summed over the pools of the run's database (None
+    /// when it cannot be read).
+    pub async fn pools(&self) -> Option<PoolerStatus> {
+        let rows = self.0.simple_query("SHOW POOLS").await.ok()?;
+        let mut status = PoolerStatus::default();
+        for message in rows {
+            if let SimpleQueryMessage::Row(row) = message {
+                if row.get("database") != Some(DBNAME) {
+                    continue;
+                }
+                let n = |column: &str| {
+                    row.get(column)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                status.cl_active += n("cl_active");
+                status.cl_waiting += n("cl_waiting");
+                status.sv_active += n("sv_active");
+                status.sv_idle += n("sv_idle");
             }
-            let n = |column: &str| {
-                row.get(column)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            status.cl_active += n("cl_active");
-            status.cl_waiting += n("cl_waiting");
-            status.sv_active += n("sv_active");
-            status.sv_idle += n("sv_idle");
         }
+        Some(status)
     }
-    Some(status)
 }
 
 /// The binary: `POOLBENCH_PGBOUNCER_BIN` (an error if set and wrong), then

@@ -8,20 +8,75 @@ use serde::{Deserialize, Serialize};
 /// How many messages of one class the report keeps.
 const SAMPLES_PER_CLASS: usize = 3;
 
-/// A failed request (or connection, or pool fill): its class and a message
-/// for the report.
+/// A failed request (or connection, or pool fill): its class, a message
+/// for the report, and the server's SQLSTATE when the server answered
+/// with one.
 #[derive(Debug, Clone)]
 pub struct RequestError {
     pub class: ErrorClass,
     pub message: String,
+    pub sqlstate: Option<SqlState>,
 }
 
 impl RequestError {
+    /// An error the server did not answer with a SQLSTATE.
     pub fn new(class: ErrorClass, message: impl Into<String>) -> RequestError {
         RequestError {
             class,
             message: message.into(),
+            sqlstate: None,
         }
+    }
+
+    /// The same error, with the SQLSTATE the server gave (if it is one).
+    pub fn with_sqlstate(mut self, code: &str) -> RequestError {
+        self.sqlstate = SqlState::parse(code);
+        self
+    }
+}
+
+/// The message, as deadpool's errors show their backend's.
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A SQLSTATE: the five characters (digits and upper-case letters) the SQL
+/// standard gives each error condition. PostgreSQL sends one with every
+/// error; MySQL and MariaDB send one beside their own error number.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SqlState([u8; 5]);
+
+impl SqlState {
+    /// 26000, invalid_sql_statement_name: a named prepared statement the
+    /// server does not have.
+    pub const INVALID_SQL_STATEMENT_NAME: SqlState = SqlState(*b"26000");
+
+    /// The code, if `code` is one (five digits or upper-case letters).
+    pub fn parse(code: &str) -> Option<SqlState> {
+        let bytes: [u8; 5] = code.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+            .then_some(SqlState(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII gets in (see `parse`).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for SqlState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for SqlState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqlState({})", self.as_str())
     }
 }
 
@@ -116,6 +171,22 @@ mod tests {
             ErrorClass::Query("42P01".into()).name(),
             "query_error:42P01"
         );
+    }
+
+    #[test]
+    fn sqlstates_are_five_digits_or_capitals() {
+        assert_eq!(
+            SqlState::parse("26000"),
+            Some(SqlState::INVALID_SQL_STATEMENT_NAME)
+        );
+        assert_eq!(SqlState::parse("42P01").unwrap().as_str(), "42P01");
+        assert_eq!(SqlState::parse("HY000").unwrap().to_string(), "HY000");
+        for bad in ["", "2600", "260000", "42p01", "42 01", "ÉÉ0"] {
+            assert_eq!(SqlState::parse(bad), None, "{bad:?}");
+        }
+        let e = RequestError::new(ErrorClass::Other, "m").with_sqlstate("26000");
+        assert_eq!(e.sqlstate, Some(SqlState::INVALID_SQL_STATEMENT_NAME));
+        assert_eq!(RequestError::new(ErrorClass::Other, "m").sqlstate, None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub use errors::{ErrorClass, ErrorCounts, RequestError};
+pub use errors::{ErrorClass, ErrorCounts, RequestError, SqlState};
 pub use histogram::{new_histogram, record};
 pub use setup::{RoundTrips, Setup, SetupLog};
 

@@ -26,7 +26,7 @@ impl FreshSource {
         let limit = self.0.target.connect_timeout();
         let started = Instant::now();
         let opened = match tokio::time::timeout(limit, self.0.open(started)).await {
-            Ok(r) => r.map_err(|e| e.request_error())?,
+            Ok(r) => r?,
             Err(_) => {
                 return Err(RequestError::new(
                     ErrorClass::ConnectTimeout,
@@ -40,8 +40,8 @@ impl FreshSource {
         let mut t = PhaseTimings::default();
         // One interval, from the same two instants the tcp, tls and
         // startup phases divide.
-        t.set(Phase::Connect, micros(opened.ready_at() - started));
-        Ok((Lease::owned(opened), t))
+        t.set(Phase::Connect, micros(opened.ready_at - started));
+        Ok((Lease::owned(opened.conn), t))
     }
 }
 

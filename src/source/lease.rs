@@ -2,20 +2,16 @@
 //! `close` phase: giving back a connection opened for the request closes
 //! it, and that is timed here. Giving it back also reads the round trips
 //! the request waited for on it, when it crosses the link emulator. A
-//! lease holds either engine's connection; [`Lease::conn`] says which.
+//! lease holds either engine's connection ([`AnyConnection`]); the request
+//! runs its statements on it through the backend's `Connection` trait.
 
 use std::time::Instant;
 
 use futures_util::future::{ready, BoxFuture, Either, Ready};
-use mysql_async::prelude::Queryable;
 
-use super::connect::Opened;
-use super::manager::{Object, PooledConn};
-use crate::backend::mysql;
-use crate::backend::postgres::wire::Wire;
-use crate::backend::postgres::wire_request_error;
-use crate::metrics::{micros, Phase, PhaseTimings, RequestError};
-use crate::net::Turns;
+use super::manager::Object;
+use crate::backend::{AnyConnection, Connection};
+use crate::metrics::{micros, Phase, PhaseTimings};
 
 /// A connection held by one request. Given back with [`Lease::release`];
 /// a lease dropped without it belongs to an abandoned request (timed out or
@@ -25,39 +21,24 @@ pub struct Lease(Option<Held>);
 
 enum Held {
     /// Opened for this request; closed when released.
-    Owned { wire: Wire, turns: Option<Turns> },
-    /// A MySQL connection opened for this request; closed when released.
-    OwnedMySql(tokio::sync::Mutex<mysql::Conn>),
+    Owned(AnyConnection),
     /// Drawn from a pool; goes back to it when released.
     Pooled(Object),
 }
 
-/// The connection a lease holds, by engine.
-pub enum Conn<'a> {
-    /// The session, with the statements it prepared (none yet on a
-    /// connection opened for the request: it prepares them again, as an
-    /// application's fresh connection must).
-    Postgres(&'a mut Wire),
-    /// Locked for each statement by the one request holding it.
-    MySql(&'a tokio::sync::Mutex<mysql::Conn>),
-}
-
 impl Lease {
-    pub(super) fn owned(opened: Opened) -> Lease {
-        Lease(Some(match opened {
-            Opened::Postgres(o) => Held::Owned {
-                wire: o.wire,
-                turns: o.turns,
-            },
-            Opened::MySql { conn, .. } => Held::OwnedMySql(tokio::sync::Mutex::new(conn)),
-        }))
+    pub(super) fn owned(conn: AnyConnection) -> Lease {
+        Lease(Some(Held::Owned(conn)))
     }
 
     pub(super) fn pooled(object: Object) -> Lease {
         Lease(Some(Held::Pooled(object)))
     }
 
-    pub fn conn(&mut self) -> Conn<'_> {
+    /// The connection, to run the request's statements on. One opened for
+    /// the request has no statements prepared yet: it prepares them again,
+    /// as an application's fresh connection must.
+    pub fn conn(&mut self) -> &mut AnyConnection {
         // Only `release` and `drop` take the connection out, and both
         // consume the lease.
         let held = self
@@ -65,30 +46,8 @@ impl Lease {
             .as_mut()
             .expect("a lease holds its connection until released");
         match held {
-            Held::Owned { wire, .. } => Conn::Postgres(wire),
-            Held::OwnedMySql(conn) => Conn::MySql(conn),
-            Held::Pooled(object) => match &mut object.conn {
-                PooledConn::Postgres(wire) => Conn::Postgres(wire),
-                PooledConn::MySql(conn) => Conn::MySql(conn),
-            },
-        }
-    }
-
-    /// Runs one SQL command without parameters or results (BEGIN, COMMIT,
-    /// ROLLBACK) on either engine.
-    pub async fn simple(&mut self, sql: &str) -> Result<(), RequestError> {
-        match self.conn() {
-            Conn::Postgres(wire) => wire
-                .simple(sql)
-                .await
-                .map(drop)
-                .map_err(|e| wire_request_error(&e)),
-            Conn::MySql(conn) => conn
-                .lock()
-                .await
-                .query_drop(sql)
-                .await
-                .map_err(|e| mysql::request_error(&e)),
+            Held::Owned(conn) => conn,
+            Held::Pooled(object) => &mut object.conn,
         }
     }
 
@@ -107,42 +66,21 @@ impl Lease {
                     round_trips,
                 }))
             }
-            Some(held) => Either::Right(Box::pin(close(held))),
+            Some(Held::Owned(conn)) => Either::Right(Box::pin(close(conn))),
             None => Either::Left(ready(Released::default())),
         }
     }
 }
 
 /// Closes a connection opened for the request, timed as `close`.
-async fn close(held: Held) -> Released {
+async fn close(conn: AnyConnection) -> Released {
     let started = Instant::now();
-    match held {
-        Held::Owned { wire, turns } => {
-            // Terminate, then the socket, is the close: its statements are
-            // not closed one by one first, a round trip no application pays
-            // to close a connection (libpq, asyncpg, JDBC send Terminate
-            // alone; the backend frees its statements as it exits).
-            wire.close().await;
-            Released {
-                close_us: Some(micros(started.elapsed())),
-                // Every round trip of the connection's life, which was the
-                // request's: its setup and its statements.
-                round_trips: turns.as_ref().map(Turns::now),
-            }
-        }
-        Held::OwnedMySql(conn) => {
-            // COM_QUIT, as an application's close sends.
-            let _ = conn.into_inner().disconnect().await;
-            Released {
-                close_us: Some(micros(started.elapsed())),
-                round_trips: None,
-            }
-        }
-        // Not reached: pooled connections are given back by `release`.
-        Held::Pooled(object) => {
-            drop(object);
-            Released::default()
-        }
+    // Every round trip of the connection's life, which was the request's:
+    // its setup and its statements.
+    let round_trips = conn.close().await;
+    Released {
+        close_us: Some(micros(started.elapsed())),
+        round_trips,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::metrics::{PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::net::Emulator;
 use crate::scenario::StrategyKind;
 
-pub use lease::{Conn, Lease, Released};
+pub use lease::{Lease, Released};
 
 /// A source of connections for one strategy (one per worker thread).
 pub trait ConnectionSource: Send + Sync {

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::RecyclingMethod;
 use futures_util::future::BoxFuture;
 use tokio::sync::Barrier;
 
@@ -15,7 +14,7 @@ use super::connect::CountingConnect;
 use super::lease::Lease;
 use super::manager::{Manager, Pool, PoolError};
 use super::ConnectionSource;
-use crate::backend::Target;
+use crate::backend::{self, Target};
 use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::net::Emulator;
 use crate::scenario::{PoolSettings, Recycling};
@@ -54,14 +53,14 @@ impl PoolSet {
         views: usize,
     ) -> PoolSet {
         let connect = CountingConnect::new(target, link);
-        let recycling_method = match settings.recycling {
-            Recycling::Fast => RecyclingMethod::Fast,
-            Recycling::Verified => RecyclingMethod::Verified,
-            Recycling::Clean => RecyclingMethod::Clean,
+        let recycling = match settings.recycling {
+            Recycling::Fast => backend::Recycling::Fast,
+            Recycling::Verified => backend::Recycling::Verified,
+            Recycling::Clean => backend::Recycling::Clean,
         };
         let pools = (0..settings.instances.max(1))
             .map(|_| {
-                let manager = Manager::new(connect.clone(), recycling_method.clone());
+                let manager = Manager::new(connect.clone(), recycling);
                 Pool::new(
                     manager,
                     settings.max_size,
@@ -241,7 +240,7 @@ impl ConnectionSource for PoolSource {
 
 fn pool_error(e: &PoolError) -> RequestError {
     match e {
-        PoolError::Backend(e) => e.request_error(),
+        PoolError::Backend(e) => e.clone(),
         PoolError::Timeout(deadpool::managed::TimeoutType::Wait) => RequestError::new(
             ErrorClass::PoolTimeout,
             "timed out waiting for a pooled connection (wait_timeout)",

@@ -11,19 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio_postgres::types::Type;
-use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::mysql;
-use crate::backend::postgres::{describe_pg_error, wire_request_error};
+use crate::backend::{Admin, Connection, Described};
 use crate::engine::Service;
 use crate::error::bad_input;
-use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
+use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, Recorder, RequestError, SqlState};
 use crate::rng::Rng;
 use crate::scenario::{Query, QueryMode};
-use crate::source::{Conn, ConnectionSource, Lease};
-use params::{can_bind, int_bounds, Generator, Value};
+use crate::source::{ConnectionSource, Lease};
+use params::{Generator, Value};
+
+pub use crate::backend::Statements;
 
 /// The scenario's queries, ready to draw from.
 #[derive(Debug, Clone)]
@@ -44,10 +43,10 @@ pub struct QueryPlan {
 pub struct StatementPlan {
     pub sql: String,
     pub params: Vec<Generator>,
-    /// The parameters' types as the server inferred them (learnt by
-    /// `check_against`): the values are encoded as these, and unnamed
-    /// statements send them so that they take one round trip.
-    pub param_types: Vec<Type>,
+    /// What the server said of its parameters (learnt by `check_against`):
+    /// on PostgreSQL their types, which the values are encoded as and
+    /// unnamed statements send so that they take one round trip.
+    pub described: Described,
 }
 
 impl Mix {
@@ -71,7 +70,7 @@ impl Mix {
                     .map(|s| StatementPlan {
                         sql: s.sql.clone(),
                         params: s.params.iter().map(Generator::new).collect(),
-                        param_types: Vec::new(),
+                        described: Described::default(),
                     })
                     .collect(),
             })
@@ -102,32 +101,31 @@ impl Mix {
             .collect()
     }
 
-    /// Prepares every statement once on `client` and checks that each
-    /// generator's values can be bound to the parameter type the server
-    /// expects, so a mismatch stops the run before it starts (exit 2).
-    pub async fn check_against(&mut self, client: &Client) -> Result<()> {
+    /// Prepares every statement once on the session's `admin` connection
+    /// and checks the server expects as many parameters as the scenario
+    /// gives, and that each generator's values can be bound to the type the
+    /// server expects (PostgreSQL's; MySQL reports none), so a mismatch
+    /// stops the run before it starts (exit 2).
+    pub async fn check_against(&mut self, admin: &impl Admin) -> Result<()> {
         for q in &mut self.queries {
             for (i, s) in q.statements.iter_mut().enumerate() {
                 let where_ = format!("query `{}`, statement {}", q.name, i + 1);
-                let stmt = client.prepare(&s.sql).await.map_err(|e| {
-                    bad_input(format!(
-                        "{where_}: the server rejects it: {}",
-                        describe_pg_error(&e)
-                    ))
+                let described = admin.describe(&s.sql).await.map_err(|e| {
+                    bad_input(format!("{where_}: the server rejects it: {}", e.message))
                 })?;
-                if stmt.params().len() != s.params.len() {
+                if described.param_count() != s.params.len() {
                     return Err(bad_input(format!(
                         "{where_}: the server expects {} parameters, the scenario gives {}",
-                        stmt.params().len(),
+                        described.param_count(),
                         s.params.len()
                     )));
                 }
-                for (n, (generator, ty)) in s.params.iter().zip(stmt.params()).enumerate() {
+                for (n, (generator, ty)) in s.params.iter().zip(described.params()).enumerate() {
                     let samples: Vec<Value> = match generator {
                         Generator::Choice(items) => items.clone(),
                         g => vec![g.draw(&mut Rng::new(0))],
                     };
-                    if let Some(bad) = samples.iter().find(|v| !can_bind(v, ty)) {
+                    if let Some(bad) = samples.iter().find(|v| !ty.accepts(v)) {
                         return Err(bad_input(format!(
                             "{where_}: ${} has type {ty} on the server, and {bad:?} cannot be \
                              bound to it (poolbench binds integers, floats, booleans and text; \
@@ -139,7 +137,7 @@ impl Mix {
                     // A range wider than the column's type would fail at
                     // run time, request after request.
                     if let (Some((lo, hi)), Some((min, max))) =
-                        (generator.int_range(), int_bounds(ty))
+                        (generator.int_range(), ty.int_bounds())
                     {
                         if lo < min || hi > max {
                             return Err(bad_input(format!(
@@ -152,32 +150,7 @@ impl Mix {
                         }
                     }
                 }
-                s.param_types = stmt.params().to_vec();
-            }
-        }
-        Ok(())
-    }
-
-    /// The MySQL side of [`Mix::check_against`]: prepares every statement
-    /// once on `conn` and checks the server counts as many parameters as
-    /// the scenario gives (the server reports no parameter types to check
-    /// the values against).
-    pub async fn check_against_mysql(&self, conn: &mut mysql::Conn) -> Result<()> {
-        for q in &self.queries {
-            for (i, s) in q.statements.iter().enumerate() {
-                let where_ = format!("query `{}`, statement {}", q.name, i + 1);
-                let n = mysql::check_statement(conn, &s.sql).await.map_err(|e| {
-                    bad_input(format!(
-                        "{where_}: the server rejects it: {}",
-                        mysql::describe(&e)
-                    ))
-                })?;
-                if n != s.params.len() {
-                    return Err(bad_input(format!(
-                        "{where_}: the server expects {n} parameters, the scenario gives {}",
-                        s.params.len()
-                    )));
-                }
+                s.described = described;
             }
         }
         Ok(())
@@ -201,18 +174,6 @@ const LOST_STATEMENT: &str = "the target lost a named prepared statement between
     requests: it is a pooler in transaction or statement mode without prepared-statement \
     support, which runs the next transaction on another server connection; the strategy \
     was stopped. Set `statement_cache = false` (unnamed statements) for it";
-
-/// How a request's statements reach the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Statements {
-    /// Prepared under a name and kept on the connection (`statement_cache =
-    /// true`): a pooled connection prepares each statement once.
-    Named,
-    /// Unnamed, parsed, bound and run in one round trip, nothing kept: works
-    /// through transaction pooling, where the next statement may run on
-    /// another server connection.
-    Unnamed,
-}
 
 /// One drawn request: which query, and every statement's values.
 pub struct Request {
@@ -274,13 +235,15 @@ impl Service for Requests {
         )
         .await;
         match result {
-            // SQLSTATE 26000: invalid_sql_statement_name.
-            Err(e) if self.statements == Statements::Named && e.message.contains("(26000)") => {
+            Err(e)
+                if self.statements == Statements::Named
+                    && e.sqlstate == Some(SqlState::INVALID_SQL_STATEMENT_NAME) =>
+            {
                 self.stop.cancel();
-                Err(RequestError::new(
-                    e.class,
-                    format!("{}: {LOST_STATEMENT}", e.message),
-                ))
+                Err(RequestError {
+                    message: format!("{}: {LOST_STATEMENT}", e.message),
+                    ..e
+                })
             }
             other => other,
         }
@@ -333,7 +296,8 @@ async fn on_one_connection(
     let (mut lease, mut t) = source.acquire().await?;
     let started = Instant::now();
     let result = if plan.mode == QueryMode::Transaction {
-        // Boxed, as every path most requests do not take (see run_statement).
+        // Boxed, as every path most requests do not take (the backend boxes
+        // its MySQL calls for the same reason).
         Box::pin(in_transaction(&mut lease, plan, values, statements)).await
     } else {
         run_statements(&mut lease, plan.statements.iter().zip(values), statements).await
@@ -351,13 +315,13 @@ async fn in_transaction(
     values: &[Vec<Value>],
     statements: Statements,
 ) -> Result<(), RequestError> {
-    lease.simple("BEGIN").await?;
+    lease.conn().simple("BEGIN").await?;
     match run_statements(lease, plan.statements.iter().zip(values), statements).await {
-        Ok(()) => lease.simple("COMMIT").await,
+        Ok(()) => lease.conn().simple("COMMIT").await,
         Err(e) => {
             // Leave the connection clean for its next user; if it is broken,
             // the pool's recycle check drops it.
-            let _ = lease.simple("ROLLBACK").await;
+            let _ = lease.conn().simple("ROLLBACK").await;
             Err(e)
         }
     }
@@ -376,41 +340,17 @@ async fn run_statements<'a>(
 
 /// Prepares (or reuses) the statement, binds the values and reads every row,
 /// as an application reading its result would; or, unnamed, sends the SQL
-/// with the values and their types at once.
+/// with the values (and, on PostgreSQL, their types) at once.
 async fn run_statement(
     lease: &mut Lease,
     s: &StatementPlan,
     values: &[Value],
     statements: Statements,
 ) -> Result<(), RequestError> {
-    let wire = match lease.conn() {
-        Conn::Postgres(wire) => wire,
-        // Boxed: the MySQL driver's futures are large, and inline they
-        // would make every PostgreSQL request's future as large, to be set
-        // up and moved at each level on every request.
-        Conn::MySql(conn) => return Box::pin(run_mysql(conn, s, values, statements)).await,
-    };
-    match statements {
-        Statements::Named => wire.query_named(&s.sql, &s.param_types, values).await,
-        Statements::Unnamed => wire.query_unnamed(&s.sql, &s.param_types, values).await,
-    }
-    .map_err(|e| wire_request_error(&e))
-}
-
-async fn run_mysql(
-    conn: &tokio::sync::Mutex<mysql::Conn>,
-    s: &StatementPlan,
-    values: &[Value],
-    statements: Statements,
-) -> Result<(), RequestError> {
-    let protocol = match statements {
-        Statements::Named => mysql::Protocol::Binary,
-        Statements::Unnamed => mysql::Protocol::Text,
-    };
-    let mut conn = conn.lock().await;
-    mysql::run_statement(&mut conn, &s.sql, values, protocol)
+    lease
+        .conn()
+        .run(&s.sql, &s.described, values, statements)
         .await
-        .map_err(|e| mysql::request_error(&e))
 }
 
 /// Every statement at once, each on its own connection, as

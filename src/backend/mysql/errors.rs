@@ -45,9 +45,14 @@ pub fn describe(e: &Error) -> String {
     text
 }
 
-/// An error as a request's error: its class and description.
+/// An error as a request's error: its class, description and the
+/// server's SQLSTATE (sent beside its error number).
 pub fn request_error(e: &Error) -> RequestError {
-    RequestError::new(error_class(e), describe(e))
+    let error = RequestError::new(error_class(e), describe(e));
+    match e {
+        Error::Server(s) => error.with_sqlstate(&s.state),
+        _ => error,
+    }
 }
 
 #[cfg(test)]
@@ -74,5 +79,14 @@ mod tests {
         let lost = Error::Driver(DriverError::ConnectionClosed);
         assert_eq!(error_class(&lost), ErrorClass::ConnectionLost);
         assert_eq!(describe(&server(1040)), "ERROR 1040 (HY000): m");
+    }
+
+    #[test]
+    fn a_server_error_carries_its_sqlstate() {
+        let e = request_error(&server(1243));
+        assert_eq!(e.sqlstate.map(|s| s.to_string()).as_deref(), Some("HY000"));
+        assert_eq!(e.class, ErrorClass::Query("1243".into()));
+        let lost = request_error(&Error::Driver(DriverError::ConnectionClosed));
+        assert_eq!(lost.sqlstate, None);
     }
 }

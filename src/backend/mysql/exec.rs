@@ -8,17 +8,9 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value as MyValue};
 
-use crate::scenario::question_marks;
-use crate::workload::params::Value;
-
-/// How a statement reaches the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// COM_STMT_PREPARE once per connection, then COM_STMT_EXECUTE.
-    Binary,
-    /// COM_QUERY with the values in the text.
-    Text,
-}
+use super::placeholders::question_marks;
+use crate::backend::statement::Statements;
+use crate::backend::value::Value;
 
 fn to_mysql(v: &Value) -> MyValue {
     match v {
@@ -43,32 +35,25 @@ fn interpolate(sql: &str, values: &[Value]) -> String {
     out
 }
 
-/// Runs `sql` with `values` and reads every row.
+/// Runs `sql` with `values` and reads every row: named, by the binary
+/// protocol (COM_STMT_PREPARE once per connection, then COM_STMT_EXECUTE);
+/// unnamed, by the text protocol (COM_QUERY with the values in the text).
 pub async fn run_statement(
     conn: &mut Conn,
     sql: &str,
     values: &[Value],
-    protocol: Protocol,
+    statements: Statements,
 ) -> Result<(), mysql_async::Error> {
-    match protocol {
-        Protocol::Binary => {
+    match statements {
+        Statements::Named => {
             let params: Vec<MyValue> = values.iter().map(to_mysql).collect();
             let _: Vec<Row> = conn.exec(sql, params).await?;
         }
-        Protocol::Text => {
+        Statements::Unnamed => {
             let _: Vec<Row> = conn.query(interpolate(sql, values)).await?;
         }
     }
     Ok(())
-}
-
-/// Prepares `sql` once and returns how many parameters the server counts
-/// in it (the statement is closed again).
-pub async fn check_statement(conn: &mut Conn, sql: &str) -> Result<usize, mysql_async::Error> {
-    let stmt = conn.prep(sql).await?;
-    let n = usize::from(stmt.num_params());
-    conn.close(stmt).await?;
-    Ok(n)
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! Connection strings follow libpq (`conninfo`, `resolve`, `service`,
 //! `pgpass`, `tls`); the rest of poolbench sees only [`Target`].
 
+pub mod admin;
 pub mod auth;
+pub mod conn;
 pub mod connect;
 pub mod conninfo;
 pub mod environment;
@@ -14,6 +16,7 @@ pub mod pgpass;
 pub mod resolve;
 pub mod service;
 pub mod tls;
+pub mod values;
 pub mod wire;
 
 use std::io;
@@ -456,7 +459,7 @@ fn sqlstate_class(code: &str) -> ErrorClass {
 }
 
 /// An error of a session's call as a request's error: its class (as
-/// [`error_class`] classes the driver's) and description.
+/// [`error_class`] classes the driver's), description and SQLSTATE.
 pub fn wire_request_error(e: &wire::WireError) -> RequestError {
     let class = match e {
         wire::WireError::Db(db) => sqlstate_class(&db.code),
@@ -464,7 +467,11 @@ pub fn wire_request_error(e: &wire::WireError) -> RequestError {
         wire::WireError::Closed | wire::WireError::Protocol(_) => ErrorClass::ConnectionLost,
         wire::WireError::Encode(_) => ErrorClass::Other,
     };
-    RequestError::new(class, e.to_string())
+    let error = RequestError::new(class, e.to_string());
+    match e {
+        wire::WireError::Db(db) => error.with_sqlstate(&db.code),
+        _ => error,
+    }
 }
 
 /// The class of an I/O error reaching or talking to the server.
@@ -476,9 +483,14 @@ pub fn io_error_class(e: &io::Error) -> ErrorClass {
     }
 }
 
-/// A tokio-postgres error as a request's error: its class and description.
+/// A tokio-postgres error as a request's error: its class, description
+/// and SQLSTATE.
 pub fn request_error(e: &tokio_postgres::Error) -> RequestError {
-    RequestError::new(error_class(e), describe_pg_error(e))
+    let error = RequestError::new(error_class(e), describe_pg_error(e));
+    match e.code() {
+        Some(code) => error.with_sqlstate(code.code()),
+        None => error,
+    }
 }
 
 fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {

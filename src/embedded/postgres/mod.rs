@@ -29,5 +29,5 @@ pub(crate) use process::{
 };
 pub(crate) use ready::last_lines;
 pub use ready::LOG_TAIL_LINES;
-pub use server::{is_throwaway, EmbeddedServer, StartTimings, StopMode};
+pub use server::{EmbeddedServer, StartTimings, StopMode};
 pub(crate) use stale::{remove_dead_servers, write_owner};

@@ -9,12 +9,9 @@ use crate::scenario::{AuthMethod, EmbeddedSettings};
 /// The only address the server listens on.
 pub const HOST: &str = "127.0.0.1";
 
-/// A setting of every server poolbench starts (`on`): how `run` knows a
-/// server it did not start itself (one of `poolbench server`'s) is a
-/// throwaway whose tables it may create without `--allow-setup`. A custom
-/// setting, so a session can override it (`options=-c
-/// poolbench.throwaway=off`) to be treated as a foreign server.
-pub const THROWAWAY_SETTING: &str = "poolbench.throwaway";
+/// The setting that marks every server poolbench starts as a throwaway:
+/// the backend reads it (`backend::postgres::admin`).
+pub use crate::backend::postgres::admin::THROWAWAY_SETTING;
 
 /// What kind of server to start.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use md5::Digest;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::Config;
 
-use super::options::{EmbeddedOptions, DBNAME, HOST, THROWAWAY_SETTING, USER};
+use super::options::{EmbeddedOptions, DBNAME, HOST, USER};
 use super::process::{self, postgres_command, Postmaster, Resources, SHUTDOWN_STEPS};
 use super::ready::{log_tail, wait_ready, Ready};
 use super::{binaries, cert, cluster, stale};
@@ -386,17 +386,6 @@ fn socket_target(dir: &Path, port: u16) -> Result<Target> {
         .ssl_mode(SslMode::Disable)
         .connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     Target::from_config(config)
-}
-
-/// Whether the server behind `client` is one poolbench started (its own
-/// embedded server, or `poolbench server`'s): a throwaway.
-pub async fn is_throwaway(client: &Client) -> bool {
-    client
-        .query_one("SELECT current_setting($1, true)", &[&THROWAWAY_SETTING])
-        .await
-        .ok()
-        .and_then(|row| row.try_get::<_, Option<String>>(0).ok().flatten())
-        .is_some_and(|value| value == "on")
 }
 
 fn make_target(port: u16, password: &str, tls: bool) -> Result<Target> {
