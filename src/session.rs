@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use futures_util::future::BoxFuture;
 
-use crate::backend::{self, Admin, AnyAdmin, AnyMonitor, Found, Monitor, Source, Target};
+use crate::backend::{
+    self, Admin, AnyAdmin, AnyMonitor, Found, Monitor, Source, Statements, Target,
+};
 use crate::embedded::mariadb::{self, MariaDb, MariaDbOptions};
 use crate::embedded::pgbouncer::{Console, PgBouncer};
 use crate::embedded::{EmbeddedOptions, EmbeddedServer};
@@ -26,7 +28,7 @@ use crate::net::Emulator;
 use crate::report;
 use crate::scenario::{EmbeddedEngine, NetworkSettings, RunSettings, Scenario, Strategy, Via};
 use crate::source;
-use crate::workload::{Mix, Requests, Statements};
+use crate::workload::{Mix, Requests};
 
 /// How to reach the database, from the command line.
 #[derive(Debug, Clone, Default)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Admin, Connection, Described};
+use crate::backend::{Admin, Connection, Described, Statements};
 use crate::engine::Service;
 use crate::error::bad_input;
 use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, Recorder, RequestError, SqlState};
@@ -21,8 +21,6 @@ use crate::rng::Rng;
 use crate::scenario::{Query, QueryMode};
 use crate::source::{ConnectionSource, Lease};
 use params::{Generator, Value};
-
-pub use crate::backend::Statements;
 
 /// The scenario's queries, ready to draw from.
 #[derive(Debug, Clone)]
@@ -388,7 +386,91 @@ async fn in_parallel(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Monitor;
+    use crate::metrics::ErrorClass;
     use crate::scenario::{Param, Statement};
+
+    /// A server that describes every statement the same way, and rejects
+    /// the SQL `bad`.
+    struct Describes(Described);
+
+    struct NoMonitor;
+
+    impl Monitor for NoMonitor {
+        async fn backends(&mut self) -> Option<u64> {
+            None
+        }
+    }
+
+    impl Admin for Describes {
+        type Target = Described;
+        type Monitor<'a> = NoMonitor;
+
+        async fn reach(target: &Described) -> Result<Describes> {
+            Ok(Describes(target.clone()))
+        }
+        async fn facts(&self, _: Option<&str>) -> crate::report::Server {
+            unreachable!("check_against asks only for descriptions")
+        }
+        async fn is_throwaway(&self) -> bool {
+            unreachable!("check_against asks only for descriptions")
+        }
+        async fn setup(&self, _: &str) -> Result<(), RequestError> {
+            unreachable!("check_against asks only for descriptions")
+        }
+        async fn describe(&self, sql: &str) -> Result<Described, RequestError> {
+            if sql == "bad" {
+                return Err(RequestError::new(
+                    ErrorClass::Query("42601".into()),
+                    "ERROR (42601): syntax error",
+                )
+                .with_sqlstate("42601"));
+            }
+            Ok(self.0.clone())
+        }
+        async fn clock_ms(&self) -> Option<f64> {
+            None
+        }
+        fn monitor(&self) -> NoMonitor {
+            NoMonitor
+        }
+    }
+
+    #[tokio::test]
+    async fn queries_are_checked_against_what_the_server_describes() {
+        let mut mix = Mix::new(&[query("a", 1)]);
+        let two = Describes::reach(&Described::MySql { params: 2 })
+            .await
+            .unwrap();
+        let err = mix.check_against(&two).await.unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&err),
+            Some(crate::error::Kind::BadInput)
+        );
+        assert_eq!(
+            err.to_string(),
+            "query `a`, statement 1: the server expects 2 parameters, the scenario gives 1"
+        );
+
+        let one = Describes(Described::MySql { params: 1 });
+        mix.check_against(&one).await.unwrap();
+        assert_eq!(
+            mix.queries[0].statements[0].described,
+            Described::MySql { params: 1 }
+        );
+
+        let mut bad = query("b", 1);
+        bad.statements[0].sql = "bad".into();
+        let err = Mix::new(&[bad]).check_against(&one).await.unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&err),
+            Some(crate::error::Kind::BadInput)
+        );
+        assert_eq!(
+            err.to_string(),
+            "query `b`, statement 1: the server rejects it: ERROR (42601): syntax error"
+        );
+    }
 
     fn query(name: &str, weight: u32) -> Query {
         Query {
