@@ -34,6 +34,7 @@ pub mod session;
 pub mod sizing;
 pub mod source;
 pub mod timer;
+pub mod view;
 pub mod workload;
 
 use anyhow::Result;

@@ -171,31 +171,47 @@ fn resolve<'a>(segs: &[String], known: &'a BTreeMap<Vec<String>, PathBuf>) -> Op
     (0..=segs.len()).rev().find_map(|n| known.get(&segs[..n]))
 }
 
-#[test]
-fn no_two_files_of_src_import_each_other() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let known = modules(&root);
-    let mut edges: BTreeMap<&PathBuf, BTreeSet<&PathBuf>> = BTreeMap::new();
+/// Every file's imports: file → the files it names.
+fn file_edges(root: &Path) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
+    let known = modules(root);
+    let mut edges: BTreeMap<PathBuf, BTreeSet<PathBuf>> = BTreeMap::new();
     for (me, path) in &known {
         let is_mod = path.ends_with("mod.rs");
         let text = code(path);
-        let targets = edges.entry(path).or_default();
+        let targets = edges.entry(path.clone()).or_default();
         for segs in paths(&text, me, is_mod, &known) {
             if let Some(target) = resolve(&segs, &known).filter(|t| *t != path) {
-                targets.insert(target);
+                targets.insert(target.clone());
             }
         }
     }
+    edges
+}
+
+/// The top-level module a file belongs to (`engine` for
+/// `src/engine/worker.rs`, `session` for `src/session.rs`); None for the
+/// crate root (`lib.rs`, `main.rs`), which is above every module.
+fn top_module(root: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(root).unwrap();
+    let first = rel.components().next()?.as_os_str().to_string_lossy();
+    let name = first.strip_suffix(".rs").unwrap_or(&first);
+    (!matches!(name, "lib" | "main")).then(|| name.to_string())
+}
+
+#[test]
+fn no_two_files_of_src_import_each_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let edges = file_edges(&root);
     // A depth-first search for a path back to where it started.
     let mut cycles = Vec::new();
     for start in edges.keys() {
-        let mut stack = vec![(*start, vec![*start])];
+        let mut stack = vec![(start, vec![start])];
         let mut seen = BTreeSet::new();
         while let Some((node, trail)) = stack.pop() {
             for next in edges.get(node).into_iter().flatten() {
                 if next == start {
                     cycles.push(trail.clone());
-                } else if seen.insert(*next) {
+                } else if seen.insert(next) {
                     let mut t = trail.clone();
                     t.push(next);
                     stack.push((next, t));
@@ -218,5 +234,99 @@ fn no_two_files_of_src_import_each_other() {
         shown.is_empty(),
         "files of src/ that import each other:\n{}",
         shown.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// The top-level modules' graph: module → module it imports → one file
+/// of the first importing a file of the second (the first found).
+type ModuleGraph = BTreeMap<String, BTreeMap<String, (PathBuf, PathBuf)>>;
+
+fn module_graph(root: &Path) -> ModuleGraph {
+    let mut graph = ModuleGraph::new();
+    for (from, targets) in file_edges(root) {
+        let Some(a) = top_module(root, &from) else {
+            continue;
+        };
+        let out = graph.entry(a.clone()).or_default();
+        for to in targets {
+            match top_module(root, &to) {
+                Some(b) if b != a => {
+                    out.entry(b).or_insert_with(|| (from.clone(), to.clone()));
+                }
+                _ => {}
+            }
+        }
+    }
+    graph
+}
+
+/// The second rule, one level up: no top-level module of `src/` imports
+/// another that imports it back, directly or in a circle (a file of
+/// module A naming a file of module B is an edge A → B). A failure names
+/// the modules of each circle and, for each step, one file-level import
+/// that makes it. Run with `--nocapture` to see the graph
+/// docs/architecture.md draws.
+#[test]
+fn no_two_modules_of_src_import_each_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = module_graph(&root);
+    let rel = |p: &PathBuf| p.strip_prefix(&root).unwrap().display().to_string();
+    println!("module → the modules it imports:");
+    for (a, targets) in &graph {
+        let names: Vec<&str> = targets.keys().map(String::as_str).collect();
+        println!("  {a} → {}", names.join(", "));
+    }
+    // For each module, the shortest circle back to it (breadth first).
+    let mut circles: BTreeMap<BTreeSet<&String>, Vec<&String>> = BTreeMap::new();
+    for start in graph.keys() {
+        let mut came_from: BTreeMap<&String, &String> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut closing = None;
+        'search: while let Some(node) = queue.pop_front() {
+            for next in graph.get(node).into_iter().flat_map(|t| t.keys()) {
+                if next == start {
+                    closing = Some(node);
+                    break 'search;
+                }
+                if !came_from.contains_key(next) {
+                    came_from.insert(next, node);
+                    queue.push_back(next);
+                }
+            }
+        }
+        let Some(mut node) = closing else {
+            continue;
+        };
+        let mut circle = vec![node];
+        while node != start {
+            node = came_from[node];
+            circle.push(node);
+        }
+        circle.reverse();
+        circles
+            .entry(circle.iter().copied().collect())
+            .or_insert(circle);
+    }
+    let shown: Vec<String> = circles
+        .values()
+        .map(|circle| {
+            let mut lines = vec![circle
+                .iter()
+                .chain(circle.first())
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" → ")];
+            for (i, a) in circle.iter().enumerate() {
+                let b = circle[(i + 1) % circle.len()];
+                let (from, to) = &graph[*a][b];
+                lines.push(format!("  {a} → {b}: {} imports {}", rel(from), rel(to)));
+            }
+            lines.join("\n")
+        })
+        .collect();
+    assert!(
+        shown.is_empty(),
+        "modules of src/ that import each other:\n{}",
+        shown.join("\n")
     );
 }

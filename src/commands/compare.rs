@@ -10,8 +10,8 @@ use crate::compare::{
     self, check_compatible, load_report, parse_max_regression, MaxRegression, Thresholds,
 };
 use crate::error::bad_input;
-use crate::report::export::{html, json, markdown};
-use crate::report::term;
+use crate::view::export::{html, json, markdown};
+use crate::view::term;
 use crate::Outcome;
 
 pub fn run(args: &CompareArgs) -> Result<Outcome> {

@@ -13,9 +13,10 @@ use crate::cli::MeasureArgs;
 use crate::engine::{self, RoundResult};
 use crate::error::bad_input;
 use crate::instance::{Instance, Slots};
-use crate::report::{self, export, export::Exporter};
+use crate::report;
 use crate::scenario::{Overrides, Scenario, Strategy};
 use crate::session::{cancel_on_signal, ConnectOptions, Session};
+use crate::view::export::{self, Exporter};
 
 /// The scenario values the shared flags replace (`--duration`, `--warmup`,
 /// `--seed`, `--rtt`); the scenario checks them as it checks its own.

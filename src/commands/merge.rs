@@ -8,10 +8,10 @@ use super::run::FILES;
 use crate::cli::MergeArgs;
 use crate::compare::load_report;
 use crate::instance::rfc3339;
-use crate::report::export;
 use crate::report::merge::{merge, Input};
-use crate::report::term::run as term;
 use crate::report::MergedInput;
+use crate::view::export;
+use crate::view::term::run as term;
 use crate::Outcome;
 
 pub fn run(args: &MergeArgs) -> Result<Outcome> {
@@ -40,7 +40,7 @@ pub fn run(args: &MergeArgs) -> Result<Outcome> {
         &FILES,
     )?;
     export::write_all(&out_dir, &merged.report, &FILES)?;
-    crate::report::export::hlog::write(&out_dir, &merged.report)?;
+    crate::view::export::hlog::write(&out_dir, &merged.report)?;
 
     if !args.quiet {
         crate::outln!(

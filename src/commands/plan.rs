@@ -11,7 +11,6 @@ use crate::cli::{PlanArgs, PlanFormat};
 use crate::engine::{self, Pacing};
 use crate::error::bad_input;
 use crate::report::assemble::assemble;
-use crate::report::{export::json, term};
 use crate::scenario::limits::MAX_POOL_SIZE;
 use crate::scenario::{
     self, ArrivalProcess, Arrivals, Overrides, PoolSettings, Strategy, StrategyKind,
@@ -20,6 +19,7 @@ use crate::session::{cancel_on_signal, Session};
 use crate::sizing::model::SweepReport;
 use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest};
 use crate::sizing::verify::verification;
+use crate::view::{export::json, term};
 use crate::Outcome;
 
 /// In a verification, every arrival is served at once (no handler limit):

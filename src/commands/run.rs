@@ -9,16 +9,16 @@ use crate::cli::RunArgs;
 use crate::engine::{self, RoundResult};
 use crate::instance::Instance;
 use crate::report::assemble::assemble;
-use crate::report::export::csv::{SummaryCsv, TimelineCsv};
-use crate::report::export::hlog;
-use crate::report::export::html::ReportHtml;
-use crate::report::export::json::Json;
-use crate::report::export::{self, Exporter};
 use crate::report::model::Explanation;
-use crate::report::term::run as term;
 use crate::report::{self, Comparison, Report, StrategyReport};
 use crate::scenario::{self, Overrides, Scenario};
 use crate::session::Session;
+use crate::view::export::csv::{SummaryCsv, TimelineCsv};
+use crate::view::export::hlog;
+use crate::view::export::html::ReportHtml;
+use crate::view::export::json::Json;
+use crate::view::export::{self, Exporter};
+use crate::view::term::run as term;
 use crate::Outcome;
 
 /// The files a run writes (and refuses to overwrite without --force), also

@@ -16,11 +16,6 @@ use crate::engine;
 use crate::error::bad_input;
 use crate::instance::Instance;
 use crate::report::assemble::assemble;
-use crate::report::export::csv::{RttSweepCsv, SweepCsv};
-use crate::report::export::html::SweepHtml;
-use crate::report::export::json::Json;
-use crate::report::export::{self, Exporter};
-use crate::report::term;
 use crate::report::{self, StrategyReport};
 use crate::scenario::limits::MAX_SWEEP_POINTS;
 use crate::scenario::{
@@ -29,6 +24,11 @@ use crate::scenario::{
 use crate::session::Session;
 use crate::sizing::model::*;
 use crate::sizing::sweep::{analyse_all, connections_per_request, fresh_point, pool_point};
+use crate::view::export::csv::{RttSweepCsv, SweepCsv};
+use crate::view::export::html::SweepHtml;
+use crate::view::export::json::Json;
+use crate::view::export::{self, Exporter};
+use crate::view::term;
 use crate::Outcome;
 
 /// The files a sweep writes (and refuses to overwrite without --force).

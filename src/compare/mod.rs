@@ -3,7 +3,7 @@
 //! a verdict per strategy and metric (`metric.rs` names the metrics and
 //! their thresholds; `verdict.rs` judges them, with the bootstrap of
 //! `stats.rs` when both reports have rounds) into a [`Diff`], which
-//! `report::term::compare`, `report::export::markdown` and the JSON exporter
+//! `view::term::compare`, `view::export::markdown` and the JSON exporter
 //! print. Exit code 1 on any regression.
 
 mod load;

@@ -2,8 +2,8 @@
 //! in both reports, per metric, the two values, the change, its confidence
 //! interval when the rounds allow one, the threshold and the verdict. It is
 //! the model of `compare --format json`, serialised as it is; the table and
-//! the markdown are views of it (`report::term::compare`,
-//! `report::export::markdown`).
+//! the markdown are views of it (`view::term::compare`,
+//! `view::export::markdown`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

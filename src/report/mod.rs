@@ -1,16 +1,15 @@
-//! Output: the model of report.json (`model.rs`), where a per-request
-//! connection's time goes (`explain.rs`), the file formats every command
-//! writes (`export/`, one file per format), the terminal views of run,
-//! sweep, plan and compare (`term/`), and the number formatting they all
-//! share (`format.rs`).
+//! The model of report.json (`model.rs`), built from the engine's rounds
+//! (`assemble.rs`), merged from copies' reports (`merge.rs`); where a
+//! per-request connection's time goes (`explain.rs`); and the number
+//! formatting every view shares (`format.rs`). The views of it (terminal,
+//! files) are one layer up, in `view/`: this module imports none of the
+//! models built on it (sizing, compare).
 
 pub mod assemble;
 pub mod explain;
-pub mod export;
 pub mod format;
 pub mod merge;
 pub mod model;
-pub mod term;
 
 pub use model::*;
 

@@ -1,7 +1,7 @@
 //! The sweep's points: each measured strategy's report turned into a point
 //! of sweep.json, and the analysis of every concurrency. The command that
 //! runs the grid is `commands/sweep.rs`; its files are written by
-//! `report::export`, its table by `report::term::sweep`.
+//! `view::export`, its table by `view::term::sweep`.
 
 use super::model::*;
 use crate::metrics::Phase;
@@ -97,7 +97,7 @@ mod tests {
         }
         let cut = analyse_all(&sweep);
         assert_ne!(cut[0].knee_pool_size, knee);
-        let table = crate::report::term::sweep::table(&sweep);
+        let table = crate::view::term::sweep::table(&sweep);
         assert!(table.contains("partial: interrupted"), "{table}");
     }
 }

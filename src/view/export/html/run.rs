@@ -16,8 +16,8 @@ use super::charts::{
 use super::page::{cards, escape, facts, Page, Table};
 use crate::metrics::{decode_histogram, Phase, Summary};
 use crate::report::format::{ms, plural, rps, thousands};
-use crate::report::term::run::verdict;
 use crate::report::{Comparison, Report, StrategyReport};
+use crate::view::term::run::verdict;
 
 pub fn render(report: &Report) -> Result<String> {
     let mut page = Page::new(&format!("poolbench · {}", report.scenario.name));
@@ -751,7 +751,7 @@ mod tests {
         for id in ["time", "spectrum", "timeline", "errors", "tables", "facts"] {
             assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
         }
-        let headline = crate::report::term::run::headline(&report).unwrap();
+        let headline = crate::view::term::run::headline(&report).unwrap();
         assert!(html.contains(&escape(&headline)), "{headline}");
         // The total chart, a phase chart per strategy, the bars, and three
         // timeline charts per strategy.

@@ -3,7 +3,7 @@
 //! verdicts in words), and how the verdicts were reached.
 
 use crate::compare::Diff;
-use crate::report::term::compare::{rows, HEADINGS};
+use crate::view::term::compare::{rows, HEADINGS};
 
 pub fn compare(diff: &Diff) -> String {
     let mut out = format!("### poolbench compare: {}\n\n", diff.candidate.scenario);

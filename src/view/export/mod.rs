@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::compact_timestamp;
 use crate::error::{bad_input, ResultExt};
+use crate::report::compact_timestamp;
 
 /// A file format: a pure function of a command's model `M`.
 pub trait Exporter<M> {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::charts::{color, interval_chart, IntervalChart, IntervalRow, Rgb};
 use super::page::{escape, facts, Page, Table};
 use crate::compare::{Diff, Verdict};
-use crate::report::term::compare::{rows, HEADINGS};
+use crate::view::term::compare::{rows, HEADINGS};
 
 fn verdict_color(v: Verdict) -> Rgb {
     match v {
