@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Serialize, Serializer};
 
 use crate::report::format::{ms, plural as count, rps, thousands, trimmed};
-use crate::report::StrategyReport;
+use crate::report::{Kind, StrategyReport};
 
 use super::load::LoadedReport;
 use super::metric::{Metric, Thresholds};
@@ -110,7 +110,7 @@ pub struct MetricDiff {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StrategyDiff {
     pub name: String,
-    pub kind: String,
+    pub kind: Kind,
     #[serde(rename = "baseline_rounds")]
     pub base_rounds: usize,
     pub candidate_rounds: usize,
@@ -242,7 +242,7 @@ fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> S
         .collect();
     StrategyDiff {
         name: b.name.clone(),
-        kind: c.kind.clone(),
+        kind: c.kind,
         base_rounds: b.rounds.len(),
         candidate_rounds: c.rounds.len(),
         metrics,

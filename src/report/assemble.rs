@@ -6,9 +6,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::engine::RoundResult;
 use crate::metrics::{summarize_phases, ErrorCounts, Phase, Recorder, Summary};
-use crate::scenario::Strategy;
+use crate::scenario::{Strategy, StrategyKind};
 
-use super::model::{round, Counts, RoundStats, RoundTripsReport, StrategyReport, TimelineRow};
+use super::model::{
+    round, Counts, Kind, RoundStats, RoundTripsReport, StrategyReport, TimelineRow,
+};
 
 /// The report of `strategy` from all its rounds so far; `queries` are the
 /// scenario's query names, in order.
@@ -76,7 +78,7 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         .map(|sum| round(sum / rounds.len().max(1) as f64, 1));
     StrategyReport {
         name: strategy.name.clone(),
-        kind: strategy.kind.as_str().into(),
+        kind: kind_of(&strategy.kind),
         settings: settings(strategy),
         requests: total.requests,
         target: None,
@@ -119,6 +121,14 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
             .collect(),
         rounds: round_stats,
         timeline,
+    }
+}
+
+/// The report's name for a scenario's kind.
+pub fn kind_of(kind: &StrategyKind) -> Kind {
+    match kind {
+        StrategyKind::Fresh => Kind::Fresh,
+        StrategyKind::Pool(_) => Kind::Pool,
     }
 }
 

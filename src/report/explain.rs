@@ -5,7 +5,9 @@
 //! request is round trips. A pure function of the report, stored in
 //! report.json and printed after the table.
 
-use super::model::{round, Explanation, Network, Report, RoundTripShare, StrategyReport};
+use super::model::{
+    round, Comparison, Explanation, Kind, Network, Report, RoundTripShare, StrategyReport,
+};
 use crate::metrics::Phase;
 
 /// One fresh strategy's cost, explained. Times are means in milliseconds
@@ -13,15 +15,14 @@ use crate::metrics::Phase;
 impl Explanation {
     /// One per fresh strategy that completed requests.
     pub fn all(report: &Report) -> Vec<Explanation> {
-        let pool = report
-            .strategies
-            .iter()
-            .filter(|s| s.kind == "pool" && s.requests > 0)
-            .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps));
+        let pool = Comparison::best_pool(&report.strategies).filter(|p| p.requests > 0);
         report
             .strategies
             .iter()
-            .filter(|s| s.kind == "fresh")
+            .filter(|s| match s.kind {
+                Kind::Fresh => true,
+                Kind::Pool => false,
+            })
             .filter_map(|s| Explanation::of(s, pool, report.network.as_ref()))
             .collect()
     }

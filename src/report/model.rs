@@ -246,11 +246,39 @@ pub struct ScenarioInfo {
     pub resolved: serde_json::Value,
 }
 
+/// A strategy's kind as reports name it ("fresh", "pool"): the scenario's
+/// kind without its settings. Code that treats kinds differently matches
+/// it exhaustively, so a new kind is a compile error wherever it must be
+/// placed (explanations, comparisons, fits), never a silent omission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A connection opened and closed for every request.
+    Fresh,
+    /// Connections kept open and lent to requests.
+    Pool,
+}
+
+impl Kind {
+    /// The name in report.json, summary.csv and sweep files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Fresh => "fresh",
+            Kind::Pool => "pool",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StrategyReport {
     pub name: String,
-    /// "fresh" or "pool".
-    pub kind: String,
+    pub kind: Kind,
     /// The strategy's settings (max_size, min_size, wait_timeout, recycling).
     pub settings: serde_json::Value,
     /// Successful requests in the measured window.
@@ -535,11 +563,32 @@ impl Comparison {
         })
     }
 
+    /// The pool strategy with the highest throughput: the one a headline
+    /// and an explanation compare with.
+    pub fn best_pool(strategies: &[StrategyReport]) -> Option<&StrategyReport> {
+        strategies
+            .iter()
+            .filter(|s| match s.kind {
+                Kind::Pool => true,
+                Kind::Fresh => false,
+            })
+            .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps))
+    }
+
     /// Every fresh strategy against every pool strategy.
     pub fn all(strategies: &[StrategyReport]) -> Vec<Comparison> {
-        let of_kind = |k: &'static str| strategies.iter().filter(move |s| s.kind == k);
-        of_kind("fresh")
-            .flat_map(|f| of_kind("pool").filter_map(move |p| Comparison::between(f, p)))
+        let fresh = strategies.iter().filter(|s| match s.kind {
+            Kind::Fresh => true,
+            Kind::Pool => false,
+        });
+        fresh
+            .flat_map(|f| {
+                let pools = strategies.iter().filter(|s| match s.kind {
+                    Kind::Pool => true,
+                    Kind::Fresh => false,
+                });
+                pools.filter_map(move |p| Comparison::between(f, p))
+            })
             .collect()
     }
 }
@@ -614,5 +663,16 @@ mod tests {
             server.differences(&mariadb),
             ["engine postgresql vs mariadb"]
         );
+    }
+
+    #[test]
+    fn a_kind_is_written_and_read_by_its_name() {
+        for kind in [Kind::Fresh, Kind::Pool] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<Kind>(&json).unwrap(), kind);
+        }
+        // A kind this build does not know is refused, not read as another.
+        assert!(serde_json::from_str::<Kind>("\"pgbouncer\"").is_err());
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::usl::UslFit;
 use crate::metrics::{Phase, Summary};
 use crate::report;
-use crate::report::StrategyReport;
+use crate::report::{Kind, StrategyReport};
 
 pub const SWEEP_SCHEMA_VERSION: u32 = 1;
 /// Tells a sweep.json from a report.json.
@@ -241,7 +241,7 @@ pub struct RttSweepSettings {
 pub struct RttPoint {
     pub rtt_ms: f64,
     pub strategy: String,
-    pub kind: String,
+    pub kind: Kind,
     pub requests: u64,
     pub errors: u64,
     pub throughput_rps: f64,
@@ -260,14 +260,15 @@ impl RttPoint {
         RttPoint {
             rtt_ms,
             strategy: r.name.clone(),
-            kind: r.kind.clone(),
+            kind: r.kind,
             requests: r.requests,
             errors: r.error_count(),
             throughput_rps: r.throughput_rps,
             total: r.total().map(Percentiles::from).unwrap_or_default(),
-            connect: (r.kind == "fresh")
-                .then(|| r.phases.get(Phase::Connect.as_str()).map(Percentiles::from))
-                .flatten(),
+            connect: match r.kind {
+                Kind::Fresh => r.phases.get(Phase::Connect.as_str()).map(Percentiles::from),
+                Kind::Pool => None,
+            },
             connect_round_trips: rt.and_then(|rt| rt.connect.as_ref()).map(|c| c.p50),
             request_round_trips: rt.and_then(|rt| rt.request.as_ref()).map(|c| c.p50),
         }
@@ -300,23 +301,25 @@ pub struct SetupCostPoint {
 
 /// The fits of every fresh × pool pair measured at two RTTs or more.
 pub fn setup_cost_fits(points: &[RttPoint]) -> Vec<SetupCostFit> {
-    let names = |kind: &str| {
-        let mut names: Vec<&str> = points
-            .iter()
-            .filter(|p| p.kind == kind)
-            .map(|p| p.strategy.as_str())
-            .collect();
-        names.dedup();
-        names
-    };
+    // A fresh strategy's setup cost is measured against each pool.
+    let (mut fresh_names, mut pool_names): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for p in points {
+        let names = match p.kind {
+            Kind::Fresh => &mut fresh_names,
+            Kind::Pool => &mut pool_names,
+        };
+        if !names.contains(&p.strategy.as_str()) {
+            names.push(&p.strategy);
+        }
+    }
     let at = |name: &str, rtt: f64| {
         points
             .iter()
             .find(|p| p.strategy == name && p.rtt_ms == rtt && p.requests > 0)
     };
     let mut fits = Vec::new();
-    for fresh in names("fresh") {
-        for pool in names("pool") {
+    for &fresh in &fresh_names {
+        for &pool in &pool_names {
             let pairs: Vec<(&RttPoint, &RttPoint)> = points
                 .iter()
                 .filter(|p| p.strategy == fresh && p.requests > 0)
@@ -380,11 +383,11 @@ pub fn line_fit(xy: &[(f64, f64)]) -> Option<(f64, f64, Option<f64>)> {
 mod rtt_tests {
     use super::*;
 
-    fn point(strategy: &str, kind: &str, rtt_ms: f64, p50_ms: f64, rt: u64) -> RttPoint {
+    fn point(strategy: &str, kind: Kind, rtt_ms: f64, p50_ms: f64, rt: u64) -> RttPoint {
         RttPoint {
             rtt_ms,
             strategy: strategy.into(),
-            kind: kind.into(),
+            kind,
             requests: 100,
             errors: 0,
             throughput_rps: 10.0,
@@ -403,8 +406,14 @@ mod rtt_tests {
         // Fresh: 10 ms + 10 round trips; pool: 0.2 ms + 1 round trip.
         let mut points = Vec::new();
         for rtt in [0.0, 1.0, 5.0, 20.0, 50.0] {
-            points.push(point("per-request", "fresh", rtt, 10.0 + 10.0 * rtt, 10));
-            points.push(point("pool-10", "pool", rtt, 0.2 + rtt, 1));
+            points.push(point(
+                "per-request",
+                Kind::Fresh,
+                rtt,
+                10.0 + 10.0 * rtt,
+                10,
+            ));
+            points.push(point("pool-10", Kind::Pool, rtt, 0.2 + rtt, 1));
         }
         let fits = setup_cost_fits(&points);
         assert_eq!(fits.len(), 1);

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{self, StrategyReport};
+use crate::report::{self, Kind, StrategyReport};
 
 pub const RATE_SWEEP_KIND: &str = "rate-sweep";
 
@@ -55,7 +55,7 @@ pub struct RateSweepSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RatePoint {
     pub strategy: String,
-    pub kind: String,
+    pub kind: Kind,
     /// The rate asked for.
     pub rate: f64,
     /// What the seeded schedule offered in the window, and what was served.
@@ -77,7 +77,7 @@ pub struct RatePoint {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Saturation {
     pub strategy: String,
-    pub kind: String,
+    pub kind: Kind,
     /// The highest measured rate it kept up with (None: not even the lowest).
     pub kept_up_to: Option<f64>,
     /// The lowest measured rate it could not keep up with (None: it kept up
@@ -93,7 +93,7 @@ impl RatePoint {
         let achieved_rate = r.achieved_rate.unwrap_or(r.throughput_rps);
         RatePoint {
             strategy: r.name.clone(),
-            kind: r.kind.clone(),
+            kind: r.kind,
             rate,
             offered_rate,
             achieved_rate,
@@ -111,10 +111,10 @@ impl RatePoint {
 
 /// Where each strategy (in the order first measured) saturates.
 pub fn saturation(points: &[RatePoint]) -> Vec<Saturation> {
-    let mut names: Vec<(&str, &str)> = Vec::new();
+    let mut names: Vec<(&str, Kind)> = Vec::new();
     for p in points {
         if !names.iter().any(|(n, _)| *n == p.strategy) {
-            names.push((&p.strategy, &p.kind));
+            names.push((&p.strategy, p.kind));
         }
     }
     names
@@ -130,7 +130,7 @@ pub fn saturation(points: &[RatePoint]) -> Vec<Saturation> {
                 .next_back();
             Saturation {
                 strategy: name.to_string(),
-                kind: kind.to_string(),
+                kind,
                 kept_up_to,
                 saturates_at,
             }
@@ -145,7 +145,7 @@ mod tests {
     fn point(strategy: &str, rate: f64, achieved: f64) -> RatePoint {
         RatePoint {
             strategy: strategy.into(),
-            kind: "pool".into(),
+            kind: Kind::Pool,
             rate,
             offered_rate: rate,
             achieved_rate: achieved,

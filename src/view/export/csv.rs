@@ -47,7 +47,7 @@ impl Exporter<Report> for SummaryCsv {
                 w.write_record([
                     report.scenario.name.as_str(),
                     &s.name,
-                    &s.kind,
+                    s.kind.as_str(),
                     phase,
                     &p.count.to_string(),
                     &format!("{:.3}", p.mean_us / 1000.0),
@@ -198,7 +198,7 @@ impl Exporter<RateSweep> for RateSweepCsv {
             w.write_record([
                 sweep.scenario.name.as_str(),
                 &p.strategy,
-                &p.kind,
+                p.kind.as_str(),
                 &p.rate.to_string(),
                 &format!("{:.1}", p.offered_rate),
                 &format!("{:.1}", p.achieved_rate),
@@ -256,7 +256,7 @@ impl Exporter<RttSweep> for RttSweepCsv {
                 sweep.scenario.name.as_str(),
                 &crate::report::format::trimmed(p.rtt_ms, 3),
                 &p.strategy,
-                &p.kind,
+                p.kind.as_str(),
                 &p.requests.to_string(),
                 &p.errors.to_string(),
                 &format!("{:.1}", p.throughput_rps),

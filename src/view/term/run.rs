@@ -7,7 +7,7 @@ use crate::metrics::Phase;
 use crate::report::build_profile;
 use crate::report::format::{ms, ms_trimmed, plural, render, rps, thousands, trimmed};
 use crate::report::model::Explanation;
-use crate::report::{Comparison, Report, Server, StrategyReport};
+use crate::report::{Comparison, Kind, Report, Server, StrategyReport};
 use crate::scenario::{ArrivalProcess, NetworkSettings, Scenario};
 
 /// The first line of a header: "poolbench 0.1.0 (release build) · {what}".
@@ -166,16 +166,12 @@ pub fn tables(report: &Report) -> String {
     for s in &report.strategies {
         rows.push(vec![
             s.name.clone(),
-            s.kind.clone(),
+            s.kind.to_string(),
             thousands(s.requests),
             rps(s.throughput_rps),
             thousands(s.error_count()),
             thousands(s.connections_opened),
-            if s.kind == "pool" {
-                format!("{:.1} ms", s.startup_ms)
-            } else {
-                "-".into()
-            },
+            startup(s),
         ]);
     }
     let mut out = render(&rows, 2);
@@ -363,12 +359,17 @@ pub fn headline(report: &Report) -> Option<String> {
     }
 }
 
+/// The time a strategy took to open its connections before measuring: a
+/// pool's min_size; none for a strategy that opens one per request.
+pub fn startup(s: &StrategyReport) -> String {
+    match s.kind {
+        Kind::Pool => format!("{:.1} ms", s.startup_ms),
+        Kind::Fresh => "-".into(),
+    }
+}
+
 fn comparison_line(report: &Report) -> Option<String> {
-    let best_pool = report
-        .strategies
-        .iter()
-        .filter(|s| s.kind == "pool")
-        .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps))?;
+    let best_pool = Comparison::best_pool(&report.strategies)?;
     let c = report
         .comparison
         .iter()

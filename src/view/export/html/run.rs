@@ -17,7 +17,7 @@ use super::page::{cards, escape, facts, Page, Table};
 use crate::metrics::{decode_histogram, Phase, Summary};
 use crate::report::format::{ms, plural, rps, thousands};
 use crate::report::{Comparison, Report, StrategyReport};
-use crate::view::term::run::verdict;
+use crate::view::term::run::{startup, verdict};
 
 pub fn render(report: &Report) -> Result<String> {
     let mut page = Page::new(&format!("poolbench · {}", report.scenario.name));
@@ -76,11 +76,7 @@ fn description(report: &Report) -> String {
 /// The comparison the terminal's headline states: the first fresh strategy
 /// against the pool with the highest throughput.
 fn headline_comparison(report: &Report) -> Option<&Comparison> {
-    let best_pool = report
-        .strategies
-        .iter()
-        .filter(|s| s.kind == "pool")
-        .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps))?;
+    let best_pool = Comparison::best_pool(&report.strategies)?;
     report.comparison.iter().find(|c| c.pool == best_pool.name)
 }
 
@@ -532,19 +528,12 @@ fn tables(page: &mut Page, report: &Report) {
     for s in &report.strategies {
         t.row(&[("strategy", &s.name)], false)
             .text(&s.name)
-            .text(&s.kind)
+            .text(s.kind.as_str())
             .num("requests", &thousands(s.requests))
             .num("throughput_rps", &rps(s.throughput_rps))
             .num("errors", &thousands(s.error_count()))
             .num("connections_opened", &thousands(s.connections_opened))
-            .num(
-                "startup_ms",
-                &if s.kind == "pool" {
-                    format!("{:.1} ms", s.startup_ms)
-                } else {
-                    "-".into()
-                },
-            )
+            .num("startup_ms", &startup(s))
             .text(&settings_text(s));
     }
     page.table(&t);
