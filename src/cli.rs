@@ -46,9 +46,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run the scenario's pool strategy at each pool size (and concurrency)
     /// on one server; fit the Universal Scalability Law; mark the knee.
-    /// Writes sweep.json and sweep.csv for `plan`. With --rates, every
-    /// strategy at each arrival rate; with --rtts, every strategy at each
-    /// emulated round-trip time.
+    /// Writes sweep.json (for `plan`), sweep.csv and sweep.html. With
+    /// --rates, every strategy at each arrival rate; with --rtts, every
+    /// strategy at each emulated round-trip time.
     Sweep(SweepArgs),
     /// From a sweep.json: the pool sizes that meet a p99 target at a request
     /// rate within the server's connection budget, in each pool library's

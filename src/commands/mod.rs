@@ -10,7 +10,6 @@ pub mod measure;
 pub mod merge;
 pub mod plan;
 pub mod progress;
-pub mod rate_sweep;
 pub mod run;
 pub mod server;
 pub mod sweep;

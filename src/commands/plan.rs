@@ -16,8 +16,8 @@ use crate::scenario::{
     self, ArrivalProcess, Arrivals, Overrides, PoolSettings, Strategy, StrategyKind,
 };
 use crate::session::{cancel_on_signal, Session};
-use crate::sizing::model::SweepReport;
 use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest};
+use crate::sizing::sweep::pool_size::SweepReport;
 use crate::sizing::verify::verification;
 use crate::view::{export::json, term};
 use crate::Outcome;

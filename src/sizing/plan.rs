@@ -15,7 +15,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::erlang;
-use super::model::*;
+use super::sweep::pool_size::*;
+use super::sweep::SWEEP_SCHEMA_VERSION;
 use crate::error::bad_input;
 use crate::report::format::{ms, ms_trimmed, rps};
 
@@ -619,6 +620,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::report::{Host, Server, Tool};
+    use crate::sizing::sweep::{Percentiles, SweepScenario, SweepSettings};
 
     #[test]
     fn mysql_plans_name_aiomysql_and_hikaricp() {
@@ -698,14 +700,18 @@ pub(crate) mod tests {
                 name: "known".into(),
                 path: "known.toml".into(),
                 sha256: "0".repeat(64),
-                template: "pool".into(),
-                recycling: "fast".into(),
-                wait_timeout_ms: None,
-                fresh_strategy: Some("per-request".into()),
+                axis: PoolSizeScenario {
+                    template: "pool".into(),
+                    recycling: "fast".into(),
+                    wait_timeout_ms: None,
+                    fresh_strategy: Some("per-request".into()),
+                },
             },
             settings: SweepSettings {
-                pool_sizes: vec![1, 2, 4, 8],
-                concurrency: vec![8],
+                axis: PoolSizeSettings {
+                    pool_sizes: vec![1, 2, 4, 8],
+                    concurrency: vec![8],
+                },
                 duration_s: 2.0,
                 warmup_s: 0.0,
                 seed: 1,
@@ -716,18 +722,20 @@ pub(crate) mod tests {
                 point(4, 3500.0, 1000.0, 2000),
                 point(8, 4000.0, 1000.0, 2000),
             ],
-            fresh: vec![FreshPoint {
-                concurrency: 8,
-                requests: 300,
-                errors: 0,
-                throughput_rps: 150.0,
-                total: pct(8200.0, 8000, 12_000),
-                connect: pct(5200.0, connect_p50_us, 9000),
-                query: pct(1000.0, 1000, 2000),
-                close: pct(100.0, 100, 200),
-                connections_per_request: 1.0,
-            }],
-            analysis: Vec::new(),
+            analysis: PoolSizeAnalysis {
+                fresh: vec![FreshPoint {
+                    concurrency: 8,
+                    requests: 300,
+                    errors: 0,
+                    throughput_rps: 150.0,
+                    total: pct(8200.0, 8000, 12_000),
+                    connect: pct(5200.0, connect_p50_us, 9000),
+                    query: pct(1000.0, 1000, 2000),
+                    close: pct(100.0, 100, 200),
+                    connections_per_request: 1.0,
+                }],
+                per_concurrency: Vec::new(),
+            },
             copies: crate::report::Copies::default(),
         }
     }
@@ -944,7 +952,7 @@ pub(crate) mod tests {
     #[test]
     fn without_a_fresh_strategy_there_is_no_break_even() {
         let mut sweep = known_sweep(5000);
-        sweep.fresh.clear();
+        sweep.analysis.fresh.clear();
         let r = plan_of(&sweep, &one_instance());
         assert_eq!((r.max_size, r.min_size), (4, 2));
         assert!(r.break_even.is_none());

@@ -1,6 +1,7 @@
 //! The pages people look at, in a real headless Chromium: report.html of a
-//! real run (and of an interrupted one), sweep.html and `compare --format
-//! html` load from the file alone with no request and no console error,
+//! real run (and of an interrupted one), sweep.html (of a pool-size and of
+//! a rate sweep) and `compare --format html` load from the file alone with
+//! no request and no console error,
 //! draw their charts, are not blank, print, and show report.json's numbers;
 //! the hlog files decode with an independent HdrHistogram implementation
 //! (the Python `hdrhistogram` package) to report.json's counts.
@@ -419,32 +420,31 @@ async fn an_interrupted_run_renders() {
     );
 }
 
-/// sweep.html: throughput and latency against pool size for the points
-/// measured, the USL curve, the knee; offline and error-free.
-#[tokio::test(flavor = "multi_thread")]
-async fn sweep_html_shows_the_curve_and_the_knee() {
+/// Sweeps SCENARIO on a fresh embedded server with `extra`: the page the
+/// last line names, and sweep.json.
+async fn sweep(tmp: &Path, extra: &[&str]) -> (PathBuf, Value) {
     let server = start_server(100).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let scenario = write_scenario(tmp.path(), "pages", SCENARIO);
-    let out = tmp.path().join("sweep");
-    let dsn = server.dsn_with_password();
-    let extra = ["--pool-sizes", "1,2,3", "--duration", "1s"];
-    let o = on_server("sweep", &scenario, &dsn, &out, &extra).await;
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let scenario = write_scenario(tmp, "pages", SCENARIO);
+    let out = tmp.join("sweep");
+    let o = on_server("sweep", &scenario, &server.dsn_with_password(), &out, extra).await;
+    let stdout = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}{}", stderr(&o));
     let page = out.join("sweep.html");
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
         last.starts_with(&format!("sweep: {}", page.display())),
         "{last}"
     );
-    let sweep: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let json = std::fs::read_to_string(out.join("sweep.json")).unwrap();
+    (page, serde_json::from_str(&json).unwrap())
+}
+
+/// sweep.html: throughput and latency against pool size for the points
+/// measured, the USL curve, the knee; offline and error-free.
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_html_shows_the_curve_and_the_knee() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (page, sweep) = sweep(tmp.path(), &["--pool-sizes", "1,2,3", "--duration", "1s"]).await;
     let mut b = Browser::start(1100, 1400);
     assert_shows_offline(&mut b, &page, 2);
     let text = b.eval("document.body.textContent");
@@ -461,6 +461,54 @@ async fn sweep_html_shows_the_curve_and_the_knee() {
             row,
             rps(p["throughput_rps"].as_f64().unwrap()),
             "pool {size}"
+        );
+    }
+}
+
+/// sweep.html of a rate sweep: achieved rate and latency against the
+/// arrival rate for every strategy, where each saturates, and the table's
+/// numbers those of sweep.json; offline and error-free.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_sweep_html_shows_every_strategy_against_the_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (page, sweep) = sweep(tmp.path(), &["--rates", "200,50", "--duration", "1s"]).await;
+    assert_eq!(sweep["kind"], "rate-sweep");
+    let points = sweep["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4, "2 rates × 2 strategies: {sweep}");
+    let mut b = Browser::start(1100, 1400);
+    assert_shows_offline(&mut b, &page, 2);
+    let text = b.eval("document.body.textContent");
+    let text = text.as_str().unwrap();
+    assert!(text.contains("rate sweep"), "the title");
+    for s in sweep["saturation"].as_array().unwrap() {
+        let name = s["strategy"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("{name}: kept up")) || text.contains(&format!("{name}: could")),
+            "where {name} saturates"
+        );
+    }
+    for p in points {
+        let (name, rate) = (p["strategy"].as_str().unwrap(), p["rate"].as_f64().unwrap());
+        let mut cell = |stat: &str| {
+            b.eval(&format!(
+                "document.querySelector('tr[data-strategy=\"{name}\"][data-rate=\"{rate}\"] \
+                 td[data-stat=\"{stat}\"]').textContent"
+            ))
+        };
+        assert_eq!(
+            cell("achieved_rate"),
+            rps(p["achieved_rate"].as_f64().unwrap()),
+            "{name} at {rate}"
+        );
+        assert_eq!(
+            cell("total_p99_ms"),
+            ms(p["total_p99_us"].as_u64().unwrap() as f64),
+            "{name} at {rate}"
+        );
+        assert_eq!(
+            cell("errors"),
+            thousands(p["errors"].as_u64().unwrap()),
+            "{name} at {rate}"
         );
     }
 }

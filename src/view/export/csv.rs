@@ -7,10 +7,9 @@ use anyhow::Result;
 
 use super::Exporter;
 use crate::metrics::Phase;
-use crate::report::format::ms3;
+use crate::report::format::{ms3, trimmed};
 use crate::report::Report;
-use crate::sizing::model::{RttSweep, SweepReport, SWEEP_PHASES};
-use crate::sizing::rates::RateSweep;
+use crate::sizing::sweep::{Axis, Sweep, Value};
 
 pub struct SummaryCsv;
 pub struct TimelineCsv;
@@ -110,172 +109,55 @@ impl Exporter<Report> for TimelineCsv {
     }
 }
 
-impl Exporter<SweepReport> for SweepCsv {
+/// sweep.csv of any sweep: one row per point, the axis's columns that
+/// the file holds, after the scenario's name.
+impl<A: Axis> Exporter<Sweep<A>> for SweepCsv {
     fn file_name(&self) -> &'static str {
         "sweep.csv"
     }
 
-    fn serialize(&self, sweep: &SweepReport) -> Result<Vec<u8>> {
+    fn serialize(&self, sweep: &Sweep<A>) -> Result<Vec<u8>> {
+        let columns: Vec<_> = A::columns()
+            .into_iter()
+            .filter(|c| !c.name.is_empty())
+            .collect();
         let mut w = csv::Writer::from_writer(Vec::new());
-        let mut header: Vec<String> = [
-            "scenario",
-            "concurrency",
-            "pool_size",
-            "requests",
-            "errors",
-            "throughput_rps",
-        ]
-        .map(String::from)
-        .to_vec();
-        for phase in SWEEP_PHASES.map(Phase::as_str) {
-            for p in ["p50", "p90", "p99", "p999"] {
-                header.push(format!("{phase}_{p}_ms"));
-            }
-        }
-        header.extend([
-            "service_time_mean_ms".into(),
-            "knee".into(),
-            "partial".into(),
-        ]);
+        let mut header = vec!["scenario"];
+        header.extend(columns.iter().map(|c| c.name.as_str()));
         w.write_record(&header)?;
-        for p in &sweep.points {
-            let knee = sweep
-                .analysis
-                .iter()
-                .any(|a| a.concurrency == p.concurrency && a.knee_pool_size == p.pool_size);
-            let mut row = vec![
-                sweep.scenario.name.clone(),
-                p.concurrency.to_string(),
-                p.pool_size.to_string(),
-                p.requests.to_string(),
-                p.errors.to_string(),
-                format!("{:.1}", p.throughput_rps),
-            ];
-            for ph in SWEEP_PHASES.map(|phase| p.phase(phase)) {
-                row.extend([
-                    ms3(ph.p50_us),
-                    ms3(ph.p90_us),
-                    ms3(ph.p99_us),
-                    ms3(ph.p999_us),
-                ]);
-            }
-            row.push(format!("{:.3}", p.service_time_mean_us / 1000.0));
-            row.push(knee.to_string());
-            row.push(p.partial.to_string());
+        for p in A::ordered(sweep) {
+            let mut row = vec![sweep.scenario.name.clone()];
+            row.extend(columns.iter().map(|c| cell(&(c.value)(sweep, p))));
             w.write_record(&row)?;
         }
         Ok(w.into_inner()?)
     }
 }
 
-/// sweep.csv of a rate sweep: one row per strategy × rate.
-pub struct RateSweepCsv;
-
-impl Exporter<RateSweep> for RateSweepCsv {
-    fn file_name(&self) -> &'static str {
-        "sweep.csv"
-    }
-
-    fn serialize(&self, sweep: &RateSweep) -> Result<Vec<u8>> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
-            "scenario",
-            "strategy",
-            "kind",
-            "rate",
-            "offered_rate",
-            "achieved_rate",
-            "requests",
-            "errors",
-            "total_p50_ms",
-            "total_p99_ms",
-            "service_p50_ms",
-            "service_p99_ms",
-            "queue_p99_ms",
-            "saturated",
-        ])?;
-        for p in &sweep.points {
-            w.write_record([
-                sweep.scenario.name.as_str(),
-                &p.strategy,
-                p.kind.as_str(),
-                &p.rate.to_string(),
-                &format!("{:.1}", p.offered_rate),
-                &format!("{:.1}", p.achieved_rate),
-                &p.requests.to_string(),
-                &p.errors.to_string(),
-                &ms3(p.total_p50_us),
-                &ms3(p.total_p99_us),
-                &ms3(p.service_p50_us),
-                &ms3(p.service_p99_us),
-                &ms3(p.queue_p99_us),
-                &p.saturated.to_string(),
-            ])?;
-        }
-        Ok(w.into_inner()?)
-    }
-}
-
-/// sweep.csv of an RTT sweep: one row per RTT × strategy, with the
-/// setup cost against each pool (fresh rows) from the fit's points.
-pub struct RttSweepCsv;
-
-impl Exporter<RttSweep> for RttSweepCsv {
-    fn file_name(&self) -> &'static str {
-        "sweep.csv"
-    }
-
-    fn serialize(&self, sweep: &RttSweep) -> Result<Vec<u8>> {
-        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
-            "scenario",
-            "rtt_ms",
-            "strategy",
-            "kind",
-            "requests",
-            "errors",
-            "throughput_rps",
-            "total_p50_ms",
-            "total_p99_ms",
-            "connect_p50_ms",
-            "connect_round_trips",
-            "request_round_trips",
-            "setup_cost_ms",
-        ])?;
-        for p in &sweep.points {
-            // The first pool's fit gives a fresh row its setup cost.
-            let cost = sweep
-                .fits
-                .iter()
-                .find(|f| f.fresh == p.strategy)
-                .and_then(|f| f.points.iter().find(|c| c.rtt_ms == p.rtt_ms))
-                .map(|c| format!("{:.3}", c.setup_cost_ms))
-                .unwrap_or_default();
-            w.write_record([
-                sweep.scenario.name.as_str(),
-                &crate::report::format::trimmed(p.rtt_ms, 3),
-                &p.strategy,
-                p.kind.as_str(),
-                &p.requests.to_string(),
-                &p.errors.to_string(),
-                &format!("{:.1}", p.throughput_rps),
-                &ms3(p.total.p50_us),
-                &ms3(p.total.p99_us),
-                &p.connect.map(|c| ms3(c.p50_us)).unwrap_or_default(),
-                &opt(p.connect_round_trips),
-                &opt(p.request_round_trips),
-                &cost,
-            ])?;
-        }
-        Ok(w.into_inner()?)
+/// A value as sweep.csv holds it: milliseconds with three decimals,
+/// rates with one, what was asked for as given, nothing when missing.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Text(t) => t.clone(),
+        Value::Int(n) | Value::Count(n) => n.to_string(),
+        Value::Rps(x) => format!("{x:.1}"),
+        Value::Rate(x) => x.to_string(),
+        Value::Us(us) => ms3(*us),
+        Value::MeanUs(us) => format!("{:.3}", us / 1000.0),
+        Value::Ms(x) => trimmed(*x, 3),
+        Value::Ms3(x) => format!("{x:.3}"),
+        Value::Flag(b) => b.to_string(),
+        Value::Missing => String::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Kind;
     use crate::sizing::plan::tests::known_sweep;
+    use crate::sizing::sweep::rate::{saturation, RatePoint, RateSweep};
+    use crate::sizing::sweep::tests::empty;
 
     #[test]
     fn sweep_csv_has_a_row_per_point_under_the_documented_columns() {
@@ -296,6 +178,43 @@ mod tests {
             lines[3],
             "known,8,4,7000,0,3500.0,1.500,2.500,2.500,2.500,0.050,0.400,0.400,0.400,\
              1.000,2.000,2.000,2.000,1.000,false,false"
+        );
+    }
+
+    #[test]
+    fn a_rate_sweep_csv_has_a_row_per_strategy_and_rate() {
+        let mut sweep: RateSweep = empty(serde_json::json!({
+            "rates": [100.0, 250.5], "arrival": "poisson", "max_in_flight": 10,
+            "duration_s": 1.0, "warmup_s": 0.0, "seed": 1,
+        }));
+        for (rate, achieved) in [(100.0, 100.0), (250.5, 200.0)] {
+            sweep.points.push(RatePoint {
+                strategy: "per-request".into(),
+                kind: Kind::Fresh,
+                rate,
+                offered_rate: rate,
+                achieved_rate: achieved,
+                requests: 10,
+                errors: 1,
+                total_p50_us: 1500,
+                total_p99_us: 2500,
+                service_p50_us: 1000,
+                service_p99_us: 2000,
+                queue_p99_us: 500,
+                saturated: achieved < 0.95 * rate,
+            });
+        }
+        sweep.analysis.saturation = saturation(&sweep.points);
+        let text = String::from_utf8(SweepCsv.serialize(&sweep).unwrap()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "scenario,strategy,kind,rate,offered_rate,achieved_rate,requests,errors,\
+                 total_p50_ms,total_p99_ms,service_p50_ms,service_p99_ms,queue_p99_ms,saturated",
+                "known,per-request,fresh,100,100.0,100.0,10,1,1.500,2.500,1.000,2.000,0.500,false",
+                "known,per-request,fresh,250.5,250.5,200.0,10,1,1.500,2.500,1.000,2.000,0.500,true",
+            ]
         );
     }
 }

@@ -5,6 +5,5 @@
 
 pub mod compare;
 pub mod plan;
-pub mod rates;
 pub mod run;
 pub mod sweep;

@@ -5,9 +5,9 @@
 use std::fmt::Write;
 
 use crate::report::format::{ms_trimmed, render as render_rows, rps};
-use crate::sizing::model::SweepReport;
 use crate::sizing::plan::Verification;
 use crate::sizing::plan::{PlanReport, MAX_UTILISATION};
+use crate::sizing::sweep::pool_size::SweepReport;
 
 /// The reasoning, step by step, then a block per library.
 pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {

@@ -13,7 +13,7 @@ use anyhow::Result;
 
 use super::Exporter;
 use crate::report::Report;
-use crate::sizing::model::SweepReport;
+use crate::sizing::sweep::{Axis, Sweep};
 
 /// report.html.
 pub struct ReportHtml;
@@ -28,15 +28,15 @@ impl Exporter<Report> for ReportHtml {
     }
 }
 
-/// sweep.html.
+/// sweep.html, of any sweep.
 pub struct SweepHtml;
 
-impl Exporter<SweepReport> for SweepHtml {
+impl<A: Axis> Exporter<Sweep<A>> for SweepHtml {
     fn file_name(&self) -> &'static str {
         "sweep.html"
     }
 
-    fn serialize(&self, sweep: &SweepReport) -> Result<Vec<u8>> {
+    fn serialize(&self, sweep: &Sweep<A>) -> Result<Vec<u8>> {
         Ok(sweep::render(sweep)?.into_bytes())
     }
 }

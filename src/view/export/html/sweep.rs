@@ -1,26 +1,25 @@
-//! sweep.html: a sweep as a page — per concurrency, throughput against pool
-//! size with the fitted USL curve and the knee, p50/p99 against pool size,
-//! the fresh strategy for reference, and the terminal's table. A pure
-//! function of sweep.json's model.
+//! sweep.html, for every sweep whatever its axis: the axis's sections
+//! (each with its plots, as inline SVG, and its findings), the table of
+//! the points as the terminal shows it, and the facts. A pure function of
+//! sweep.json's model.
+
+use std::time::Duration;
 
 use anyhow::Result;
 
-use super::charts::{color, line_chart, Axis, Legend, Line, LineChart, Rule};
+use super::charts::{color, line_chart, Axis as ChartAxis, Legend, Line, LineChart, Rule};
 use super::page::{escape, facts, Page, Table};
-use crate::report::format::{ms, rps, thousands};
-use crate::sizing::model::{SweepReport, KNEE_FRACTION};
-use crate::sizing::usl::Coefficients;
+use crate::sizing::sweep::{Axis, Plot, Sweep};
+use crate::view::term::sweep::{is_text, shown, text};
 
-pub fn render(sweep: &SweepReport) -> Result<String> {
-    let mut page = Page::new(&format!("poolbench sweep · {}", sweep.scenario.name));
+pub fn render<A: Axis>(sweep: &Sweep<A>) -> Result<String> {
+    let title = format!("poolbench {}: {}", A::TITLE, sweep.scenario.name);
+    let mut page = Page::new(&title);
     page.raw(&format!(
-        "<h1>poolbench sweep: {}</h1>\n<p class=\"sub\">{} · template {} · pool sizes {} × \
-         concurrency {}</p>\n",
-        escape(&sweep.scenario.name),
+        "<h1>{}</h1>\n<p class=\"sub\">{} · {}</p>\n",
+        escape(&title),
         escape(&sweep.started_at),
-        escape(&sweep.scenario.template),
-        escape(&join(&sweep.settings.pool_sizes)),
-        escape(&join(&sweep.settings.concurrency)),
+        escape(&A::grid(sweep)),
     ));
     if sweep.interrupted {
         page.raw(
@@ -28,20 +27,36 @@ pub fn render(sweep: &SweepReport) -> Result<String> {
              this page shows the points measured until then.</p>\n",
         );
     }
-    page.paragraph(
-        "note",
-        &format!(
-            "The knee is the smallest pool size with at least {:.0}% of the best measured \
-             throughput at that concurrency. The dashed curve is the Universal Scalability Law \
-             X(N) = λN / (1 + σ(N−1) + κN(N−1)) fitted to the measured points.",
-            KNEE_FRACTION * 100.0
-        ),
-    );
-    for &c in &sweep.settings.concurrency {
-        concurrency_section(&mut page, sweep, c)?;
+    for w in A::warnings(sweep) {
+        page.paragraph("banner", &format!("warning: {w}"));
+    }
+    for section in A::sections(sweep) {
+        if let Some(title) = &section.title {
+            page.heading(2, &section.id, title);
+        }
+        for plot in &section.plots {
+            if plot.curves.iter().all(|c| c.points.is_empty()) {
+                continue;
+            }
+            page.figure(&chart(plot)?, &plot.title);
+        }
+        for paragraph in &section.notes {
+            let text = paragraph
+                .iter()
+                .map(|l| l.trim())
+                .collect::<Vec<_>>()
+                .join(" · ");
+            let class = if text.starts_with("warning") {
+                "banner"
+            } else {
+                "note"
+            };
+            page.paragraph(class, &text);
+        }
     }
     table(&mut page, sweep);
     let server = &sweep.server;
+    let secs = |s: f64| humantime::format_duration(Duration::from_secs_f64(s)).to_string();
     page.heading(2, "facts", "The sweep");
     page.raw(&facts(&[
         (
@@ -63,11 +78,10 @@ pub fn render(sweep: &SweepReport) -> Result<String> {
         (
             "points",
             format!(
-                "{} s warm-up + {} s per point · seed {} · recycling {}",
-                sweep.settings.warmup_s,
-                sweep.settings.duration_s,
+                "{} warm-up + {} per point · seed {}",
+                secs(sweep.settings.warmup_s),
+                secs(sweep.settings.duration_s),
                 sweep.settings.seed,
-                sweep.scenario.recycling
             ),
         ),
         (
@@ -85,201 +99,142 @@ pub fn render(sweep: &SweepReport) -> Result<String> {
     Ok(page.finish())
 }
 
-fn join<T: ToString>(items: &[T]) -> String {
-    items
+/// A plot of the axis as an SVG line chart, from zero on both axes.
+fn chart(plot: &Plot) -> Result<String> {
+    let points = || plot.curves.iter().flat_map(|c| c.points.iter());
+    let right = points().map(|p| p.0).fold(0.0, f64::max);
+    let top = points().map(|p| p.1).fold(0.0, f64::max);
+    let lines = plot
+        .curves
         .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn concurrency_section(page: &mut Page, sweep: &SweepReport, c: u32) -> Result<()> {
-    let points = sweep.points_at(c);
-    if points.is_empty() {
-        return Ok(());
-    }
-    page.heading(2, &format!("c{c}"), &format!("{c} workers"));
-    let analysis = sweep.analysis.iter().find(|a| a.concurrency == c);
-    let largest = points.last().map_or(1, |p| p.pool_size) as f64;
-    let x_axis = Axis::linear("pool size (connections)", 0.0, largest);
-    let rules: Vec<Rule> = analysis
-        .map(|a| Rule {
-            x: a.knee_pool_size as f64,
-            label: format!("knee: pool {}", a.knee_pool_size),
+        .enumerate()
+        .map(|(i, c)| {
+            let mut line = Line::new(&c.name, color(i * 2), c.points.clone());
+            line.dashed = c.fitted;
+            line.dots = !c.fitted;
+            line
         })
-        .into_iter()
         .collect();
-
-    let mut measured = Line::new(
-        "measured",
-        color(0),
-        points
+    line_chart(&LineChart {
+        title: plot.title.clone(),
+        x: ChartAxis::linear(&plot.x, 0.0, if right > 0.0 { right } else { 1.0 }),
+        y: ChartAxis::linear(&plot.y, 0.0, if top > 0.0 { top * 1.1 } else { 1.0 }),
+        lines,
+        rules: plot
+            .marks
             .iter()
-            .map(|p| (p.pool_size as f64, p.throughput_rps))
+            .map(|m| Rule {
+                x: m.x,
+                label: m.label.clone(),
+            })
             .collect(),
-    );
-    measured.dots = true;
-    let mut lines = vec![measured];
-    if let Some(u) = analysis.and_then(|a| a.usl.as_ref()) {
-        let model = Coefficients {
-            sigma: u.sigma,
-            kappa: u.kappa,
-            lambda: u.lambda,
-        };
-        let steps = 200;
-        let mut curve = Line::new(
-            format!("USL fit (R² {:.3})", u.r_squared),
-            color(4),
-            (0..=steps)
-                .map(|i| {
-                    let n = 1.0 + (largest - 1.0) * i as f64 / steps as f64;
-                    (n, model.throughput(n))
-                })
-                .collect(),
-        );
-        curve.dashed = true;
-        lines.push(curve);
-    }
-    if let Some(f) = sweep.fresh_at(c) {
-        let mut fresh = Line::new(
-            format!(
-                "{} (fresh)",
-                sweep
-                    .scenario
-                    .fresh_strategy
-                    .as_deref()
-                    .unwrap_or("per-request")
-            ),
-            color(6),
-            vec![(0.0, f.throughput_rps), (largest, f.throughput_rps)],
-        );
-        fresh.dashed = true;
-        lines.push(fresh);
-    }
-    let top = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .fold(1.0, f64::max);
-    page.figure(
-        &line_chart(&LineChart {
-            title: format!("{c} workers: throughput against pool size"),
-            x: x_axis.clone(),
-            y: Axis::linear("throughput (requests/s)", 0.0, top * 1.1),
-            lines,
-            rules: rules.clone(),
-            height: 340,
-            legend: Legend::LowerRight,
-        })?,
-        &format!("{c} workers: measured throughput at each pool size, the USL fit, the knee"),
-    );
-
-    let latency = vec![
-        {
-            let mut l = Line::new(
-                "total p50",
-                color(0),
-                points
-                    .iter()
-                    .map(|p| (p.pool_size as f64, p.total.p50_us as f64 / 1000.0))
-                    .collect(),
-            );
-            l.dots = true;
-            l
+        height: 320,
+        legend: if plot.rising {
+            Legend::LowerRight
+        } else {
+            Legend::UpperRight
         },
-        {
-            let mut l = Line::new(
-                "total p99",
-                color(4),
-                points
-                    .iter()
-                    .map(|p| (p.pool_size as f64, p.total.p99_us as f64 / 1000.0))
-                    .collect(),
-            );
-            l.dots = true;
-            l
-        },
-    ];
-    let top = latency
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .fold(0.001, f64::max);
-    page.figure(
-        &line_chart(&LineChart {
-            title: format!("{c} workers: latency against pool size"),
-            x: x_axis,
-            y: Axis::linear("total latency (ms)", 0.0, top * 1.1),
-            lines: latency,
-            rules,
-            height: 300,
-            legend: Legend::UpperRight,
-        })?,
-        &format!("{c} workers: total latency p50 and p99 at each pool size"),
-    );
-    if let Some(u) = analysis.and_then(|a| a.usl.as_ref()) {
-        let peak = match (u.peak_pool_size, u.peak_throughput_rps) {
-            (Some(n), Some(x)) => format!("peak at {n:.1} connections, {} req/s", rps(x)),
-            (None, Some(x)) => format!("no peak; throughput approaches {} req/s", rps(x)),
-            _ => "no peak: linear scaling over the measured range".into(),
-        };
-        page.paragraph(
-            "note",
-            &format!(
-                "USL fit: σ = {:.4} (contention), κ = {:.6} (coherency), λ = {} req/s per \
-                 connection, R² = {:.3}; {peak}; bound by {}.",
-                u.sigma,
-                u.kappa,
-                rps(u.lambda),
-                u.r_squared,
-                u.bound
-            ),
-        );
-        for w in &u.warnings {
-            page.paragraph("banner", &format!("warning: {w}"));
-        }
-    }
-    Ok(())
+    })
 }
 
-fn table(page: &mut Page, sweep: &SweepReport) {
+/// The points as the terminal's table shows them, each number found by
+/// its column's name (`data-stat`), each row by the axis's keys.
+fn table<A: Axis>(page: &mut Page, sweep: &Sweep<A>) {
     page.heading(2, "table", "Points (latencies in ms)");
-    let mut t = Table::new(&[
-        ("workers", true),
-        ("pool", true),
-        ("req/s", true),
-        ("errors", true),
-        ("total p50", true),
-        ("p99", true),
-        ("acquire p50", true),
-        ("p99", true),
-        ("query p50", true),
-        ("p99", true),
-        ("", false),
-    ]);
-    for &c in &sweep.settings.concurrency {
-        let knee = sweep
-            .analysis
-            .iter()
-            .find(|a| a.concurrency == c)
-            .map(|a| a.knee_pool_size);
-        for (i, p) in sweep.points_at(c).into_iter().enumerate() {
-            let size = p.pool_size.to_string();
-            t.row(&[("concurrency", &c.to_string()), ("pool", &size)], i == 0)
-                .num("concurrency", &c.to_string())
-                .num("pool_size", &size)
-                .num("throughput_rps", &rps(p.throughput_rps))
-                .num("errors", &thousands(p.errors))
-                .num("total_p50_us", &ms(p.total.p50_us as f64))
-                .num("total_p99_us", &ms(p.total.p99_us as f64))
-                .num("acquire_p50_us", &ms(p.acquire.p50_us as f64))
-                .num("acquire_p99_us", &ms(p.acquire.p99_us as f64))
-                .num("query_p50_us", &ms(p.query.p50_us as f64))
-                .num("query_p99_us", &ms(p.query.p99_us as f64))
-                .text(if knee == Some(p.pool_size) {
-                    "◀ knee"
-                } else {
-                    ""
-                });
+    let columns = shown::<A>();
+    let points = A::ordered(sweep);
+    let numeric = |i: usize| {
+        points
+            .first()
+            .is_none_or(|p| !is_text(&(columns[i].value)(sweep, p)))
+    };
+    let head: Vec<(&str, bool)> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.heading.as_deref().unwrap_or(""), numeric(i)))
+        .collect();
+    let mut t = Table::new(&head);
+    let mut group = None;
+    for p in points {
+        let keys = A::keys(p);
+        let attrs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // A rule above each new value of the first key.
+        let first = keys.first().map(|k| &k.1) != group.as_ref();
+        group = keys.first().map(|k| k.1.clone());
+        t.row(&attrs, first);
+        for c in &columns {
+            let value = (c.value)(sweep, p);
+            if is_text(&value) {
+                t.text(&text(&value));
+            } else {
+                t.num(&c.name, &text(&value));
+            }
         }
     }
     page.table(&t);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Kind;
+    use crate::sizing::plan::tests::known_sweep;
+    use crate::sizing::sweep::pool_size::analyse_all;
+    use crate::sizing::sweep::rtt::{setup_cost_fits, RttPoint, RttSweep};
+    use crate::sizing::sweep::tests::empty;
+    use crate::sizing::sweep::Percentiles;
+
+    #[test]
+    fn a_pool_size_sweep_page_draws_each_concurrency_and_marks_the_knee() {
+        let mut sweep = known_sweep(5000);
+        sweep.analysis.per_concurrency = analyse_all(&sweep);
+        let knee = sweep.analysis.per_concurrency[0].knee_pool_size;
+        let html = render(&sweep).unwrap();
+        assert_eq!(html.matches("<svg").count(), 2, "{html}");
+        assert!(html.contains(&format!("knee: pool {knee}")));
+        assert!(html.contains("USL fit"));
+        for size in [1, 2, 4, 8] {
+            assert!(
+                html.contains(&format!("data-pool=\"{size}\"")),
+                "pool {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_rtt_sweep_page_draws_the_setup_cost_and_its_fit() {
+        let mut sweep: RttSweep = empty(serde_json::json!({
+            "rtts_ms": [0.0, 10.0], "jitter_ms": 0.0, "concurrency": 1,
+            "duration_s": 1.0, "warmup_s": 0.0, "seed": 1,
+        }));
+        sweep.interrupted = true;
+        for rtt in [0.0, 10.0] {
+            for (name, kind, p50_ms) in [
+                ("per-request", Kind::Fresh, 10.0 + 8.0 * rtt),
+                ("pool-2", Kind::Pool, 0.1 + rtt),
+            ] {
+                sweep.points.push(RttPoint {
+                    rtt_ms: rtt,
+                    strategy: name.into(),
+                    kind,
+                    requests: 10,
+                    errors: 0,
+                    throughput_rps: 1000.0 / p50_ms,
+                    total: Percentiles {
+                        p50_us: (p50_ms * 1000.0) as u64,
+                        ..Percentiles::default()
+                    },
+                    connect: None,
+                    connect_round_trips: Some(7),
+                    request_round_trips: Some(1),
+                });
+            }
+        }
+        sweep.analysis.fits = setup_cost_fits(&sweep.points);
+        let html = render(&sweep).unwrap();
+        assert_eq!(html.matches("<svg").count(), 3, "{html}");
+        assert!(html.contains("id=\"interrupted\""));
+        assert!(html.contains("per-request against pool-2: setup cost = 9.9 ms + 7 × RTT"));
+        assert_eq!(html.matches("data-rtt=\"10\"").count(), 2, "{html}");
+    }
 }
