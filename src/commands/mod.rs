@@ -3,6 +3,7 @@
 //! engine, compare, sizing, embedded server) and the outputs. Nothing past
 //! this layer sees a clap type.
 
+pub mod assemble;
 pub mod compare;
 pub mod completions;
 pub mod man;

@@ -6,11 +6,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use super::assemble::assemble;
 use super::measure::{self, connect_options, instance, overrides, threads};
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::engine::{self, Pacing};
 use crate::error::bad_input;
-use crate::report::assemble::assemble;
 use crate::scenario::limits::MAX_POOL_SIZE;
 use crate::scenario::{
     self, ArrivalProcess, Arrivals, Overrides, PoolSettings, Strategy, StrategyKind,

@@ -4,11 +4,11 @@
 
 use anyhow::Result;
 
+use super::assemble::assemble;
 use super::measure::{self, connect_options, in_session, instance, overrides, threads, Output};
 use crate::cli::RunArgs;
 use crate::engine::{self, RoundResult};
 use crate::instance::Instance;
-use crate::report::assemble::assemble;
 use crate::report::model::Explanation;
 use crate::report::{self, Comparison, Report, StrategyReport};
 use crate::scenario::{self, Overrides, Scenario};

@@ -8,12 +8,12 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use super::assemble::assemble;
 use super::measure::{self, connect_options, in_session, instance, overrides, threads, Output};
 use crate::cli::SweepArgs;
 use crate::engine;
 use crate::error::bad_input;
 use crate::instance::Instance;
-use crate::report::assemble::assemble;
 use crate::scenario::{self, Overrides, Scenario};
 use crate::session::Session;
 use crate::sizing::sweep::pool_size::PoolSizes;

@@ -1,11 +1,11 @@
-//! The model of report.json (`model.rs`), built from the engine's rounds
-//! (`assemble.rs`), merged from copies' reports (`merge.rs`); where a
-//! per-request connection's time goes (`explain.rs`); and the number
-//! formatting every view shares (`format.rs`). The views of it (terminal,
-//! files) are one layer up, in `view/`: this module imports none of the
-//! models built on it (sizing, compare).
+//! The model of report.json (`model.rs`), merged from copies' reports
+//! (`merge.rs`); where a per-request connection's time goes
+//! (`explain.rs`); and the number formatting every view shares
+//! (`format.rs`). It imports only `metrics` and `error`: the backend
+//! describes its server in it, sizing and compare build on it, the views
+//! of it (terminal, files) are in `view/`, and a strategy's report is
+//! assembled from the engine's rounds in `commands/assemble.rs`.
 
-pub mod assemble;
 pub mod explain;
 pub mod format;
 pub mod merge;

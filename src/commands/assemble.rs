@@ -1,6 +1,11 @@
 //! A strategy's report from the engine's rounds: histograms merged,
 //! throughput over the summed measured time, each round and each second
-//! kept apart.
+//! kept apart. It reads the engine's `RoundResult` and the scenario's
+//! `Strategy`, so it sits up here with the commands that measure (run,
+//! sweep, plan --verify), not in `report/`: the report's model is below
+//! the backend (which describes its server in it), and the backend is
+//! below the scenario (which checks DSNs with its parsers), which is below
+//! the engine — `report/` importing either would close a circle.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -8,7 +13,7 @@ use crate::engine::RoundResult;
 use crate::metrics::{summarize_phases, ErrorCounts, Phase, Recorder, Summary};
 use crate::scenario::{Strategy, StrategyKind};
 
-use super::model::{
+use crate::report::{
     round, Counts, Kind, RoundStats, RoundTripsReport, StrategyReport, TimelineRow,
 };
 
