@@ -16,7 +16,7 @@ use crate::instance::{Instance, Slots};
 use crate::report;
 use crate::scenario::{Overrides, Scenario, Strategy};
 use crate::session::{cancel_on_signal, ConnectOptions, Session};
-use crate::view::export::{self, Exporter};
+use crate::view::export::{self, Dir, Exporter, Subdir};
 
 /// The scenario values the shared flags replace (`--duration`, `--warmup`,
 /// `--seed`, `--rtt`); the scenario checks them as it checks its own.
@@ -86,17 +86,21 @@ pub fn instance(args: &MeasureArgs) -> anyhow::Result<Instance> {
 }
 
 /// Where a measuring command writes: `--out` (else `results/<name>-<time>/`),
-/// `--force`, and the files it writes there.
+/// `--force`, and the files it writes there (its exporters', and those in
+/// subdirectories: run's hlog/).
 pub struct Output<'a, M> {
     pub out: Option<&'a Path>,
     pub name: String,
     pub force: bool,
     pub files: &'a [&'a dyn Exporter<M>],
+    pub subdirs: &'a [Subdir],
 }
 
 /// What `run` and every form of `sweep` do once their flags and scenario
-/// are checked: note the start, prepare the results directory (refused
-/// before any server starts when it already holds results), open the
+/// are checked: note the start, claim the results directory for the whole
+/// run (refused before any server starts when another poolbench writes in
+/// it or it already holds results; with --force, the earlier results
+/// removed), open the
 /// session, call `measure` with the session, the start and the directory,
 /// and close the session whatever `measure` returned, so that an embedded
 /// server is stopped before an error is reported.
@@ -104,7 +108,7 @@ pub async fn in_session<M, T>(
     scenario: &Scenario,
     opts: &ConnectOptions,
     output: Output<'_, M>,
-    measure: impl AsyncFnOnce(&mut Session, &str, &Path) -> Result<T>,
+    measure: impl AsyncFnOnce(&mut Session, &str, &Dir) -> Result<T>,
 ) -> Result<T> {
     let started_at = report::now_rfc3339();
     let out_dir = export::prepare_dir(
@@ -113,6 +117,7 @@ pub async fn in_session<M, T>(
         &started_at,
         output.force,
         output.files,
+        output.subdirs,
     )?;
     // The per-second histograms wait there for the report, not in memory.
     crate::metrics::spill::into(&out_dir);

@@ -38,6 +38,7 @@ pub fn run(args: &MergeArgs) -> Result<Outcome> {
         &merged.report.started_at,
         args.force,
         &FILES,
+        &[crate::view::export::hlog::FILES],
     )?;
     export::write_all(&out_dir, &merged.report, &FILES)?;
     crate::view::export::hlog::write(&out_dir, &merged.report)?;

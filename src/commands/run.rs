@@ -51,6 +51,7 @@ pub async fn run(args: &RunArgs) -> Result<Outcome> {
         name: scenario.name.clone(),
         force: args.force,
         files: &FILES,
+        subdirs: &[hlog::FILES],
     };
     let opts = connect_options(&args.measure, args.quiet);
     in_session(
@@ -69,7 +70,7 @@ async fn measure(
     args: &RunArgs,
     session: &Session,
     started_at: &str,
-    out_dir: &std::path::Path,
+    out_dir: &export::Dir,
     instance: Instance,
 ) -> Result<Outcome> {
     let cancel = &session.cancel;
@@ -171,16 +172,18 @@ async fn measure(
                     ..assemble(s, &queries, r)
                 })
                 .collect();
-            report.interrupted = cancel.is_cancelled();
+            // Until the last write the files say the run is unfinished: a
+            // write that fails (a full disk) or a kill leaves them so.
+            report.interrupted = true;
             report.comparison = Comparison::all(&report.strategies);
             report.explanation = Explanation::all(&report);
-            export::write_all(out_dir, &report, files(args.no_html))?;
             hlog::write(out_dir, &report)?;
+            export::write_all(out_dir, &report, files(args.no_html))?;
         }
     }
     report.interrupted = cancel.is_cancelled();
-    export::write_all(out_dir, &report, files(args.no_html))?;
     hlog::write(out_dir, &report)?;
+    export::write_all(out_dir, &report, files(args.no_html))?;
 
     if !args.quiet {
         crate::outln!();

@@ -4,8 +4,6 @@
 //! order, and sweep.json, sweep.csv and sweep.html rewritten after every
 //! step, so an interruption loses little.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use super::assemble::assemble;
@@ -80,6 +78,7 @@ async fn drive<A: Axis>(
         name: format!("{}-sweep", scenario.name),
         force: args.force,
         files: &files,
+        subdirs: &[],
     };
     let opts = connect_options(&args.measure, args.quiet);
     in_session(
@@ -105,7 +104,7 @@ async fn measure<A: Axis>(
     mut sweep: Sweep<A>,
     args: &SweepArgs,
     session: &mut Session,
-    out_dir: &Path,
+    out_dir: &export::Dir,
     instance: Instance,
 ) -> Result<Outcome> {
     // The data only with --no-html.
@@ -157,6 +156,9 @@ async fn measure<A: Axis>(
         axis.record(&mut sweep, &step.at, &r, interrupted);
         sweep.interrupted = interrupted;
         sweep.analysis = A::analyse(&sweep);
+        // Until the last write the files say the sweep is unfinished: a
+        // write that fails (a full disk) or a kill leaves them so.
+        sweep.interrupted = true;
         export::write_all(out_dir, &sweep, files)?;
         if interrupted {
             break;

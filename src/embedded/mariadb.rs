@@ -17,8 +17,8 @@ use anyhow::{Context, Result};
 
 use super::postgres::{
     chown, configure_dying_on, free_port, generate_certificate, generate_password, last_lines,
-    lookup_user, remove_dead_servers, write_owner, write_private, Postmaster, Resources, RunAs,
-    HOST, LOG_TAIL_LINES,
+    lookup_user, remove_leftovers, write_owner, write_private, Postmaster, Resources, RunAs, HOST,
+    LOG_TAIL_LINES, MARIADB_PID_FILE,
 };
 use crate::backend::mysql::{self, SslMode, Target};
 use crate::cleanup;
@@ -45,7 +45,7 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 /// The start of every embedded MariaDB directory's name.
 const PREFIX: &str = mysql::THROWAWAY_DIR_PREFIX;
 /// The server's pid, in its directory.
-const PID_FILE: &str = "mariadbd.pid";
+const PID_FILE: &str = MARIADB_PID_FILE;
 
 /// What kind of MariaDB to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,7 @@ impl MariaDb {
         let mariadbd = find_binary("mariadbd")?;
         let run_as = server_user()?;
         // What a poolbench killed outright (SIGKILL) left behind.
-        remove_dead_servers(&std::env::temp_dir(), PREFIX, Path::new(PID_FILE));
+        remove_leftovers(&std::env::temp_dir());
         let tempdir = tempfile::Builder::new()
             .prefix(PREFIX)
             .tempdir()

@@ -56,11 +56,15 @@ impl PgBouncer {
         let version = version(&bin)?;
         let run_as = pg::server_user()?;
         let tempdir = tempfile::Builder::new()
-            .prefix("poolbench-pgbouncer-")
+            .prefix(pg::PGBOUNCER_PREFIX)
             .tempdir()
             .context("creating a temporary directory for PgBouncer")
             .environment()?;
         let dir = tempdir.path().to_path_buf();
+        // Before anything else: a poolbench killed outright leaves this
+        // directory to the next embedded start, which removes it when this
+        // process and PgBouncer (its pid file says) are gone.
+        pg::write_owner(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("restricting {}", dir.display()))
             .environment()?;
@@ -113,9 +117,11 @@ impl PgBouncer {
              default_pool_size = {pool_size}\n\
              max_client_conn = {max_client}\n\
              logfile = {dir}/pgbouncer.log\n\
+             pidfile = {dir}/{pid_file}\n\
              ignore_startup_parameters = extra_float_digits\n",
             server_port = server.port(),
             dir = dir.display(),
+            pid_file = pg::PGBOUNCER_PID_FILE,
             pool_mode = settings.pool_mode.as_str(),
             pool_size = settings.default_pool_size,
             max_client = settings.max_client_conn,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::target::{Details, SslMode, Target, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT};
+use super::target::{CaFile, Details, SslMode, Target, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT};
 use crate::backend::postgres::conninfo::decode;
 use crate::error::bad_input;
 
@@ -72,9 +72,12 @@ fn parts(dsn: &str) -> Result<(Details, Option<String>), String> {
             }
             "ssl-ca" => {
                 let path = PathBuf::from(&value);
-                std::fs::File::open(&path)
+                let pem = crate::input::read_file(&path, crate::input::MAX_SETTINGS_FILE_BYTES)
                     .map_err(|e| fail(format!("ssl-ca: cannot read {}: {e}", path.display())))?;
-                ssl_ca = Some(path);
+                ssl_ca = Some(CaFile {
+                    path,
+                    pem: pem.into(),
+                });
             }
             "connect-timeout" => {
                 let secs: u64 = value.parse().ok().filter(|s| *s > 0).ok_or_else(|| {

@@ -87,6 +87,22 @@ pub struct Target {
     details: Arc<Details>,
 }
 
+/// The CA file of `ssl-ca`: where it is (for messages and the redacted
+/// DSN), and its certificates, read once when the DSN is checked, capped
+/// and as a regular file (the driver would read the path again on every
+/// connection, unbounded, and block on a FIFO).
+#[derive(Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub pem: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CaFile").field(&self.path).finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Details {
     pub host: String,
@@ -95,7 +111,7 @@ pub struct Details {
     pub has_password: bool,
     pub db: Option<String>,
     pub ssl_mode: SslMode,
-    pub ssl_ca: Option<PathBuf>,
+    pub ssl_ca: Option<CaFile>,
     pub connect_timeout: Duration,
     /// Where the target came from: `--dsn`, `[database].dsn`, `embedded`…
     pub source: String,
@@ -126,7 +142,7 @@ impl Target {
                 let roots = details
                     .ssl_ca
                     .iter()
-                    .map(|p| p.clone().into())
+                    .map(|ca| ca.pem.to_vec().into())
                     .collect::<Vec<_>>();
                 Some(
                     SslOpts::default()
@@ -188,7 +204,7 @@ impl Target {
         };
         let mut query = vec![format!("ssl-mode={}", d.ssl_mode.as_str())];
         if let Some(ca) = &d.ssl_ca {
-            query.push(format!("ssl-ca={}", ca.display()));
+            query.push(format!("ssl-ca={}", ca.path.display()));
         }
         format!(
             "mysql://{}{password}@{host}:{}/{}?{}",

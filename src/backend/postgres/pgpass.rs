@@ -50,7 +50,9 @@ pub fn lookup(path: &Path, wanted: Wanted<'_>, default_socket_dir: &Path) -> Loo
             path.display()
         ));
     }
-    match fs::read(path) {
+    // Read as a regular file, capped: a FIFO swapped in since the check
+    // above cannot block the run, nor a huge file fill the memory.
+    match crate::input::read_file(path, crate::input::MAX_SETTINGS_FILE_BYTES) {
         Ok(bytes) => find(&String::from_utf8_lossy(&bytes), wanted, default_socket_dir),
         Err(_) => Lookup::NotFound,
     }

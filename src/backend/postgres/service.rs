@@ -27,9 +27,23 @@ pub fn apply(name: &str, info: &mut ConnInfo, env: &dyn Environment) -> Result<(
     .join("pg_service.conf");
     for file in user_file.iter().chain(std::iter::once(&system_file)) {
         // A file that cannot be read is skipped, as libpq skips a file it
-        // cannot stat.
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
+        // cannot stat; one that is not a regular file, or is larger than
+        // poolbench reads, is refused (it could block the run or fill its
+        // memory).
+        let text = match crate::input::read_file(file, crate::input::MAX_SETTINGS_FILE_BYTES) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::FileTooLarge
+                ) =>
+            {
+                return Err(ConnInfoError(format!(
+                    "service file \"{}\": {e}",
+                    file.display()
+                )))
+            }
+            Err(_) => continue,
         };
         if let Some(options) = section(&text, name, file)? {
             for (key, value) in options {

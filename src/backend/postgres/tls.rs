@@ -42,6 +42,7 @@ use rustls::{
 };
 
 use crate::error::{bad_input, environment};
+use crate::input::{read_file, MAX_SETTINGS_FILE_BYTES};
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,7 +394,7 @@ fn root_store(path: &Path) -> Result<RootCertStore> {
 fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
     let unreadable =
         |e: &dyn Display| environment(format!("could not read {what} \"{}\": {e}", path.display()));
-    let pem = fs::read(path).map_err(|e| unreadable(&e))?;
+    let pem = read_file(path, MAX_SETTINGS_FILE_BYTES).map_err(|e| unreadable(&e))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| unreadable(&e))?;
@@ -571,7 +572,7 @@ fn load_key(path: &Path, password: Option<&str>) -> Result<PrivateKeyDer<'static
             path.display()
         )));
     }
-    let bytes = fs::read(path).map_err(|e| {
+    let bytes = read_file(path, MAX_SETTINGS_FILE_BYTES).map_err(|e| {
         environment(format!(
             "could not read private key file \"{}\": {e}",
             path.display()

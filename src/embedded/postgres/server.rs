@@ -84,7 +84,7 @@ impl EmbeddedServer {
         let run_as = process::server_user()?;
 
         // What a poolbench killed outright (SIGKILL) left behind.
-        stale::remove_dead(&std::env::temp_dir());
+        stale::remove_leftovers(&std::env::temp_dir());
         let tempdir = tempfile::Builder::new()
             .prefix(stale::PREFIX)
             .tempdir()

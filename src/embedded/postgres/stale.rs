@@ -15,6 +15,12 @@
 //! postgres), and nothing in it changed for [`LEGACY_QUIET`] (an old build
 //! between making the directory and starting its server).
 //! Anything else in the temporary directory is left alone.
+//!
+//! The embedded PgBouncer's and MariaDB's directories are judged the same
+//! way (an owner file, and the server's pid file), and every embedded
+//! start removes the leftovers of all three ([`remove_leftovers`]): a
+//! poolbench killed while PgBouncer ran leaves its directory to the next
+//! run that starts any embedded server.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -23,12 +29,20 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 
+use crate::backend::mysql::THROWAWAY_DIR_PREFIX;
 use crate::error::ResultExt;
 
 /// The start of every embedded cluster directory's name.
 pub const PREFIX: &str = "poolbench-pg-";
 /// The owner file in a cluster directory.
 pub const OWNER_FILE: &str = "poolbench.owner";
+/// The start of the embedded PgBouncer's directory's name, and its pid
+/// file there (`pidfile` in its configuration).
+pub const PGBOUNCER_PREFIX: &str = "poolbench-pgbouncer-";
+pub const PGBOUNCER_PID_FILE: &str = "pgbouncer.pid";
+/// The embedded MariaDB's pid file in its directory (named with
+/// `backend::mysql::THROWAWAY_DIR_PREFIX`).
+pub const MARIADB_PID_FILE: &str = "mariadbd.pid";
 /// The start of the cluster directories of builds without an owner file.
 const LEGACY_PREFIX: &str = "poolbench-";
 /// How long an unowned cluster directory must have been unchanged before
@@ -44,6 +58,20 @@ pub fn write_owner(dir: &Path) -> Result<()> {
     fs::write(dir.join(OWNER_FILE), format!("pid={pid}\nstart={start}\n"))
         .with_context(|| format!("writing {}", dir.join(OWNER_FILE).display()))
         .environment()
+}
+
+/// Removes every embedded server's directory in `tmp` whose poolbench is
+/// gone: PostgreSQL's clusters, PgBouncer's and MariaDB's directories.
+/// Never fails.
+pub fn remove_leftovers(tmp: &Path) -> Vec<std::path::PathBuf> {
+    let mut removed = remove_dead(tmp);
+    for (prefix, pid_file) in [
+        (PGBOUNCER_PREFIX, PGBOUNCER_PID_FILE),
+        (THROWAWAY_DIR_PREFIX, MARIADB_PID_FILE),
+    ] {
+        removed.extend(remove_dead_servers(tmp, prefix, Path::new(pid_file)));
+    }
+    removed
 }
 
 /// Removes the cluster directories in `tmp` whose owner is gone; returns

@@ -9,7 +9,6 @@
 //! decoded: a long run's logs are never held in memory.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
@@ -17,14 +16,20 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
-use super::write_atomically_with;
-use crate::error::{bad_input, ResultExt};
+use super::{Dir, Subdir};
+use crate::error::bad_input;
 use crate::metrics::decode_histogram;
 use crate::metrics::packed::Hdr;
 use crate::report::{Report, StrategyReport};
 
 /// The directory beside report.json.
 pub const DIR: &str = "hlog";
+
+/// The logs, as the results directory's checks see them.
+pub const FILES: Subdir = Subdir {
+    name: DIR,
+    suffix: ".hlog",
+};
 
 /// One interval log, before it is written: its name (the file's, without
 /// `.hlog`, and the intervals' tag), whose it is, and its intervals.
@@ -36,20 +41,18 @@ struct Log<'a> {
 }
 
 /// Writes every strategy's and phase's log into `dir/hlog/`.
-pub fn write(dir: &Path, report: &Report) -> Result<()> {
-    let hlog = dir.join(DIR);
-    let mut created = false;
+pub fn write(dir: &Dir, report: &Report) -> Result<()> {
+    let mut hlog = None;
     for log in logs(report) {
         let log = log?;
-        if !created {
-            std::fs::create_dir_all(&hlog)
-                .with_context(|| format!("cannot create {}", hlog.display()))
-                .environment()?;
-            created = true;
+        if hlog.is_none() {
+            hlog = Some(dir.subdir(DIR)?);
         }
-        write_atomically_with(&hlog.join(format!("{}.hlog", log.name)), |out| {
-            write_log(out, report, &log)
-        })?;
+        if let Some(hlog) = &hlog {
+            hlog.write_with(&format!("{}.hlog", log.name), |out| {
+                write_log(out, report, &log)
+            })?;
+        }
     }
     Ok(())
 }
