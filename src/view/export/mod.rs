@@ -295,6 +295,7 @@ pub fn prepare_dir<M>(
         created,
         lock: None,
     };
+    not_planted(&out.dir)?;
     out.lock = Some(claim(&out.dir, name, started)?);
     let mut previous: Vec<String> = files.iter().map(|e| e.file_name().to_string()).collect();
     for sub in subdirs.iter().filter(|s| out.has(s.name)) {
@@ -329,6 +330,41 @@ pub fn prepare_dir<M>(
     Ok(out)
 }
 
+/// Refuses a results directory reached through a link someone else
+/// planted in a shared directory (sticky and world-writable, as /tmp), the
+/// rule of Linux's `fs.protected_symlinks`, which a machine may have off:
+/// the link must be the user's or the shared directory's owner's. The
+/// directory opened must also be the one its path names now (not swapped
+/// meanwhile).
+fn not_planted(dir: &Dir) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(environment(format!(
+            "the results directory {} {why}: choose another --out directory",
+            dir.display()
+        )))
+    };
+    let Ok(link) = std::fs::symlink_metadata(&dir.path) else {
+        return refuse("changed while it was being opened");
+    };
+    if link.file_type().is_symlink() {
+        let parent = match dir.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let shared = std::fs::metadata(parent).is_ok_and(|m| m.mode() & 0o1002 == 0o1002);
+        let owner = std::fs::metadata(parent).map(|m| m.uid()).unwrap_or(0);
+        if shared && link.uid() != rustix::process::geteuid().as_raw() && link.uid() != owner {
+            return refuse("is a link another user made in a shared directory");
+        }
+    }
+    let opened = rustix::fs::fstat(&dir.fd).ok();
+    let named = std::fs::metadata(&dir.path).ok();
+    match (opened, named) {
+        (Some(o), Some(n)) if o.st_dev == n.dev() && o.st_ino == n.ino() => Ok(()),
+        _ => refuse("changed while it was being opened"),
+    }
+}
+
 /// Removes the directories `prepare_dir` created, deepest first, as far
 /// as they are empty.
 fn remove_created(created: &[PathBuf]) {
@@ -349,6 +385,13 @@ fn claim(dir: &Dir, name: &str, started: &str) -> Result<File> {
             .environment()
             .unwrap_err()
     };
+    let not_ours = || {
+        environment(format!(
+            "{} is not poolbench's lock file (a link, not a plain file, or linked elsewhere): \
+             remove it or choose another --out directory",
+            dir.join(LOCK_FILE).display()
+        ))
+    };
     for _ in 0..8 {
         let fd = rustix::fs::openat(
             &dir.fd,
@@ -356,7 +399,10 @@ fn claim(dir: &Dir, name: &str, started: &str) -> Result<File> {
             OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_bits_truncate(0o644),
         )
-        .map_err(|e| unwritable(e.into()))?;
+        .map_err(|e| match e {
+            Errno::LOOP => not_ours(),
+            e => unwritable(e.into()),
+        })?;
         let mut file = File::from(fd);
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
@@ -380,11 +426,7 @@ fn claim(dir: &Dir, name: &str, started: &str) -> Result<File> {
             continue;
         }
         if !meta.is_file() || meta.nlink() != 1 {
-            return Err(environment(format!(
-                "{} is not poolbench's lock file (not a plain file, or linked elsewhere): \
-                 remove it or choose another --out directory",
-                dir.join(LOCK_FILE).display()
-            )));
+            return Err(not_ours());
         }
         let who = format!(
             "pid={}\nscenario={name}\nstarted_at={started}\n",
@@ -615,5 +657,26 @@ mod tests {
         assert!(!dir.path().join("summary.csv").exists());
         assert!(!hlog.join("old.total.hlog").exists());
         assert!(hlog.join("notes.txt").exists() && dir.path().join("mine.txt").exists());
+    }
+
+    #[test]
+    fn a_link_planted_by_another_user_in_a_shared_directory_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let shared = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let link = shared.path().join("results");
+        std::os::unix::fs::symlink(target.path(), &link).unwrap();
+        // The user's own link is followed.
+        drop(prepare_dir(Some(&link), "x", "", false, &FILES, &[]).unwrap());
+        // Another user's (only root can make one here) is not.
+        if std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).is_ok() {
+            let err = prepare_dir(Some(&link), "x", "", false, &FILES, &[]).unwrap_err();
+            assert!(
+                format!("{err}").contains("a link another user made"),
+                "{err}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
     }
 }
