@@ -123,7 +123,9 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Overwrite the report files of an existing --out directory.
+    /// Replace the results in an existing --out directory: the earlier
+    /// run's report files (report.*, the CSVs, hlog/*.hlog) are removed
+    /// first, poolbench's files only.
     #[arg(long)]
     pub force: bool,
 
@@ -181,8 +183,8 @@ pub struct SweepArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Overwrite sweep.json, sweep.csv and sweep.html of an existing --out
-    /// directory.
+    /// Replace sweep.json, sweep.csv and sweep.html of an existing --out
+    /// directory (removed first).
     #[arg(long)]
     pub force: bool,
 
@@ -210,7 +212,9 @@ pub struct MergeArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Overwrite the report files of an existing --out directory.
+    /// Replace the results in an existing --out directory: the earlier
+    /// run's report files (report.*, the CSVs, hlog/*.hlog) are removed
+    /// first, poolbench's files only.
     #[arg(long)]
     pub force: bool,
 }

@@ -52,7 +52,9 @@ pub struct Report {
     pub tool: Tool,
     /// RFC 3339, UTC.
     pub started_at: String,
-    /// True when Ctrl-C or SIGTERM cut the run short.
+    /// True when the run did not finish: Ctrl-C or SIGTERM cut it short,
+    /// or (the files are written so until the last write) it stopped on an
+    /// error such as a full disk, or was killed.
     pub interrupted: bool,
     pub host: Host,
     pub server: Server,

@@ -97,7 +97,9 @@ pub struct Sweep<A: Axis> {
     pub kind: String,
     pub tool: report::Tool,
     pub started_at: String,
-    /// True when Ctrl-C or SIGTERM cut the sweep short.
+    /// True when the sweep did not finish: Ctrl-C or SIGTERM cut it short,
+    /// or (the files are written so until the last write) it stopped on an
+    /// error such as a full disk, or was killed.
     pub interrupted: bool,
     pub host: report::Host,
     pub server: report::Server,
