@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# A local rehearsal of poolbench on several machines: one server
-# (`poolbench server`), N copies of `poolbench run` started with the same
-# --start-at and different --instance-index, as a Kubernetes Indexed Job
-# would start them, then `poolbench merge`. For comparison, one process then
-# runs N times the workers against the same server, and the two are printed
-# side by side (`poolbench compare SINGLE MERGED`).
+# A local rehearsal of poolbench on several machines (docs/several-machines.md):
+# one server (`poolbench server`); first, for comparison, one process with N
+# times the workers against it (it also runs the scenario's [setup] once);
+# then N copies of `poolbench run` started with the same --start-at and
+# different --instance-index, as a Kubernetes Indexed Job would start them;
+# then `poolbench merge`, and the single run and the merged copies side by
+# side (`poolbench compare SINGLE MERGED`).
 #
 # Usage: scripts/distributed-rehearsal.sh N
 #

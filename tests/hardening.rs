@@ -725,13 +725,13 @@ async fn an_interrupted_sweep_marks_its_partial_point() {
     server.stop().await.unwrap();
 }
 
-/// Class 10: the README's recipe for a server in the background returns,
-/// reaches the server and stops it without a trace; the scripts find the
-/// binary under CARGO_TARGET_DIR.
+/// Class 10: the manual's recipe for a server in the background
+/// (docs/connecting.md) returns, reaches the server and stops it without a
+/// trace; the scripts find the binary under CARGO_TARGET_DIR.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_recipe_and_the_scripts_work() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root.join("docs/connecting.md")).unwrap();
     let recipe = [
         "poolbench server > pg.env &",
         "until grep -q ^PGSSLMODE pg.env; do sleep 0.2; done",
@@ -739,7 +739,7 @@ async fn the_readme_recipe_and_the_scripts_work() {
         "kill %1",
     ];
     for line in recipe {
-        assert!(readme.contains(line), "the README lost {line:?}");
+        assert!(readme.contains(line), "docs/connecting.md lost {line:?}");
     }
     let tmp = private_tmp();
     let bin_dir = tmp.path().join("bin");

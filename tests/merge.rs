@@ -430,7 +430,7 @@ fn strings(list: &Yaml) -> Vec<&str> {
 /// on: an Indexed Job of N pods all at once, the index variable, the DSN
 /// from the Secret, the shared start, the scenario from the ConfigMap (a
 /// valid scenario), reports on one volume that the merge Job reads; and the
-/// GitHub Actions recipe in the README is the file in deploy/.
+/// GitHub Actions recipe in docs/several-machines.md is the file in deploy/.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_recipes_carry_what_the_readme_relies_on() {
     let docs = load_yaml("deploy/kubernetes/poolbench-job.yaml");
@@ -539,10 +539,12 @@ async fn deploy_recipes_carry_what_the_readme_relies_on() {
     for needle in ["--start-at", "--instance-index", "poolbench merge"] {
         assert!(text.contains(needle), "{needle}");
     }
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/several-machines.md"),
+    )
+    .unwrap();
     assert!(
-        readme.contains(&text),
-        "README's GitHub Actions recipe differs from deploy/github-actions.yml"
+        page.contains(&text),
+        "docs/several-machines.md's GitHub Actions recipe differs from deploy/github-actions.yml"
     );
 }
