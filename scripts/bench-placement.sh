@@ -9,7 +9,7 @@
 #   - each client thread's CPU and the CPUs its four backends ran on;
 #   - the backends that ran on another CPU than their client ("away"), a
 #     backend being a server process its client woke 100 times or more.
-# The README's "Where the time goes" explains what this shows: the
+# docs/performance.md, "Where the time goes", explains what this shows: the
 # throughput of a round follows the number of backends away.
 # Usage: scripts/bench-placement.sh [ROUNDS]   (default 3)
 # Needs perf (apt-get install linux-perf), pgbench and jq; run as root.

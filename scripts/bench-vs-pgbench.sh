@@ -10,7 +10,7 @@
 # process, from its own rusage via /usr/bin/time) and peak RSS. Pooled runs
 # also count the machine's cross-CPU interrupts (rescheduling and function
 # calls, /proc/interrupts) per request: how often a wake-up had to reach the
-# other CPU, the mark of the slow mode described in the README (a server
+# other CPU, the mark of the slow mode described in docs/performance.md (a server
 # backend running on another CPU than the client thread it answers).
 # Usage: scripts/bench-vs-pgbench.sh [SECONDS] [ROUNDS]   (defaults: 10 3)
 # BASELINE_BIN=path/to/other/poolbench adds that build to every round (same
