@@ -1,4 +1,4 @@
-//! Error kinds that decide poolbench's exit code (README, "Exit codes").
+//! Error kinds that decide poolbench's exit code (docs/failures.md, "Exit codes").
 //!
 //! Code anywhere may return a plain `anyhow::Error`; the places that know what
 //! went wrong tag it with a [`Failure`] kind. `main` finds the tag with

@@ -1,6 +1,7 @@
 //! `request_timeout` without a timer per request. `tokio::time::timeout`
 //! registers an entry in the runtime's timer wheel for every request and
-//! removes it after (about 2% of pooled SELECT 1's CPU in the profile); a
+//! removes it after (a visible share of pooled SELECT 1's CPU in a
+//! profile: docs/performance.md, "Around the query"); a
 //! closed-loop worker instead keeps one sleep, armed at or before the
 //! current request's deadline, and re-arms it only when it fires early.
 //! Deadlines only move later (each request's is its start plus the same
@@ -14,8 +15,8 @@
 //! stop signal) polled beside it, written by hand rather than with
 //! `select!`: it holds the request's future once, in place. A request's
 //! future is over a kilobyte, and each `select!` level and `async fn`
-//! argument was a copy of it per request (memmove was 5% of the client's
-//! user time).
+//! argument was a copy of it per request (docs/performance.md, "Around the
+//! query").
 
 use std::future::Future;
 use std::pin::Pin;

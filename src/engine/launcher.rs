@@ -10,13 +10,14 @@
 //! the session (the monitor connection, the checks, the runtime's own
 //! threads) started with 13 flips, and most runs then had a backend or
 //! more on the other CPU for their whole length: each query an interrupt
-//! to the other CPU and back, 0.83× pgbench's throughput (README, "Where
-//! the time goes"). Spawned from here, a worker thread starts with none,
+//! to the other CPU and back, and pooled throughput well below pgbench's
+//! (measured in docs/performance.md, "Where the kernel runs the backends").
+//! Spawned from here, a worker thread starts with none,
 //! like pgbench's, and opens its connections one at a time
 //! (`source::pool`), so the kernel may wake each backend onto its client's
 //! CPU. It does not always: a backend whose previous CPU is idle is woken
-//! there, and the other CPU is often idle while connections open (README,
-//! "What still sends runs into the slow mode").
+//! there, and the other CPU is often idle while connections open
+//! (docs/performance.md, "What still sends runs into the slow mode").
 
 use std::io;
 use std::sync::mpsc;

@@ -16,8 +16,8 @@
 //! 127.0.0.1: the relay's own cost must stay small (at rtt = 0 a pooled
 //! request's p50 may rise by 50 µs at most, its throughput fall by 10% at
 //! most), and a loopback hop costs two more TCP writes and reads per round
-//! trip: measured on a 2-core machine, 14 µs of CPU per round trip and 38%
-//! of the pooled SELECT 1 throughput; the pipe costs about 3 µs. The relay
+//! trip, several times what the pipe costs (measured in
+//! docs/performance.md, "the link emulator's overhead"). The relay
 //! task runs on the caller's runtime, next to the connection it serves, so
 //! no byte crosses threads.
 

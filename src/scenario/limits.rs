@@ -1,8 +1,8 @@
 //! The limits of what a scenario, and the flags that override it, may ask
 //! for. Each is chosen so that nothing it allows can abort poolbench or
 //! exhaust the machine: a value beyond one is refused before anything runs,
-//! by `validate` and `run` alike (exit 2), with the limit named. The README
-//! lists them ("Limits").
+//! by `validate` and `run` alike (exit 2), with the limit named.
+//! docs/scenarios.md lists them ("Limits").
 //!
 //! Most are plain upper bounds. Two are budgets, since what fills the
 //! memory is a product: the requests that can exist at once (closed-loop

@@ -1,4 +1,4 @@
-//! Scenario files: the TOML the README documents, parsed into raw
+//! Scenario files: the TOML docs/scenarios.md documents, parsed into raw
 //! serde structs (`raw.rs`), the command line's values put in place of the
 //! file's (`flags.rs`), then checked into a [`Scenario`] once, by one
 //! checker (`check/`), with errors that point at `file:line:column` or

@@ -442,7 +442,7 @@ pub struct Statement {
     pub params: Vec<Param>,
 }
 
-/// A parameter generator (README, "Scenario files").
+/// A parameter generator (docs/scenarios.md, "Queries and parameters").
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Param {

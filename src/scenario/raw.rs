@@ -1,5 +1,5 @@
 //! The scenario as given: serde structs that mirror the TOML of the
-//! README's scenario format one to one, each value a [`Given`] that
+//! scenario format of docs/scenarios.md one to one, each value a [`Given`] that
 //! remembers where it came from: the byte span of the file it was read
 //! from, or the command-line flag that replaced it (`flags.rs` puts the
 //! flags' values here, so one checker checks both).

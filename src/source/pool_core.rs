@@ -4,8 +4,9 @@
 //! A connection's socket is registered with the runtime of the thread that
 //! opened it: that runtime's event loop sees its answers. Handed to a
 //! worker of another thread, every query crosses threads (a wake-up
-//! through the other runtime's eventfd), which cost a third of pooled
-//! SELECT 1 throughput with deadpool's single idle queue. Here each thread has its own idle list:
+//! through the other runtime's eventfd), which made pooled SELECT 1 much
+//! slower with deadpool's single idle queue (docs/pools.md, "What a pool
+//! is"). Here each thread has its own idle list:
 //! a request takes an idle connection of its own thread first, another
 //! thread's only when its own has none, and opens one only when no
 //! connection is idle anywhere and the pool is below `max_size` — so the

@@ -7,7 +7,7 @@
 //!
 //! No crate does this faithfully: the ones on crates.io skip the
 //! permission check, the `localhost`/socket rule, or tolerate fewer lines
-//! than libpq (see the README, "Connecting to your database").
+//! than libpq (see docs/connecting.md).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

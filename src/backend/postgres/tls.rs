@@ -13,11 +13,13 @@
 //! One TLS library applies these rules to every PostgreSQL connection
 //! poolbench opens, measured or its own (the start-up check, the monitor,
 //! the authentication probe, the embedded servers' checks): rustls, on
-//! aws-lc-rs. OpenSSL 3.0 spends about 6,000 instructions of its own on
-//! each small record (a cipher context set up again, provider parameters
-//! looked up, eight allocations), 13,400 of the 20,600 a pooled `SELECT 1`
-//! cost poolbench, where rustls spends a fraction of that; a benchmark
-//! client must not pay more per query than the applications it stands for.
+//! aws-lc-rs. OpenSSL 3.0 does work of its own on each small record (a
+//! cipher context set up again, provider parameters looked up,
+//! allocations) that cost poolbench more per pooled `SELECT 1` than all
+//! the rest of its request, where rustls spends a fraction of that
+//! (measured in docs/performance.md, "TLS: rustls under the measured
+//! connections"); a benchmark client must not pay more per query than the
+//! applications it stands for.
 //! The client key is read here too (PEM or DER; PKCS#8, encrypted with
 //! `sslpassword` or not, PKCS#1 or SEC1), and a refused certificate is
 //! described in OpenSSL's words, as libpq reports it ([`verify_failure`]).
@@ -140,8 +142,8 @@ impl Connector {
 
     /// Readies this thread's random generator for the handshakes of the
     /// connections it opens. aws-lc seeds each thread's generator on its
-    /// first use with jitter entropy: about 21 ms (measured with a uprobe
-    /// on this machine), which would otherwise land in the `tls` phase of
+    /// first use with jitter entropy, milliseconds of work (measured in
+    /// docs/performance.md) that would otherwise land in the `tls` phase of
     /// the first connection each worker thread opens.
     pub fn seed_this_thread(&self) {
         let _ = self
