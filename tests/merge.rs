@@ -1,8 +1,8 @@
 //! Several synchronised copies and `poolbench merge`: merged histograms equal
 //! one recorded with every value of both inputs, counts add up, different
 //! scenarios are refused, copies given the same `--start-at` measure the same
-//! window on a real server, and the deploy/ recipes carry what the README's
-//! instructions rely on.
+//! window on a real server, and the deploy/ recipes carry what the manual's
+//! instructions (docs/several-machines.md) rely on.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -426,7 +426,7 @@ fn strings(list: &Yaml) -> Vec<&str> {
         .collect()
 }
 
-/// The Kubernetes manifests are YAML with what the README's recipe relies
+/// The Kubernetes manifests are YAML with what the manual's recipe relies
 /// on: an Indexed Job of N pods all at once, the index variable, the DSN
 /// from the Secret, the shared start, the scenario from the ConfigMap (a
 /// valid scenario), reports on one volume that the merge Job reads; and the

@@ -1,4 +1,4 @@
-//! report.json (README, "Reports"), schema_version 1. Serialised by the
+//! report.json (docs/reports.md), schema_version 1. Serialised by the
 //! json exporter, read back by `compare`; every other format is a view of it.
 
 use std::collections::BTreeMap;

@@ -297,7 +297,7 @@ impl EmbeddedServer {
 
     /// Stops the server as `pg_ctl stop -m fast|immediate` would, keeps its
     /// data, waits `down_for`, and starts it again on the same port: the
-    /// fault a run must survive (README, "Failure behaviour").
+    /// fault a run must survive (docs/failures.md, "What real servers do").
     pub async fn restart(&mut self, mode: StopMode, down_for: Duration) -> Result<()> {
         if let Some(mut postmaster) = self.resources.server.take() {
             match mode {
