@@ -33,7 +33,9 @@ pub enum Command {
     /// throwaway MariaDB instead, and its mysql:// URL.
     Server(ServerArgs),
     /// Compare two reports: the regression gate for CI. Exit 1 on a
-    /// regression, 2 on unreadable or incompatible reports.
+    /// regression, 2 on unreadable or incompatible reports and when nothing
+    /// was compared (no strategy in common, or one with no successful
+    /// request in a report).
     ///
     /// For every strategy in both reports: total p50, p99, p99.9, throughput
     /// and error rate, with base, candidate, change and a verdict
@@ -48,11 +50,13 @@ pub enum Command {
     /// on one server; fit the Universal Scalability Law; mark the knee.
     /// Writes sweep.json (for `plan`), sweep.csv and sweep.html. With
     /// --rates, every strategy at each arrival rate; with --rtts, every
-    /// strategy at each emulated round-trip time.
+    /// strategy at each emulated round-trip time. Exit 1 when no point
+    /// completed a request.
     Sweep(SweepArgs),
     /// From a sweep.json: the pool sizes that meet a p99 target at a request
     /// rate within the server's connection budget, in each pool library's
-    /// own setting names.
+    /// own setting names. Exit 1 when the planned pools do not fit the
+    /// budget (DOES NOT FIT) or --verify misses the target.
     Plan(PlanArgs),
     /// Merge the reports of copies that ran the same scenario against the
     /// same server at the same time (`--start-at`, `--instance-index`) into
@@ -61,7 +65,9 @@ pub enum Command {
     ///
     /// The result is a report directory like a run's, which `compare` reads.
     /// Reports of different scenarios (sha256) or servers are refused (exit
-    /// 2) unless --allow-different.
+    /// 2) unless --allow-different; so are the same run given twice, counts
+    /// that overflow, and a report whose totals disagree with its rounds,
+    /// timeline or histograms.
     Merge(MergeArgs),
     /// Print a shell completion script, e.g.
     /// `poolbench completions bash > /etc/bash_completion.d/poolbench`.
@@ -244,7 +250,8 @@ pub struct PlanArgs {
     pub max_connections: Option<u32>,
 
     /// Connections kept free for administration
-    /// (superuser_reserved_connections, PostgreSQL's default 3).
+    /// (superuser_reserved_connections, PostgreSQL's default 3); must be
+    /// below max_connections.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub reserved: u32,
 

@@ -1,13 +1,16 @@
 //! `poolbench compare BASELINE CANDIDATE`: loads both reports, checks that
 //! they may be compared, prints the result in the chosen format. A
 //! regression is `Outcome::Regression` (exit 1); bad or incompatible reports
-//! and bad thresholds are bad input (exit 2).
+//! and bad thresholds are bad input (exit 2), and so is a comparison that
+//! compared nothing (no strategy in common, or one with no successful
+//! request on a side): it is printed, then refused, so that a CI gate never
+//! passes on it.
 
 use anyhow::Result;
 
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::compare::{
-    self, check_compatible, load_report, parse_max_regression, MaxRegression, Thresholds,
+    self, check_compatible, load_report, parse_max_regression, Markup, MaxRegression, Thresholds,
 };
 use crate::error::bad_input;
 use crate::view::export::{html, json, markdown};
@@ -49,9 +52,15 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
         CompareFormat::Html => html::compare::render(&diff)?,
     };
     crate::out!("{text}");
-    Ok(if diff.regression {
-        Outcome::Regression
-    } else {
-        Outcome::Success
-    })
+    if diff.regression {
+        return Ok(Outcome::Regression);
+    }
+    if let Some(why) = diff.nothing_compared(&Markup::PLAIN) {
+        return Err(bad_input(format!(
+            "{why} ({} against {}): exit 2, not a pass",
+            diff.baseline.path.display(),
+            diff.candidate.path.display()
+        )));
+    }
+    Ok(Outcome::Success)
 }

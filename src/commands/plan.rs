@@ -1,6 +1,8 @@
 //! `poolbench plan --sweep sweep.json --rps R --p99 T [--verify]`: pool
 //! sizes from a measured sweep, printed as reasoning (table) or as JSON;
 //! with --verify, the plan measured in open loop on the sweep's scenario.
+//! Exit 1 when the answer is no: the planned pools do not fit the server's
+//! connections ("DOES NOT FIT"), or the verification missed the target.
 
 use std::path::Path;
 
@@ -53,6 +55,20 @@ pub async fn run(args: &PlanArgs) -> Result<Outcome> {
             }
         }
     }
+    let b = &report.budget;
+    let fits = match (b.fits, b.available) {
+        (Some(false), Some(available)) => {
+            crate::errln!(
+                "poolbench: the plan does not fit: {} instances × max_size {} = {} connections, \
+                 more than the {available} the server has for them",
+                report.target.instances,
+                report.max_size,
+                b.needed
+            );
+            false
+        }
+        _ => true,
+    };
     if let Some(v) = report.verification.as_ref().filter(|v| !v.met) {
         crate::errln!(
             "poolbench: the plan missed its target: measured p99 {:.3} ms against {:.3} ms{}",
@@ -65,7 +81,10 @@ pub async fn run(args: &PlanArgs) -> Result<Outcome> {
             }
         );
     }
-    Ok(outcome)
+    Ok(match outcome {
+        Outcome::Success if !fits => Outcome::Regression,
+        other => other,
+    })
 }
 
 /// Runs one instance's planned pool at one instance's rate on the sweep's

@@ -21,10 +21,12 @@ impl Progress {
         {
             bar.set_style(style.progress_chars("=> "));
         }
+        // indicatif writes to the terminal itself, past `out!`'s escaping.
+        let name = crate::output::printable(name);
         bar.set_prefix(if rounds > 1 {
             format!("{name} #{round}")
         } else {
-            name.to_string()
+            name.into_owned()
         });
         bar.set_message("warm-up");
         Progress(bar)

@@ -2,7 +2,9 @@
 //! else pool sizes × concurrency); then one driver for every axis: one
 //! session (one server, one setup), each step of the axis measured in
 //! order, and sweep.json, sweep.csv and sweep.html rewritten after every
-//! step, so an interruption loses little.
+//! step, so an interruption loses little. A sweep none of whose points
+//! completed a request showed nothing: it exits 1, as a run whose every
+//! request failed does.
 
 use anyhow::Result;
 
@@ -115,6 +117,9 @@ async fn measure<A: Axis>(
     }
     let queries = session.query_names();
     let threads = threads(&args.measure);
+    // Whether any point completed a request, else why not (an error seen).
+    let mut succeeded = false;
+    let mut failure: Option<String> = None;
     // With --start-at every step has its slot, the same on every copy.
     let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     for step in axis.steps(scenario) {
@@ -142,6 +147,10 @@ async fn measure<A: Axis>(
         };
         let interrupted = session.cancel.is_cancelled();
         let r = assemble(&step.strategy, &queries, std::slice::from_ref(&result));
+        succeeded |= r.requests > 0;
+        if failure.is_none() {
+            failure = r.error_samples.values().flatten().next().cloned();
+        }
         if !args.quiet {
             crate::errln!(
                 "{}",
@@ -184,6 +193,14 @@ async fn measure<A: Axis>(
     }
     Ok(if sweep.interrupted {
         Outcome::Interrupted
+    } else if !succeeded {
+        crate::errln!(
+            "poolbench: no point of the sweep completed a request{}: nothing was measured",
+            failure
+                .map(|e| format!(" (e.g. \"{e}\")"))
+                .unwrap_or_default()
+        );
+        Outcome::Regression
     } else {
         Outcome::Success
     })

@@ -13,4 +13,4 @@ mod verdict;
 
 pub use load::{check_compatible, load_report, LoadedReport};
 pub use metric::{parse_max_regression, MaxRegression, Metric, Thresholds};
-pub use verdict::{compare, Diff, Method, MetricDiff, StrategyDiff, Verdict};
+pub use verdict::{compare, Diff, Markup, Method, MetricDiff, StrategyDiff, Verdict};

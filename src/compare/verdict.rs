@@ -186,8 +186,8 @@ pub fn compare(
         warnings,
     };
     diff.regression = diff.count(Verdict::Regression) > 0;
-    diff.summary = diff.summary_line(false);
-    diff.test = diff.method_note();
+    diff.summary = diff.summary_line(&Markup::PLAIN);
+    diff.test = diff.method_note(&Markup::PLAIN);
     diff
 }
 
@@ -401,7 +401,7 @@ impl Diff {
 
     /// Per strategy, its metrics with `verdict`: "in pool-10: p99 +34.2%
     /// (threshold +10%)".
-    fn listed(&self, verdict: Verdict) -> String {
+    fn listed(&self, verdict: Verdict, m: &Markup) -> String {
         let groups: Vec<String> = self
             .strategies
             .iter()
@@ -409,44 +409,44 @@ impl Diff {
                 let items: Vec<String> = s
                     .metrics
                     .iter()
-                    .filter(|m| m.verdict == verdict)
-                    .map(|m| {
+                    .filter(|d| d.verdict == verdict)
+                    .map(|d| {
                         format!(
                             "{} {} (threshold {})",
-                            m.metric.label_short(),
-                            m.change_text(),
-                            m.threshold_text()
+                            d.metric.label_short(),
+                            d.change_text(),
+                            d.threshold_text()
                         )
                     })
                     .collect();
-                (!items.is_empty()).then(|| format!("in {}: {}", s.name, items.join(", ")))
+                (!items.is_empty())
+                    .then(|| format!("in {}: {}", (m.name)(&s.name), items.join(", ")))
             })
             .collect();
         groups.join("; ")
     }
 
-    /// One line: the regressions (or that there are none), then improvements
-    /// and changes within noise. `bold` marks the verdict for markdown.
-    pub fn summary_line(&self, bold: bool) -> String {
-        let b = |s: String| if bold { format!("**{s}**") } else { s };
+    /// One line: the regressions (or that there are none, or that nothing
+    /// could be compared), then improvements and changes within noise.
+    pub fn summary_line(&self, m: &Markup) -> String {
         let regressions = self.count(Verdict::Regression);
         let mut line = if regressions > 0 {
             format!(
                 "{} {}",
-                b(count(regressions, "regression", "regressions")),
-                self.listed(Verdict::Regression)
+                (m.strong)(&count(regressions, "regression", "regressions")),
+                self.listed(Verdict::Regression, m)
             )
-        } else if self.strategies.is_empty() {
-            b("No strategy in common".into())
+        } else if let Some(why) = self.nothing_compared(m) {
+            (m.strong)(&why)
         } else {
-            b("No regression".into())
+            (m.strong)("No regression")
         };
         let improvements = self.count(Verdict::Improvement);
         if improvements > 0 {
             line.push_str(&format!(
                 "; {} {}",
                 count(improvements, "improvement", "improvements"),
-                self.listed(Verdict::Improvement)
+                self.listed(Verdict::Improvement, m)
             ));
         }
         let noise = self.count(Verdict::WithinNoise);
@@ -459,8 +459,36 @@ impl Diff {
         line
     }
 
+    /// Why this comparison showed nothing a gate may pass on, when it did
+    /// not: no strategy in common, or a strategy in common with no
+    /// successful request on a side (its latencies are "n/a"; with every
+    /// request failed on both sides, its error rate is unchanged at 100%).
+    /// `compare` exits 2 then, unless a regression was found.
+    pub fn nothing_compared(&self, m: &Markup) -> Option<String> {
+        if self.strategies.is_empty() {
+            return Some("Nothing compared: no strategy in common".into());
+        }
+        let unmeasured: Vec<String> = self
+            .strategies
+            .iter()
+            .filter(|s| {
+                s.metrics
+                    .iter()
+                    .any(|d| d.verdict == Verdict::NotComparable)
+            })
+            .map(|s| (m.name)(&s.name))
+            .collect();
+        (!unmeasured.is_empty()).then(|| {
+            format!(
+                "Nothing compared for {}: no request succeeded in the baseline, the candidate \
+                 or either, so there are no latencies to compare",
+                unmeasured.join(", ")
+            )
+        })
+    }
+
     /// How the verdicts were reached: the test, or why there was none.
-    fn method_note(&self) -> String {
+    pub fn method_note(&self, m: &Markup) -> String {
         let (tested, single): (Vec<&StrategyDiff>, Vec<&StrategyDiff>) = self
             .strategies
             .iter()
@@ -478,7 +506,7 @@ impl Diff {
             ));
         }
         if let Some(s) = single.first() {
-            let names: Vec<&str> = single.iter().map(|s| s.name.as_str()).collect();
+            let names: Vec<String> = single.iter().map(|s| (m.name)(&s.name)).collect();
             notes.push(format!(
                 "Single-run comparison{} (baseline {}, candidate {}): no noise estimate, so any \
                  difference beyond a threshold counts. Run with `rounds = 5` ([run] rounds or --rounds 5) \
@@ -517,22 +545,44 @@ impl Diff {
     }
 
     /// "only in baseline: x, y" lines.
-    pub fn only_in(&self) -> Vec<String> {
+    pub fn only_in(&self, m: &Markup) -> Vec<String> {
+        let names = |list: &[String]| -> String {
+            list.iter()
+                .map(|n| (m.name)(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut lines = Vec::new();
         if !self.only_in_baseline.is_empty() {
             lines.push(format!(
                 "only in baseline: {}",
-                self.only_in_baseline.join(", ")
+                names(&self.only_in_baseline)
             ));
         }
         if !self.only_in_candidate.is_empty() {
             lines.push(format!(
                 "only in candidate: {}",
-                self.only_in_candidate.join(", ")
+                names(&self.only_in_candidate)
             ));
         }
         lines
     }
+}
+
+/// How a view writes the summary, the method note and the "only in"
+/// lines: its emphasis, and how it shows a name taken from a report (the
+/// markdown view escapes it; the terminal's escaping is `output.rs`'s).
+pub struct Markup {
+    pub strong: fn(&str) -> String,
+    pub name: fn(&str) -> String,
+}
+
+impl Markup {
+    /// Plain text: the terminal table and the JSON's `summary` and `test`.
+    pub const PLAIN: Markup = Markup {
+        strong: str::to_string,
+        name: str::to_string,
+    };
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! summed, throughput taken over the seconds every copy measured, timelines
 //! aligned by wall-clock second, and each input listed with its host, index
 //! and window. Pure: reports in, a report and its warnings out.
+//!
+//! The inputs are not trusted: the same run given twice ([`same_run`]), a
+//! report whose totals disagree with its own rounds, timeline and
+//! histograms ([`check_whole`]), and counts whose sum would not fit in 64
+//! bits ([`sum`]: never a wrap) are refused, naming the file.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +51,10 @@ pub fn merge(inputs: &[Input], allow_different: bool) -> Result<Merged> {
     let Some(first) = inputs.first() else {
         return Err(bad_input("nothing to merge: no reports given"));
     };
+    for input in inputs {
+        check_whole(input)?;
+    }
+    same_run(inputs)?;
     let mut warnings = check_compatible(inputs, allow_different)?;
 
     let mut names: Vec<&str> = Vec::new();
@@ -107,7 +116,9 @@ pub fn merge(inputs: &[Input], allow_different: bool) -> Result<Merged> {
     let concurrency: Option<u64> = inputs
         .iter()
         .map(|i| i.report.scenario.resolved["run"]["concurrency"].as_u64())
-        .sum();
+        .collect::<Option<Vec<u64>>>()
+        .map(|each| sum(each, || "the inputs' concurrency".into()))
+        .transpose()?;
     let mut scenario = first.report.scenario.clone();
     let run = scenario
         .resolved
@@ -258,13 +269,20 @@ fn merge_strategy(
     let phases = add_all(parts, |s| &s.phases, name, "phase")?;
     let per_query = add_all(parts, |s| &s.per_query, name, "query")?;
 
+    // The counts added here, checked; the samples by ErrorCounts.
     let mut errors = ErrorCounts::default();
     for p in parts {
         errors.merge(&ErrorCounts {
-            counts: p.strategy.errors.clone(),
+            counts: BTreeMap::new(),
             samples: p.strategy.error_samples.clone(),
         });
     }
+    let what = |field: &'static str| move || format!("strategy {name}: {field}");
+    let error_counts = add_counts(parts.iter().map(|p| &p.strategy.errors), what("errors"))?;
+    let startup_errors = add_counts(
+        parts.iter().map(|p| &p.strategy.startup_errors),
+        what("startup_errors"),
+    )?;
 
     let mut numbers: Vec<u32> = parts
         .iter()
@@ -353,7 +371,7 @@ fn merge_strategy(
         });
     }
 
-    let requests: u64 = parts.iter().map(|p| p.strategy.requests).sum();
+    let requests = sum(parts.iter().map(|p| p.strategy.requests), what("requests"))?;
     let (throughput_rps, measured_s) = if shared_s > 0 {
         (round(shared_requests / shared_s as f64, 1), shared_s as f64)
     } else {
@@ -380,27 +398,32 @@ fn merge_strategy(
         kind: head.kind,
         settings: head.settings.clone(),
         requests,
-        shards: parts.iter().map(|p| p.strategy.shards).sum(),
+        shards: u32::try_from(sum(
+            parts.iter().map(|p| u64::from(p.strategy.shards)),
+            what("shards"),
+        )?)
+        .map_err(|_| {
+            bad_input(format!(
+                "strategy {name}: the inputs' shards add up beyond 2^32"
+            ))
+        })?,
         target: head.target.clone(),
         // Every copy holds its own connections.
         max_server_connections: parts
             .iter()
             .map(|p| p.strategy.max_server_connections)
-            .sum(),
-        retries: parts.iter().map(|p| p.strategy.retries).sum(),
-        errors: errors.counts,
-        startup_errors: {
-            let mut sum: BTreeMap<String, u64> = BTreeMap::new();
-            for p in parts {
-                for (class, n) in &p.strategy.startup_errors {
-                    *sum.entry(class.clone()).or_default() += n;
-                }
-            }
-            sum
-        },
+            .collect::<Option<Vec<u64>>>()
+            .map(|each| sum(each, what("max_server_connections")))
+            .transpose()?,
+        retries: sum(parts.iter().map(|p| p.strategy.retries), what("retries"))?,
+        errors: error_counts,
+        startup_errors,
         error_samples: errors.samples,
         throughput_rps,
-        connections_opened: parts.iter().map(|p| p.strategy.connections_opened).sum(),
+        connections_opened: sum(
+            parts.iter().map(|p| p.strategy.connections_opened),
+            what("connections_opened"),
+        )?,
         // The copies fill their pools at the same time: the slowest is the
         // time the whole system took.
         startup_ms: parts
@@ -522,9 +545,10 @@ fn merge_round(strategy: &str, number: u32, members: &[Member]) -> Result<Merged
             1.0
         }
     });
-    let (requests, errors) = members.iter().fold((0, 0), |(r, e), m| {
-        (r + m.stats.requests, e + m.stats.errors)
-    });
+    let what =
+        |field: &'static str| move || format!("strategy {strategy}, round {number}: {field}");
+    let requests = sum(members.iter().map(|m| m.stats.requests), what("requests"))?;
+    let errors = sum(members.iter().map(|m| m.stats.errors), what("errors"))?;
     let throughput_rps = if shared_s > 0 {
         round(shared_requests / shared_s as f64, 1)
     } else {
@@ -575,7 +599,7 @@ impl Second {
             && (row.rps == 0.0 || row.hdr.contains_key("total"));
         self.inputs += 1;
         self.rps += row.rps;
-        self.errors += row.errors;
+        self.errors = sum([self.errors, row.errors], || format!("{what}: errors"))?;
         for (phase, hdr) in &row.hdr {
             let h = hdr
                 .decode()
@@ -590,12 +614,13 @@ impl Second {
         self.p99_max = self.p99_max.max(row.p99_us);
         // Every copy has its own pools: they add up. The server's backends
         // are one count that every copy sees: the largest sample is kept.
-        self.pool_size = add_opt(self.pool_size, row.pool_size);
-        self.pool_available = add_opt(self.pool_available, row.pool_available);
-        self.pool_waiting = add_opt(self.pool_waiting, row.pool_waiting);
+        let add = |a, b, field: &str| add_opt(a, b, || format!("{what}: {field}"));
+        self.pool_size = add(self.pool_size, row.pool_size, "pool_size")?;
+        self.pool_available = add(self.pool_available, row.pool_available, "pool_available")?;
+        self.pool_waiting = add(self.pool_waiting, row.pool_waiting, "pool_waiting")?;
         self.server_backends = self.server_backends.max(row.server_backends);
-        self.in_flight = add_opt(self.in_flight, row.in_flight);
-        self.queued = add_opt(self.queued, row.queued);
+        self.in_flight = add(self.in_flight, row.in_flight, "in_flight")?;
+        self.queued = add(self.queued, row.queued, "queued")?;
         Ok(())
     }
 
@@ -632,11 +657,177 @@ impl Second {
     }
 }
 
-fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+fn add_opt(a: Option<u64>, b: Option<u64>, what: impl Fn() -> String) -> Result<Option<u64>> {
     match (a, b) {
-        (None, None) => None,
-        _ => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        (None, None) => Ok(None),
+        _ => sum([a.unwrap_or(0), b.unwrap_or(0)], what).map(Some),
     }
+}
+
+/// The sum of counts, refused (bad input, naming `what`) when it does not
+/// fit in 64 bits: a release build would wrap it to a small number that
+/// passes for a measurement.
+fn sum(values: impl IntoIterator<Item = u64>, what: impl Fn() -> String) -> Result<u64> {
+    values
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)
+        .ok_or_else(|| {
+            bad_input(format!(
+                "{}: the inputs' counts add up to more than a 64-bit count holds ({}): \
+                 these are no measurements",
+                what(),
+                u64::MAX
+            ))
+        })
+}
+
+/// Error counts added class by class, with [`sum`].
+fn add_counts<'a>(
+    maps: impl IntoIterator<Item = &'a BTreeMap<String, u64>>,
+    what: impl Fn() -> String,
+) -> Result<BTreeMap<String, u64>> {
+    let mut added: BTreeMap<String, u64> = BTreeMap::new();
+    for map in maps {
+        for (class, n) in map {
+            let total = added.entry(class.clone()).or_default();
+            *total = sum([*total, *n], || format!("{}, class {class}", what()))?;
+        }
+    }
+    Ok(added)
+}
+
+/// Refuses an input whose totals disagree with its own parts: each
+/// strategy's requests and errors against the sum of its rounds, its
+/// `total` histogram's count and its queries' against its requests, and
+/// each round against its seconds in the timeline. poolbench writes them
+/// from the same counts; a report that disagrees was edited or damaged,
+/// and merged as it is it would carry wrong totals as if whole.
+fn check_whole(input: &Input) -> Result<()> {
+    let path = &input.path;
+    for s in &input.report.strategies {
+        let name = &s.name;
+        let what = |field: &str| format!("{path}: strategy {name}: {field}");
+        let refuse = |field: &str, says: u64, parts: &str, add_up: u64| {
+            bad_input(format!(
+                "{} is {says} but {parts} add up to {add_up}: the report was edited or is \
+                 damaged; merge refuses it rather than present its numbers as whole",
+                what(field)
+            ))
+        };
+        let errors = sum(s.errors.values().copied(), || what("errors"))?;
+        if !s.rounds.is_empty() {
+            let rounds = sum(s.rounds.iter().map(|r| r.requests), || what("rounds"))?;
+            if rounds != s.requests {
+                return Err(refuse(
+                    "requests",
+                    s.requests,
+                    "its rounds' requests",
+                    rounds,
+                ));
+            }
+            let round_errors = sum(s.rounds.iter().map(|r| r.errors), || what("rounds"))?;
+            if round_errors != errors {
+                return Err(refuse("errors", errors, "its rounds' errors", round_errors));
+            }
+        }
+        if let Some(total) = s.phases.get("total") {
+            if total.count != s.requests {
+                return Err(refuse(
+                    "phase total's count",
+                    total.count,
+                    "requests",
+                    s.requests,
+                ));
+            }
+        }
+        if !s.per_query.is_empty() {
+            let queries = sum(s.per_query.values().map(|q| q.count), || what("per_query"))?;
+            if queries != s.requests {
+                return Err(refuse(
+                    "requests",
+                    s.requests,
+                    "its queries' counts",
+                    queries,
+                ));
+            }
+        }
+        for r in &s.rounds {
+            let rows: Vec<&TimelineRow> =
+                s.timeline.iter().filter(|t| t.round == r.round).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let rps: f64 = rows.iter().map(|t| t.rps).sum();
+            if !rps.is_finite() || (rps - r.requests as f64).abs() > 0.5 {
+                return Err(bad_input(format!(
+                    "{}: round {} has {} requests but its timeline's seconds add up to {rps}: \
+                     the report was edited or is damaged; merge refuses it rather than \
+                     present its numbers as whole",
+                    what("rounds"),
+                    r.round,
+                    r.requests
+                )));
+            }
+            let row_errors = sum(rows.iter().map(|t| t.errors), || what("timeline"))?;
+            if row_errors != r.errors {
+                return Err(refuse(
+                    &format!("round {}'s errors", r.round),
+                    r.errors,
+                    "its timeline's seconds",
+                    row_errors,
+                ));
+            }
+        }
+        if !s.throughput_rps.is_finite() || s.throughput_rps < 0.0 {
+            return Err(bad_input(format!(
+                "{}: {} is not a rate",
+                what("throughput_rps"),
+                s.throughput_rps
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses the same run given twice (the same file, or a copy of it):
+/// the same start (`started_at`, to the millisecond), host, instance index,
+/// seed and measured windows. Copies of one synchronised run differ in
+/// their index or their host; a report given twice would count its
+/// requests twice and double the throughput.
+fn same_run(inputs: &[Input]) -> Result<()> {
+    let identity = |i: &Input| {
+        let r = &i.report;
+        let windows: Vec<u64> = r
+            .strategies
+            .iter()
+            .flat_map(|s| s.rounds.iter().map(|round| round.started_unix_ms))
+            .collect();
+        (
+            r.started_at.clone(),
+            r.host.name.clone(),
+            r.copies.instance_index,
+            r.scenario.resolved["run"]["seed"].to_string(),
+            windows,
+        )
+    };
+    for (n, a) in inputs.iter().enumerate() {
+        if let Some(b) = inputs[n + 1..].iter().find(|b| identity(a) == identity(b)) {
+            let r = &a.report;
+            return Err(bad_input(format!(
+                "{} and {} are the same run (started {} on {}{}): a report given twice \
+                 would count its requests twice; give each copy's report once",
+                a.path,
+                b.path,
+                r.started_at,
+                r.host.name.as_deref().unwrap_or("an unnamed host"),
+                r.copies
+                    .instance_index
+                    .map(|i| format!(", --instance-index {i}"))
+                    .unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Adds, key by key (phase or query), the histograms of every part.
@@ -647,13 +838,17 @@ fn add_all(
     kind: &str,
 ) -> Result<BTreeMap<String, Summary>> {
     let mut added: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for p in parts {
         for (key, summary) in field(p.strategy) {
+            let what = format!("strategy {strategy}, {kind} {key}");
+            // A histogram's total saturates: the count is checked first.
+            let count = counts.entry(key).or_default();
+            *count = self::sum([*count, summary.count], || what.clone())?;
             let sum = added.entry(key.clone()).or_insert_with(new_histogram);
             if summary.count == 0 {
                 continue;
             }
-            let what = format!("strategy {strategy}, {kind} {key}");
             if summary.hdr.is_empty() {
                 return Err(bad_input(format!(
                     "{}: {what} has no histogram (its hdr is empty), so it cannot be merged \
@@ -810,7 +1005,8 @@ mod tests {
                     round: 1,
                     second: i as u64,
                     rps: values.len() as f64,
-                    errors: 0,
+                    // The round's 2 errors, in its first second.
+                    errors: if i == 0 { 2 } else { 0 },
                     p50_us: None,
                     p99_us: None,
                     pool_size: Some(4),

@@ -405,7 +405,19 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
     let m = req
         .max_connections
         .or((sweep.server.max_connections > 0).then_some(sweep.server.max_connections));
-    let available = m.map(|m| m.saturating_sub(req.reserved));
+    if let Some(m) = m.filter(|m| req.reserved >= *m) {
+        return Err(bad_input(format!(
+            "--reserved {} is not below max_connections {m} ({}): no connection would be \
+             left for the application",
+            req.reserved,
+            if req.max_connections.is_some() {
+                "--max-connections"
+            } else {
+                "the sweep's server"
+            }
+        )));
+    }
+    let available = m.map(|m| m - req.reserved);
     let needed = u32::try_from(crate::scenario::connection_budget(
         k as usize,
         max_size as usize,

@@ -213,6 +213,13 @@ pub struct SweepPoint {
 }
 
 impl SweepPoint {
+    /// Whether the knee, the USL fit and a plan may use this point: it ran
+    /// its whole window and some request succeeded (a point whose every
+    /// request failed has 0 req/s, which is no measure of the pool).
+    pub fn analysed(&self) -> bool {
+        !self.partial && self.requests > 0
+    }
+
     /// The percentiles of a phase in [`SWEEP_PHASES`] (zero for the others).
     pub fn phase(&self, phase: Phase) -> Percentiles {
         match phase {
@@ -458,6 +465,8 @@ impl Axis for PoolSizes {
                 Value::Text(
                     if p.partial {
                         "partial: interrupted, not analysed"
+                    } else if !p.analysed() {
+                        "no request succeeded, not analysed"
                     } else if is_knee(sweep, p) {
                         "◀ knee"
                     } else {
@@ -725,11 +734,12 @@ pub fn analyse_all(sweep: &SweepReport) -> Vec<Analysis> {
         .concurrency
         .iter()
         .filter_map(|&c| {
-            // A point cut short is shown, but neither fitted nor a knee.
+            // A point cut short, or whose every request failed, is shown,
+            // but neither fitted nor a knee.
             let whole: Vec<&SweepPoint> = sweep
                 .points_at(c)
                 .into_iter()
-                .filter(|p| !p.partial)
+                .filter(|p| p.analysed())
                 .collect();
             analyse(c, &whole)
         })
@@ -760,6 +770,23 @@ mod tests {
             marks,
             [Value::Text("partial: interrupted, not analysed".into())]
         );
+    }
+
+    #[test]
+    fn points_whose_every_request_failed_are_never_the_knee() {
+        let mut sweep = crate::sizing::plan::tests::known_sweep(5000);
+        for p in &mut sweep.points {
+            p.requests = 0;
+            p.throughput_rps = 0.0;
+        }
+        assert!(analyse_all(&sweep).is_empty(), "a knee at 0 req/s");
+        let mut sweep = crate::sizing::plan::tests::known_sweep(5000);
+        let knee = analyse_all(&sweep)[0].knee_pool_size;
+        for p in sweep.points.iter_mut().filter(|p| p.pool_size == knee) {
+            p.requests = 0;
+            p.throughput_rps = 0.0;
+        }
+        assert_ne!(analyse_all(&sweep)[0].knee_pool_size, knee);
     }
 
     #[test]

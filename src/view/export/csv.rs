@@ -1,7 +1,10 @@
 //! CSV: summary.csv (one row per strategy × phase) and timeline.csv (one
 //! row per strategy × second) of a run, sweep.csv (one row per point) of a
 //! sweep (pool sizes, rates or RTTs). Milliseconds with three decimals
-//! throughout.
+//! throughout. Every row goes through one writer, [`Csv`], which keeps a
+//! spreadsheet from reading a name as a formula ([`spreadsheet_safe`]).
+
+use std::borrow::Cow;
 
 use anyhow::Result;
 
@@ -21,8 +24,8 @@ impl Exporter<Report> for SummaryCsv {
     }
 
     fn serialize(&self, report: &Report) -> Result<Vec<u8>> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
+        let mut w = Csv::new();
+        w.row([
             "scenario",
             "strategy",
             "kind",
@@ -43,7 +46,7 @@ impl Exporter<Report> for SummaryCsv {
                 let Some(p) = s.phases.get(phase) else {
                     continue;
                 };
-                w.write_record([
+                w.row([
                     report.scenario.name.as_str(),
                     &s.name,
                     s.kind.as_str(),
@@ -61,7 +64,7 @@ impl Exporter<Report> for SummaryCsv {
                 ])?;
             }
         }
-        Ok(w.into_inner()?)
+        w.finish()
     }
 }
 
@@ -72,8 +75,8 @@ impl Exporter<Report> for TimelineCsv {
 
     fn serialize(&self, report: &Report) -> Result<Vec<u8>> {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
+        let mut w = Csv::new();
+        w.row([
             "scenario",
             "strategy",
             "round",
@@ -89,7 +92,7 @@ impl Exporter<Report> for TimelineCsv {
         ])?;
         for s in &report.strategies {
             for row in &s.timeline {
-                w.write_record([
+                w.row([
                     report.scenario.name.as_str(),
                     &s.name,
                     &row.round.to_string(),
@@ -105,7 +108,7 @@ impl Exporter<Report> for TimelineCsv {
                 ])?;
             }
         }
-        Ok(w.into_inner()?)
+        w.finish()
     }
 }
 
@@ -121,16 +124,59 @@ impl<A: Axis> Exporter<Sweep<A>> for SweepCsv {
             .into_iter()
             .filter(|c| !c.name.is_empty())
             .collect();
-        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut w = Csv::new();
         let mut header = vec!["scenario"];
         header.extend(columns.iter().map(|c| c.name.as_str()));
-        w.write_record(&header)?;
+        w.row(&header)?;
         for p in A::ordered(sweep) {
             let mut row = vec![sweep.scenario.name.clone()];
             row.extend(columns.iter().map(|c| cell(&(c.value)(sweep, p))));
-            w.write_record(&row)?;
+            w.row(&row)?;
         }
-        Ok(w.into_inner()?)
+        w.finish()
+    }
+}
+
+/// The one CSV writer of every file poolbench writes: each cell through
+/// [`spreadsheet_safe`].
+struct Csv(csv::Writer<Vec<u8>>);
+
+impl Csv {
+    fn new() -> Csv {
+        Csv(csv::Writer::from_writer(Vec::new()))
+    }
+
+    fn row<I, S>(&mut self, cells: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let cells: Vec<S> = cells.into_iter().collect();
+        self.0.write_record(
+            cells
+                .iter()
+                .map(|c| spreadsheet_safe(c.as_ref()).into_owned()),
+        )?;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<u8>> {
+        Ok(self.0.into_inner()?)
+    }
+}
+
+/// A cell a spreadsheet shows as text: one starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return (which Excel, LibreOffice and Google
+/// Sheets read as the start of a formula) gets a leading `'`, as OWASP
+/// recommends ("CSV injection"); a number (`-0.250`) is left as it is, since
+/// no formula parses as one.
+pub fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let number = cell.parse::<f64>().is_ok_and(f64::is_finite);
+    if risky && !number {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
     }
 }
 
@@ -158,6 +204,24 @@ mod tests {
     use crate::sizing::plan::tests::known_sweep;
     use crate::sizing::sweep::rate::{saturation, RatePoint, RateSweep};
     use crate::sizing::sweep::tests::empty;
+
+    #[test]
+    fn cells_that_start_a_formula_are_quoted_numbers_are_not() {
+        for (cell, safe) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1+2", "'+1+2"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tcmd", "'\tcmd"),
+            ("\rcmd", "'\rcmd"),
+            ("-0.250", "-0.250"),
+            ("+3", "+3"),
+            ("pool-8", "pool-8"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell), safe, "{cell:?}");
+        }
+    }
 
     #[test]
     fn sweep_csv_has_a_row_per_point_under_the_documented_columns() {

@@ -2,7 +2,7 @@
 //! row per strategy and metric, the strategies only one side has, the
 //! summary line and how the verdicts were reached.
 
-use crate::compare::Diff;
+use crate::compare::{Diff, Markup};
 use crate::report::format::render as render_rows;
 
 /// Column headings shared with the markdown view.
@@ -55,7 +55,7 @@ pub fn render(diff: &Diff) -> String {
     table.extend(rows(diff));
     out.push_str(&render_rows(&table, 3));
     out.push('\n');
-    for line in diff.only_in() {
+    for line in diff.only_in(&Markup::PLAIN) {
         out.push_str(&line);
         out.push('\n');
     }

@@ -118,7 +118,7 @@ pub fn render(diff: &Diff) -> Result<String> {
         }
     }
     page.table(&t);
-    for line in diff.only_in() {
+    for line in diff.only_in(&crate::compare::Markup::PLAIN) {
         page.paragraph("note", &line);
     }
     for w in &diff.warnings {
