@@ -31,6 +31,13 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
     let instance = instance(&args.measure)?;
     let load = |o: &Overrides| scenario::load_with(&args.scenario, o);
     if !args.rates.is_empty() {
+        if !args.concurrency.is_empty() {
+            // Open loop: the arrivals are the load, not workers.
+            return Err(bad_input(
+                "--rates runs open loop, where --concurrency has no effect (the requests served \
+                 at once are bounded by `max_in_flight`): drop --concurrency",
+            ));
+        }
         let scenario = load(&overrides(&args.measure))?;
         let axis = Rates::new(&scenario, &args.rates)?;
         drive(args, &scenario, &axis, instance).await

@@ -17,7 +17,7 @@ use tokio_postgres::Config;
 
 use super::options::{EmbeddedOptions, DBNAME, HOST, USER};
 use super::process::{self, postgres_command, Postmaster, Resources, SHUTDOWN_STEPS};
-use super::ready::{log_tail, wait_ready, Ready};
+use super::ready::{log_tail, wait_ready, Ready, LOG_TAIL_LINES};
 use super::{binaries, cert, cluster, stale};
 use crate::backend::postgres::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
 use crate::cleanup;
@@ -79,6 +79,14 @@ impl EmbeddedServer {
     /// error is tagged environment (exit 3), and leaves nothing behind.
     pub async fn start(opts: &EmbeddedOptions) -> Result<EmbeddedServer> {
         let started = Instant::now();
+        if let Some(port) = opts.port {
+            // Said at once, before initdb: otherwise the server holding it
+            // answers the ready check, and its refusal of our password reads
+            // as ours refusing its own login.
+            if port_in_use(port) {
+                return Err(port_taken(port));
+            }
+        }
         let bin_dir = binaries::find()?;
         let version = binaries::postgres_version(&bin_dir).await?;
         let run_as = process::server_user()?;
@@ -195,7 +203,17 @@ impl EmbeddedServer {
                     resources.server = None;
                     last_error = Some(e);
                 }
-                Ready::Failed(e) => return Err(e),
+                Ready::Failed(e) => {
+                    // Taken between the check and postgres's bind: postgres
+                    // says so in its log as it exits.
+                    let lost = match (opts.port, resources.server.as_mut()) {
+                        (Some(_), Some(postmaster)) => {
+                            lost_its_port(&dir, log_start, postmaster).await
+                        }
+                        _ => false,
+                    };
+                    return Err(if lost { port_taken(port) } else { e });
+                }
             }
         }
         Err(last_error.unwrap_or_else(|| error::environment("the embedded server did not start")))
@@ -376,6 +394,33 @@ impl Drop for EmbeddedServer {
 }
 
 /// Over the Unix-domain socket in the server's directory (trust).
+/// Whether another process listens on `port` of 127.0.0.1 (binding it
+/// fails with "address in use"; any other failure, such as a privileged
+/// port, is left for postgres to explain).
+fn port_in_use(port: u16) -> bool {
+    matches!(
+        std::net::TcpListener::bind((HOST, port)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+    )
+}
+
+fn port_taken(port: u16) -> anyhow::Error {
+    error::environment(format!(
+        "port {port} on {HOST} is already in use: another server listens there; choose \
+         another --port, or none for a free one"
+    ))
+}
+
+/// Whether the postmaster exited (within a few seconds) because it could
+/// not bind its port.
+async fn lost_its_port(dir: &Path, log_start: u64, postmaster: &mut Postmaster) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while postmaster.try_wait().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    log_tail(dir, log_start, LOG_TAIL_LINES).contains("could not bind")
+}
+
 fn socket_target(dir: &Path, port: u16) -> Result<Target> {
     let mut config = Config::new();
     config

@@ -25,6 +25,7 @@ pub fn check(
         path,
         diagnostics: Vec::new(),
         load_at: None,
+        rate_at: None,
         duration_at: None,
         rounds_at: None,
         mysql: false,
@@ -48,6 +49,8 @@ pub(super) struct Checker<'t> {
     /// Where `[run]`'s load (`rate` or `concurrency`), `duration` and
     /// `rounds` came from: the budgets' errors point there.
     pub(super) load_at: Option<Origin>,
+    /// Where `rate` came from, when the run is open loop.
+    pub(super) rate_at: Option<Origin>,
     pub(super) duration_at: Option<Origin>,
     pub(super) rounds_at: Option<Origin>,
     /// The scenario targets MySQL or MariaDB: `?` placeholders.

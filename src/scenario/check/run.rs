@@ -10,7 +10,7 @@ use crate::scenario::limits::{
     MAX_ROUNDS, MAX_TIMEOUT, MAX_WARMUP, MIN_RATE, MIN_TIMEOUT,
 };
 use crate::scenario::model::{ArrivalProcess, Arrivals, RetryPolicy, RunSettings};
-use crate::scenario::raw::{Given, Node, RawRetry, RawRun, Table};
+use crate::scenario::raw::{Given, Node, Origin, RawRetry, RawRun, Table};
 
 use super::checker::Checker;
 use super::values::{rate_out_of_range, subject};
@@ -116,6 +116,10 @@ impl Checker<'_> {
             return None;
         };
         self.load_at = Some(rate.origin());
+        self.rate_at = Some(rate.origin());
+        if let Some(workers) = &raw.concurrency {
+            self.workers_in_open_loop(&workers.origin(), &rate.origin());
+        }
         let value = match rate.get_ref() {
             Node::Int(i) => Some(*i as f64),
             Node::Float(f) => Some(*f),
@@ -165,6 +169,43 @@ impl Checker<'_> {
             process,
             max_in_flight,
         })
+    }
+
+    /// `concurrency` (closed loop's workers) given with `rate` (open loop,
+    /// where `max_in_flight` bounds the requests served at once) would be
+    /// ignored: refused, unless `--rate` turns a closed-loop file into an
+    /// open-loop run (the flag replaces the file's load).
+    fn workers_in_open_loop(&mut self, workers: &Origin, rate: &Origin) {
+        let why = "in open loop the requests served at once are bounded by `max_in_flight`, \
+                   not by workers";
+        match (workers, rate) {
+            (Origin::File(_), Origin::Flag(_)) => {}
+            (Origin::Flag(flag), _) => {
+                let rate = match rate {
+                    Origin::File(_) => {
+                        format!("the scenario's `rate` (line {})", self.line_of(rate))
+                    }
+                    Origin::Flag(flag) => (*flag).to_owned(),
+                };
+                self.error(
+                    workers.clone(),
+                    format!(
+                        "{flag} sets closed-loop workers, which {rate} replaces with arrivals: \
+                         {why}; drop {flag}"
+                    ),
+                );
+            }
+            (Origin::File(_), Origin::File(_)) => {
+                let line = self.line_of(rate);
+                self.error(
+                    workers.clone(),
+                    format!(
+                        "`concurrency` (closed-loop workers) has no effect with `rate` (line \
+                         {line}, open loop): {why}; remove one of them"
+                    ),
+                );
+            }
+        }
     }
 
     fn retry(&mut self, raw: Given<Table<RawRetry>>) -> Option<RetryPolicy> {
@@ -389,6 +430,38 @@ mod tests {
             // The file's valid value is replaced, and the flag's refused.
             assert_eq!(errors(&with_run("duration = \"1s\""), &o), expected);
         }
+    }
+
+    #[test]
+    fn workers_given_with_a_rate_are_refused_not_ignored() {
+        // Both in the file.
+        let e = errors(&with_run("concurrency = 16\nrate = 250"), &flags());
+        assert!(
+            e.starts_with("t.toml:2:15: `concurrency` (closed-loop workers) has no effect with `rate` (line 3, open loop)"),
+            "{e}"
+        );
+        // --concurrency over a file's rate, or with --rate.
+        let workers = Overrides {
+            concurrency: Some(4),
+            ..flags()
+        };
+        let e = errors(&with_run("rate = 250"), &workers);
+        assert!(
+            e.starts_with("--concurrency sets closed-loop workers, which the scenario's `rate` (line 2) replaces"),
+            "{e}"
+        );
+        let both = Overrides {
+            rate: Some(5.0),
+            ..workers
+        };
+        assert!(errors(BASE, &both).contains("which --rate replaces"));
+        // --rate over a closed-loop file: the flag replaces its load.
+        let rate = Overrides {
+            rate: Some(5.0),
+            ..flags()
+        };
+        let run = ok(&with_run("concurrency = 16"), &rate).run;
+        assert_eq!(run.arrivals.map(|a| a.rate), Some(5.0));
     }
 
     #[test]

@@ -21,6 +21,18 @@ impl Checker<'_> {
             .pool_sizes
             .map(|list| self.grid("pool_sizes", list, MAX_POOL_SIZE as i64))
             .unwrap_or_default();
+        if let (Some(list), Some(rate @ Origin::File(_))) = (&raw.concurrency, &self.rate_at) {
+            // A pool-size sweep at these worker counts would run open loop.
+            let line = self.line_of(rate);
+            self.error(
+                list.origin(),
+                format!(
+                    "`[sweep]` `concurrency` lists closed-loop workers, which have no effect with \
+                     `rate` (line {line}, open loop): remove one of them (`sweep --rates` sweeps \
+                     an open-loop scenario)"
+                ),
+            );
+        }
         let concurrency = raw
             .concurrency
             .map(|list| self.grid("concurrency", list, i64::from(MAX_CONCURRENCY)))

@@ -66,6 +66,15 @@ impl PoolSizes {
         concurrency: &[u32],
     ) -> Result<PoolSizes> {
         let path = s.source.path.display();
+        if let Some(a) = &s.run.arrivals {
+            // Its points would all run the same arrivals, whatever their
+            // concurrency: the axis would measure nothing it names.
+            return Err(bad_input(format!(
+                "a pool-size sweep runs closed-loop workers at each concurrency, but {path} runs \
+                 open loop ({} arrivals/s): sweep its rates with --rates, or remove `rate`",
+                a.rate
+            )));
+        }
         let pools: Vec<(&Strategy, &PoolSettings)> = s
             .strategies
             .iter()
