@@ -215,7 +215,11 @@ async fn merges_refuse_duplicates_overflows_and_inconsistent_reports() {
     ] {
         let o = merge(inputs, out).await;
         assert_eq!(code(&o), Some(2), "{}", show(&o));
-        assert!(stderr(&o).contains("are the same run"), "{}", show(&o));
+        assert!(
+            stderr(&o).contains("both hold the run started"),
+            "{}",
+            show(&o)
+        );
         assert!(!tmp.path().join(out).exists());
     }
 

@@ -481,7 +481,7 @@ impl Diff {
         (!unmeasured.is_empty()).then(|| {
             format!(
                 "Nothing compared for {}: no request succeeded in the baseline, the candidate \
-                 or either, so there are no latencies to compare",
+                 or both, so there are no latencies to compare",
                 unmeasured.join(", ")
             )
         })

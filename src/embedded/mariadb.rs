@@ -17,8 +17,8 @@ use anyhow::{Context, Result};
 
 use super::postgres::{
     chown, configure_dying_on, free_port, generate_certificate, generate_password, last_lines,
-    lookup_user, remove_leftovers, write_owner, write_private, Postmaster, Resources, RunAs, HOST,
-    LOG_TAIL_LINES, MARIADB_PID_FILE,
+    lookup_user, refuse_taken_port, remove_leftovers, write_owner, write_private, Postmaster,
+    Resources, RunAs, HOST, LOG_TAIL_LINES, MARIADB_PID_FILE,
 };
 use crate::backend::mysql::{self, SslMode, Target};
 use crate::cleanup;
@@ -110,6 +110,9 @@ impl MariaDb {
     /// generated user logs in. Every error is tagged environment (exit 3)
     /// and leaves nothing behind.
     pub async fn start(opts: &MariaDbOptions) -> Result<MariaDb> {
+        if let Some(port) = opts.port {
+            refuse_taken_port(port)?;
+        }
         let (lo, hi) = MARIADB_MAX_CONNECTIONS;
         if !(lo..=hi).contains(&i64::from(opts.max_connections)) {
             return Err(error::bad_input(format!(

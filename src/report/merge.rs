@@ -65,6 +65,17 @@ pub fn merge(inputs: &[Input], allow_different: bool) -> Result<Merged> {
             }
         }
     }
+    if names.is_empty() {
+        // A merged report of nothing would pass for a measurement.
+        return Err(bad_input(format!(
+            "nothing to merge: no input has a strategy ({})",
+            inputs
+                .iter()
+                .map(|i| i.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let mut strategies = Vec::with_capacity(names.len());
     for name in names {
         let parts: Vec<Part> = inputs
@@ -789,45 +800,72 @@ fn check_whole(input: &Input) -> Result<()> {
     Ok(())
 }
 
-/// Refuses the same run given twice (the same file, or a copy of it):
-/// the same start (`started_at`, to the millisecond), host, instance index,
-/// seed and measured windows. Copies of one synchronised run differ in
-/// their index or their host; a report given twice would count its
-/// requests twice and double the throughput.
+/// Refuses the same run given twice (the same file, a copy of it, or a
+/// merged report beside one of its own inputs): the same start
+/// (`started_at`, to the millisecond), host, instance index and measured
+/// windows. Copies of one synchronised run differ in their index or their
+/// host; a run given twice would count its requests twice and double the
+/// throughput.
 fn same_run(inputs: &[Input]) -> Result<()> {
-    let identity = |i: &Input| {
-        let r = &i.report;
-        let windows: Vec<u64> = r
-            .strategies
-            .iter()
-            .flat_map(|s| s.rounds.iter().map(|round| round.started_unix_ms))
-            .collect();
-        (
-            r.started_at.clone(),
-            r.host.name.clone(),
-            r.copies.instance_index,
-            r.scenario.resolved["run"]["seed"].to_string(),
-            windows,
-        )
-    };
     for (n, a) in inputs.iter().enumerate() {
-        if let Some(b) = inputs[n + 1..].iter().find(|b| identity(a) == identity(b)) {
-            let r = &a.report;
-            return Err(bad_input(format!(
-                "{} and {} are the same run (started {} on {}{}): a report given twice \
-                 would count its requests twice; give each copy's report once",
-                a.path,
-                b.path,
-                r.started_at,
-                r.host.name.as_deref().unwrap_or("an unnamed host"),
-                r.copies
-                    .instance_index
-                    .map(|i| format!(", --instance-index {i}"))
-                    .unwrap_or_default()
-            )));
+        let mine = runs(a);
+        for b in &inputs[n + 1..] {
+            if let Some(run) = runs(b).into_iter().find(|r| mine.contains(r)) {
+                return Err(bad_input(format!(
+                    "{} and {} both hold the run started {} on {}{}: a run given twice would \
+                     count its requests twice; give each copy's report once",
+                    a.path,
+                    b.path,
+                    run.started_at,
+                    run.host.as_deref().unwrap_or("an unnamed host"),
+                    run.index
+                        .map(|i| format!(" (--instance-index {i})"))
+                        .unwrap_or_default()
+                )));
+            }
         }
     }
     Ok(())
+}
+
+/// One run as [`same_run`] tells runs apart.
+#[derive(Debug, PartialEq)]
+struct RunId {
+    started_at: String,
+    host: Option<String>,
+    index: Option<u32>,
+    /// Every round's start, in the report's order.
+    windows: Vec<u64>,
+}
+
+/// The runs an input holds: itself, or a merged report's inputs.
+fn runs(input: &Input) -> Vec<RunId> {
+    let windows = |rounds: Vec<&Vec<RoundStats>>| -> Vec<u64> {
+        rounds
+            .into_iter()
+            .flatten()
+            .map(|r| r.started_unix_ms)
+            .collect()
+    };
+    let r = &input.report;
+    if r.copies.inputs.is_empty() {
+        return vec![RunId {
+            started_at: r.started_at.clone(),
+            host: r.host.name.clone(),
+            index: r.copies.instance_index,
+            windows: windows(r.strategies.iter().map(|s| &s.rounds).collect()),
+        }];
+    }
+    r.copies
+        .inputs
+        .iter()
+        .map(|i| RunId {
+            started_at: i.started_at.clone(),
+            host: i.host.name.clone(),
+            index: i.instance_index,
+            windows: windows(i.strategies.iter().map(|s| &s.rounds).collect()),
+        })
+        .collect()
 }
 
 /// Adds, key by key (phase or query), the histograms of every part.
@@ -1120,6 +1158,23 @@ mod tests {
     fn values(seed: u64, n: usize) -> Vec<u64> {
         let mut rng = crate::workload::params::Rng::new(seed);
         (0..n).map(|_| 50 + rng.below(200_000)).collect()
+    }
+
+    #[test]
+    fn a_run_given_twice_is_refused_even_inside_a_merged_report() {
+        let a: Vec<Vec<u64>> = (0..2).map(|s| values(s, 50)).collect();
+        let b: Vec<Vec<u64>> = (5..7).map(|s| values(s, 50)).collect();
+        let (ra, rb) = (report(0, T0, &a), report(1, T0 + 20, &b));
+        let twice = merge(&[input("a", ra.clone()), input("a2", ra.clone())], false);
+        let e = format!("{:#}", twice.unwrap_err());
+        assert!(
+            e.contains("a/report.json and a2/report.json both hold the run"),
+            "{e}"
+        );
+        let merged = merge(&[input("a", ra.clone()), input("b", rb)], false).unwrap();
+        let again = merge(&[input("m", merged.report), input("a", ra)], false);
+        let e = format!("{:#}", again.unwrap_err());
+        assert!(e.contains("(--instance-index 0)"), "{e}");
     }
 
     #[test]

@@ -83,9 +83,7 @@ impl EmbeddedServer {
             // Said at once, before initdb: otherwise the server holding it
             // answers the ready check, and its refusal of our password reads
             // as ours refusing its own login.
-            if port_in_use(port) {
-                return Err(port_taken(port));
-            }
+            refuse_taken_port(port)?;
         }
         let bin_dir = binaries::find()?;
         let version = binaries::postgres_version(&bin_dir).await?;
@@ -394,14 +392,15 @@ impl Drop for EmbeddedServer {
 }
 
 /// Over the Unix-domain socket in the server's directory (trust).
-/// Whether another process listens on `port` of 127.0.0.1 (binding it
-/// fails with "address in use"; any other failure, such as a privileged
-/// port, is left for postgres to explain).
-fn port_in_use(port: u16) -> bool {
-    matches!(
-        std::net::TcpListener::bind((HOST, port)),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
-    )
+/// Refuses a port given with `--port` that another process listens on
+/// (binding it fails with "address in use"; any other failure, such as a
+/// privileged port, is left for the server to explain): every embedded
+/// server says so before it starts.
+pub fn refuse_taken_port(port: u16) -> Result<()> {
+    match std::net::TcpListener::bind((HOST, port)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(port_taken(port)),
+        _ => Ok(()),
+    }
 }
 
 fn port_taken(port: u16) -> anyhow::Error {
