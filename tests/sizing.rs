@@ -154,7 +154,8 @@ fn sweep_on_the_embedded_server_then_plan() {
     assert_eq!(plan.status.code(), Some(2));
     assert!(common::stderr(&plan).contains("above the best measured throughput"));
 
-    // A budget too small: the plan says so and recommends PgBouncer.
+    // A budget too small: the plan says so, recommends PgBouncer, and
+    // exits 1 (issue 28: its answer is no).
     let plan = poolbench_blocking([
         "plan",
         "--sweep",
@@ -169,7 +170,7 @@ fn sweep_on_the_embedded_server_then_plan() {
         "20",
     ]);
     let stdout = common::stdout(&plan);
-    assert_eq!(plan.status.code(), Some(0), "{}", common::stderr(&plan));
+    assert_eq!(plan.status.code(), Some(1), "{}", common::stderr(&plan));
     assert!(
         stdout.contains("DOES NOT FIT") && stdout.contains("PgBouncer in transaction pooling"),
         "{stdout}"
