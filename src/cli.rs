@@ -407,7 +407,7 @@ pub struct ServerArgs {
     #[arg(long, value_enum, default_value_t = AuthArg::ScramSha256)]
     pub auth: AuthArg,
 
-    /// Serve TLS with a generated self-signed certificate (the default).
+    /// Serve TLS with a generated certificate signed by a throwaway CA (the default; PGSSLROOTCERT names the CA).
     #[arg(long, overrides_with = "no_tls")]
     pub tls: bool,
 
