@@ -181,8 +181,9 @@ async fn measure(
             export::write_all(out_dir, &report, files(args.no_html))?;
         }
     }
+    // hlog/ was written after the last round and does not carry
+    // `interrupted`: only the report files are written again.
     report.interrupted = cancel.is_cancelled();
-    hlog::write(out_dir, &report)?;
     export::write_all(out_dir, &report, files(args.no_html))?;
 
     if !args.quiet {

@@ -170,7 +170,6 @@ async fn measure<A: Axis>(
             );
         }
         axis.record(&mut sweep, &step.at, &r, interrupted);
-        sweep.interrupted = interrupted;
         sweep.analysis = A::analyse(&sweep);
         // Until the last write the files say the sweep is unfinished: a
         // write that fails (a full disk) or a kill leaves them so.

@@ -44,8 +44,6 @@ const STOP_STEPS: [(libc::c_int, Duration); 2] = [
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// The start of every embedded MariaDB directory's name.
 const PREFIX: &str = mysql::THROWAWAY_DIR_PREFIX;
-/// The server's pid, in its directory.
-const PID_FILE: &str = MARIADB_PID_FILE;
 
 /// What kind of MariaDB to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +134,7 @@ impl MariaDb {
         let forced = cleanup::on_forced_exit({
             let dir = dir.clone();
             move || {
-                let pid = std::fs::read_to_string(dir.join(PID_FILE))
+                let pid = std::fs::read_to_string(dir.join(MARIADB_PID_FILE))
                     .ok()
                     .and_then(|t| t.trim().parse::<u32>().ok());
                 if let Some(pid) = pid {
@@ -221,7 +219,10 @@ impl MariaDb {
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
             .arg(format!("--socket={}", dir.join("mariadbd.sock").display()))
-            .arg(format!("--pid-file={}", dir.join(PID_FILE).display()))
+            .arg(format!(
+                "--pid-file={}",
+                dir.join(MARIADB_PID_FILE).display()
+            ))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
             .arg(&tmpdir)
             .arg(format!("--init-file={}", init.display()))

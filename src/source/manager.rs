@@ -63,6 +63,11 @@ impl managed::Manager for Manager {
         if pooled.conn.is_closed() {
             return Err(RecycleError::message("Connection closed"));
         }
+        // Fast is that check alone: no call into the engine (MySQL's would
+        // be boxed) on every pooled request.
+        if matches!(self.method, Recycling::Fast) {
+            return Ok(());
+        }
         pooled
             .conn
             .recycle(self.method)

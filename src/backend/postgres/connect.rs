@@ -87,6 +87,12 @@ impl ConnectError {
         }
     }
 
+    /// Whether the server refused the login itself (SQLSTATE 28P01 or
+    /// 28000): waiting or retrying will not change it.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self.code().map(|c| c.code()), Some("28P01" | "28000"))
+    }
+
     /// The error as a request counts it: its class and description.
     pub fn request_error(&self) -> RequestError {
         match self {

@@ -237,7 +237,7 @@ impl Target {
     /// came from, and what a failed certificate check was checking.
     fn explain(&self, e: &connect::ConnectError) -> String {
         let mut text = e.to_string();
-        let auth_failed = matches!(e.code().map(|c| c.code()), Some("28P01" | "28000"));
+        let auth_failed = e.is_auth_failure();
         if let (true, Some(file)) = (auth_failed, &self.details.passfile) {
             text.push_str(&format!(
                 "\npassword retrieved from file \"{}\"",

@@ -71,7 +71,7 @@ pub async fn wait_ready(
             }
             Ok(Err(e)) => {
                 // Authentication errors will not go away by waiting.
-                if matches!(e.code().map(|c| c.code()), Some("28P01" | "28000")) {
+                if e.is_auth_failure() {
                     return Ready::Failed(error::environment(format!(
                         "the embedded server at {} rejected poolbench's own login: {e}",
                         target.redacted(),

@@ -391,7 +391,6 @@ impl Drop for EmbeddedServer {
     }
 }
 
-/// Over the Unix-domain socket in the server's directory (trust).
 /// Refuses a port given with `--port` that another process listens on
 /// (binding it fails with "address in use"; any other failure, such as a
 /// privileged port, is left for the server to explain): every embedded
@@ -420,6 +419,7 @@ async fn lost_its_port(dir: &Path, log_start: u64, postmaster: &mut Postmaster) 
     log_tail(dir, log_start, LOG_TAIL_LINES).contains("could not bind")
 }
 
+/// Over the Unix-domain socket in the server's directory (trust).
 fn socket_target(dir: &Path, port: u16) -> Result<Target> {
     let mut config = Config::new();
     config

@@ -342,16 +342,12 @@ impl Axis for Rates {
 
 /// Where each strategy (in the order first measured) saturates.
 pub fn saturation(points: &[RatePoint]) -> Vec<Saturation> {
-    let mut names: Vec<(&str, Kind)> = Vec::new();
-    for p in points {
-        if !names.iter().any(|(n, _)| *n == p.strategy) {
-            names.push((&p.strategy, p.kind));
-        }
-    }
-    names
+    strategies(points, |p| &p.strategy)
         .into_iter()
-        .map(|(name, kind)| {
+        .map(|name| {
             let mut mine: Vec<&RatePoint> = points.iter().filter(|p| p.strategy == name).collect();
+            // A name comes from a point, so `mine` has one (its kind).
+            let kind = mine[0].kind;
             mine.sort_by(|a, b| a.rate.total_cmp(&b.rate));
             let saturates_at = mine.iter().find(|p| p.saturated).map(|p| p.rate);
             let kept_up_to = mine

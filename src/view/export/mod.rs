@@ -246,12 +246,7 @@ impl Drop for OutDir {
         if self.lock.take().is_some() {
             let _ = self.dir.remove(LOCK_FILE);
         }
-        // remove_dir fails on a directory that is not empty, which is kept.
-        for dir in self.created.iter().rev() {
-            if std::fs::remove_dir(dir).is_err() {
-                break;
-            }
-        }
+        remove_created(&self.created);
     }
 }
 
