@@ -132,8 +132,12 @@ fn display_path<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&path.display())
 }
 
+/// `compare --format json`'s format (docs/schema/compare.schema.json).
+pub const COMPARE_SCHEMA_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diff {
+    pub schema_version: u32,
     /// Any metric of any strategy regressed: the one field a script needs.
     pub regression: bool,
     /// The summary line (the regressions, improvements, changes in noise).
@@ -175,6 +179,7 @@ pub fn compare(
         started_at: l.report.started_at.clone(),
     };
     let mut diff = Diff {
+        schema_version: COMPARE_SCHEMA_VERSION,
         regression: false,
         summary: String::new(),
         test: String::new(),

@@ -47,8 +47,12 @@ pub struct PlanRequest {
     pub base_rps: Option<f64>,
 }
 
+/// `plan --format json`'s format (docs/schema/plan.schema.json).
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
+    pub schema_version: u32,
     pub sweep: String,
     pub scenario: String,
     pub concurrency: u32,
@@ -124,8 +128,11 @@ pub struct Library {
 #[derive(Debug, Clone, Serialize)]
 pub struct BreakEven {
     pub fresh_total_p50_ms: f64,
-    pub pool_total_p50_ms: f64,
-    /// fresh total p50 − pool total p50.
+    /// The chosen pool's query p50: a pooled request's time once it holds
+    /// a connection. Not the sweep's total p50, which at a small pool is
+    /// mostly the closed loop's wait for a connection, not pooling's cost.
+    pub pool_query_p50_ms: f64,
+    /// fresh total p50 − pool query p50.
     pub saved_ms_per_request: f64,
     /// saved_ms_per_request × R / 1000: seconds of waiting saved per second
     /// of traffic (= requests no longer in flight, by Little's law).
@@ -461,10 +468,10 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
     }
 
     let break_even = fresh.map(|f| {
-        let saved = (f.total.p50_us as f64 - chosen.total.p50_us as f64) / 1000.0;
+        let saved = (f.total.p50_us as f64 - chosen.query.p50_us as f64) / 1000.0;
         BreakEven {
             fresh_total_p50_ms: f.total.p50_us as f64 / 1000.0,
-            pool_total_p50_ms: chosen.total.p50_us as f64 / 1000.0,
+            pool_query_p50_ms: chosen.query.p50_us as f64 / 1000.0,
             saved_ms_per_request: saved,
             saved_s_per_s: saved * req.rps / 1000.0,
             connections_per_s: req.rps * f.connections_per_request.max(1.0),
@@ -473,6 +480,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
     });
 
     Ok(PlanReport {
+        schema_version: PLAN_SCHEMA_VERSION,
         sweep: shown.to_string(),
         scenario: sweep.scenario.name.clone(),
         concurrency,
@@ -886,11 +894,14 @@ pub(crate) mod tests {
             [("pool_size", "2"), ("max_overflow", "2")]
         );
 
-        // Break-even: 8 ms fresh against 1.5 ms pooled saves 6.5 ms per
-        // request, 6.5 ms × 2,000/s = 13 s of waiting per second.
+        // Break-even: 8 ms fresh against pool 4's query p50 of 1 ms (not
+        // its total p50 of 1.5 ms, which holds the sweep's wait for a
+        // connection) saves 7 ms per request, 7 ms × 2,000/s = 14 s of
+        // waiting per second.
         let be = r.break_even.as_ref().unwrap();
-        assert!(close(be.saved_ms_per_request, 6.5));
-        assert!(close(be.saved_s_per_s, 13.0));
+        assert!(close(be.pool_query_p50_ms, 1.0));
+        assert!(close(be.saved_ms_per_request, 7.0));
+        assert!(close(be.saved_s_per_s, 14.0));
         assert!(close(be.connections_per_s, 2000.0));
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     }
@@ -943,7 +954,7 @@ pub(crate) mod tests {
             r.warnings
         );
         let be = r.break_even.as_ref().unwrap();
-        assert!(close(be.saved_s_per_s, 6.5 * 7.6));
+        assert!(close(be.saved_s_per_s, 7.0 * 7.6));
     }
 
     #[test]

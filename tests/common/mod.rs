@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod schema;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -44,22 +46,30 @@ where
     blocking_command(args).into()
 }
 
-/// Runs the binary to its end without blocking the runtime's threads.
+/// Runs the binary to its end without blocking the runtime's threads; the
+/// JSON it wrote or printed is checked against its schema.
 pub async fn poolbench<I, S>(args: I) -> Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    command(args).output().await.expect("run poolbench")
+    let args: Vec<S> = args.into_iter().collect();
+    let o = command(&args).output().await.expect("run poolbench");
+    schema::check_outputs(&args, &o);
+    o
 }
 
-/// Runs the binary to its end, for tests outside a runtime.
+/// Runs the binary to its end, for tests outside a runtime; the JSON it
+/// wrote or printed is checked against its schema.
 pub fn poolbench_blocking<I, S>(args: I) -> Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    blocking_command(args).output().expect("run poolbench")
+    let args: Vec<S> = args.into_iter().collect();
+    let o = blocking_command(&args).output().expect("run poolbench");
+    schema::check_outputs(&args, &o);
+    o
 }
 
 /// `poolbench <command> <scenario> --dsn <dsn> --out <out> <extra…>`.
@@ -149,10 +159,15 @@ pub fn write_scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
-/// A JSON file, parsed.
+/// A JSON file, parsed; a report.json or sweep.json checked against its
+/// schema.
 pub fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if let Some(doc) = schema::Doc::of_file(path) {
+        schema::check(doc, &json, &path.display().to_string());
+    }
+    json
 }
 
 /// The report.json of a run directory, parsed.
