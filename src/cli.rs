@@ -310,13 +310,14 @@ pub struct MeasureArgs {
     pub embedded: bool,
 
     /// Measured time per strategy (or sweep point), e.g. 20s or 1m
-    /// (overrides [run].duration).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    /// (overrides [run].duration; a smoke test of every command can set it
+    /// once in POOLBENCH_DURATION).
+    #[arg(long, value_name = "D", value_parser = parse_duration, env = "POOLBENCH_DURATION")]
     pub duration: Option<Duration>,
 
     /// Time run but not recorded before each strategy (or sweep point)
-    /// (overrides [run].warmup).
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    /// (overrides [run].warmup; or POOLBENCH_WARMUP).
+    #[arg(long, value_name = "D", value_parser = parse_duration, env = "POOLBENCH_WARMUP")]
     pub warmup: Option<Duration>,
 
     /// Seed of the parameter generators (overrides [run].seed).

@@ -16,7 +16,11 @@
 //!   and check, the scripts it names exist and are executable, each `cargo`
 //!   line builds with `--locked`; and the install block runs as written in
 //!   a fresh home, so its completion scripts and man pages land where the
-//!   shells and `man` look.
+//!   shells and `man` look;
+//! - every other command of README.md runs as written in a directory laid
+//!   out as a fresh clone's (each measuring for a second, through
+//!   POOLBENCH_DURATION), but for those that name the reader's own server,
+//!   and each report it writes matches its schema.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +32,8 @@ use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
 use poolbench::cli::Cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
+
+mod common;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -645,4 +651,185 @@ fn the_readme_install_block_runs_in_a_fresh_home() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// Copies a directory tree (files and directories only).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every command of README.md, run as written, in order, from a directory
+/// holding what a fresh clone gives them (scenarios/ and results/baseline),
+/// with the built binary where the commands name it (`poolbench` on the
+/// PATH, `./target/release/poolbench`), each measuring for one second
+/// (POOLBENCH_DURATION, so the command is the README's word for word).
+/// Left out, and said why: cargo's (CI builds and tests; the install block
+/// has its test above) and those naming the reader's own server (`--dsn`).
+#[test]
+fn the_readme_commands_run_as_written() {
+    let clone = tempfile::tempdir().unwrap();
+    let at = clone.path();
+    copy_tree(&root().join("scenarios"), &at.join("scenarios"));
+    copy_tree(
+        &root().join("results/baseline"),
+        &at.join("results/baseline"),
+    );
+    let bin = at.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(at.join("target/release")).unwrap();
+    std::os::unix::fs::symlink(BIN, bin.join("poolbench")).unwrap();
+    std::os::unix::fs::symlink(BIN, at.join("target/release/poolbench")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let mut ran = Vec::new();
+    for command in readme_commands() {
+        let words = words(&command);
+        let Some(program) = words.first() else {
+            continue;
+        };
+        let is_poolbench = program == "poolbench" || program.ends_with("/poolbench");
+        let installs = command.contains("completions") || words.get(1).is_some_and(|w| w == "man");
+        if !is_poolbench || installs || words.iter().any(|w| w.starts_with("--dsn")) {
+            continue;
+        }
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!("set -eu\n{command}"))
+            .current_dir(at)
+            .env("PATH", &path)
+            .env("HOME", at)
+            .env("POOLBENCH_DURATION", "1s")
+            .env("POOLBENCH_WARMUP", "0s");
+        // The embedded server, whatever the caller's environment says.
+        for (name, _) in std::env::vars() {
+            if name == "DATABASE_URL" || name == "JOB_COMPLETION_INDEX" || name.starts_with("PG") {
+                cmd.env_remove(name);
+            }
+        }
+        let o = cmd.output().unwrap();
+        // compare exits 1 on a regression: a debug build against the
+        // release baseline may be one; 2 would be a refusal.
+        let allowed: &[i32] = if words.get(1).is_some_and(|w| w == "compare") {
+            &[0, 1]
+        } else {
+            &[0]
+        };
+        assert!(
+            o.status.code().is_some_and(|c| allowed.contains(&c)),
+            "{command}\nexit {:?}\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ran.push(words[1..].join(" "));
+    }
+    for expected in [
+        "run scenarios/quickstart.toml",
+        "validate scenarios/lookup.toml",
+        "run scenarios/workers.toml",
+        "compare results/baseline results/candidate --format markdown",
+        "sweep scenarios/sizing.toml --out results/sizing-sweep",
+    ] {
+        assert!(
+            ran.iter().any(|r| r == expected),
+            "{expected} not run: {ran:#?}"
+        );
+    }
+    assert!(
+        ran.iter().any(|r| r.starts_with("plan --sweep")),
+        "{ran:#?}"
+    );
+    // What they wrote is what the schemas say.
+    let mut reports = 0;
+    for dir in std::fs::read_dir(at.join("results")).unwrap().flatten() {
+        for name in ["report.json", "sweep.json"] {
+            let file = dir.path().join(name);
+            if file.is_file() && dir.file_name() != "baseline" {
+                common::read_json(&file);
+                reports += 1;
+            }
+        }
+    }
+    assert!(reports >= 7, "{reports} reports in results/");
+}
+
+/// Whether `text` holds a calendar date (2026-11-22) that is not part of an
+/// example timestamp (2026-11-22T10:00:00Z), or a month and year.
+fn has_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |from: usize, n: usize| {
+        b.get(from..from + n)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let iso = (0..b.len()).any(|i| {
+        digits(i, 4)
+            && b.get(i + 4) == Some(&b'-')
+            && digits(i + 5, 2)
+            && b.get(i + 7) == Some(&b'-')
+            && digits(i + 8, 2)
+            && b.get(i + 10) != Some(&b'T')
+            && (i == 0 || !b[i - 1].is_ascii_digit())
+    });
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    iso || MONTHS.iter().any(|m| {
+        text.match_indices(m).any(|(i, _)| {
+            let after = text[i + m.len()..].trim_start();
+            after.len() >= 4 && after[..4].chars().all(|c| c.is_ascii_digit())
+        })
+    })
+}
+
+/// Dated measurements go in docs/performance.md, with the script that
+/// reproduces them; a comment in src/ that quotes one goes stale.
+#[test]
+fn no_comment_in_src_is_dated() {
+    assert!(has_date("// measured 2026-11-22: 1.2 ms"));
+    assert!(has_date("/// in November 2026, 40% faster"));
+    assert!(!has_date("/// e.g. 2026-11-22T10:00:00Z"));
+    let mut dated = Vec::new();
+    let mut stack = vec![root().join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                for (n, line) in read(&path).lines().enumerate() {
+                    let comment = line.find("//").map(|i| &line[i..]);
+                    if comment.is_some_and(has_date) {
+                        dated.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        dated.is_empty(),
+        "dated comments (move them to docs/performance.md): {dated:#?}"
+    );
 }

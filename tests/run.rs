@@ -155,6 +155,17 @@ async fn fresh_and_pool_are_measured_and_reported() {
     }
     let pool_row = &pool["timeline"][0];
     assert_eq!(pool_row["pool_size"], 3);
+    // pool_waiting counts requests waiting for a connection: none while one
+    // is available, and at most the workers not holding one.
+    for row in pool["timeline"].as_array().unwrap() {
+        let (size, available, waiting) = (
+            u(&row["pool_size"]),
+            u(&row["pool_available"]),
+            u(&row["pool_waiting"]),
+        );
+        assert!(available == 0 || waiting == 0, "{row}");
+        assert!(size - available + waiting <= 4, "{row}");
+    }
     assert!(u(&pool_row["server_backends"]) >= 3);
     let c = &report["comparison"][0];
     assert_eq!(

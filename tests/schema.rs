@@ -176,12 +176,26 @@ async fn every_json_output_validates() {
         ("rates", &["--rates", "25,50"][..]),
     ] {
         let mut extra = axis.to_vec();
-        extra.extend(["--duration", "1s", "--warmup", "0s", "--quiet"]);
-        ok(&on_server("sweep", &file, &dsn, &out(name), &extra).await);
+        extra.extend(["--duration", "1s", "--warmup", "0s"]);
+        let quiet = name != "rtts";
+        if quiet {
+            extra.push("--quiet");
+        }
+        let o = on_server("sweep", &file, &dsn, &out(name), &extra).await;
+        ok(&o);
         assert_eq!(
             read_json(&out(name).join("sweep.json"))["interrupted"],
             false
         );
+        // The table follows the header after one blank line, or starts the
+        // output with --quiet.
+        let stdout = common::stdout(&o);
+        if quiet {
+            assert!(stdout.starts_with("latencies in ms\n"), "{stdout}");
+        } else {
+            assert!(stdout.contains("\n\nlatencies in ms\n"), "{stdout}");
+            assert!(!stdout.contains("\n\n\n"), "{stdout}");
+        }
     }
     let sweep = read_json(&out("sizes").join("sweep.json"));
     breaks(

@@ -183,7 +183,7 @@ async fn measure<A: Axis>(
     sweep.analysis = A::analyse(&sweep);
     export::write_all(out_dir, &sweep, files)?;
 
-    crate::outln!();
+    // The header ends with a blank line; the table follows it directly.
     crate::out!("{}", term::sweep::table(&sweep));
     if !args.quiet {
         if args.no_html {

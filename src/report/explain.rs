@@ -23,7 +23,12 @@ impl Explanation {
                 Kind::Fresh => true,
                 Kind::Pool => false,
             })
-            .filter_map(|s| Explanation::of(s, pool, report.network.as_ref()))
+            .filter_map(|s| {
+                let mut e = Explanation::of(s, pool, report.network.as_ref())?;
+                e.via = via(report, &s.name);
+                e.statement_cache = s.settings.get("statement_cache") != Some(&false.into());
+                Some(e)
+            })
             .collect()
     }
 
@@ -73,6 +78,20 @@ impl Explanation {
             close_ms: mean(fresh, Phase::Close),
             total_ms,
             network,
+            via: None,
+            statement_cache: true,
         })
     }
+}
+
+/// The pooler a strategy connected through (its `via` in the scenario as
+/// run), if any.
+fn via(report: &Report, strategy: &str) -> Option<String> {
+    report.scenario.resolved["strategies"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == strategy)?
+        .get("via")?
+        .as_str()
+        .map(str::to_string)
 }

@@ -78,7 +78,11 @@ pub fn duration_us(us: u64) -> String {
 
 /// "1 strategy", "3 strategies".
 pub fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    format!(
+        "{} {}",
+        thousands(n as u64),
+        if n == 1 { one } else { many }
+    )
 }
 
 /// Milliseconds with three decimals, for CSV columns: 1234 µs → "1.234".

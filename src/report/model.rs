@@ -619,8 +619,9 @@ pub struct Explanation {
     pub startup_ms: Option<f64>,
     pub query_ms: f64,
     pub pool_query_ms: Option<f64>,
-    /// `query_ms − pool_query_ms`: what the first query on a new backend
-    /// costs more (statements prepared again, caches cold).
+    /// `query_ms − pool_query_ms`: what the first query on a new
+    /// connection costs more (on a new backend: statements prepared again,
+    /// caches cold; through a pooler: a server connection to be lent).
     pub first_query_extra_ms: Option<f64>,
     pub close_ms: Option<f64>,
     /// The whole request, as the application sees it.
@@ -628,6 +629,23 @@ pub struct Explanation {
     /// Across an emulated link: the round trips in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<RoundTripShare>,
+    /// The pooler its connections went through (`via`, "pgbouncer"):
+    /// connecting started no backend, and its first query on a connection
+    /// borrowed one of the pooler's. Absent when it connected directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// `statement_cache = false`: its statements were unnamed, parsed on
+    /// every query, so none was prepared again. Absent when true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub statement_cache: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// How much of the time is round trips across the emulated link: the

@@ -18,7 +18,7 @@ use super::erlang;
 use super::sweep::pool_size::*;
 use super::sweep::SWEEP_SCHEMA_VERSION;
 use crate::error::bad_input;
-use crate::report::format::{ms, ms_trimmed, rps};
+use crate::report::format::{ms, ms_trimmed, plural, rps};
 
 /// The highest utilisation a pool is planned for: above it, the queue for
 /// connections grows sharply with any burst.
@@ -312,10 +312,11 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
         .fold(0.0f64, f64::max);
     if lambda > best {
         return Err(bad_input(format!(
-            "--rps {} over {k} instance(s) is {} req/s per instance, above the best measured \
+            "--rps {} over {} is {} req/s per instance, above the best measured \
              throughput of {} req/s (at {concurrency} workers): the sweep never showed this \
              server doing that; add instances (--instances) or sweep with more workers",
             req.rps,
+            plural(k as usize, "instance", "instances"),
             rps(lambda),
             rps(best)
         )));

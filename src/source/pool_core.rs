@@ -187,12 +187,29 @@ impl<M: Manager> Pool<M> {
         Ok(Permit { inner, kept: false })
     }
 
+    /// The occupancy as the timeline defines it: `available`, idle
+    /// connections no request has been given; `waiting`, requests waiting
+    /// for a connection. A connection given back goes to the next waiter at
+    /// once (its permit), but stays idle, and the waiter counted, until the
+    /// waiter's task runs: that connection is the waiter's, and counted in
+    /// neither. So a pool with a connection available has no request
+    /// waiting, and `available` never exceeds the free permits.
     pub fn status(&self) -> Status {
         let inner = &self.inner;
+        let idle: usize = inner.idle.iter().map(|q| lock(q).len()).sum();
+        let waiting = inner.waiting.load(Ordering::Relaxed);
+        let free = inner.permits.available_permits();
         Status {
             size: inner.size.load(Ordering::Relaxed),
-            available: inner.idle.iter().map(|q| lock(q).len()).sum(),
-            waiting: inner.waiting.load(Ordering::Relaxed),
+            available: idle.min(free),
+            // With a permit free no one waits for one (a permit given back
+            // goes to the first waiter); without, each idle connection is a
+            // woken waiter's.
+            waiting: if free > 0 {
+                0
+            } else {
+                waiting.saturating_sub(idle)
+            },
         }
     }
 
@@ -458,6 +475,28 @@ mod tests {
         drop(b);
         assert_eq!(p.status().size, 0);
         assert!(matches!(p.get(0).await, Err(PoolError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_connection_given_to_a_waiter_is_neither_available_nor_waited_for() {
+        let p = Arc::new(pool(1, 1, None));
+        let a = p.get(0).await.unwrap();
+        let waiter = tokio::spawn({
+            let p = p.clone();
+            async move { *p.get(0).await.unwrap() }
+        });
+        tokio::task::yield_now().await;
+        let s = p.status();
+        assert_eq!((s.size, s.available, s.waiting), (1, 0, 1));
+        // Given back: idle, its permit the waiter's, the waiter not yet run.
+        drop(a);
+        assert_eq!(lock(&p.inner.idle[0]).len(), 1);
+        assert_eq!(p.inner.waiting.load(Ordering::Relaxed), 1);
+        let s = p.status();
+        assert_eq!((s.size, s.available, s.waiting), (1, 0, 0));
+        assert_eq!(waiter.await.unwrap(), 0);
+        let s = p.status();
+        assert_eq!((s.size, s.available, s.waiting), (1, 1, 0));
     }
 
     #[tokio::test]

@@ -18,8 +18,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_poolbench");
 
 /// The binary with `args`, run from the package directory (so relative
 /// fixture paths appear in messages as given), without the caller's
-/// DATABASE_URL or JOB_COMPLETION_INDEX (either would change which server
-/// it reaches or which copy it is), stdin closed, stdout and stderr piped.
+/// DATABASE_URL, JOB_COMPLETION_INDEX or POOLBENCH_DURATION/_WARMUP (they
+/// would change which server it reaches, which copy it is or how long it
+/// measures), stdin closed, stdout and stderr piped.
 pub fn blocking_command<I, S>(args: I) -> std::process::Command
 where
     I: IntoIterator<Item = S>,
@@ -30,6 +31,8 @@ where
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("DATABASE_URL")
         .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("POOLBENCH_DURATION")
+        .env_remove("POOLBENCH_WARMUP")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -54,8 +57,9 @@ where
     S: AsRef<OsStr>,
 {
     let args: Vec<S> = args.into_iter().collect();
+    let started = std::time::SystemTime::now();
     let o = command(&args).output().await.expect("run poolbench");
-    schema::check_outputs(&args, &o);
+    schema::check_outputs(&args, started, &o);
     o
 }
 
@@ -67,8 +71,9 @@ where
     S: AsRef<OsStr>,
 {
     let args: Vec<S> = args.into_iter().collect();
+    let started = std::time::SystemTime::now();
     let o = blocking_command(&args).output().expect("run poolbench");
-    schema::check_outputs(&args, &o);
+    schema::check_outputs(&args, started, &o);
     o
 }
 

@@ -8,6 +8,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Output;
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -89,10 +90,11 @@ pub fn check(doc: Doc, json: &Value, what: &str) {
     );
 }
 
-/// After the binary ran with `args`: the report.json and sweep.json in its
-/// `--out` directory, and its stdout when it is `plan` or `compare` with
+/// After the binary ran with `args` from `started`: the report.json and
+/// sweep.json it wrote in its `--out` directory (not one a test put there
+/// for it to refuse), and its stdout when it is `plan` or `compare` with
 /// `--format json`.
-pub fn check_outputs<S: AsRef<OsStr>>(args: &[S], o: &Output) {
+pub fn check_outputs<S: AsRef<OsStr>>(args: &[S], started: SystemTime, o: &Output) {
     let args: Vec<&str> = args.iter().filter_map(|a| a.as_ref().to_str()).collect();
     let value_of = |flag: &str| {
         let joined = format!("{flag}=");
@@ -108,6 +110,10 @@ pub fn check_outputs<S: AsRef<OsStr>>(args: &[S], o: &Output) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(out);
         for name in ["report.json", "sweep.json"] {
             let path = dir.join(name);
+            let written = std::fs::metadata(&path).and_then(|m| m.modified());
+            if !written.is_ok_and(|t| t >= started) {
+                continue;
+            }
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let json: Value = serde_json::from_str(&text)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::report::format::{ms_trimmed, render as render_rows, rps};
+use crate::report::format::{ms_trimmed, plural, render as render_rows, rps};
 use crate::sizing::plan::Verification;
 use crate::sizing::plan::{PlanReport, MAX_UTILISATION};
 use crate::sizing::sweep::pool_size::SweepReport;
@@ -15,10 +15,10 @@ pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {
     let t = &r.target;
     let _ = writeln!(
         o,
-        "plan: {} req/s at p99 ≤ {} ms over {} instance(s), from {}",
+        "plan: {} req/s at p99 ≤ {} ms over {}, from {}",
         rps(t.rps),
         ms_trimmed(t.p99_ms * 1000.0),
-        t.instances,
+        plural(t.instances as usize, "instance", "instances"),
         r.sweep
     );
     let sizes: Vec<String> = sweep
@@ -154,10 +154,10 @@ pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {
                 let _ = writeln!(
                     o,
                     "                        the per-request design reached only {} req/s in the \
-                     sweep: it could not carry {} req/s on {} instance(s) at all",
+                     sweep: it could not carry {} req/s on {} at all",
                     rps(be.fresh_throughput_rps),
                     rps(t.rps),
-                    t.instances
+                    plural(t.instances as usize, "instance", "instances")
                 );
             }
         }
@@ -271,7 +271,7 @@ mod tests {
         let pad = " ".repeat(24);
         has(
             &l,
-            "plan: 2,000 req/s at p99 ≤ 5 ms over 1 instance(s), from known/sweep.json",
+            "plan: 2,000 req/s at p99 ≤ 5 ms over 1 instance, from known/sweep.json",
         );
         has(
             &l,

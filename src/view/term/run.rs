@@ -53,18 +53,19 @@ pub fn header(s: &Scenario, server: &Server, threads: usize) -> String {
     out.push_str(&server_line(server));
     let load = match s.run.arrivals {
         Some(a) => format!(
-            "open loop: {} req/s ({}), max_in_flight {}, on {threads} threads",
+            "open loop: {} req/s ({}), max_in_flight {}, on {}",
             rps(a.rate),
             match a.process {
                 ArrivalProcess::Poisson => "poisson",
                 ArrivalProcess::Uniform => "uniform",
             },
-            a.max_in_flight
+            thousands(u64::from(a.max_in_flight)),
+            plural(threads, "thread", "threads")
         ),
         None => format!(
-            "{} workers on {} threads",
-            s.run.concurrency,
-            threads.min(s.run.concurrency as usize)
+            "{} on {}",
+            plural(s.run.concurrency as usize, "worker", "workers"),
+            plural(threads.min(s.run.concurrency as usize), "thread", "threads")
         ),
     };
     out.push_str(&format!(
@@ -159,7 +160,7 @@ pub fn tables(report: &Report) -> String {
         "req/s",
         "errors",
         "connections",
-        "startup",
+        "pool fill",
     ]
     .map(String::from)
     .to_vec()];
@@ -175,6 +176,16 @@ pub fn tables(report: &Report) -> String {
         ]);
     }
     let mut out = render(&rows, 2);
+    if report
+        .strategies
+        .iter()
+        .any(|s| s.connections_opened > s.requests)
+    {
+        out.push_str(
+            "(connections: every one opened, warm-up and pool fill included; requests: the \
+             measured window's. pool fill: opening the pool's min_size before measuring)\n",
+        );
+    }
 
     let mut rows = vec![[
         "latency (ms)",
@@ -230,7 +241,12 @@ pub fn tables(report: &Report) -> String {
 
 /// Where a per-request connection's time goes (means, in ms).
 pub fn explanation(e: &Explanation) -> String {
-    let n = |ms: f64| trimmed(ms, if ms >= 10.0 { 1 } else { 2 });
+    // A close that took 0.004 ms is not "0 ms".
+    let n = |ms: f64| match ms {
+        m if m >= 10.0 => trimmed(m, 1),
+        m if m >= 0.01 => trimmed(m, 2),
+        _ => "< 0.01".into(),
+    };
     let mut out = format!("where {}'s time goes (means):\n", e.strategy);
     let mut steps = Vec::new();
     for (name, value) in [
@@ -251,17 +267,36 @@ pub fn explanation(e: &Explanation) -> String {
             n(e.connect_ms)
         ));
     } else {
+        let startup = match e.via.as_deref() {
+            // PgBouncer authenticates the client itself and lends it a
+            // server connection already open: no backend starts.
+            Some(pooler) => format!("authentication by {pooler}, no backend started"),
+            None => "authentication and the backend's start".into(),
+        };
         out.push_str(&format!(
-            "  connect  {} ms = {} (TCP handshake; SSLRequest and TLS handshake; \
-             authentication and the backend's start)\n",
+            "  connect  {} ms = {} (TCP handshake; SSLRequest and TLS handshake; {startup})\n",
             n(e.connect_ms),
             steps.join(" + ")
         ));
     }
+    let why = match (e.via.as_deref(), e.statement_cache) {
+        (Some(pooler), false) => format!(
+            "{pooler} lends it one of its server connections, waiting for one if none is free; \
+             its statements are unnamed, parsed on every query, pooled or not"
+        ),
+        (Some(pooler), true) => format!(
+            "{pooler} lends it one of its server connections, waiting for one if none is free; \
+             statements prepared again"
+        ),
+        (None, false) => "caches cold; its statements are unnamed, parsed on every query, \
+                          pooled or not"
+            .into(),
+        (None, true) => "statements prepared again, caches cold".into(),
+    };
     match (&e.pool, e.pool_query_ms, e.first_query_extra_ms) {
         (Some(pool), Some(pool_query), Some(extra)) if extra > 0.0 => out.push_str(&format!(
             "  query    {} ms against {} ms on {pool}: +{} ms for the first query on a new \
-             connection (statements prepared again, caches cold)\n",
+             connection ({why})\n",
             n(e.query_ms),
             n(pool_query),
             n(extra)
@@ -418,6 +453,68 @@ mod tests {
     fn percentages_read_well() {
         assert_eq!(percent(99.96), "99.9");
         assert_eq!(percent(96.2), "96");
+    }
+
+    fn explained(via: Option<&str>, statement_cache: bool) -> String {
+        explanation(&sample(via, statement_cache))
+    }
+
+    fn sample(via: Option<&str>, statement_cache: bool) -> Explanation {
+        Explanation {
+            strategy: "per-request".into(),
+            pool: Some("pool-10".into()),
+            connect_ms: 30.0,
+            tcp_ms: Some(1.0),
+            tls_ms: Some(9.0),
+            startup_ms: Some(20.0),
+            query_ms: 3.0,
+            pool_query_ms: Some(1.0),
+            first_query_extra_ms: Some(2.0),
+            close_ms: Some(0.1),
+            total_ms: 33.1,
+            network: None,
+            via: via.map(str::to_string),
+            statement_cache,
+        }
+    }
+
+    #[test]
+    fn the_first_query_is_explained_by_what_happened() {
+        let direct = explained(None, true);
+        assert!(
+            direct.contains("authentication and the backend's start"),
+            "{direct}"
+        );
+        assert!(
+            direct.contains("(statements prepared again, caches cold)"),
+            "{direct}"
+        );
+        // statement_cache = false: nothing is prepared, on either side.
+        let unnamed = explained(None, false);
+        assert!(!unnamed.contains("prepared again"), "{unnamed}");
+        assert!(
+            unnamed.contains("unnamed, parsed on every query"),
+            "{unnamed}"
+        );
+        // Through PgBouncer: no backend starts, and the first query waits
+        // for one of its server connections, not for a backend.
+        let pooled = explained(Some("pgbouncer"), false);
+        assert!(!pooled.contains("prepared again"), "{pooled}");
+        assert!(!pooled.contains("backend's start"), "{pooled}");
+        assert!(
+            pooled.contains("authentication by pgbouncer, no backend started"),
+            "{pooled}"
+        );
+        assert!(
+            pooled.contains("pgbouncer lends it one of its server connections"),
+            "{pooled}"
+        );
+        assert!(pooled.contains("  close    0.1 ms"), "{pooled}");
+        let quick = Explanation {
+            close_ms: Some(0.004),
+            ..sample(None, true)
+        };
+        assert!(explanation(&quick).contains("  close    < 0.01 ms"));
     }
 
     #[test]

@@ -321,6 +321,14 @@ where
         .map_err(plot_error)?;
 
     let (y_lo, y_hi) = (spec.y.range.start, spec.y.range.end);
+    // A rule's label at the top, unless the legend is there: then just
+    // above the x axis, so the legend's box never covers it.
+    let label_y = match spec.legend {
+        Legend::LowerRight => y_hi,
+        Legend::UpperLeft | Legend::UpperRight if spec.y.log => y_lo * (y_hi / y_lo).powf(0.08),
+        Legend::UpperLeft | Legend::UpperRight => y_lo + (y_hi - y_lo) * 0.08,
+    };
+    let x_mid = (spec.x.range.start + spec.x.range.end) / 2.0;
     for rule in &spec.rules {
         chart
             .draw_series(DashedLineSeries::new(
@@ -330,11 +338,21 @@ where
                 INK.mix(0.6).stroke_width(1),
             ))
             .map_err(plot_error)?;
+        // Beside the rule on the side with room: right of it in the left
+        // half, left of it in the right half (never cut off by the edge).
+        let (text, anchor) = if rule.x > x_mid {
+            (format!("{} ", rule.label), HPos::Right)
+        } else {
+            (format!(" {}", rule.label), HPos::Left)
+        };
         chart
             .draw_series(std::iter::once(Text::new(
-                format!(" {}", rule.label),
-                (rule.x, y_hi),
-                (FONT, 13).into_font().color(&INK),
+                text,
+                (rule.x, label_y),
+                (FONT, 13)
+                    .into_font()
+                    .color(&INK)
+                    .pos(Pos::new(anchor, VPos::Top)),
             )))
             .map_err(plot_error)?;
     }

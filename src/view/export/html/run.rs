@@ -15,7 +15,7 @@ use super::charts::{
 };
 use super::page::{cards, escape, facts, Page, Table};
 use crate::metrics::{decode_histogram, Phase, Summary};
-use crate::report::format::{ms, plural, rps, thousands};
+use crate::report::format::{ms, plural, rps, thousands, trimmed};
 use crate::report::{Comparison, Report, StrategyReport};
 use crate::view::term::run::{startup, verdict};
 
@@ -45,6 +45,7 @@ pub fn render(report: &Report) -> Result<String> {
              several times slower than in a release build.</p>\n",
         );
     }
+    copies(&mut page, report);
     headline(&mut page, report);
     time_goes(&mut page, report)?;
     spectra(&mut page, report)?;
@@ -141,17 +142,30 @@ fn is_part_of_total(phase: &str) -> bool {
         .any(|p| *p != Phase::Total && p.within().is_none() && p.as_str() == phase)
 }
 
-/// One colour per phase, the same on every chart.
-fn phase_color(phase: &str) -> charts::Rgb {
+/// How a phase is drawn, the same on every chart: its colour, and whether
+/// dashed. No two phases look alike: a connection's `tcp`, `tls` and
+/// `startup` (drawn beside the `connect` they make up) are dashed, each in
+/// a colour of its own (`startup`, most of a connect, in connect's), as
+/// are open loop's `service` (in query's) and the `total`.
+fn phase_style(phase: &str) -> (charts::Rgb, bool) {
+    let p = charts::PALETTE;
     match phase {
-        "connect" => charts::PALETTE[4],
-        "tcp" | "tls" | "startup" => charts::PALETTE[5],
-        "acquire" => charts::PALETTE[2],
-        "query" => charts::PALETTE[0],
-        "close" => charts::PALETTE[1],
-        "total" => charts::INK,
-        _ => charts::PALETTE[6],
+        "connect" => (p[4], false),
+        "tcp" => (p[5], true),
+        "tls" => (p[3], true),
+        "startup" => (p[4], true),
+        "acquire" => (p[2], false),
+        "query" => (p[0], false),
+        "close" => (p[1], false),
+        "queue" => (p[6], false),
+        "service" => (p[0], true),
+        "total" => (charts::INK, true),
+        _ => (p[6], true),
     }
+}
+
+fn phase_color(phase: &str) -> charts::Rgb {
+    phase_style(phase).0
 }
 
 fn time_goes(page: &mut Page, report: &Report) -> Result<()> {
@@ -281,8 +295,9 @@ fn spectra(page: &mut Page, report: &Report) -> Result<()> {
             .into_iter()
             .filter_map(|(name, summary)| {
                 let h = decode(summary)?;
-                let mut line = Line::new(name, phase_color(name), spectrum(&h));
-                line.dashed = name == "total";
+                let (color, dashed) = phase_style(name);
+                let mut line = Line::new(name, color, spectrum(&h));
+                line.dashed = dashed;
                 Some(line)
             })
             .filter(|l| !l.points.is_empty())
@@ -431,15 +446,13 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
         .filter(|l| !l.points.is_empty())
         .collect();
         if !connections.is_empty() {
+            let caption = connections_caption(s, &connections);
             figure(
                 format!("{}: connections per second", s.name),
                 Axis::linear("connections", 0.0, (max_y(&connections) * 1.1).max(1.0)),
                 connections,
                 Legend::UpperRight,
-                format!(
-                    "{}: the pool's connections (size, available, requests waiting) and the server's client backends",
-                    s.name
-                ),
+                caption,
             )?;
         }
     }
@@ -447,6 +460,27 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
         page.paragraph("note", "No timeline was recorded.");
     }
     Ok(())
+}
+
+/// What the connections chart of a strategy shows, from the lines drawn (a
+/// fresh strategy has no pool, a closed loop no queue).
+fn connections_caption(s: &StrategyReport, lines: &[Line]) -> String {
+    let has = |name: &str| lines.iter().any(|l| l.name == name);
+    let mut parts = Vec::new();
+    if has("pool size") {
+        parts.push(
+            "the pool's connections (open; available: idle and promised to no request) and \
+             the requests waiting for one"
+                .to_string(),
+        );
+    }
+    if has("server backends") {
+        parts.push("the server's client backends".into());
+    }
+    if has("in flight") {
+        parts.push("requests in service and arrivals queued for a handler".into());
+    }
+    format!("{}: {}", s.name, parts.join("; "))
 }
 
 fn max_y(lines: &[Line]) -> f64 {
@@ -521,7 +555,7 @@ fn tables(page: &mut Page, report: &Report) {
         ("req/s", true),
         ("errors", true),
         ("connections", true),
-        ("startup", true),
+        ("pool fill", true),
         ("settings", false),
     ])
     .with_id("strategies-table");
@@ -631,13 +665,114 @@ fn value_text(v: &Value) -> String {
     }
 }
 
+/// A wall-clock instant in milliseconds since the epoch, RFC 3339 UTC.
+fn unix_ms(ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// A merged report says so first: how many copies, their measured windows
+/// and clock offsets, each copy in a row; a copy's own report says which
+/// copy it is.
+fn copies(page: &mut Page, report: &Report) {
+    let c = &report.copies;
+    let inputs = &c.inputs;
+    if inputs.is_empty() {
+        if let Some(index) = c.instance_index {
+            let mut line = format!("Copy {index} of a synchronised run");
+            if let Some(at) = &c.start_at {
+                line.push_str(&format!(", started at {at}"));
+            }
+            if let Some(offset) = c.clock_offset_ms {
+                line.push_str(&format!(
+                    "; clock offset (the server's clock minus this machine's) {} ms",
+                    trimmed(offset, 1)
+                ));
+            }
+            page.paragraph("banner", &format!("{line}."));
+        }
+        return;
+    }
+    let recorded: Vec<&crate::report::MergedInput> = inputs
+        .iter()
+        .filter(|i| i.window_start_unix_ms > 0)
+        .collect();
+    let window = match (
+        recorded.iter().map(|i| i.window_start_unix_ms).min(),
+        recorded.iter().map(|i| i.window_end_unix_ms).max(),
+    ) {
+        (Some(a), Some(b)) => format!(", measured from {} to {}", unix_ms(a), unix_ms(b)),
+        _ => String::new(),
+    };
+    let offsets: Vec<f64> = inputs.iter().filter_map(|i| i.clock_offset_ms).collect();
+    let spread = match (
+        offsets.iter().copied().reduce(f64::min),
+        offsets.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) => format!(
+            "; clock offsets (the server's clock minus each copy's) {} to {} ms",
+            trimmed(lo, 1),
+            trimmed(hi, 1)
+        ),
+        _ => String::new(),
+    };
+    page.raw(&format!(
+        "<p class=\"banner\" id=\"merged\">{}</p>\n",
+        escape(&format!(
+            "Merged: the reports of {}{window}{spread}. Every number below is of them all.",
+            plural(inputs.len(), "copy", "copies")
+        ))
+    ));
+    let mut t = Table::new(&[
+        ("copy", false),
+        ("host", false),
+        ("report", false),
+        ("window (UTC)", false),
+        ("clock offset (ms)", true),
+        ("requests", true),
+    ])
+    .with_id("copies-table");
+    for i in inputs {
+        let index = i.instance_index.map_or("-".into(), |n| n.to_string());
+        let window = if i.window_start_unix_ms > 0 {
+            format!(
+                "{} – {}",
+                unix_ms(i.window_start_unix_ms),
+                unix_ms(i.window_end_unix_ms)
+            )
+        } else {
+            "not recorded".into()
+        };
+        let requests: u64 = i.strategies.iter().map(|s| s.requests).sum();
+        t.row(&[("copy", &index)], false)
+            .text(&index)
+            .text(i.host.name.as_deref().unwrap_or("-"))
+            .text(&i.path)
+            .text(&window)
+            .num(
+                "clock_offset_ms",
+                &i.clock_offset_ms.map_or("-".into(), |o| trimmed(o, 1)),
+            )
+            .num("requests", &thousands(requests));
+    }
+    page.table(&t);
+}
+
 fn run_facts(page: &mut Page, report: &Report) {
     page.heading(2, "facts", "The run");
     let server = &report.server;
     let text = |path: &[&str]| resolved(report, path).map(value_text);
     let mut workload = Vec::new();
-    if let Some(c) = text(&["run", "concurrency"]) {
-        workload.push(format!("{c} workers"));
+    if let Some(c) = resolved(report, &["run", "concurrency"]).and_then(Value::as_u64) {
+        // A merged report ran the scenario's workers in each copy.
+        workload.push(match report.copies.inputs.len() {
+            0 | 1 => plural(c as usize, "worker", "workers"),
+            n => format!(
+                "{} in all: {} in each of {n} copies",
+                plural((c as usize) * n, "worker", "workers"),
+                thousands(c)
+            ),
+        });
     }
     if let (Some(w), Some(d)) = (text(&["run", "warmup"]), text(&["run", "duration"])) {
         workload.push(format!("{w} warm-up + {d} per strategy"));
@@ -726,6 +861,8 @@ fn run_facts(page: &mut Page, report: &Report) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn baseline() -> Report {
@@ -750,6 +887,60 @@ mod tests {
         assert!(html.contains(&format!("data-stat=\"p99_us\">{p99}<")));
         assert!(!html.contains("id=\"interrupted\""));
         assert!(!html.contains("<script"));
+        // The per-request strategy has no pool to speak of.
+        assert!(html.contains("per-request: the server&#39;s client backends<"));
+        assert!(!html.contains("per-request: the pool"));
+        assert!(html.contains("pool-8: the pool&#39;s connections"));
+    }
+
+    #[test]
+    fn a_merged_report_names_its_copies_and_every_worker() {
+        let mut report = baseline();
+        let workers = report.scenario.resolved["run"]["concurrency"]
+            .as_u64()
+            .unwrap();
+        let input = |index: u32, start: u64, offset: f64| crate::report::MergedInput {
+            path: format!("copy-{index}/report.json"),
+            host: crate::report::Host {
+                name: Some(format!("pod-{index}")),
+                cpus: 2,
+                os: "linux".into(),
+                arch: "x86_64".into(),
+            },
+            instance_index: Some(index),
+            started_at: report.started_at.clone(),
+            start_at: Some("2026-11-22T10:00:00Z".into()),
+            clock_offset_ms: Some(offset),
+            interrupted: false,
+            window_start_unix_ms: start,
+            window_end_unix_ms: start + 10_000,
+            strategies: Vec::new(),
+        };
+        report.copies.inputs = (0..4)
+            .map(|i| input(i, 1_795_000_000_000 + u64::from(i) * 40, f64::from(i) - 1.5))
+            .collect();
+        let html = render(&report).unwrap();
+        assert!(html.contains("id=\"merged\""), "no merge banner");
+        assert!(html.contains(
+            "Merged: the reports of 4 copies, measured from \
+             2026-11-18T11:06:40.000Z to 2026-11-18T11:06:50.120Z; clock offsets"
+        ));
+        assert!(html.contains("-1.5 to 1.5 ms"));
+        assert!(html.contains("id=\"copies-table\""));
+        for i in 0..4 {
+            assert!(html.contains(&format!("pod-{i}")), "pod-{i}");
+        }
+        let all = thousands(workers * 4);
+        assert!(
+            html.contains(&format!(
+                "{all} workers in all: {workers} in each of 4 copies"
+            )),
+            "the worker count"
+        );
+        // A plain run's page says none of it.
+        let plain = render(&baseline()).unwrap();
+        assert!(!plain.contains("id=\"merged\""));
+        assert!(plain.contains(&format!(">{workers} workers · ")));
     }
 
     #[test]
@@ -764,6 +955,92 @@ mod tests {
         let html = render(&report).unwrap();
         assert!(html.contains("id=\"interrupted\""));
         assert!(html.contains("No comparison"));
+    }
+
+    #[test]
+    fn no_two_phases_are_drawn_alike() {
+        let styles: Vec<_> = Phase::ALL.iter().map(|p| phase_style(p.as_str())).collect();
+        for (i, a) in styles.iter().enumerate() {
+            for (j, b) in styles.iter().enumerate().skip(i + 1) {
+                assert_ne!(
+                    a,
+                    b,
+                    "{} and {}",
+                    Phase::ALL[i].as_str(),
+                    Phase::ALL[j].as_str()
+                );
+            }
+        }
+    }
+
+    /// The lines of a chart's SVG by colour: (polylines, the most points
+    /// in one). plotters draws a solid line as one polyline through every
+    /// point, a dashed one as a polyline per dash, a few points each; the
+    /// legend's swatches are wider.
+    fn strokes(svg: &str) -> BTreeMap<String, (usize, usize)> {
+        let mut found = BTreeMap::new();
+        for tag in svg.split("<polyline").skip(1) {
+            let tag = &tag[..tag.find("/>").unwrap()];
+            let attr = |name: &str| {
+                let start = tag
+                    .find(&format!("{name}=\""))
+                    .map(|i| i + name.len() + 2)?;
+                Some(tag[start..].split('"').next().unwrap().to_string())
+            };
+            if attr("stroke-width").as_deref() != Some("2") {
+                continue;
+            }
+            let points = attr("points").unwrap().split_whitespace().count();
+            let entry = found.entry(attr("stroke").unwrap()).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 = entry.1.max(points);
+        }
+        found
+    }
+
+    #[test]
+    fn tcp_tls_and_startup_are_drawn_apart_in_the_svg() {
+        let mut report = baseline();
+        let fresh = &mut report.strategies[0];
+        let connect = fresh.phases["connect"].clone();
+        for phase in ["tcp", "tls", "startup"] {
+            fresh.phases.insert(phase.into(), connect.clone());
+        }
+        let html = render(&report).unwrap();
+        let start = html.find("id=\"spectrum-per-request\"").unwrap();
+        let svg = &html[start..];
+        let svg = &svg[svg.find("<svg").unwrap()..svg.find("</svg>").unwrap()];
+        let strokes = strokes(svg);
+        let hex = |c: charts::Rgb| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+        for phase in [
+            "connect", "tcp", "tls", "startup", "query", "close", "total",
+        ] {
+            let (color, dashed) = phase_style(phase);
+            let (polylines, longest) = strokes
+                .get(&hex(color))
+                .copied()
+                .unwrap_or_else(|| panic!("{phase}: no line in {}: {strokes:?}", hex(color)));
+            if dashed {
+                // A dash per few pixels: dozens of polylines.
+                assert!(polylines > 10, "{phase} is not dashed: {strokes:?}");
+            } else {
+                // One polyline through the spectrum's points.
+                assert!(longest > 30, "{phase} is not a solid line: {strokes:?}");
+            }
+            let in_legend = svg.split("<text").skip(1).any(|t| {
+                let text = &t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()];
+                text.trim() == phase
+            });
+            assert!(in_legend, "{phase} not in the legend");
+        }
+        // tcp, tls and startup in three colours, none of them grey.
+        let colors: BTreeSet<_> = ["tcp", "tls", "startup"]
+            .iter()
+            .map(|p| phase_style(p).0)
+            .map(hex)
+            .collect();
+        assert_eq!(colors.len(), 3);
+        assert!(!colors.contains(&hex(charts::PALETTE[6])));
     }
 
     #[test]

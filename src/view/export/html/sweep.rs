@@ -201,6 +201,63 @@ mod tests {
         }
     }
 
+    /// The number after `name="` in an SVG tag.
+    fn attr(tag: &str, name: &str) -> f64 {
+        let start = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        tag[start..].split('"').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn the_knee_label_is_never_under_the_legend() {
+        // The knee at pool 8 of 1..10: far right, where an upper-right
+        // legend sits.
+        let mut sweep = known_sweep(5000);
+        let mut last = sweep.points[sweep.points.len() - 1].clone();
+        sweep.points.iter_mut().last().unwrap().throughput_rps = 8000.0;
+        last.pool_size = 10;
+        last.throughput_rps = 8000.0;
+        sweep.points.push(last);
+        sweep.settings.axis.pool_sizes.push(10);
+        sweep.analysis.per_concurrency = analyse_all(&sweep);
+        assert_eq!(sweep.analysis.per_concurrency[0].knee_pool_size, 8);
+        let html = render(&sweep).unwrap();
+        let mut checked = 0;
+        for svg in html.split("<svg").skip(1) {
+            let Some(label) = svg.find("knee: pool") else {
+                continue;
+            };
+            let tag = &svg[svg[..label].rfind("<text").unwrap()..label];
+            // The label's box, 13 px type about 7.5 px a character, on the
+            // side its anchor says.
+            let (x, y) = (attr(tag, "x"), attr(tag, "y"));
+            let width = 7.5 * "knee: pool 8 ".len() as f64;
+            let (left, right) = if tag.contains("text-anchor=\"end\"") {
+                (x - width, x)
+            } else {
+                (x, x + width)
+            };
+            // The legend's box: the one rect filled with the page's paper.
+            let legend = svg
+                .split("<rect")
+                .skip(1)
+                .find(|r| r[..r.find("/>").unwrap()].contains("#FFFFFE"))
+                .unwrap();
+            let (lx, ly) = (attr(legend, "x"), attr(legend, "y"));
+            let (w, h) = (attr(legend, "width"), attr(legend, "height"));
+            let apart = right < lx || left > lx + w || y + 16.0 < ly || y - 16.0 > ly + h;
+            assert!(
+                apart,
+                "knee label {left}..{right} at y {y} under the legend at ({lx}, {ly}) {w}×{h}"
+            );
+            assert!(
+                right <= 880.0 && left >= 0.0,
+                "the label runs off the chart"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 2, "both charts mark the knee");
+    }
+
     #[test]
     fn an_rtt_sweep_page_draws_the_setup_cost_and_its_fit() {
         let mut sweep: RttSweep = empty(serde_json::json!({
