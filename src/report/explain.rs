@@ -95,3 +95,50 @@ fn via(report: &Report, strategy: &str) -> Option<String> {
         .as_str()
         .map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baseline() -> Report {
+        serde_json::from_str(include_str!("../../results/baseline/report.json")).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_strategy_through_a_pooler_is_explained_as_one() {
+        let direct = Explanation::all(&baseline());
+        assert_eq!(direct.len(), 1);
+        assert_eq!(
+            (direct[0].via.as_deref(), direct[0].statement_cache),
+            (None, true)
+        );
+
+        let mut report = baseline();
+        let fresh = report.strategies[0].name.clone();
+        for s in report.scenario.resolved["strategies"]
+            .as_array_mut()
+            .unwrap()
+        {
+            if s["name"] == fresh.as_str() {
+                s["via"] = "pgbouncer".into();
+                s["statement_cache"] = false.into();
+            }
+        }
+        report.strategies[0].settings["statement_cache"] = false.into();
+        let e = &Explanation::all(&report)[0];
+        assert_eq!(
+            (e.via.as_deref(), e.statement_cache),
+            (Some("pgbouncer"), false)
+        );
+        // In report.json: written when they say something, read back.
+        let json = serde_json::to_value(e).unwrap();
+        assert_eq!(
+            (&json["via"], &json["statement_cache"]),
+            (&"pgbouncer".into(), &false.into())
+        );
+        let plain = serde_json::to_value(&direct[0]).unwrap();
+        assert!(plain.get("via").is_none() && plain.get("statement_cache").is_none());
+        let back: Explanation = serde_json::from_value(plain).unwrap();
+        assert!(back.statement_cache);
+    }
+}

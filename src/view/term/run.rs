@@ -176,15 +176,8 @@ pub fn tables(report: &Report) -> String {
         ]);
     }
     let mut out = render(&rows, 2);
-    if report
-        .strategies
-        .iter()
-        .any(|s| s.connections_opened > s.requests)
-    {
-        out.push_str(
-            "(connections: every one opened, warm-up and pool fill included; requests: the \
-             measured window's. pool fill: opening the pool's min_size before measuring)\n",
-        );
+    if let Some(note) = counts_note(report) {
+        out.push_str(&format!("({note})\n"));
     }
 
     let mut rows = vec![[
@@ -392,6 +385,19 @@ pub fn headline(report: &Report) -> Option<String> {
         (None, false) => Some(behind.join("\n")),
         (Some(line), false) => Some(format!("{line}\n{}", behind.join("\n"))),
     }
+}
+
+/// What the strategy table's counts are, when `connections` exceeds
+/// `requests` (warm-up's connections are in one and not the other).
+pub fn counts_note(report: &Report) -> Option<&'static str> {
+    report
+        .strategies
+        .iter()
+        .any(|s| s.connections_opened > s.requests)
+        .then_some(
+            "connections: every one opened, warm-up and pool fill included; requests: the \
+             measured window's. pool fill: opening the pool's min_size before measuring",
+        )
 }
 
 /// The time a strategy took to open its connections before measuring: a

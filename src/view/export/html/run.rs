@@ -17,7 +17,7 @@ use super::page::{cards, escape, facts, Page, Table};
 use crate::metrics::{decode_histogram, Phase, Summary};
 use crate::report::format::{ms, plural, rps, thousands, trimmed};
 use crate::report::{Comparison, Report, StrategyReport};
-use crate::view::term::run::{startup, verdict};
+use crate::view::term::run::{counts_note, startup, verdict};
 
 pub fn render(report: &Report) -> Result<String> {
     let mut page = Page::new(&format!("poolbench · {}", report.scenario.name));
@@ -571,6 +571,9 @@ fn tables(page: &mut Page, report: &Report) {
             .text(&settings_text(s));
     }
     page.table(&t);
+    if let Some(note) = counts_note(report) {
+        page.paragraph("note", &format!("{}.", capitalised(note)));
+    }
 
     page.heading(3, "latency-table", "Latency of each phase (ms)");
     let phases = report
@@ -663,6 +666,15 @@ fn value_text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The sentence with its first letter in capitals.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A wall-clock instant in milliseconds since the epoch, RFC 3339 UTC.
@@ -890,6 +902,8 @@ mod tests {
         // The per-request strategy has no pool to speak of.
         assert!(html.contains("per-request: the server&#39;s client backends<"));
         assert!(!html.contains("per-request: the pool"));
+        // Its fresh strategy opened more connections than it measured.
+        assert!(html.contains("Connections: every one opened, warm-up and pool fill included"));
         assert!(html.contains("pool-8: the pool&#39;s connections"));
     }
 
