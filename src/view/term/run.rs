@@ -241,6 +241,11 @@ pub fn explanation(e: &Explanation) -> String {
         _ => "< 0.01".into(),
     };
     let mut out = format!("where {}'s time goes (means):\n", e.strategy);
+    // The pooler as people write it.
+    let pooler = e.via.as_ref().map(|v| match v.as_str() {
+        "pgbouncer" => "PgBouncer".to_string(),
+        other => other.to_string(),
+    });
     let mut steps = Vec::new();
     for (name, value) in [
         ("tcp", e.tcp_ms),
@@ -260,7 +265,7 @@ pub fn explanation(e: &Explanation) -> String {
             n(e.connect_ms)
         ));
     } else {
-        let startup = match e.via.as_deref() {
+        let startup = match pooler.as_deref() {
             // PgBouncer authenticates the client itself and lends it a
             // server connection already open: no backend starts.
             Some(pooler) => format!("authentication by {pooler}, no backend started"),
@@ -272,7 +277,7 @@ pub fn explanation(e: &Explanation) -> String {
             steps.join(" + ")
         ));
     }
-    let why = match (e.via.as_deref(), e.statement_cache) {
+    let why = match (pooler.as_deref(), e.statement_cache) {
         (Some(pooler), false) => format!(
             "{pooler} lends it one of its server connections, waiting for one if none is free; \
              its statements are unnamed, parsed on every query, pooled or not"
@@ -508,11 +513,11 @@ mod tests {
         assert!(!pooled.contains("prepared again"), "{pooled}");
         assert!(!pooled.contains("backend's start"), "{pooled}");
         assert!(
-            pooled.contains("authentication by pgbouncer, no backend started"),
+            pooled.contains("authentication by PgBouncer, no backend started"),
             "{pooled}"
         );
         assert!(
-            pooled.contains("pgbouncer lends it one of its server connections"),
+            pooled.contains("PgBouncer lends it one of its server connections"),
             "{pooled}"
         );
         assert!(pooled.contains("  close    0.1 ms"), "{pooled}");
