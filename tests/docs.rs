@@ -720,18 +720,23 @@ fn the_readme_commands_run_as_written() {
         }
         let o = cmd.output().unwrap();
         // compare exits 1 on a regression: a debug build against the
-        // release baseline may be one; 2 would be a refusal.
-        let allowed: &[i32] = if words.get(1).is_some_and(|w| w == "compare") {
-            &[0, 1]
-        } else {
-            &[0]
+        // release baseline may be one; 2 would be a refusal. plan answers
+        // the sweep it read: on a loaded machine (a test suite beside it)
+        // the sweep may show the target cannot be met, and plan says so.
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let ok = match (words.get(1).map(String::as_str), o.status.code()) {
+            (_, Some(0)) | (Some("compare"), Some(1)) => true,
+            (Some("plan"), Some(2)) => {
+                stderr.contains("cannot be met") || stderr.contains("above the best measured")
+            }
+            _ => false,
         };
         assert!(
-            o.status.code().is_some_and(|c| allowed.contains(&c)),
+            ok,
             "{command}\nexit {:?}\n{}{}",
             o.status.code(),
             String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
+            stderr
         );
         ran.push(words[1..].join(" "));
     }
