@@ -30,7 +30,9 @@ pub enum Command {
     /// reach it: a URL, and PG* lines to export for psql, pgbench or
     /// poolbench (PGSSLROOTCERT is its CA: with PGSSLMODE=verify-full the
     /// certificate's name is checked too). With `--engine mariadb`, a
-    /// throwaway MariaDB instead, and its mysql:// URL.
+    /// throwaway MariaDB instead: its mysql:// URL and the MYSQL_HOST,
+    /// MYSQL_TCP_PORT and MYSQL_PWD lines for the mysql and mariadb clients
+    /// (its CA on stderr, for ssl-ca).
     Server(ServerArgs),
     /// Compare two reports: the regression gate for CI. Exit 1 on a
     /// regression, 2 on unreadable or incompatible reports and when nothing
@@ -300,7 +302,8 @@ pub struct MeasureArgs {
     /// libpq's variables and files (PGPASSWORD, ~/.pgpass, PGSSLMODE,
     /// PGSSLROOTCERT, pg_service.conf…), as psql would read them. A
     /// `mysql://user:pw@host:port/db?ssl-mode=REQUIRED` DSN targets MySQL or
-    /// MariaDB instead (options: ssl-mode, ssl-ca, connect-timeout).
+    /// MariaDB instead (options: ssl-mode, ssl-ca, connect-timeout), and
+    /// makes the scenario's `?` placeholders MySQL's.
     #[arg(long, value_name = "DSN", conflicts_with = "embedded")]
     pub dsn: Option<String>,
 
@@ -399,8 +402,9 @@ pub struct CompareArgs {
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Which server: PostgreSQL, or MariaDB from the machine's
-    /// mariadb-server package (prints a mysql:// URL; --auth is
-    /// PostgreSQL's only).
+    /// mariadb-server package (prints a mysql:// URL and MYSQL_* lines;
+    /// --auth is PostgreSQL's only: MariaDB's user has
+    /// mysql_native_password).
     #[arg(long, value_enum, default_value_t = EngineArg::Postgresql)]
     pub engine: EngineArg,
 

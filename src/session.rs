@@ -289,16 +289,8 @@ impl Session {
 
     /// Puts an emulated link with these settings between poolbench and the
     /// database for the rounds that follow (None: connect directly). The
-    /// admin connection never crosses it. A target whose connections cannot
-    /// cross it (MySQL's driver dials its own socket) is refused (exit 2).
+    /// admin connection never crosses it.
     pub fn set_network(&mut self, network: Option<NetworkSettings>) -> Result<()> {
-        if network.is_some() && !self.target.can_cross_link() {
-            return Err(bad_input(
-                "the link emulator ([network], --rtt, sweep --rtts) works on PostgreSQL only: \
-                 the MySQL driver opens its own sockets, which poolbench cannot route through \
-                 it; remove [network] and --rtt for a MySQL or MariaDB target",
-            ));
-        }
         self.link = network.map(|n| (n, Arc::new(Emulator::new(n.rtt, n.jitter))));
         Ok(())
     }

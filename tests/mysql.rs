@@ -267,10 +267,6 @@ sql = "SELECT SLEEP(0.01)"
     assert!(text(&o).contains("1045"), "{}", text(&o));
     assert!(!text(&o).contains("not-the-password"), "{}", text(&o));
 
-    // The link emulator cannot sit under the MySQL driver: refused.
-    let o = poolbench(&["run", file.to_str().unwrap(), "--dsn", &dsn, "--rtt", "5ms"]).await;
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("link emulator"), "{}", text(&o));
     server.stop().await.unwrap();
 }
 

@@ -24,9 +24,9 @@ pub enum AnyConnection {
 /// A connection just opened.
 pub struct Opened {
     pub conn: AnyConnection,
-    /// How its setup went (tcp, tls, startup, round trips), when the
-    /// engine's driver lets each step be timed (PostgreSQL's does; MySQL's
-    /// connects in one step).
+    /// How its setup went (tcp, tls, startup, round trips), when each step
+    /// can be timed: always on PostgreSQL; on MySQL across the link
+    /// emulator (otherwise its driver connects in one step).
     pub setup: Option<Setup>,
     /// When it was ready for queries: `connect` ends here.
     pub ready_at: Instant,
@@ -34,9 +34,9 @@ pub struct Opened {
 
 impl AnyConnection {
     /// Opens one connection to `target`, its setup timed from `started`
-    /// (the caller's start), across `link` when given (PostgreSQL only:
-    /// the session refuses a link for an engine that cannot cross it). Not
-    /// bounded as a whole: the caller puts its timeout around it.
+    /// (the caller's start), across `link` when given. Not bounded as a
+    /// whole on PostgreSQL (the caller puts its timeout around it); MySQL's
+    /// is bounded by its connect timeout too.
     pub async fn open(
         target: &Target,
         link: Option<&Emulator>,
@@ -54,11 +54,11 @@ impl AnyConnection {
                 })
             }
             Target::MySql(target) => {
-                let conn = MySqlConnection::open(target).await?;
+                let opened = MySqlConnection::open(target, link, started).await?;
                 Ok(Opened {
-                    conn: AnyConnection::MySql(conn),
-                    setup: None,
-                    ready_at: Instant::now(),
+                    conn: AnyConnection::MySql(opened.conn),
+                    setup: opened.setup,
+                    ready_at: opened.ready_at,
                 })
             }
         }

@@ -60,15 +60,6 @@ impl Target {
         matches!(self, Target::Postgres(_))
     }
 
-    /// Whether its connections can cross the link emulator: MySQL's driver
-    /// dials its own socket, which the emulator cannot sit in front of.
-    pub fn can_cross_link(&self) -> bool {
-        match self {
-            Target::Postgres(_) => true,
-            Target::MySql(_) => false,
-        }
-    }
-
     /// Readies this thread to open connections without timing a one-off
     /// cost: on PostgreSQL, the TLS library's random generator. Called by
     /// each worker thread before it opens anything.

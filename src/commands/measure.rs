@@ -14,18 +14,20 @@ use crate::engine::{self, RoundResult};
 use crate::error::bad_input;
 use crate::instance::{Instance, Slots};
 use crate::report;
-use crate::scenario::{Overrides, Scenario, Strategy};
+use crate::scenario::{Overrides, Scenario, Strategy, TargetHint};
 use crate::session::{cancel_on_signal, ConnectOptions, Session};
 use crate::view::export::{self, Dir, Exporter, Subdir};
 
 /// The scenario values the shared flags replace (`--duration`, `--warmup`,
-/// `--seed`, `--rtt`); the scenario checks them as it checks its own.
+/// `--seed`, `--rtt`), and where `--dsn`/`--embedded`/DATABASE_URL point
+/// (which decides the engine); the scenario checks them as its own.
 pub fn overrides(args: &MeasureArgs) -> Overrides {
     Overrides {
         duration: args.duration,
         warmup: args.warmup,
         seed: args.seed,
         rtt: args.rtt,
+        target: TargetHint::new(args.dsn.as_deref(), args.embedded),
         ..Overrides::default()
     }
 }

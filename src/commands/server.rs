@@ -54,12 +54,30 @@ pub async fn run(args: &ServerArgs) -> Result<Outcome> {
             _ = &mut ctrl_c => return Ok(Outcome::Success),
             _ = sigterm.recv() => return Ok(Outcome::Success),
         };
-        crate::out!("{}\n", server.dsn_with_password());
+        crate::out!("{}", mariadb_lines(&server));
         crate::errln!(
-            "poolbench: embedded MariaDB {} on {HOST}:{} ({}) — Ctrl-C to stop",
+            "poolbench: embedded MariaDB {} on {HOST}:{} ({}, {}) — Ctrl-C to stop",
             server.version(),
             server.port(),
+            crate::embedded::mariadb::AUTH_PLUGIN,
             if opts.tls { "TLS" } else { "no TLS" }
+        );
+        let ssl_ca = match server.ca_file() {
+            Some(ca) => {
+                crate::errln!(
+                    "poolbench: its certificate names {HOST} and localhost, signed by the CA in \
+                     {}: ssl-mode=VERIFY_IDENTITY&ssl-ca={} checks both",
+                    ca.display(),
+                    ca.display()
+                );
+                format!(" --ssl-ca={} --ssl-verify-server-cert", ca.display())
+            }
+            None => " --skip-ssl".into(),
+        };
+        crate::errln!(
+            "poolbench: with the MYSQL_* lines exported: mariadb --user={} --database={}{ssl_ca}",
+            crate::embedded::mariadb::USER,
+            crate::embedded::mariadb::DBNAME
         );
         let died = serve(&mut ctrl_c, &mut sigterm, &closed, || server.try_wait()).await;
         if let Some(status) = died {
@@ -152,4 +170,16 @@ fn connection_lines(server: &EmbeddedServer) -> String {
         text.push_str(&format!("PGSSLROOTCERT={}\n", ca.display()));
     }
     text
+}
+
+/// The URL and the variables the mysql and mariadb clients read
+/// (MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_PWD; the user and database go on
+/// their command line), in one write as [`connection_lines`].
+fn mariadb_lines(server: &MariaDb) -> String {
+    format!(
+        "{}\nMYSQL_HOST={HOST}\nMYSQL_TCP_PORT={}\nMYSQL_PWD={}\n",
+        server.dsn_with_password(),
+        server.port(),
+        server.password()
+    )
 }

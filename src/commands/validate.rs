@@ -13,10 +13,15 @@ use crate::Outcome;
 
 pub fn run(args: &ValidateArgs) -> Result<Outcome> {
     let mut errors = Vec::new();
+    let env = scenario::Overrides {
+        target: scenario::TargetHint::new(None, false),
+        ..scenario::Overrides::default()
+    };
     for path in &args.scenarios {
         // The scenario's dsn is checked as `run` would read it (no
         // connection is made).
-        let checked = scenario::load(path).and_then(|s| match &s.database.dsn {
+        // DATABASE_URL decides the engine as it does for `run`.
+        let checked = scenario::load_with(path, &env).and_then(|s| match &s.database.dsn {
             Some(dsn) => {
                 let origin = format!("[database].dsn of {}", path.display());
                 Target::parse(dsn, &origin).map(|_| s)

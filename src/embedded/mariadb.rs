@@ -330,6 +330,17 @@ impl MariaDb {
         self.port
     }
 
+    /// The generated password: only for `poolbench server`'s output.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// The CA that signed the server's certificate, when it serves TLS:
+    /// `ssl-ca` for a client that checks the certificate.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.join("ca.pem"))
+    }
+
     pub fn version(&self) -> &str {
         &self.version
     }

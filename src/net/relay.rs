@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
-use super::{Delays, Turns};
+use super::{Delays, Tap, Turns};
 use crate::timer::{PreciseTimer, TOO_CLOSE};
 
 /// Which end a flight of bytes came from.
@@ -46,20 +46,33 @@ struct Link {
     delays: Delays,
     last: Option<Side>,
     turns: Turns,
+    /// Sees the first bytes, until it is stopped.
+    tap: Option<Tap>,
+    /// When the relay started: the TCP handshake had just ended.
+    started: Instant,
 }
 
 impl Link {
     /// A chunk arrived from `side`: a new flight when the other side spoke
     /// last (a round trip when that flight is the server's answer); its
     /// delay is drawn once per flight, so jitter never reorders a flight.
-    fn arrived(&mut self, side: Side, flow: &mut Flow) {
+    /// Returns when the chunk may start its way: now, except for a server
+    /// that speaks first (MySQL's greeting), which answers the TCP
+    /// handshake's last ACK: that reaches it rtt/2 after the handshake,
+    /// and the two make a round trip.
+    fn arrived(&mut self, side: Side, flow: &mut Flow, now: Instant) -> Instant {
+        let mut from = now;
         if self.last != Some(side) {
-            if side == Side::Server && self.last == Some(Side::Client) {
+            if side == Side::Server {
                 self.turns.add_one();
+                if self.last.is_none() {
+                    from = from.max(self.started + self.delays.one_way);
+                }
             }
             flow.delay = self.delays.draw();
             self.last = Some(side);
         }
+        from
     }
 }
 
@@ -114,11 +127,19 @@ impl Flow {
             match poll_read_buf(from.as_mut(), cx, &mut self.buf) {
                 Poll::Ready(Ok(0)) => self.eof = true,
                 Poll::Ready(Ok(_)) => {
-                    link.arrived(self.side, self);
                     let now = Instant::now();
-                    let release = (now + self.delay).max(self.last_release.unwrap_or(now));
+                    let from = link.arrived(self.side, self, now);
+                    let release = (from + self.delay).max(self.last_release.unwrap_or(now));
                     self.last_release = Some(release);
-                    self.queue.push_back((release, self.buf.split().freeze()));
+                    let chunk = self.buf.split().freeze();
+                    if let Some(tap) = &link.tap {
+                        let from_server = self.side == Side::Server;
+                        let at = if from_server { release } else { now };
+                        if !tap.record(from_server, at, &chunk) {
+                            link.tap = None;
+                        }
+                    }
+                    self.queue.push_back((release, chunk));
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => break,
@@ -152,7 +173,13 @@ impl Flow {
 }
 
 impl<U, C> Relay<U, C> {
-    pub fn new(client: C, server: U, delays: Delays, turns: Turns) -> Relay<U, C> {
+    pub fn new(
+        client: C,
+        server: U,
+        delays: Delays,
+        turns: Turns,
+        tap: Option<Tap>,
+    ) -> Relay<U, C> {
         Relay {
             client,
             server,
@@ -162,6 +189,8 @@ impl<U, C> Relay<U, C> {
                 delays,
                 last: None,
                 turns,
+                tap,
+                started: Instant::now(),
             },
         }
     }

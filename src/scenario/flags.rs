@@ -33,6 +33,37 @@ pub struct Overrides {
     /// `--rtt`: the emulated link's round-trip time (the file's jitter is
     /// kept, capped at half of it).
     pub rtt: Option<Duration>,
+    /// Where the command line points poolbench (`--dsn`, `--embedded`,
+    /// DATABASE_URL): with the file's `dsn`, it decides the engine.
+    pub target: TargetHint,
+}
+
+/// What the command line and the environment say of the target's engine,
+/// without the DSN itself (it may hold a password). The engine is the
+/// first DSN's in poolbench's order (`--embedded`, `--dsn`, the file's
+/// `dsn`, DATABASE_URL, else the embedded server), the same order
+/// `backend::find` connects by: a `mysql://` DSN makes the scenario
+/// MySQL's wherever it came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetHint {
+    /// `--embedded`: the file's embedded engine, whatever else is given.
+    pub embedded: bool,
+    /// `--dsn`, when given: whether it is a `mysql://` one.
+    pub flag_is_mysql: Option<bool>,
+    /// DATABASE_URL, when set: whether it is a `mysql://` one.
+    pub env_is_mysql: Option<bool>,
+}
+
+impl TargetHint {
+    /// From `--dsn`, `--embedded` and the process's DATABASE_URL.
+    pub fn new(flag: Option<&str>, embedded: bool) -> TargetHint {
+        let is_mysql = |dsn: &str| dsn.trim_start().starts_with("mysql://");
+        TargetHint {
+            embedded,
+            flag_is_mysql: flag.map(is_mysql),
+            env_is_mysql: std::env::var("DATABASE_URL").ok().map(|d| is_mysql(&d)),
+        }
+    }
 }
 
 impl Overrides {
@@ -52,6 +83,7 @@ impl Overrides {
             },
             rate: later.rate.or(self.rate),
             rtt: later.rtt.or(self.rtt),
+            target: self.target,
         }
     }
 

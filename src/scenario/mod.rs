@@ -13,7 +13,7 @@ mod raw;
 mod sql;
 mod sql_mysql;
 
-pub use flags::Overrides;
+pub use flags::{Overrides, TargetHint};
 pub use model::*;
 pub use sql_mysql::question_marks;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::flags::Overrides;
+use super::flags::{Overrides, TargetHint};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Scenario {
@@ -223,14 +223,24 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    /// Whether the scenario targets MySQL or MariaDB (the embedded
-    /// MariaDB, or a `mysql://` DSN), whose SQL has `?` placeholders.
-    pub fn is_mysql(&self) -> bool {
-        self.embedded.engine == EmbeddedEngine::Mariadb
-            || self
-                .dsn
-                .as_deref()
-                .is_some_and(|d| d.trim_start().starts_with("mysql://"))
+    /// Whether the scenario targets MySQL or MariaDB, whose SQL has `?`
+    /// placeholders: the first DSN's engine in poolbench's order (`--dsn`,
+    /// the file's `dsn`, DATABASE_URL; see [`TargetHint`]), else the
+    /// embedded server's.
+    pub fn is_mysql(&self, target: &TargetHint) -> bool {
+        let embedded = self.embedded.engine == EmbeddedEngine::Mariadb;
+        if target.embedded {
+            return embedded;
+        }
+        let file = self
+            .dsn
+            .as_deref()
+            .map(|d| d.trim_start().starts_with("mysql://"));
+        target
+            .flag_is_mysql
+            .or(file)
+            .or(target.env_is_mysql)
+            .unwrap_or(embedded)
     }
 }
 

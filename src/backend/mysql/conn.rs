@@ -1,29 +1,71 @@
 //! A measured MySQL connection behind the [`Connection`] trait: statements
 //! by the binary or the text protocol (`exec.rs`), pool checks by the
-//! driver's ping and COM_RESET_CONNECTION, COM_QUIT to close. The driver
-//! dials its own socket, so no link emulator counts its round trips.
+//! driver's ping and COM_RESET_CONNECTION, COM_QUIT to close. Across the
+//! link emulator (`link.rs`) its setup is timed in phases and its round
+//! trips counted; otherwise the driver dials the server itself and its
+//! connect is one step.
+
+use std::time::Instant;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::errors::request_error;
 use super::exec::run_statement;
+use super::link;
 use super::target::Target;
 use crate::backend::seam::{Connection, Recycling};
 use crate::backend::statement::{Described, Statements};
 use crate::backend::value::Value;
-use crate::metrics::RequestError;
+use crate::metrics::{RequestError, Setup};
+use crate::net::{Emulator, Turns};
 
-/// An open connection (the driver caches its prepared statements).
-pub struct MySqlConnection(Conn);
+/// An open connection (the driver caches its prepared statements), and
+/// its round-trip counter when it crosses the link emulator.
+pub struct MySqlConnection {
+    conn: Conn,
+    turns: Option<Turns>,
+}
+
+/// A connection just opened: its setup when it crossed the link, and when
+/// it was ready for queries.
+pub struct OpenedMySql {
+    pub conn: MySqlConnection,
+    pub setup: Option<Setup>,
+    pub ready_at: Instant,
+}
 
 impl MySqlConnection {
-    /// Opens one (TCP, the handshake, TLS when asked, authentication: one
-    /// step to the driver), bounded by the target's connect timeout.
-    pub async fn open(target: &Target) -> Result<MySqlConnection, RequestError> {
-        match target.connect().await {
-            Ok(conn) => Ok(MySqlConnection(conn)),
-            Err(e) => Err(request_error(&e)),
+    /// Opens one (TCP, the handshake, TLS when asked, authentication),
+    /// bounded by the target's connect timeout: across `link` with its
+    /// phases timed from `started`, or by the driver in one step.
+    pub async fn open(
+        target: &Target,
+        link: Option<&Emulator>,
+        started: Instant,
+    ) -> Result<OpenedMySql, RequestError> {
+        match link {
+            Some(link) => {
+                let linked = link::open(target, link, started)
+                    .await
+                    .map_err(|e| request_error(&e))?;
+                Ok(OpenedMySql {
+                    conn: MySqlConnection {
+                        conn: linked.conn,
+                        turns: Some(linked.turns),
+                    },
+                    setup: Some(linked.setup),
+                    ready_at: linked.ready_at,
+                })
+            }
+            None => match target.connect().await {
+                Ok(conn) => Ok(OpenedMySql {
+                    conn: MySqlConnection { conn, turns: None },
+                    setup: None,
+                    ready_at: Instant::now(),
+                }),
+                Err(e) => Err(request_error(&e)),
+            },
         }
     }
 }
@@ -37,35 +79,38 @@ impl Connection for MySqlConnection {
         values: &[Value],
         statements: Statements,
     ) -> Result<(), RequestError> {
-        run_statement(&mut self.0, sql, values, statements)
+        run_statement(&mut self.conn, sql, values, statements)
             .await
             .map_err(|e| request_error(&e))
     }
 
     async fn simple(&mut self, sql: &str) -> Result<(), RequestError> {
-        self.0.query_drop(sql).await.map_err(|e| request_error(&e))
+        self.conn
+            .query_drop(sql)
+            .await
+            .map_err(|e| request_error(&e))
     }
 
     fn is_closed(&mut self) -> bool {
-        self.0.is_disconnected()
+        self.conn.is_disconnected()
     }
 
     async fn recycle(&mut self, how: Recycling) -> Result<(), RequestError> {
         let checked = match how {
             Recycling::Fast => Ok(()),
-            Recycling::Verified => self.0.ping().await,
-            Recycling::Clean => self.0.reset().await.map(drop),
+            Recycling::Verified => self.conn.ping().await,
+            Recycling::Clean => self.conn.reset().await.map(drop),
         };
         checked.map_err(|e| request_error(&e))
     }
 
     fn round_trips(&self) -> Option<u32> {
-        None
+        self.turns.as_ref().map(Turns::now)
     }
 
     /// COM_QUIT, as an application's close sends.
     async fn close(self) -> Option<u32> {
-        let _ = self.0.disconnect().await;
-        None
+        let _ = self.conn.disconnect().await;
+        self.turns.as_ref().map(Turns::now)
     }
 }

@@ -59,14 +59,8 @@ pub async fn server_facts(conn: &mut Conn, target: &Target, auth: Option<&str>) 
         .is_some_and(|(_, cipher)| !cipher.is_empty());
     let auth_method = match auth {
         Some(known) => known.to_string(),
-        // Readable only with privileges on mysql.user.
-        None => conn
-            .query_first::<String, _>(
-                "SELECT plugin FROM mysql.user WHERE CONCAT(user, '@', host) = CURRENT_USER()",
-            )
+        None => auth_plugin(conn)
             .await
-            .ok()
-            .flatten()
             .unwrap_or_else(|| "unknown (mysql.user not readable)".into()),
     };
     Server {
@@ -79,6 +73,40 @@ pub async fn server_facts(conn: &mut Conn, target: &Target, auth: Option<&str>) 
         dsn: target.redacted(),
         source: target.source().to_string(),
     }
+}
+
+/// The session user's authentication plugin: from mysql.user, readable
+/// only with privileges on it, else from the user's own grants, which
+/// MariaDB writes with the plugin (`IDENTIFIED VIA ed25519 …`, or `BY
+/// PASSWORD '*…'` for mysql_native_password).
+async fn auth_plugin(conn: &mut Conn) -> Option<String> {
+    let plugin = conn
+        .query_first::<String, _>(
+            "SELECT plugin FROM mysql.user WHERE CONCAT(user, '@', host) = CURRENT_USER()",
+        )
+        .await
+        .ok()
+        .flatten()
+        .filter(|p| !p.is_empty());
+    if plugin.is_some() {
+        return plugin;
+    }
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await.ok()?;
+    plugin_in_grants(&grants)
+}
+
+/// The plugin MariaDB's `SHOW GRANTS` names for the user, if it does.
+fn plugin_in_grants(grants: &[String]) -> Option<String> {
+    for grant in grants {
+        if let Some((_, via)) = grant.split_once(" IDENTIFIED VIA ") {
+            let name = via.split_whitespace().next()?;
+            return Some(name.trim_matches(|c| c == '`' || c == '\'').to_string());
+        }
+        if grant.contains(" IDENTIFIED BY PASSWORD '*") {
+            return Some("mysql_native_password".into());
+        }
+    }
+    None
 }
 
 /// The uncounted monitor connection, as the engine's once-a-second count
@@ -148,5 +176,28 @@ impl Drop for Monitor<'_> {
         if let Some(task) = self.reconnecting.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plugin_is_read_from_mariadbs_grants() {
+        let grants =
+            |g: &[&str]| plugin_in_grants(&g.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            grants(&[
+                "GRANT USAGE ON *.* TO `poolbench`@`%` IDENTIFIED BY PASSWORD '*7B5B1700E93FE2D467EFD471440B3E903A2FB397'",
+                "GRANT ALL PRIVILEGES ON `poolbench`.* TO `poolbench`@`%`",
+            ]),
+            Some("mysql_native_password".into())
+        );
+        assert_eq!(
+            grants(&["GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 'ZIgUREUg5PVgQ6LskhXmO+eZLS0nC8be6HPjYWR4YJY'"]),
+            Some("ed25519".into())
+        );
+        assert_eq!(grants(&["GRANT USAGE ON *.* TO `app`@`%`"]), None);
     }
 }

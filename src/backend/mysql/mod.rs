@@ -3,8 +3,9 @@
 //! ([`errors`]), the server is described and its connections counted
 //! ([`facts`]), a statement runs over the binary (prepared) or the text
 //! protocol ([`exec`], with [`placeholders`] finding the `?`s), and the
-//! backend's traits are implemented by [`conn`] (a measured connection)
-//! and [`admin`] (the session's own). The driver is mysql_async.
+//! backend's traits are implemented by [`conn`] (a measured connection,
+//! across the link emulator by [`link`]) and [`admin`] (the session's
+//! own). The driver is mysql_async.
 //!
 //! This file only declares and re-exports: the files under it import each
 //! other, never it.
@@ -15,11 +16,12 @@ pub mod dsn;
 mod errors;
 mod exec;
 mod facts;
+mod link;
 mod placeholders;
 mod target;
 
 pub use admin::MySqlAdmin;
-pub use conn::MySqlConnection;
+pub use conn::{MySqlConnection, OpenedMySql};
 pub use dsn::parse;
 pub use errors::describe;
 pub use facts::{Monitor as MySqlMonitor, THROWAWAY_DIR_PREFIX};

@@ -2,6 +2,7 @@
 //! mode as the MySQL clients name it, where the target came from, its
 //! password-free display, and the one `connect` every part uses.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -218,7 +219,19 @@ impl Target {
     /// Opens one connection (TCP, the handshake, TLS when asked,
     /// authentication), bounded by the connect timeout.
     pub async fn connect(&self) -> Result<Conn, mysql_async::Error> {
-        match tokio::time::timeout(self.connect_timeout(), self.connect_preferring_tls()).await {
+        self.connect_by(Conn::new).await
+    }
+
+    /// Opens one connection by `dial` (the driver's own connect, or one
+    /// across the link emulator), each attempt with the options it takes,
+    /// bounded by the connect timeout.
+    pub async fn connect_by<T, F, Fut>(&self, dial: F) -> Result<T, mysql_async::Error>
+    where
+        F: Fn(Opts) -> Fut,
+        Fut: Future<Output = Result<T, mysql_async::Error>>,
+    {
+        match tokio::time::timeout(self.connect_timeout(), self.connect_preferring_tls(&dial)).await
+        {
             Ok(r) => r,
             Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
                 std::io::Error::new(
@@ -234,20 +247,24 @@ impl Target {
 
     /// With PREFERRED, plain TCP once the server has said it has no TLS;
     /// otherwise the options as given.
-    async fn connect_preferring_tls(&self) -> Result<Conn, mysql_async::Error> {
+    async fn connect_preferring_tls<T, F, Fut>(&self, dial: &F) -> Result<T, mysql_async::Error>
+    where
+        F: Fn(Opts) -> Fut,
+        Fut: Future<Output = Result<T, mysql_async::Error>>,
+    {
         if self.details.ssl_mode == SslMode::VerifyCa {
-            return self.connect_checking_the_chain().await;
+            return self.connect_checking_the_chain(dial).await;
         }
         let Some(plain) = &self.plain else {
-            return Conn::new(self.opts.clone()).await;
+            return dial(self.opts.clone()).await;
         };
         if self.tls_refused.load(Ordering::Relaxed) {
-            return Conn::new(plain.clone()).await;
+            return dial(plain.clone()).await;
         }
-        match Conn::new(self.opts.clone()).await {
+        match dial(self.opts.clone()).await {
             Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer)) => {
                 self.tls_refused.store(true, Ordering::Relaxed);
-                Conn::new(plain.clone()).await
+                dial(plain.clone()).await
             }
             other => other,
         }
@@ -260,11 +277,15 @@ impl Target {
     /// checks the name only once the chain is verified, and its refusal
     /// lists the names the certificate is valid for: the connection is made
     /// again checking one of them, as is every later one of this target.
-    async fn connect_checking_the_chain(&self) -> Result<Conn, mysql_async::Error> {
+    async fn connect_checking_the_chain<T, F, Fut>(&self, dial: &F) -> Result<T, mysql_async::Error>
+    where
+        F: Fn(Opts) -> Fut,
+        Fut: Future<Output = Result<T, mysql_async::Error>>,
+    {
         if let Some(opts) = self.chain_only.get() {
-            return Conn::new(opts.clone()).await;
+            return dial(opts.clone()).await;
         }
-        let e = match Conn::new(self.opts.clone()).await {
+        let e = match dial(self.opts.clone()).await {
             Ok(conn) => return Ok(conn),
             Err(e) => e,
         };
@@ -274,7 +295,7 @@ impl Target {
         let opts: Opts = OptsBuilder::from_opts(self.opts.clone())
             .ssl_opts(ssl.clone().with_danger_tls_hostname_override(Some(name)))
             .into();
-        let conn = Conn::new(opts.clone()).await?;
+        let conn = dial(opts.clone()).await?;
         let _ = self.chain_only.set(opts);
         Ok(conn)
     }

@@ -84,7 +84,7 @@ impl Checker<'_> {
         let description = raw.description.map(|d| self.description(d));
         let run = self.run(raw.run);
         let database = self.database(raw.database);
-        self.mysql = database.is_mysql();
+        self.mysql = database.is_mysql(&from.overrides.target);
         let setup_sql = raw.setup.and_then(|setup| self.setup(setup));
         let pgbouncer = self.pgbouncer(raw.pgbouncer);
         let strategies = self.strategies(raw.strategy, &pgbouncer, &raw.only);

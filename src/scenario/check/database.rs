@@ -110,6 +110,7 @@ impl Checker<'_> {
 mod tests {
     use super::super::fixture::{errors, first_error, flags, ok, BASE};
     use crate::scenario::model::{AuthMethod, EmbeddedEngine};
+    use crate::scenario::TargetHint;
 
     fn with(table: &str) -> String {
         format!("{table}\n{BASE}")
@@ -131,10 +132,28 @@ mod tests {
         assert_eq!(db.embedded.max_connections, 262_143);
         let db = ok(&with("[database.embedded]\nengine = \"mariadb\""), &flags()).database;
         assert_eq!(db.embedded.engine, EmbeddedEngine::Mariadb);
-        assert!(db.is_mysql());
-        assert!(ok(&with("[database]\ndsn = \"mysql://u@h/d\""), &flags())
-            .database
-            .is_mysql());
+        let none = TargetHint::default();
+        assert!(db.is_mysql(&none));
+        let file = ok(&with("[database]\ndsn = \"mysql://u@h/d\""), &flags()).database;
+        assert!(file.is_mysql(&none));
+        // The first DSN given decides: --dsn, the file's, DATABASE_URL.
+        let flag = |m| TargetHint {
+            flag_is_mysql: Some(m),
+            ..TargetHint::default()
+        };
+        assert!(!file.is_mysql(&flag(false)));
+        let env = |m| TargetHint {
+            env_is_mysql: Some(m),
+            ..TargetHint::default()
+        };
+        assert!(file.is_mysql(&env(false)));
+        let plain = ok(&with(""), &flags()).database;
+        assert!(plain.is_mysql(&flag(true)));
+        assert!(plain.is_mysql(&env(true)));
+        assert!(!plain.is_mysql(&TargetHint {
+            embedded: true,
+            ..flag(true)
+        }));
     }
 
     #[test]

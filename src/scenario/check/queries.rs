@@ -287,7 +287,8 @@ impl Checker<'_> {
                     ""
                 } else {
                     " ($1, $2…; for MySQL's `?` the scenario must target MySQL: \
-                     `[database.embedded] engine = \"mariadb\"` or a mysql:// `dsn`)"
+                     `[database.embedded] engine = \"mariadb\"` or a mysql:// `dsn`, --dsn \
+                     or DATABASE_URL)"
                 };
                 self.error(
                     first.origin(),
@@ -508,7 +509,7 @@ mod tests {
             first_error(&one("name = \"q\"\nsql = \"SELECT ?\"\nparams = [1]")),
             "t.toml:8:11: 1 param is given but the SQL has no placeholders ($1, $2…; for \
              MySQL's `?` the scenario must target MySQL: `[database.embedded] engine = \
-             \"mariadb\"` or a mysql:// `dsn`)"
+             \"mariadb\"` or a mysql:// `dsn`, --dsn or DATABASE_URL)"
         );
     }
 

@@ -218,7 +218,7 @@ pub fn tables(report: &Report) -> String {
 
     for e in &report.explanation {
         out.push('\n');
-        out.push_str(&explanation(e));
+        out.push_str(&explanation(e, &report.server));
     }
 
     let errors: Vec<String> = report.strategies.iter().filter_map(error_line).collect();
@@ -232,8 +232,9 @@ pub fn tables(report: &Report) -> String {
     out
 }
 
-/// Where a per-request connection's time goes (means, in ms).
-pub fn explanation(e: &Explanation) -> String {
+/// Where a per-request connection's time goes (means, in ms), in the
+/// words of `server`'s engine.
+pub fn explanation(e: &Explanation, server: &Server) -> String {
     // A close that took 0.004 ms is not "0 ms".
     let n = |ms: f64| match ms {
         m if m >= 10.0 => trimmed(m, 1),
@@ -256,23 +257,30 @@ pub fn explanation(e: &Explanation) -> String {
             steps.push(format!("{name} {}", n(v)));
         }
     }
+    let postgres = server.engine == "postgresql";
     if steps.is_empty() {
-        // MySQL: the driver opens a connection in one step, whose parts
-        // poolbench cannot time apart.
+        // MySQL without the link emulator: the driver opens a connection
+        // in one step, on its own socket.
         out.push_str(&format!(
-            "  connect  {} ms (TCP, TLS and authentication together: the MySQL driver does \
-             not let them be timed apart)\n",
+            "  connect  {} ms (TCP, TLS and authentication together: the MySQL driver dials \
+             its own socket; across the link emulator, --rtt 0ms, they are timed apart)\n",
             n(e.connect_ms)
         ));
     } else {
-        let startup = match pooler.as_deref() {
+        let startup = match (pooler.as_deref(), postgres) {
             // PgBouncer authenticates the client itself and lends it a
             // server connection already open: no backend starts.
-            Some(pooler) => format!("authentication by {pooler}, no backend started"),
-            None => "authentication and the backend's start".into(),
+            (Some(pooler), _) => format!("authentication by {pooler}, no backend started"),
+            (None, true) => "authentication and the backend's start".into(),
+            (None, false) => "the greeting, authentication and the driver's settings query".into(),
+        };
+        let request = if postgres {
+            "SSLRequest"
+        } else {
+            "SSL request"
         };
         out.push_str(&format!(
-            "  connect  {} ms = {} (TCP handshake; SSLRequest and TLS handshake; {startup})\n",
+            "  connect  {} ms = {} (TCP handshake; {request} and TLS handshake; {startup})\n",
             n(e.connect_ms),
             steps.join(" + ")
         ));
@@ -467,7 +475,15 @@ mod tests {
     }
 
     fn explained(via: Option<&str>, statement_cache: bool) -> String {
-        explanation(&sample(via, statement_cache))
+        explanation(&sample(via, statement_cache), &server("postgresql"))
+    }
+
+    fn server(engine: &str) -> Server {
+        let json = format!(
+            r#"{{"engine": "{engine}", "version": "x", "auth_method": "a", "ssl": true,
+                "max_connections": 100, "embedded": true, "dsn": "d"}}"#
+        );
+        serde_json::from_str(&json).unwrap()
     }
 
     fn sample(via: Option<&str>, statement_cache: bool) -> Explanation {
@@ -525,7 +541,16 @@ mod tests {
             close_ms: Some(0.004),
             ..sample(None, true)
         };
-        assert!(explanation(&quick).contains("  close    < 0.01 ms"));
+        assert!(explanation(&quick, &server("postgresql")).contains("  close    < 0.01 ms"));
+        // MySQL's steps in MySQL's words.
+        let mysql = explanation(&sample(None, true), &server("mariadb"));
+        assert!(
+            mysql.contains(
+                "(TCP handshake; SSL request and TLS handshake; the greeting, authentication \
+                 and the driver's settings query)"
+            ),
+            "{mysql}"
+        );
     }
 
     #[test]

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Measures poolbench against sysbench oltp_point_select on the same embedded
+# MariaDB (`poolbench server --engine mariadb --no-tls`: TLS off for both),
+# the same table (sysbench's sbtest1, made by `sysbench prepare`), the same
+# statement (SELECT c FROM sbtest1 WHERE id = ?, ids uniform over the
+# table, prepared: sysbench --db-ps-mode=auto, poolbench's statement cache),
+# the same 8 clients (sysbench --threads=8; poolbench pool-8, 8 workers on
+# one thread per CPU). The tools alternate every round so drift on a shared
+# machine hits both; prints each round and the medians of throughput and
+# client CPU per request (user + system of the whole process, from its own
+# rusage via /usr/bin/time: both include connecting and start-up, neither
+# has a warm-up).
+# Usage: scripts/bench-vs-sysbench.sh [SECONDS] [ROUNDS]   (defaults: 10 5)
+# POOLBENCH_BIN=path uses that build instead of building target/release.
+# TABLE_SIZE (default 10000) and CLIENTS (default 8) change the work.
+# Run it at normal priority (not under nice): the server shares the CPUs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+rounds=${2:-5}
+clients=${CLIENTS:-8}
+table_size=${TABLE_SIZE:-10000}
+
+command -v sysbench >/dev/null || { echo "sysbench not found (apt-get install --no-install-recommends sysbench)" >&2; exit 3; }
+command -v jq >/dev/null || { echo "jq not found (apt-get install jq)" >&2; exit 3; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time not found (apt-get install time)" >&2; exit 3; }
+if [ -z "${POOLBENCH_BIN:-}" ]; then
+  cargo build --release --quiet
+fi
+bin=${POOLBENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/poolbench}
+
+work=$(mktemp -d)
+"$bin" server --engine mariadb --no-tls >"$work/server.env" 2>"$work/server.log" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 600); do grep -q '^MYSQL_PWD=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
+grep -q '^MYSQL_PWD=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
+dsn=$(head -n1 "$work/server.env")
+set -a; . <(grep '^MYSQL_' "$work/server.env"); set +a
+
+sb=(sysbench oltp_point_select --db-driver=mysql --mysql-host="$MYSQL_HOST"
+    --mysql-port="$MYSQL_TCP_PORT" --mysql-user=poolbench --mysql-password="$MYSQL_PWD"
+    --mysql-db=poolbench --mysql-ssl=off --tables=1 --table-size="$table_size"
+    --threads="$clients" --db-ps-mode=auto --rand-type=uniform)
+"${sb[@]}" prepare >"$work/prepare.log" 2>&1 || { cat "$work/prepare.log" >&2; exit 3; }
+
+cat >"$work/point-select.toml" <<EOF
+name = "vs-sysbench"
+description = "sysbench oltp_point_select's statement on its own table"
+
+[run]
+concurrency = $clients
+
+[[strategy]]
+name = "pool-$clients"
+kind = "pool"
+max_size = $clients
+min_size = $clients
+
+[[query]]
+name = "point_select"
+sql = "SELECT c FROM sbtest1 WHERE id = ?"
+params = [{ int = [1, $table_size] }]
+EOF
+
+# timed OUT CMD...: runs CMD, its stdout+stderr to OUT, and prints the CPU
+# seconds (user + system) of the process.
+timed() {
+  local out=$1; shift
+  /usr/bin/time -f '%U %S' -o "$work/time" "$@" >"$out" 2>&1
+  awk '{printf "%.3f", $1 + $2}' "$work/time"
+}
+
+declare -A rps cpu
+# record NAME REQUESTS SECONDS CPU_SECONDS
+record() {
+  rps[$1]+="$(awk -v n="$2" -v s="$3" 'BEGIN {printf "%.1f", n / s}') "
+  cpu[$1]+="$(awk -v c="$4" -v n="$2" 'BEGIN {printf "%.2f", c * 1e6 / n}') "
+}
+last() { awk '{print $NF}' <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else printf "-"}'; }
+
+for r in $(seq "$rounds"); do
+  c=$(timed "$work/sb.out" "${sb[@]}" --time="$seconds" --report-interval=0 run)
+  n=$(awk '/^ *read:/ {print $2; exit}' "$work/sb.out")
+  s=$(awk '/^ *total time:/ {sub("s", "", $3); print $3; exit}' "$work/sb.out")
+  [ -n "$n" ] || { cat "$work/sb.out" >&2; exit 1; }
+  record sysbench "$n" "$s" "$c"
+
+  c=$(timed "$work/pb.log" "$bin" run "$work/point-select.toml" --dsn "$dsn" --quiet \
+      --duration "${seconds}s" --warmup 0s --no-html --out "$work/pb" --force)
+  record poolbench "$(jq '.strategies[0].requests' "$work/pb/report.json")" \
+      "$(jq '.strategies[0].measured_s' "$work/pb/report.json")" "$c"
+  printf 'round %s: sysbench %s req/s %s us CPU/req; poolbench %s req/s %s us CPU/req; %sx\n' "$r" \
+      "$(last "${rps[sysbench]}")" "$(last "${cpu[sysbench]}")" \
+      "$(last "${rps[poolbench]}")" "$(last "${cpu[poolbench]}")" \
+      "$(ratio "$(last "${rps[poolbench]}")" "$(last "${rps[sysbench]}")")"
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+row() { # LABEL POOLBENCH SYSBENCH TARGET
+  printf '| %-34s | %10s | %10s | %6s | %-7s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4"
+}
+echo
+echo "oltp_point_select, ${seconds}s x $rounds rounds (medians), $(grep -o 'MariaDB [^ ]*' "$work/server.log" | head -n1), TLS off, $clients clients, $(nproc) CPUs"
+printf '| %-34s | %10s | %10s | %6s | %-7s |\n' "measure" "poolbench" "sysbench" "ratio" "target"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------------" "------------" "--------" "---------"
+row "req/s (pool-$clients vs --threads=$clients)" "$(median "${rps[poolbench]}")" "$(median "${rps[sysbench]}")" ">= 1.00"
+row "client CPU us/request" "$(median "${cpu[poolbench]}")" "$(median "${cpu[sysbench]}")" "<= 1.00"
+read -r -a p <<<"${rps[poolbench]}"
+read -r -a q <<<"${rps[sysbench]}"
+behind=0
+for k in "${!p[@]}"; do
+  awk -v a="${p[$k]}" -v b="${q[$k]}" 'BEGIN {exit !(a < b)}' && behind=$((behind + 1))
+done
+echo "rounds in which poolbench was slower than sysbench: $behind of $rounds"

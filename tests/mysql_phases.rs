@@ -1,0 +1,182 @@
+//! MySQL across the link emulator, against a real embedded MariaDB: a
+//! connect split into tcp, tls and startup whose sum is the connect, the
+//! round trips of each setup and request counted under `--rtt 0ms` (with
+//! TLS and without), the explanation lines, `sweep --rtts` fitting the
+//! setup cost against the RTT, and a scenario with `?` placeholders that
+//! only a `--dsn mysql://…` flag makes MySQL's.
+
+use poolbench::embedded::mariadb::{MariaDb, MariaDbOptions};
+use serde_json::Value;
+
+mod common;
+use common::{f, on_server, read_report, show, stdout, u, write_scenario};
+
+/// Nothing in the file says MySQL: no engine, no `dsn`. Its `?` is
+/// MySQL's only because `--dsn mysql://…` says so.
+const QUESTION_MARKS: &str = r#"
+[run]
+duration = "1500ms"
+warmup = "0s"
+concurrency = 2
+
+[setup]
+sql = """
+CREATE TABLE IF NOT EXISTS t (id bigint PRIMARY KEY, v text);
+INSERT IGNORE INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000;
+"""
+
+[[strategy]]
+name = "per-request"
+kind = "fresh"
+
+[[strategy]]
+name = "pool-2"
+kind = "pool"
+max_size = 2
+min_size = 2
+
+[[query]]
+name = "get"
+sql = "SELECT id, v FROM t WHERE id = ?"
+params = [{ int = [1, 1000] }]
+"#;
+
+/// The fresh strategy's connections: tcp, tls (when `tls`) and startup
+/// timed for each one opened, their means adding up to the connect's; the
+/// round trips of every setup exactly `setup_round_trips`, a fresh
+/// request's two more (prepare, execute), a pooled request's one.
+fn check_phases(r: &Value, tls: bool, setup_round_trips: u64) {
+    let (fresh, pool) = (&r["strategies"][0], &r["strategies"][1]);
+    let opened = u(&fresh["connections_opened"]);
+    assert!(opened > 10, "{fresh}");
+    let phases = &fresh["phases"];
+    let mean = |p: &str| f(&phases[p]["mean_us"]);
+    for p in ["tcp", "startup"] {
+        assert_eq!(u(&phases[p]["count"]), opened, "{p}: {phases}");
+    }
+    if tls {
+        assert_eq!(u(&phases["tls"]["count"]), opened, "{phases}");
+        assert!(mean("tls") > 0.0, "{phases}");
+    } else {
+        assert!(
+            phases.get("tls").is_none(),
+            "no TLS, no tls phase: {phases}"
+        );
+    }
+    let parts = mean("tcp") + mean("startup") + if tls { mean("tls") } else { 0.0 };
+    let connect = mean("connect");
+    assert!(
+        (parts - connect).abs() <= 0.1 * connect + 50.0,
+        "tcp + tls + startup = {parts} µs against connect {connect} µs"
+    );
+    let connect_rt = &fresh["round_trips"]["connect"];
+    assert_eq!(
+        (u(&connect_rt["min"]), u(&connect_rt["max"])),
+        (setup_round_trips, setup_round_trips),
+        "{connect_rt}"
+    );
+    assert_eq!(
+        u(&fresh["round_trips"]["request"]["p50"]),
+        setup_round_trips + 2,
+        "{}",
+        fresh["round_trips"]
+    );
+    assert_eq!(
+        u(&pool["round_trips"]["request"]["p50"]),
+        1,
+        "{}",
+        pool["round_trips"]
+    );
+    assert_eq!(
+        u(&pool["round_trips"]["connect"]["max"]),
+        setup_round_trips,
+        "{}",
+        pool["round_trips"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_connects_in_phases_across_the_link() {
+    let server = MariaDb::start(&MariaDbOptions {
+        tls: true,
+        port: None,
+        max_connections: 30,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("embedded MariaDB did not start: {e:#}"));
+    let dsn = server.dsn_with_password();
+    assert!(dsn.contains("ssl-mode=REQUIRED"), "{dsn}");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(tmp.path(), "question-marks", QUESTION_MARKS);
+
+    // With TLS: TCP handshake, greeting, TLS 1.3 handshake, authentication
+    // (mysql_native_password: one exchange), the driver's settings query.
+    let out = tmp.path().join("tls");
+    let o = on_server("run", &file, &dsn, &out, &["--rtt", "0ms"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let r = read_report(&out);
+    assert_eq!(r["server"]["engine"], "mariadb", "{}", r["server"]);
+    assert_eq!(r["network"]["rtt_ms"], 0.0, "{}", r["network"]);
+    check_phases(&r, true, 5);
+    let printed = stdout(&o);
+    assert!(
+        printed.contains("where per-request's time goes (means):")
+            && printed.contains("SSL request and TLS handshake; the greeting, authentication")
+            && printed.contains("connecting is 5 round trips"),
+        "{}",
+        show(&o)
+    );
+
+    // Without TLS: one round trip fewer, no tls phase.
+    let plain = dsn.replace("ssl-mode=REQUIRED", "ssl-mode=DISABLED");
+    let out = tmp.path().join("plain");
+    let o = on_server("run", &file, &plain, &out, &["--rtt", "0ms"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let r = read_report(&out);
+    assert_eq!(r["server"]["ssl"], false, "{}", r["server"]);
+    check_phases(&r, false, 4);
+
+    // Without the link the driver dials the server itself: the `?`
+    // scenario still runs on the flag's DSN, its connect in one piece.
+    let out = tmp.path().join("direct");
+    let o = on_server("run", &file, &dsn, &out, &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let r = read_report(&out);
+    let fresh = &r["strategies"][0];
+    assert!(u(&fresh["requests"]) > 10, "{fresh}");
+    assert!(fresh["phases"].get("tcp").is_none(), "{}", fresh["phases"]);
+    assert!(
+        fresh.get("round_trips").is_none_or(Value::is_null),
+        "{fresh}"
+    );
+
+    // The same file with a PostgreSQL DSN on the command line is
+    // PostgreSQL's: its `?` is refused before anything connects.
+    let pg = "postgres://u@127.0.0.1:1/d";
+    let o = on_server("run", &file, pg, &tmp.path().join("pg"), &[]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(show(&o).contains("--dsn or DATABASE_URL"), "{}", show(&o));
+
+    // sweep --rtts: the setup cost grows by about the round trips a pool
+    // saves per millisecond of RTT.
+    let out = tmp.path().join("sweep");
+    let extra = ["--rtts", "10ms,0ms", "--duration", "1s"];
+    let o = on_server("sweep", &file, &dsn, &out, &extra).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let sweep: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(sweep["kind"], "rtt-sweep");
+    assert_eq!(sweep["points"].as_array().unwrap().len(), 4, "{sweep}");
+    let fit = &sweep["fits"][0];
+    let (b, counted) = (f(&fit["b"]), u(&fit["counted_round_trips"]) as f64);
+    assert_eq!(
+        counted, 6.0,
+        "7 round trips per fresh request against 1: {fit}"
+    );
+    assert!(
+        (counted - 3.0..=counted + 4.0).contains(&b),
+        "b = {b} round trips per request, the emulator counted {counted}"
+    );
+    assert!(stdout(&o).contains("setup cost = "), "{}", show(&o));
+    server.stop().await.unwrap();
+}
