@@ -138,6 +138,12 @@ kind = "pool"
 max_size = 2
 statement_cache = false
 
+[[strategy]]
+name = "clean"
+kind = "pool"
+max_size = 2
+recycling = "clean"
+
 [[query]]
 name = "get"
 sql = "SELECT id, v FROM t WHERE id = ?"
@@ -157,12 +163,15 @@ statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 
     let r = read_report(&out);
     assert_eq!(r["server"]["engine"], "mariadb", "{}", r["server"]);
     assert_eq!(r["server"]["ssl"], true, "{}", r["server"]);
-    let (fresh, pool, text_pool) = (
+    let (fresh, pool, text_pool, clean) = (
         &r["strategies"][0],
         &r["strategies"][1],
         &r["strategies"][2],
+        &r["strategies"][3],
     );
-    for s in [fresh, pool, text_pool] {
+    // `clean` resets the session (COM_RESET_CONNECTION drops its
+    // statements) before every request: each is prepared again.
+    for s in [fresh, pool, text_pool, clean] {
         assert!(u(&s["requests"]) > 20, "{s}");
         assert!(s["errors"].as_object().is_none_or(|e| e.is_empty()), "{s}");
     }
@@ -208,6 +217,29 @@ statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 
     );
     let o = poolbench(&["compare", a, b, "--allow-different"]).await;
     assert_ne!(o.status.code(), Some(2), "{}", text(&o));
+
+    // More statements than a connection keeps (16): it goes back to the
+    // driver's cache, and every query still runs.
+    let queries: String = (0..18)
+        .map(|k| format!("[[query]]\nname = \"q{k}\"\nsql = \"SELECT id + {k} FROM t WHERE id = ?\"\nparams = [{{ int = [1, 1000] }}]\n"))
+        .collect();
+    let file = write_scenario(
+        tmp.path(),
+        "many-statements",
+        &format!(
+            "[run]\nduration = \"1s\"\nwarmup = \"0s\"\nconcurrency = 1\n{SETUP}\n\
+             [[strategy]]\nname = \"one\"\nkind = \"pool\"\nmax_size = 1\n{queries}"
+        ),
+    );
+    let out = tmp.path().join("many-out");
+    let o = run_on(&file, &dsn, &out).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let one = &read_report(&out)["strategies"][0];
+    assert!(
+        one["errors"].as_object().is_none_or(|e| e.is_empty()),
+        "{one}"
+    );
+    assert!(u(&one["requests"]) > 100, "{one}");
 
     // More workers than max_connections: the refusals are counted as
     // too_many_connections and the run goes on to its report.
@@ -521,7 +553,8 @@ params = [{ int = [1, 9] }]
 }
 
 /// `poolbench server --engine mariadb` prints a mysql:// URL that
-/// connects, and on SIGTERM stops the server (exit 0).
+/// connects and the MYSQL_* lines of the same server, a run on it names
+/// its authentication plugin, and on SIGTERM it stops the server (exit 0).
 #[tokio::test(flavor = "multi_thread")]
 async fn server_command_runs_mariadb() {
     let mut child = command(&["server", "--engine", "mariadb", "--max-connections", "11"])
@@ -542,6 +575,24 @@ async fn server_command_runs_mariadb() {
         .and_then(|hp| hp.split(':').nth(1))
         .unwrap()
         .to_string();
+    let password = url
+        .split(':')
+        .nth(2)
+        .and_then(|s| s.split('@').next())
+        .unwrap()
+        .to_string();
+    let mut variables = Vec::new();
+    for _ in 0..3 {
+        variables.push(lines.next_line().await.unwrap().expect("a line"));
+    }
+    assert_eq!(
+        variables,
+        [
+            "MYSQL_HOST=127.0.0.1".to_string(),
+            format!("MYSQL_TCP_PORT={port}"),
+            format!("MYSQL_PWD={password}"),
+        ]
+    );
     // The URL is one poolbench takes: check its server's facts.
     let tmp = tempfile::tempdir().unwrap();
     let file = write_scenario(
@@ -572,6 +623,13 @@ sql = "SELECT 1"
     let r = read_report(&out);
     assert_eq!(u(&r["server"]["max_connections"]), 11);
     assert_eq!(r["server"]["ssl"], true);
+    // Not "unknown": the user's own grants name the plugin.
+    assert_eq!(r["server"]["auth_method"], "mysql_native_password");
+    assert!(
+        text(&o).contains("auth mysql_native_password"),
+        "{}",
+        text(&o)
+    );
     let pid = child.id().unwrap() as libc::pid_t;
     // SAFETY: signalling our own child, still running.
     unsafe { libc::kill(pid, libc::SIGTERM) };

@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::errors::request_error;
-use super::exec::run_statement;
+use super::exec::{run_statement, Prepared};
 use super::link;
 use super::target::Target;
 use crate::backend::seam::{Connection, Recycling};
@@ -20,10 +20,11 @@ use crate::backend::value::Value;
 use crate::metrics::{RequestError, Setup};
 use crate::net::{Emulator, Turns};
 
-/// An open connection (the driver caches its prepared statements), and
+/// An open connection, the statements it prepared (`exec.rs`), and
 /// its round-trip counter when it crosses the link emulator.
 pub struct MySqlConnection {
     conn: Conn,
+    prepared: Prepared,
     turns: Option<Turns>,
 }
 
@@ -52,6 +53,7 @@ impl MySqlConnection {
                 Ok(OpenedMySql {
                     conn: MySqlConnection {
                         conn: linked.conn,
+                        prepared: Prepared::default(),
                         turns: Some(linked.turns),
                     },
                     setup: Some(linked.setup),
@@ -60,7 +62,11 @@ impl MySqlConnection {
             }
             None => match target.connect().await {
                 Ok(conn) => Ok(OpenedMySql {
-                    conn: MySqlConnection { conn, turns: None },
+                    conn: MySqlConnection {
+                        conn,
+                        prepared: Prepared::default(),
+                        turns: None,
+                    },
                     setup: None,
                     ready_at: Instant::now(),
                 }),
@@ -79,7 +85,7 @@ impl Connection for MySqlConnection {
         values: &[Value],
         statements: Statements,
     ) -> Result<(), RequestError> {
-        run_statement(&mut self.conn, sql, values, statements)
+        run_statement(&mut self.conn, &mut self.prepared, sql, values, statements)
             .await
             .map_err(|e| request_error(&e))
     }
@@ -99,7 +105,11 @@ impl Connection for MySqlConnection {
         let checked = match how {
             Recycling::Fast => Ok(()),
             Recycling::Verified => self.conn.ping().await,
-            Recycling::Clean => self.conn.reset().await.map(drop),
+            // The server drops the session's statements.
+            Recycling::Clean => {
+                self.prepared.clear();
+                self.conn.reset().await.map(drop)
+            }
         };
         checked.map_err(|e| request_error(&e))
     }
