@@ -7,6 +7,7 @@
 //! below the scenario (which checks DSNs with its parsers), which is below
 //! the engine — `report/` importing either would close a circle.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::engine::RoundResult;
@@ -113,6 +114,7 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         measured_s: round(measured.as_secs_f64(), 3),
         phases: summarize_phases(&total.phases),
         round_trips: round_trips(&total),
+        setup_cpu: setup_cpu(&total),
         per_query: queries
             .iter()
             .enumerate()
@@ -153,6 +155,26 @@ fn round_trips(r: &Recorder) -> Option<RoundTripsReport> {
         request: counts(&r.round_trips.request),
     };
     (report != RoundTripsReport::default()).then_some(report)
+}
+
+/// The setups' CPU summaries by report.json's key, those measured.
+fn setup_cpu(r: &Recorder) -> BTreeMap<String, Summary> {
+    let c = &r.setup_cpu;
+    [
+        ("client_us", &c.client),
+        ("client_tcp_us", &c.client_tcp),
+        ("client_tls_us", &c.client_tls),
+        ("client_startup_us", &c.client_startup),
+        ("client_scram_us", &c.client_scram),
+        ("server_us", &c.server),
+    ]
+    .into_iter()
+    .filter_map(|(key, h)| {
+        h.as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| (key.to_string(), Summary::of(h)))
+    })
+    .collect()
 }
 
 fn rate(requests: u64, over: Duration) -> f64 {

@@ -90,6 +90,8 @@ impl PgBouncer {
         let auth_type = match server.options().auth {
             AuthMethod::ScramSha256 => "scram-sha-256",
             AuthMethod::Md5 => "md5",
+            // PgBouncer's name for a password sent in clear.
+            AuthMethod::Password => "plain",
             AuthMethod::Trust => "trust",
         };
         let userlist = format!("\"{USER}\" \"{}\"\n", secret.unwrap_or_default());

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use errors::{ErrorClass, ErrorCounts, RequestError, SqlState};
 pub use histogram::{new_histogram, record};
-pub use setup::{RoundTrips, Setup, SetupLog};
+pub use setup::{RoundTrips, Setup, SetupCpu, SetupCpuHistograms, SetupLog};
 
 /// The phases of one request: the one list of them. Histograms, report
 /// fields, CSV rows and table lines are all derived from [`Phase::ALL`].
@@ -211,6 +211,8 @@ pub struct Recorder {
     pub retries: u64,
     /// Round trips counted by the link emulator (empty without one).
     pub round_trips: RoundTrips,
+    /// The CPU time of the connections' setups (empty when not measured).
+    pub setup_cpu: SetupCpuHistograms,
 }
 
 impl Recorder {
@@ -222,6 +224,7 @@ impl Recorder {
             errors: ErrorCounts::default(),
             retries: 0,
             round_trips: RoundTrips::default(),
+            setup_cpu: SetupCpuHistograms::default(),
         }
     }
 
@@ -259,6 +262,7 @@ impl Recorder {
         self.errors.merge(&other.errors);
         self.retries += other.retries;
         self.round_trips.merge(&other.round_trips);
+        self.setup_cpu.merge(&other.setup_cpu);
     }
 }
 
@@ -427,6 +431,9 @@ impl SetupLog {
             recorder.phases.record(&setup.timings());
             if let Some(n) = setup.round_trips {
                 recorder.round_trips.record_connect(n);
+            }
+            if let Some(cpu) = &setup.cpu {
+                recorder.setup_cpu.record(cpu);
             }
         }
     }

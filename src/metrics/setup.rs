@@ -23,6 +23,71 @@ pub struct Setup {
     /// Round trips until ReadyForQuery, the TCP handshake included (only
     /// across the link emulator, which counts them).
     pub round_trips: Option<u32>,
+    /// Whose CPU it used, when the engine's dialer measures it.
+    pub cpu: Option<SetupCpu>,
+}
+
+/// Whose CPU one connection's setup used, in microseconds: the opening
+/// thread's (the client's), split as its wall time is, SCRAM's proof apart,
+/// and the server backend's until ReadyForQuery when its process is visible.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetupCpu {
+    pub client_us: u64,
+    pub client_tcp_us: u64,
+    /// None when no SSLRequest was sent and no TLS handshake happened.
+    pub client_tls_us: Option<u64>,
+    pub client_startup_us: u64,
+    /// The poll that computed SCRAM's client proof (PBKDF2): None without
+    /// SCRAM.
+    pub client_scram_us: Option<u64>,
+    /// The backend's CPU from its fork to ReadyForQuery (its share of the
+    /// fork included, the postmaster's not).
+    pub server_us: Option<u64>,
+}
+
+/// The setups' CPU times, one histogram per part (absent until recorded).
+#[derive(Debug, Clone, Default)]
+pub struct SetupCpuHistograms {
+    pub client: Option<Histogram<u64>>,
+    pub client_tcp: Option<Histogram<u64>>,
+    pub client_tls: Option<Histogram<u64>>,
+    pub client_startup: Option<Histogram<u64>>,
+    pub client_scram: Option<Histogram<u64>>,
+    pub server: Option<Histogram<u64>>,
+}
+
+impl SetupCpuHistograms {
+    pub fn record(&mut self, cpu: &SetupCpu) {
+        let parts = [
+            (&mut self.client, Some(cpu.client_us)),
+            (&mut self.client_tcp, Some(cpu.client_tcp_us)),
+            (&mut self.client_tls, cpu.client_tls_us),
+            (&mut self.client_startup, Some(cpu.client_startup_us)),
+            (&mut self.client_scram, cpu.client_scram_us),
+            (&mut self.server, cpu.server_us),
+        ];
+        for (h, us) in parts {
+            if let Some(us) = us {
+                count(h, u32::try_from(us).unwrap_or(u32::MAX));
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &SetupCpuHistograms) {
+        for (mine, theirs) in [
+            (&mut self.client, &other.client),
+            (&mut self.client_tcp, &other.client_tcp),
+            (&mut self.client_tls, &other.client_tls),
+            (&mut self.client_startup, &other.client_startup),
+            (&mut self.client_scram, &other.client_scram),
+            (&mut self.server, &other.server),
+        ] {
+            if let Some(theirs) = theirs {
+                // Both auto-resize, so adding cannot fail on range.
+                let _ = mine.get_or_insert_with(counts).add(theirs);
+            }
+        }
+    }
 }
 
 /// The setups of one connection source's connections. Recording is a
@@ -113,12 +178,21 @@ mod tests {
             tls_us: Some(2_000),
             startup_us: 5_000,
             round_trips: Some(6),
+            cpu: Some(SetupCpu {
+                client_us: 900,
+                client_tcp_us: 30,
+                client_tls_us: Some(400),
+                client_startup_us: 470,
+                client_scram_us: Some(350),
+                server_us: Some(1_200),
+            }),
         });
         log.record(Setup {
             tcp_us: 120,
             tls_us: None,
             startup_us: 4_000,
             round_trips: None,
+            cpu: None,
         });
         let mut r = Recorder::new(0);
         log.drain_into(&mut r);
@@ -130,5 +204,8 @@ mod tests {
         let connect = r.round_trips.connect.as_ref().unwrap();
         assert_eq!((connect.len(), connect.max()), (1, 6));
         assert!(r.round_trips.request.is_none());
+        let client = r.setup_cpu.client.as_ref().unwrap();
+        assert_eq!((client.len(), client.max()), (1, 900));
+        assert_eq!(r.setup_cpu.server.as_ref().map(|h| h.max()), Some(1_200));
     }
 }

@@ -6,7 +6,7 @@
 //! report.json and printed after the table.
 
 use super::model::{
-    round, Comparison, Explanation, Kind, Network, Report, RoundTripShare, StrategyReport,
+    round, Comparison, CpuShare, Explanation, Kind, Network, Report, RoundTripShare, StrategyReport,
 };
 use crate::metrics::Phase;
 
@@ -27,6 +27,7 @@ impl Explanation {
                 let mut e = Explanation::of(s, pool, report.network.as_ref())?;
                 e.via = via(report, &s.name);
                 e.statement_cache = s.settings.get("statement_cache") != Some(&false.into());
+                e.cpu = CpuShare::of(s, e.connect_ms, report.host.cpus);
                 Some(e)
             })
             .collect()
@@ -80,6 +81,31 @@ impl Explanation {
             network,
             via: None,
             statement_cache: true,
+            cpu: None,
+        })
+    }
+}
+
+impl CpuShare {
+    /// The means of the strategy's setup CPU, when it was measured.
+    pub fn of(s: &StrategyReport, connect_ms: f64, cpus: usize) -> Option<CpuShare> {
+        let mean = |key: &str| {
+            s.setup_cpu
+                .get(key)
+                .filter(|x| x.count > 0)
+                .map(|x| round(x.mean_us / 1000.0, 3))
+        };
+        let client_ms = mean("client_us")?;
+        let server_ms = mean("server_us");
+        Some(CpuShare {
+            client_ms,
+            client_scram_ms: mean("client_scram_us"),
+            server_ms,
+            waiting_ms: round(
+                (connect_ms - client_ms - server_ms.unwrap_or(0.0)).max(0.0),
+                3,
+            ),
+            cpus,
         })
     }
 }

@@ -279,6 +279,7 @@ fn merge_strategy(
     }
     let phases = add_all(parts, |s| &s.phases, name, "phase")?;
     let per_query = add_all(parts, |s| &s.per_query, name, "query")?;
+    let setup_cpu = add_all(parts, |s| &s.setup_cpu, name, "setup_cpu")?;
 
     // The counts added here, checked; the samples by ErrorCounts.
     let mut errors = ErrorCounts::default();
@@ -444,6 +445,7 @@ fn merge_strategy(
         measured_s,
         phases,
         round_trips: round_trips(parts),
+        setup_cpu,
         per_query,
         rounds,
         timeline,
@@ -1077,6 +1079,7 @@ mod tests {
                 connect: Counts::of(&direct([7; 4])),
                 request: Counts::of(&direct(all.iter().map(|v| 1 + v % 2))),
             }),
+            setup_cpu: BTreeMap::new(),
             retries: 1,
             errors: [("pool_timeout".to_string(), 2)].into(),
             startup_errors: BTreeMap::new(),

@@ -333,6 +333,15 @@ pub struct StrategyReport {
     /// Round trips counted by the link emulator (absent without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round_trips: Option<RoundTripsReport>,
+    /// Whose CPU each connection's setup used, per connection opened
+    /// (summaries in µs of CPU time): `client_us` (the opening thread's,
+    /// split as `client_tcp_us`, `client_tls_us`, `client_startup_us`;
+    /// `client_scram_us` the poll that computed SCRAM's proof) and
+    /// `server_us` (the backend's, fork to ReadyForQuery, where its process
+    /// is visible: the embedded server). Absent when no connection's CPU
+    /// was measured (MySQL, or a strategy that opened none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub setup_cpu: BTreeMap<String, Summary>,
     /// Query → summary of its `total`.
     pub per_query: BTreeMap<String, Summary>,
     /// Each round apart (`[run] rounds`; one entry for a single round), the
@@ -638,6 +647,9 @@ pub struct Explanation {
     /// every query, so none was prepared again. Absent when true.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub statement_cache: bool,
+    /// Whose CPU the connect used (means per connection opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuShare>,
 }
 
 fn yes() -> bool {
@@ -646,6 +658,23 @@ fn yes() -> bool {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+/// Whose CPU a connection's setup used, against the connect's wall time:
+/// the rest is waiting (round trips, and queueing for the host's CPUs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuShare {
+    pub client_ms: f64,
+    /// SCRAM's client proof (PBKDF2), part of `client_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_scram_ms: Option<f64>,
+    /// The backend's, where its process is visible (the embedded server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ms: Option<f64>,
+    /// `connect_ms` minus the CPU above, at least 0.
+    pub waiting_ms: f64,
+    /// The host's CPUs, which client and server shared.
+    pub cpus: usize,
 }
 
 /// How much of the time is round trips across the emulated link: the

@@ -255,6 +255,65 @@ pub struct EmbeddedSettings {
     pub tls: bool,
     /// Default 100; >= 1.
     pub max_connections: u32,
+    /// The SCRAM iteration count of the stored password (PostgreSQL's
+    /// default 4096 when None).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scram_iterations: Option<u32>,
+    /// The only TLS version the server accepts ("1.2" or "1.3"); None:
+    /// PostgreSQL's defaults (1.2 and later, 1.3 negotiated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<TlsVersion>,
+    /// libpq's sslnegotiation for poolbench's connections: direct TLS
+    /// (PostgreSQL >= 17) instead of the SSLRequest round trip.
+    pub sslnegotiation: SslNegotiationLever,
+    /// libpq's channel_binding for poolbench's connections.
+    pub channel_binding: ChannelBindingLever,
+}
+
+/// `[database.embedded] tls_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    pub fn parse(text: &str) -> Option<TlsVersion> {
+        match text {
+            "1.2" => Some(TlsVersion::Tls12),
+            "1.3" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+
+    /// PostgreSQL's name for it (ssl_min_protocol_version).
+    pub fn postgres_name(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+/// `[database.embedded] sslnegotiation`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SslNegotiationLever {
+    #[default]
+    Postgres,
+    Direct,
+}
+
+/// `[database.embedded] channel_binding`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelBindingLever {
+    #[default]
+    Prefer,
+    Require,
+    Disable,
 }
 
 impl Default for EmbeddedSettings {
@@ -264,6 +323,10 @@ impl Default for EmbeddedSettings {
             auth: AuthMethod::ScramSha256,
             tls: true,
             max_connections: 100,
+            scram_iterations: None,
+            tls_version: None,
+            sslnegotiation: SslNegotiationLever::Postgres,
+            channel_binding: ChannelBindingLever::Prefer,
         }
     }
 }
@@ -295,6 +358,9 @@ pub enum AuthMethod {
     ScramSha256,
     #[serde(rename = "md5")]
     Md5,
+    /// The password in clear (over TLS when TLS is on).
+    #[serde(rename = "password")]
+    Password,
     #[serde(rename = "trust")]
     Trust,
 }
@@ -305,6 +371,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ScramSha256 => "scram-sha-256",
             AuthMethod::Md5 => "md5",
+            AuthMethod::Password => "password",
             AuthMethod::Trust => "trust",
         }
     }
@@ -313,6 +380,7 @@ impl AuthMethod {
         match text {
             "scram-sha-256" => Some(AuthMethod::ScramSha256),
             "md5" => Some(AuthMethod::Md5),
+            "password" => Some(AuthMethod::Password),
             "trust" => Some(AuthMethod::Trust),
             _ => None,
         }

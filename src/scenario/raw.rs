@@ -249,6 +249,10 @@ pub struct RawEmbedded {
     pub auth: Option<Given<String>>,
     pub tls: Option<Given<bool>>,
     pub max_connections: Option<Given<i64>>,
+    pub scram_iterations: Option<Given<i64>>,
+    pub tls_version: Option<Given<String>>,
+    pub sslnegotiation: Option<Given<String>>,
+    pub channel_binding: Option<Given<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,16 +27,17 @@ use futures_util::future::BoxFuture;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
-use tokio_postgres::config::{Host, LoadBalanceHosts, SslMode, TargetSessionAttrs};
+use tokio_postgres::config::{Host, LoadBalanceHosts, SslMode, SslNegotiation, TargetSessionAttrs};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 use tokio_postgres::{Client, Config, Connection, SimpleQueryMessage};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use super::cpu::{process_cpu_ns, CpuMeter, Metered, Sniffer};
 use super::wire::{Wire, WireError};
 use super::{io_error_class, request_error, wire_request_error, Target};
-use crate::metrics::{micros, ErrorClass, RequestError, Setup};
+use crate::metrics::{micros, ErrorClass, RequestError, Setup, SetupCpu};
 use crate::net::{Emulator, Turns};
 use crate::rng::Rng;
 
@@ -113,16 +114,19 @@ impl From<tokio_postgres::Error> for ConnectError {
 /// Opens one connection to `target` (through `link` when given) for
 /// measuring, trying its hosts and addresses in turn as the driver does.
 /// `started` is when the caller began (the `tcp` phase runs from it). Not
-/// bounded as a whole: the caller puts its timeout around it.
+/// bounded as a whole: the caller puts its timeout around it. The opening
+/// thread's CPU time is metered poll by poll (`cpu.rs`).
 pub async fn open(
     target: &Target,
     link: Option<&Emulator>,
     started: Instant,
 ) -> Result<Opened, ConnectError> {
-    each_address(target.config(), |dial, hostname| async move {
-        measured(target, link, &dial, hostname.as_deref(), started).await
-    })
-    .await
+    let meter = Arc::new(CpuMeter::default());
+    let attempts = each_address(target.config(), |dial, hostname| {
+        let meter = meter.clone();
+        async move { measured(target, link, &dial, hostname.as_deref(), started, meter).await }
+    });
+    Metered::new(attempts, meter.clone()).await
 }
 
 /// One of poolbench's own connections, not measured.
@@ -140,7 +144,7 @@ pub struct Own {
 /// bounded as a whole: the caller puts its timeout around it.
 pub async fn own(target: &Target, transcript: Option<&Transcript>) -> Result<Own, ConnectError> {
     each_address(target.config(), |dial, hostname| async move {
-        let session = handshake(target, None, &dial, hostname.as_deref(), transcript).await?;
+        let session = handshake(target, None, &dial, hostname.as_deref(), transcript, None).await?;
         let encrypted = session.marks.tls_done.get().is_some();
         let connection = session.connection;
         tokio::spawn(async move {
@@ -342,6 +346,15 @@ struct Session {
     turns: Option<Turns>,
 }
 
+/// A measured connection's CPU probes: the meter of its future, the
+/// sniffer of its messages, and the meter's reading when the TCP connect
+/// ended.
+struct Probe {
+    meter: Arc<CpuMeter>,
+    sniffer: Arc<Sniffer>,
+    tcp_done_ns: OnceLock<u64>,
+}
+
 /// Connects to one address and has the driver set up the session on it:
 /// TLS as the target's sslmode asks, then the startup and authentication.
 async fn handshake(
@@ -350,9 +363,13 @@ async fn handshake(
     dial: &Dial,
     hostname: Option<&str>,
     transcript: Option<&Transcript>,
+    probe: Option<&Probe>,
 ) -> Result<Session, ConnectError> {
     let config = target.config();
-    let socket = dial.connect(config).await.map_err(ConnectError::Socket)?;
+    let socket = dial
+        .connect(config)
+        .await
+        .map_err(|e| refused_direct(config, ConnectError::Socket(e)))?;
     let (socket, turns) = match link {
         Some(link) => {
             let (stream, turns) = link.relay(socket).await;
@@ -361,9 +378,16 @@ async fn handshake(
         None => (socket, None),
     };
     let tcp_done = Instant::now();
+    let sniffer = probe.map(|p| {
+        let _ = p.tcp_done_ns.set(p.meter.now_ns());
+        p.sniffer.clone()
+    });
 
-    let marks = Arc::new(Marks::default());
-    let encrypted = Lent::empty(transcript);
+    let marks = Arc::new(Marks {
+        meter: probe.map(|p| p.meter.clone()),
+        ..Marks::default()
+    });
+    let encrypted = Lent::empty(transcript, sniffer.clone());
     let tls = TimedTls {
         connector: TlsConnector::from(target.tls().config()),
         domain: hostname.unwrap_or(""),
@@ -376,8 +400,12 @@ async fn handshake(
             marks: Some(marks.clone()),
         },
         transcript,
+        sniffer,
     );
-    let (client, connection) = config.connect_raw(plain.clone(), tls).await?;
+    let (client, connection) = config
+        .connect_raw(plain.clone(), tls)
+        .await
+        .map_err(|e| refused_direct(config, e.into()))?;
     Ok(Session {
         client,
         connection,
@@ -396,9 +424,18 @@ async fn measured(
     dial: &Dial,
     hostname: Option<&str>,
     started: Instant,
+    meter: Arc<CpuMeter>,
 ) -> Result<Opened, ConnectError> {
     let config = target.config();
-    let session = handshake(target, link, dial, hostname, None).await?;
+    // The first byte read answers the SSLRequest, when one is sent.
+    let ssl_request = config.get_ssl_mode() != SslMode::Disable
+        && config.get_ssl_negotiation() != SslNegotiation::Direct;
+    let probe = Probe {
+        sniffer: Arc::new(Sniffer::new(meter.clone(), ssl_request)),
+        meter,
+        tcp_done_ns: OnceLock::new(),
+    };
+    let session = handshake(target, link, dial, hostname, None, Some(&probe)).await?;
     let (marks, tcp_done, turns) = (session.marks, session.tcp_done, session.turns);
     // The session is ready and the server sends nothing more until asked:
     // the driver's halves are dropped unpolled (so they send nothing) and
@@ -430,6 +467,7 @@ async fn measured(
             .map(|at| at.clamp(tcp_done, end)),
     };
     let startup_from = tls_end.unwrap_or(tcp_done);
+    let cpu = setup_cpu(target, &probe, &marks, tls_end.is_some());
     Ok(Opened {
         wire,
         setup: Setup {
@@ -437,10 +475,72 @@ async fn measured(
             tls_us: tls_end.map(|at| micros(at - tcp_done)),
             startup_us: micros(end - startup_from),
             round_trips: turns.as_ref().map(Turns::now),
+            cpu: Some(cpu),
         },
         ready_at: end,
         turns,
     })
+}
+
+/// Whose CPU the setup used, read at ReadyForQuery: the client's from the
+/// meter (split where the tcp and tls steps ended), then the backend's from
+/// /proc when the server runs here (read after the client's total, so its
+/// cost is not the client's setup).
+fn setup_cpu(target: &Target, probe: &Probe, marks: &Marks, tls: bool) -> SetupCpu {
+    let total_ns = probe.meter.now_ns();
+    let tcp_ns = probe.tcp_done_ns.get().copied().unwrap_or(0).min(total_ns);
+    let tls_end_ns = tls.then(|| {
+        marks
+            .tls_done_ns
+            .get()
+            .or(marks.first_read_ns.get())
+            .copied()
+            .unwrap_or(tcp_ns)
+            .clamp(tcp_ns, total_ns)
+    });
+    let seen = probe.sniffer.seen();
+    let us = |ns: u64| ns / 1_000;
+    SetupCpu {
+        client_us: us(total_ns),
+        client_tcp_us: us(tcp_ns),
+        client_tls_us: tls_end_ns.map(|end| us(end - tcp_ns)),
+        client_startup_us: us(total_ns - tls_end_ns.unwrap_or(tcp_ns)),
+        client_scram_us: seen.scram_ns.map(us),
+        server_us: match (target.server_visible(), seen.backend_pid) {
+            (true, Some(pid)) => process_cpu_ns(pid).map(us),
+            _ => None,
+        },
+    }
+}
+
+/// A direct TLS handshake (sslnegotiation=direct) that the server answered
+/// by closing the connection: a server before PostgreSQL 17, which reads
+/// the TLS ClientHello as a malformed startup packet. Said so, since the
+/// driver's own error is only "unexpected EOF".
+fn refused_direct(config: &Config, e: ConnectError) -> ConnectError {
+    if config.get_ssl_negotiation() != SslNegotiation::Direct {
+        return e;
+    }
+    let closed = match &e {
+        ConnectError::Socket(_) => false,
+        ConnectError::Postgres(pg) => {
+            let text = pg.to_string();
+            pg.code().is_none()
+                && (text.contains("unexpected EOF")
+                    || text.contains("connection reset")
+                    || text.contains("error performing TLS handshake")
+                    || text.contains("Connection reset"))
+        }
+        _ => false,
+    };
+    if !closed {
+        return e;
+    }
+    ConnectError::Config(format!(
+        "sslnegotiation=direct: the server closed the connection at the TLS handshake ({e}); \
+         direct TLS needs PostgreSQL 17 or later (use sslnegotiation=postgres for an older \
+         server)"
+    ))
 }
 
 /// target_session_attrs=read-write or read-only: checked as the driver
@@ -480,6 +580,18 @@ fn session_attrs(config: &Config, read_only: Option<bool>) -> Result<(), Connect
 struct Marks {
     tls_done: OnceLock<Instant>,
     first_read: OnceLock<Instant>,
+    /// A measured connection's CPU meter, read at the same two moments.
+    meter: Option<Arc<CpuMeter>>,
+    tls_done_ns: OnceLock<u64>,
+    first_read_ns: OnceLock<u64>,
+}
+
+impl Marks {
+    fn cpu_at(&self, mark: &OnceLock<u64>) {
+        if let Some(meter) = &self.meter {
+            let _ = mark.set(meter.now_ns());
+        }
+    }
 }
 
 /// The TLS handshake (rustls, see `tls.rs`), noting when it ends. It takes
@@ -509,6 +621,7 @@ impl TlsConnect<Lent<Marked>> for TimedTls<'_> {
             let socket = stream.take().ok_or("the socket was taken before TLS")?;
             let result = connector.connect(name, socket).await;
             let _ = marks.tls_done.set(Instant::now());
+            marks.cpu_at(&marks.tls_done_ns);
             encrypted.put(result?);
             Ok(encrypted)
         })
@@ -578,6 +691,7 @@ impl Transcript {
 struct Lent<S> {
     stream: Arc<Mutex<Option<S>>>,
     transcript: Option<Transcript>,
+    sniffer: Option<Arc<Sniffer>>,
 }
 
 impl<S> Clone for Lent<S> {
@@ -585,22 +699,25 @@ impl<S> Clone for Lent<S> {
         Lent {
             stream: self.stream.clone(),
             transcript: self.transcript.clone(),
+            sniffer: self.sniffer.clone(),
         }
     }
 }
 
 impl<S> Lent<S> {
-    fn new(stream: S, transcript: Option<&Transcript>) -> Lent<S> {
+    fn new(stream: S, transcript: Option<&Transcript>, sniffer: Option<Arc<Sniffer>>) -> Lent<S> {
         Lent {
             stream: Arc::new(Mutex::new(Some(stream))),
             transcript: transcript.cloned(),
+            sniffer,
         }
     }
 
-    fn empty(transcript: Option<&Transcript>) -> Lent<S> {
+    fn empty(transcript: Option<&Transcript>, sniffer: Option<Arc<Sniffer>>) -> Lent<S> {
         Lent {
             stream: Arc::new(Mutex::new(None)),
             transcript: transcript.cloned(),
+            sniffer,
         }
     }
 
@@ -644,6 +761,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Lent<S> {
         if let Some(transcript) = &self.transcript {
             transcript.record(&buf.filled()[before..]);
         }
+        if let Some(sniffer) = &self.sniffer {
+            sniffer.read(&buf.filled()[before..]);
+        }
         poll
     }
 }
@@ -654,7 +774,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Lent<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.with(|s| s.poll_write(cx, buf))
+        let poll = self.with(|s| s.poll_write(cx, buf));
+        if let (Some(sniffer), Poll::Ready(Ok(n))) = (&self.sniffer, &poll) {
+            sniffer.write(&buf[..*n]);
+        }
+        poll
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -779,6 +903,7 @@ impl AsyncRead for Marked {
         if buf.filled().len() > before {
             if let Some(marks) = this.marks.take() {
                 let _ = marks.first_read.set(Instant::now());
+                marks.cpu_at(&marks.first_read_ns);
             }
         }
         poll

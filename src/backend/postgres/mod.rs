@@ -11,6 +11,7 @@ pub mod auth;
 pub mod conn;
 pub mod connect;
 pub mod conninfo;
+pub mod cpu;
 pub mod environment;
 pub mod pgpass;
 pub mod resolve;
@@ -57,6 +58,9 @@ pub struct Details {
     pub passfile: Option<PathBuf>,
     /// Where the target came from: `--dsn`, `DATABASE_URL`, `PGHOST,PGPORT`…
     pub source: String,
+    /// Whether the server's backends are processes of this machine that
+    /// poolbench may read the CPU time of (its embedded server's).
+    pub server_visible: bool,
 }
 
 impl std::fmt::Debug for Target {
@@ -98,6 +102,7 @@ impl Target {
                 client_cert: None,
                 passfile: None,
                 source: "embedded".into(),
+                server_visible: false,
             },
         ))
     }
@@ -114,6 +119,18 @@ impl Target {
     pub fn with_source(mut self, source: &str) -> Target {
         Arc::make_mut(&mut self.details).source = source.to_string();
         self
+    }
+
+    /// The same target, its server's backends said to run on this machine
+    /// (poolbench's embedded server): their CPU time is read at each setup.
+    pub fn with_visible_server(mut self) -> Target {
+        Arc::make_mut(&mut self.details).server_visible = true;
+        self
+    }
+
+    /// Whether the server's backends' CPU time can be read here.
+    pub fn server_visible(&self) -> bool {
+        self.details.server_visible
     }
 
     /// Where the target came from: `--dsn`, `[database].dsn`,

@@ -363,6 +363,7 @@ fn build(info: &ConnInfo, source: Source, env: &dyn Environment) -> Result<Targe
             client_cert: tls.client_cert,
             passfile: passfile_used,
             source: source.label(),
+            server_visible: false,
         },
     ))
 }

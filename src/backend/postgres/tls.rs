@@ -331,6 +331,10 @@ fn connector(s: Settings<'_>) -> Result<Connector> {
     config.enable_sni = s.sni;
     // One session per connection, as libpq opens them: no tickets kept.
     config.resumption = rustls::client::Resumption::disabled();
+    // ALPN "postgresql", as libpq 17 sends it: PostgreSQL 17 requires it
+    // of a direct TLS handshake (sslnegotiation=direct); older servers,
+    // and the SSLRequest path, ignore it.
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(Connector {
         config: Arc::new(config),
     })

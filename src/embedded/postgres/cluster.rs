@@ -30,6 +30,41 @@ pub fn generate_password() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A SCRAM-SHA-256 verifier of `password` with `iterations` (RFC 5802,
+/// RFC 7677; PostgreSQL's `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`),
+/// so that any server version, PostgreSQL 15 included (whose
+/// `scram_iterations` setting came in 16), asks its clients for that count.
+/// The password is initdb's generated one: no SASLprep needed.
+pub fn scram_verifier(password: &str, iterations: u32, salt: &[u8; 16]) -> String {
+    use hmac::{KeyInit, Mac};
+    use sha2::Digest;
+    type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+    let mac = |key: &[u8], data: &[&[u8]]| -> [u8; 32] {
+        let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+        for d in data {
+            m.update(d);
+        }
+        m.finalize().into_bytes().into()
+    };
+    // Hi(password, salt, i): PBKDF2 with HMAC-SHA-256, one block.
+    let mut u = mac(password.as_bytes(), &[salt, &1u32.to_be_bytes()]);
+    let mut salted = u;
+    for _ in 1..iterations {
+        u = mac(password.as_bytes(), &[&u]);
+        salted.iter_mut().zip(&u).for_each(|(s, x)| *s ^= x);
+    }
+    let client_key = mac(&salted, &[b"Client Key"]);
+    let stored_key = sha2::Sha256::digest(client_key);
+    let server_key = mac(&salted, &[b"Server Key"]);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    format!(
+        "SCRAM-SHA-256${iterations}:{}${}:{}",
+        b64(salt),
+        b64(&stored_key),
+        b64(&server_key)
+    )
+}
+
 /// Runs initdb to its end. A forced exit (a second Ctrl-C) meanwhile stops
 /// it first, so that it does not write on into the directory being removed.
 async fn run_initdb(cmd: std::process::Command) -> std::io::Result<std::process::Output> {
@@ -166,6 +201,26 @@ pub fn free_port() -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scram_verifiers_match_an_independent_pbkdf2() {
+        // RFC 7677's salt and password; the keys computed apart with
+        // Python's hashlib.pbkdf2_hmac and hmac.
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+            .unwrap();
+        let salt: [u8; 16] = salt.try_into().unwrap();
+        assert_eq!(
+            scram_verifier("pencil", 4096, &salt),
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
+             WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+        );
+        assert_eq!(
+            scram_verifier("pencil", 1024, &salt),
+            "SCRAM-SHA-256$1024:W22ZaJ0SNY7soEsUEjb6gQ==$\
+             llAXcs6+hDTOv51UhFCp4RyXbOMpDH+gvtdk3Z3th94=:apfdudzlpWNq9OjUOgrqnMyWRqXs6T4HJT7Xe47rWCw="
+        );
+    }
 
     #[test]
     fn password_is_24_url_safe_chars() {

@@ -4,7 +4,9 @@
 //! system user it runs as. A leaf: it imports no other part of the server.
 
 use super::cert::ServerCertificate;
-use crate::scenario::{AuthMethod, EmbeddedSettings};
+use crate::scenario::{
+    AuthMethod, ChannelBindingLever, EmbeddedSettings, SslNegotiationLever, TlsVersion,
+};
 
 /// The only address the server listens on.
 pub const HOST: &str = "127.0.0.1";
@@ -28,6 +30,13 @@ pub struct EmbeddedOptions {
     /// TCP clients log in with a certificate signed by the certificate's CA
     /// and naming their user (pg_hba `hostssl … cert`), without a password.
     pub client_certificates: bool,
+    /// The stored SCRAM verifier's iteration count (initdb's 4096 when None).
+    pub scram_iterations: Option<u32>,
+    /// The one TLS version the server accepts.
+    pub tls_version: Option<TlsVersion>,
+    /// How poolbench's connections start TLS (direct: PostgreSQL >= 17).
+    pub sslnegotiation: SslNegotiationLever,
+    pub channel_binding: ChannelBindingLever,
 }
 
 impl Default for EmbeddedOptions {
@@ -45,6 +54,10 @@ impl From<&EmbeddedSettings> for EmbeddedOptions {
             max_connections: s.max_connections,
             certificate: None,
             client_certificates: false,
+            scram_iterations: s.scram_iterations,
+            tls_version: s.tls_version,
+            sslnegotiation: s.sslnegotiation,
+            channel_binding: s.channel_binding,
         }
     }
 }
@@ -74,6 +87,7 @@ mod tests {
             auth: AuthMethod::Md5,
             tls: false,
             max_connections: 7,
+            ..EmbeddedSettings::default()
         };
         assert_eq!(
             EmbeddedOptions::from(&settings),
@@ -84,6 +98,10 @@ mod tests {
                 max_connections: 7,
                 certificate: None,
                 client_certificates: false,
+                scram_iterations: None,
+                tls_version: None,
+                sslnegotiation: SslNegotiationLever::Postgres,
+                channel_binding: ChannelBindingLever::Prefer,
             }
         );
     }

@@ -161,7 +161,7 @@ pub fn postgres_command(
     let reserved = opts.max_connections.saturating_sub(1).min(3);
     let password_encryption = match opts.auth {
         AuthMethod::Md5 => "md5",
-        AuthMethod::ScramSha256 | AuthMethod::Trust => "scram-sha-256",
+        AuthMethod::ScramSha256 | AuthMethod::Password | AuthMethod::Trust => "scram-sha-256",
     };
     let mut cmd = Command::new(bin_dir.join("postgres"));
     cmd.arg("-D").arg(&data);
@@ -181,6 +181,10 @@ pub fn postgres_command(
         setting("ssl_key_file", &data.join("server.key").display());
         if opts.client_certificates {
             setting("ssl_ca_file", &data.join("ca.crt").display());
+        }
+        if let Some(version) = opts.tls_version {
+            setting("ssl_min_protocol_version", &version.postgres_name());
+            setting("ssl_max_protocol_version", &version.postgres_name());
         }
     }
     cmd.current_dir(dir)

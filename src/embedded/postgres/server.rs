@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use md5::Digest;
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::{ChannelBinding, SslMode, SslNegotiation};
 use tokio_postgres::Config;
 
 use super::options::{EmbeddedOptions, DBNAME, HOST, USER};
@@ -22,7 +22,7 @@ use super::{binaries, cert, cluster, stale};
 use crate::backend::postgres::{describe_pg_error, Target, DEFAULT_CONNECT_TIMEOUT};
 use crate::cleanup;
 use crate::error::{self, ResultExt};
-use crate::scenario::AuthMethod;
+use crate::scenario::{AuthMethod, ChannelBindingLever, SslNegotiationLever};
 
 /// The CA certificate clients verify the server with, in its directory.
 const CA_FILE: &str = "ca.pem";
@@ -87,6 +87,7 @@ impl EmbeddedServer {
         }
         let bin_dir = binaries::find()?;
         let version = binaries::postgres_version(&bin_dir).await?;
+        refuse_direct_before_17(opts, &version, &bin_dir)?;
         let run_as = process::server_user()?;
 
         // What a poolbench killed outright (SIGKILL) left behind.
@@ -162,7 +163,7 @@ impl EmbeddedServer {
             let target = if opts.tls && opts.client_certificates {
                 socket_target(&dir, port)?
             } else {
-                make_target(port, &password, opts.tls)?
+                make_target(port, &password, opts)?
             };
             let cmd = postgres_command(&bin_dir, &dir, port, opts, run_as.as_ref())?;
             let log_start = std::fs::metadata(dir.join("postgres.log")).map_or(0, |m| m.len());
@@ -186,6 +187,8 @@ impl EmbeddedServer {
                     };
                     if opts.auth == AuthMethod::Md5 {
                         server.store_md5_password().await?;
+                    } else if let Some(iterations) = opts.scram_iterations {
+                        server.store_scram_password(iterations).await?;
                     }
                     server.timings = StartTimings {
                         initdb: initdb_done,
@@ -361,22 +364,48 @@ impl EmbeddedServer {
             .environment()?
     }
 
-    /// For md5: initdb stored the password as SCRAM, and an `md5` hba line
-    /// then silently does SCRAM. Store it as an md5 hash instead, over the
-    /// unix socket (trust), sending the hash rather than the password.
-    async fn store_md5_password(&self) -> Result<()> {
+    /// With `scram_iterations`: the password stored again as a SCRAM
+    /// verifier of that many iterations, computed here (PostgreSQL 15 has
+    /// no `scram_iterations` setting, and a stored verifier works on every
+    /// version), over the unix socket (trust).
+    async fn store_scram_password(&self, iterations: u32) -> Result<()> {
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("generating a SCRAM salt")
+            .environment()?;
+        let verifier = cluster::scram_verifier(&self.password, iterations, &salt);
+        self.alter_password(&verifier).await?;
+        self.target
+            .check_reachable()
+            .await
+            .with_context(|| format!("connecting with scram_iterations = {iterations}"))?;
+        Ok(())
+    }
+
+    /// Stores `secret` (a hash or verifier, never the password) as the
+    /// user's password, over the unix socket (trust).
+    async fn alter_password(&self, secret: &str) -> Result<()> {
         let client = socket_target(&self.dir, self.port)?
             .connect()
             .await
             .map_err(|e| error::environment(e.to_string()))
             .context("connecting to the embedded server over its unix socket")?;
-        let digest = md5::Md5::digest(format!("{}{USER}", self.password).as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         client
-            .batch_execute(&format!("ALTER ROLE {USER} PASSWORD 'md5{hex}'"))
+            .batch_execute(&format!("ALTER ROLE {USER} PASSWORD '{secret}'"))
             .await
             .map_err(|e| error::environment(describe_pg_error(&e)))
-            .context("storing the md5 password")?;
+            .context("storing the password")?;
+        Ok(())
+    }
+
+    /// For md5: initdb stored the password as SCRAM, and an `md5` hba line
+    /// then silently does SCRAM. Store it as an md5 hash instead, over the
+    /// unix socket (trust), sending the hash rather than the password.
+    async fn store_md5_password(&self) -> Result<()> {
+        let digest = md5::Md5::digest(format!("{}{USER}", self.password).as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        self.alter_password(&format!("md5{hex}")).await?;
         self.target
             .check_reachable()
             .await
@@ -432,7 +461,10 @@ fn socket_target(dir: &Path, port: u16) -> Result<Target> {
     Target::from_config(config)
 }
 
-fn make_target(port: u16, password: &str, tls: bool) -> Result<Target> {
+/// Over TCP with the password, TLS as the options ask (direct, and channel
+/// binding, as levers); the backends' CPU is read at each setup (they are
+/// processes of this machine).
+fn make_target(port: u16, password: &str, opts: &EmbeddedOptions) -> Result<Target> {
     let mut config = Config::new();
     config
         .host(HOST)
@@ -440,11 +472,37 @@ fn make_target(port: u16, password: &str, tls: bool) -> Result<Target> {
         .user(USER)
         .password(password)
         .dbname(DBNAME)
-        .ssl_mode(if tls {
+        .ssl_mode(if opts.tls {
             SslMode::Require
         } else {
             SslMode::Disable
         })
         .connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-    Target::from_config(config)
+    if opts.tls && opts.sslnegotiation == SslNegotiationLever::Direct {
+        config.ssl_negotiation(SslNegotiation::Direct);
+    }
+    config.channel_binding(match opts.channel_binding {
+        ChannelBindingLever::Prefer => ChannelBinding::Prefer,
+        ChannelBindingLever::Require => ChannelBinding::Require,
+        ChannelBindingLever::Disable => ChannelBinding::Disable,
+    });
+    Ok(Target::from_config(config)?.with_visible_server())
+}
+
+/// `sslnegotiation = "direct"` on a server before PostgreSQL 17, which
+/// would read the TLS handshake as a malformed startup packet: refused
+/// before anything starts.
+fn refuse_direct_before_17(opts: &EmbeddedOptions, version: &str, bin_dir: &Path) -> Result<()> {
+    let major = version
+        .split(['.', ' '])
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    match (opts.sslnegotiation, major) {
+        (SslNegotiationLever::Direct, Some(major)) if major < 17 => Err(error::bad_input(format!(
+            "`sslnegotiation = \"direct\"` needs PostgreSQL 17 or later, and the embedded server \
+             found in {} is {version}; POOLBENCH_PG_BIN picks another build (docs/levers.md)",
+            bin_dir.display()
+        ))),
+        _ => Ok(()),
+    }
 }

@@ -3,14 +3,18 @@
 //! first strategy).
 
 use crate::scenario::model::{
-    AuthMethod, DatabaseSettings, EmbeddedEngine, EmbeddedSettings, MARIADB_MAX_CONNECTIONS,
+    AuthMethod, ChannelBindingLever, DatabaseSettings, EmbeddedEngine, EmbeddedSettings,
+    SslNegotiationLever, TlsVersion, MARIADB_MAX_CONNECTIONS,
 };
-use crate::scenario::raw::{Given, RawDatabase, RawSetup, Table};
+use crate::scenario::raw::{Given, RawDatabase, RawEmbedded, RawSetup, Table};
 
 use super::checker::Checker;
 
 /// PostgreSQL refuses a larger `max_connections` (MAX_BACKENDS).
 const PG_MAX_CONNECTIONS: i64 = 262_143;
+
+/// PostgreSQL's range of `scram_iterations`.
+const SCRAM_ITERATIONS: (i64, i64) = (1, i32::MAX as i64);
 
 /// A `dsn` checked without connecting: MySQL's (`mysql://`) or libpq's.
 fn check_dsn(dsn: &str) -> Result<(), String> {
@@ -67,7 +71,7 @@ impl Checker<'_> {
                     None => self.error(
                         auth.origin(),
                         format!(
-                            "unknown `auth` method {:?}: expected \"scram-sha-256\", \"md5\" or \"trust\"",
+                            "unknown `auth` method {:?}: expected \"scram-sha-256\", \"md5\", \"password\" or \"trust\"",
                             auth.get_ref()
                         ),
                     ),
@@ -76,6 +80,7 @@ impl Checker<'_> {
             if let Some(tls) = &raw.tls {
                 embedded.tls = *tls.get_ref();
             }
+            self.levers(&raw, &mut embedded);
             if let Some(max) = &raw.max_connections {
                 let (lo, hi) = match embedded.engine {
                     EmbeddedEngine::Postgresql => (1, PG_MAX_CONNECTIONS),
@@ -88,6 +93,61 @@ impl Checker<'_> {
             }
         }
         DatabaseSettings { dsn, embedded }
+    }
+
+    /// The levers of a connection's cost: `scram_iterations`,
+    /// `tls_version`, `sslnegotiation`, `channel_binding`.
+    fn levers(&mut self, raw: &RawEmbedded, embedded: &mut EmbeddedSettings) {
+        if let Some(n) = &raw.scram_iterations {
+            let (lo, hi) = SCRAM_ITERATIONS;
+            if let Some(n) = self.int_in("scram_iterations", n, lo, hi) {
+                embedded.scram_iterations = u32::try_from(n).ok();
+            }
+        }
+        if let Some(v) = &raw.tls_version {
+            match TlsVersion::parse(v.get_ref()) {
+                Some(v) => embedded.tls_version = Some(v),
+                None => self.error(
+                    v.origin(),
+                    format!(
+                        "unknown `tls_version` {:?}: expected \"1.2\" or \"1.3\"",
+                        v.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(n) = &raw.sslnegotiation {
+            match n.get_ref().as_str() {
+                "postgres" => embedded.sslnegotiation = SslNegotiationLever::Postgres,
+                "direct" if !embedded.tls => self.error(
+                    n.origin(),
+                    "`sslnegotiation = \"direct\"` starts TLS at once, but `tls = false`",
+                ),
+                "direct" => embedded.sslnegotiation = SslNegotiationLever::Direct,
+                other => self.error(
+                    n.origin(),
+                    format!(
+                        "unknown `sslnegotiation` {other:?}: expected \"postgres\" or \"direct\""
+                    ),
+                ),
+            }
+        }
+        if let Some(c) = &raw.channel_binding {
+            embedded.channel_binding = match c.get_ref().as_str() {
+                "prefer" => ChannelBindingLever::Prefer,
+                "require" => ChannelBindingLever::Require,
+                "disable" => ChannelBindingLever::Disable,
+                other => {
+                    self.error(
+                        c.origin(),
+                        format!(
+                            "unknown `channel_binding` {other:?}: expected \"prefer\", \"require\" or \"disable\""
+                        ),
+                    );
+                    return;
+                }
+            };
+        }
     }
 
     /// `[setup]`'s `sql`.
@@ -109,7 +169,9 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::fixture::{errors, first_error, flags, ok, BASE};
-    use crate::scenario::model::{AuthMethod, EmbeddedEngine};
+    use crate::scenario::model::{
+        AuthMethod, ChannelBindingLever, EmbeddedEngine, SslNegotiationLever, TlsVersion,
+    };
     use crate::scenario::TargetHint;
 
     fn with(table: &str) -> String {
@@ -130,6 +192,19 @@ mod tests {
         assert_eq!(db.embedded.auth, AuthMethod::Md5);
         assert!(!db.embedded.tls);
         assert_eq!(db.embedded.max_connections, 262_143);
+        let db = ok(
+            &with(
+                "[database.embedded]\nauth = \"password\"\nscram_iterations = 1024\n\
+                 tls_version = \"1.2\"\nsslnegotiation = \"direct\"\nchannel_binding = \"require\"",
+            ),
+            &flags(),
+        )
+        .database;
+        assert_eq!(db.embedded.auth, AuthMethod::Password);
+        assert_eq!(db.embedded.scram_iterations, Some(1024));
+        assert_eq!(db.embedded.tls_version, Some(TlsVersion::Tls12));
+        assert_eq!(db.embedded.sslnegotiation, SslNegotiationLever::Direct);
+        assert_eq!(db.embedded.channel_binding, ChannelBindingLever::Require);
         let db = ok(&with("[database.embedded]\nengine = \"mariadb\""), &flags()).database;
         assert_eq!(db.embedded.engine, EmbeddedEngine::Mariadb);
         let none = TargetHint::default();
@@ -175,8 +250,27 @@ mod tests {
         );
         assert_eq!(
             first_error(&with("[database.embedded]\nauth = \"ldap\"")),
-            "t.toml:2:8: unknown `auth` method \"ldap\": expected \"scram-sha-256\", \"md5\" \
-             or \"trust\""
+            "t.toml:2:8: unknown `auth` method \"ldap\": expected \"scram-sha-256\", \"md5\", \
+             \"password\" or \"trust\""
+        );
+        assert_eq!(
+            first_error(&with("[database.embedded]\nscram_iterations = 0")),
+            "t.toml:2:20: `scram_iterations` must be at least 1, found 0"
+        );
+        assert_eq!(
+            first_error(&with("[database.embedded]\ntls_version = \"1.1\"")),
+            "t.toml:2:15: unknown `tls_version` \"1.1\": expected \"1.2\" or \"1.3\""
+        );
+        assert_eq!(
+            first_error(&with(
+                "[database.embedded]\ntls = false\nsslnegotiation = \"direct\""
+            )),
+            "t.toml:3:18: `sslnegotiation = \"direct\"` starts TLS at once, but `tls = false`"
+        );
+        assert_eq!(
+            first_error(&with("[database.embedded]\nchannel_binding = \"maybe\"")),
+            "t.toml:2:19: unknown `channel_binding` \"maybe\": expected \"prefer\", \
+             \"require\" or \"disable\""
         );
         assert_eq!(
             first_error(&with("[database.embedded]\nmax_connections = 262144")),

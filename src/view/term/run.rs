@@ -309,6 +309,22 @@ pub fn explanation(e: &Explanation, server: &Server) -> String {
         )),
         _ => out.push_str(&format!("  query    {} ms\n", n(e.query_ms))),
     }
+    if let Some(cpu) = &e.cpu {
+        out.push_str(&format!(
+            "  cpu      client {} ms{}, {}; the other {} ms of the connect waiting \
+             (round trips, and queueing for the {})\n",
+            n(cpu.client_ms),
+            cpu.client_scram_ms
+                .map(|s| format!(" (SCRAM {})", n(s)))
+                .unwrap_or_default(),
+            match cpu.server_ms {
+                Some(s) => format!("server {} ms", n(s)),
+                None => "server not visible".to_string(),
+            },
+            n(cpu.waiting_ms),
+            plural(cpu.cpus, "CPU", "CPUs"),
+        ));
+    }
     if let Some(close) = e.close_ms {
         out.push_str(&format!("  close    {} ms\n", n(close)));
     }
