@@ -499,12 +499,15 @@ fn setup_cpu(target: &Target, probe: &Probe, marks: &Marks, tls: bool) -> SetupC
             .clamp(tcp_ns, total_ns)
     });
     let seen = probe.sniffer.seen();
+    // The steps' ends in whole µs, so that the steps add up to the total.
     let us = |ns: u64| ns / 1_000;
+    let (total_us, tcp_us) = (us(total_ns), us(tcp_ns));
+    let tls_end_us = tls_end_ns.map(us);
     SetupCpu {
-        client_us: us(total_ns),
-        client_tcp_us: us(tcp_ns),
-        client_tls_us: tls_end_ns.map(|end| us(end - tcp_ns)),
-        client_startup_us: us(total_ns - tls_end_ns.unwrap_or(tcp_ns)),
+        client_us: total_us,
+        client_tcp_us: tcp_us,
+        client_tls_us: tls_end_us.map(|end| end - tcp_us),
+        client_startup_us: total_us - tls_end_us.unwrap_or(tcp_us),
         client_scram_us: seen.scram_ns.map(us),
         server_us: match (target.server_visible(), seen.backend_pid) {
             (true, Some(pid)) => process_cpu_ns(pid).map(us),
