@@ -175,6 +175,15 @@ pub struct SweepArgs {
           conflicts_with_all = ["pool_sizes", "strategy", "rates", "rtt"])]
     pub rtts: Vec<Duration>,
 
+    /// Run the scenario's fresh strategy on the embedded server as set up,
+    /// then on a server of its own under each lever of a connection's cost
+    /// (auth method, scram_iterations, channel_binding, TLS version, TLS
+    /// off, direct TLS on PostgreSQL >= 17), and print what each saves in
+    /// time, round trips and client/server CPU (at the scenario's RTT or
+    /// --rtt), with whether it is safe to change.
+    #[arg(long, conflicts_with_all = ["pool_sizes", "concurrency", "strategy", "rates", "rtts"])]
+    pub levers: bool,
+
     /// The pool strategy to sweep, when the scenario has several.
     #[arg(long, value_name = "NAME")]
     pub strategy: Option<String>,

@@ -287,3 +287,70 @@ async fn direct_tls_is_refused_by_postgresql_15() {
     assert!(!show(&o).contains(server.password()), "{}", show(&o));
     server.stop().await.unwrap();
 }
+
+/// `sweep --levers` at 20 ms: the scenario's server, then each lever on a
+/// server of its own (PostgreSQL 18, so direct TLS is one), and the table
+/// of what each saves.
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_levers_prints_what_each_lever_saves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = fresh("").replace("1500ms", "1s");
+    let file = write_scenario(tmp.path(), "levers", &body);
+    let out = tmp.path().join("out");
+    let o = command([
+        "sweep".as_ref(),
+        file.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])
+    .args(["--levers", "--rtt", "20ms", "--no-html"])
+    .env("POOLBENCH_PG_BIN", pg18_bin())
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let sweep = common::read_json(&out.join("sweep.json"));
+    assert_eq!(sweep["kind"], "levers");
+    let point = |lever: &str| {
+        sweep["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["lever"] == lever)
+            .unwrap_or_else(|| panic!("no point {lever}: {sweep}"))
+            .clone()
+    };
+    let saved_trips = |lever: &str| point(lever)["saved"]["round_trips"].as_i64().unwrap();
+    assert_eq!(saved_trips("sslnegotiation = \"direct\""), 1);
+    assert_eq!(saved_trips("tls = false"), 2);
+    assert_eq!(saved_trips("auth = \"md5\""), 1);
+    assert_eq!(saved_trips("tls_version = \"1.2\""), -1);
+    let iterations = point("scram_iterations = 1024");
+    assert!(
+        f(&iterations["saved"]["client_cpu_ms"]) > 0.0,
+        "{iterations}"
+    );
+    assert_eq!(point("")["saved"], Value::Null);
+    let text = common::stdout(&o);
+    for line in [
+        "auth = \"md5\": −1 round trip (−20 ms at 20 ms)",
+        "sslnegotiation = \"direct\": −1 round trip (−20 ms at 20 ms)",
+        "tls = false: −2 round trips (−40 ms at 20 ms)",
+        "  not safe: md5 is deprecated",
+    ] {
+        assert!(text.contains(line), "{line:?} not in\n{text}");
+    }
+    // A DSN names a server poolbench does not start: refused at once.
+    let o = command([
+        "sweep".as_ref(),
+        file.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])
+    .args(["--levers", "--force", "--dsn", "postgres://u@127.0.0.1:1/d"])
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("--levers changes the embedded server's settings"));
+}

@@ -1,6 +1,7 @@
 //! `poolbench sweep`: the flags choose the axis once (`--rates`, `--rtts`,
-//! else pool sizes × concurrency); then one driver for every axis: one
-//! session (one server, one setup), each step of the axis measured in
+//! `--levers`, else pool sizes × concurrency); then one driver for every
+//! axis: one session (one server, one setup; a step on a server of its own,
+//! a lever, gets a session of its own), each step of the axis measured in
 //! order, and sweep.json, sweep.csv and sweep.html rewritten after every
 //! step, so an interruption loses little. A sweep none of whose points
 //! completed a request showed nothing: it exits 1, as a run whose every
@@ -14,8 +15,9 @@ use crate::cli::SweepArgs;
 use crate::engine;
 use crate::error::bad_input;
 use crate::instance::Instance;
-use crate::scenario::{self, Overrides, Scenario};
-use crate::session::Session;
+use crate::scenario::{self, EmbeddedEngine, EmbeddedSettings, Overrides, Scenario};
+use crate::session::{ConnectOptions, Session};
+use crate::sizing::sweep::levers::Levers;
 use crate::sizing::sweep::pool_size::PoolSizes;
 use crate::sizing::sweep::rate::Rates;
 use crate::sizing::sweep::rtt::Rtts;
@@ -40,6 +42,20 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
         }
         let scenario = load(&overrides(&args.measure))?;
         let axis = Rates::new(&scenario, &args.rates)?;
+        drive(args, &scenario, &axis, instance).await
+    } else if args.levers {
+        let scenario = load(&overrides(&args.measure))?;
+        if args.measure.dsn.is_some() || scenario.database.dsn.is_some() {
+            return Err(bad_input(
+                "--levers changes the embedded server's settings, each on a server of its own; \
+                 a DSN (--dsn or [database].dsn) names a server poolbench does not start",
+            ));
+        }
+        let major = match scenario.database.embedded.engine {
+            EmbeddedEngine::Postgresql => crate::embedded::postgres::major_version_found().await?,
+            EmbeddedEngine::Mariadb => None,
+        };
+        let axis = Levers::new(&scenario, major)?;
         drive(args, &scenario, &axis, instance).await
     } else if !args.rtts.is_empty() {
         let concurrency = match args.concurrency.as_slice() {
@@ -101,28 +117,64 @@ async fn drive<A: Axis>(
                 copies: instance.record(session.clock()).await,
             };
             let sweep = Sweep::new(axis, scenario, start);
-            measure(scenario, axis, sweep, args, session, out_dir, instance).await
+            let at = Place {
+                session,
+                opts: &opts,
+                out_dir,
+            };
+            measure(scenario, axis, sweep, args, at, instance).await
         },
     )
     .await
 }
 
+/// Where a sweep measures: the session, how to open another (a lever's),
+/// and the results directory.
+struct Place<'a> {
+    session: &'a mut Session,
+    opts: &'a ConnectOptions,
+    out_dir: &'a export::Dir,
+}
+
 async fn measure<A: Axis>(
+    scenario: &Scenario,
+    axis: &A,
+    sweep: Sweep<A>,
+    args: &SweepArgs,
+    at: Place<'_>,
+    instance: Instance,
+) -> Result<Outcome> {
+    // A step on a server of its own (a lever): its session, opened when the
+    // step's server differs from the previous step's, closed after.
+    let mut own: Option<(EmbeddedSettings, Session)> = None;
+    let result = measure_steps(scenario, axis, sweep, args, at, instance, &mut own).await;
+    if let Some((_, session)) = own {
+        session.close().await;
+    }
+    result
+}
+
+async fn measure_steps<A: Axis>(
     scenario: &Scenario,
     axis: &A,
     mut sweep: Sweep<A>,
     args: &SweepArgs,
-    session: &mut Session,
-    out_dir: &export::Dir,
+    at: Place<'_>,
     instance: Instance,
+    own: &mut Option<(EmbeddedSettings, Session)>,
 ) -> Result<Outcome> {
+    let Place {
+        session: main,
+        opts,
+        out_dir,
+    } = at;
     // The data only with --no-html.
     let all = all_files::<A>();
     let files = if args.no_html { &all[..2] } else { &all[..] };
     if !args.quiet {
         crate::out!("{}", term::sweep::header(&sweep));
     }
-    let queries = session.query_names();
+    let queries = main.query_names();
     let threads = threads(&args.measure);
     // Whether any point completed a request, else why not (an error seen).
     let mut succeeded = false;
@@ -130,9 +182,34 @@ async fn measure<A: Axis>(
     // With --start-at every step has its slot, the same on every copy.
     let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
     for step in axis.steps(scenario) {
-        if session.cancel.is_cancelled() {
+        if main.cancel.is_cancelled() {
             break;
         }
+        let session: &mut Session = match &step.server {
+            None => &mut *main,
+            Some(server) => {
+                if !main.server.embedded {
+                    return Err(bad_input(format!(
+                        "--levers changes the embedded server's settings, but the sweep targets \
+                         {} ({}): drop the DSN to let poolbench start its own",
+                        main.server.dsn, main.server.source
+                    )));
+                }
+                if own.as_ref().map(|(s, _)| s) != Some(server) {
+                    if let Some((_, old)) = own.take() {
+                        old.close().await;
+                    }
+                    let mut lever = scenario.clone();
+                    lever.database.embedded = server.clone();
+                    let opened = Session::open(&lever, opts, main.cancel.clone()).await?;
+                    *own = Some((server.clone(), opened));
+                }
+                match own.as_mut() {
+                    Some((_, s)) => s,
+                    None => break,
+                }
+            }
+        };
         if step.network != session.network() {
             session.set_network(step.network)?;
         }
@@ -179,7 +256,7 @@ async fn measure<A: Axis>(
             break;
         }
     }
-    sweep.interrupted = session.cancel.is_cancelled();
+    sweep.interrupted = main.cancel.is_cancelled();
     sweep.analysis = A::analyse(&sweep);
     export::write_all(out_dir, &sweep, files)?;
 

@@ -244,7 +244,7 @@ impl DatabaseSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EmbeddedSettings {
     /// Which server poolbench starts when no DSN names one.
     pub engine: EmbeddedEngine,

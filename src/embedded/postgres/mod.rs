@@ -29,7 +29,7 @@ pub(crate) use process::{
 };
 pub(crate) use ready::last_lines;
 pub use ready::LOG_TAIL_LINES;
-pub use server::{refuse_taken_port, EmbeddedServer, StartTimings, StopMode};
+pub use server::{major_version_found, refuse_taken_port, EmbeddedServer, StartTimings, StopMode};
 pub(crate) use stale::{
     remove_leftovers, write_owner, MARIADB_PID_FILE, PGBOUNCER_PID_FILE, PGBOUNCER_PREFIX,
 };

@@ -489,15 +489,23 @@ fn make_target(port: u16, password: &str, opts: &EmbeddedOptions) -> Result<Targ
     Ok(Target::from_config(config)?.with_visible_server())
 }
 
+/// The major version of "15.18" or "18.4".
+fn major(version: &str) -> Option<u32> {
+    version.split(['.', ' ']).next()?.parse().ok()
+}
+
+/// The major version of the server an embedded start would run (the
+/// binaries found as [`EmbeddedServer::start`] finds them).
+pub async fn major_version_found() -> Result<Option<u32>> {
+    let bin_dir = binaries::find()?;
+    Ok(major(&binaries::postgres_version(&bin_dir).await?))
+}
+
 /// `sslnegotiation = "direct"` on a server before PostgreSQL 17, which
 /// would read the TLS handshake as a malformed startup packet: refused
 /// before anything starts.
 fn refuse_direct_before_17(opts: &EmbeddedOptions, version: &str, bin_dir: &Path) -> Result<()> {
-    let major = version
-        .split(['.', ' '])
-        .next()
-        .and_then(|m| m.parse::<u32>().ok());
-    match (opts.sslnegotiation, major) {
+    match (opts.sslnegotiation, major(version)) {
         (SslNegotiationLever::Direct, Some(major)) if major < 17 => Err(error::bad_input(format!(
             "`sslnegotiation = \"direct\"` needs PostgreSQL 17 or later, and the embedded server \
              found in {} is {version}; POOLBENCH_PG_BIN picks another build (docs/levers.md)",

@@ -7,9 +7,12 @@
 //! An axis is one file implementing [`Axis`]: `pool_size.rs` (pool sizes
 //! × concurrency, the USL fit and the knee; what `plan` reads),
 //! `rtt.rs` (every strategy at each emulated RTT, the setup cost fitted
-//! against it) and `rate.rs` (every strategy in open loop at each arrival
-//! rate, where each saturates).
+//! against it), `rate.rs` (every strategy in open loop at each arrival
+//! rate, where each saturates) and `levers.rs` (a fresh connection under
+//! each setting of the embedded server that changes its cost, each on a
+//! server of its own).
 
+pub mod levers;
 pub mod pool_size;
 pub mod rate;
 pub mod rtt;
@@ -22,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Summary;
 use crate::report::{self, StrategyReport};
-use crate::scenario::{NetworkSettings, RunSettings, Scenario, Strategy};
+use crate::scenario::{EmbeddedSettings, NetworkSettings, RunSettings, Scenario, Strategy};
 
 pub const SWEEP_SCHEMA_VERSION: u32 = 1;
 
@@ -86,6 +89,9 @@ pub struct Step<At> {
     pub network: Option<NetworkSettings>,
     /// How the progress line names it: "pool-4 c=8".
     pub label: String,
+    /// The embedded server it runs on, when not the session's (a lever): a
+    /// session of its own.
+    pub server: Option<EmbeddedSettings>,
 }
 
 /// sweep.json, any axis; schema_version 1.

@@ -336,6 +336,7 @@ impl Axis for PoolSizes {
                 strategy,
                 run: at.run.clone(),
                 network: at.network,
+                server: None,
             };
             if let Some(fresh) = &self.fresh {
                 steps.push(step(At::Fresh { concurrency }, fresh.clone()));

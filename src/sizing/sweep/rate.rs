@@ -177,6 +177,7 @@ impl Axis for Rates {
                     run: at.run.clone(),
                     network: at.network,
                     label: format!("{} @{}", strategy.name, rps(rate)),
+                    server: None,
                 });
             }
         }

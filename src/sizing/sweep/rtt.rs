@@ -183,6 +183,7 @@ impl Axis for Rtts {
                     run: at.run.clone(),
                     network: at.network,
                     label: format!("{} @{}", strategy.name, humantime::format_duration(rtt)),
+                    server: None,
                 });
             }
         }

@@ -6,7 +6,7 @@
 use crate::metrics::Phase;
 use crate::report::build_profile;
 use crate::report::format::{ms, ms_trimmed, plural, render, rps, thousands, trimmed};
-use crate::report::model::Explanation;
+use crate::report::model::{CpuShare, Explanation};
 use crate::report::{Comparison, Kind, Report, Server, StrategyReport};
 use crate::scenario::{ArrivalProcess, NetworkSettings, Scenario};
 
@@ -232,6 +232,26 @@ pub fn tables(report: &Report) -> String {
     out
 }
 
+/// Whose CPU a connect used: "client 2.3 ms (SCRAM 1.9), server 3.1 ms;
+/// the other 58 ms of the connect waiting (…)".
+pub fn cpu_words(cpu: &CpuShare) -> String {
+    let n = |ms: f64| trimmed(ms, if ms >= 10.0 { 1 } else { 2 });
+    format!(
+        "client {} ms{}, {}; the other {} ms of the connect waiting (round trips, and \
+         queueing for the {})",
+        n(cpu.client_ms),
+        cpu.client_scram_ms
+            .map(|s| format!(" (SCRAM {})", n(s)))
+            .unwrap_or_default(),
+        match cpu.server_ms {
+            Some(s) => format!("server {} ms", n(s)),
+            None => "server not visible (a server poolbench did not start)".to_string(),
+        },
+        n(cpu.waiting_ms),
+        plural(cpu.cpus, "CPU", "CPUs"),
+    )
+}
+
 /// Where a per-request connection's time goes (means, in ms), in the
 /// words of `server`'s engine.
 pub fn explanation(e: &Explanation, server: &Server) -> String {
@@ -310,20 +330,7 @@ pub fn explanation(e: &Explanation, server: &Server) -> String {
         _ => out.push_str(&format!("  query    {} ms\n", n(e.query_ms))),
     }
     if let Some(cpu) = &e.cpu {
-        out.push_str(&format!(
-            "  cpu      client {} ms{}, {}; the other {} ms of the connect waiting \
-             (round trips, and queueing for the {})\n",
-            n(cpu.client_ms),
-            cpu.client_scram_ms
-                .map(|s| format!(" (SCRAM {})", n(s)))
-                .unwrap_or_default(),
-            match cpu.server_ms {
-                Some(s) => format!("server {} ms", n(s)),
-                None => "server not visible".to_string(),
-            },
-            n(cpu.waiting_ms),
-            plural(cpu.cpus, "CPU", "CPUs"),
-        ));
+        out.push_str(&format!("  cpu      {}\n", cpu_words(cpu)));
     }
     if let Some(close) = e.close_ms {
         out.push_str(&format!("  close    {} ms\n", n(close)));

@@ -17,7 +17,7 @@ use super::page::{cards, escape, facts, Page, Table};
 use crate::metrics::{decode_histogram, Phase, Summary};
 use crate::report::format::{ms, plural, rps, thousands, trimmed};
 use crate::report::{Comparison, Report, StrategyReport};
-use crate::view::term::run::{counts_note, startup, verdict};
+use crate::view::term::run::{counts_note, cpu_words, startup, verdict};
 
 pub fn render(report: &Report) -> Result<String> {
     let mut page = Page::new(&format!("poolbench · {}", report.scenario.name));
@@ -218,6 +218,19 @@ fn time_goes(page: &mut Page, report: &Report) -> Result<()> {
          always those of another), so its length is an upper bound of the total's p99 \
          written after it.",
     );
+    for e in &report.explanation {
+        if let Some(cpu) = &e.cpu {
+            page.paragraph(
+                "cpu",
+                &format!(
+                    "{}'s connect, {} ms (means per connection), in CPU: {}.",
+                    e.strategy,
+                    ms(e.connect_ms * 1000.0),
+                    cpu_words(cpu)
+                ),
+            );
+        }
+    }
     Ok(())
 }
 
