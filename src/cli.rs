@@ -154,8 +154,9 @@ pub struct SweepArgs {
     pub pool_sizes: Vec<u32>,
 
     /// Closed-loop worker counts, comma-separated (overrides
-    /// [sweep].concurrency; default [run].concurrency). With --rtts, one
-    /// count: 1 measures each request's own round trips, without queueing.
+    /// [sweep].concurrency; default [run].concurrency). With --rtts or
+    /// --levers, one count: 1 measures each request's own round trips,
+    /// without queueing.
     #[arg(long, value_name = "N,...", value_delimiter = ',',
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: Vec<u32>,
@@ -180,8 +181,8 @@ pub struct SweepArgs {
     /// (auth method, scram_iterations, channel_binding, TLS version, TLS
     /// off, direct TLS on PostgreSQL >= 17), and print what each saves in
     /// time, round trips and client/server CPU (at the scenario's RTT or
-    /// --rtt), with whether it is safe to change.
-    #[arg(long, conflicts_with_all = ["pool_sizes", "concurrency", "strategy", "rates", "rtts"])]
+    /// --rtt), with whether it is safe to change. Takes one --concurrency.
+    #[arg(long, conflicts_with_all = ["pool_sizes", "strategy", "rates", "rtts"])]
     pub levers: bool,
 
     /// The pool strategy to sweep, when the scenario has several.

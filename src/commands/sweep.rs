@@ -44,7 +44,10 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
         let axis = Rates::new(&scenario, &args.rates)?;
         drive(args, &scenario, &axis, instance).await
     } else if args.levers {
-        let scenario = load(&overrides(&args.measure))?;
+        let scenario = load(&Overrides {
+            concurrency: one_concurrency(args, "--levers")?,
+            ..overrides(&args.measure)
+        })?;
         if args.measure.dsn.is_some() || scenario.database.dsn.is_some() {
             return Err(bad_input(
                 "--levers changes the embedded server's settings, each on a server of its own; \
@@ -58,17 +61,8 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
         let axis = Levers::new(&scenario, major)?;
         drive(args, &scenario, &axis, instance).await
     } else if !args.rtts.is_empty() {
-        let concurrency = match args.concurrency.as_slice() {
-            [] => None,
-            [one] => Some(*one),
-            _ => {
-                return Err(bad_input(
-                    "--rtts takes one --concurrency (the workers of every point), not a list",
-                ))
-            }
-        };
         let scenario = load(&Overrides {
-            concurrency,
+            concurrency: one_concurrency(args, "--rtts")?,
             ..overrides(&args.measure)
         })?;
         let axis = Rtts::new(&scenario, &args.rtts)?;
@@ -82,6 +76,18 @@ pub async fn run(args: &SweepArgs) -> Result<Outcome> {
             &args.concurrency,
         )?;
         drive(args, &scenario, &axis, instance).await
+    }
+}
+
+/// The one --concurrency an axis of `flag` takes (the workers of every
+/// point), if given.
+fn one_concurrency(args: &SweepArgs, flag: &str) -> Result<Option<u32>> {
+    match args.concurrency.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        _ => Err(bad_input(format!(
+            "{flag} takes one --concurrency (the workers of every point), not a list"
+        ))),
     }
 }
 
