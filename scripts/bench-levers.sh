@@ -14,9 +14,9 @@ scripts/install-pg18.sh target/pg18 >/dev/null
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 echo "== the CPU split, no emulated link (PostgreSQL 18)"
-POOLBENCH_PG_BIN=target/pg18/bin "$bin" run scenarios/select1.toml --only per-request \
+POOLBENCH_PG_BIN="$PWD/target/pg18/bin" "$bin" run scenarios/select1.toml --only per-request \
     --concurrency 1 --duration "${seconds}s" --warmup 1s --no-html --out "$out/run" \
     | sed -n '/^where/,/^$/p'
 echo "== sweep --levers at $rtt (PostgreSQL 18)"
-POOLBENCH_PG_BIN=target/pg18/bin "$bin" sweep scenarios/select1.toml --levers --rtt "$rtt" \
+POOLBENCH_PG_BIN="$PWD/target/pg18/bin" "$bin" sweep scenarios/select1.toml --levers --rtt "$rtt" \
     --concurrency 1 --duration "${seconds}s" --warmup 1s --no-html --quiet --out "$out/sweep"
