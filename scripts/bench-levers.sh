@@ -4,12 +4,13 @@
 # target/pg18 by scripts/install-pg18.sh), then `sweep --levers` of
 # scenarios/select1.toml's per-request strategy at RTT (default 20ms), one
 # worker so that nothing queues, SECONDS per point (default 5).
-# Release build: BIN (default target/release/poolbench).
+# Release build, built here.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-5}
 rtt=${2:-20ms}
-bin=${BIN:-target/release/poolbench}
+cargo build --release --quiet
+bin=${CARGO_TARGET_DIR:-target}/release/poolbench
 scripts/install-pg18.sh target/pg18 >/dev/null
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -155,7 +155,7 @@ const BAD: &[(&str, usize, Option<usize>, &str)] = &[
         "bad-auth",
         3,
         Some(8),
-        "expected \"scram-sha-256\", \"md5\" or \"trust\"",
+        "expected \"scram-sha-256\", \"md5\", \"password\" or \"trust\"",
     ),
     (
         "bad-scenario-name",

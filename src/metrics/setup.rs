@@ -37,7 +37,8 @@ pub struct SetupCpu {
     /// None when no SSLRequest was sent and no TLS handshake happened.
     pub client_tls_us: Option<u64>,
     pub client_startup_us: u64,
-    /// The poll that computed SCRAM's client proof (PBKDF2): None without
+    /// From the server's first SCRAM message to the client's proof written
+    /// (PBKDF2): None without
     /// SCRAM.
     pub client_scram_us: Option<u64>,
     /// The backend's CPU from its fork to ReadyForQuery (its share of the

@@ -336,7 +336,7 @@ pub struct StrategyReport {
     /// Whose CPU each connection's setup used, per connection opened
     /// (summaries in µs of CPU time): `client_us` (the opening thread's,
     /// split as `client_tcp_us`, `client_tls_us`, `client_startup_us`;
-    /// `client_scram_us` the poll that computed SCRAM's proof) and
+    /// `client_scram_us` what computed SCRAM's proof) and
     /// `server_us` (the backend's, fork to ReadyForQuery, where its process
     /// is visible: the embedded server). Absent when no connection's CPU
     /// was measured (MySQL, or a strategy that opened none).

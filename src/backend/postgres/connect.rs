@@ -366,10 +366,7 @@ async fn handshake(
     probe: Option<&Probe>,
 ) -> Result<Session, ConnectError> {
     let config = target.config();
-    let socket = dial
-        .connect(config)
-        .await
-        .map_err(|e| refused_direct(config, ConnectError::Socket(e)))?;
+    let socket = dial.connect(config).await.map_err(ConnectError::Socket)?;
     let (socket, turns) = match link {
         Some(link) => {
             let (stream, turns) = link.relay(socket).await;
@@ -525,24 +522,27 @@ fn refused_direct(config: &Config, e: ConnectError) -> ConnectError {
         return e;
     }
     let closed = match &e {
-        ConnectError::Socket(_) => false,
         ConnectError::Postgres(pg) => {
-            let text = pg.to_string();
+            // The driver's error and its cause (rustls' own words).
+            let text = super::describe_pg_error(pg);
+            // rustls' "tls handshake eof", or a reset.
             pg.code().is_none()
-                && (text.contains("unexpected EOF")
-                    || text.contains("connection reset")
-                    || text.contains("error performing TLS handshake")
-                    || text.contains("Connection reset"))
+                && ["handshake eof", "unexpected EOF", "onnection reset"]
+                    .iter()
+                    .any(|closed| text.contains(closed))
         }
         _ => false,
     };
     if !closed {
         return e;
     }
-    ConnectError::Config(format!(
-        "sslnegotiation=direct: the server closed the connection at the TLS handshake ({e}); \
-         direct TLS needs PostgreSQL 17 or later (use sslnegotiation=postgres for an older \
-         server)"
+    ConnectError::Socket(io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        format!(
+            "sslnegotiation=direct: the server closed the connection at the TLS handshake \
+             ({e}); direct TLS needs PostgreSQL 17 or later (use sslnegotiation=postgres for \
+             an older server)"
+        ),
     ))
 }
 

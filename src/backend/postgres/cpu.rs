@@ -2,8 +2,8 @@
 //! thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) read before and after
 //! each poll of the setup's future and summed ([`Metered`]), so that other
 //! tasks sharing the runtime's thread between polls are not counted; read
-//! mid-poll ([`CpuMeter::now`]) where a step ends (tcp, tls), and over the
-//! one poll that computes SCRAM's client-final message (PBKDF2). The
+//! mid-poll ([`CpuMeter::now_ns`]) where a step ends (tcp, tls), and from
+//! the server's first SCRAM message to the client's proof (PBKDF2). The
 //! server's: the backend's pid, read from its BackendKeyData message
 //! ([`Sniffer`], which watches the protocol's messages as the driver reads
 //! and writes them), and its CPU time since its fork from
@@ -87,14 +87,14 @@ impl<F: Future> Future for Metered<F> {
 pub struct Seen {
     /// The backend's pid (BackendKeyData).
     pub backend_pid: Option<u32>,
-    /// The CPU time of the poll that wrote SCRAM's client-final message
-    /// (the second SASL response): PBKDF2 and the message around it.
+    /// The CPU time from the server's first SCRAM message read to the
+    /// client's final message written: PBKDF2 and the messages around it.
     pub scram_ns: Option<u64>,
 }
 
 /// Watches a session's protocol messages as the driver reads and writes
 /// them (plaintext: over TLS, the decrypted stream), for the backend's pid
-/// and the poll that computed SCRAM's proof. Reads may split or join
+/// and the CPU that computed SCRAM's proof. Reads may split or join
 /// messages: it keeps the framing across them.
 pub struct Sniffer {
     meter: Arc<CpuMeter>,
@@ -116,6 +116,9 @@ struct SniffState {
     /// SASL responses ('p' after a SASL request) written so far.
     sasl_responses: u32,
     sasl: bool,
+    /// The meter when the server's first SCRAM message arrived
+    /// (AuthenticationSASLContinue).
+    server_first_ns: Option<u64>,
     seen: Seen,
 }
 
@@ -170,10 +173,13 @@ impl Sniffer {
                 s.body.extend_from_slice(&bytes[..wanted]);
                 if s.body.len() == 4 {
                     let value = u32::from_be_bytes([s.body[0], s.body[1], s.body[2], s.body[3]]);
-                    match s.header[0] {
-                        b'K' => s.seen.backend_pid = Some(value),
+                    match (s.header[0], value) {
+                        (b'K', pid) => s.seen.backend_pid = Some(pid),
                         // AuthenticationSASL: the SCRAM exchange begins.
-                        _ if value == 10 => s.sasl = true,
+                        (_, 10) => s.sasl = true,
+                        // AuthenticationSASLContinue: the server's first
+                        // message, from which the proof is computed.
+                        (_, 11) => s.server_first_ns = Some(self.meter.now_ns()),
                         _ => {}
                     }
                 }
@@ -198,7 +204,13 @@ impl Sniffer {
         }
         s.sasl_responses += 1;
         if s.sasl_responses == 2 && s.seen.scram_ns.is_none() {
-            s.seen.scram_ns = Some(self.meter.this_poll_ns());
+            // From the server's first message to the proof written (within
+            // one poll, unless a read was pending between them).
+            let now = self.meter.now_ns();
+            s.seen.scram_ns = Some(match s.server_first_ns {
+                Some(from) => now.saturating_sub(from),
+                None => self.meter.this_poll_ns(),
+            });
         }
     }
 }
