@@ -525,7 +525,30 @@ mod tests {
             network: None,
             via: via.map(str::to_string),
             statement_cache,
+            cpu: None,
         }
+    }
+
+    #[test]
+    fn the_connects_cpu_is_said_whose_it_was() {
+        let mut e = sample(None, true);
+        e.cpu = Some(CpuShare {
+            client_ms: 2.3,
+            client_scram_ms: Some(1.9),
+            server_ms: Some(3.1),
+            waiting_ms: 24.6,
+            cpus: 2,
+        });
+        let text = explanation(&e);
+        assert!(
+            text.contains(
+                "  cpu      client 2.3 ms (SCRAM 1.9), server 3.1 ms; the other 24.6 ms of the \
+                 connect waiting (round trips, and queueing for the 2 CPUs)\n"
+            ),
+            "{text}"
+        );
+        e.cpu.as_mut().unwrap().server_ms = None;
+        assert!(explanation(&e).contains("server not visible"));
     }
 
     #[test]
