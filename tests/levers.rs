@@ -6,7 +6,7 @@
 //! PostgreSQL 18 (npm's build, which `.ci/run` installs into target/pg18 by
 //! scripts/install-pg18.sh) and is refused, clearly, by PostgreSQL 15.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -66,18 +66,23 @@ sql = "SELECT 1"
     )
 }
 
+/// `poolbench SUB FILE --out OUT`.
+fn poolbench(sub: &str, file: &Path, out: &Path) -> tokio::process::Command {
+    command([
+        sub.as_ref(),
+        file.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])
+}
+
 /// Runs `body` on its own embedded server (PostgreSQL 18's with `pg18`),
 /// with `extra` flags; its report.
 async fn run(body: String, pg18: bool, extra: &[&str]) -> Value {
     let tmp = tempfile::tempdir().unwrap();
     let file = write_scenario(tmp.path(), "levers", &body);
     let out = tmp.path().join("out");
-    let mut cmd = command([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ]);
+    let mut cmd = poolbench("run", &file, &out);
     cmd.args(["--no-html", "--quiet"]).args(extra);
     if pg18 {
         cmd.env("POOLBENCH_PG_BIN", pg18_bin());
@@ -179,17 +184,12 @@ async fn the_report_says_whose_cpu_a_connect_used() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write_scenario(tmp.path(), "levers", &fresh("tls = true"));
     let out = tmp.path().join("out");
-    let o = command([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ])
-    .args(["--no-html"])
-    .env_remove("POOLBENCH_PG_BIN")
-    .output()
-    .await
-    .unwrap();
+    let o = poolbench("run", &file, &out)
+        .args(["--no-html"])
+        .env_remove("POOLBENCH_PG_BIN")
+        .output()
+        .await
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let report = read_report(&out);
     let e = &report["explanation"][0]["cpu"];
@@ -249,16 +249,11 @@ async fn direct_tls_is_refused_by_postgresql_15() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write_scenario(tmp.path(), "levers", &fresh("sslnegotiation = \"direct\""));
     let out = tmp.path().join("out");
-    let o = command([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ])
-    .env_remove("POOLBENCH_PG_BIN")
-    .output()
-    .await
-    .unwrap();
+    let o = poolbench("run", &file, &out)
+        .env_remove("POOLBENCH_PG_BIN")
+        .output()
+        .await
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(
         stderr(&o).contains("`sslnegotiation = \"direct\"` needs PostgreSQL 17 or later"),
@@ -268,16 +263,11 @@ async fn direct_tls_is_refused_by_postgresql_15() {
 
     let dsn = format!("{}&sslnegotiation=direct", server.dsn_with_password());
     let file = write_scenario(tmp.path(), "dsn", &fresh(""));
-    let o = command([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ])
-    .args(["--dsn", &dsn])
-    .output()
-    .await
-    .unwrap();
+    let o = poolbench("run", &file, &out)
+        .args(["--dsn", &dsn])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(
         stderr(&o).contains("direct TLS needs PostgreSQL 17 or later"),
@@ -297,17 +287,12 @@ async fn sweep_levers_prints_what_each_lever_saves() {
     let body = fresh("").replace("1500ms", "1s");
     let file = write_scenario(tmp.path(), "levers", &body);
     let out = tmp.path().join("out");
-    let o = command([
-        "sweep".as_ref(),
-        file.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ])
-    .args(["--levers", "--rtt", "20ms", "--no-html"])
-    .env("POOLBENCH_PG_BIN", pg18_bin())
-    .output()
-    .await
-    .unwrap();
+    let o = poolbench("sweep", &file, &out)
+        .args(["--levers", "--rtt", "20ms", "--no-html"])
+        .env("POOLBENCH_PG_BIN", pg18_bin())
+        .output()
+        .await
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let sweep = common::read_json(&out.join("sweep.json"));
     assert_eq!(sweep["kind"], "levers");
@@ -341,16 +326,11 @@ async fn sweep_levers_prints_what_each_lever_saves() {
         assert!(text.contains(line), "{line:?} not in\n{text}");
     }
     // A DSN names a server poolbench does not start: refused at once.
-    let o = command([
-        "sweep".as_ref(),
-        file.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ])
-    .args(["--levers", "--force", "--dsn", "postgres://u@127.0.0.1:1/d"])
-    .output()
-    .await
-    .unwrap();
+    let o = poolbench("sweep", &file, &out)
+        .args(["--levers", "--force", "--dsn", "postgres://u@127.0.0.1:1/d"])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(stderr(&o).contains("--levers changes the embedded server's settings"));
 }
