@@ -88,6 +88,8 @@ async fn attempt(
             tls_us: tls_time.map(micros),
             startup_us: micros(connect.saturating_sub(tls_time.unwrap_or_default())),
             round_trips: Some(turns.now()),
+            // The driver connects in one step: its CPU is not metered.
+            cpu: None,
         },
         ready_at,
         turns,

@@ -539,7 +539,7 @@ mod tests {
             waiting_ms: 24.6,
             cpus: 2,
         });
-        let text = explanation(&e);
+        let text = explanation(&e, &server("postgresql"));
         assert!(
             text.contains(
                 "  cpu      client 2.3 ms (SCRAM 1.9), server 3.1 ms; the other 24.6 ms of the \
@@ -548,7 +548,7 @@ mod tests {
             "{text}"
         );
         e.cpu.as_mut().unwrap().server_ms = None;
-        assert!(explanation(&e).contains("server not visible"));
+        assert!(explanation(&e, &server("postgresql")).contains("server not visible"));
     }
 
     #[test]
