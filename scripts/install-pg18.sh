@@ -28,5 +28,17 @@ printf '%s\n' "$version" >"$native/.version"
 chmod -R a+rX "$native"
 mkdir -p "$(dirname "$dest")"
 rm -rf "$dest"
-mv "$native" "$dest"
+if [ "$(id -u)" -eq 0 ]; then
+    # As root, poolbench runs the embedded server as the postgres user, who
+    # may not reach into a clone under /root: the binaries go where every
+    # user can read them, and DEST links there (poolbench resolves the link).
+    home=/opt/poolbench/pg18-$version
+    rm -rf "$home"
+    mkdir -p /opt/poolbench
+    chmod a+rx /opt/poolbench
+    mv "$native" "$home"
+    ln -s "$home" "$dest"
+else
+    mv "$native" "$dest"
+fi
 "$dest/bin/postgres" --version

@@ -51,9 +51,12 @@ pub fn search(places: &SearchPlaces<'_>) -> Result<PathBuf> {
     if let Some(dir) = places.pg_bin {
         let dir = PathBuf::from(dir);
         if has_server_binaries(&dir) {
-            // initdb and postgres run in the server's own directory: a
-            // relative directory is made absolute here.
-            return Ok(std::path::absolute(&dir).unwrap_or(dir));
+            // initdb and postgres run in the server's own directory, as
+            // the postgres user when poolbench is root: the directory is
+            // made absolute and its links resolved here.
+            return Ok(std::fs::canonicalize(&dir)
+                .or_else(|_| std::path::absolute(&dir))
+                .unwrap_or(dir));
         }
         return Err(error::environment(format!(
             "{PG_BIN_ENV}={} does not contain executable `initdb` and `postgres`; \

@@ -98,6 +98,36 @@ impl Checker<'_> {
     /// The levers of a connection's cost: `scram_iterations`,
     /// `tls_version`, `sslnegotiation`, `channel_binding`.
     fn levers(&mut self, raw: &RawEmbedded, embedded: &mut EmbeddedSettings) {
+        if embedded.engine == EmbeddedEngine::Mariadb {
+            // PostgreSQL's levers: on MariaDB they would be silently ignored.
+            let given = [
+                (
+                    "scram_iterations",
+                    raw.scram_iterations.as_ref().map(|v| v.origin()),
+                ),
+                ("tls_version", raw.tls_version.as_ref().map(|v| v.origin())),
+                (
+                    "sslnegotiation",
+                    raw.sslnegotiation.as_ref().map(|v| v.origin()),
+                ),
+                (
+                    "channel_binding",
+                    raw.channel_binding.as_ref().map(|v| v.origin()),
+                ),
+            ];
+            for (key, at) in given {
+                if let Some(at) = at {
+                    self.error(
+                        at,
+                        format!(
+                            "`{key}` is a lever of the embedded PostgreSQL; \
+                             the embedded MariaDB (`engine = \"mariadb\"`) has no such setting"
+                        ),
+                    );
+                }
+            }
+            return;
+        }
         if let Some(n) = &raw.scram_iterations {
             let (lo, hi) = SCRAM_ITERATIONS;
             if let Some(n) = self.int_in("scram_iterations", n, lo, hi) {
@@ -252,6 +282,13 @@ mod tests {
             first_error(&with("[database.embedded]\nauth = \"ldap\"")),
             "t.toml:2:8: unknown `auth` method \"ldap\": expected \"scram-sha-256\", \"md5\", \
              \"password\" or \"trust\""
+        );
+        assert_eq!(
+            first_error(&with(
+                "[database.embedded]\nengine = \"mariadb\"\nscram_iterations = 1024"
+            )),
+            "t.toml:3:20: `scram_iterations` is a lever of the embedded PostgreSQL; \
+             the embedded MariaDB (`engine = \"mariadb\"`) has no such setting"
         );
         assert_eq!(
             first_error(&with("[database.embedded]\nscram_iterations = 0")),
