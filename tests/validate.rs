@@ -633,16 +633,16 @@ fn limits_hold_at_their_edges() {
         ),
         (
             [
-                "rate = 1000000\nrequest_timeout = \"999ms\"".into(),
+                format!("rate = 1000000\nrequest_timeout = \"1h\"\nmax_in_flight = {at_once}"),
                 "".into(),
-                "".into(),
+                text(MAX_TEXT_LEN, at_once),
             ],
             [
-                "rate = 1000000\nrequest_timeout = \"1s\"".into(),
+                format!("rate = 1\nmax_in_flight = {}", at_once + 1),
                 "".into(),
-                "".into(),
+                text(MAX_TEXT_LEN, at_once + 1),
             ],
-            "arrivals wait at once, more than 1000000".into(),
+            "bytes of generated text per request (query `big`)".into(),
         ),
         (
             [

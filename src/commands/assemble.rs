@@ -72,10 +72,27 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
                 hdr: s.phases.encode(),
                 in_flight: s.in_flight,
                 queued: s.queued,
+                offered: s.offered,
+                achieved: s.offered.map(|_| s.requests),
+                expired: s.expired,
             }
         }));
     }
     let throughput_rps = rate(total.requests, measured);
+    let generator = rounds
+        .iter()
+        .filter_map(|r| r.generator)
+        .reduce(|mut all, g| {
+            all.merge(&g);
+            all
+        });
+    let expired = offered_rate_of(rounds).map(|_| {
+        rounds
+            .iter()
+            .flat_map(|r| &r.seconds)
+            .filter_map(|s| s.expired)
+            .sum()
+    });
     // Offered over all rounds: arrivals in the windows per second of window.
     let offered_rate = rounds
         .iter()
@@ -106,6 +123,9 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         throughput_rps,
         offered_rate,
         achieved_rate: offered_rate.map(|_| throughput_rps),
+        generator_saturated: generator.map(|g| g.saturated()),
+        generator_lag_max_us: generator.map(|g| g.worst_us),
+        expired,
         connections_opened,
         startup_ms: round(
             startup.as_secs_f64() * 1000.0 / rounds.len().max(1) as f64,
@@ -129,6 +149,11 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         rounds: round_stats,
         timeline,
     }
+}
+
+/// Open loop's offered rate of the first round (None in closed loop).
+fn offered_rate_of(rounds: &[RoundResult]) -> Option<f64> {
+    rounds.first().and_then(|r| r.offered_rate)
 }
 
 /// The report's name for a scenario's kind.

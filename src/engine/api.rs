@@ -135,6 +135,43 @@ pub struct RoundResult {
     /// Open loop: the arrivals the schedule offered in the measured window,
     /// per second (None in closed loop).
     pub offered_rate: Option<f64>,
+    /// Open loop: how far behind its schedule the generator dispatched the
+    /// window's arrivals, every shard's together (None in closed loop).
+    pub generator: Option<GeneratorLag>,
+}
+
+/// Open loop: the generator's own delay, from an arrival's intended time to
+/// the moment it was dispatched to the handlers (pgbench's "schedule lag").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GeneratorLag {
+    /// Arrivals of the measured window dispatched.
+    pub arrivals: u64,
+    /// Of them, dispatched more than `open_loop::LATE` after their time.
+    pub late: u64,
+    /// The worst lag, in microseconds.
+    pub worst_us: u64,
+}
+
+impl GeneratorLag {
+    pub fn count(&mut self, lag: Duration) {
+        self.arrivals += 1;
+        if lag > super::open_loop::LATE {
+            self.late += 1;
+        }
+        self.worst_us = self.worst_us.max(crate::metrics::micros(lag));
+    }
+
+    pub fn merge(&mut self, other: &GeneratorLag) {
+        self.arrivals += other.arrivals;
+        self.late += other.late;
+        self.worst_us = self.worst_us.max(other.worst_us);
+    }
+
+    /// More than one arrival in a hundred dispatched late: the generator
+    /// (poolbench's thread, not the database) could not keep to the rate.
+    pub fn saturated(&self) -> bool {
+        self.late * 100 > self.arrivals
+    }
 }
 
 /// One second of the measured window.
@@ -154,6 +191,11 @@ pub struct Second {
     /// arrivals waiting for a free handler.
     pub in_flight: Option<u64>,
     pub queued: Option<u64>,
+    /// Open loop: arrivals the schedule offered in the second (by their
+    /// intended time), and arrivals counted as request_timeout without
+    /// being sent (by the second they expired in).
+    pub offered: Option<u64>,
+    pub expired: Option<u64>,
 }
 
 /// One worker thread per core, as pgbench's `-j` is usually set.

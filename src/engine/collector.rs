@@ -46,6 +46,7 @@ enum Slot {
         phases: PackedPhases,
         requests: u64,
         errors: u64,
+        expired: u64,
     },
 }
 
@@ -55,18 +56,21 @@ impl Slot {
             phases,
             requests,
             errors,
+            expired,
         } = self
         {
             let mut open = Interval::new(iv.second);
             open.phases = phases.unpack();
             open.requests = *requests;
             open.errors = *errors;
+            open.expired = *expired;
             *self = Slot::Open(Box::new(open));
         }
         if let Slot::Open(entry) = self {
             entry.phases.merge(&iv.phases);
             entry.requests += iv.requests;
             entry.errors += iv.errors;
+            entry.expired += iv.expired;
         }
     }
 
@@ -76,20 +80,27 @@ impl Slot {
                 phases: PackedPhases::pack(&iv.phases),
                 requests: iv.requests,
                 errors: iv.errors,
+                expired: iv.expired,
             };
         }
     }
 
-    /// (phases, requests, errors), packed.
-    fn into_parts(mut self) -> (PackedPhases, u64, u64) {
+    /// (phases, requests, errors, expired), packed.
+    fn into_parts(mut self) -> (PackedPhases, u64, u64, u64) {
         self.pack();
         match self {
             Slot::Packed {
                 phases,
                 requests,
                 errors,
-            } => (phases, requests, errors),
-            Slot::Open(iv) => (PackedPhases::pack(&iv.phases), iv.requests, iv.errors),
+                expired,
+            } => (phases, requests, errors, expired),
+            Slot::Open(iv) => (
+                PackedPhases::pack(&iv.phases),
+                iv.requests,
+                iv.errors,
+                iv.expired,
+            ),
         }
     }
 }
@@ -149,14 +160,18 @@ pub async fn collect<S: Service>(
                         let sum = |f: fn(&Live) -> &AtomicU64| -> u64 {
                             lives.iter().map(|l| f(l).load(Ordering::Relaxed)).sum()
                         };
-                        let (arrived, started, finished) =
-                            (sum(|l| &l.arrived), sum(|l| &l.started), sum(|l| &l.finished));
+                        let (arrived, started, finished, expired) = (
+                            sum(|l| &l.arrived),
+                            sum(|l| &l.started),
+                            sum(|l| &l.finished),
+                            sum(|l| &l.expired),
+                        );
                         samples.insert(second, Sample {
                             pool: pool_status(services),
                             backends,
                             pooler,
                             in_flight: started.saturating_sub(finished),
-                            queued: arrived.saturating_sub(started),
+                            queued: arrived.saturating_sub(started + expired),
                         });
                     }
                 }
@@ -192,9 +207,9 @@ pub async fn collect<S: Service>(
     Seconds(
         (0..rows)
             .map(|second| {
-                let (phases, requests, errors) = merged
+                let (phases, requests, errors, expired) = merged
                     .remove(&second)
-                    .map_or_else(|| (PackedPhases::default(), 0, 0), Slot::into_parts);
+                    .map_or_else(|| (PackedPhases::default(), 0, 0, 0), Slot::into_parts);
                 let sample = samples.get(&second).copied().unwrap_or_default();
                 Second {
                     second,
@@ -206,6 +221,9 @@ pub async fn collect<S: Service>(
                     pooler: sample.pooler,
                     in_flight: open_loop.then_some(sample.in_flight),
                     queued: open_loop.then_some(sample.queued),
+                    // Filled in from the generators' counts by `shard::run`.
+                    offered: open_loop.then_some(0),
+                    expired: open_loop.then_some(expired),
                 }
             })
             .collect(),

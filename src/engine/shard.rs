@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{Observer, Pacing, RoundResult, Service, Settings};
+use super::api::{GeneratorLag, Observer, Pacing, RoundResult, Service, Settings};
 use super::collector::collect;
 use super::launcher;
 use super::open_loop::{self, Share};
@@ -126,6 +126,8 @@ pub async fn run<S: Service>(
     .await;
 
     let mut last_end: Option<Instant> = None;
+    let mut generator: Option<GeneratorLag> = None;
+    let mut offered: Vec<u64> = Vec::new();
     for d in done {
         match d.await {
             Ok(ends) => {
@@ -133,6 +135,15 @@ pub async fn run<S: Service>(
                     recorder.merge(&end.recorder);
                     failures.merge(&end.failures);
                     last_end = last_end.max(end.last_end);
+                    if let Some(lag) = end.lag {
+                        generator
+                            .get_or_insert_with(GeneratorLag::default)
+                            .merge(&lag);
+                    }
+                    offered.resize(offered.len().max(end.offered.len()), 0);
+                    for (all, n) in offered.iter_mut().zip(&end.offered) {
+                        *all += n;
+                    }
                 }
             }
             Err(_) => failures.count(
@@ -153,7 +164,12 @@ pub async fn run<S: Service>(
                 .min(window.deadline)
                 .saturating_duration_since(window.measure_start)
         });
-    let seconds = seconds.trimmed_to(measured);
+    let mut seconds = seconds.trimmed_to(measured);
+    for s in &mut seconds {
+        if let Some(n) = s.offered.as_mut() {
+            *n = offered.get(s.second as usize).copied().unwrap_or(0);
+        }
+    }
     RoundResult {
         recorder,
         failures,
@@ -175,6 +191,7 @@ pub async fn run<S: Service>(
             ),
             Pacing::ClosedLoop => None,
         },
+        generator,
     }
 }
 

@@ -18,6 +18,10 @@ pub struct WorkerEnd {
     pub last_end: Option<Instant>,
     /// Failures that are not requests (a worker lost).
     pub failures: ErrorCounts,
+    /// Open loop: the generator's lag, and the arrivals it offered in each
+    /// second of the measured window (None and empty in closed loop).
+    pub lag: Option<super::api::GeneratorLag>,
+    pub offered: Vec<u64>,
 }
 
 pub struct Tally {
@@ -90,6 +94,15 @@ impl Tally {
         }
     }
 
+    /// Open loop: an arrival counted as `error` (request_timeout) at `end`
+    /// without being sent: in the errors, and in its second's `expired`.
+    pub fn expire(&mut self, intended: Instant, end: Instant, error: RequestError) {
+        self.record(0, intended, end, Err(error), 0);
+        if intended >= self.window.measure_start {
+            self.interval.expired += 1;
+        }
+    }
+
     /// Hands the last interval to the collector and the recorder back.
     /// Ends the current second: its phases join the window's recorder and
     /// it goes to the collector; `next` takes its place.
@@ -107,6 +120,8 @@ impl Tally {
             recorder: std::mem::replace(&mut self.recorder, Recorder::new(0)),
             last_end: self.last_end,
             failures: ErrorCounts::default(),
+            lag: None,
+            offered: Vec::new(),
         }
     }
 }

@@ -344,3 +344,48 @@ async fn a_stalled_service_shows_its_wait_in_queue_and_total_not_only_in_service
     );
     assert!(r.seconds.iter().any(|s| s.queued.unwrap_or(0) > 10));
 }
+
+#[tokio::test]
+async fn overload_serves_at_capacity_and_expired_arrivals_are_counted_not_sent() {
+    // One handler of ~10 ms (under 100/s) against 300 arrivals/s: two
+    // thirds of the arrivals cannot be served within request_timeout.
+    let mut s = settings(1, 0, 2000);
+    s.pacing = open_loop(300.0, crate::scenario::ArrivalProcess::Uniform, 1);
+    s.request_timeout = Duration::from_millis(200);
+    let fake = Arc::new(Fake::new(Duration::from_millis(10)));
+    let r = run_on(&s, vec![fake.clone()]).await;
+    let timeouts = r
+        .recorder
+        .errors
+        .counts
+        .get("request_timeout")
+        .copied()
+        .unwrap_or(0);
+    let expired: u64 = r.seconds.iter().filter_map(|s| s.expired).sum();
+    let offered: u64 = r.seconds.iter().filter_map(|s| s.offered).sum();
+    // Uniform: at 1/300 s, 2/300 s, … up to (not at) the 2 s deadline.
+    assert_eq!(offered, 599, "{:?}", r.offered_rate);
+    assert!(expired > 250, "expired {expired} of 599");
+    assert!(
+        expired <= timeouts,
+        "{expired} expired, {timeouts} timeouts"
+    );
+    // What expired was never sent: the calls are the served requests and
+    // those cut in service.
+    let calls = fake.calls.load(Ordering::Relaxed);
+    assert!(
+        calls <= r.recorder.requests + (timeouts - expired),
+        "{calls} calls, {} served, {timeouts} timeouts, {expired} expired",
+        r.recorder.requests
+    );
+    // Goodput stays at the capacity instead of collapsing.
+    let achieved = r.recorder.requests as f64 / r.measured.as_secs_f64();
+    assert!((40.0..=110.0).contains(&achieved), "achieved {achieved}/s");
+    // Every arrival offered is served, expired, or timed out in service.
+    assert_eq!(r.recorder.requests + timeouts, 599);
+    // The generator's lag is recorded apart from the queue.
+    let lag = r.recorder.phases.get(Phase::Lag).unwrap();
+    assert_eq!(lag.len(), r.recorder.requests);
+    let generator = r.generator.unwrap();
+    assert_eq!(generator.arrivals, 599);
+}

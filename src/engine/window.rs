@@ -58,4 +58,7 @@ pub struct Live {
     pub offered: AtomicU64,
     pub started: AtomicU64,
     pub finished: AtomicU64,
+    /// Open loop: arrivals counted as request_timeout without being sent
+    /// (queued = arrived − started − expired).
+    pub expired: AtomicU64,
 }

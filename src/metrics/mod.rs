@@ -43,9 +43,12 @@ pub enum Phase {
     Query,
     /// Closing a connection opened for the request.
     Close,
-    /// Open loop: from the intended arrival to the start of service
-    /// (waiting for a free handler).
+    /// Open loop: from the generator's dispatch of an arrival to the start
+    /// of service (waiting for a free handler).
     Queue,
+    /// Open loop: from the intended arrival to the moment the generator
+    /// dispatched it, poolbench's own delay (pgbench's "schedule lag").
+    Lag,
     /// Open loop: from the start of service to its end (what a tool that
     /// ignores coordinated omission reports).
     Service,
@@ -55,7 +58,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     pub const ALL: [Phase; Phase::COUNT] = [
         Phase::Connect,
         Phase::Tcp,
@@ -65,6 +68,7 @@ impl Phase {
         Phase::Query,
         Phase::Close,
         Phase::Queue,
+        Phase::Lag,
         Phase::Service,
         Phase::Total,
     ];
@@ -79,6 +83,7 @@ impl Phase {
             Phase::Query => "query",
             Phase::Close => "close",
             Phase::Queue => "queue",
+            Phase::Lag => "lag",
             Phase::Service => "service",
             Phase::Total => "total",
         }
@@ -274,6 +279,8 @@ pub struct Interval {
     pub phases: PhaseHistograms,
     pub requests: u64,
     pub errors: u64,
+    /// Open loop: of `errors`, arrivals that expired before they were sent.
+    pub expired: u64,
 }
 
 impl Interval {
@@ -283,6 +290,7 @@ impl Interval {
             phases: PhaseHistograms::default(),
             requests: 0,
             errors: 0,
+            expired: 0,
         }
     }
 }

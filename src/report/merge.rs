@@ -407,6 +407,20 @@ fn merge_strategy(
         name: name.to_string(),
         offered_rate: rate_sum(|s| s.offered_rate),
         achieved_rate: rate_sum(|s| s.achieved_rate),
+        // One saturated copy is enough for the system's latencies to
+        // measure poolbench rather than the database.
+        generator_saturated: parts
+            .iter()
+            .filter_map(|p| p.strategy.generator_saturated)
+            .reduce(|a, b| a || b),
+        generator_lag_max_us: parts
+            .iter()
+            .filter_map(|p| p.strategy.generator_lag_max_us)
+            .max(),
+        expired: parts
+            .iter()
+            .filter_map(|p| p.strategy.expired)
+            .reduce(u64::saturating_add),
         kind: head.kind,
         settings: head.settings.clone(),
         requests,
@@ -604,6 +618,9 @@ struct Second {
     server_backends: Option<u64>,
     in_flight: Option<u64>,
     queued: Option<u64>,
+    offered: Option<u64>,
+    achieved: Option<u64>,
+    expired: Option<u64>,
 }
 
 impl Second {
@@ -634,6 +651,9 @@ impl Second {
         self.server_backends = self.server_backends.max(row.server_backends);
         self.in_flight = add(self.in_flight, row.in_flight, "in_flight")?;
         self.queued = add(self.queued, row.queued, "queued")?;
+        self.offered = add(self.offered, row.offered, "offered")?;
+        self.achieved = add(self.achieved, row.achieved, "achieved")?;
+        self.expired = add(self.expired, row.expired, "expired")?;
         Ok(())
     }
 
@@ -661,6 +681,9 @@ impl Second {
             pgbouncer: None,
             in_flight: self.in_flight,
             queued: self.queued,
+            offered: self.offered,
+            achieved: self.achieved,
+            expired: self.expired,
             hdr: self
                 .hdr
                 .iter()
@@ -1056,6 +1079,9 @@ mod tests {
                     pgbouncer: None,
                     in_flight: Some(3),
                     queued: Some(1),
+                    offered: Some(100),
+                    achieved: Some(values.len() as u64),
+                    expired: Some(0),
                     hdr: [(
                         "total".to_string(),
                         Hdr::text(crate::metrics::encode_histogram(&h)),
@@ -1067,6 +1093,9 @@ mod tests {
         let strategy = StrategyReport {
             offered_rate: Some(100.0),
             achieved_rate: Some(90.0 + f64::from(index)),
+            generator_saturated: Some(index == 1),
+            generator_lag_max_us: Some(100 * u64::from(index)),
+            expired: Some(u64::from(index)),
             name: "pool-4".into(),
             kind: super::Kind::Pool,
             settings: serde_json::json!({"max_size": 4}),
@@ -1237,6 +1266,15 @@ mod tests {
         assert_eq!(second.pool_size, Some(8));
         assert_eq!(second.server_backends, Some(9));
         assert_eq!((second.in_flight, second.queued), (Some(6), Some(2)));
+        assert_eq!(
+            (second.offered, second.achieved, second.expired),
+            (Some(200), Some(1200), Some(0))
+        );
+        // One saturated copy makes the whole saturated; lags keep the worst.
+        assert_eq!(
+            (s.generator_saturated, s.generator_lag_max_us, s.expired),
+            (Some(true), Some(100), Some(1))
+        );
         assert_eq!(
             (s.offered_rate, s.achieved_rate),
             (Some(200.0), Some(181.0))

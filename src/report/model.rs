@@ -327,6 +327,19 @@ pub struct StrategyReport {
     pub offered_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub achieved_rate: Option<f64>,
+    /// Open loop: whether poolbench's generator fell behind its schedule
+    /// (more than 1% of the window's arrivals dispatched over 10 ms late: the
+    /// `lag` phase), and the worst lag of any arrival. When saturated, the
+    /// latencies measure poolbench on this machine, not the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_saturated: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_lag_max_us: Option<u64>,
+    /// Open loop: arrivals counted as request_timeout without being sent
+    /// (their request_timeout passed before a handler took them, or the
+    /// arrival queue was full); part of `errors.request_timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<u64>,
     /// Phase → latency summary (successful requests; `tcp`, `tls` and
     /// `startup` of every connection opened).
     pub phases: BTreeMap<String, Summary>,
@@ -429,10 +442,30 @@ impl StrategyReport {
         self.phases.get("total")
     }
 
-    /// Open loop: whether the strategy fell behind its arrivals (achieved
-    /// less than 95% of the offered rate), and by how much.
+    /// Open loop: who could not keep up, if anyone. poolbench itself when
+    /// its generator fell behind its schedule (then the latencies measure
+    /// poolbench on this machine, not the database); else the strategy,
+    /// when it achieved less than 95% of the offered rate, and by how much.
     pub fn fell_behind(&self) -> Option<String> {
         let (offered, achieved) = (self.offered_rate?, self.achieved_rate?);
+        let rps = crate::report::format::rps;
+        if self.generator_saturated == Some(true) {
+            let worst = self
+                .generator_lag_max_us
+                .map(|us| {
+                    format!(
+                        " (arrivals dispatched up to {} late)",
+                        crate::report::format::duration_us(us)
+                    )
+                })
+                .unwrap_or_default();
+            return Some(format!(
+                "poolbench could not keep up with {} req/s on this machine{worst}: {}'s \
+                 latencies measure poolbench, not the database",
+                rps(offered),
+                self.name
+            ));
+        }
         if achieved >= offered * 0.95 {
             return None;
         }
@@ -446,11 +479,15 @@ impl StrategyReport {
                 )
             })
             .unwrap_or_default();
+        let expired = match self.expired {
+            Some(n) if n > 0 => format!(", {n} arrivals expired unsent"),
+            _ => String::new(),
+        };
         Some(format!(
-            "{} could not keep up with {} req/s offered: {} req/s achieved{queued}",
+            "{} could not keep up with {} req/s offered: {} req/s achieved{queued}{expired}",
             self.name,
-            crate::report::format::rps(offered),
-            crate::report::format::rps(achieved)
+            rps(offered),
+            rps(achieved)
         ))
     }
 }
@@ -486,6 +523,15 @@ pub struct TimelineRow {
     pub in_flight: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued: Option<u64>,
+    /// Open loop: arrivals the schedule offered in the second, successful
+    /// requests that ended in it (`rps`), and arrivals that expired in it
+    /// without being sent (counted in `errors` as request_timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<u64>,
 }
 
 /// A report's place among synchronised copies of poolbench. A copy records

@@ -41,9 +41,6 @@ pub const MIN_RATE: f64 = 0.01;
 pub const MAX_RATE: f64 = 1_000_000.0;
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 pub const MAX_IN_FLIGHT: u32 = 100_000;
-/// Open loop: arrivals that may wait at once, rate × request_timeout (an
-/// arrival waits at most its request_timeout).
-pub const MAX_WAITING: f64 = 1_000_000.0;
 /// The text the requests that can exist at once generate together.
 pub const MAX_TEXT_AT_ONCE: u64 = 1 << 30;
 /// Measured time per strategy (`duration`, `--duration`).
@@ -89,11 +86,13 @@ pub fn text_per_request(query: &Query) -> u64 {
 }
 
 /// How many requests can exist at once: closed-loop workers, or in open
-/// loop the arrivals of one request_timeout (each waits at most that long,
-/// queue included).
+/// loop the handlers (`max_in_flight`). Arrivals waiting for a handler are
+/// not requests yet (a request is drawn when a handler takes its arrival),
+/// and their queue is bounded by memory, not by rate × request_timeout
+/// (`engine::open_loop::MAX_QUEUED`, docs/open-loop.md).
 pub fn requests_at_once(run: &RunSettings) -> f64 {
     match run.arrivals {
-        Some(a) => a.rate * run.request_timeout.as_secs_f64() + 1.0,
+        Some(a) => f64::from(a.max_in_flight),
         None => f64::from(run.concurrency),
     }
 }
@@ -108,7 +107,7 @@ pub struct BudgetProblem {
 /// The settings a budget weighs (where its error points).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weighs {
-    /// The load (`concurrency`, or `rate` × `request_timeout`) against
+    /// The load (`concurrency`, or `max_in_flight` in open loop) against
     /// what it may hold at once.
     Load,
     /// `duration` × `rounds` × strategies.
@@ -126,23 +125,10 @@ pub fn budget_problems(
     let mut problems = Vec::new();
     let mut problem = |weighs, message| problems.push(BudgetProblem { weighs, message });
     let load = match run.arrivals {
-        Some(a) => format!(
-            "rate {} × request_timeout {}",
-            a.rate,
-            show(run.request_timeout)
-        ),
+        Some(a) => format!("max_in_flight {}", a.max_in_flight),
         None => format!("concurrency {}", run.concurrency),
     };
     let at_once = requests_at_once(run);
-    if run.arrivals.is_some() && at_once > MAX_WAITING {
-        problem(
-            Weighs::Load,
-            format!(
-                "open loop: {load} lets {at_once:.0} arrivals wait at once, more than \
-                 {MAX_WAITING:.0}: lower the rate or request_timeout"
-            ),
-        );
-    }
     if let Some((name, text)) = queries
         .iter()
         .map(|q| (q.name.as_str(), text_per_request(q)))

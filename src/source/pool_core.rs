@@ -11,8 +11,14 @@
 //! thread's only when its own has none, and opens one only when no
 //! connection is idle anywhere and the pool is below `max_size` — so the
 //! pool is still one pool of `max_size`, as deadpool's is: a request waits
-//! only when every connection is in use, and waiters are served in arrival
-//! order whatever their thread (tokio's fair semaphore).
+//! only when every connection is in use. A connection given back goes to a
+//! waiter of its own thread when that thread has waiters and no other
+//! thread has more; otherwise waiters are served in arrival order whatever
+//! their thread (tokio's fair semaphore). Served strictly in arrival order,
+//! each waiter took a connection of the other thread as often as not, and
+//! every query of it then crossed threads: with open loop's many waiters
+//! (more handlers than connections), that made the pool several times
+//! slower than in closed loop (docs/performance.md, "Open loop").
 //!
 //! The rest follows deadpool 0.13's `managed::Pool`, whose `Manager` trait
 //! (create, recycle, detach), `Metrics` and `PoolError` it uses: a permit
@@ -47,6 +53,10 @@ struct Inner<M: Manager> {
     size: AtomicUsize,
     /// Requests waiting for a permit.
     waiting: AtomicUsize,
+    /// By thread: its requests waiting for a permit, and the permits of
+    /// connections given back to them in particular (see `give_back`).
+    home_waiting: Vec<Padded<AtomicUsize>>,
+    handoff: Vec<Padded<Semaphore>>,
     wait_timeout: Option<Duration>,
     create_timeout: Option<Duration>,
 }
@@ -85,6 +95,12 @@ impl<M: Manager> Pool<M> {
                     .collect(),
                 size: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
+                home_waiting: (0..homes.max(1))
+                    .map(|_| Padded(AtomicUsize::new(0)))
+                    .collect(),
+                handoff: (0..homes.max(1))
+                    .map(|_| Padded(Semaphore::new(0)))
+                    .collect(),
                 wait_timeout,
                 create_timeout,
             }),
@@ -97,7 +113,7 @@ impl<M: Manager> Pool<M> {
     pub async fn get(&self, home: usize) -> Result<Object<M>, PoolError<M::Error>> {
         let inner = &self.inner;
         let home = home % inner.idle.len();
-        let permit = self.permit().await?;
+        let permit = self.permit(home).await?;
         loop {
             if let Some(slot) = inner.pop_idle(home) {
                 let mut live = Live {
@@ -155,8 +171,9 @@ impl<M: Manager> Pool<M> {
         }
     }
 
-    /// Waits for a permit (at most `wait_timeout`; zero means do not wait).
-    async fn permit(&self) -> Result<Permit<'_, M>, PoolError<M::Error>> {
+    /// Waits for a permit (at most `wait_timeout`; zero means do not wait):
+    /// one of the pool's, or one given back to thread `home`'s waiters.
+    async fn permit(&self, home: usize) -> Result<Permit<'_, M>, PoolError<M::Error>> {
         let inner = &self.inner;
         // A connection free: no wait, so no timer to set up (nearly every
         // request of a pool as large as its load).
@@ -168,22 +185,43 @@ impl<M: Manager> Pool<M> {
             Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
             Err(TryAcquireError::NoPermits) => {}
         }
+        if let Ok(permit) = inner.handoff[home].try_acquire() {
+            permit.forget();
+            return Ok(Permit { inner, kept: false });
+        }
         inner.waiting.fetch_add(1, Ordering::Relaxed);
-        let waited = Waiting(inner);
+        inner.home_waiting[home].fetch_add(1, Ordering::SeqCst);
+        let waited = Waiting { inner, home };
+        let either = async {
+            tokio::select! {
+                biased;
+                p = inner.handoff[home].acquire() => p.map(|p| p.forget()),
+                p = inner.permits.acquire() => p.map(|p| p.forget()),
+            }
+        };
         let acquired = match inner.wait_timeout {
-            Some(limit) if limit.is_zero() => inner.permits.try_acquire().map_err(|e| match e {
-                TryAcquireError::Closed => PoolError::Closed,
-                TryAcquireError::NoPermits => PoolError::Timeout(TimeoutType::Wait),
-            }),
-            Some(limit) => match tokio::time::timeout(limit, inner.permits.acquire()).await {
+            Some(limit) if limit.is_zero() => inner
+                .permits
+                .try_acquire()
+                .map(|p| p.forget())
+                .map_err(|e| match e {
+                    TryAcquireError::Closed => PoolError::Closed,
+                    TryAcquireError::NoPermits => PoolError::Timeout(TimeoutType::Wait),
+                }),
+            Some(limit) => match tokio::time::timeout(limit, either).await {
                 Ok(r) => r.map_err(|_| PoolError::Closed),
                 Err(_) => Err(PoolError::Timeout(TimeoutType::Wait)),
             },
-            None => inner.permits.acquire().await.map_err(|_| PoolError::Closed),
+            None => either.await.map_err(|_| PoolError::Closed),
         };
         drop(waited);
         // The permit goes back through `Permit` (or the object) from here.
-        acquired?.forget();
+        acquired?;
+        if inner.permits.is_closed() {
+            // A handoff permit outlives the pool's close: give it up.
+            inner.permits.add_permits(1);
+            return Err(PoolError::Closed);
+        }
         Ok(Permit { inner, kept: false })
     }
 
@@ -235,7 +273,10 @@ impl<M: Manager> Inner<M> {
     }
 
     /// A connection given back: idle on its thread, then its permit
-    /// released (in that order, so whoever the permit wakes finds it).
+    /// released (in that order, so whoever the permit wakes finds it): to
+    /// its thread's waiters when it has some and no other thread has more
+    /// (so its queries stay on the thread whose runtime runs its I/O, and no
+    /// thread's waiters starve), else to the oldest waiter of any thread.
     fn give_back(&self, slot: Slot<M::Type>) {
         if self.permits.is_closed() {
             self.size.fetch_sub(1, Ordering::AcqRel);
@@ -244,7 +285,36 @@ impl<M: Manager> Inner<M> {
         }
         let home = slot.home;
         lock(&self.idle[home]).push_back(slot);
-        self.permits.add_permits(1);
+        let mine = self.home_waiting[home].load(Ordering::SeqCst);
+        let most = self
+            .home_waiting
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        if mine > 0 && mine >= most {
+            self.handoff[home].add_permits(1);
+            // Its waiters may all have given up meanwhile.
+            self.reclaim(home);
+        } else {
+            self.permits.add_permits(1);
+        }
+    }
+
+    /// Moves the permits handed to thread `home`'s waiters back to the pool
+    /// once it has none left, so that no permit waits for nobody.
+    fn reclaim(&self, home: usize) {
+        if self.home_waiting[home].load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        let n = self.handoff[home].available_permits();
+        if n == 0 {
+            return;
+        }
+        if let Ok(p) = self.handoff[home].try_acquire_many(n as u32) {
+            p.forget();
+            self.permits.add_permits(n);
+        }
     }
 }
 
@@ -287,12 +357,18 @@ impl<M: Manager> Drop for Permit<'_, M> {
     }
 }
 
-/// Counts a request among the waiting until it has its permit (or gives up).
-struct Waiting<'a, M: Manager>(&'a Inner<M>);
+/// Counts a request among the waiting (of the pool and of its thread)
+/// until it has its permit, or gives up.
+struct Waiting<'a, M: Manager> {
+    inner: &'a Inner<M>,
+    home: usize,
+}
 
 impl<M: Manager> Drop for Waiting<'_, M> {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.inner.home_waiting[self.home].fetch_sub(1, Ordering::SeqCst);
+        self.inner.reclaim(self.home);
     }
 }
 
@@ -452,6 +528,59 @@ mod tests {
         assert_eq!(*p.get(1).await.unwrap(), 0);
         drop(b);
         assert_eq!(p.status().size, 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_given_back_goes_to_a_waiter_of_its_thread_first() {
+        let p = Arc::new(pool(2, 2, None));
+        let a = p.get(0).await.unwrap();
+        let b = p.get(1).await.unwrap();
+        assert_eq!((*a, *b), (0, 1));
+        // Thread 1's request waits first, then thread 0's.
+        let waiter = |home: usize| {
+            let p = p.clone();
+            // The connection is kept, not given back at once.
+            tokio::spawn(async move { p.get(home).await.unwrap() })
+        };
+        let first = waiter(1);
+        tokio::task::yield_now().await;
+        let second = waiter(0);
+        tokio::task::yield_now().await;
+        assert_eq!(p.status().waiting, 2);
+        // Thread 0's connection goes to thread 0's waiter, not the oldest.
+        drop(a);
+        let second = second.await.unwrap();
+        assert_eq!(*second, 0);
+        drop(b);
+        let first = first.await.unwrap();
+        assert_eq!(*first, 1);
+        assert_eq!(p.status().waiting, 0);
+        drop((first, second));
+        // With no waiter of its own thread, the oldest of any thread gets it.
+        let a = p.get(0).await.unwrap();
+        let b = p.get(0).await.unwrap();
+        let other = waiter(1);
+        tokio::task::yield_now().await;
+        drop(a);
+        assert_eq!(*other.await.unwrap(), 0);
+        drop(b);
+        // Nothing is left waiting for nobody: both permits are back.
+        let (c, d) = (p.get(1).await.unwrap(), p.get(1).await.unwrap());
+        assert_eq!(p.status().size, 2);
+        drop((c, d));
+    }
+
+    #[tokio::test]
+    async fn a_handoff_to_waiters_that_gave_up_returns_to_the_pool() {
+        let p = pool(1, 2, Some(Duration::from_millis(10)));
+        let a = p.get(0).await.unwrap();
+        assert!(matches!(
+            p.get(0).await,
+            Err(PoolError::Timeout(TimeoutType::Wait))
+        ));
+        drop(a);
+        // Thread 1 finds the permit, though it was not its thread's.
+        assert_eq!(*p.get(1).await.unwrap(), 0);
     }
 
     #[tokio::test]

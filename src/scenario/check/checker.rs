@@ -257,23 +257,19 @@ mod tests {
 
     #[test]
     fn a_load_budget_points_at_the_load() {
-        let file = format!("[run]\nrequest_timeout = \"1s\"\nrate = 1000000\n{BASE}");
+        let big = "[[strategy]]\nname = \"p\"\nkind = \"pool\"\nmax_size = 4\n\n\
+                   [[query]]\nname = \"big\"\nsql = \"SELECT $1\"\nparams = [{ text = 1000000 }]\n";
+        let file = format!("[run]\nrate = 10\nmax_in_flight = 2000\n{big}");
         assert_eq!(
             errors(&file, &flags()).lines().next().unwrap(),
-            "t.toml:3:8: open loop: rate 1000000 × request_timeout 1s lets 1000001 arrivals \
-             wait at once, more than 1000000: lower the rate or request_timeout"
+            "t.toml:3:17: max_in_flight 2000 requests at once × 1000000 bytes of generated \
+             text per request (query `big`) is 1.9 GiB, more than 1 GiB: lower one of them"
         );
-        let file = format!("[run]\nrequest_timeout = \"1s\"\n{BASE}");
-        let o = Overrides {
-            rate: Some(1_000_000.0),
-            ..flags()
-        };
-        assert_eq!(
-            errors(&file, &o),
-            "t.toml with the command line's values: open loop: rate 1000000 × request_timeout \
-             1s lets 1000001 arrivals wait at once, more than 1000000: lower the rate or \
-             request_timeout"
-        );
+        // A rate alone, however high and whatever the request_timeout, is
+        // no longer refused: the arrival queue is bounded by memory.
+        let file = format!("[run]\nrequest_timeout = \"1h\"\nrate = 1000000\n{BASE}");
+        let run = ok(&file, &flags()).run;
+        assert_eq!(run.arrivals.map(|a| a.rate), Some(1_000_000.0));
     }
 
     #[test]

@@ -115,7 +115,12 @@ impl Checker<'_> {
             }
             return None;
         };
-        self.load_at = Some(rate.origin());
+        // What is at once in open loop is `max_in_flight` requests.
+        self.load_at = Some(
+            raw.max_in_flight
+                .as_ref()
+                .map_or_else(|| rate.origin(), Given::origin),
+        );
         self.rate_at = Some(rate.origin());
         if let Some(workers) = &raw.concurrency {
             self.workers_in_open_loop(&workers.origin(), &rate.origin());

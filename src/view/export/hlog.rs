@@ -283,6 +283,9 @@ mod tests {
                 pgbouncer: None,
                 in_flight: None,
                 queued: None,
+                offered: None,
+                achieved: None,
+                expired: None,
                 hdr: BTreeMap::from([("total".to_string(), Hdr::text(encode_histogram(&h)))]),
             });
         }
