@@ -1,9 +1,15 @@
 //! Open loop end to end on a real embedded server: the achieved rate keeps
 //! to the offered one when the server keeps up, a strategy pushed beyond
-//! its capacity shows its queue, and compare reads open-loop reports.
+//! its capacity shows its queue, and compare reads open-loop reports; at
+//! twice its capacity a pool still serves at capacity, the arrivals that
+//! expired are counted and never sent; a rate poolbench itself cannot
+//! generate is named as poolbench's.
 
 mod common;
-use common::{f, on_server, poolbench, read_report, start_server, strategy, write_scenario};
+use common::{
+    f, no_panic, on_server, poolbench, read_report, show, start_server, stdout, strategy, u,
+    write_scenario,
+};
 
 const SCENARIO: &str = r#"
 name = "arrivals"
@@ -101,5 +107,146 @@ async fn a_pool_keeps_to_the_offered_rate_and_fresh_connections_queue() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&c.stderr)
+    );
+}
+
+/// A pool of 2 serving ~5 ms requests: its capacity is a few hundred a
+/// second, whatever the machine's load.
+const OVERLOAD: &str = r#"
+name = "overload"
+[run]
+duration = "3s"
+warmup = "0s"
+seed = 3
+request_timeout = "300ms"
+
+[[strategy]]
+name = "pool-2"
+kind = "pool"
+max_size = 2
+min_size = 2
+
+[[query]]
+name = "q"
+sql = "SELECT nextval('sent'), pg_sleep(0.005)"
+"#;
+
+/// Statements the server ran so far (the sequence each request advances).
+async fn sent(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT last_value FROM sent", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_twice_its_capacity_a_pool_serves_at_capacity_and_expired_arrivals_are_not_sent() {
+    let server = start_server(100).await;
+    let client = server.target().connect().await.unwrap();
+    client.simple_query("CREATE SEQUENCE sent").await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(tmp.path(), "overload", OVERLOAD);
+    let dsn = server.dsn_with_password();
+
+    // Its capacity: closed loop, two workers on its two connections.
+    let closed = tmp.path().join("closed");
+    let capacity = || async {
+        let o = on_server(
+            "run",
+            &file,
+            &dsn,
+            &closed,
+            &["--concurrency", "2", "--force"],
+        )
+        .await;
+        no_panic(&o);
+        f(&strategy(&read_report(&closed), "pool-2")["throughput_rps"])
+    };
+    let before = capacity().await;
+    assert!(before > 20.0, "{before}");
+
+    // Twice that, arriving.
+    let sent_before = sent(&client).await;
+    let out = tmp.path().join("open");
+    let rate = format!("{:.0}", 2.0 * before);
+    let o = on_server("run", &file, &dsn, &out, &["--rate", &rate]).await;
+    let statements = sent(&client).await - sent_before;
+    no_panic(&o);
+    // The machine's load moves the capacity: the lower of the two
+    // measurements around the open-loop run is what it had at worst.
+    let capacity = before.min(capacity().await);
+    let r = read_report(&out);
+    let s = strategy(&r, "pool-2");
+    let achieved = f(&s["achieved_rate"]);
+    assert!(
+        achieved >= 0.8 * capacity,
+        "no collapse: {achieved}/s achieved against a capacity of {capacity}/s ({})",
+        show(&o)
+    );
+    let expired = u(&s["expired"]);
+    let timeouts = u(&s["errors"]["request_timeout"]);
+    let requests = u(&s["requests"]);
+    assert!(
+        expired as f64 > 0.2 * f(&s["offered_rate"]),
+        "about half the arrivals expire: {expired}"
+    );
+    assert!(
+        expired <= timeouts,
+        "{expired} expired, {timeouts} timeouts"
+    );
+    // An expired arrival is not sent: the server ran the served requests
+    // and those cut in service, no more.
+    assert!(
+        statements >= requests as i64 && statements <= (requests + timeouts - expired) as i64,
+        "{statements} statements for {requests} requests, {timeouts} timeouts, {expired} expired"
+    );
+    let timeline = s["timeline"].as_array().unwrap();
+    let per_second: u64 = timeline.iter().map(|row| u(&row["expired"])).sum();
+    assert_eq!(per_second, expired);
+    for row in timeline {
+        for key in ["offered", "achieved", "queued", "expired"] {
+            assert!(row[key].is_u64(), "{key}: {row}");
+        }
+    }
+    // Not poolbench's doing: the generator kept its schedule, and the
+    // headline names the pool.
+    assert_eq!(s["generator_saturated"], false, "{s}");
+    assert!(s["phases"]["lag"]["count"].as_u64().unwrap() > 0);
+    assert!(
+        stdout(&o).contains("pool-2 could not keep up with")
+            && !stdout(&o).contains("poolbench could not keep up"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_poolbench_cannot_generate_is_named_as_poolbench_s_not_the_database_s() {
+    let server = start_server(100).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        tmp.path(),
+        "flood",
+        "[run]\nduration = \"2s\"\nwarmup = \"0s\"\nrate = 300000\nrequest_timeout = \"1s\"\n\
+         [[strategy]]\nname = \"pool-4\"\nkind = \"pool\"\nmax_size = 4\nmin_size = 4\n\
+         [[query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
+    );
+    let out = tmp.path().join("out");
+    // No rate × request_timeout refusal: 300,000/s with a 1 s timeout runs.
+    let o = on_server("run", &file, &server.dsn_with_password(), &out, &[]).await;
+    no_panic(&o);
+    let r = read_report(&out);
+    let s = strategy(&r, "pool-4");
+    assert_eq!(s["generator_saturated"], true, "{}", show(&o));
+    assert!(u(&s["generator_lag_max_us"]) > 10_000, "{s}");
+    assert!(u(&s["expired"]) > 0);
+    let out_text = stdout(&o);
+    assert!(
+        out_text.contains("poolbench could not keep up with")
+            && out_text.contains("on this machine")
+            && !out_text.contains("pool-4 could not keep up"),
+        "{}",
+        show(&o)
     );
 }

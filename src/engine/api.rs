@@ -31,6 +31,25 @@ pub trait Service: Send + Sync + 'static {
         request: &'a Self::Request,
     ) -> impl Future<Output = Result<PhaseTimings, RequestError>> + Send + 'a;
 
+    /// Runs one request (one attempt of it) that must have got going by
+    /// `start_by`: one still waiting then (for a pooled connection, or to
+    /// open one) gives up without sending anything and fails with
+    /// `ErrorClass::RequestTimeout`, which a service returns for nothing
+    /// else (the engine counts it as an expired arrival). Open loop's
+    /// arrivals use it, so that their request_timeout bounds the wait from
+    /// the arrival but never cuts a query already sent (a FIFO queue whose
+    /// waiters are cut as their time runs out serves each just before its
+    /// end, and cuts nearly all of them in service: goodput falls to
+    /// zero). A service that never waits need not override it.
+    fn call_by<'a>(
+        &'a self,
+        request: &'a Self::Request,
+        start_by: tokio::time::Instant,
+    ) -> impl Future<Output = Result<PhaseTimings, RequestError>> + Send + 'a {
+        let _ = start_by;
+        self.call(request)
+    }
+
     /// Readies the service before anything runs (fills a pool); how long
     /// it took.
     fn warm_up(&self) -> impl Future<Output = Result<Duration, RequestError>> + Send + '_;

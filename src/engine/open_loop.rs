@@ -45,7 +45,7 @@ use super::deadline::Deadline;
 use super::pacer::Schedule;
 use super::tally::{Tally, WorkerEnd};
 use super::window::{after, Live, Window};
-use super::worker::{attempt, JITTER_STREAM};
+use super::worker::{attempt, Attempted, JITTER_STREAM};
 use crate::metrics::{micros, ErrorClass, Interval, Phase, RequestError};
 use crate::rng::Rng;
 use crate::scenario::Arrivals;
@@ -153,8 +153,8 @@ pub async fn serve<S: Service>(
         expired: RequestError::new(
             ErrorClass::RequestTimeout,
             format!(
-                "expired: not taken by a handler within request_timeout ({}) of its arrival, \
-                 not sent",
+                "expired: not served within request_timeout ({}) of its arrival (waiting for a \
+                 handler or a connection), not sent",
                 humantime::format_duration(settings.request_timeout)
             ),
         ),
@@ -207,6 +207,11 @@ pub async fn serve<S: Service>(
         }
         // Every arrival due by now, dispatched at once.
         let now = Instant::now();
+        // Those at the head of the queue whose time ran out while every
+        // handler was busy expire now, not when a handler gets to them: the
+        // timeline counts them in the second they expired, and the queue
+        // holds no more than a request_timeout of arrivals.
+        let purged = expire_head(&desk, &ctx, now);
         let (mut due, mut rejected) = (0usize, 0u64);
         let mut intended = Some(intended);
         while let Some(at) = intended.filter(|at| *at <= now + TOO_CLOSE) {
@@ -234,8 +239,8 @@ pub async fn serve<S: Service>(
         }
         live.arrived
             .fetch_add(due as u64 + rejected, Ordering::Relaxed);
-        if rejected > 0 {
-            live.expired.fetch_add(rejected, Ordering::Relaxed);
+        if rejected + purged > 0 {
+            live.expired.fetch_add(rejected + purged, Ordering::Relaxed);
         }
         start_handlers(&desk, &ctx, &mut handlers, due, limit);
         // Reap handlers that ended (they end only once the desk closes, or
@@ -262,6 +267,24 @@ pub async fn serve<S: Service>(
     end.lag = Some(lag);
     end.offered = offered;
     end
+}
+
+/// Counts the arrivals at the head of the queue whose request_timeout has
+/// passed as expired, and drops them; how many.
+fn expire_head<S: Service>(desk: &Desk, ctx: &Ctx<S>, now: Instant) -> u64 {
+    let mut queue = desk.queue.borrow_mut();
+    let mut n = 0;
+    while let Some(a) = queue.front() {
+        if now < after(a.intended, ctx.request_timeout) {
+            break;
+        }
+        ctx.tally
+            .borrow_mut()
+            .expire(a.intended, now, ctx.expired.clone());
+        queue.pop_front();
+        n += 1;
+    }
+    n
 }
 
 /// Wakes idle handlers for `due` new arrivals, and starts new ones (up to
@@ -307,24 +330,40 @@ async fn handle<S: Service>(desk: Rc<Desk>, ctx: Rc<Ctx<S>>) {
             .draw(&mut Rng::for_stream(ctx.seed, arrival.index));
         let mut jitter = Rng::for_stream(ctx.seed ^ JITTER_STREAM, arrival.index);
         let serving = Serving::begin(&ctx.live);
-        // The first attempt is bounded from the arrival, the queue included,
-        // like a client that gives up; a retry from its own start.
-        let (result, retries) = attempt(
+        // Its request_timeout from the arrival bounds the wait (here and for
+        // a connection: `Service::call_by`), and a query sent by then has a
+        // request_timeout of its own: bounded at twice the limit from the
+        // arrival. A retry is bounded from its own start.
+        let start_by = after(arrival.intended, ctx.request_timeout);
+        let attempted = attempt(
             &*ctx.service,
             &request,
-            arrival.intended,
+            start_by,
             &mut deadline,
             ctx.retry.as_ref(),
             &mut jitter,
             // Open loop stops its requests by dropping them: no signal.
             None,
+            Some(start_by),
         )
-        .await
-        .unwrap_or_else(|| {
-            let stopped = RequestError::new(ErrorClass::Other, "stopped");
-            (Err(stopped), 0)
-        });
+        .await;
         drop(serving);
+        let Some(Attempted {
+            result,
+            retries,
+            expired,
+        }) = attempted
+        else {
+            continue;
+        };
+        if expired {
+            // (Not in `live.expired`: it left the queue as started.)
+            let now = Instant::now();
+            ctx.tally
+                .borrow_mut()
+                .expire(arrival.intended, now, ctx.expired.clone());
+            continue;
+        }
         if retries > 0 {
             // A retry's deadline may lie past the next arrival's.
             deadline = Deadline::new(ctx.request_timeout);

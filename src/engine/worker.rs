@@ -59,7 +59,9 @@ impl<S: Service> Worker<S> {
         while now < window.deadline {
             let request = self.service.draw(&mut self.rng);
             let intended = now;
-            let Some((result, retries)) = attempt(
+            let Some(Attempted {
+                result, retries, ..
+            }) = attempt(
                 &*self.service,
                 &request,
                 intended,
@@ -67,6 +69,7 @@ impl<S: Service> Worker<S> {
                 self.retry.as_ref(),
                 &mut self.jitter,
                 Some(&mut stop),
+                None,
             )
             .await
             else {
@@ -80,10 +83,20 @@ impl<S: Service> Worker<S> {
     }
 }
 
+/// What [`attempt`] came to.
+pub struct Attempted {
+    pub result: Result<PhaseTimings, RequestError>,
+    pub retries: u32,
+    /// The service gave up before sending, at `start_by` (open loop).
+    pub expired: bool,
+}
+
 /// One request, each attempt bounded by request_timeout, retried as the
 /// scenario's policy says, with exponential backoff and ±50% jitter so
-/// retrying workers do not come back in lockstep. `None` when `stop` came
-/// first (the request, or its backoff, is abandoned).
+/// retrying workers do not come back in lockstep. With `start_by`, the first
+/// attempt must get going by then (`Service::call_by`). `None` when `stop`
+/// came first (the request, or its backoff, is abandoned).
+#[allow(clippy::too_many_arguments)]
 pub async fn attempt<S: Service>(
     service: &S,
     request: &S::Request,
@@ -92,12 +105,36 @@ pub async fn attempt<S: Service>(
     retry: Option<&RetryPolicy>,
     jitter: &mut Rng,
     mut stop: Option<&mut oneshot::Receiver<()>>,
-) -> Option<(Result<PhaseTimings, RequestError>, u32)> {
+    start_by: Option<Instant>,
+) -> Option<Attempted> {
     let mut retries = 0;
     let mut started = started;
     loop {
-        let bounded = request_timeout.bound(started, service.call(request), stop.as_deref_mut());
-        let result = match bounded.await {
+        let outcome = match (start_by, retries) {
+            (Some(by), 0) => {
+                let bounded = request_timeout.bound(
+                    started,
+                    service.call_by(request, by),
+                    stop.as_deref_mut(),
+                );
+                match bounded.await {
+                    Outcome::Done(Err(e)) if e.class == ErrorClass::RequestTimeout => {
+                        return Some(Attempted {
+                            result: Err(e),
+                            retries,
+                            expired: true,
+                        })
+                    }
+                    other => other,
+                }
+            }
+            _ => {
+                request_timeout
+                    .bound(started, service.call(request), stop.as_deref_mut())
+                    .await
+            }
+        };
+        let result = match outcome {
             Outcome::Done(r) => r,
             Outcome::Stopped => return None,
             Outcome::Elapsed => Err(RequestError::new(
@@ -114,7 +151,13 @@ pub async fn attempt<S: Service>(
             {
                 policy.backoff
             }
-            _ => return Some((result, retries)),
+            _ => {
+                return Some(Attempted {
+                    result,
+                    retries,
+                    expired: false,
+                })
+            }
         };
         let factor = 2f64.powi(retries as i32) * (0.5 + jitter.next_f64());
         // Doubling soon outgrows any sensible wait (and `mul_f64` panics

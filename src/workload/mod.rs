@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Admin, Connection, Described, Statements};
 use crate::engine::Service;
 use crate::error::bad_input;
-use crate::metrics::{micros, Phase, PhaseTimings, PoolStatus, Recorder, RequestError, SqlState};
+use crate::metrics::{
+    micros, ErrorClass, Phase, PhaseTimings, PoolStatus, Recorder, RequestError, SqlState,
+};
 use crate::rng::Rng;
 use crate::scenario::{Query, QueryMode};
 use crate::source::{ConnectionSource, Lease};
@@ -225,26 +227,15 @@ impl Service for Requests {
     }
 
     async fn call(&self, request: &Request) -> Result<PhaseTimings, RequestError> {
-        let result = execute(
-            &*self.source,
-            &self.mix.queries[request.query],
-            &request.values,
-            self.statements,
-        )
-        .await;
-        match result {
-            Err(e)
-                if self.statements == Statements::Named
-                    && e.sqlstate == Some(SqlState::INVALID_SQL_STATEMENT_NAME) =>
-            {
-                self.stop.cancel();
-                Err(RequestError {
-                    message: format!("{}: {LOST_STATEMENT}", e.message),
-                    ..e
-                })
-            }
-            other => other,
-        }
+        self.run(request, None).await
+    }
+
+    async fn call_by(
+        &self,
+        request: &Request,
+        start_by: tokio::time::Instant,
+    ) -> Result<PhaseTimings, RequestError> {
+        self.run(request, Some(start_by)).await
     }
 
     fn warm_up(&self) -> impl Future<Output = Result<Duration, RequestError>> + Send + '_ {
@@ -268,19 +259,71 @@ impl Service for Requests {
     }
 }
 
+impl Requests {
+    /// One request, its connection got by `start_by` when given.
+    async fn run(
+        &self,
+        request: &Request,
+        start_by: Option<tokio::time::Instant>,
+    ) -> Result<PhaseTimings, RequestError> {
+        let result = execute(
+            &*self.source,
+            &self.mix.queries[request.query],
+            &request.values,
+            self.statements,
+            start_by,
+        )
+        .await;
+        match result {
+            Err(e)
+                if self.statements == Statements::Named
+                    && e.sqlstate == Some(SqlState::INVALID_SQL_STATEMENT_NAME) =>
+            {
+                self.stop.cancel();
+                Err(RequestError {
+                    message: format!("{}: {LOST_STATEMENT}", e.message),
+                    ..e
+                })
+            }
+            other => other,
+        }
+    }
+}
+
 /// Runs one request of `plan` with the drawn `values`: the source times how
-/// the connection was got (and closed), this times the `query` phase.
+/// the connection was got (and closed), this times the `query` phase. With
+/// `start_by`, a connection not got by then is given up, nothing sent
+/// (`engine::Service::call_by`).
 pub async fn execute(
     source: &dyn ConnectionSource,
     plan: &QueryPlan,
     values: &[Vec<Value>],
     statements: Statements,
+    start_by: Option<tokio::time::Instant>,
 ) -> Result<PhaseTimings, RequestError> {
     match plan.mode {
         QueryMode::Sequential | QueryMode::Transaction => {
-            on_one_connection(source, plan, values, statements).await
+            on_one_connection(source, plan, values, statements, start_by).await
         }
-        QueryMode::Parallel => in_parallel(source, plan, values, statements).await,
+        QueryMode::Parallel => in_parallel(source, plan, values, statements, start_by).await,
+    }
+}
+
+/// A connection from `source`, given up at `start_by`: the timer is set
+/// only when the connection is not there at once.
+async fn acquire_by(
+    source: &dyn ConnectionSource,
+    start_by: Option<tokio::time::Instant>,
+) -> Result<(Lease, PhaseTimings), RequestError> {
+    let Some(by) = start_by else {
+        return source.acquire().await;
+    };
+    match tokio::time::timeout_at(by, source.acquire()).await {
+        Ok(got) => got,
+        Err(_) => Err(RequestError::new(
+            ErrorClass::RequestTimeout,
+            "expired: still waiting for a connection when its request_timeout ran out; not sent",
+        )),
     }
 }
 
@@ -290,8 +333,9 @@ async fn on_one_connection(
     plan: &QueryPlan,
     values: &[Vec<Value>],
     statements: Statements,
+    start_by: Option<tokio::time::Instant>,
 ) -> Result<PhaseTimings, RequestError> {
-    let (mut lease, mut t) = source.acquire().await?;
+    let (mut lease, mut t) = acquire_by(source, start_by).await?;
     let started = Instant::now();
     let result = if plan.mode == QueryMode::Transaction {
         // Boxed, as every path most requests do not take (the backend boxes
@@ -359,9 +403,10 @@ async fn in_parallel(
     plan: &QueryPlan,
     values: &[Vec<Value>],
     statements: Statements,
+    start_by: Option<tokio::time::Instant>,
 ) -> Result<PhaseTimings, RequestError> {
     let branches = plan.statements.iter().zip(values).map(|(s, v)| async move {
-        let (mut lease, mut t) = source.acquire().await?;
+        let (mut lease, mut t) = acquire_by(source, start_by).await?;
         let started = Instant::now();
         let result = run_statement(&mut lease, s, v, statements).await;
         t.set(Phase::Query, micros(started.elapsed()));

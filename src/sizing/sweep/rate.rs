@@ -99,8 +99,13 @@ pub struct RatePoint {
     pub service_p50_us: u64,
     pub service_p99_us: u64,
     pub queue_p99_us: u64,
-    /// Achieved less than 95% of the offered rate.
+    /// Achieved less than 95% of the offered rate, or poolbench's own
+    /// generator fell behind its schedule.
     pub saturated: bool,
+    /// poolbench's generator fell behind its schedule at this rate: what
+    /// saturated was poolbench on this machine, not the strategy.
+    #[serde(default)]
+    pub generator_saturated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,7 +138,9 @@ impl RatePoint {
             service_p50_us: p("service").map_or(0, |s| s.p50_us),
             service_p99_us: p("service").map_or(0, |s| s.p99_us),
             queue_p99_us: p("queue").map_or(0, |s| s.p99_us),
-            saturated: achieved_rate < KEEPS_UP * offered_rate,
+            saturated: achieved_rate < KEEPS_UP * offered_rate
+                || r.generator_saturated == Some(true),
+            generator_saturated: r.generator_saturated == Some(true),
         }
     }
 }
@@ -232,7 +239,14 @@ impl Axis for Rates {
             Column::new("queue_p99_ms", "queue p99", us(|p| p.queue_p99_us)),
             Column::file("saturated", |_, p: &RatePoint| Value::Flag(p.saturated)),
             Column::table("", |_, p: &RatePoint| {
-                Value::Text(if p.saturated { "fell behind" } else { "" }.into())
+                Value::Text(
+                    match (p.generator_saturated, p.saturated) {
+                        (true, _) => "poolbench fell behind",
+                        (false, true) => "fell behind",
+                        (false, false) => "",
+                    }
+                    .into(),
+                )
             }),
         ]
     }
@@ -385,6 +399,7 @@ mod tests {
             service_p99_us: 0,
             queue_p99_us: 0,
             saturated: achieved < KEEPS_UP * rate,
+            generator_saturated: false,
         }
     }
 

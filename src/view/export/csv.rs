@@ -266,6 +266,7 @@ mod tests {
                 service_p99_us: 2000,
                 queue_p99_us: 500,
                 saturated: achieved < 0.95 * rate,
+                generator_saturated: false,
             });
         }
         sweep.analysis.saturation = saturation(&sweep.points);
