@@ -2,7 +2,8 @@
 # Open loop against pgbench -R on the same embedded server, same work
 # (SELECT 1, same auth and TLS), release build, tools alternated every round
 # so drift on a shared machine hits both; prints medians over the rounds.
-#   poolbench run scenarios/select1.toml --only pool-8 --rate R  (Poisson arrivals)
+#   poolbench run select1.toml --only pool-8 --rate R  (Poisson arrivals,
+#     request_timeout 5 s)
 #   pgbench -n -M prepared -c 8 -j 2 -R R                       (Poisson schedule)
 # For each rate: the achieved rate, p50/p99 latency from the intended start
 # (poolbench's `total`; pgbench's per-transaction log, whose time runs from
@@ -12,7 +13,8 @@
 # called itself saturated, and pgbench's average schedule lag.
 # Usage: scripts/bench-vs-pgbench-rate.sh [SECONDS] [ROUNDS] [RATES]
 #   (defaults: 6 3 "45000 60000 70000 80000")
-# BASELINE_BIN=path/to/other/poolbench adds that build to every round.
+# BASELINE_BIN=path/to/other/poolbench adds that build to every round;
+# POOLBENCH_BIN=path/to/poolbench measures that build instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-6}
@@ -24,19 +26,27 @@ pg_threads=2
 command -v pgbench >/dev/null || { echo "pgbench not found (apt-get install postgresql-client)" >&2; exit 3; }
 command -v jq >/dev/null || { echo "jq not found (apt-get install jq)" >&2; exit 3; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time not found (apt-get install time)" >&2; exit 3; }
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-target}/release/poolbench
+if [ -n "${POOLBENCH_BIN:-}" ]; then
+  bin=$POOLBENCH_BIN
+else
+  cargo build --release --quiet
+  bin=${CARGO_TARGET_DIR:-target}/release/poolbench
+fi
 baseline=${BASELINE_BIN:-}
 . scripts/lib/server.sh
 start_server --max-connections 100
 for_pgbench
+# scenarios/select1.toml's pool-8 with a 5 s request_timeout (a build
+# before issue 36 refuses rate × request_timeout over 1,000,000).
+sed -e 's/^seed = 1$/seed = 1\nrequest_timeout = "5s"/' scenarios/select1.toml >"$work/rate.toml"
 
 # timed OUT CMD...: runs CMD, its stdout+stderr to OUT, and prints the CPU
 # seconds (user + system) of the process.
 timed() {
   local out=$1; shift
   /usr/bin/time -f '%U %S' -o "$work/time" "$@" >"$out" 2>&1 || true
-  awk '{printf "%.3f", $1 + $2}' "$work/time"
+  # (The last line: a command that fails gets a line saying so first.)
+  tail -n1 "$work/time" | awk '{printf "%.3f", $1 + $2}'
 }
 
 declare -A ach p50 p99 cpu lag sat
@@ -46,9 +56,11 @@ add() { ach[$1]+="$2 "; p50[$1]+="$3 "; p99[$1]+="$4 "; cpu[$1]+="$5 "; lag[$1]+
 # poolbench KEY RATE BIN: one open-loop run of pool-8, no warm-up, no HTML.
 poolbench() {
   local key=$1 rate=$2 b=$3 c
-  c=$(timed "$work/pb.log" "$b" run scenarios/select1.toml --dsn "$dsn" --quiet --only pool-8 \
+  rm -rf "$work/pb"
+  c=$(timed "$work/pb.log" "$b" run "$work/rate.toml" --dsn "$dsn" --quiet --only pool-8 \
       --rate "$rate" --duration "${seconds}s" --warmup 0s --no-html --out "$work/pb" --force)
   local s='.strategies[0]'
+  [ -f "$work/pb/report.json" ] || { echo "$b at $rate/s wrote no report:" >&2; cat "$work/pb.log" >&2; return; }
   read -r n a q50 q99 l g < <(jq -r "$s | [.requests, .achieved_rate, .phases.total.p50_us,
       .phases.total.p99_us, (.phases.lag.p99_us // 0), (.generator_saturated // false)] | @tsv" \
       "$work/pb/report.json")
@@ -100,7 +112,9 @@ for rate in $rates; do
     [ -n "${ach[$key]:-}" ] || continue
     name=$(case $tool in pg) echo pgbench;; pb) echo poolbench;; base) echo baseline;; esac)
     extra=""
-    [ "$tool" != pg ] && extra=" (saturated: $(tr ' ' '\n' <<<"${sat[$key]}" | grep -c true)/$rounds)"
+    if [ "$tool" != pg ]; then
+      extra=" (saturated $(tr ' ' '\n' <<<"${sat[$key]}" | grep -c true || true)/$rounds)"
+    fi
     printf '| %-9s | %-9s | %10s | %8s | %8s | %8s | %-22s |\n' "$rate" "$name" \
         "$(median "${ach[$key]}")" "$(median "${p50[$key]}")" "$(median "${p99[$key]}")" \
         "$(median "${cpu[$key]}")" "$(median "${lag[$key]}")$extra"

@@ -315,10 +315,14 @@ async fn acquire_by(
     source: &dyn ConnectionSource,
     start_by: Option<tokio::time::Instant>,
 ) -> Result<(Lease, PhaseTimings), RequestError> {
+    let mut acquire = source.acquire();
     let Some(by) = start_by else {
-        return source.acquire().await;
+        return acquire.await;
     };
-    match tokio::time::timeout_at(by, source.acquire()).await {
+    if let Some(got) = futures_util::FutureExt::now_or_never(&mut acquire) {
+        return got;
+    }
+    match tokio::time::timeout_at(by, acquire).await {
         Ok(got) => got,
         Err(_) => Err(RequestError::new(
             ErrorClass::RequestTimeout,
