@@ -13,7 +13,7 @@
 //! bounds each by one sleep it keeps armed (`deadline.rs`). Handlers are
 //! started as the queue needs them, up to the limit, and then stay. So an
 //! arrival costs a queue slot, not a task, a semaphore permit and a timer
-//! entry (what it cost before: docs/performance.md, "Open loop").
+//! entry (what it cost before: docs/performance.md, "open loop (issue 36)").
 //!
 //! Latency runs from the intended arrival: `lag` (intended arrival to the
 //! moment the generator dispatched it: poolbench's own delay, as pgbench's

@@ -18,7 +18,8 @@
 //! each waiter took a connection of the other thread as often as not, and
 //! every query of it then crossed threads: with open loop's many waiters
 //! (more handlers than connections), that made the pool several times
-//! slower than in closed loop (docs/performance.md, "Open loop").
+//! slower than in closed loop (docs/performance.md, "open loop (issue
+//! 36)").
 //!
 //! The rest follows deadpool 0.13's `managed::Pool`, whose `Manager` trait
 //! (create, recycle, detach), `Metrics` and `PoolError` it uses: a permit
