@@ -159,13 +159,21 @@ pub struct RoundResult {
     pub generator: Option<GeneratorLag>,
 }
 
+/// An arrival dispatched later than this after its intended time counts as
+/// late; a generator with more than 1% of its arrivals late is saturated
+/// (`GeneratorLag::saturated`). Long enough that a busy machine's
+/// scheduling (a thread preempted for a few milliseconds now and then) is
+/// not taken for a generator that cannot keep up, whose lag grows without
+/// bound; the `lag` phase shows the smaller delays.
+pub const LATE: Duration = Duration::from_millis(10);
+
 /// Open loop: the generator's own delay, from an arrival's intended time to
 /// the moment it was dispatched to the handlers (pgbench's "schedule lag").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GeneratorLag {
     /// Arrivals of the measured window dispatched.
     pub arrivals: u64,
-    /// Of them, dispatched more than `open_loop::LATE` after their time.
+    /// Of them, dispatched more than [`LATE`] after their time.
     pub late: u64,
     /// The worst lag, in microseconds.
     pub worst_us: u64,
@@ -174,7 +182,7 @@ pub struct GeneratorLag {
 impl GeneratorLag {
     pub fn count(&mut self, lag: Duration) {
         self.arrivals += 1;
-        if lag > super::open_loop::LATE {
+        if lag > LATE {
             self.late += 1;
         }
         self.worst_us = self.worst_us.max(crate::metrics::micros(lag));

@@ -56,14 +56,6 @@ use crate::timer::{PreciseTimer, TOO_CLOSE};
 /// not sent, as by a server whose accept queue is full.
 pub const MAX_QUEUED: usize = 4_000_000;
 
-/// An arrival dispatched later than this after its intended time counts as
-/// late; a generator with more than 1% of its arrivals late is saturated
-/// (`GeneratorLag::saturated`). Long enough that a busy machine's
-/// scheduling (a thread preempted for a few milliseconds now and then) is
-/// not taken for a generator that cannot keep up, whose lag grows without
-/// bound; the `lag` phase shows the smaller delays.
-pub const LATE: Duration = Duration::from_millis(10);
-
 /// One shard's part of the schedule and of `max_in_flight`.
 pub struct Share {
     pub arrivals: Arrivals,
