@@ -92,8 +92,16 @@ async fn a_pool_keeps_to_the_offered_rate_and_fresh_connections_queue() {
         "{}",
         fresh["achieved_rate"]
     );
+    // The headline says who fell behind: the strategy, or poolbench when
+    // its thread could not keep to the schedule (a debug build opening
+    // SCRAM + TLS connections on a loaded machine can lag so).
+    let who = if fresh["generator_saturated"] == true {
+        "poolbench could not keep up with"
+    } else {
+        "per-request could not keep up with"
+    };
     assert!(
-        stdout.contains("per-request could not keep up with"),
+        stdout.contains(who),
         "the headline says who fell behind: {stdout}"
     );
     // total is corrected (from the intended arrival), service is not.
