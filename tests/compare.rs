@@ -165,11 +165,16 @@ fn markdown_is_a_github_table_with_a_summary() {
     );
     assert!(
         md.contains(
-            "| strategy | metric | verdict | baseline | candidate | change | 95% CI | threshold |"
+            "| strategy | metric | verdict | baseline | candidate | change | 95% CI | threshold \
+             | detectable | rounds for threshold |"
         ),
         "{md}"
     );
-    assert!(md.contains("|---|---|---|--:|--:|--:|--:|--:|"), "{md}");
+    assert!(
+        md.contains("|---|---|---|--:|--:|--:|--:|--:|--:|--:|"),
+        "{md}"
+    );
+    assert!(md.contains("- power in pool-8: p99 ±"), "{md}");
     let p99 = md
         .lines()
         .find(|l| l.contains("| p99 (ms), mean of round p99s | regression |"))
@@ -217,11 +222,12 @@ fn incompatible_reports_exit_2_unless_allowed() {
     for (name, message) in [
         (
             "other-scenario.json",
-            "they ran different scenarios: baseline select1 (sha256 cc0a175dc163) vs candidate select1 (sha256 abababababab)",
+            "the run conditions differ: scenario sha256: baseline cc0a175dc163, candidate abababababab",
         ),
         (
             "other-server.json",
-            "they ran on different server settings: version 15.18 (Debian 15.18-0+deb12u1) vs 16.4 (Ubuntu 16.4-1), ssl true vs false",
+            "the run conditions differ: server version: baseline 15.18 (Debian 15.18-0+deb12u1), \
+             candidate 16.4 (Ubuntu 16.4-1); TLS: baseline true, candidate false",
         ),
     ] {
         let (code, _, stderr) = compare("base.json", name, &[]);
@@ -231,14 +237,23 @@ fn incompatible_reports_exit_2_unless_allowed() {
 
         let (code, stdout, stderr) = compare("base.json", name, &["--allow-different"]);
         assert_eq!(code, 0, "{name}: {stdout}{stderr}");
-        assert!(stdout.contains("warning: compared although"), "{stdout}");
+        assert!(
+            stdout.contains("Compared although the run conditions differ"),
+            "{stdout}"
+        );
         assert!(stdout.contains("No regression"), "{stdout}");
-        // Markdown carries the warning in the comment, and in the log.
+        // Markdown carries the differences in the comment, and in the log.
         let flags = ["--allow-different", "--format", "markdown"];
         let (code, md, stderr) = compare("base.json", name, &flags);
         assert_eq!(code, 0);
-        assert!(md.contains("- warning: compared although"), "{md}");
+        assert!(
+            md.contains("Compared although the run conditions differ"),
+            "{md}"
+        );
         assert!(stderr.contains("warning: compared although"), "{stderr}");
+        let (code, json) = json_of("base.json", name, &["--allow-different"]);
+        assert_eq!(code, 0);
+        assert!(!json["differences"].as_array().unwrap().is_empty(), "{json}");
     }
 }
 

@@ -31,10 +31,13 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
         .collect::<Result<Vec<MaxRegression>>>()?;
     let baseline = load_report(&args.baseline, "baseline")?;
     let candidate = load_report(&args.candidate, "candidate")?;
-    let warnings = check_compatible(&baseline, &candidate, args.allow_different)?;
-    // The table prints its warnings itself; markdown and json carry them in
-    // a file or pipe, so the log gets them too.
+    let (differences, warnings) = check_compatible(&baseline, &candidate, args.allow_different)?;
+    // The table prints its differences and warnings itself; markdown and
+    // json carry them in a file or pipe, so the log gets them too.
     if args.format != CompareFormat::Table {
+        for d in &differences {
+            crate::errln!("warning: compared although the run conditions differ: {d}");
+        }
         for w in &warnings {
             crate::errln!("warning: {w}");
         }
@@ -43,6 +46,7 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
         &baseline,
         &candidate,
         &Thresholds::new(&overrides),
+        differences,
         warnings,
     );
     let text = match args.format {

@@ -120,6 +120,10 @@ async fn measure(
             rtt_ms: n.rtt.as_secs_f64() * 1000.0,
             jitter_ms: n.jitter.as_secs_f64() * 1000.0,
         }),
+        conditions: Some(report::Conditions::current(
+            u32::try_from(threads).unwrap_or(u32::MAX),
+            session.server.embedded,
+        )),
         strategies: Vec::new(),
         comparison: Vec::new(),
         copies: instance.record(session.clock()).await,

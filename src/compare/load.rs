@@ -2,12 +2,14 @@
 //! be compared at all. Every error here is bad input (exit 2) and names the
 //! file.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::bad_input;
+use crate::report::format::trimmed;
 use crate::report::{Report, SCHEMA_VERSION};
 
 /// A report and the file it came from.
@@ -81,58 +83,153 @@ pub fn load_report(path: &Path, role: &str) -> Result<LoadedReport> {
     Ok(LoadedReport { path: file, report })
 }
 
-/// Refuses reports of different scenarios or servers unless `allow_different`,
-/// in which case the differences come back as warnings. Differences that
-/// matter less (build profile, host) are always warnings.
+/// One run condition in which the two reports differ.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Difference {
+    /// What differs: "emulated RTT", "concurrency", "pool settings of pool-8".
+    pub condition: String,
+    pub baseline: String,
+    pub candidate: String,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: baseline {}, candidate {}",
+            self.condition, self.baseline, self.candidate
+        )
+    }
+}
+
+/// A condition's value in one report; None when the report does not record
+/// it (written by an older poolbench).
+type Value = Option<String>;
+
+/// Every run condition that changes what is measured, as (name, baseline,
+/// candidate): DESIGN.md's "compare: conditions and power".
+fn conditions(b: &Report, c: &Report) -> Vec<(String, Value, Value)> {
+    let link = |r: &Report, jitter: bool| -> Value {
+        Some(match r.network {
+            None => "none".into(),
+            Some(n) => format!(
+                "{} ms",
+                trimmed(if jitter { n.jitter_ms } else { n.rtt_ms }, 3)
+            ),
+        })
+    };
+    let run = |r: &Report, key: &str| -> Value {
+        let v = &r.scenario.resolved["run"][key];
+        (!v.is_null()).then(|| v.to_string())
+    };
+    let arrivals = |r: &Report, key: &str| -> Value {
+        let v = &r.scenario.resolved["run"]["arrivals"];
+        Some(if v.is_null() {
+            "closed loop".into()
+        } else {
+            v[key].to_string()
+        })
+    };
+    let mut list: Vec<(String, Value, Value)> = Vec::new();
+    let mut add = |name: &str, f: &dyn Fn(&Report) -> Value| {
+        list.push((name.to_string(), f(b), f(c)));
+    };
+    add("scenario sha256", &|r| {
+        Some(short(&r.scenario.sha256).to_string())
+    });
+    add("emulated RTT", &|r| link(r, false));
+    add("emulated jitter", &|r| link(r, true));
+    add("rate (req/s)", &|r| arrivals(r, "rate"));
+    add("max in flight", &|r| arrivals(r, "max_in_flight"));
+    add("concurrency", &|r| run(r, "concurrency"));
+    add("threads", &|r| {
+        r.conditions.as_ref().map(|c| c.threads.to_string())
+    });
+    add("server engine", &|r| Some(r.server.engine.clone()));
+    add("server version", &|r| Some(r.server.version.clone()));
+    add("auth", &|r| Some(r.server.auth_method.clone()));
+    add("TLS", &|r| Some(r.server.ssl.to_string()));
+    add("max_connections", &|r| {
+        Some(r.server.max_connections.to_string())
+    });
+    add("embedded server", &|r| Some(r.server.embedded.to_string()));
+    add("poolbench version", &|r| Some(r.tool.version.clone()));
+    add("CPU model", &|r| {
+        r.conditions
+            .as_ref()
+            .map(|c| c.cpu_model.clone().unwrap_or_else(|| "unknown".into()))
+    });
+    add("CPU count", &|r| Some(r.host.cpus.to_string()));
+    for bs in &b.strategies {
+        if let Some(cs) = c.strategies.iter().find(|s| s.name == bs.name) {
+            list.push((
+                format!("pool settings of {}", bs.name),
+                Some(bs.settings.to_string()),
+                Some(cs.settings.to_string()),
+            ));
+        }
+    }
+    list
+}
+
+/// The run conditions in which the reports differ (see [`conditions`]):
+/// refused (exit 2, every difference named) unless `allow_different`, in
+/// which case they come back to be printed with the verdict. The second
+/// list holds warnings: differences that matter less (build profile,
+/// duration, warm-up, seed, architecture), interrupted runs, and the
+/// conditions one report does not record.
 pub fn check_compatible(
     baseline: &LoadedReport,
     candidate: &LoadedReport,
     allow_different: bool,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<Difference>, Vec<String>)> {
     let (b, c) = (&baseline.report, &candidate.report);
-    let mut refused = Vec::new();
-    if b.scenario.sha256 != c.scenario.sha256 {
-        refused.push(format!(
-            "they ran different scenarios: baseline {} (sha256 {}) vs candidate {} (sha256 {})",
-            b.scenario.name,
-            short(&b.scenario.sha256),
-            c.scenario.name,
-            short(&c.scenario.sha256)
-        ));
+    let mut differences = Vec::new();
+    let mut unrecorded = Vec::new();
+    for (condition, bv, cv) in conditions(b, c) {
+        match (bv, cv) {
+            (Some(bv), Some(cv)) if bv != cv => differences.push(Difference {
+                condition,
+                baseline: bv,
+                candidate: cv,
+            }),
+            (Some(_), None) | (None, Some(_)) => unrecorded.push(condition),
+            _ => {}
+        }
     }
-    let server = b.server.differences(&c.server);
-    if !server.is_empty() {
-        refused.push(format!(
-            "they ran on different server settings: {}",
-            server.join(", ")
-        ));
-    }
-    if !refused.is_empty() && !allow_different {
+    if !differences.is_empty() && !allow_different {
         return Err(bad_input(format!(
-            "cannot compare {} with {}: {}; pass --allow-different to compare them anyway",
+            "cannot compare {} with {}: the run conditions differ: {}; pass --allow-different to compare them anyway",
             baseline.path.display(),
             candidate.path.display(),
-            refused.join("; ")
+            differences
+                .iter()
+                .map(Difference::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         )));
     }
-    let mut warnings: Vec<String> = refused
-        .into_iter()
-        .map(|r| format!("compared although {r}"))
-        .collect();
+    let mut warnings = Vec::new();
+    if !unrecorded.is_empty() {
+        warnings.push(format!(
+            "not compared, one report does not record it (an older poolbench): {}",
+            unrecorded.join(", ")
+        ));
+    }
     if b.tool.build != c.tool.build {
         warnings.push(format!(
             "the baseline is a {} build and the candidate a {} build; debug builds are much slower",
             b.tool.build, c.tool.build
         ));
     }
-    if b.host.cpus != c.host.cpus || b.host.arch != c.host.arch {
+    if b.host.arch != c.host.arch {
         warnings.push(format!(
-            "different hosts: baseline {} cpus {}, candidate {} cpus {}",
-            b.host.cpus, b.host.arch, c.host.cpus, c.host.arch
+            "different hosts: baseline {}, candidate {}",
+            b.host.arch, c.host.arch
         ));
     }
     let run_setting = |r: &Report, key: &str| r.scenario.resolved["run"][key].to_string();
-    let run: Vec<String> = ["concurrency", "duration", "warmup", "seed"]
+    let run: Vec<String> = ["duration", "warmup", "seed"]
         .into_iter()
         .filter(|k| run_setting(b, k) != run_setting(c, k))
         .map(|k| format!("{k} {} vs {}", run_setting(b, k), run_setting(c, k)))
@@ -148,7 +245,7 @@ pub fn check_compatible(
             warnings.push(format!("the {role} run was interrupted (partial report)"));
         }
     }
-    Ok(warnings)
+    Ok((differences, warnings))
 }
 
 /// The first 12 hex digits of a sha256: enough to tell two files apart.

@@ -11,6 +11,6 @@ mod metric;
 pub mod stats;
 mod verdict;
 
-pub use load::{check_compatible, load_report, LoadedReport};
+pub use load::{check_compatible, load_report, Difference, LoadedReport};
 pub use metric::{parse_max_regression, MaxRegression, Metric, Thresholds};
 pub use verdict::{compare, Diff, Markup, Method, MetricDiff, StrategyDiff, Verdict};

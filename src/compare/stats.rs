@@ -53,7 +53,34 @@ impl Interval {
     pub fn significant(&self) -> bool {
         self.low > 0.0 || self.high < 0.0
     }
+
+    /// Its half-width, the margin of error: the smallest change these
+    /// rounds tell from noise (a change within ± this of 0 cannot be).
+    pub fn margin(&self) -> f64 {
+        (self.high - self.low) / 2.0
+    }
 }
+
+/// The rounds each report would need for the margin of error to shrink to
+/// `target`, from a `margin` measured with `base_rounds` and `cand_rounds`.
+/// The standard error of a difference of two means goes as
+/// √(1/n_b + 1/n_c) (equal noise on both sides assumed), so with n rounds
+/// each the margin is `margin` × √((2/n) / (1/n_b + 1/n_c)). An estimate:
+/// the margin itself comes from a few noisy rounds. At least [`MIN_ROUNDS`]
+/// rounds (the fewest the bootstrap is run on); None when `target` is not
+/// positive or the margin is not finite.
+pub fn rounds_for(margin: f64, base_rounds: usize, cand_rounds: usize, target: f64) -> Option<u32> {
+    if target <= 0.0 || !margin.is_finite() || base_rounds == 0 || cand_rounds == 0 {
+        return None;
+    }
+    let spread = 1.0 / base_rounds as f64 + 1.0 / cand_rounds as f64;
+    let n = 2.0 * (margin / target).powi(2) / spread;
+    // Above 1000 (the most [run] rounds allows) the number says "never".
+    Some(n.ceil().clamp(MIN_ROUNDS as f64, 1_000_000.0) as u32)
+}
+
+/// Rounds each report needs before differences are tested against noise.
+pub const MIN_ROUNDS: usize = 3;
 
 pub fn mean(xs: &[f64]) -> f64 {
     if xs.is_empty() {
@@ -148,6 +175,24 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.significant() && a.low > 0.0);
         assert!(bootstrap(&[], &cand, Change::Absolute).is_none());
+    }
+
+    #[test]
+    fn more_rounds_of_the_same_noise_narrow_the_margin() {
+        let base = [1000.0, 1060.0, 950.0];
+        let cand = [1010.0, 940.0, 1050.0];
+        let three = bootstrap(&base, &cand, Change::Relative).unwrap().margin();
+        let nine = |xs: &[f64]| -> Vec<f64> { xs.iter().cycle().take(9).copied().collect() };
+        let nine = bootstrap(&nine(&base), &nine(&cand), Change::Relative)
+            .unwrap()
+            .margin();
+        assert!(three > 3.0 && nine < three * 0.75, "{three} {nine}");
+        // Halving the margin takes four times the rounds.
+        assert_eq!(rounds_for(8.0, 3, 3, 4.0), Some(12));
+        assert_eq!(rounds_for(8.0, 5, 5, 8.0), Some(5));
+        assert_eq!(rounds_for(1.0, 5, 5, 10.0), Some(3));
+        assert_eq!(rounds_for(0.0, 5, 5, 10.0), Some(3));
+        assert_eq!(rounds_for(8.0, 5, 5, 0.0), None);
     }
 
     #[test]

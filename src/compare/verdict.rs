@@ -13,21 +13,20 @@ use serde::{Serialize, Serializer};
 use crate::report::format::{ms, plural as count, rps, thousands, trimmed};
 use crate::report::{Kind, StrategyReport};
 
+use super::load::Difference;
 use super::load::LoadedReport;
 use super::metric::{Metric, Thresholds};
-use super::stats::{self, Change, Interval};
-
-/// Rounds each report needs before differences are tested against noise.
-pub const MIN_ROUNDS: usize = 3;
+use super::stats::{self, Change, Interval, MIN_ROUNDS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(into = "&'static str")]
 pub enum Verdict {
-    /// Worse beyond the threshold (and significant, when tested).
+    /// Worse beyond the threshold: with rounds, the whole interval is.
     Regression,
-    /// Better beyond the threshold (and significant, when tested).
+    /// Better beyond the threshold: with rounds, the whole interval is.
     Improvement,
-    /// Beyond the threshold, but the rounds do not show it is more than noise.
+    /// Beyond the threshold, but the interval reaches back within it: the
+    /// rounds do not show the change exceeds the threshold.
     WithinNoise,
     /// Changed no more than the threshold.
     Ok,
@@ -103,6 +102,13 @@ pub struct MetricDiff {
     /// The allowed change in the metric's bad direction, signed (+10 for
     /// p99, −10 for throughput); None: informational.
     pub threshold: Option<f64>,
+    /// Power: the interval's half-width (same unit as `change`), the
+    /// smallest change these rounds tell from noise; None without rounds.
+    pub detectable_change_pct: Option<f64>,
+    /// Power: the rounds each report would need for that margin to shrink
+    /// to the threshold (an estimate from this noise); None without a
+    /// threshold or without rounds.
+    pub rounds_for_threshold: Option<u32>,
     pub method: Method,
     pub verdict: Verdict,
 }
@@ -149,6 +155,9 @@ pub struct Diff {
     pub strategies: Vec<StrategyDiff>,
     pub only_in_baseline: Vec<String>,
     pub only_in_candidate: Vec<String>,
+    /// The run conditions in which the two reports differ, compared
+    /// anyway (`--allow-different`); empty when they match.
+    pub differences: Vec<Difference>,
     pub warnings: Vec<String>,
 }
 
@@ -157,6 +166,7 @@ pub fn compare(
     baseline: &LoadedReport,
     candidate: &LoadedReport,
     thresholds: &Thresholds,
+    differences: Vec<Difference>,
     warnings: Vec<String>,
 ) -> Diff {
     let (b, c) = (&baseline.report, &candidate.report);
@@ -188,6 +198,7 @@ pub fn compare(
         strategies,
         only_in_baseline: in_b.difference(&in_c).cloned().collect(),
         only_in_candidate: in_c.difference(&in_b).cloned().collect(),
+        differences,
         warnings,
     };
     diff.regression = diff.count(Verdict::Regression) > 0;
@@ -226,6 +237,12 @@ fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> S
             } else {
                 decide(metric, change, interval, threshold)
             };
+            let margin = interval
+                .map(|i| i.margin())
+                .filter(|m| m.is_finite() && !latency_missing);
+            let rounds_for_threshold = margin
+                .zip(threshold)
+                .and_then(|(m, t)| stats::rounds_for(m, b.rounds.len(), c.rounds.len(), t));
             MetricDiff {
                 metric,
                 unit: metric.unit(),
@@ -240,6 +257,8 @@ fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> S
                 ci_low: interval.map(|i| i.low),
                 ci_high: interval.map(|i| i.high),
                 threshold: threshold.map(|t| t * metric.worse_sign()),
+                detectable_change_pct: margin,
+                rounds_for_threshold,
                 method,
                 verdict,
             }
@@ -254,9 +273,16 @@ fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> S
     }
 }
 
-/// The verdict of a change: beyond the threshold counts only when the
-/// interval (if any) excludes "no change" on the same side; otherwise it is
-/// within noise.
+/// The verdict of a change. Without an interval (single values) a change
+/// beyond the threshold counts. With one, a change counts only when the
+/// whole interval lies beyond the threshold: the evidence says the change
+/// exceeds it, not just that there is a change. A change beyond the
+/// threshold on average whose interval reaches back within it is "within
+/// noise" and passes. (Under no change, the interval's low end passes 0 in
+/// at most 2.5% of comparisons if the bootstrap's coverage held; it must
+/// pass the threshold too, which leaves room for the drift between two runs
+/// that the rounds of one run cannot see. docs/ci.md has the measured
+/// false-alarm rate.)
 pub fn decide(
     metric: Metric,
     change: f64,
@@ -284,9 +310,9 @@ pub fn decide(
     } else {
         (-i.high, -i.low)
     };
-    if worse > 0.0 && low > 0.0 {
+    if worse > 0.0 && low > limit {
         Verdict::Regression
-    } else if worse < 0.0 && high < 0.0 {
+    } else if worse < 0.0 && high < -limit {
         Verdict::Improvement
     } else {
         Verdict::WithinNoise
@@ -378,6 +404,21 @@ impl MetricDiff {
             }
             _ => "-".into(),
         }
+    }
+
+    /// "±9.0%": the smallest change told from noise, or "-" without rounds.
+    pub fn detectable_text(&self) -> String {
+        match self.detectable_change_pct {
+            Some(m) if self.metric.in_points() => format!("±{m:.2} pt"),
+            Some(m) => format!("±{m:.1}%"),
+            None => "-".into(),
+        }
+    }
+
+    /// The rounds for the threshold, or "-".
+    pub fn rounds_text(&self) -> String {
+        self.rounds_for_threshold
+            .map_or("-".into(), |n| thousands(u64::from(n)))
     }
 
     /// "+10%", "-10%", "+1 pt", or "-" when informational.
@@ -502,8 +543,11 @@ impl Diff {
         if let Some(s) = tested.first() {
             notes.push(format!(
                 "Noise test: bootstrap {:.0}% confidence interval of the change of the mean over rounds \
-                 (baseline {}, candidate {} rounds; {} resamples); a regression must be significant \
-                 and beyond its threshold. p99.9 has no per-round values and is compared on single values.",
+                 (baseline {}, candidate {} rounds; {} resamples); a regression is a change whose whole \
+                 interval lies beyond its threshold. Detectable: the interval's half-width, the smallest \
+                 change these rounds tell from noise; rounds for threshold: the rounds each report would \
+                 need for it to shrink to the threshold (estimated from this noise). p99.9 has no \
+                 per-round values and is compared on single values.",
                 stats::CONFIDENCE * 100.0,
                 s.base_rounds,
                 s.candidate_rounds,
@@ -547,6 +591,50 @@ impl Diff {
             ));
         }
         notes.join(" ")
+    }
+
+    /// Per strategy, the power of its gated metrics: "power in pool-8: p99
+    /// ±9.0% detectable with 3 rounds, 7 rounds for +5%; …". Nothing for
+    /// single-run comparisons (no noise estimate: the method note says so).
+    pub fn power_lines(&self, m: &Markup) -> Vec<String> {
+        self.strategies
+            .iter()
+            .filter_map(|s| {
+                let rounds = if s.base_rounds == s.candidate_rounds {
+                    count(s.base_rounds, "round", "rounds")
+                } else {
+                    format!("{} and {} rounds", s.base_rounds, s.candidate_rounds)
+                };
+                let items: Vec<String> = s
+                    .metrics
+                    .iter()
+                    .filter(|d| d.threshold.is_some() && d.detectable_change_pct.is_some())
+                    .map(|d| {
+                        let mut item = format!(
+                            "{} {} detectable with {rounds}",
+                            d.metric.label_short(),
+                            d.detectable_text()
+                        );
+                        if let Some(n) = d.rounds_for_threshold {
+                            item.push_str(&format!(
+                                ", {} for {}",
+                                count(n as usize, "round", "rounds"),
+                                d.threshold_text()
+                            ));
+                        }
+                        item
+                    })
+                    .collect();
+                (!items.is_empty())
+                    .then(|| format!("power in {}: {}", (m.name)(&s.name), items.join("; ")))
+            })
+            .collect()
+    }
+
+    /// The differences in run conditions, one line each: "emulated RTT:
+    /// baseline 0 ms, candidate 1 ms".
+    pub fn difference_lines(&self) -> Vec<String> {
+        self.differences.iter().map(Difference::to_string).collect()
     }
 
     /// "only in baseline: x, y" lines.
@@ -635,6 +723,20 @@ mod tests {
             decide(Metric::P99, 30.0, interval(-5.0, 30.0, 60.0), t),
             Verdict::WithinNoise
         );
+        // Significant and beyond the threshold on average, but the interval
+        // reaches back within it: not shown to exceed it.
+        assert_eq!(
+            decide(Metric::P99, 15.0, interval(5.0, 15.0, 25.0), t),
+            Verdict::WithinNoise
+        );
+        assert_eq!(
+            decide(Metric::Throughput, -15.0, interval(-25.0, -15.0, -5.0), t),
+            Verdict::WithinNoise
+        );
+        assert_eq!(
+            decide(Metric::P99, -15.0, interval(-25.0, -15.0, -5.0), t),
+            Verdict::WithinNoise
+        );
         // Significant but small: within the threshold.
         assert_eq!(
             decide(Metric::P99, 5.0, interval(2.0, 5.0, 8.0), t),
@@ -667,6 +769,8 @@ mod tests {
             ci_low: Some(-35.0),
             ci_high: Some(-20.26),
             threshold: Some(-10.0),
+            detectable_change_pct: Some(7.37),
+            rounds_for_threshold: Some(5),
             method: Method::Bootstrap,
             verdict: Verdict::Regression,
         };
@@ -674,6 +778,8 @@ mod tests {
         assert_eq!(d.change_text(), "-28.7%");
         assert_eq!(d.ci_text(), "-35.0% .. -20.3%");
         assert_eq!(d.threshold_text(), "-10%");
+        assert_eq!(d.detectable_text(), "±7.4%");
+        assert_eq!(d.rounds_text(), "5");
         let e = MetricDiff {
             metric: Metric::ErrorRate,
             base: 0.0,
@@ -684,6 +790,8 @@ mod tests {
             ci_low: None,
             ci_high: None,
             threshold: Some(0.5),
+            detectable_change_pct: None,
+            rounds_for_threshold: None,
             method: Method::Single,
             verdict: Verdict::Regression,
         };
@@ -691,6 +799,10 @@ mod tests {
         assert_eq!(e.change_text(), "+2.50 pt");
         assert_eq!(e.threshold_text(), "+0.5 pt");
         assert_eq!(e.ci_text(), "-");
+        assert_eq!(
+            (e.detectable_text(), e.rounds_text()),
+            ("-".into(), "-".into())
+        );
     }
 
     #[test]
@@ -705,6 +817,8 @@ mod tests {
             ci_low: Some(-20.0),
             ci_high: Some(-10.0),
             threshold: Some(-10.0),
+            detectable_change_pct: Some(5.0),
+            rounds_for_threshold: Some(3),
             method: Method::Bootstrap,
             verdict: Verdict::WithinNoise,
         };
@@ -720,6 +834,8 @@ mod tests {
                 "ci_low": -20.0,
                 "ci_high": -10.0,
                 "threshold": -10.0,
+                "detectable_change_pct": 5.0,
+                "rounds_for_threshold": 3,
                 "method": "bootstrap",
                 "verdict": "within noise",
             })

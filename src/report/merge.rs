@@ -159,6 +159,8 @@ pub fn merge(inputs: &[Input], allow_different: bool) -> Result<Merged> {
         scenario,
         // The same scenario ran everywhere; its link, if any, is the first's.
         network: first.report.network,
+        // Each copy's threads and CPU are its own; the inputs list them.
+        conditions: first.report.conditions.clone(),
         strategies,
         comparison,
         explanation: Vec::new(),
@@ -1139,6 +1141,7 @@ mod tests {
                 rtt_ms: 20.0,
                 jitter_ms: 0.0,
             }),
+            conditions: None,
             explanation: Vec::new(),
             schema_version: SCHEMA_VERSION,
             tool: Tool::current(),

@@ -63,6 +63,10 @@ pub struct Report {
     /// poolbench connected directly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// What the rest of the report does not say about how the run was
+    /// made, for `compare` to check (absent from reports written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
     pub strategies: Vec<StrategyReport>,
     pub comparison: Vec<Comparison>,
     /// Per fresh strategy: where a connection's time goes, and with an
@@ -83,6 +87,44 @@ pub struct Network {
     pub rtt_ms: f64,
     /// ± per flight of bytes.
     pub jitter_ms: f64,
+}
+
+/// The run conditions a report records beyond its `tool`, `host`, `server`,
+/// `network` and resolved scenario: `compare` refuses two reports that
+/// differ in any of them (docs/ci.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conditions {
+    /// Client threads the workers ran on (`--threads`, default one per CPU).
+    pub threads: u32,
+    /// The CPU's model name (`/proc/cpuinfo`), when the OS says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    /// Where the server's processes run: "kernel" when poolbench started
+    /// the server and left their CPUs to the scheduler, "server's" for an
+    /// external server, whose placement poolbench cannot see or change.
+    pub placement: String,
+}
+
+impl Conditions {
+    /// The conditions of a run on `threads` client threads against
+    /// `server`.
+    pub fn current(threads: u32, embedded: bool) -> Conditions {
+        Conditions {
+            threads,
+            cpu_model: cpu_model(),
+            placement: if embedded { "kernel" } else { "server's" }.into(),
+        }
+    }
+}
+
+/// The first `model name` of /proc/cpuinfo (x86, most ARM kernels).
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == "model name")
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! Markdown: `compare --format markdown`, the pull-request comment: a
-//! heading, the summary line, a GitHub table (the terminal table's rows,
+//! heading, the summary line, the run conditions that differ (when compared
+//! anyway), a GitHub table (the terminal table's rows,
 //! verdicts in words), and how the verdicts were reached. Everything taken
 //! from the reports (names, paths, times, warnings) goes through
 //! [`escape`], the one escaping of this format.
@@ -24,9 +25,17 @@ pub fn compare(diff: &Diff) -> String {
     );
     out.push_str(&diff.summary_line(&MARKDOWN));
     out.push_str("\n\n");
+    let differences = diff.difference_lines();
+    if !differences.is_empty() {
+        out.push_str("Compared although the run conditions differ (`--allow-different`):\n\n");
+        for d in &differences {
+            out.push_str(&format!("- {}\n", escape(d)));
+        }
+        out.push('\n');
+    }
     out.push_str(&line(HEADINGS.iter().map(|h| h.to_string())));
     // Names and words left, numbers right.
-    out.push_str("|---|---|---|--:|--:|--:|--:|--:|\n");
+    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n");
     for row in rows(diff) {
         out.push_str(&line(row.into_iter()));
     }
@@ -35,10 +44,14 @@ pub fn compare(diff: &Diff) -> String {
     for l in &only_in {
         out.push_str(&format!("- {l}\n"));
     }
+    let power = diff.power_lines(&MARKDOWN);
+    for l in &power {
+        out.push_str(&format!("- {l}\n"));
+    }
     for w in &diff.warnings {
         out.push_str(&format!("- warning: {}\n", escape(w)));
     }
-    if !only_in.is_empty() || !diff.warnings.is_empty() {
+    if !only_in.is_empty() || !power.is_empty() || !diff.warnings.is_empty() {
         out.push('\n');
     }
     out.push_str(&format!(

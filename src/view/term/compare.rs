@@ -1,12 +1,13 @@
-//! The terminal view of a comparison: where each side came from, one aligned
-//! row per strategy and metric, the strategies only one side has, the
-//! summary line and how the verdicts were reached.
+//! The terminal view of a comparison: where each side came from, the run
+//! conditions that differ (when compared anyway), one aligned row per
+//! strategy and metric, the strategies only one side has, the summary line,
+//! the power of each gated metric and how the verdicts were reached.
 
 use crate::compare::{Diff, Markup};
 use crate::report::format::render as render_rows;
 
-/// Column headings shared with the markdown view.
-pub const HEADINGS: [&str; 8] = [
+/// Column headings shared with the markdown and HTML views.
+pub const HEADINGS: [&str; 10] = [
     "strategy",
     "metric",
     "verdict",
@@ -15,6 +16,8 @@ pub const HEADINGS: [&str; 8] = [
     "change",
     "95% CI",
     "threshold",
+    "detectable",
+    "rounds for threshold",
 ];
 
 /// The cells of every row, strategy name on its first row only.
@@ -35,6 +38,8 @@ pub fn rows(diff: &Diff) -> Vec<Vec<String>> {
                 m.change_text(),
                 m.ci_text(),
                 m.threshold_text(),
+                m.detectable_text(),
+                m.rounds_text(),
             ]);
         }
     }
@@ -51,6 +56,14 @@ pub fn render(diff: &Diff) -> String {
         diff.candidate.scenario,
         diff.candidate.started_at,
     );
+    let differences = diff.difference_lines();
+    if !differences.is_empty() {
+        out.push_str("Compared although the run conditions differ (--allow-different):\n");
+        for d in &differences {
+            out.push_str(&format!("  {d}\n"));
+        }
+        out.push('\n');
+    }
     let mut table = vec![HEADINGS.map(String::from).to_vec()];
     table.extend(rows(diff));
     out.push_str(&render_rows(&table, 3));
@@ -64,6 +77,10 @@ pub fn render(diff: &Diff) -> String {
     }
     out.push_str(&diff.summary);
     out.push('\n');
+    for line in diff.power_lines(&Markup::PLAIN) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out.push_str(&diff.test);
     out.push('\n');
     out

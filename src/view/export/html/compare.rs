@@ -30,6 +30,16 @@ pub fn render(diff: &Diff) -> Result<String> {
         "headline"
     };
     page.paragraph(class, &diff.summary);
+    let differences = diff.difference_lines();
+    if !differences.is_empty() {
+        page.paragraph(
+            "banner",
+            &format!(
+                "Compared although the run conditions differ (--allow-different): {}",
+                differences.join("; ")
+            ),
+        );
+    }
     let (b, c) = (&diff.baseline, &diff.candidate);
     page.raw(&facts(&[
         (
@@ -123,6 +133,9 @@ pub fn render(diff: &Diff) -> Result<String> {
     }
     for w in &diff.warnings {
         page.paragraph("banner", &format!("warning: {w}"));
+    }
+    for line in diff.power_lines(&crate::compare::Markup::PLAIN) {
+        page.paragraph("note", &line);
     }
     page.paragraph("note", &diff.test);
     Ok(page.finish())
