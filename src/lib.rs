@@ -27,6 +27,7 @@ pub mod instance;
 pub mod metrics;
 pub mod net;
 pub mod output;
+pub mod placement;
 pub mod report;
 pub mod rng;
 pub mod scenario;

@@ -209,6 +209,11 @@ impl Session {
         }
         let admin = AnyAdmin::reach(&target).await?;
         let server = admin.facts(embedded.as_ref().map(Embedded::auth)).await;
+        // poolbench's own server on this machine: its backends are placed
+        // on their client threads' CPUs (`placement`).
+        if target.is_local_postgres() && admin.is_throwaway().await {
+            crate::placement::enable();
+        }
         if let Some(sql) = &scenario.setup_sql {
             // A server of `poolbench server` is a throwaway too.
             if embedded.is_none() && !opts.allow_setup && !admin.is_throwaway().await {

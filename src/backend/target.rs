@@ -60,6 +60,15 @@ impl Target {
         matches!(self, Target::Postgres(_))
     }
 
+    /// Whether it is a PostgreSQL server on this machine's loopback
+    /// address, whose backends' pids name processes here.
+    pub fn is_local_postgres(&self) -> bool {
+        match self {
+            Target::Postgres(t) => t.is_loopback(),
+            Target::MySql(_) => false,
+        }
+    }
+
     /// Readies this thread to open connections without timing a one-off
     /// cost: on PostgreSQL, the TLS library's random generator. Called by
     /// each worker thread before it opens anything.

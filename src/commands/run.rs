@@ -120,10 +120,7 @@ async fn measure(
             rtt_ms: n.rtt.as_secs_f64() * 1000.0,
             jitter_ms: n.jitter.as_secs_f64() * 1000.0,
         }),
-        conditions: Some(report::Conditions::current(
-            u32::try_from(threads).unwrap_or(u32::MAX),
-            session.server.embedded,
-        )),
+        conditions: None,
         strategies: Vec::new(),
         comparison: Vec::new(),
         copies: instance.record(session.clock()).await,
@@ -179,6 +176,12 @@ async fn measure(
             // Until the last write the files say the run is unfinished: a
             // write that fails (a full disk) or a kill leaves them so.
             report.interrupted = true;
+            // Where the backends ran, as far as this round knows.
+            report.conditions = Some(report::Conditions::current(
+                u32::try_from(threads).unwrap_or(u32::MAX),
+                session.server.embedded || crate::placement::enabled(),
+                crate::placement::pinned(),
+            ));
             report.comparison = Comparison::all(&report.strategies);
             report.explanation = Explanation::all(&report);
             hlog::write(out_dir, &report)?;

@@ -160,6 +160,9 @@ fn conditions(b: &Report, c: &Report) -> Vec<(String, Value, Value)> {
             .map(|c| c.cpu_model.clone().unwrap_or_else(|| "unknown".into()))
     });
     add("CPU count", &|r| Some(r.host.cpus.to_string()));
+    add("server placement", &|r| {
+        r.conditions.as_ref().map(|c| c.placement.clone())
+    });
     for bs in &b.strategies {
         if let Some(cs) = c.strategies.iter().find(|s| s.name == bs.name) {
             list.push((

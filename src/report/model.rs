@@ -99,20 +99,28 @@ pub struct Conditions {
     /// The CPU's model name (`/proc/cpuinfo`), when the OS says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_model: Option<String>,
-    /// Where the server's processes run: "kernel" when poolbench started
-    /// the server and left their CPUs to the scheduler, "server's" for an
-    /// external server, whose placement poolbench cannot see or change.
+    /// Where the server's processes ran: "pinned" (poolbench's own server
+    /// on this machine, each backend pinned to its client thread's CPU),
+    /// "kernel" (poolbench's server, the scheduler's choice: client threads
+    /// not pinned, or a server it does not place), or "server's" (another
+    /// server: its placement is its own).
     pub placement: String,
 }
 
 impl Conditions {
-    /// The conditions of a run on `threads` client threads against
-    /// `server`.
-    pub fn current(threads: u32, embedded: bool) -> Conditions {
+    /// The conditions of a run on `threads` client threads, against a
+    /// server poolbench started (`own_server`) or not, which had `pinned`
+    /// backends pinned to their client thread's CPU.
+    pub fn current(threads: u32, own_server: bool, pinned: u64) -> Conditions {
         Conditions {
             threads,
             cpu_model: cpu_model(),
-            placement: if embedded { "kernel" } else { "server's" }.into(),
+            placement: match (own_server, pinned) {
+                (_, 1..) => "pinned",
+                (true, 0) => "kernel",
+                (false, 0) => "server's",
+            }
+            .into(),
         }
     }
 }

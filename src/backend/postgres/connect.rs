@@ -293,6 +293,9 @@ impl Dial {
             Dial::Tcp(addr) => {
                 let stream = bounded(TcpStream::connect(*addr), limit).await?;
                 stream.set_nodelay(true)?;
+                if let Ok(local) = stream.local_addr() {
+                    crate::placement::note_connection(local.port());
+                }
                 let sock = SockRef::from(&stream);
                 if let Some(t) = config.get_tcp_user_timeout() {
                     sock.set_tcp_user_timeout(Some(*t))?;

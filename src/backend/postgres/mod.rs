@@ -153,6 +153,21 @@ impl Target {
         &self.config
     }
 
+    /// Whether every host it names is this machine's loopback address.
+    pub fn is_loopback(&self) -> bool {
+        let hosts = self.config.get_hosts();
+        !hosts.is_empty()
+            && hosts.iter().all(|h| match h {
+                Host::Tcp(name) => {
+                    name == "localhost"
+                        || name
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }
+                _ => false,
+            })
+    }
+
     pub fn tls(&self) -> &tls::Connector {
         &self.tls
     }
@@ -417,6 +432,30 @@ impl<'a> Monitor<'a> {
             }
         }
         let client = self.current();
+        if crate::placement::enabled() {
+            // The backends themselves, to pin each new one to its client
+            // thread's CPU (`placement`).
+            let query = client.query(
+                "SELECT pid, coalesce(client_port, -1) FROM pg_stat_activity \
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                &[],
+            );
+            return match tokio::time::timeout(MONITOR_TIMEOUT, query).await {
+                Ok(Ok(rows)) => {
+                    let backends: Vec<(i32, u16)> = rows
+                        .iter()
+                        .filter_map(|r| {
+                            let pid = r.try_get::<_, i32>(0).ok()?;
+                            let port = u16::try_from(r.try_get::<_, i32>(1).ok()?).ok()?;
+                            Some((pid, port))
+                        })
+                        .collect();
+                    crate::placement::place(&backends);
+                    Some(rows.len() as u64)
+                }
+                _ => None,
+            };
+        }
         let query = client.query_one(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",

@@ -1,0 +1,165 @@
+//! Keeping a server poolbench started on the CPU of the client thread that
+//! sends it its queries: each backend pinned to its thread's CPU.
+//!
+//! Why: on a machine where client and server share the CPUs, a pooled
+//! run's throughput has two modes ~10% apart, set by where the kernel forks
+//! each backend (docs/performance.md, "Where the kernel runs the
+//! backends"): a backend on another CPU than its client thread costs an
+//! interrupt per query and stays there for the whole run. When the worker
+//! threads are pinned one per CPU (`engine::shard`), each connection's
+//! local port is noted here with its thread's CPU as it is opened
+//! ([`note_connection`]); the session's once-a-second monitor reads the
+//! server's backends (pid, client port) and pins each new one to the CPU
+//! noted for its port ([`place`]). Only for a throwaway server of
+//! poolbench's on this machine (the embedded one, or `poolbench server` on
+//! a loopback address, [`enable`]): another server's processes are its
+//! own, and a pid from a remote server names nothing here.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static PINNED: AtomicU64 = AtomicU64::new(0);
+
+/// Local port of each connection opened on a pinned thread → that CPU; the
+/// backends already pinned (pid, port), so each is pinned once. Ports are
+/// at most 65,536, so the map stays bounded however many fresh connections
+/// a run opens.
+#[derive(Default)]
+struct Registry {
+    cpu_of_port: HashMap<u16, usize>,
+    pinned: HashSet<(i32, u16)>,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+/// Places the backends of this process's connections from now on.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether backends are placed (a throwaway server on this machine).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Backends pinned so far by this process.
+pub fn pinned() -> u64 {
+    PINNED.load(Ordering::Relaxed)
+}
+
+/// Called on the thread that opened a TCP connection from `local_port`:
+/// notes the thread's CPU when the thread is pinned to one.
+pub fn note_connection(local_port: u16) {
+    if !enabled() {
+        return;
+    }
+    let Some(cpu) = only_cpu() else {
+        return;
+    };
+    if let Ok(mut r) = REGISTRY.lock() {
+        r.get_or_insert_with(Registry::default)
+            .cpu_of_port
+            .insert(local_port, cpu);
+    }
+}
+
+/// Pins each backend `(pid, client_port)` whose port was noted, once.
+/// Best effort: a backend that cannot be pinned (gone, or not ours to
+/// move) is left where it is. Returns how many were pinned now.
+pub fn place(backends: &[(i32, u16)]) -> usize {
+    if !enabled() {
+        return 0;
+    }
+    let Ok(mut guard) = REGISTRY.lock() else {
+        return 0;
+    };
+    let Some(r) = guard.as_mut() else {
+        return 0;
+    };
+    let mut placed = 0;
+    for &(pid, port) in backends {
+        if pid <= 0 || r.pinned.contains(&(pid, port)) {
+            continue;
+        }
+        let Some(&cpu) = r.cpu_of_port.get(&port) else {
+            continue;
+        };
+        if is_postgres(pid) && pin(pid, cpu) {
+            r.pinned.insert((pid, port));
+            placed += 1;
+        }
+    }
+    PINNED.fetch_add(placed as u64, Ordering::Relaxed);
+    placed
+}
+
+/// The one CPU the calling thread may run on, if it is pinned.
+fn only_cpu() -> Option<usize> {
+    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set,
+    // and the kernel writes at most the size it is given.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: every index is below the set's capacity.
+    let mut cpus = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) });
+    match (cpus.next(), cpus.next()) {
+        (Some(cpu), None) => Some(cpu),
+        _ => None,
+    }
+}
+
+/// Whether `pid` is a PostgreSQL process here (a last check that the pid
+/// the server gave names its backend on this machine).
+fn is_postgres(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
+}
+
+/// Keeps process `pid` on `cpu`.
+fn pin(pid: i32, cpu: usize) -> bool {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return false;
+    }
+    // SAFETY: as in `only_cpu`; `cpu` is below the set's capacity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_thread_notes_its_cpu_and_an_unknown_port_is_left_alone() {
+        // Not enabled: nothing is noted or placed.
+        note_connection(1);
+        assert_eq!(place(&[(std::process::id() as i32, 1)]), 0);
+        enable();
+        let cpu = std::thread::spawn(|| {
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            unsafe {
+                libc::CPU_SET(0, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+            note_connection(2);
+            only_cpu()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(cpu, Some(0));
+        let r = REGISTRY.lock().unwrap();
+        assert_eq!(r.as_ref().unwrap().cpu_of_port.get(&2), Some(&0));
+        drop(r);
+        // This test process is not a postgres backend, and port 3 was never
+        // noted: neither is pinned.
+        let me = std::process::id() as i32;
+        assert_eq!(place(&[(me, 2), (me, 3)]), 0);
+    }
+}
