@@ -1,0 +1,262 @@
+//! The regression gate on real runs (issue 31): the power compare prints
+//! and how it shrinks with rounds, run conditions that differ refused and
+//! then listed, and an unchanged rerun passing the gates docs/ci.md
+//! recommends. Three runs of one scenario on the embedded server, made
+//! one after another (never two at once, which would be drift between
+//! them), shared by the tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+mod common;
+use common::{poolbench_blocking, read_report, show, stderr, stdout, write_scenario};
+
+/// The gates docs/ci.md recommends (its "Recommended gates").
+const RECOMMENDED: [&str; 4] = [
+    "--max-regression",
+    "throughput=5%",
+    "--max-regression",
+    "p99=25%",
+];
+
+struct Runs {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+    /// The same scenario again.
+    same: PathBuf,
+    /// The same scenario at another concurrency, across an emulated RTT.
+    other: PathBuf,
+}
+
+fn runs() -> &'static Runs {
+    static RUNS: OnceLock<Runs> = OnceLock::new();
+    RUNS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = write_scenario(
+            dir.path(),
+            "gate",
+            r#"name = "gate"
+[run]
+duration = "1s"
+warmup = "300ms"
+concurrency = 4
+rounds = 5
+
+[[strategy]]
+name = "pool"
+kind = "pool"
+max_size = 4
+min_size = 4
+
+[[query]]
+name = "select1"
+sql = "SELECT 1"
+"#,
+        );
+        let run = |name: &str, extra: &[&str]| -> PathBuf {
+            let out = dir.path().join(name);
+            let mut args = vec![
+                "run",
+                scenario.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+                "--no-html",
+            ];
+            args.extend_from_slice(extra);
+            let o = poolbench_blocking(&args);
+            assert!(o.status.success(), "run {name}: {}", show(&o));
+            out
+        };
+        let base = run("base", &[]);
+        let same = run("same", &[]);
+        let other = run("other", &["--concurrency", "2", "--rtt", "1ms"]);
+        Runs {
+            _dir: dir,
+            base,
+            same,
+            other,
+        }
+    })
+}
+
+fn compare(baseline: &Path, candidate: &Path, flags: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "compare",
+        baseline.to_str().unwrap(),
+        candidate.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    poolbench_blocking(&args)
+}
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", show(o)))
+}
+
+fn metric<'a>(json: &'a Value, name: &str) -> &'a Value {
+    json["strategies"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {json}"))
+}
+
+/// A copy of the report at `dir` whose rounds are its own, repeated
+/// `times`: the same noise, measured over more rounds.
+fn repeated_rounds(dir: &Path, times: usize, into: &Path) -> PathBuf {
+    let mut report = read_report(dir);
+    for s in report["strategies"].as_array_mut().unwrap() {
+        let rounds = s["rounds"].as_array().unwrap().clone();
+        let more: Vec<Value> = rounds
+            .iter()
+            .cycle()
+            .take(rounds.len() * times)
+            .cloned()
+            .collect();
+        s["rounds"] = Value::Array(more);
+    }
+    let path = into.join(format!("x{times}.json"));
+    std::fs::write(&path, serde_json::to_vec(&report).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn the_power_of_each_gated_metric_is_printed_and_shrinks_with_more_rounds() {
+    let r = runs();
+    let o = compare(&r.base, &r.same, &RECOMMENDED);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", show(&o));
+    let table = stdout(&o);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("power in pool: "))
+        .unwrap_or_else(|| panic!("no power line in {table}"));
+    assert!(line.contains("throughput ±"), "{line}");
+    assert!(line.contains("detectable with 5 rounds"), "{line}");
+    assert!(
+        line.contains("for -5%") && line.contains("for +25%"),
+        "{line}"
+    );
+
+    let mut flags = RECOMMENDED.to_vec();
+    flags.extend(["--format", "json"]);
+    let j = json(&compare(&r.base, &r.same, &flags));
+    let t = metric(&j, "throughput");
+    let five = t["detectable_change_pct"].as_f64().unwrap();
+    // The margin is the interval's half-width.
+    let half = (t["ci_high"].as_f64().unwrap() - t["ci_low"].as_f64().unwrap()) / 2.0;
+    assert!((five - half).abs() < 1e-9, "{t}");
+    assert!(five > 0.0, "{t}");
+    assert!(t["rounds_for_threshold"].as_u64().unwrap() >= 3, "{t}");
+    // p99.9 has no rounds: no power.
+    assert!(metric(&j, "p999")["detectable_change_pct"].is_null());
+
+    // Three times the rounds of the same noise: a margin about 1/√3 as
+    // wide, and the rounds it takes for the threshold no more than before.
+    let tmp = tempfile::tempdir().unwrap();
+    let (b15, c15) = (
+        repeated_rounds(&r.base, 3, tmp.path()),
+        repeated_rounds(&r.same, 3, &{
+            let d = tmp.path().join("c");
+            std::fs::create_dir(&d).unwrap();
+            d
+        }),
+    );
+    let j15 = json(&compare(&b15, &c15, &flags));
+    let t15 = metric(&j15, "throughput");
+    let fifteen = t15["detectable_change_pct"].as_f64().unwrap();
+    assert!(
+        fifteen < five * 0.75,
+        "{five} with 5 rounds, {fifteen} with 15"
+    );
+    assert_eq!(j15["strategies"][0]["baseline_rounds"], 15);
+    let md = stdout(&compare(
+        &b15,
+        &c15,
+        &[&RECOMMENDED[..], &["--format", "markdown"]].concat(),
+    ));
+    assert!(md.contains("| detectable | rounds for threshold |"), "{md}");
+    assert!(md.contains("- power in pool: "), "{md}");
+}
+
+#[test]
+fn differing_conditions_are_refused_then_listed_and_judged() {
+    let r = runs();
+    let o = compare(&r.base, &r.other, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = stderr(&o);
+    for named in [
+        "emulated RTT: baseline none, candidate 1 ms",
+        "concurrency: baseline 4, candidate 2",
+        "--allow-different",
+    ] {
+        assert!(err.contains(named), "{named}: {err}");
+    }
+    assert!(stdout(&o).is_empty(), "{}", show(&o));
+
+    // Allowed: listed above the table, and a verdict all the same (four
+    // times the latency at half the workers: throughput far down).
+    let o = compare(&r.base, &r.other, &["--allow-different"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let table = stdout(&o);
+    let listed = table
+        .find("Compared although the run conditions differ")
+        .unwrap();
+    assert!(listed < table.find("strategy").unwrap(), "{table}");
+    assert!(
+        table.contains("  emulated RTT: baseline none, candidate 1 ms"),
+        "{table}"
+    );
+    let j = json(&compare(
+        &r.base,
+        &r.other,
+        &["--allow-different", "--format", "json"],
+    ));
+    let differences: Vec<&str> = j["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["condition"].as_str().unwrap())
+        .collect();
+    assert!(differences.contains(&"emulated RTT"), "{differences:?}");
+    assert!(differences.contains(&"concurrency"), "{differences:?}");
+    assert_eq!(metric(&j, "throughput")["verdict"], "regression");
+    let md = stdout(&compare(
+        &r.base,
+        &r.other,
+        &["--allow-different", "--format", "markdown"],
+    ));
+    assert!(
+        md.contains("- concurrency: baseline 4, candidate 2"),
+        "{md}"
+    );
+    let html = stdout(&compare(
+        &r.base,
+        &r.other,
+        &["--allow-different", "--format", "html"],
+    ));
+    assert!(
+        html.contains("Compared although the run conditions differ"),
+        "{html}"
+    );
+
+    // The conditions a report records beyond the rest.
+    let report = read_report(&r.base);
+    let c = &report["conditions"];
+    assert!(c["threads"].as_u64().unwrap() >= 1, "{c}");
+    assert!(
+        ["pinned", "kernel"].contains(&c["placement"].as_str().unwrap()),
+        "{c}"
+    );
+}
+
+#[test]
+fn an_unchanged_rerun_passes_the_recommended_gates() {
+    let r = runs();
+    let o = compare(&r.base, &r.same, &RECOMMENDED);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(!stdout(&o).contains("Compared although"), "{}", show(&o));
+}
