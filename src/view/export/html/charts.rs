@@ -52,6 +52,9 @@ const WIDTH: u32 = 880;
 pub struct Axis {
     pub label: String,
     pub log: bool,
+    /// Symmetric log: the axis runs in [`symlog`] units, labelled with the
+    /// values they stand for.
+    pub symlog: bool,
     pub range: Range<f64>,
     pub ticks: Vec<(f64, String)>,
 }
@@ -71,8 +74,25 @@ impl Axis {
         Axis {
             label: label.into(),
             log: false,
+            symlog: false,
             range: lo..hi,
             ticks,
+        }
+    }
+
+    /// A symmetric-log axis covering `lo..hi` (values, not units): linear
+    /// within ±1, one unit per decade beyond, so +2% and −900% both read.
+    pub fn symlog(label: impl Into<String>, lo: f64, hi: f64) -> Axis {
+        let (lo, hi) = (symlog(lo).floor(), symlog(hi).ceil());
+        let hi = if hi > lo { hi } else { lo + 1.0 };
+        Axis {
+            label: label.into(),
+            log: false,
+            symlog: true,
+            range: lo..hi,
+            ticks: ((lo as i32)..=(hi as i32))
+                .map(|u| (f64::from(u), number(symlog_value(f64::from(u)))))
+                .collect(),
         }
     }
 
@@ -100,6 +120,7 @@ impl Axis {
         Axis {
             label: label.into(),
             log: true,
+            symlog: false,
             range: lo..hi,
             ticks,
         }
@@ -111,6 +132,7 @@ impl Axis {
         Axis {
             label: "percentile (log scale: 90%, 99%, 99.9% … equally spaced)".into(),
             log: true,
+            symlog: false,
             range: 1.0..PERCENTILE_MAX_X,
             ticks: ["0%", "90%", "99%", "99.9%", "99.99%"]
                 .iter()
@@ -121,6 +143,12 @@ impl Axis {
     }
 
     fn label_of(&self, v: f64) -> String {
+        if self.symlog {
+            let x = symlog_value(v);
+            // Two significant digits: a tick between decades reads "3.2".
+            let digits = (2 - x.abs().max(1e-9).log10().floor() as i32 - 1).max(0) as usize;
+            return number(format!("{x:.digits$}").parse().unwrap_or(x));
+        }
         if !self.log {
             return number(v);
         }
@@ -129,6 +157,24 @@ impl Axis {
             .min_by(|a, b| distance(a.0, v, self.log).total_cmp(&distance(b.0, v, self.log)))
             .map(|t| t.1.clone())
             .unwrap_or_default()
+    }
+}
+
+/// The symmetric log of `x`: `x` within ±1, ±(1 + log10 |x|) beyond.
+pub fn symlog(x: f64) -> f64 {
+    if x.abs() <= 1.0 {
+        x
+    } else {
+        x.signum() * (1.0 + x.abs().log10())
+    }
+}
+
+/// The value at `u` on a symmetric-log axis: the inverse of [`symlog`].
+pub fn symlog_value(u: f64) -> f64 {
+    if u.abs() <= 1.0 {
+        u
+    } else {
+        u.signum() * 10f64.powf(u.abs() - 1.0)
     }
 }
 
@@ -498,7 +544,9 @@ pub struct IntervalChart {
 }
 
 /// Renders estimates with their intervals and thresholds (a forest plot)
-/// as an `<svg>` element.
+/// as an `<svg>` element, on a symmetric-log axis: changes of a few percent
+/// and of several hundred read on one chart. The legend names every colour
+/// of the rows, then the threshold tick.
 pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
     let finite = |v: f64| v.is_finite().then_some(v);
     let values: Vec<f64> = spec
@@ -517,11 +565,12 @@ pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
         .collect();
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let pad = ((hi - lo) * 0.08).max(1.0);
-    let step = nice_step((hi - lo + 2.0 * pad) / 6.0);
-    let lo = ((lo - pad) / step).floor() * step;
-    let axis = Axis::linear(spec.x_label.clone(), lo, hi + pad);
-    let labels: Vec<&str> = spec.rows.iter().map(|r| r.label.as_str()).collect();
+    let axis = Axis::symlog(spec.x_label.clone(), lo, hi);
+    // Empty rows on top hold the legend, so that it hides no row.
+    let legend_rows = (spec.legend.len() + 1).div_ceil(2);
+    let labels: Vec<&str> = std::iter::repeat_n("", legend_rows)
+        .chain(spec.rows.iter().map(|r| r.label.as_str()))
+        .collect();
     let rows = labels.len().max(1);
     let frame = Rows {
         title: &spec.title,
@@ -529,47 +578,41 @@ pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
         labels: &labels,
         row_height: 30,
         max_label_width: 360,
-        legend: (!spec.legend.is_empty()).then_some(SeriesLabelPosition::UpperRight),
+        legend: Some(SeriesLabelPosition::UpperRight),
     };
     frame.draw(|chart, slot_of| {
-        // "No change".
+        // "No change", across the rows (not the legend's).
         chart
             .draw_series(std::iter::once(PathElement::new(
                 [
                     (0.0, SegmentValue::Exact(0)),
-                    (0.0, SegmentValue::Exact(rows)),
+                    (0.0, SegmentValue::Exact(rows - legend_rows)),
                 ],
                 INK.stroke_width(1),
             )))
             .map_err(plot_error)?;
-        let clamp = |v: f64| v.clamp(axis.range.start, axis.range.end);
+        let at = |v: f64| symlog(v).clamp(axis.range.start, axis.range.end);
         for (i, row) in spec.rows.iter().enumerate() {
-            let slot = slot_of(i);
+            let slot = slot_of(i + legend_rows);
             let center = || SegmentValue::CenterOf(slot);
             if let Some((low, high)) = row.interval {
                 chart
                     .draw_series(std::iter::once(PathElement::new(
-                        [(clamp(low), center()), (clamp(high), center())],
+                        [(at(low), center()), (at(high), center())],
                         row.color.stroke_width(3),
                     )))
                     .map_err(plot_error)?;
             }
             if let Some(limit) = row.limit {
-                let mut tick = Rectangle::new(
-                    [
-                        (limit, SegmentValue::Exact(slot)),
-                        (limit, SegmentValue::Exact(slot + 1)),
-                    ],
-                    INK.stroke_width(2),
-                );
-                tick.set_margin(4, 4, 0, 0);
                 chart
-                    .draw_series(std::iter::once(tick))
+                    .draw_series(std::iter::once(
+                        EmptyElement::at((at(limit), center())) + threshold_tick(),
+                    ))
                     .map_err(plot_error)?;
             }
             chart
                 .draw_series(std::iter::once(Circle::new(
-                    (clamp(row.estimate), center()),
+                    (at(row.estimate), center()),
                     5,
                     row.color.filled(),
                 )))
@@ -583,8 +626,19 @@ pub fn interval_chart(spec: &IntervalChart) -> Result<String> {
                 .label(name.as_str())
                 .legend(move |(x, y)| Circle::new((x + 6, y), 5, color.filled()));
         }
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, SegmentValue<usize>), i32>>())
+            .map_err(plot_error)?
+            .label("threshold (worse beyond it)")
+            .legend(|(x, y)| Rectangle::new([(x + 5, y - 8), (x + 8, y + 8)], INK.filled()));
         Ok(())
     })
+}
+
+/// The threshold's mark, in pixels around its point: a bar 3 px wide
+/// across most of a row.
+fn threshold_tick() -> Rectangle<(i32, i32)> {
+    Rectangle::new([(-1, -11), (2, 11)], INK.filled())
 }
 
 /// A chart with one row per label, listed top to bottom, against a value
@@ -698,6 +752,19 @@ fn labelled(svg: String, title: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symmetric_log_axis_reads_small_and_large_changes() {
+        assert_eq!(symlog(0.5), 0.5);
+        assert_eq!(symlog(-100.0), -3.0);
+        assert!((symlog_value(symlog(37.0)) - 37.0).abs() < 1e-9);
+        let a = Axis::symlog("%", -92.7, 4.0);
+        assert_eq!(a.range, -3.0..2.0);
+        let labels: Vec<&str> = a.ticks.iter().map(|t| t.1.as_str()).collect();
+        assert_eq!(labels, ["-100", "-10", "-1", "0", "1", "10"]);
+        assert_eq!(a.label_of(1.5), "3.2");
+        assert_eq!(a.label_of(-2.0), "-10");
+    }
 
     #[test]
     fn ticks_are_round() {

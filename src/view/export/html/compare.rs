@@ -78,19 +78,29 @@ pub fn render(diff: &Diff) -> Result<String> {
             Verdict::Ok,
         ]
         .into_iter()
-        .map(|v| (v.as_str().to_string(), verdict_color(v)))
+        .map(|v| {
+            let name = match v {
+                // Its grey is info's and n/a's too.
+                Verdict::Ok => "ok, info (no threshold)".to_string(),
+                v => v.as_str().to_string(),
+            };
+            (name, verdict_color(v))
+        })
         .collect();
         let svg = interval_chart(&IntervalChart {
             title: "Change of each metric, candidate against baseline".into(),
-            x_label: "change, candidate vs baseline (%; error rate in percentage points)".into(),
+            x_label: "change, candidate vs baseline (%; error rate in points; symmetric log scale)"
+                .into(),
             rows: chart_rows,
             legend,
         })?;
         page.figure(
             &svg,
-            "Dots: the change; bars: its 95% confidence interval over the rounds (when both \
-             reports have enough rounds); ticks: the threshold in the worse direction. \
-             Latency and error rate are worse to the right, throughput to the left.",
+            "Dots: the change, coloured by verdict; bars: its 95% confidence interval over the \
+             rounds (when both reports have enough rounds); black ticks: the threshold in the \
+             worse direction (a regression is an interval wholly beyond it). Latency and error \
+             rate are worse to the right, throughput to the left. The scale is symmetric-log, \
+             so a change of a few percent and one of hundreds read on one chart.",
         );
     }
 
