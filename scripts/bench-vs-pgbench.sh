@@ -138,6 +138,19 @@ if [ -n "$fast" ]; then
   row "pooled req/s, rounds < 0.02 interrupts" "$(median "$fast")" "$(median "${rps[pg_pooled]}")" ""
 fi
 echo "poolbench rounds with fewer than 0.02 cross-CPU interrupts per request: $(wc -w <<<"$fast") of $rounds"
+# How much the rounds of one build agree (max/min of pooled throughput), and
+# in how many rounds poolbench was at or above pgbench's round before it.
+spread() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.3f (%s .. %s)", hi / lo, lo, hi}'; }
+echo "poolbench pooled req/s max/min over $rounds rounds: $(spread "${rps[pb_pooled]}")"
+read -r -a pg_rps <<<"${rps[pg_pooled]}"
+above=0
+for k in "${!pb_rps[@]}"; do
+  awk -v a="${pb_rps[$k]}" -v b="${pg_rps[$k]}" 'BEGIN {exit !(a >= b)}' && above=$((above + 1))
+done
+echo "rounds with poolbench pooled at or above pgbench's: $above of $rounds"
+if [ -n "$baseline" ]; then
+  echo "baseline pooled req/s max/min over $rounds rounds: $(spread "${rps[base_pooled]}")"
+fi
 if [ -n "$baseline" ]; then
   row "pooled req/s: this build vs baseline" "$(median "${rps[pb_pooled]}")" "$(median "${rps[base_pooled]}")" ""
   row "pooled CPU us/req: this vs baseline" "$(median "${cpu[pb_pooled]}")" "$(median "${cpu[base_pooled]}")" ""

@@ -12,7 +12,7 @@
 #   ONLY=pool-8        the strategy gated (a pooled one: a 15% slower query
 #                      is 15% of a pooled request, not of a fresh one, whose
 #                      time is the connection's)
-#   ROUNDS=5 DURATION=2s WARMUP=1s    each run's rounds, as CI would run them
+#   ROUNDS=8 DURATION=2s WARMUP=1s    each run's rounds, as CI would run them
 #   GATES="--max-regression throughput=5% --max-regression p99=25%"
 #   SLOW_SQL="SELECT count(*) FROM generate_series(1, 60)"
 #                      the slowed runs' query: more work per request on the
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 n=$1
 scenario=${SCENARIO:-scenarios/select1.toml}
 only=${ONLY:-pool-8}
-rounds=${ROUNDS:-5}
+rounds=${ROUNDS:-8}
 duration=${DURATION:-2s}
 warmup=${WARMUP:-1s}
 read -r -a gates <<<"${GATES:---max-regression throughput=5% --max-regression p99=25%}"

@@ -35,18 +35,19 @@ pub enum Command {
     /// (its CA on stderr, for ssl-ca).
     Server(ServerArgs),
     /// Compare two reports: the regression gate for CI. Exit 1 on a
-    /// regression, 2 on unreadable or incompatible reports and when nothing
-    /// was compared (no strategy in common, or one with no successful
-    /// request in a report).
+    /// regression, 2 on unreadable reports, on reports whose run conditions
+    /// differ (each named) and when nothing was compared (no strategy in
+    /// common, or one with no successful request in a report).
     ///
     /// For every strategy in both reports: total p50, p99, p99.9, throughput
     /// and error rate, with base, candidate, change and a verdict
     /// (regression, improvement, within noise, ok; info for metrics without
     /// a threshold). When both reports have 3 or more rounds (`[run] rounds`,
-    /// `--rounds`), a change beyond its threshold is a regression only if the
-    /// bootstrap 95% confidence interval over the rounds lies on the worse
-    /// side too, and "within noise" if not; with fewer rounds, single values
-    /// are compared.
+    /// `--rounds`), a change is a regression only if the whole bootstrap 95%
+    /// confidence interval over the rounds lies beyond its threshold, and
+    /// "within noise" if it is beyond on average only; each gated metric's
+    /// power is printed (the change these rounds can detect, the rounds its
+    /// threshold needs). With fewer rounds, single values are compared.
     Compare(CompareArgs),
     /// Run the scenario's pool strategy at each pool size (and concurrency)
     /// on one server; fit the Universal Scalability Law; mark the knee.
@@ -403,8 +404,10 @@ pub struct CompareArgs {
     #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
     pub format: CompareFormat,
 
-    /// Compare reports of different scenarios (sha256) or server settings
-    /// (version, auth, TLS, max_connections, embedded) anyway, with a warning.
+    /// Compare reports whose run conditions differ (scenario sha256, RTT and
+    /// jitter, rate, concurrency, threads, pool settings, server version,
+    /// auth, TLS, poolbench version, CPU model and count, embedded,
+    /// placement) anyway, every difference listed above the result.
     #[arg(long)]
     pub allow_different: bool,
 }
