@@ -211,7 +211,7 @@ statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 
     let o = poolbench(&["compare", a, b]).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("engine postgresql vs mariadb"),
+        text(&o).contains("server engine: baseline postgresql, candidate mariadb"),
         "{}",
         text(&o)
     );
