@@ -34,6 +34,20 @@ pub enum Command {
     /// MYSQL_TCP_PORT and MYSQL_PWD lines for the mysql and mariadb clients
     /// (its CA on stderr, for ssl-ca).
     Server(ServerArgs),
+    /// Put a proxy between your application and PostgreSQL, and watch what
+    /// the application does: how many connections it opens and what each
+    /// setup costs (tcp, tls, startup), its statements and transactions,
+    /// idle time, how connections end; then write a report like run's for
+    /// the strategy "observed", and a verdict in the application's terms.
+    ///
+    /// It prints, like `server`, a DSN for the application and PG* lines
+    /// (PGSSLROOTCERT is the CA of the certificate the proxy presents, so
+    /// sslmode=verify-full works), then relays until Ctrl-C, SIGTERM or
+    /// --duration. SCRAM is relayed message by message (the proxy never
+    /// sees a password); only SCRAM-SHA-256 is offered to the application,
+    /// since channel binding (SCRAM-SHA-256-PLUS) cannot cross the proxy's
+    /// TLS. Exit 130 when a signal ended it (the report is written).
+    Watch(WatchArgs),
     /// Compare two reports: the regression gate for CI. Exit 1 on a
     /// regression, 2 on unreadable reports, on reports whose run conditions
     /// differ (each named) and when nothing was compared (no strategy in
@@ -410,6 +424,47 @@ pub struct CompareArgs {
     /// placement) anyway, every difference listed above the result.
     #[arg(long)]
     pub allow_different: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The server to relay to: a libpq URL or key=value string. Its host
+    /// and port are dialled (the first host), its sslmode and sslrootcert
+    /// decide the proxy's TLS to it; the application's own user and
+    /// password are relayed. Without it, the embedded PostgreSQL is started
+    /// behind the proxy.
+    #[arg(long, value_name = "DSN")]
+    pub to: Option<String>,
+
+    /// Where the proxy listens, e.g. 127.0.0.1:6432 [default: 127.0.0.1 and
+    /// a free port].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Put the link emulator between the proxy and the server: this
+    /// round-trip time is added to every relayed connection (rtt/2 each
+    /// way), to see the application "across a network", e.g. 5ms.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub rtt: Option<Duration>,
+
+    /// Stop after this long and write the report [default: until Ctrl-C or
+    /// SIGTERM].
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Directory for report.json, summary.csv, timeline.csv and report.html
+    /// [default: results/watch-<UTC timestamp>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Replace the results in an existing --out directory (poolbench's
+    /// report files only).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Write the data only (report.json, CSVs), no report.html.
+    #[arg(long)]
+    pub no_html: bool,
 }
 
 #[derive(Debug, Args)]

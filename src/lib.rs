@@ -36,6 +36,7 @@ pub mod sizing;
 pub mod source;
 pub mod timer;
 pub mod view;
+pub mod watch;
 pub mod workload;
 
 use anyhow::Result;
@@ -67,6 +68,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Run(args) => commands::run::run(&args).await,
         Command::Validate(args) => commands::validate::run(&args),
         Command::Server(args) => commands::server::run(&args).await,
+        Command::Watch(args) => commands::watch::run(&args).await,
         Command::Compare(args) => commands::compare::run(&args),
         Command::Sweep(args) => commands::sweep::run(&args).await,
         Command::Plan(args) => commands::plan::run(&args).await,

@@ -148,6 +148,9 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
             .collect(),
         rounds: round_stats,
         timeline,
+        transactions: None,
+        statements: None,
+        observed: None,
     }
 }
 

@@ -15,3 +15,4 @@ pub mod run;
 pub mod server;
 pub mod sweep;
 pub mod validate;
+pub mod watch;

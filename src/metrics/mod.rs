@@ -55,10 +55,15 @@ pub enum Phase {
     /// Start to finish, as the application sees it (retries included); in
     /// open loop from the intended arrival.
     Total,
+    /// `watch`: of each connection the application opened, the time it
+    /// sat between answers and its next request.
+    Idle,
+    /// `watch`: of each connection the application opened, accept to close.
+    Lifetime,
 }
 
 impl Phase {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
     pub const ALL: [Phase; Phase::COUNT] = [
         Phase::Connect,
         Phase::Tcp,
@@ -71,6 +76,8 @@ impl Phase {
         Phase::Lag,
         Phase::Service,
         Phase::Total,
+        Phase::Idle,
+        Phase::Lifetime,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +93,8 @@ impl Phase {
             Phase::Lag => "lag",
             Phase::Service => "service",
             Phase::Total => "total",
+            Phase::Idle => "idle",
+            Phase::Lifetime => "lifetime",
         }
     }
 

@@ -21,7 +21,8 @@ impl Explanation {
             .iter()
             .filter(|s| match s.kind {
                 Kind::Fresh => true,
-                Kind::Pool => false,
+                // A watched application's setup is in its own verdict.
+                Kind::Pool | Kind::Observed => false,
             })
             .filter_map(|s| {
                 let mut e = Explanation::of(s, pool, report.network.as_ref())?;

@@ -465,6 +465,16 @@ fn merge_strategy(
         per_query,
         rounds,
         timeline,
+        transactions: parts
+            .iter()
+            .map(|p| p.strategy.transactions)
+            .sum::<Option<u64>>(),
+        statements: parts
+            .iter()
+            .map(|p| p.strategy.statements)
+            .sum::<Option<u64>>(),
+        // Watches are one proxy each: their per-second views are not added.
+        observed: None,
     })
 }
 
@@ -1135,6 +1145,9 @@ mod tests {
                 started_unix_ms: start_ms,
             }],
             timeline,
+            transactions: None,
+            statements: None,
+            observed: None,
         };
         Report {
             network: Some(Network {

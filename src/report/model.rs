@@ -309,6 +309,9 @@ pub enum Kind {
     Fresh,
     /// Connections kept open and lent to requests.
     Pool,
+    /// An application watched through `poolbench watch`: its own
+    /// connections, whatever it does with them.
+    Observed,
 }
 
 impl Kind {
@@ -317,6 +320,7 @@ impl Kind {
         match self {
             Kind::Fresh => "fresh",
             Kind::Pool => "pool",
+            Kind::Observed => "observed",
         }
     }
 }
@@ -411,6 +415,55 @@ pub struct StrategyReport {
     /// samples `compare` tests a change against.
     pub rounds: Vec<RoundStats>,
     pub timeline: Vec<TimelineRow>,
+    /// `watch`: transactions the application ran (its `requests`), and
+    /// statements (each simple Query and each Execute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements: Option<u64>,
+    /// `watch`: what the application's connections did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedReport>,
+}
+
+/// What `watch` saw of an application's connections beyond the phases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedReport {
+    /// connections_opened / transactions: 1.0 for a connection per
+    /// transaction, near 0 for a pool.
+    pub connections_per_transaction: f64,
+    /// Setup time (accept to ReadyForQuery, summed) over setup plus time in
+    /// statements (summed): the share of the application's database time
+    /// spent opening connections.
+    pub setup_share: f64,
+    pub setup_ms: f64,
+    pub statements_ms: f64,
+    /// The most transactions in progress at once, and the mean number in
+    /// progress during the busiest second: a pool of the first size would
+    /// have held every transaction without waiting.
+    pub peak_concurrent_transactions: u64,
+    pub busiest_second_concurrency: f64,
+    /// How the connections ended (terminated, client_closed,
+    /// server_closed, refused, unreachable, malformed, stopped).
+    pub ended: BTreeMap<String, u64>,
+    /// Cancel requests forwarded to the server.
+    pub cancel_requests: u64,
+    /// Each second since the watch began.
+    pub seconds: Vec<ObservedSecond>,
+}
+
+/// One second of a watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedSecond {
+    pub second: u64,
+    pub opened: u64,
+    pub closed: u64,
+    /// Connections open at the end of the second.
+    pub open: u64,
+    pub statements: u64,
+    pub transactions: u64,
+    pub errors: u64,
+    pub peak_in_transaction: u64,
 }
 
 /// Round trips: of each connection's setup (the TCP handshake to
@@ -677,7 +730,7 @@ impl Comparison {
             .iter()
             .filter(|s| match s.kind {
                 Kind::Pool => true,
-                Kind::Fresh => false,
+                Kind::Fresh | Kind::Observed => false,
             })
             .max_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps))
     }
@@ -686,13 +739,13 @@ impl Comparison {
     pub fn all(strategies: &[StrategyReport]) -> Vec<Comparison> {
         let fresh = strategies.iter().filter(|s| match s.kind {
             Kind::Fresh => true,
-            Kind::Pool => false,
+            Kind::Pool | Kind::Observed => false,
         });
         fresh
             .flat_map(|f| {
                 let pools = strategies.iter().filter(|s| match s.kind {
                     Kind::Pool => true,
-                    Kind::Fresh => false,
+                    Kind::Fresh | Kind::Observed => false,
                 });
                 pools.filter_map(move |p| Comparison::between(f, p))
             })
@@ -812,7 +865,7 @@ mod tests {
 
     #[test]
     fn a_kind_is_written_and_read_by_its_name() {
-        for kind in [Kind::Fresh, Kind::Pool] {
+        for kind in [Kind::Fresh, Kind::Pool, Kind::Observed] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
             assert_eq!(serde_json::from_str::<Kind>(&json).unwrap(), kind);

@@ -505,7 +505,7 @@ pub fn error_class(e: &tokio_postgres::Error) -> ErrorClass {
 }
 
 /// The class of an error the server answered with, by its SQLSTATE.
-fn sqlstate_class(code: &str) -> ErrorClass {
+pub fn sqlstate_class(code: &str) -> ErrorClass {
     match code {
         "53300" => ErrorClass::TooManyConnections,
         "28P01" | "28000" => ErrorClass::AuthFailed,

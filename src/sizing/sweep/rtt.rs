@@ -111,7 +111,9 @@ impl RttPoint {
             throughput_rps: r.throughput_rps,
             total: r.total().map(Percentiles::from).unwrap_or_default(),
             connect: match r.kind {
-                Kind::Fresh => r.phases.get(Phase::Connect.as_str()).map(Percentiles::from),
+                Kind::Fresh | Kind::Observed => {
+                    r.phases.get(Phase::Connect.as_str()).map(Percentiles::from)
+                }
                 Kind::Pool => None,
             },
             connect_round_trips: rt.and_then(|rt| rt.connect.as_ref()).map(|c| c.p50),
@@ -367,6 +369,8 @@ pub fn setup_cost_fits(points: &[RttPoint]) -> Vec<SetupCostFit> {
         let names = match p.kind {
             Kind::Fresh => &mut fresh_names,
             Kind::Pool => &mut pool_names,
+            // Never a sweep's point: a watch measures no strategy of its own.
+            Kind::Observed => continue,
         };
         if !names.contains(&p.strategy.as_str()) {
             names.push(&p.strategy);

@@ -7,3 +7,4 @@ pub mod compare;
 pub mod plan;
 pub mod run;
 pub mod sweep;
+pub mod watch;

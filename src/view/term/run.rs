@@ -441,7 +441,7 @@ pub fn counts_note(report: &Report) -> Option<&'static str> {
 pub fn startup(s: &StrategyReport) -> String {
     match s.kind {
         Kind::Pool => format!("{:.1} ms", s.startup_ms),
-        Kind::Fresh => "-".into(),
+        Kind::Fresh | Kind::Observed => "-".into(),
     }
 }
 
