@@ -116,7 +116,7 @@ impl Watch {
 
     /// Ctrl-C; its exit status, stdout and stderr (then report.json's
     /// text), and the report.
-    async fn stop(mut self) -> (Option<i32>, String, String, Value) {
+    async fn stop(&mut self) -> (Option<i32>, String, String, Value) {
         let pgid = self.child.id().unwrap() as libc::pid_t;
         // SAFETY: signalling our own child's process group.
         assert_eq!(unsafe { libc::killpg(pgid, libc::SIGINT) }, 0);
@@ -210,7 +210,7 @@ fn observed(report: &Value) -> &Value {
 async fn pgbench_with_a_connection_per_transaction_shows_one_per_transaction() {
     let server = start_server(100).await;
     pgbench_init(&server).await;
-    let watch = Watch::to(&server).await;
+    let mut watch = Watch::to(&server).await;
     let out = run_ok(
         watch
             .client("pgbench")
@@ -234,6 +234,35 @@ async fn pgbench_with_a_connection_per_transaction_shows_one_per_transaction() {
     assert_eq!(u(&s["requests"]), transactions);
     assert!(u(&s["observed"]["ended"]["terminated"]) >= 120);
     assert!(stdout.contains("per transaction"), "{stdout}");
+    // compare and merge read it as they read a run's.
+    let dir = watch.out.to_str().unwrap();
+    let compared = common::poolbench(["compare", dir, dir]).await;
+    assert_eq!(
+        compared.status.code(),
+        Some(0),
+        "{}",
+        common::show(&compared)
+    );
+    assert!(common::stdout(&compared).contains("observed"));
+    let mut again = Watch::to(&server).await;
+    run_ok(again.client("psql").args(["-Atc", "select 1"])).await;
+    again.stop().await;
+    let merged = watch.out.with_file_name("merged");
+    let merge = common::poolbench([
+        "merge",
+        dir,
+        again.out.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(merge.status.code(), Some(0), "{}", common::show(&merge));
+    let merged = read_report(&merged);
+    assert_eq!(merged["strategies"][0]["kind"], "observed");
+    assert_eq!(
+        u(&merged["strategies"][0]["transactions"]),
+        transactions + 1
+    );
 
     // pgbench's average connection time against watch's mean setup.
     let theirs_ms = pgbench_figure(&out, "average connection time");
@@ -271,7 +300,7 @@ async fn pooled_pgbench_keeps_its_connections_and_most_of_its_throughput() {
             .stderr(Stdio::piped()),
     )
     .await;
-    let watch = Watch::to(&server).await;
+    let mut watch = Watch::to(&server).await;
     let through = run_ok(watch.client("pgbench").args(args)).await;
     let (_, stdout, _, report) = watch.stop().await;
     let (tps_direct, tps_through) = (
@@ -311,7 +340,7 @@ async fn pooled_pgbench_keeps_its_connections_and_most_of_its_throughput() {
 /// wrong password is the server's refusal; no password is written.
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_verify_full_and_scram_work_through_the_proxy() {
-    let watch = Watch::start(&[]).await;
+    let mut watch = Watch::start(&[]).await;
     assert!(
         watch.dsn.starts_with("postgres://poolbench:"),
         "{}",
@@ -378,7 +407,7 @@ async fn tls_verify_full_and_scram_work_through_the_proxy() {
 /// forwards it and the server cancels the statement.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancel_request_reaches_the_server() {
-    let watch = Watch::start(&[]).await;
+    let mut watch = Watch::start(&[]).await;
     let psql = watch
         .client("psql")
         .args(["-Atc", "select pg_sleep(60)"])
@@ -413,7 +442,7 @@ async fn a_cancel_request_reaches_the_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_frames_and_abrupt_closes_end_a_connection_not_the_proxy() {
     let server = start_server(100).await;
-    let watch = Watch::to(&server).await;
+    let mut watch = Watch::to(&server).await;
     let addr = ("127.0.0.1", watch.port());
     let answer = |mut s: tokio::net::TcpStream| async move {
         let mut rest = Vec::new();
@@ -512,7 +541,7 @@ fn startup(user: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn psycopg_per_request_and_pooled_as_the_client_measures_them() {
     let python = python_with_psycopg();
-    let watch = Watch::start(&[]).await;
+    let mut watch = Watch::start(&[]).await;
     let script = r#"
 import json, os, statistics, time, psycopg
 conninfo = "sslmode=verify-full channel_binding=disable"

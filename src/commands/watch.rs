@@ -40,6 +40,9 @@ fn files(no_html: bool) -> &'static [&'static dyn Exporter<Report>] {
 /// The name of the strategy (and of the results directory's prefix).
 const NAME: &str = "observed";
 
+/// How often the report so far is written while watching.
+const SAVE_EVERY: Duration = Duration::from_secs(10);
+
 /// How long the report's server facts may take to read.
 const FACTS_LIMIT: Duration = Duration::from_secs(10);
 
@@ -133,20 +136,44 @@ pub async fn run(args: &WatchArgs) -> Result<Outcome> {
             channel_binding_off: proxy.upstream_encrypts(),
         })
     );
-    let facts = tokio::time::timeout(FACTS_LIMIT, async {
-        let client = target.connect().await.ok()?;
-        Some(server_facts(&client, &target, embedded.as_ref().map(|_| "scram-sha-256")).await)
-    })
-    .await
-    .ok()
-    .flatten();
+    // Read beside the watch: the proxy accepts from the start.
+    let mut facts_task = tokio::spawn({
+        let target = target.clone();
+        let auth = embedded.as_ref().map(|s| s.options().auth.as_str());
+        async move {
+            let read = async {
+                let client = target.connect().await.ok()?;
+                Some(server_facts(&client, &target, auth).await)
+            };
+            tokio::time::timeout(FACTS_LIMIT, read).await.ok().flatten()
+        }
+    });
+    let mut facts: Option<Server> = None;
+    let mut facts_pending = true;
     crate::errln!(
         "{}",
         term::watching(&addr, &target.redacted(), args.rtt, args.duration)
     );
 
     let stop = CancellationToken::new();
-    let watched_from = SystemTime::now();
+    let shape = Shape {
+        started_at,
+        listen: addr,
+        rtt: args.rtt,
+        duration: args.duration,
+        from: SystemTime::now(),
+    };
+    let fallback = || Server {
+        engine: "postgresql".into(),
+        version: proxy.server_version().unwrap_or_else(|| "unknown".into()),
+        auth_method: "unknown (the application's, relayed)".into(),
+        ssl: proxy.upstream_encrypts(),
+        max_connections: 0,
+        embedded: false,
+        dsn: target.redacted(),
+        source: "--to".into(),
+    };
+    let mut save_failed = false;
     let ((), ended) = tokio::join!(proxy.run(&stop), async {
         let limit = async {
             match args.duration {
@@ -156,8 +183,25 @@ pub async fn run(args: &WatchArgs) -> Result<Outcome> {
         };
         tokio::pin!(limit);
         let mut check = tokio::time::interval(Duration::from_millis(500));
+        let mut save =
+            tokio::time::interval_at(tokio::time::Instant::now() + SAVE_EVERY, SAVE_EVERY);
         let ended = loop {
             tokio::select! {
+                done = &mut facts_task, if facts_pending => {
+                    facts_pending = false;
+                    facts = done.ok().flatten();
+                }
+                _ = save.tick() => {
+                    // Until the last write the files say the watch is
+                    // unfinished: a kill leaves them so.
+                    let server = facts.clone().unwrap_or_else(fallback);
+                    let partial = shape.report(server, &proxy.tally().snapshot(), true);
+                    if let Err(e) = export::write_all(&out_dir, &partial, files(args.no_html)) {
+                        if !std::mem::replace(&mut save_failed, true) {
+                            crate::errln!("poolbench: writing the report so far: {e:#}");
+                        }
+                    }
+                }
                 () = &mut limit => break End::Duration,
                 _ = &mut ctrl_c => break End::Signal,
                 _ = sigterm.recv() => break End::Signal,
@@ -172,43 +216,15 @@ pub async fn run(args: &WatchArgs) -> Result<Outcome> {
         stop.cancel();
         ended
     });
-    let observed = proxy.tally().snapshot();
-    let server = facts.unwrap_or_else(|| Server {
-        engine: "postgresql".into(),
-        version: proxy.server_version().unwrap_or_else(|| "unknown".into()),
-        auth_method: "unknown (the application's, relayed)".into(),
-        ssl: proxy.upstream_encrypts(),
-        max_connections: 0,
-        embedded: false,
-        dsn: target.redacted(),
-        source: "--to".into(),
-    });
-    let report = Report {
-        schema_version: report::SCHEMA_VERSION,
-        tool: report::Tool::current(),
-        started_at,
-        interrupted: matches!(ended, End::Signal),
-        host: report::Host::current(),
+    if facts_pending {
+        facts_task.abort();
+    }
+    let server = facts.unwrap_or_else(fallback);
+    let report = shape.report(
         server,
-        scenario: report::ScenarioInfo {
-            name: "watch".into(),
-            path: String::new(),
-            sha256: String::new(),
-            resolved: serde_json::json!({
-                "listen": addr.to_string(),
-                "rtt_ms": args.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                "duration_s": args.duration.map(|d| d.as_secs_f64()),
-            }),
-        },
-        network: args.rtt.map(|rtt| report::Network {
-            rtt_ms: rtt.as_secs_f64() * 1000.0,
-            jitter_ms: 0.0,
-        }),
-        strategies: vec![strategy(&observed, watched_from)],
-        comparison: Vec::new(),
-        explanation: Vec::new(),
-        copies: report::Copies::default(),
-    };
+        &proxy.tally().snapshot(),
+        matches!(ended, End::Signal),
+    );
     export::write_all(&out_dir, &report, files(args.no_html))?;
     crate::out!("{}", term::verdict(&report));
     if args.no_html {
@@ -237,6 +253,47 @@ pub async fn run(args: &WatchArgs) -> Result<Outcome> {
         End::Signal => Outcome::Interrupted,
         _ => Outcome::Success,
     })
+}
+
+/// What a watch's report says besides what it observed.
+struct Shape {
+    started_at: String,
+    listen: SocketAddr,
+    rtt: Option<Duration>,
+    duration: Option<Duration>,
+    /// When the proxy began accepting.
+    from: SystemTime,
+}
+
+impl Shape {
+    fn report(&self, server: Server, observed: &Observed, interrupted: bool) -> Report {
+        Report {
+            schema_version: report::SCHEMA_VERSION,
+            tool: report::Tool::current(),
+            started_at: self.started_at.clone(),
+            interrupted,
+            host: report::Host::current(),
+            server,
+            scenario: report::ScenarioInfo {
+                name: "watch".into(),
+                path: String::new(),
+                sha256: String::new(),
+                resolved: serde_json::json!({
+                    "listen": self.listen.to_string(),
+                    "rtt_ms": self.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    "duration_s": self.duration.map(|d| d.as_secs_f64()),
+                }),
+            },
+            network: self.rtt.map(|rtt| report::Network {
+                rtt_ms: rtt.as_secs_f64() * 1000.0,
+                jitter_ms: 0.0,
+            }),
+            strategies: vec![strategy(observed, self.from)],
+            comparison: Vec::new(),
+            explanation: Vec::new(),
+            copies: report::Copies::default(),
+        }
+    }
 }
 
 /// Why the watch ended.
