@@ -234,6 +234,11 @@ async fn pgbench_with_a_connection_per_transaction_shows_one_per_transaction() {
     assert_eq!(u(&s["requests"]), transactions);
     assert!(u(&s["observed"]["ended"]["terminated"]) >= 120);
     assert!(stdout.contains("per transaction"), "{stdout}");
+    let html = std::fs::read_to_string(watch.out.join("report.html")).unwrap();
+    assert!(
+        html.contains("per transaction"),
+        "report.html states the verdict"
+    );
     // compare and merge read it as they read a run's.
     let dir = watch.out.to_str().unwrap();
     let compared = common::poolbench(["compare", dir, dir]).await;

@@ -108,6 +108,13 @@ impl Phase {
         }
     }
 
+    /// Whether the phase is a part of a request (`total` is made of those
+    /// that are no step of another); `idle` and `lifetime` are a
+    /// connection's, measured by `watch`.
+    pub fn of_request(self) -> bool {
+        !matches!(self, Phase::Idle | Phase::Lifetime)
+    }
+
     /// Phases every strategy reports, even without a sample (the others are
     /// left out where they do not apply, as `acquire` for fresh connections).
     pub fn always_reported(self) -> bool {

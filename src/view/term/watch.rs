@@ -77,16 +77,26 @@ pub fn verdict(report: &Report) -> String {
         .iter()
         .filter(|s| s.kind == Kind::Observed)
     {
-        let Some(o) = &s.observed else { continue };
         let transactions = s.transactions.unwrap_or(s.requests);
         let statements = s.statements.unwrap_or(0);
+        // Summed times: the watch's own, or (a merged report, which keeps
+        // no `observed`) each phase's mean × count.
+        let summed_ms = |phase: &str| {
+            s.phases
+                .get(phase)
+                .map_or(0.0, |p| p.mean_us * p.count as f64 / 1000.0)
+        };
+        let (setup_ms, statements_ms) = match &s.observed {
+            Some(o) => (o.setup_ms, o.statements_ms),
+            None => (summed_ms("connect"), summed_ms("query")),
+        };
         let _ = writeln!(
             out,
             "the app opened {} connections in {} s ({} per transaction); {} transactions, {} statements, {} errors",
             thousands(s.connections_opened),
             trimmed(s.measured_s, 1),
             if transactions > 0 {
-                format!("{:.2}", o.connections_per_transaction)
+                format!("{:.2}", s.connections_opened as f64 / transactions as f64)
             } else {
                 "no transaction".into()
             },
@@ -98,11 +108,11 @@ pub fn verdict(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "setup took {:.0}% of its database time (setup p50 {}, p99 {}; {} ms setting up, {} ms in statements)",
-                o.setup_share * 100.0,
+                setup_ms * 100.0 / (setup_ms + statements_ms).max(f64::MIN_POSITIVE),
                 duration_us(connect.p50_us),
                 duration_us(connect.p99_us),
-                ms(o.setup_ms * 1000.0),
-                ms(o.statements_ms * 1000.0),
+                ms(setup_ms * 1000.0),
+                ms(statements_ms * 1000.0),
             );
         }
         if let Some(q) = s.phases.get("query").filter(|q| q.count > 0) {
@@ -113,6 +123,7 @@ pub fn verdict(report: &Report) -> String {
                 duration_us(q.p99_us)
             );
         }
+        let Some(o) = &s.observed else { continue };
         if transactions > 0 {
             let _ = writeln!(
                 out,

@@ -16,7 +16,7 @@ use super::charts::{
 use super::page::{cards, escape, facts, Page, Table};
 use crate::metrics::{decode_histogram, Phase, Summary};
 use crate::report::format::{ms, plural, rps, thousands, trimmed};
-use crate::report::{Comparison, Report, StrategyReport};
+use crate::report::{Comparison, Kind, Report, StrategyReport};
 use crate::view::term::run::{counts_note, cpu_words, startup, verdict};
 
 pub fn render(report: &Report) -> Result<String> {
@@ -86,6 +86,16 @@ fn headline(page: &mut Page, report: &Report) {
         page.paragraph("headline", &why);
         return;
     }
+    // A watched application has no strategies to compare: its verdict.
+    let watched = crate::view::term::watch::verdict(report);
+    let mut lines = watched.lines();
+    if let Some(first) = lines.next() {
+        page.paragraph("headline", first);
+        for line in lines {
+            page.paragraph("note", line);
+        }
+        return;
+    }
     let Some(c) = headline_comparison(report) else {
         page.paragraph(
             "headline",
@@ -134,12 +144,12 @@ fn phases_in_order(s: &StrategyReport) -> Vec<(&str, &Summary)> {
 }
 
 /// The phases a request's `total` is made of, one after another: every
-/// phase but `total` itself and the steps of another phase (tcp, tls and
-/// startup are inside connect).
+/// phase of a request but `total` itself and the steps of another phase
+/// (tcp, tls and startup are inside connect).
 fn is_part_of_total(phase: &str) -> bool {
-    Phase::ALL
-        .iter()
-        .any(|p| *p != Phase::Total && p.within().is_none() && p.as_str() == phase)
+    Phase::ALL.iter().any(|p| {
+        *p != Phase::Total && p.within().is_none() && p.of_request() && p.as_str() == phase
+    })
 }
 
 /// How a phase is drawn, the same on every chart: its colour, and whether
@@ -182,7 +192,13 @@ fn time_goes(page: &mut Page, report: &Report) -> Result<()> {
     let rank = |p: &String| Phase::ALL.iter().position(|k| k.as_str() == p);
     parts.sort_by_key(rank);
     let mut bars = Vec::new();
-    for s in &report.strategies {
+    // A watched application's setup and statements are not laid end to
+    // end in its transactions (a pooled one connects once for many).
+    let laid_end_to_end = |s: &&StrategyReport| match s.kind {
+        Kind::Fresh | Kind::Pool => true,
+        Kind::Observed => false,
+    };
+    for s in report.strategies.iter().filter(laid_end_to_end) {
         let Some(total) = s.total().filter(|t| t.count > 0) else {
             continue;
         };
@@ -202,7 +218,13 @@ fn time_goes(page: &mut Page, report: &Report) -> Result<()> {
         bars.push(stat(|p| p.p99_us as f64, "p99", total.p99_us as f64));
     }
     if bars.is_empty() {
-        page.paragraph("note", "No strategy completed a request.");
+        let why = if report.strategies.iter().any(|s| !laid_end_to_end(&s)) {
+            "A watched application's transactions are not its phases laid end to end (a pooled \
+             one opens a connection for many): its verdict is above, each phase's percentiles below."
+        } else {
+            "No strategy completed a request."
+        };
+        page.paragraph("note", why);
         return Ok(());
     }
     let svg = bar_chart(&BarChart {
