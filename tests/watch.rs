@@ -600,3 +600,51 @@ fn python_with_psycopg() -> PathBuf {
     );
     python
 }
+
+/// COPY both ways, LISTEN/NOTIFY and a 64 MB row cross the proxy as they
+/// would cross a direct connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_notify_and_a_huge_row_are_relayed() {
+    let mut watch = Watch::start(&[]).await;
+    let out = run_ok(watch.client("psql").args([
+        "-At",
+        "-c",
+        "create temp table t (n int)",
+        "-c",
+        "copy t from program 'seq 1 100000'",
+        "-c",
+        "select count(*), sum(n) from t",
+        "-c",
+        "copy (select n from t order by n) to stdout",
+    ]))
+    .await;
+    assert!(out.lines().any(|l| l == "100000|5000050000"), "{out:.300}");
+    let copied = out.lines().filter(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(copied.count(), 100_000);
+    let out = run_ok(watch.client("psql").args([
+        "-At",
+        "-c",
+        "listen ch",
+        "-c",
+        "notify ch, 'through the proxy'",
+        "-c",
+        "select length(repeat('x', 64 * 1024 * 1024))",
+    ]))
+    .await;
+    assert!(out.contains("through the proxy"), "{out}");
+    assert!(out.contains("67108864"), "{out}");
+    let big =
+        run_ok(
+            watch
+                .client("psql")
+                .args(["-At", "-c", "select repeat('z', 64 * 1024 * 1024)"]),
+        )
+        .await;
+    assert_eq!(big.trim_end().len(), 64 * 1024 * 1024);
+    assert!(big.trim_end().bytes().all(|b| b == b'z'));
+    let (_, _, _, report) = watch.stop().await;
+    let s = observed(&report);
+    assert_eq!(u(&s["connections_opened"]), 3);
+    assert_eq!(u(&s["observed"]["ended"]["terminated"]), 3);
+    assert_eq!(s["errors"], serde_json::json!({}));
+}

@@ -124,10 +124,17 @@ pub async fn run(args: &WatchArgs) -> Result<Outcome> {
     let user = config.get_user().unwrap_or("postgres");
     let dbname = config.get_dbname().unwrap_or(user);
     let password = embedded.as_ref().map(EmbeddedServer::password);
+    // Listening on every address (0.0.0.0): this machine's clients reach
+    // it at 127.0.0.1, a name its certificate carries.
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     crate::out!(
         "{}",
         term::connection_lines(&term::Lines {
-            host: &addr.ip().to_string(),
+            host: &host,
             port: addr.port(),
             user,
             password,
