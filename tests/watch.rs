@@ -619,7 +619,9 @@ async fn copy_notify_and_a_huge_row_are_relayed() {
     ]))
     .await;
     assert!(out.lines().any(|l| l == "100000|5000050000"), "{out:.300}");
-    let copied = out.lines().filter(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    let copied = out
+        .lines()
+        .filter(|l| l.bytes().all(|b| b.is_ascii_digit()));
     assert_eq!(copied.count(), 100_000);
     let out = run_ok(watch.client("psql").args([
         "-At",
