@@ -650,3 +650,21 @@ async fn copy_notify_and_a_huge_row_are_relayed() {
     assert_eq!(u(&s["observed"]["ended"]["terminated"]), 3);
     assert_eq!(s["errors"], serde_json::json!({}));
 }
+
+/// A flag that cannot be used is named, exit 2, before anything starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_flags_are_named() {
+    for (args, named) in [
+        (vec!["watch", "--listen", "nope"], "--listen nope"),
+        (
+            vec!["watch", "--to", "mysql://u@h/d"],
+            "invalid DSN in --to",
+        ),
+        (vec!["watch", "--rtt", "fast"], "--rtt"),
+    ] {
+        let o = common::poolbench(&args).await;
+        assert_eq!(o.status.code(), Some(2), "{}", common::show(&o));
+        assert!(common::stderr(&o).contains(named), "{}", common::show(&o));
+        common::no_panic(&o);
+    }
+}

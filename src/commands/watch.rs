@@ -58,7 +58,7 @@ pub async fn run(args: &WatchArgs) -> Result<Outcome> {
         None => SocketAddr::from(([127, 0, 0, 1], 0)),
     };
     let target = match &args.to {
-        Some(dsn) => Some(Target::parse(dsn, "--to").context("--to")?),
+        Some(dsn) => Some(to_target(dsn)?),
         None => None,
     };
     let mut sigterm = signal(SignalKind::terminate())
@@ -260,6 +260,20 @@ pub async fn run(args: &WatchArgs) -> Result<Outcome> {
         End::Signal => Outcome::Interrupted,
         _ => Outcome::Success,
     })
+}
+
+/// The `--to` target, its errors naming `--to` (libpq's parser names the
+/// flag it is given by as `--dsn`), of the kind the parser gave them.
+fn to_target(dsn: &str) -> Result<Target> {
+    Target::parse(dsn, "--to")
+        .map(|t| t.with_source("--to"))
+        .map_err(|e| {
+            let message = format!("{e:#}").replace("in --dsn: ", "in --to: ");
+            match error::kind_of(&e) {
+                Some(error::Kind::Environment) => error::environment(message),
+                _ => bad_input(message),
+            }
+        })
 }
 
 /// What a watch's report says besides what it observed.
