@@ -170,6 +170,9 @@ fn phase_style(phase: &str) -> (charts::Rgb, bool) {
         "queue" => (p[6], false),
         "service" => (p[0], true),
         "total" => (charts::INK, true),
+        // `watch`'s, per connection.
+        "idle" => (p[1], true),
+        "lifetime" => (p[2], true),
         _ => (p[6], true),
     }
 }
