@@ -672,7 +672,8 @@ fn copy_tree(from: &Path, to: &Path) {
 /// PATH, `./target/release/poolbench`), each measuring for one second
 /// (POOLBENCH_DURATION, so the command is the README's word for word).
 /// Left out, and said why: cargo's (CI builds and tests; the install block
-/// has its test above) and those naming the reader's own server (`--dsn`).
+/// has its test above) and those naming the reader's own server (`--dsn`,
+/// `watch --to`).
 #[test]
 fn the_readme_commands_run_as_written() {
     let clone = tempfile::tempdir().unwrap();
@@ -701,7 +702,8 @@ fn the_readme_commands_run_as_written() {
         };
         let is_poolbench = program == "poolbench" || program.ends_with("/poolbench");
         let installs = command.contains("completions") || words.get(1).is_some_and(|w| w == "man");
-        if !is_poolbench || installs || words.iter().any(|w| w.starts_with("--dsn")) {
+        let own_server = words.iter().any(|w| w.starts_with("--dsn") || w == "--to");
+        if !is_poolbench || installs || own_server {
             continue;
         }
         let mut cmd = Command::new("bash");
