@@ -433,6 +433,8 @@ fn strategy(o: &Observed, from: SystemTime) -> StrategyReport {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }],
         timeline,
+        // The application's CPU is its own: the proxy cannot see it.
+        setup_cpu: Default::default(),
         transactions: Some(o.transactions),
         statements: Some(o.statements),
         observed: Some(ObservedReport {
