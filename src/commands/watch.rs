@@ -293,6 +293,9 @@ impl Shape {
             tool: report::Tool::current(),
             started_at: self.started_at.clone(),
             interrupted,
+            // The application's threads and placement are its own: none
+            // recorded, so compare neither refuses nor matches on them.
+            conditions: None,
             host: report::Host::current(),
             server,
             scenario: report::ScenarioInfo {
@@ -370,6 +373,9 @@ fn strategy(o: &Observed, from: SystemTime) -> StrategyReport {
                 pool_size: None,
                 pool_available: None,
                 pool_waiting: None,
+                offered: None,
+                achieved: None,
+                expired: None,
                 server_backends: None,
                 pgbouncer: None,
                 hdr: crate::metrics::packed::Hdr::of(&s.total)
@@ -396,6 +402,9 @@ fn strategy(o: &Observed, from: SystemTime) -> StrategyReport {
     StrategyReport {
         name: NAME.into(),
         kind: Kind::Observed,
+        generator_saturated: None,
+        generator_lag_max_us: None,
+        expired: None,
         settings: serde_json::json!({}),
         requests: o.transactions,
         shards: 1,
