@@ -796,16 +796,20 @@ async fn reports_are_never_overwritten_without_force() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     logs.sort();
-    // A pool's own connections (its fill) have their setup phases too.
+    // A pool's own connections have their setup phases too; its acquire
+    // its parts: waiting, and opening (min_size 0: its first requests open
+    // them).
     assert_eq!(
         logs,
         [
             "p.acquire.hlog",
+            "p.open.hlog",
             "p.query.hlog",
             "p.startup.hlog",
             "p.tcp.hlog",
             "p.tls.hlog",
-            "p.total.hlog"
+            "p.total.hlog",
+            "p.wait.hlog"
         ]
     );
 }

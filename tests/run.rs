@@ -196,6 +196,9 @@ async fn fresh_and_pool_are_measured_and_reported() {
             ("pool-3", "tls"),
             ("pool-3", "startup"),
             ("pool-3", "acquire"),
+            // acquire's parts: waiting, and opening (min_size 0).
+            ("pool-3", "wait"),
+            ("pool-3", "open"),
             ("pool-3", "query"),
             ("pool-3", "total"),
         ]

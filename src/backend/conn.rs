@@ -111,6 +111,13 @@ impl Connection for AnyConnection {
         }
     }
 
+    fn forget_statements(&mut self) {
+        match self {
+            AnyConnection::Postgres(c) => c.forget_statements(),
+            AnyConnection::MySql(c) => c.forget_statements(),
+        }
+    }
+
     async fn close(self) -> Option<u32> {
         match self {
             AnyConnection::Postgres(c) => c.close().await,

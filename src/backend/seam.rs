@@ -42,6 +42,11 @@ pub trait Connection: Send + Sized {
     /// crosses the link emulator; None otherwise.
     fn round_trips(&self) -> Option<u32>;
 
+    /// Forgets the statements it prepared, after a statement that dropped
+    /// them on the server (PostgreSQL's DISCARD ALL): the next request
+    /// prepares its own again. Nothing for an engine without such a reset.
+    fn forget_statements(&mut self) {}
+
     /// Closes it as an application's close does, and returns its round
     /// trips over its whole life (as [`Connection::round_trips`]). Not
     /// bounded: the caller puts its timeout around it.

@@ -15,7 +15,8 @@ use crate::metrics::{summarize_phases, ErrorCounts, Phase, Recorder, Summary};
 use crate::scenario::{Strategy, StrategyKind};
 
 use crate::report::{
-    round, Counts, Kind, RoundStats, RoundTripsReport, StrategyReport, TimelineRow,
+    round, storms, Counts, Kind, PoolChurn, RoundStats, RoundTripsReport, StrategyReport,
+    TimelineRow,
 };
 
 /// The report of `strategy` from all its rounds so far; `queries` are the
@@ -75,6 +76,11 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
                 offered: s.offered,
                 achieved: s.offered.map(|_| s.requests),
                 expired: s.expired,
+                churn: s.churn.map_or_else(PoolChurn::default, |c| PoolChurn {
+                    opened: Some(c.opened),
+                    closed: Some(c.closed.total()),
+                    closed_by: Some(c.closed),
+                }),
             }
         }));
     }
@@ -147,6 +153,10 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
             })
             .collect(),
         rounds: round_stats,
+        storms: match &strategy.kind {
+            StrategyKind::Pool(p) => storms(&timeline, p.max_connections() as u64),
+            StrategyKind::Fresh => Vec::new(),
+        },
         timeline,
         transactions: None,
         statements: None,

@@ -1,6 +1,8 @@
 //! `poolbench validate`: checks every file (not stopping at the first bad
 //! one), prints `ok: …` on stdout for each good file and the errors on
-//! stderr for each bad one.
+//! stderr for each bad one. Under a good file's line, each pool strategy
+//! with lifecycle settings (or a `like` preset) has its effective settings
+//! listed, the preset's and the keys given beside it together.
 
 use anyhow::Result;
 
@@ -29,12 +31,27 @@ pub fn run(args: &ValidateArgs) -> Result<Outcome> {
             None => Ok(s),
         });
         match checked {
-            Ok(s) => crate::outln!(
-                "ok: {} ({}, {})",
-                path.display(),
-                plural(s.strategies.len(), "strategy", "strategies"),
-                plural(s.queries.len(), "query", "queries"),
-            ),
+            Ok(s) => {
+                crate::outln!(
+                    "ok: {} ({}, {})",
+                    path.display(),
+                    plural(s.strategies.len(), "strategy", "strategies"),
+                    plural(s.queries.len(), "query", "queries"),
+                );
+                for strategy in &s.strategies {
+                    let scenario::StrategyKind::Pool(pool) = &strategy.kind else {
+                        continue;
+                    };
+                    if pool.lifecycle.is_default() {
+                        continue;
+                    }
+                    crate::outln!(
+                        "  {}: {}",
+                        strategy.name,
+                        pool.lifecycle.describe().join(", ")
+                    );
+                }
+            }
             Err(e) => errors.push(e),
         }
     }

@@ -9,7 +9,9 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::packed::PackedPhases;
-use crate::metrics::{ErrorCounts, PhaseTimings, PoolStatus, PoolerStatus, Recorder, RequestError};
+use crate::metrics::{
+    ClosedBy, ErrorCounts, PhaseTimings, PoolStatus, PoolerStatus, Recorder, RequestError,
+};
 use crate::rng::Rng;
 use crate::scenario::{Arrivals, RetryPolicy};
 
@@ -211,6 +213,9 @@ pub struct Second {
     pub errors: u64,
     /// Sampled once in the second (None when not sampled or no pool).
     pub pool: Option<PoolStatus>,
+    /// Connections the pools opened and closed in the second (from its
+    /// sample to the next; None without a pool).
+    pub churn: Option<Churn>,
     pub backends: Option<u64>,
     /// Sampled once in the second (None without a pooler).
     pub pooler: Option<PoolerStatus>,
@@ -223,6 +228,13 @@ pub struct Second {
     /// being sent (by the second they expired in).
     pub offered: Option<u64>,
     pub expired: Option<u64>,
+}
+
+/// Connections opened and closed, by cause, in one second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Churn {
+    pub opened: u64,
+    pub closed: ClosedBy,
 }
 
 /// One worker thread per core, as pgbench's `-j` is usually set.

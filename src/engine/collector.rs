@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::api::{Observer, Second, Service, Tick};
+use super::api::{Churn, Observer, Second, Service, Tick};
 use super::window::{Live, Window};
 use crate::metrics::packed::PackedPhases;
 use crate::metrics::{Interval, PoolStatus, PoolerStatus, Recorder};
@@ -128,7 +128,14 @@ pub async fn collect<S: Service>(
     let mut merged: BTreeMap<u64, Slot> = BTreeMap::new();
     let mut samples: BTreeMap<u64, Sample> = BTreeMap::new();
     let period = Duration::from_millis(250);
-    let mut tick = tokio::time::interval_at(window.begin.max(Instant::now()) + period, period);
+    // On the measured window's quarter seconds, so each second's sample is
+    // taken as it begins: the pool's counts between two samples are then
+    // those of the second (a storm of replacements is in the second whose
+    // latency it raised).
+    let mut tick = tokio::time::interval_at(
+        first_tick(window.measure_start, Instant::now(), period),
+        period,
+    );
     let mut last_rate: Option<(Instant, u64)> = None;
     let total = window.deadline - window.begin;
     loop {
@@ -204,6 +211,7 @@ pub async fn collect<S: Service>(
     let run = elapsed.as_secs() + u64::from(elapsed.subsec_nanos() > 0);
     let last_recorded = merged.keys().next_back().map_or(0, |s| s + 1);
     let rows = seconds.min(run.max(last_recorded));
+    let end = pool_status(services);
     Seconds(
         (0..rows)
             .map(|second| {
@@ -211,7 +219,18 @@ pub async fn collect<S: Service>(
                     .remove(&second)
                     .map_or_else(|| (PackedPhases::default(), 0, 0, 0), Slot::into_parts);
                 let sample = samples.get(&second).copied().unwrap_or_default();
+                // What the pools opened and closed from this second's sample
+                // to the next (the last: to the end).
+                let after = samples.get(&(second + 1)).and_then(|s| s.pool).or(end);
+                let churn = match (sample.pool, after) {
+                    (Some(from), Some(to)) => Some(Churn {
+                        opened: to.opened.saturating_sub(from.opened),
+                        closed: to.closed.since(from.closed),
+                    }),
+                    _ => None,
+                };
                 Second {
+                    churn,
                     second,
                     phases,
                     requests,
@@ -228,6 +247,20 @@ pub async fn collect<S: Service>(
             })
             .collect(),
     )
+}
+
+/// The first instant at or after `now` that is a whole number of `period`s
+/// from `anchor` (before or after it).
+fn first_tick(anchor: Instant, now: Instant, period: Duration) -> Instant {
+    let p = period.as_nanos().max(1);
+    if now <= anchor {
+        let steps = (anchor - now).as_nanos() / p;
+        anchor - period * u32::try_from(steps).unwrap_or(u32::MAX)
+    } else {
+        let gone = (now - anchor).as_nanos();
+        let steps = gone.div_ceil(p);
+        anchor + period * u32::try_from(steps).unwrap_or(u32::MAX)
+    }
 }
 
 /// The pools of every shard, added up (None without a pool).

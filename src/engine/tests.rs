@@ -70,6 +70,7 @@ impl Service for Fake {
             size: 2,
             available: 1,
             waiting: 0,
+            ..PoolStatus::default()
         })
     }
 

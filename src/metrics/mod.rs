@@ -39,10 +39,20 @@ pub enum Phase {
     Startup,
     /// Waiting for a pooled connection, including any the pool opens.
     Acquire,
+    /// Of a pooled request's `acquire`: waiting for a connection to be free
+    /// (0 when one was).
+    Wait,
+    /// Of a pooled request's `acquire`: opening a connection for it (none
+    /// idle, the pool below its size: at the start, after an expiry).
+    Open,
+    /// Of a pooled request's `acquire`: the checkout check (`check`).
+    Check,
     /// The request's statements.
     Query,
     /// Closing a connection opened for the request.
     Close,
+    /// A pooled connection's reset on release (`reset`).
+    Reset,
     /// Open loop: from the generator's dispatch of an arrival to the start
     /// of service (waiting for a free handler).
     Queue,
@@ -63,15 +73,19 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 17;
     pub const ALL: [Phase; Phase::COUNT] = [
         Phase::Connect,
         Phase::Tcp,
         Phase::Tls,
         Phase::Startup,
         Phase::Acquire,
+        Phase::Wait,
+        Phase::Open,
+        Phase::Check,
         Phase::Query,
         Phase::Close,
+        Phase::Reset,
         Phase::Queue,
         Phase::Lag,
         Phase::Service,
@@ -87,8 +101,12 @@ impl Phase {
             Phase::Tls => "tls",
             Phase::Startup => "startup",
             Phase::Acquire => "acquire",
+            Phase::Wait => "wait",
+            Phase::Open => "open",
+            Phase::Check => "check",
             Phase::Query => "query",
             Phase::Close => "close",
+            Phase::Reset => "reset",
             Phase::Queue => "queue",
             Phase::Lag => "lag",
             Phase::Service => "service",
@@ -99,11 +117,13 @@ impl Phase {
     }
 
     /// The phase this one is a step of — `tcp`, `tls` and `startup` divide
-    /// `connect` (and a pool's connections are opened outside any request)
-    /// — or None for a phase of the request itself.
+    /// `connect` (and a pool's connections are opened outside any request);
+    /// `wait`, `open` and `check` divide `acquire` — or None for a phase of
+    /// the request itself.
     pub fn within(self) -> Option<Phase> {
         match self {
             Phase::Tcp | Phase::Tls | Phase::Startup => Some(Phase::Connect),
+            Phase::Wait | Phase::Open | Phase::Check => Some(Phase::Acquire),
             _ => None,
         }
     }
@@ -321,12 +341,17 @@ pub struct PoolerStatus {
     pub sv_idle: u64,
 }
 
-/// Pool occupancy at one instant, for the timeline.
+/// Pool occupancy at one instant, for the timeline, and the connections
+/// its pools opened and closed so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStatus {
     pub size: usize,
     pub available: usize,
     pub waiting: usize,
+    /// Connections opened so far (the fill included).
+    pub opened: u64,
+    /// Connections closed so far, by cause.
+    pub closed: ClosedBy,
 }
 
 impl PoolStatus {
@@ -336,7 +361,45 @@ impl PoolStatus {
             size: self.size + other.size,
             available: self.available + other.available,
             waiting: self.waiting + other.waiting,
+            opened: self.opened + other.opened,
+            closed: self.closed.plus(other.closed),
         }
+    }
+}
+
+/// Connections a pool closed, by why: their lifetime was over, they sat
+/// idle too long, their checkout check or keepalive failed, or an error
+/// (found closed, a failed reset, a request abandoned while holding one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedBy {
+    pub lifetime: u64,
+    pub idle: u64,
+    pub check: u64,
+    pub error: u64,
+}
+
+impl ClosedBy {
+    pub fn plus(self, o: ClosedBy) -> ClosedBy {
+        ClosedBy {
+            lifetime: self.lifetime + o.lifetime,
+            idle: self.idle + o.idle,
+            check: self.check + o.check,
+            error: self.error + o.error,
+        }
+    }
+
+    /// What was closed since `before` (counts only grow).
+    pub fn since(self, before: ClosedBy) -> ClosedBy {
+        ClosedBy {
+            lifetime: self.lifetime.saturating_sub(before.lifetime),
+            idle: self.idle.saturating_sub(before.idle),
+            check: self.check.saturating_sub(before.check),
+            error: self.error.saturating_sub(before.error),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.lifetime + self.idle + self.check + self.error
     }
 }
 

@@ -3,8 +3,11 @@
 //! first query pays on a new backend (against the pool's query); its close;
 //! and, across an emulated link, how much of the connect and of the whole
 //! request is round trips. A pure function of the report, stored in
-//! report.json and printed after the table.
+//! report.json and printed after the table. For a pool strategy,
+//! [`pool_lines`]: its `acquire` split into wait, open and check, its
+//! `reset`, the connections it closed by cause and its storms.
 
+use super::format;
 use super::model::{
     round, Comparison, CpuShare, Explanation, Kind, Network, Report, RoundTripShare, StrategyReport,
 };
@@ -121,6 +124,122 @@ fn via(report: &Report, strategy: &str) -> Option<String> {
         .get("via")?
         .as_str()
         .map(str::to_string)
+}
+
+/// Where a pool strategy's `acquire` and release time goes, and its
+/// storms: lines for the terminal after the tables (none for a pool that
+/// only waited, as every pool without lifecycle settings). A part of
+/// `acquire` paid by every request is given by its p50 (a check with its
+/// round trip); one paid by some requests by how many and its p50.
+pub fn pool_lines(s: &StrategyReport, network: Option<&Network>) -> Vec<String> {
+    let phase = |p: Phase| s.phases.get(p.as_str()).filter(|x| x.count > 0);
+    let Some(acquire) = phase(Phase::Acquire) else {
+        return Vec::new();
+    };
+    // The round trips each part makes are known from the settings (a check
+    // is one query; a reset one per statement it sends): said beside the
+    // time, which on a loaded machine is more than their count × the RTT.
+    let rtt = network
+        .filter(|n| n.rtt_ms > 0.0)
+        .map(|n| {
+            format!(
+                ", at {} RTT",
+                format::duration_us((n.rtt_ms * 1000.0).round() as u64)
+            )
+        })
+        .unwrap_or_default();
+    let trips = |n: usize, per: &str| {
+        format!(
+            " ({} per {per}{rtt})",
+            format::plural(n, "round trip", "round trips")
+        )
+    };
+    let lifecycle = &s.settings["lifecycle"];
+    let reset_trips = match &lifecycle["reset"] {
+        serde_json::Value::Object(o) => o
+            .get("statements")
+            .and_then(serde_json::Value::as_array)
+            .map_or(1, Vec::len),
+        _ => 1,
+    };
+    let mut every = Vec::new();
+    let mut some = Vec::new();
+    for (p, what) in [
+        (Phase::Wait, "waiting for a free connection"),
+        (Phase::Open, "a connection the pool opened"),
+        (Phase::Check, "the checkout check"),
+    ] {
+        let Some(x) = phase(p) else { continue };
+        // A part of every acquire, named when it is a real share of it (a
+        // wait of a microsecond is none).
+        if x.count >= acquire.count && x.p50_us >= 50 && x.p50_us * 20 >= acquire.p50_us {
+            let said = match p {
+                Phase::Check => trips(1, "checkout"),
+                _ => String::new(),
+            };
+            every.push(format!(
+                "{} {}{said}",
+                p.as_str(),
+                format::duration_us(x.p50_us),
+            ));
+        } else if x.count < acquire.count && p != Phase::Wait {
+            some.push(format!(
+                "  {} p50 {} on {} of {} acquires ({what})",
+                p.as_str(),
+                format::duration_us(x.p50_us),
+                format::thousands(x.count),
+                format::thousands(acquire.count)
+            ));
+        }
+    }
+    let reset = phase(Phase::Reset);
+    let closed = s
+        .timeline
+        .iter()
+        .filter_map(|t| t.churn.closed_by)
+        .fold(crate::metrics::ClosedBy::default(), |a, b| a.plus(b));
+    if every.is_empty() && some.is_empty() && reset.is_none() && closed.total() == 0 {
+        return Vec::new();
+    }
+    let mut lines = vec![format!("where {}'s pool time goes (p50):", s.name)];
+    if !every.is_empty() {
+        lines.push(format!(
+            "  acquire p50 {} = {}",
+            format::duration_us(acquire.p50_us),
+            every.join(" + ")
+        ));
+    }
+    lines.extend(some);
+    if let Some(r) = reset {
+        lines.push(format!(
+            "  reset p50 {} per release{}",
+            format::duration_us(r.p50_us),
+            trips(reset_trips, "release")
+        ));
+    }
+    if closed.total() > 0 {
+        lines.push(format!(
+            "  closed {} in the measured seconds: {} lifetime, {} idle, {} failed check, {} error",
+            format::plural(closed.total() as usize, "connection", "connections"),
+            closed.lifetime,
+            closed.idle,
+            closed.check,
+            closed.error
+        ));
+    }
+    for storm in &s.storms {
+        let p99 = |us: Option<u64>| us.map_or_else(|| "none".to_string(), format::duration_us);
+        lines.push(format!(
+            "  storm: round {} second {} replaced {}: p99 {} against {} (the other seconds' \
+             median p99)",
+            storm.round,
+            storm.second,
+            format::plural(storm.replaced as usize, "connection", "connections"),
+            p99(storm.p99_us),
+            p99(storm.others_p99_us)
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]

@@ -464,6 +464,17 @@ fn merge_strategy(
         setup_cpu,
         per_query,
         rounds,
+        // Every copy's pools together: their replacements add up.
+        storms: match head.kind {
+            Kind::Pool => storms(
+                &timeline,
+                parts
+                    .iter()
+                    .filter_map(|p| p.strategy.max_server_connections)
+                    .sum(),
+            ),
+            Kind::Fresh => Vec::new(),
+        },
         timeline,
         transactions: parts
             .iter()
@@ -633,6 +644,7 @@ struct Second {
     offered: Option<u64>,
     achieved: Option<u64>,
     expired: Option<u64>,
+    churn: PoolChurn,
 }
 
 impl Second {
@@ -666,6 +678,7 @@ impl Second {
         self.offered = add(self.offered, row.offered, "offered")?;
         self.achieved = add(self.achieved, row.achieved, "achieved")?;
         self.expired = add(self.expired, row.expired, "expired")?;
+        self.churn = self.churn.plus(row.churn);
         Ok(())
     }
 
@@ -696,6 +709,7 @@ impl Second {
             offered: self.offered,
             achieved: self.achieved,
             expired: self.expired,
+            churn: self.churn,
             hdr: self
                 .hdr
                 .iter()
@@ -1094,6 +1108,7 @@ mod tests {
                     offered: Some(100),
                     achieved: Some(values.len() as u64),
                     expired: Some(0),
+                    churn: PoolChurn::default(),
                     hdr: [(
                         "total".to_string(),
                         Hdr::text(crate::metrics::encode_histogram(&h)),
@@ -1148,6 +1163,7 @@ mod tests {
             transactions: None,
             statements: None,
             observed: None,
+            storms: Vec::new(),
         };
         Report {
             network: Some(Network {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::packed::Hdr;
-use crate::metrics::{PoolerStatus, Summary};
+use crate::metrics::{ClosedBy, PoolerStatus, Summary};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -464,6 +464,10 @@ pub struct ObservedSecond {
     pub transactions: u64,
     pub errors: u64,
     pub peak_in_transaction: u64,
+    /// Seconds in which the pools replaced more than a third of their
+    /// connections (`storms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storms: Vec<Storm>,
 }
 
 /// Round trips: of each connection's setup (the TCP handshake to
@@ -635,6 +639,87 @@ pub struct TimelineRow {
     pub achieved: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expired: Option<u64>,
+    /// A pool's connections opened and closed in the second.
+    #[serde(flatten, default)]
+    pub churn: PoolChurn,
+}
+
+/// The connections a strategy's pools opened and closed in one second,
+/// closed ones by cause (absent without a pool, and in reports written
+/// before they were counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolChurn {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<ClosedBy>,
+}
+
+impl PoolChurn {
+    /// Connections replaced: closed and opened in the same second.
+    pub fn replaced(&self) -> Option<u64> {
+        Some(self.opened?.min(self.closed?))
+    }
+
+    /// Two copies' pools added up.
+    pub fn plus(self, o: PoolChurn) -> PoolChurn {
+        let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        PoolChurn {
+            opened: add(self.opened, o.opened),
+            closed: add(self.closed, o.closed),
+            closed_by: match (self.closed_by, o.closed_by) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or_default().plus(b.unwrap_or_default())),
+            },
+        }
+    }
+}
+
+/// A second in which a pool replaced more than a third of its
+/// connections, and its latency against the others'.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Storm {
+    pub round: u32,
+    pub second: u64,
+    /// Connections closed and opened in that second.
+    pub replaced: u64,
+    /// That second's p99 of `total` (null without a successful request).
+    pub p99_us: Option<u64>,
+    /// The median of the other seconds' p99 (those not storms).
+    pub others_p99_us: Option<u64>,
+}
+
+/// The seconds of `timeline` in which more than a third of `pool_size`
+/// connections were replaced, each with its p99 against the median of the
+/// other seconds' p99.
+pub fn storms(timeline: &[TimelineRow], pool_size: u64) -> Vec<Storm> {
+    if pool_size == 0 {
+        return Vec::new();
+    }
+    let is_storm = |t: &TimelineRow| t.churn.replaced().is_some_and(|n| n * 3 > pool_size);
+    let mut others: Vec<u64> = timeline
+        .iter()
+        .filter(|t| !is_storm(t))
+        .filter_map(|t| t.p99_us)
+        .collect();
+    others.sort_unstable();
+    let others_p99_us = (!others.is_empty()).then(|| others[others.len() / 2]);
+    timeline
+        .iter()
+        .filter(|t| is_storm(t))
+        .map(|t| Storm {
+            round: t.round,
+            second: t.second,
+            replaced: t.churn.replaced().unwrap_or(0),
+            p99_us: t.p99_us,
+            others_p99_us,
+        })
+        .collect()
 }
 
 /// A report's place among synchronised copies of poolbench. A copy records
@@ -847,6 +932,54 @@ pub struct RoundTripShare {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A timeline row from its JSON fields (old rows have no churn).
+    fn row(second: u64, p99_us: u64, churn: &str) -> TimelineRow {
+        serde_json::from_str(&format!(
+            r#"{{"round": 1, "second": {second}, "rps": 100.0, "errors": 0, "p50_us": 1000,
+                "p99_us": {p99_us}, "pool_size": 10, "pool_available": 0, "pool_waiting": 0,
+                "server_backends": 10 {churn}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_storm_is_a_third_of_the_pool_replaced_in_a_second() {
+        let quiet = r#", "opened": 0, "closed": 0"#;
+        let timeline = [
+            row(0, 2_000, r#", "opened": 10, "closed": 0"#),
+            row(1, 2_000, quiet),
+            row(
+                2,
+                9_000,
+                r#", "opened": 10, "closed": 10, "closed_by": {"lifetime": 10, "idle": 0, "check": 0, "error": 0}"#,
+            ),
+            row(3, 3_000, r#", "opened": 3, "closed": 3"#),
+            row(4, 2_500, ""),
+        ];
+        // The pool's first connections are opened, not replaced; 3 of 10
+        // is not more than a third; a row without counts is none.
+        let storms = storms(&timeline, 10);
+        assert_eq!(
+            storms,
+            [Storm {
+                round: 1,
+                second: 2,
+                replaced: 10,
+                p99_us: Some(9_000),
+                others_p99_us: Some(2_500),
+            }]
+        );
+        assert_eq!(timeline[4].churn, PoolChurn::default());
+        assert!(super::storms(&timeline, 0).is_empty());
+        // Written back as it was read.
+        let json = serde_json::to_value(&timeline[2]).unwrap();
+        assert_eq!(json["closed_by"]["lifetime"], 10);
+        assert!(serde_json::to_value(&timeline[4])
+            .unwrap()
+            .get("opened")
+            .is_none());
+    }
 
     #[test]
     fn a_server_without_an_engine_is_postgresql() {

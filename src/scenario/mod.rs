@@ -7,6 +7,8 @@
 mod check;
 mod diag;
 mod flags;
+mod humantime_serde_compat;
+mod lifecycle;
 pub mod limits;
 mod model;
 mod raw;
@@ -14,6 +16,7 @@ mod sql;
 mod sql_mysql;
 
 pub use flags::{Overrides, TargetHint};
+pub use lifecycle::{Check, CheckQuery, Library, Lifecycle, Reset};
 pub use model::*;
 pub use sql_mysql::question_marks;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::flags::{Overrides, TargetHint};
+use super::humantime_serde_compat;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Scenario {
@@ -472,6 +473,11 @@ pub struct PoolSettings {
     /// Application processes, each with its own pool of `max_size` (>= 1,
     /// default 1): the strategy may hold `instances × max_size` connections.
     pub instances: usize,
+    /// Lifetime, idle timeout, min idle, checkout check, reset, keepalive
+    /// (all off unless set or given by `like`); left out of the report's
+    /// settings when all off, as reports written before it were.
+    #[serde(skip_serializing_if = "super::lifecycle::Lifecycle::is_default")]
+    pub lifecycle: super::lifecycle::Lifecycle,
 }
 
 impl PoolSettings {
@@ -543,24 +549,4 @@ pub enum Literal {
     Float(f64),
     Bool(bool),
     Text(String),
-}
-
-/// Durations serialise as humantime strings ("20s"), like the file.
-mod humantime_serde_compat {
-    use serde::Serializer;
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub mod option {
-        use super::*;
-        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => super::serialize(d, s),
-                None => s.serialize_none(),
-            }
-        }
-    }
 }

@@ -51,6 +51,11 @@ impl<T> Given<T> {
         }
     }
 
+    /// A value found at `origin` (a part of a larger value).
+    pub fn at(value: T, origin: Origin) -> Given<T> {
+        Given { value, origin }
+    }
+
     pub fn get_ref(&self) -> &T {
         &self.value
     }
@@ -274,6 +279,15 @@ pub struct RawStrategy {
     pub wait_timeout: Option<Given<String>>,
     pub recycling: Option<Given<String>>,
     pub instances: Option<Given<i64>>,
+    pub like: Option<Given<String>>,
+    pub max_lifetime: Option<Given<String>>,
+    pub lifetime_jitter: Option<Given<Node>>,
+    pub idle_timeout: Option<Given<String>>,
+    pub min_idle: Option<Given<i64>>,
+    pub check: Option<Given<Node>>,
+    pub check_query: Option<Given<String>>,
+    pub reset: Option<Given<Node>>,
+    pub keepalive: Option<Given<String>>,
     pub statement_cache: Option<Given<bool>>,
     pub dsn: Option<Given<String>>,
     pub via: Option<Given<String>>,

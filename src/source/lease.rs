@@ -1,6 +1,7 @@
 //! A connection held by one request, whatever source it came from, and the
 //! `close` phase: giving back a connection opened for the request closes
-//! it, and that is timed here. Giving it back also reads the round trips
+//! it, and that is timed here; so is `reset`, a pooled connection's reset
+//! on release when its pool has one. Giving it back also reads the round trips
 //! the request waited for on it, when it crosses the link emulator. A
 //! lease holds either engine's connection ([`AnyConnection`]); the request
 //! runs its statements on it through the backend's `Connection` trait.
@@ -9,7 +10,9 @@ use std::time::Instant;
 
 use futures_util::future::{ready, BoxFuture, Either, Ready};
 
-use super::manager::Object;
+use std::sync::Arc;
+
+use super::manager::{Object, ResetPlan};
 use crate::backend::{AnyConnection, Connection};
 use crate::metrics::{micros, Phase, PhaseTimings};
 
@@ -59,11 +62,14 @@ impl Lease {
     pub fn release(mut self) -> Either<Ready<Released>, BoxFuture<'static, Released>> {
         match self.0.take() {
             Some(Held::Pooled(mut object)) => {
+                if let Some(plan) = object.reset.clone() {
+                    return Either::Right(Box::pin(reset(object, plan)));
+                }
                 let round_trips = object.round_trips();
                 drop(object);
                 Either::Left(ready(Released {
-                    close_us: None,
                     round_trips,
+                    ..Released::default()
                 }))
             }
             Some(Held::Owned(conn)) => Either::Right(Box::pin(close(conn))),
@@ -81,6 +87,36 @@ async fn close(conn: AnyConnection) -> Released {
     Released {
         close_us: Some(micros(started.elapsed())),
         round_trips,
+        ..Released::default()
+    }
+}
+
+/// Resets a pooled connection before it goes back, timed as `reset`; its
+/// round trips are the request's (it waits for them, as an application's
+/// release does). One whose reset fails is closed, not given back.
+async fn reset(mut object: Object, plan: Arc<ResetPlan>) -> Released {
+    let started = Instant::now();
+    let mut ok = true;
+    for sql in &plan.queries {
+        if object.conn.simple(sql).await.is_err() {
+            ok = false;
+            break;
+        }
+    }
+    if plan.forgets_statements {
+        object.conn.forget_statements();
+    }
+    let reset_us = Some(micros(started.elapsed()));
+    let round_trips = object.round_trips();
+    if ok {
+        drop(object);
+    } else {
+        drop(Object::take(object));
+    }
+    Released {
+        reset_us,
+        round_trips,
+        ..Released::default()
     }
 }
 
@@ -89,6 +125,8 @@ async fn close(conn: AnyConnection) -> Released {
 pub struct Released {
     /// The `close` phase, for a connection opened for the request.
     pub close_us: Option<u64>,
+    /// The `reset` phase, for a pooled connection whose pool resets.
+    pub reset_us: Option<u64>,
     /// Round trips the request waited for on this connection (only across
     /// the link emulator).
     pub round_trips: Option<u32>,
@@ -99,6 +137,9 @@ impl Released {
     pub fn record(&self, t: &mut PhaseTimings) {
         if let Some(us) = self.close_us {
             t.set(Phase::Close, us);
+        }
+        if let Some(us) = self.reset_us {
+            t.set(Phase::Reset, us);
         }
         if let Some(n) = self.round_trips {
             t.set_round_trips(n);

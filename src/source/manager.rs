@@ -4,11 +4,16 @@
 //! back, so that a request knows the round trips it waited for; checked
 //! before reuse by the pool's [`Recycling`] method (fast: not known to be
 //! closed; verified: a round trip; clean: its session reset — each engine
-//! says how, behind the backend's `Connection` trait).
+//! says how, behind the backend's `Connection` trait). The lifecycle's
+//! checkout check and keepalive run `check_query` ([`Checks`]); each
+//! connection carries its pool's reset, which `Lease::release` runs.
+
+use std::sync::Arc;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 
 use super::connect::CountingConnect;
+use super::pool_core::Checks;
 use crate::backend::{AnyConnection, Connection, Recycling};
 use crate::metrics::RequestError;
 
@@ -19,11 +24,33 @@ pub type PoolError = managed::PoolError<RequestError>;
 pub struct Manager {
     connect: CountingConnect,
     method: Recycling,
+    /// The checkout check's and keepalive's statement.
+    check_query: &'static str,
+    reset: Option<Arc<ResetPlan>>,
+}
+
+/// What runs on a pooled connection given back, before the pool has it.
+#[derive(Debug)]
+pub struct ResetPlan {
+    /// Each one round trip, in order.
+    pub queries: Vec<String>,
+    /// It drops the session's prepared statements (DISCARD ALL).
+    pub forgets_statements: bool,
 }
 
 impl Manager {
-    pub fn new(connect: CountingConnect, method: Recycling) -> Manager {
-        Manager { connect, method }
+    pub fn new(
+        connect: CountingConnect,
+        method: Recycling,
+        check_query: &'static str,
+        reset: Option<Arc<ResetPlan>>,
+    ) -> Manager {
+        Manager {
+            connect,
+            method,
+            check_query,
+            reset,
+        }
     }
 }
 
@@ -33,6 +60,8 @@ pub struct Pooled {
     pub conn: AnyConnection,
     /// The count when it was last given back (or filled).
     mark: u32,
+    /// Its pool's reset on release, if it has one.
+    pub reset: Option<Arc<ResetPlan>>,
 }
 
 impl Pooled {
@@ -56,6 +85,7 @@ impl managed::Manager for Manager {
         Ok(Pooled {
             conn: opened.conn,
             mark: 0,
+            reset: self.reset.clone(),
         })
     }
 
@@ -73,5 +103,11 @@ impl managed::Manager for Manager {
             .recycle(self.method)
             .await
             .map_err(RecycleError::Backend)
+    }
+}
+
+impl Checks for Manager {
+    async fn check(&self, pooled: &mut Pooled) -> bool {
+        pooled.conn.simple(self.check_query).await.is_ok()
     }
 }

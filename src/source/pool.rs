@@ -1,7 +1,10 @@
 //! `kind = "pool"`: connections drawn from pools (one per
 //! app instance, shared by every worker thread), kept open between
 //! requests. Times the `acquire` phase (waiting for a pooled connection,
-//! including any connection the pool opens on the way).
+//! including any connection the pool opens on the way) and its parts the
+//! pool measured: `wait`, `open` and `check`. Starts each pool's
+//! background task (`min_idle`, idle timeout, keepalive) on the first
+//! thread once the pools are filled.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,12 +15,13 @@ use tokio::sync::Barrier;
 
 use super::connect::CountingConnect;
 use super::lease::Lease;
-use super::manager::{Manager, Pool, PoolError};
+use super::manager::{Manager, Pool, PoolError, ResetPlan};
+use super::pool_core::{CheckRule, Rules};
 use super::ConnectionSource;
 use crate::backend::{self, Target};
 use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
 use crate::net::Emulator;
-use crate::scenario::{PoolSettings, Recycling};
+use crate::scenario::{Check, Lifecycle, PoolSettings, Recycling};
 
 /// The pools of one strategy, shared by every worker thread: `instances`
 /// pools of `max_size` each, like as many application processes. Each
@@ -58,15 +62,28 @@ impl PoolSet {
             Recycling::Verified => backend::Recycling::Verified,
             Recycling::Clean => backend::Recycling::Clean,
         };
+        let l = &settings.lifecycle;
+        let reset = (!l.reset.queries().is_empty()).then(|| {
+            Arc::new(ResetPlan {
+                queries: l.reset.queries(),
+                forgets_statements: l.reset.forgets_statements(),
+            })
+        });
         let pools = (0..settings.instances.max(1))
-            .map(|_| {
-                let manager = Manager::new(connect.clone(), recycling);
+            .map(|i| {
+                let manager = Manager::new(
+                    connect.clone(),
+                    recycling,
+                    l.check_query.sql(),
+                    reset.clone(),
+                );
                 Pool::new(
                     manager,
                     settings.max_size,
                     views,
                     settings.wait_timeout,
                     Some(target.connect_timeout()),
+                    rules(l, i as u64),
                 )
             })
             .collect();
@@ -79,6 +96,24 @@ impl PoolSet {
             filled: Barrier::new(views),
             fill_limit: target.connect_timeout() + Duration::from_secs(5),
         }
+    }
+}
+
+/// The pool's rules from the scenario's lifecycle settings; `n` seeds the
+/// lifetimes' spread of the n-th pool.
+fn rules(l: &Lifecycle, n: u64) -> Rules {
+    Rules {
+        max_lifetime: l.max_lifetime,
+        lifetime_jitter: l.lifetime_jitter,
+        idle_timeout: l.idle_timeout,
+        min_idle: l.min_idle,
+        check: match l.check {
+            Check::Never => CheckRule::Never,
+            Check::Always => CheckRule::Always,
+            Check::IfIdleOver(d) => CheckRule::IfIdleOver(d),
+        },
+        keepalive: l.keepalive,
+        seed: 0x5EED_0000 + n,
     }
 }
 
@@ -124,9 +159,16 @@ impl PoolSource {
     async fn get(&self) -> Result<(Lease, PhaseTimings), RequestError> {
         let pool = self.next_pool();
         let started = Instant::now();
-        let object = pool.get(self.shard).await.map_err(|e| pool_error(&e))?;
+        let (object, took) = pool.get(self.shard).await.map_err(|e| pool_error(&e))?;
         let mut t = PhaseTimings::default();
         t.set(Phase::Acquire, micros(started.elapsed()));
+        t.set(Phase::Wait, took.wait_us);
+        if let Some(us) = took.open_us {
+            t.set(Phase::Open, us);
+        }
+        if let Some(us) = took.check_us {
+            t.set(Phase::Check, us);
+        }
         Ok((Lease::pooled(object), t))
     }
 
@@ -146,10 +188,9 @@ impl PoolSource {
         let started = Instant::now();
         let set = &self.set;
         let share = set.min_size / set.views + usize::from(self.shard < set.min_size % set.views);
-        let mut gets = set
-            .pools
-            .iter()
-            .flat_map(|pool| (0..share).map(move |_| pool.get(self.shard)));
+        let mut gets = set.pools.iter().flat_map(|pool| {
+            (0..share).map(move |_| async move { pool.get(self.shard).await.map(|(o, _)| o) })
+        });
         let mut objects = Vec::with_capacity(share * set.pools.len());
         // A failure ends it too: a server that refuses or does not answer
         // would otherwise be waited on once per connection.
@@ -169,6 +210,13 @@ impl PoolSource {
         // Every view reaches the barrier, failed or not; a thread that never
         // started would hold the others back, hence the limit.
         let _ = tokio::time::timeout(set.fill_limit, set.filled.wait()).await;
+        if self.shard == 0 {
+            // Dropped with this thread's runtime, or ends when the pool
+            // closes.
+            for pool in &set.pools {
+                tokio::spawn(pool.upkeep(self.shard));
+            }
+        }
         for object in &mut held {
             // Their setups' round trips are logged already; a request's
             // count starts from here.
@@ -206,9 +254,16 @@ impl ConnectionSource for PoolSource {
                     size: s.size,
                     available: s.available,
                     waiting: s.waiting,
+                    opened: 0,
+                    closed: s.closed,
                 }
             })
             .reduce(PoolStatus::plus)
+            .map(|s| PoolStatus {
+                // One count for the set: its pools share the connector.
+                opened: self.set.connect.opened(),
+                ..s
+            })
     }
 
     /// Counted once, like `pool_status`.

@@ -26,15 +26,112 @@
 //! per connection in use, `wait_timeout` on the permit, `create_timeout`
 //! on opening, a connection whose recycle check fails dropped and another
 //! tried, cancellation at any await giving back what it held.
+//!
+//! Lifecycle rules ([`Rules`], all off by default, none of them on the path
+//! of a pool that has them off but one `bool`): a connection past its
+//! lifetime is closed when it is checked out or given back, one idle too
+//! long when it is checked out; a connection taken from an idle list is
+//! checked first when the rule says so ([`Checks`]); and a background task
+//! ([`Pool::upkeep`]) closes idle connections past their lifetime or idle
+//! timeout, keeps `min_idle` open and checks those idle past `keepalive`.
+//! Every connection closed is counted by cause ([`ClosedBy`]).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool::managed::{Manager, Metrics, PoolError, TimeoutType};
 use tokio::sync::{Semaphore, TryAcquireError};
+
+use crate::metrics::{micros, ClosedBy};
+use crate::rng::Rng;
+
+/// The checkout check and the keepalive: one round trip on a connection
+/// taken from an idle list; false when it failed (the connection is then
+/// closed).
+pub trait Checks: Manager {
+    fn check(&self, obj: &mut Self::Type) -> impl Future<Output = bool> + Send;
+}
+
+/// When a connection taken from an idle list is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CheckRule {
+    #[default]
+    Never,
+    Always,
+    IfIdleOver(Duration),
+}
+
+/// A pool's lifecycle rules; the default has every one off.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub max_lifetime: Option<Duration>,
+    /// Each connection's lifetime is `max_lifetime × (1 − jitter × u)`.
+    pub lifetime_jitter: f64,
+    pub idle_timeout: Option<Duration>,
+    pub min_idle: usize,
+    pub check: CheckRule,
+    pub keepalive: Option<Duration>,
+    /// Seeds the lifetimes' spread.
+    pub seed: u64,
+}
+
+impl Rules {
+    /// Whether a connection checked out or given back is looked at.
+    fn active(&self) -> bool {
+        self.max_lifetime.is_some() || self.idle_timeout.is_some() || self.check != CheckRule::Never
+    }
+
+    /// Whether each connection given back notes when (idle timeout, the
+    /// check's bound, keepalive read it).
+    fn stamps_idle(&self) -> bool {
+        self.idle_timeout.is_some()
+            || matches!(self.check, CheckRule::IfIdleOver(_))
+            || self.keepalive.is_some()
+    }
+
+    /// Whether the background task has anything to do.
+    pub fn needs_upkeep(&self) -> bool {
+        self.min_idle > 0
+            || self.idle_timeout.is_some()
+            || self.keepalive.is_some()
+            || self.max_lifetime.is_some()
+    }
+
+    /// How often the background task looks: a quarter of its shortest
+    /// setting, between 10 ms and 100 ms.
+    fn tick(&self) -> Duration {
+        [self.max_lifetime, self.idle_timeout, self.keepalive]
+            .into_iter()
+            .flatten()
+            .map(|d| d / 4)
+            .fold(Duration::from_millis(100), Duration::min)
+            .max(Duration::from_millis(10))
+    }
+}
+
+/// What getting a connection took, by part (`acquire` is their sum and the
+/// pool's own work).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Took {
+    /// Waiting for a permit (0 when one was free: no clock read then).
+    pub wait_us: u64,
+    /// Opening a connection for this request.
+    pub open_us: Option<u64>,
+    /// The checkout checks (more than one when a check failed).
+    pub check_us: Option<u64>,
+}
+
+#[derive(Clone, Copy)]
+enum Cause {
+    Lifetime,
+    Idle,
+    Check,
+    Error,
+}
 
 /// A pool of at most `max_size` connections, shared by `homes` threads.
 pub struct Pool<M: Manager> {
@@ -60,6 +157,14 @@ struct Inner<M: Manager> {
     handoff: Vec<Padded<Semaphore>>,
     wait_timeout: Option<Duration>,
     create_timeout: Option<Duration>,
+    rules: Rules,
+    /// `rules.active()`, read once per checkout and return.
+    active: bool,
+    stamps_idle: bool,
+    /// Draws each connection's lifetime spread.
+    spread: Mutex<Rng>,
+    /// Connections closed, by [`Cause`].
+    closed: [AtomicU64; 4],
 }
 
 type IdleList<T> = Mutex<VecDeque<Slot<T>>>;
@@ -68,6 +173,21 @@ struct Slot<T> {
     obj: T,
     metrics: Metrics,
     home: usize,
+    /// When its lifetime is over (with a lifetime rule).
+    expires: Option<Instant>,
+    /// When it was last given back (with a rule that reads it).
+    idle_since: Option<Instant>,
+}
+
+impl<T> Slot<T> {
+    fn idle_for(&self, now: Instant) -> Duration {
+        self.idle_since
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at))
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|at| now >= at)
+    }
 }
 
 /// The pool's occupancy, as deadpool's `Status` gives it.
@@ -76,15 +196,18 @@ pub struct Status {
     pub size: usize,
     pub available: usize,
     pub waiting: usize,
+    /// Connections closed so far, by cause.
+    pub closed: ClosedBy,
 }
 
-impl<M: Manager> Pool<M> {
+impl<M: Checks> Pool<M> {
     pub fn new(
         manager: M,
         max_size: usize,
         homes: usize,
         wait_timeout: Option<Duration>,
         create_timeout: Option<Duration>,
+        rules: Rules,
     ) -> Pool<M> {
         Pool {
             inner: Arc::new(Inner {
@@ -104,6 +227,11 @@ impl<M: Manager> Pool<M> {
                     .collect(),
                 wait_timeout,
                 create_timeout,
+                active: rules.active(),
+                stamps_idle: rules.stamps_idle(),
+                spread: Mutex::new(Rng::new(rules.seed)),
+                rules,
+                closed: Default::default(),
             }),
         }
     }
@@ -111,30 +239,72 @@ impl<M: Manager> Pool<M> {
     /// A connection for a request running on thread `home`: one of that
     /// thread's idle connections, else another thread's, else a new one
     /// (opened here, so its home is `home`), else the next one given back.
-    pub async fn get(&self, home: usize) -> Result<Object<M>, PoolError<M::Error>> {
+    /// An idle one past its lifetime or idle timeout is closed on the way,
+    /// one the check rule names is checked (and closed if that fails).
+    pub async fn get(&self, home: usize) -> Result<(Object<M>, Took), PoolError<M::Error>> {
         let inner = &self.inner;
         let home = home % inner.idle.len();
-        let permit = self.permit(home).await?;
+        let (permit, wait_us) = self.permit(home).await?;
+        let mut took = Took {
+            wait_us,
+            ..Took::default()
+        };
         loop {
             if let Some(slot) = inner.pop_idle(home) {
                 let mut live = Live {
                     inner,
                     slot: Some(slot),
                 };
+                let mut check = false;
+                if inner.active {
+                    if let Some(s) = live.slot.as_ref() {
+                        let now = Instant::now();
+                        let idle = s.idle_for(now);
+                        if s.expired(now) {
+                            live.close(Cause::Lifetime);
+                            continue;
+                        }
+                        if inner.rules.idle_timeout.is_some_and(|limit| idle > limit) {
+                            live.close(Cause::Idle);
+                            continue;
+                        }
+                        check = match inner.rules.check {
+                            CheckRule::Never => false,
+                            CheckRule::Always => true,
+                            CheckRule::IfIdleOver(bound) => idle > bound,
+                        };
+                    }
+                }
                 let ok = match live.slot.as_mut() {
                     Some(s) => inner.manager.recycle(&mut s.obj, &s.metrics).await.is_ok(),
                     None => false,
                 };
                 if !ok {
-                    // Dropped (and its count with it); try the next one.
+                    // Closed (counted as an error); try the next one.
+                    live.close(Cause::Error);
                     continue;
+                }
+                if check {
+                    let started = Instant::now();
+                    // Boxed, as opening is: a pool that does not check
+                    // carries no check in every request's future.
+                    let passed = match live.slot.as_mut() {
+                        Some(s) => Box::pin(inner.manager.check(&mut s.obj)).await,
+                        None => false,
+                    };
+                    let us = micros(started.elapsed());
+                    took.check_us = Some(took.check_us.unwrap_or(0) + us);
+                    if !passed {
+                        live.close(Cause::Check);
+                        continue;
+                    }
                 }
                 if let Some(mut slot) = live.slot.take() {
                     permit.keep();
                     // (Not `recycled`: no one reads it, and a clock read per
                     // request is not free.)
                     slot.metrics.recycle_count += 1;
-                    return Ok(Object::new(inner.clone(), slot));
+                    return Ok((Object::new(inner.clone(), slot), took));
                 }
                 continue;
             }
@@ -147,49 +317,67 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             let opening = Opening(inner);
-            // Boxed: opening a connection is a large state machine (TCP,
-            // TLS, authentication) that nearly no request runs; inline, it
-            // would make every request's future as large, to be set up and
-            // moved each time.
-            let create = Box::pin(inner.manager.create());
-            let created = match inner.create_timeout {
-                Some(limit) => tokio::time::timeout(limit, create)
-                    .await
-                    .map_err(|_| PoolError::Timeout(TimeoutType::Create))?,
-                None => create.await,
-            };
-            let obj = created.map_err(PoolError::Backend)?;
+            let started = Instant::now();
+            let obj = inner.create().await?;
+            took.open_us = Some(micros(started.elapsed()));
             std::mem::forget(opening);
             permit.keep();
-            return Ok(Object::new(
-                inner.clone(),
-                Slot {
-                    obj,
-                    metrics: Metrics::default(),
-                    home,
-                },
-            ));
+            let slot = inner.slot(obj, home);
+            return Ok((Object::new(inner.clone(), slot), took));
+        }
+    }
+
+    /// Keeps the pool by its rules until it is closed: every tick, closes
+    /// idle connections past their lifetime or idle timeout (down to
+    /// `min_idle`), checks those idle past `keepalive`, and opens
+    /// connections while fewer than `min_idle` are idle. Runs on the
+    /// thread whose runtime polls it (its connections' home is `home`).
+    pub fn upkeep(&self, home: usize) -> impl Future<Output = ()> + Send + 'static
+    where
+        M: Send + Sync + 'static,
+        M::Type: Send,
+        M::Error: Send,
+    {
+        let inner = self.inner.clone();
+        async move {
+            if !inner.rules.needs_upkeep() {
+                return;
+            }
+            let home = home % inner.idle.len();
+            let mut tick = tokio::time::interval(inner.rules.tick());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if inner.permits.is_closed() {
+                    return;
+                }
+                inner.reap(Instant::now());
+                inner.keep_alive().await;
+                inner.refill(home).await;
+            }
         }
     }
 
     /// Waits for a permit (at most `wait_timeout`; zero means do not wait):
-    /// one of the pool's, or one given back to thread `home`'s waiters.
-    async fn permit(&self, home: usize) -> Result<Permit<'_, M>, PoolError<M::Error>> {
+    /// one of the pool's, or one given back to thread `home`'s waiters; with
+    /// the microseconds it waited.
+    async fn permit(&self, home: usize) -> Result<(Permit<'_, M>, u64), PoolError<M::Error>> {
         let inner = &self.inner;
         // A connection free: no wait, so no timer to set up (nearly every
-        // request of a pool as large as its load).
+        // request of a pool as large as its load), nor a clock to read.
         match inner.permits.try_acquire() {
             Ok(permit) => {
                 permit.forget();
-                return Ok(Permit { inner, kept: false });
+                return Ok((Permit { inner, kept: false }, 0));
             }
             Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
             Err(TryAcquireError::NoPermits) => {}
         }
         if let Ok(permit) = inner.handoff[home].try_acquire() {
             permit.forget();
-            return Ok(Permit { inner, kept: false });
+            return Ok((Permit { inner, kept: false }, 0));
         }
+        let started = Instant::now();
         inner.waiting.fetch_add(1, Ordering::Relaxed);
         inner.home_waiting[home].fetch_add(1, Ordering::SeqCst);
         let waited = Waiting { inner, home };
@@ -223,7 +411,7 @@ impl<M: Manager> Pool<M> {
             inner.permits.add_permits(1);
             return Err(PoolError::Closed);
         }
-        Ok(Permit { inner, kept: false })
+        Ok((Permit { inner, kept: false }, micros(started.elapsed())))
     }
 
     /// The occupancy as the timeline defines it: `available`, idle
@@ -249,6 +437,7 @@ impl<M: Manager> Pool<M> {
             } else {
                 waiting.saturating_sub(idle)
             },
+            closed: inner.closed_by(),
         }
     }
 
@@ -277,12 +466,24 @@ impl<M: Manager> Inner<M> {
     /// released (in that order, so whoever the permit wakes finds it): to
     /// its thread's waiters when it has some and no other thread has more
     /// (so its queries stay on the thread whose runtime runs its I/O, and no
-    /// thread's waiters starve), else to the oldest waiter of any thread.
-    fn give_back(&self, slot: Slot<M::Type>) {
+    /// thread's waiters starve), else to the oldest waiter of any thread; or
+    /// closed, its lifetime over.
+    fn give_back(&self, mut slot: Slot<M::Type>) {
         if self.permits.is_closed() {
             self.size.fetch_sub(1, Ordering::AcqRel);
             drop(slot);
             return;
+        }
+        if self.active || self.stamps_idle {
+            let now = Instant::now();
+            if slot.expired(now) {
+                self.close(slot, Cause::Lifetime);
+                self.permits.add_permits(1);
+                return;
+            }
+            if self.stamps_idle {
+                slot.idle_since = Some(now);
+            }
         }
         let home = slot.home;
         lock(&self.idle[home]).push_back(slot);
@@ -315,6 +516,153 @@ impl<M: Manager> Inner<M> {
         if let Ok(p) = self.handoff[home].try_acquire_many(n as u32) {
             p.forget();
             self.permits.add_permits(n);
+        }
+    }
+
+    /// Opens a connection (within `create_timeout`).
+    async fn create(&self) -> Result<M::Type, PoolError<M::Error>> {
+        // Boxed: opening a connection is a large state machine (TCP, TLS,
+        // authentication) that nearly no request runs; inline, it would
+        // make every request's future as large, to be set up and moved
+        // each time.
+        let create = Box::pin(self.manager.create());
+        let created = match self.create_timeout {
+            Some(limit) => tokio::time::timeout(limit, create)
+                .await
+                .map_err(|_| PoolError::Timeout(TimeoutType::Create))?,
+            None => create.await,
+        };
+        created.map_err(PoolError::Backend)
+    }
+
+    /// A connection just opened on thread `home`, with its lifetime drawn.
+    fn slot(&self, obj: M::Type, home: usize) -> Slot<M::Type> {
+        let expires = self.rules.max_lifetime.map(|lifetime| {
+            let spread = if self.rules.lifetime_jitter > 0.0 {
+                let u = lock(&self.spread).next_f64();
+                lifetime.mul_f64(self.rules.lifetime_jitter * u)
+            } else {
+                Duration::ZERO
+            };
+            Instant::now() + lifetime.saturating_sub(spread)
+        });
+        Slot {
+            obj,
+            metrics: Metrics::default(),
+            home,
+            expires,
+            idle_since: None,
+        }
+    }
+
+    /// Closes a connection the pool counted, for `cause`.
+    fn close(&self, slot: Slot<M::Type>, cause: Cause) {
+        self.size.fetch_sub(1, Ordering::AcqRel);
+        self.count(cause);
+        drop(slot);
+    }
+
+    fn count(&self, cause: Cause) {
+        self.closed[cause as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn closed_by(&self) -> ClosedBy {
+        let n = |c: Cause| self.closed[c as usize].load(Ordering::Relaxed);
+        ClosedBy {
+            lifetime: n(Cause::Lifetime),
+            idle: n(Cause::Idle),
+            check: n(Cause::Check),
+            error: n(Cause::Error),
+        }
+    }
+
+    fn available(&self) -> usize {
+        self.idle.iter().map(|q| lock(q).len()).sum()
+    }
+
+    /// Closes the idle connections past their lifetime, then those idle
+    /// past the idle timeout, oldest first, while more than `min_idle`
+    /// are idle.
+    fn reap(&self, now: Instant) {
+        let mut idle = self.available();
+        for queue in &self.idle {
+            let mut closing = Vec::new();
+            {
+                let mut q = lock(queue);
+                let mut i = 0;
+                while i < q.len() {
+                    let s = &q[i];
+                    let cause = if s.expired(now) {
+                        Some(Cause::Lifetime)
+                    } else if idle > self.rules.min_idle
+                        && self.rules.idle_timeout.is_some_and(|t| s.idle_for(now) > t)
+                    {
+                        Some(Cause::Idle)
+                    } else {
+                        None
+                    };
+                    match cause.and_then(|c| q.remove(i).map(|s| (s, c))) {
+                        Some(gone) => {
+                            idle -= 1;
+                            closing.push(gone);
+                        }
+                        None => i += 1,
+                    }
+                }
+            }
+            for (slot, cause) in closing {
+                self.close(slot, cause);
+            }
+        }
+    }
+
+    /// Checks each connection idle past `keepalive`: back to its idle list
+    /// if it passes, closed if not.
+    async fn keep_alive(&self)
+    where
+        M: Checks,
+    {
+        let Some(keepalive) = self.rules.keepalive else {
+            return;
+        };
+        for queue in &self.idle {
+            let now = Instant::now();
+            let due: Vec<_> = {
+                let mut q = lock(queue);
+                let (due, kept): (Vec<_>, Vec<_>) =
+                    q.drain(..).partition(|s| s.idle_for(now) > keepalive);
+                q.extend(kept);
+                due
+            };
+            for mut slot in due {
+                if self.manager.check(&mut slot.obj).await {
+                    slot.idle_since = Some(Instant::now());
+                    lock(&self.idle[slot.home]).push_back(slot);
+                } else {
+                    self.close(slot, Cause::Check);
+                }
+            }
+        }
+    }
+
+    /// Opens connections while fewer than `min_idle` are idle and the pool
+    /// is below its size.
+    async fn refill(&self, home: usize) {
+        while self.available() < self.rules.min_idle && !self.permits.is_closed() {
+            if self.size.fetch_add(1, Ordering::AcqRel) >= self.max_size {
+                self.size.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+            let opening = Opening(self);
+            let Ok(obj) = self.create().await else {
+                // Tried again next tick; the requests see the server's
+                // refusal themselves.
+                return;
+            };
+            std::mem::forget(opening);
+            let mut slot = self.slot(obj, home);
+            slot.idle_since = Some(Instant::now());
+            lock(&self.idle[home]).push_back(slot);
         }
     }
 }
@@ -390,11 +738,19 @@ struct Live<'a, M: Manager> {
     slot: Option<Slot<M::Type>>,
 }
 
+impl<M: Manager> Live<'_, M> {
+    /// Closes it for `cause`.
+    fn close(&mut self, cause: Cause) {
+        if let Some(slot) = self.slot.take() {
+            self.inner.close(slot, cause);
+        }
+    }
+}
+
 impl<M: Manager> Drop for Live<'_, M> {
     fn drop(&mut self) {
-        if self.slot.take().is_some() {
-            self.inner.size.fetch_sub(1, Ordering::AcqRel);
-        }
+        // Abandoned during its check: closed, as a failed one.
+        self.close(Cause::Error);
     }
 }
 
@@ -426,6 +782,7 @@ impl<M: Manager> Object<M> {
         let mut slot = this.slot.take().expect("an object holds its connection");
         this.pool.manager.detach(&mut slot.obj);
         this.pool.size.fetch_sub(1, Ordering::AcqRel);
+        this.pool.count(Cause::Error);
         this.pool.permits.add_permits(1);
         slot.obj
     }
@@ -462,10 +819,12 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
 
-    /// Numbered objects; recycling fails for the numbers in `bad`.
+    /// Numbered objects; recycling fails for the numbers in `bad`, the
+    /// lifecycle's check for those in `sick`.
     struct Numbers {
         next: AtomicU32,
         bad: Mutex<Vec<u32>>,
+        sick: Mutex<Vec<u32>>,
     }
 
     impl Manager for Numbers {
@@ -487,28 +846,39 @@ mod tests {
         }
     }
 
+    impl Checks for Numbers {
+        async fn check(&self, n: &mut u32) -> bool {
+            !lock(&self.sick).contains(n)
+        }
+    }
+
+    fn got(r: Result<(Object<Numbers>, Took), PoolError<String>>) -> Object<Numbers> {
+        r.map(|(o, _)| o).expect("a connection")
+    }
+
     fn pool(max: usize, homes: usize, wait: Option<Duration>) -> Pool<Numbers> {
         let m = Numbers {
             next: AtomicU32::new(0),
             bad: Mutex::new(Vec::new()),
+            sick: Mutex::new(Vec::new()),
         };
-        Pool::new(m, max, homes, wait, None)
+        Pool::new(m, max, homes, wait, None, Rules::default())
     }
 
     #[tokio::test]
     async fn a_thread_takes_its_own_idle_connections_first() {
         let p = pool(4, 2, None);
-        let a = p.get(0).await.unwrap();
-        let b = p.get(1).await.unwrap();
+        let a = got(p.get(0).await);
+        let b = got(p.get(1).await);
         assert_eq!((*a, *b), (0, 1));
         drop(a);
         drop(b);
         // Thread 1 gets its own connection back, not thread 0's older one.
-        assert_eq!(*p.get(1).await.unwrap(), 1);
-        assert_eq!(*p.get(0).await.unwrap(), 0);
+        assert_eq!(*got(p.get(1).await), 1);
+        assert_eq!(*got(p.get(0).await), 0);
         // With none of its own idle, a thread takes another's before opening.
-        let b = p.get(1).await.unwrap();
-        let a = p.get(1).await.unwrap();
+        let b = got(p.get(1).await);
+        let a = got(p.get(1).await);
         assert_eq!((*b, *a), (1, 0));
         assert_eq!(p.status().size, 2);
     }
@@ -516,17 +886,17 @@ mod tests {
     #[tokio::test]
     async fn never_more_than_max_size_and_waiters_time_out() {
         let p = pool(2, 2, Some(Duration::from_millis(20)));
-        let a = p.get(0).await.unwrap();
-        let b = p.get(1).await.unwrap();
+        let a = got(p.get(0).await);
+        let b = got(p.get(1).await);
         assert!(matches!(
-            p.get(0).await,
+            p.get(0).await.map(|(o, _)| o),
             Err(PoolError::Timeout(TimeoutType::Wait))
         ));
         let s = p.status();
         assert_eq!((s.size, s.available, s.waiting), (2, 0, 0));
         drop(a);
         // The waiter gets the connection given back, whatever its thread.
-        assert_eq!(*p.get(1).await.unwrap(), 0);
+        assert_eq!(*got(p.get(1).await), 0);
         drop(b);
         assert_eq!(p.status().size, 2);
     }
@@ -587,33 +957,36 @@ mod tests {
     #[tokio::test]
     async fn a_failed_recycle_check_drops_the_connection_and_opens_another() {
         let p = pool(1, 1, None);
-        drop(p.get(0).await.unwrap());
+        drop(got(p.get(0).await));
         lock(&p.inner.manager.bad).push(0);
-        assert_eq!(*p.get(0).await.unwrap(), 1);
+        assert_eq!(*got(p.get(0).await), 1);
         assert_eq!(p.status().size, 1);
     }
 
     #[tokio::test]
     async fn take_and_close_give_the_room_back() {
         let p = pool(1, 1, Some(Duration::from_millis(20)));
-        let a = p.get(0).await.unwrap();
+        let a = got(p.get(0).await);
         assert_eq!(Object::take(a), 0);
         assert_eq!(p.status().size, 0);
-        let b = p.get(0).await.unwrap();
+        let b = got(p.get(0).await);
         assert_eq!(*b, 1);
         p.close();
         drop(b);
         assert_eq!(p.status().size, 0);
-        assert!(matches!(p.get(0).await, Err(PoolError::Closed)));
+        assert!(matches!(
+            p.get(0).await.map(|(o, _)| o),
+            Err(PoolError::Closed)
+        ));
     }
 
     #[tokio::test]
     async fn a_connection_given_to_a_waiter_is_neither_available_nor_waited_for() {
         let p = Arc::new(pool(1, 1, None));
-        let a = p.get(0).await.unwrap();
+        let a = got(p.get(0).await);
         let waiter = tokio::spawn({
             let p = p.clone();
-            async move { *p.get(0).await.unwrap() }
+            async move { *got(p.get(0).await) }
         });
         tokio::task::yield_now().await;
         let s = p.status();
@@ -632,12 +1005,133 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_request_gives_its_permit_back() {
         let p = pool(1, 1, None);
-        let a = p.get(0).await.unwrap();
+        let a = got(p.get(0).await);
         // Waits, then is abandoned (a request timeout).
         let abandoned = tokio::time::timeout(Duration::from_millis(10), p.get(0)).await;
         assert!(abandoned.is_err());
         assert_eq!(p.status().waiting, 0);
         drop(a);
-        assert_eq!(*p.get(0).await.unwrap(), 0);
+        assert_eq!(*got(p.get(0).await), 0);
+    }
+
+    fn with_rules(max: usize, rules: Rules) -> Pool<Numbers> {
+        let m = Numbers {
+            next: AtomicU32::new(0),
+            bad: Mutex::new(Vec::new()),
+            sick: Mutex::new(Vec::new()),
+        };
+        Pool::new(m, max, 1, None, None, rules)
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_its_lifetime_is_replaced_and_counted() {
+        let p = with_rules(
+            1,
+            Rules {
+                max_lifetime: Some(Duration::from_millis(30)),
+                ..Rules::default()
+            },
+        );
+        let (a, took) = p.get(0).await.unwrap();
+        assert!(took.open_us.is_some());
+        drop(a);
+        let (a, took) = p.get(0).await.unwrap();
+        assert_eq!((*a, took.open_us), (0, None));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        // Given back past its lifetime: closed, not kept.
+        drop(a);
+        assert_eq!(p.status().size, 0);
+        assert_eq!(p.status().closed.lifetime, 1);
+        let (b, took) = p.get(0).await.unwrap();
+        assert_eq!(*b, 1);
+        assert!(took.open_us.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_lifetimes_spread_over_the_jitter() {
+        let p = with_rules(
+            1,
+            Rules {
+                max_lifetime: Some(Duration::from_secs(100)),
+                lifetime_jitter: 0.5,
+                ..Rules::default()
+            },
+        );
+        let now = Instant::now();
+        let lives: Vec<Duration> = (0..200)
+            .map(|_| p.inner.slot(0, 0).expires.unwrap() - now)
+            .collect();
+        assert!(lives
+            .iter()
+            .all(|d| *d >= Duration::from_secs(50) && *d <= Duration::from_secs(101)));
+        let early = lives
+            .iter()
+            .filter(|d| **d < Duration::from_secs(75))
+            .count();
+        assert!(
+            (60..140).contains(&early),
+            "{early} of 200 in the first half of the spread"
+        );
+    }
+
+    #[tokio::test]
+    async fn checks_run_by_the_rule_and_a_failed_one_closes_the_connection() {
+        let p = with_rules(
+            2,
+            Rules {
+                check: CheckRule::IfIdleOver(Duration::from_millis(30)),
+                ..Rules::default()
+            },
+        );
+        drop(got(p.get(0).await));
+        // Idle a moment: not checked.
+        let (a, took) = p.get(0).await.unwrap();
+        assert_eq!(took.check_us, None);
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let (a, took) = p.get(0).await.unwrap();
+        assert!(took.check_us.is_some());
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        lock(&p.inner.manager.sick).push(0);
+        // Its check fails: closed, and another opened.
+        let (b, took) = p.get(0).await.unwrap();
+        assert_eq!(*b, 1);
+        assert!(took.check_us.is_some() && took.open_us.is_some());
+        assert_eq!(p.status().closed.check, 1);
+    }
+
+    #[tokio::test]
+    async fn upkeep_reaps_idle_connections_down_to_min_idle_and_refills() {
+        let p = with_rules(
+            3,
+            Rules {
+                idle_timeout: Some(Duration::from_millis(40)),
+                min_idle: 1,
+                ..Rules::default()
+            },
+        );
+        let task = tokio::spawn(p.upkeep(0));
+        let (a, b) = (got(p.get(0).await), got(p.get(0).await));
+        drop((a, b));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let s = p.status();
+        assert_eq!((s.size, s.available, s.closed.idle), (1, 1, 1));
+        p.close();
+        task.await.unwrap();
+
+        // min_idle kept by opening.
+        let p = with_rules(
+            3,
+            Rules {
+                min_idle: 2,
+                ..Rules::default()
+            },
+        );
+        let task = tokio::spawn(p.upkeep(0));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(p.status().available, 2);
+        p.close();
+        task.await.unwrap();
     }
 }

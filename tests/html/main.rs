@@ -184,9 +184,9 @@ async fn report_html_shows_the_run_offline() {
         seen += 1;
     }
     // 7 phases of fresh (connect, tcp, tls, startup, query, close, total),
-    // 6 of the pool (its connections' tcp, tls, startup; acquire, query,
-    // total), 2 queries each, 7 numbers a row.
-    assert_eq!(seen, (7 + 6 + 2 * 2) * 7, "{phases:?}");
+    // 7 of the pool (its connections' tcp, tls, startup; acquire, wait,
+    // query, total), 2 queries each, 7 numbers a row.
+    assert_eq!(seen, (7 + 7 + 2 * 2) * 7, "{phases:?}");
     for (name, _, stat, text) in cells(&mut b, "#strategies-table tr") {
         let s = strategy(&report, &name);
         let expected = match stat.as_str() {

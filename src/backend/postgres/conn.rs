@@ -74,6 +74,10 @@ impl Connection for PgConnection {
         self.turns.as_ref().map(Turns::now)
     }
 
+    fn forget_statements(&mut self) {
+        self.wire.forget_statements();
+    }
+
     /// Terminate, then the socket, is the close: its statements are not
     /// closed one by one first, a round trip no application pays to close
     /// a connection (libpq, asyncpg, JDBC send Terminate alone; the backend

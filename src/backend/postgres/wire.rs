@@ -174,6 +174,12 @@ impl Wire {
         self.round_trip(true).await
     }
 
+    /// Forgets the named statements this session prepared (the server
+    /// dropped them: DISCARD ALL); the next call prepares its own again.
+    pub fn forget_statements(&mut self) {
+        self.prepared.clear();
+    }
+
     /// Whether the session is known to be unusable, checked without
     /// waiting: a broken call, the server's end of the socket closed, or a
     /// fatal error sent while it sat idle (a server shutting down). A

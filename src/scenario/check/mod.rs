@@ -12,7 +12,8 @@
 //! budgets); each section of the scenario file is checked in its own file,
 //! as `impl Checker` methods: `run.rs` (`[run]`, `[run.retry]`, the
 //! open-loop keys), `database.rs` (`[database]`, `[setup]`), `pgbouncer.rs`,
-//! `strategies.rs` (`[[strategy]]`, `--only`), `queries.rs` (`[[query]]`,
+//! `strategies.rs` (`[[strategy]]`, `--only`; `lifecycle.rs` a pool's
+//! lifecycle keys and `like`), `queries.rs` (`[[query]]`,
 //! placeholders), `params.rs` (parameter generators), `sweep.rs`,
 //! `network.rs` (`[network]`, `--rtt`); `values.rs` has what they share
 //! (durations, bounded integers, names, and a message's words for a value
@@ -22,6 +23,7 @@
 
 mod checker;
 mod database;
+mod lifecycle;
 mod network;
 mod params;
 mod pgbouncer;

@@ -179,6 +179,18 @@ impl Checker<'_> {
                     ("wait_timeout", raw.wait_timeout.as_ref().map(Given::origin)),
                     ("recycling", raw.recycling.as_ref().map(Given::origin)),
                     ("instances", raw.instances.as_ref().map(Given::origin)),
+                    ("like", raw.like.as_ref().map(Given::origin)),
+                    ("max_lifetime", raw.max_lifetime.as_ref().map(Given::origin)),
+                    (
+                        "lifetime_jitter",
+                        raw.lifetime_jitter.as_ref().map(Given::origin),
+                    ),
+                    ("idle_timeout", raw.idle_timeout.as_ref().map(Given::origin)),
+                    ("min_idle", raw.min_idle.as_ref().map(Given::origin)),
+                    ("check", raw.check.as_ref().map(Given::origin)),
+                    ("check_query", raw.check_query.as_ref().map(Given::origin)),
+                    ("reset", raw.reset.as_ref().map(Given::origin)),
+                    ("keepalive", raw.keepalive.as_ref().map(Given::origin)),
                 ];
                 for (key, value_at) in pool_keys {
                     if let Some(value_at) = value_at {
@@ -263,12 +275,15 @@ impl Checker<'_> {
             Some(n) => self.int_in("instances", n, 1, 1000),
             None => Some(1),
         };
+        let max_size = usize::try_from(max_size?).ok()?;
+        let lifecycle = self.lifecycle(raw, max_size);
         Some(PoolSettings {
-            max_size: usize::try_from(max_size?).ok()?,
+            max_size,
             min_size: usize::try_from(min_size?).ok()?,
             wait_timeout,
             recycling: recycling?,
             instances: usize::try_from(instances?).ok()?,
+            lifecycle: lifecycle?,
         })
     }
 }

@@ -286,6 +286,7 @@ mod tests {
                 offered: None,
                 achieved: None,
                 expired: None,
+                churn: Default::default(),
                 hdr: BTreeMap::from([("total".to_string(), Hdr::text(encode_histogram(&h)))]),
             });
         }

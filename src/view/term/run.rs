@@ -220,6 +220,16 @@ pub fn tables(report: &Report) -> String {
         out.push('\n');
         out.push_str(&explanation(e, &report.server));
     }
+    for s in &report.strategies {
+        let lines = crate::report::explain::pool_lines(s, report.network.as_ref());
+        if !lines.is_empty() {
+            out.push('\n');
+            for line in lines {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    }
 
     let errors: Vec<String> = report.strategies.iter().filter_map(error_line).collect();
     if !errors.is_empty() {

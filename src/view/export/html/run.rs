@@ -165,8 +165,13 @@ fn phase_style(phase: &str) -> (charts::Rgb, bool) {
         "tls" => (p[3], true),
         "startup" => (p[4], true),
         "acquire" => (p[2], false),
+        // The parts of acquire dashed, as connect's are.
+        "wait" => (p[2], true),
+        "open" => (p[1], true),
+        "check" => (p[3], false),
         "query" => (p[0], false),
         "close" => (p[1], false),
+        "reset" => (p[5], false),
         "queue" => (p[6], false),
         "service" => (p[0], true),
         "total" => (charts::INK, true),
@@ -420,13 +425,19 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
         };
 
         // The three charts share the time axis, the round marks and a size.
-        let mut figure = |title: String, y: Axis, lines, legend, caption: String| -> Result<()> {
+        let mut figure = |title: String,
+                          y: Axis,
+                          lines,
+                          legend,
+                          caption: String,
+                          marks: &[Rule]|
+         -> Result<()> {
             let chart = LineChart {
                 title,
                 x: x_axis.clone(),
                 y,
                 lines,
-                rules: rules.clone(),
+                rules: rules.iter().chain(marks).cloned().collect(),
                 height: 240,
                 legend,
             };
@@ -444,8 +455,18 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
             throughput,
             Legend::LowerRight,
             format!("{}: requests completed and failed, per second", s.name),
+            &[],
         )?;
 
+        // Storms, marked at their second on the latency chart.
+        let storms: Vec<Rule> = s
+            .storms
+            .iter()
+            .map(|st| Rule {
+                x: x_of(st.round, st.second),
+                label: format!("storm: {} replaced", st.replaced),
+            })
+            .collect();
         let latency = vec![
             Line::new(
                 "p50",
@@ -463,7 +484,16 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
             Axis::linear("latency (ms)", 0.0, max_y(&latency) * 1.1),
             latency,
             Legend::UpperRight,
-            format!("{}: total latency of the requests of each second", s.name),
+            if s.storms.is_empty() {
+                format!("{}: total latency of the requests of each second", s.name)
+            } else {
+                format!(
+                    "{}: total latency of the requests of each second; each storm (a second \
+                     in which the pool replaced more than a third of its connections) is marked",
+                    s.name
+                )
+            },
+            &storms,
         )?;
 
         let connections: Vec<Line> = [
@@ -478,6 +508,9 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
             // Open loop: requests being served, and arrivals waiting.
             ("in flight", 1, |r| r.in_flight),
             ("queued", 5, |r| r.queued),
+            // A pool's connections opened and closed in the second.
+            ("opened", 6, |r| r.churn.opened),
+            ("closed", 7, |r| r.churn.closed),
         ]
         .into_iter()
         .map(|(name, c, f)| Line::new(name, color(c), series(&|r| f(r).map(|v| v as f64))))
@@ -491,6 +524,7 @@ fn timelines(page: &mut Page, report: &Report) -> Result<()> {
                 connections,
                 Legend::UpperRight,
                 caption,
+                &[],
             )?;
         }
     }
@@ -517,6 +551,9 @@ fn connections_caption(s: &StrategyReport, lines: &[Line]) -> String {
     }
     if has("in flight") {
         parts.push("requests in service and arrivals queued for a handler".into());
+    }
+    if has("opened") {
+        parts.push("the connections the pool opened and closed in the second".into());
     }
     format!("{}: {}", s.name, parts.join("; "))
 }
