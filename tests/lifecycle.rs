@@ -14,7 +14,12 @@ use common::{on_server, poolbench, read_report, show, stdout, u, write_scenario}
 /// and returns its report and stdout. The server trusts its clients
 /// without TLS: a connection opens in two round trips and little CPU, so
 /// that the tests stay about the pool on a loaded machine.
+/// One run at a time: the storms' and checks' timings are compared with
+/// the run's own other seconds, which a neighbour's load would blur.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn run(body: &str, extra: &[&str]) -> (Value, String) {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = EmbeddedServer::start(&EmbeddedOptions {
         auth: AuthMethod::Trust,
         tls: false,

@@ -376,6 +376,7 @@ fn strategy(o: &Observed, from: SystemTime) -> StrategyReport {
                 offered: None,
                 achieved: None,
                 expired: None,
+                churn: Default::default(),
                 server_backends: None,
                 pgbouncer: None,
                 hdr: crate::metrics::packed::Hdr::of(&s.total)
@@ -404,6 +405,8 @@ fn strategy(o: &Observed, from: SystemTime) -> StrategyReport {
         kind: Kind::Observed,
         generator_saturated: None,
         generator_lag_max_us: None,
+        // The application's pool is its own: its replacements are not seen.
+        storms: Vec::new(),
         expired: None,
         settings: serde_json::json!({}),
         requests: o.transactions,

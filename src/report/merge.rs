@@ -473,7 +473,7 @@ fn merge_strategy(
                     .filter_map(|p| p.strategy.max_server_connections)
                     .sum(),
             ),
-            Kind::Fresh => Vec::new(),
+            Kind::Fresh | Kind::Observed => Vec::new(),
         },
         timeline,
         transactions: parts

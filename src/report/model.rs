@@ -424,6 +424,10 @@ pub struct StrategyReport {
     /// `watch`: what the application's connections did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<ObservedReport>,
+    /// Seconds in which the pools replaced more than a third of their
+    /// connections (`storms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storms: Vec<Storm>,
 }
 
 /// What `watch` saw of an application's connections beyond the phases.
@@ -464,10 +468,6 @@ pub struct ObservedSecond {
     pub transactions: u64,
     pub errors: u64,
     pub peak_in_transaction: u64,
-    /// Seconds in which the pools replaced more than a third of their
-    /// connections (`storms`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub storms: Vec<Storm>,
 }
 
 /// Round trips: of each connection's setup (the TCP handshake to

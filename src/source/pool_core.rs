@@ -904,14 +904,14 @@ mod tests {
     #[tokio::test]
     async fn a_connection_given_back_goes_to_a_waiter_of_its_thread_first() {
         let p = Arc::new(pool(2, 2, None));
-        let a = p.get(0).await.unwrap();
-        let b = p.get(1).await.unwrap();
+        let a = p.get(0).await.unwrap().0;
+        let b = p.get(1).await.unwrap().0;
         assert_eq!((*a, *b), (0, 1));
         // Thread 1's request waits first, then thread 0's.
         let waiter = |home: usize| {
             let p = p.clone();
             // The connection is kept, not given back at once.
-            tokio::spawn(async move { p.get(home).await.unwrap() })
+            tokio::spawn(async move { p.get(home).await.unwrap().0 })
         };
         let first = waiter(1);
         tokio::task::yield_now().await;
@@ -928,15 +928,15 @@ mod tests {
         assert_eq!(p.status().waiting, 0);
         drop((first, second));
         // With no waiter of its own thread, the oldest of any thread gets it.
-        let a = p.get(0).await.unwrap();
-        let b = p.get(0).await.unwrap();
+        let a = p.get(0).await.unwrap().0;
+        let b = p.get(0).await.unwrap().0;
         let other = waiter(1);
         tokio::task::yield_now().await;
         drop(a);
         assert_eq!(*other.await.unwrap(), 0);
         drop(b);
         // Nothing is left waiting for nobody: both permits are back.
-        let (c, d) = (p.get(1).await.unwrap(), p.get(1).await.unwrap());
+        let (c, d) = (p.get(1).await.unwrap().0, p.get(1).await.unwrap().0);
         assert_eq!(p.status().size, 2);
         drop((c, d));
     }
@@ -944,14 +944,14 @@ mod tests {
     #[tokio::test]
     async fn a_handoff_to_waiters_that_gave_up_returns_to_the_pool() {
         let p = pool(1, 2, Some(Duration::from_millis(10)));
-        let a = p.get(0).await.unwrap();
+        let a = p.get(0).await.unwrap().0;
         assert!(matches!(
             p.get(0).await,
             Err(PoolError::Timeout(TimeoutType::Wait))
         ));
         drop(a);
         // Thread 1 finds the permit, though it was not its thread's.
-        assert_eq!(*p.get(1).await.unwrap(), 0);
+        assert_eq!(*p.get(1).await.unwrap().0, 0);
     }
 
     #[tokio::test]

@@ -157,6 +157,9 @@ fn is_part_of_total(phase: &str) -> bool {
 /// `startup` (drawn beside the `connect` they make up) are dashed, each in
 /// a colour of its own (`startup`, most of a connect, in connect's), as
 /// are open loop's `service` (in query's) and the `total`.
+/// A grey as dark as the palette's colours, for the phases beyond its pairs.
+const SLATE: charts::Rgb = plotters::style::RGBColor(0x66, 0x66, 0x66);
+
 fn phase_style(phase: &str) -> (charts::Rgb, bool) {
     let p = charts::PALETTE;
     match phase {
@@ -175,10 +178,11 @@ fn phase_style(phase: &str) -> (charts::Rgb, bool) {
         "queue" => (p[6], false),
         "service" => (p[0], true),
         "total" => (charts::INK, true),
-        // `watch`'s, per connection.
-        "idle" => (p[1], true),
-        "lifetime" => (p[2], true),
-        _ => (p[6], true),
+        "lag" => (p[6], true),
+        // `watch`'s, per connection: the palette's pairs are all taken.
+        "idle" => (charts::INK, false),
+        "lifetime" => (SLATE, true),
+        _ => (SLATE, false),
     }
 }
 
