@@ -40,6 +40,8 @@ pub fn scram_verifier(password: &str, iterations: u32, salt: &[u8; 16]) -> Strin
     use sha2::Digest;
     type HmacSha256 = hmac::Hmac<sha2::Sha256>;
     let mac = |key: &[u8], data: &[&[u8]]| -> [u8; 32] {
+        // Cannot fail: HMAC (RFC 2104) takes a key of any length, hashing a
+        // long one; `new_from_slice` errs only for fixed-key MACs.
         let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
         for d in data {
             m.update(d);
