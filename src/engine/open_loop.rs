@@ -224,7 +224,7 @@ pub async fn serve<S: Service>(
                 due += 1;
             } else {
                 rejected += 1;
-                tally.borrow_mut().expire(at, now, full.clone());
+                tally.borrow_mut().expire(at, now, &full);
             }
             next = schedule.next();
             intended = intended_of(next.1);
@@ -270,9 +270,7 @@ fn expire_head<S: Service>(desk: &Desk, ctx: &Ctx<S>, now: Instant) -> u64 {
         if now < after(a.intended, ctx.request_timeout) {
             break;
         }
-        ctx.tally
-            .borrow_mut()
-            .expire(a.intended, now, ctx.expired.clone());
+        ctx.tally.borrow_mut().expire(a.intended, now, &ctx.expired);
         queue.pop_front();
         n += 1;
     }
@@ -313,7 +311,7 @@ async fn handle<S: Service>(desk: Rc<Desk>, ctx: Rc<Ctx<S>>) {
         if taken >= after(arrival.intended, ctx.request_timeout) {
             ctx.tally
                 .borrow_mut()
-                .expire(arrival.intended, taken, ctx.expired.clone());
+                .expire(arrival.intended, taken, &ctx.expired);
             ctx.live.expired.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -353,7 +351,7 @@ async fn handle<S: Service>(desk: Rc<Desk>, ctx: Rc<Ctx<S>>) {
             let now = Instant::now();
             ctx.tally
                 .borrow_mut()
-                .expire(arrival.intended, now, ctx.expired.clone());
+                .expire(arrival.intended, now, &ctx.expired);
             continue;
         }
         if retries > 0 {

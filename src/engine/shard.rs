@@ -87,7 +87,7 @@ pub async fn run<S: Service>(
                 lives.push(live);
             }
             Err(e) => failures.count(
-                ErrorClass::Other,
+                &ErrorClass::Other,
                 &format!("cannot start a worker thread: {e}"),
             ),
         }
@@ -102,7 +102,7 @@ pub async fn run<S: Service>(
             Some(Ok(d)) => startup = startup.max(d),
             // A pool that cannot fill still runs: its requests will show
             // why. The fill is not a request: it is kept apart.
-            Some(Err(e)) => failures.count(e.class, &format!("before measuring: {}", e.message)),
+            Some(Err(e)) => failures.count(&e.class, &format!("before measuring: {}", e.message)),
             None => break,
         }
     }
@@ -147,7 +147,7 @@ pub async fn run<S: Service>(
                 }
             }
             Err(_) => failures.count(
-                ErrorClass::Other,
+                &ErrorClass::Other,
                 "a worker thread ended without its results",
             ),
         }
@@ -379,7 +379,7 @@ async fn run_workers<S: Service>(
     let mut lost = ErrorCounts::default();
     for h in handles {
         if let Err(e) = h.await {
-            lost.count(ErrorClass::Other, &format!("worker failed: {e}"));
+            lost.count(&ErrorClass::Other, &format!("worker failed: {e}"));
         }
     }
     let mut end = tally.borrow_mut().finish();

@@ -62,17 +62,8 @@ impl Tally {
             Ok(_) => self.live.requests.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.live.errors.fetch_add(1, Ordering::Relaxed),
         };
-        if intended < self.window.measure_start {
+        if !self.enter(intended, end) {
             return;
-        }
-        self.last_end = self.last_end.max(Some(end));
-        // A request still running at the deadline counts in the last second.
-        let second = end
-            .saturating_duration_since(self.window.measure_start)
-            .as_secs()
-            .min(self.last_second);
-        if second != self.interval.second {
-            self.hand_over(Interval::new(second));
         }
         self.recorder.retries += u64::from(retries);
         match result {
@@ -87,18 +78,39 @@ impl Tally {
                 self.interval.phases.record(&t);
                 self.interval.requests += 1;
             }
-            Err(e) => {
-                self.recorder.errors.count(e.class, &e.message);
-                self.interval.errors += 1;
-            }
+            Err(e) => self.count_error(&e),
         }
+    }
+
+    /// Whether a request meant to start at `intended` is measured; if so,
+    /// moves to the second `end` falls in (a request still running at the
+    /// deadline counts in the last second).
+    fn enter(&mut self, intended: Instant, end: Instant) -> bool {
+        if intended < self.window.measure_start {
+            return false;
+        }
+        self.last_end = self.last_end.max(Some(end));
+        let second = end
+            .saturating_duration_since(self.window.measure_start)
+            .as_secs()
+            .min(self.last_second);
+        if second != self.interval.second {
+            self.hand_over(Interval::new(second));
+        }
+        true
+    }
+
+    fn count_error(&mut self, e: &RequestError) {
+        self.recorder.errors.count(&e.class, &e.message);
+        self.interval.errors += 1;
     }
 
     /// Open loop: an arrival counted as `error` (request_timeout) at `end`
     /// without being sent: in the errors, and in its second's `expired`.
-    pub fn expire(&mut self, intended: Instant, end: Instant, error: RequestError) {
-        self.record(0, intended, end, Err(error), 0);
-        if intended >= self.window.measure_start {
+    pub fn expire(&mut self, intended: Instant, end: Instant, error: &RequestError) {
+        self.live.errors.fetch_add(1, Ordering::Relaxed);
+        if self.enter(intended, end) {
+            self.count_error(error);
             self.interval.expired += 1;
         }
     }

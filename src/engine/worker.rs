@@ -147,7 +147,8 @@ pub async fn attempt<S: Service>(
         };
         let backoff = match (&result, retry) {
             (Err(e), Some(policy))
-                if retries + 1 < policy.max_attempts && policy.on.contains(&e.class.name()) =>
+                if retries + 1 < policy.max_attempts
+                    && policy.on.iter().any(|c| *c == e.class.name()) =>
             {
                 policy.backoff
             }

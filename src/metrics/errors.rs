@@ -105,19 +105,21 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    pub fn name(&self) -> String {
-        match self {
-            ErrorClass::TooManyConnections => "too_many_connections".into(),
-            ErrorClass::AuthFailed => "auth_failed".into(),
-            ErrorClass::PoolTimeout => "pool_timeout".into(),
-            ErrorClass::ConnectTimeout => "connect_timeout".into(),
-            ErrorClass::ConnectionRefused => "connection_refused".into(),
-            ErrorClass::ServerShutdown => "server_shutdown".into(),
-            ErrorClass::ConnectionLost => "connection_lost".into(),
-            ErrorClass::RequestTimeout => "request_timeout".into(),
-            ErrorClass::Query(code) => format!("query_error:{code}"),
-            ErrorClass::Other => "other".into(),
-        }
+    /// Its name in reports: borrowed but for a SQLSTATE's.
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
+        let name = match self {
+            ErrorClass::TooManyConnections => "too_many_connections",
+            ErrorClass::AuthFailed => "auth_failed",
+            ErrorClass::PoolTimeout => "pool_timeout",
+            ErrorClass::ConnectTimeout => "connect_timeout",
+            ErrorClass::ConnectionRefused => "connection_refused",
+            ErrorClass::ServerShutdown => "server_shutdown",
+            ErrorClass::ConnectionLost => "connection_lost",
+            ErrorClass::RequestTimeout => "request_timeout",
+            ErrorClass::Query(code) => return format!("query_error:{code}").into(),
+            ErrorClass::Other => "other",
+        };
+        name.into()
     }
 }
 
@@ -129,13 +131,22 @@ pub struct ErrorCounts {
 }
 
 impl ErrorCounts {
-    pub fn count(&mut self, class: ErrorClass, message: &str) {
+    pub fn count(&mut self, class: &ErrorClass, message: &str) {
         let name = class.name();
-        let samples = self.samples.entry(name.clone()).or_default();
-        if samples.len() < SAMPLES_PER_CLASS && !samples.iter().any(|s| s == message) {
-            samples.push(message.to_string());
+        // A class seen before (nearly every error of a run that has many,
+        // e.g. an overloaded open loop's expired arrivals): no allocation.
+        if let Some(n) = self.counts.get_mut(&*name) {
+            *n += 1;
+            if let Some(samples) = self.samples.get_mut(&*name) {
+                if samples.len() < SAMPLES_PER_CLASS && !samples.iter().any(|s| s == message) {
+                    samples.push(message.to_string());
+                }
+            }
+            return;
         }
-        *self.counts.entry(name).or_default() += 1;
+        self.samples
+            .insert(name.to_string(), vec![message.to_string()]);
+        self.counts.insert(name.into_owned(), 1);
     }
 
     pub fn total(&self) -> u64 {
@@ -193,9 +204,9 @@ mod tests {
     fn samples_are_bounded_and_distinct() {
         let mut c = ErrorCounts::default();
         for i in 0..10 {
-            c.count(ErrorClass::PoolTimeout, &format!("timeout {}", i % 5));
+            c.count(&ErrorClass::PoolTimeout, &format!("timeout {}", i % 5));
         }
-        c.count(ErrorClass::PoolTimeout, "timeout 0");
+        c.count(&ErrorClass::PoolTimeout, "timeout 0");
         assert_eq!(c.counts["pool_timeout"], 11);
         assert_eq!(c.samples["pool_timeout"].len(), SAMPLES_PER_CLASS);
     }

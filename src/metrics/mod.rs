@@ -567,7 +567,7 @@ mod tests {
         a.record_success(0, &t);
         b.record_success(1, &t);
         b.errors
-            .count(ErrorClass::TooManyConnections, "sorry, too many clients");
+            .count(&ErrorClass::TooManyConnections, "sorry, too many clients");
         a.merge(&b);
         assert_eq!(a.requests, 2);
         assert_eq!(a.phases.count(Phase::Connect), 2);

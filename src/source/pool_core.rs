@@ -13,13 +13,16 @@
 //! pool is still one pool of `max_size`, as deadpool's is: a request waits
 //! only when every connection is in use. A connection given back goes to a
 //! waiter of its own thread when that thread has waiters and no other
-//! thread has more; otherwise waiters are served in arrival order whatever
-//! their thread (tokio's fair semaphore). Served strictly in arrival order,
-//! each waiter took a connection of the other thread as often as not, and
-//! every query of it then crossed threads: with open loop's many waiters
-//! (more handlers than connections), that made the pool several times
-//! slower than in closed loop (docs/performance.md, "open loop (issue
-//! 36)").
+//! thread has more than twice as many; otherwise waiters are served in
+//! arrival order whatever their thread (tokio's fair semaphore). Which
+//! waiter gets it does not change how many wait (every connection is busy
+//! whenever one does), nor so the mean wait; it keeps the queries on the
+//! thread whose runtime sees their answers. Served strictly in arrival
+//! order, each waiter took a connection of the other thread as often as
+//! not, and every query of it then crossed threads: with open loop's many
+//! waiters (more handlers than connections), that made the pool several
+//! times slower than in closed loop (docs/performance.md, "open loop
+//! (issue 36)" and "open loop, second step").
 //!
 //! The rest follows deadpool 0.13's `managed::Pool`, whose `Manager` trait
 //! (create, recycle, detach), `Metrics` and `PoolError` it uses: a permit
@@ -168,6 +171,15 @@ struct Inner<M: Manager> {
 }
 
 type IdleList<T> = Mutex<VecDeque<Slot<T>>>;
+
+/// A connection given back goes to its own thread's waiters until another
+/// thread has more than this many times as many waiting (`keeps_home`).
+/// At 1 (the oldest waiter wherever it was, whenever another thread had
+/// more) a waiter took another thread's connection about every other time
+/// in open loop, and each of its queries then crossed threads: at 35,000
+/// arrivals/s the pool wait's p50 was 6.6 ms against 0 when connections
+/// stayed home (docs/performance.md, "open loop, second step").
+const HOME_BIAS: usize = 2;
 
 struct Slot<T> {
     obj: T,
@@ -488,19 +500,33 @@ impl<M: Manager> Inner<M> {
         let home = slot.home;
         lock(&self.idle[home]).push_back(slot);
         let mine = self.home_waiting[home].load(Ordering::SeqCst);
-        let most = self
-            .home_waiting
-            .iter()
-            .map(|w| w.load(Ordering::Relaxed))
-            .max()
-            .unwrap_or(0);
-        if mine > 0 && mine >= most {
+        if mine > 0 && self.keeps_home(mine) {
             self.handoff[home].add_permits(1);
             // Its waiters may all have given up meanwhile.
             self.reclaim(home);
         } else {
             self.permits.add_permits(1);
         }
+    }
+
+    /// Whether a connection given back stays with its own thread's `mine`
+    /// waiters: unless another thread's waiters outnumber them more than
+    /// [`HOME_BIAS`] to one (so that no thread's waiters starve), or the
+    /// pool is smaller than the number of threads (some thread then has no
+    /// connection of its own, and is served in arrival order).
+    fn keeps_home(&self, mine: usize) -> bool {
+        if self.max_size < self.idle.len() {
+            let most = self
+                .home_waiting
+                .iter()
+                .map(|w| w.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0);
+            return mine >= most;
+        }
+        self.home_waiting
+            .iter()
+            .all(|w| w.load(Ordering::Relaxed) <= mine * HOME_BIAS)
     }
 
     /// Moves the permits handed to thread `home`'s waiters back to the pool
@@ -939,6 +965,41 @@ mod tests {
         let (c, d) = (p.get(1).await.unwrap().0, p.get(1).await.unwrap().0);
         assert_eq!(p.status().size, 2);
         drop((c, d));
+    }
+
+    #[tokio::test]
+    async fn a_thread_outnumbered_more_than_two_to_one_gives_to_the_oldest() {
+        let p = Arc::new(pool(2, 2, None));
+        let a = p.get(0).await.unwrap().0;
+        let b = p.get(1).await.unwrap().0;
+        let waiter = |home: usize| {
+            let p = p.clone();
+            tokio::spawn(async move { p.get(home).await.unwrap().0 })
+        };
+        // Three of thread 1 wait, then one of thread 0.
+        let ones: Vec<_> = (0..3).map(|_| waiter(1)).collect();
+        tokio::task::yield_now().await;
+        let zero = waiter(0);
+        tokio::task::yield_now().await;
+        assert_eq!(p.status().waiting, 4);
+        // 3 > 2 x 1: thread 0's connection goes to the oldest waiter, thread
+        // 1's first, not to thread 0's.
+        drop(a);
+        let mut ones = ones.into_iter();
+        let first = ones.next().unwrap().await.unwrap();
+        assert_eq!(*first, 0);
+        // 2 <= 2 x 1: now it stays home (by the old rule, 1 < 2, it went to
+        // thread 1's next waiter and thread 0's waited for `b`).
+        drop(first);
+        let zero = tokio::time::timeout(Duration::from_secs(5), zero)
+            .await
+            .expect("thread 0's waiter got its thread's connection");
+        assert_eq!(*zero.unwrap(), 0);
+        drop(b);
+        for w in ones {
+            drop(w.await.unwrap());
+        }
+        assert_eq!(p.status().waiting, 0);
     }
 
     #[tokio::test]

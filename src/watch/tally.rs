@@ -245,7 +245,7 @@ impl Tally {
     pub fn error(&self, class: ErrorClass, message: &str) {
         self.with(|inner, start| {
             inner.second(start).errors += 1;
-            inner.observed.errors.count(class, message);
+            inner.observed.errors.count(&class, message);
         });
     }
 
