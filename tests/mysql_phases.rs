@@ -1,7 +1,8 @@
-//! MySQL across the link emulator, against a real embedded MariaDB: a
-//! connect split into tcp, tls and startup whose sum is the connect, the
-//! round trips of each setup and request counted under `--rtt 0ms` (with
-//! TLS and without), the explanation lines, `sweep --rtts` fitting the
+//! MySQL's measured connections (poolbench's own client), against a real
+//! embedded MariaDB: a connect split into tcp, tls and startup whose sum
+//! is the connect, with the link emulator and without, the client's CPU
+//! per phase, the round trips of each setup and request counted under
+//! `--rtt 0ms` (with TLS and without), the explanation lines, `sweep --rtts` fitting the
 //! setup cost against the RTT, and a scenario with `?` placeholders that
 //! only a `--dsn mysql://…` flag makes MySQL's.
 
@@ -42,10 +43,11 @@ params = [{ int = [1, 1000] }]
 "#;
 
 /// The fresh strategy's connections: tcp, tls (when `tls`) and startup
-/// timed for each one opened, their means adding up to the connect's; the
-/// round trips of every setup exactly `setup_round_trips`, a fresh
-/// request's two more (prepare, execute), a pooled request's one.
-fn check_phases(r: &Value, tls: bool, setup_round_trips: u64) {
+/// timed for each one opened, their means adding up to the connect's, the
+/// client's CPU split the same way; across the link, the round trips of
+/// every setup exactly `setup_round_trips`, a fresh request's two more
+/// (prepare, execute), a pooled request's one.
+fn check_phases(r: &Value, tls: bool, setup_round_trips: Option<u64>) {
     let (fresh, pool) = (&r["strategies"][0], &r["strategies"][1]);
     let opened = u(&fresh["connections_opened"]);
     assert!(opened > 10, "{fresh}");
@@ -69,6 +71,20 @@ fn check_phases(r: &Value, tls: bool, setup_round_trips: u64) {
         (parts - connect).abs() <= 0.1 * connect + 50.0,
         "tcp + tls + startup = {parts} µs against connect {connect} µs"
     );
+    let cpu = &fresh["setup_cpu"];
+    assert!(f(&cpu["client_us"]["mean_us"]) > 0.0, "{cpu}");
+    assert_eq!(
+        cpu.get("client_tls_us").is_some_and(|v| !v.is_null()),
+        tls,
+        "{cpu}"
+    );
+    let Some(setup_round_trips) = setup_round_trips else {
+        assert!(
+            fresh.get("round_trips").is_none_or(Value::is_null),
+            "no link, no round trips: {fresh}"
+        );
+        return;
+    };
     let connect_rt = &fresh["round_trips"]["connect"];
     assert_eq!(
         (u(&connect_rt["min"]), u(&connect_rt["max"])),
@@ -109,20 +125,21 @@ async fn mysql_connects_in_phases_across_the_link() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write_scenario(tmp.path(), "question-marks", QUESTION_MARKS);
 
-    // With TLS: TCP handshake, greeting, TLS 1.3 handshake, authentication
-    // (mysql_native_password: one exchange), the driver's settings query.
+    // With TLS: TCP handshake, the greeting (it answers the handshake's
+    // last ACK), TLS 1.3 handshake, authentication (mysql_native_password:
+    // one exchange).
     let out = tmp.path().join("tls");
     let o = on_server("run", &file, &dsn, &out, &["--rtt", "0ms"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let r = read_report(&out);
     assert_eq!(r["server"]["engine"], "mariadb", "{}", r["server"]);
     assert_eq!(r["network"]["rtt_ms"], 0.0, "{}", r["network"]);
-    check_phases(&r, true, 5);
+    check_phases(&r, true, Some(4));
     let printed = stdout(&o);
     assert!(
         printed.contains("where per-request's time goes (means):")
-            && printed.contains("SSL request and TLS handshake; the greeting, authentication")
-            && printed.contains("connecting is 5 round trips"),
+            && printed.contains("SSL request and TLS handshake; the greeting and authentication")
+            && printed.contains("connecting is 4 round trips"),
         "{}",
         show(&o)
     );
@@ -134,21 +151,20 @@ async fn mysql_connects_in_phases_across_the_link() {
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let r = read_report(&out);
     assert_eq!(r["server"]["ssl"], false, "{}", r["server"]);
-    check_phases(&r, false, 4);
+    check_phases(&r, false, Some(3));
 
-    // Without the link the driver dials the server itself: the `?`
-    // scenario still runs on the flag's DSN, its connect in one piece.
+    // Without the link: the same phases, timed on the server's own socket
+    // (the `?` scenario still runs on the flag's DSN), and no round trips.
     let out = tmp.path().join("direct");
     let o = on_server("run", &file, &dsn, &out, &[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let r = read_report(&out);
-    let fresh = &r["strategies"][0];
-    assert!(u(&fresh["requests"]) > 10, "{fresh}");
-    assert!(fresh["phases"].get("tcp").is_none(), "{}", fresh["phases"]);
-    assert!(
-        fresh.get("round_trips").is_none_or(Value::is_null),
-        "{fresh}"
-    );
+    assert!(u(&r["strategies"][0]["requests"]) > 10, "{r}");
+    check_phases(&r, true, None);
+    let out = tmp.path().join("direct-plain");
+    let o = on_server("run", &file, &plain, &out, &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    check_phases(&read_report(&out), false, None);
 
     // The same file with a PostgreSQL DSN on the command line is
     // PostgreSQL's: its `?` is refused before anything connects.
@@ -170,8 +186,8 @@ async fn mysql_connects_in_phases_across_the_link() {
     let fit = &sweep["fits"][0];
     let (b, counted) = (f(&fit["b"]), u(&fit["counted_round_trips"]) as f64);
     assert_eq!(
-        counted, 6.0,
-        "7 round trips per fresh request against 1: {fit}"
+        counted, 5.0,
+        "6 round trips per fresh request against 1: {fit}"
     );
     assert!(
         (counted - 3.0..=counted + 4.0).contains(&b),

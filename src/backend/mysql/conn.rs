@@ -1,35 +1,31 @@
-//! A measured MySQL connection behind the [`Connection`] trait: statements
-//! by the binary or the text protocol (`exec.rs`), pool checks by the
-//! driver's ping and COM_RESET_CONNECTION, COM_QUIT to close. Across the
-//! link emulator (`link.rs`) its setup is timed in phases and its round
-//! trips counted; otherwise the driver dials the server itself and its
-//! connect is one step.
+//! A measured MySQL connection behind the [`Connection`] trait, on
+//! poolbench's own wire code: opened by `connect.rs` (phases timed, round
+//! trips counted across the link), statements by the binary or the text
+//! protocol (`wire.rs`), pool checks by COM_PING and COM_RESET_CONNECTION,
+//! COM_QUIT to close.
 
 use std::time::Instant;
 
-use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
-
-use super::errors::request_error;
-use super::exec::{run_statement, Prepared};
-use super::link;
+use super::connect::open;
+use super::errors::wire_error;
+use super::exec::interpolate;
 use super::target::Target;
+use super::wire::Wire;
 use crate::backend::seam::{Connection, Recycling};
 use crate::backend::statement::{Described, Statements};
 use crate::backend::value::Value;
 use crate::metrics::{RequestError, Setup};
 use crate::net::{Emulator, Turns};
 
-/// An open connection, the statements it prepared (`exec.rs`), and
-/// its round-trip counter when it crosses the link emulator.
+/// An open session and its round-trip counter when it crosses the link
+/// emulator.
 pub struct MySqlConnection {
-    conn: Conn,
-    prepared: Prepared,
+    wire: Wire,
     turns: Option<Turns>,
 }
 
-/// A connection just opened: its setup when it crossed the link, and when
-/// it was ready for queries.
+/// A connection just opened: its setup, and when it was ready for
+/// queries.
 pub struct OpenedMySql {
     pub conn: MySqlConnection,
     pub setup: Option<Setup>,
@@ -37,47 +33,34 @@ pub struct OpenedMySql {
 }
 
 impl MySqlConnection {
-    /// Opens one (TCP, the handshake, TLS when asked, authentication),
-    /// bounded by the target's connect timeout: across `link` with its
-    /// phases timed from `started`, or by the driver in one step.
+    /// Opens one (TCP, the greeting, TLS when asked, authentication),
+    /// across `link` when given, its phases timed from `started`, bounded
+    /// by the target's connect timeout.
     pub async fn open(
         target: &Target,
         link: Option<&Emulator>,
         started: Instant,
     ) -> Result<OpenedMySql, RequestError> {
-        match link {
-            Some(link) => {
-                let linked = link::open(target, link, started)
-                    .await
-                    .map_err(|e| request_error(&e))?;
-                Ok(OpenedMySql {
-                    conn: MySqlConnection {
-                        conn: linked.conn,
-                        prepared: Prepared::default(),
-                        turns: Some(linked.turns),
-                    },
-                    setup: Some(linked.setup),
-                    ready_at: linked.ready_at,
-                })
-            }
-            None => match target.connect().await {
-                Ok(conn) => Ok(OpenedMySql {
-                    conn: MySqlConnection {
-                        conn,
-                        prepared: Prepared::default(),
-                        turns: None,
-                    },
-                    setup: None,
-                    ready_at: Instant::now(),
-                }),
-                Err(e) => Err(request_error(&e)),
+        let opened = open(target, link, started)
+            .await
+            .map_err(|e| wire_error(&e))?;
+        Ok(OpenedMySql {
+            conn: MySqlConnection {
+                wire: opened.wire,
+                turns: opened.turns,
             },
-        }
+            setup: Some(opened.setup),
+            ready_at: opened.ready_at,
+        })
     }
 }
 
 impl Connection for MySqlConnection {
-    /// The server reports no parameter types: `described` is not needed.
+    /// Named: prepared once per connection (COM_STMT_PREPARE), then
+    /// COM_STMT_EXECUTE with binary parameters. Unnamed: COM_QUERY with
+    /// the values escaped in place of the `?`s (one round trip, what
+    /// aiomysql and PyMySQL do). The server reports no parameter types:
+    /// `described` is not needed.
     async fn run(
         &mut self,
         sql: &str,
@@ -85,42 +68,42 @@ impl Connection for MySqlConnection {
         values: &[Value],
         statements: Statements,
     ) -> Result<(), RequestError> {
-        run_statement(&mut self.conn, &mut self.prepared, sql, values, statements)
-            .await
-            .map_err(|e| request_error(&e))
+        let done = match statements {
+            Statements::Named => self.wire.execute(sql, values).await,
+            Statements::Unnamed => self.wire.query(&interpolate(sql, values)).await,
+        };
+        done.map_err(|e| wire_error(&e))
     }
 
     async fn simple(&mut self, sql: &str) -> Result<(), RequestError> {
-        self.conn
-            .query_drop(sql)
-            .await
-            .map_err(|e| request_error(&e))
+        self.wire.query(sql).await.map_err(|e| wire_error(&e))
     }
 
     fn is_closed(&mut self) -> bool {
-        self.conn.is_disconnected()
+        self.wire.is_closed()
     }
 
     async fn recycle(&mut self, how: Recycling) -> Result<(), RequestError> {
         let checked = match how {
             Recycling::Fast => Ok(()),
-            Recycling::Verified => self.conn.ping().await,
+            Recycling::Verified => self.wire.ping().await,
             // The server drops the session's statements.
-            Recycling::Clean => {
-                self.prepared.clear();
-                self.conn.reset().await.map(drop)
-            }
+            Recycling::Clean => self.wire.reset().await,
         };
-        checked.map_err(|e| request_error(&e))
+        checked.map_err(|e| wire_error(&e))
     }
 
     fn round_trips(&self) -> Option<u32> {
         self.turns.as_ref().map(Turns::now)
     }
 
+    fn forget_statements(&mut self) {
+        self.wire.forget_statements();
+    }
+
     /// COM_QUIT, as an application's close sends.
     async fn close(self) -> Option<u32> {
-        let _ = self.conn.disconnect().await;
+        self.wire.close().await;
         self.turns.as_ref().map(Turns::now)
     }
 }

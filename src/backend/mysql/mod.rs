@@ -1,24 +1,28 @@
 //! MySQL and MariaDB: a `mysql://` DSN ([`dsn`]) becomes a [`Target`]
 //! ([`target`]: options, redaction, connecting), errors become classes
 //! ([`errors`]), the server is described and its connections counted
-//! ([`facts`]), a statement runs over the binary (prepared) or the text
-//! protocol ([`exec`], with [`placeholders`] finding the `?`s), and the
-//! backend's traits are implemented by [`conn`] (a measured connection,
-//! across the link emulator by [`link`]) and [`admin`] (the session's
-//! own). The driver is mysql_async.
+//! ([`facts`]), and the backend's traits are implemented by [`conn`] (a
+//! measured connection) and [`admin`] (the session's own). A measured
+//! connection is poolbench's own MySQL client: its setup in phases by
+//! [`connect`] (authentication answers in [`auth`]), its requests by
+//! [`wire`] (the binary protocol, or text with the values put in by
+//! [`exec`], [`placeholders`] finding the `?`s). The admin session and the
+//! embedded server's setup use the driver, mysql_async.
 //!
 //! This file only declares and re-exports: the files under it import each
 //! other, never it.
 
 pub mod admin;
+mod auth;
 pub mod conn;
+mod connect;
 pub mod dsn;
 mod errors;
 mod exec;
 mod facts;
-mod link;
 mod placeholders;
 mod target;
+mod wire;
 
 pub use admin::MySqlAdmin;
 pub use conn::{MySqlConnection, OpenedMySql};

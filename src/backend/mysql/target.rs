@@ -14,7 +14,7 @@ use rustls::pki_types::ServerName;
 use rustls::CertificateError;
 
 use super::errors::describe;
-use crate::backend::postgres::tls::{certificate_error, certified_names};
+use crate::backend::postgres::tls::{certificate_error, certified_names, for_mysql};
 use crate::error::ResultExt;
 
 pub use mysql_async::Conn;
@@ -86,6 +86,11 @@ pub struct Target {
     /// (see [`Target::connect_checking_the_chain`]).
     chain_only: Arc<OnceLock<Opts>>,
     details: Arc<Details>,
+    /// For poolbench's own connections (`connect.rs`), which do not go
+    /// through the driver's options.
+    password: Option<Arc<str>>,
+    /// Their TLS configuration, built on the first one.
+    tls: Arc<OnceLock<Result<Arc<rustls::ClientConfig>, String>>>,
 }
 
 /// The CA file of `ssl-ca`: where it is (for messages and the redacted
@@ -154,6 +159,7 @@ impl Target {
             }
         };
         let preferred = details.ssl_mode == SslMode::Preferred;
+        let kept = password.as_deref().map(Arc::from);
         let opts = OptsBuilder::default()
             .ip_or_hostname(details.host.clone())
             .tcp_port(details.port)
@@ -172,7 +178,31 @@ impl Target {
             tls_refused: Arc::new(AtomicBool::new(false)),
             chain_only: Arc::new(OnceLock::new()),
             details: Arc::new(details),
+            password: kept,
+            tls: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The password, for the authentication of poolbench's own
+    /// connections only: never to be shown.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// The rustls configuration of poolbench's own connections, as the
+    /// mysql client checks the server's certificate: nothing (PREFERRED,
+    /// REQUIRED), the chain against `ssl-ca` (VERIFY_CA), the host's name
+    /// too (VERIFY_IDENTITY).
+    pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.tls
+            .get_or_init(|| {
+                let d = &self.details;
+                let verify = matches!(d.ssl_mode, SslMode::VerifyCa | SslMode::VerifyIdentity);
+                let roots = verify.then(|| d.ssl_ca.as_ref().map(|ca| &ca.pem[..]).unwrap_or(&[]));
+                for_mysql(roots, d.ssl_mode == SslMode::VerifyIdentity)
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .clone()
     }
 
     /// The same target, said to come from `source` (`--embedded`).

@@ -176,6 +176,35 @@ pub fn unverified() -> Result<Connector> {
     })
 }
 
+/// The rustls configuration of a MySQL connection: the chain checked
+/// against `roots` when given (its `ssl-ca`, PEM), the host's name too with
+/// `check_host`; no ALPN (MySQL's TLS begins after its own greeting).
+pub fn for_mysql(roots: Option<&[u8]>, check_host: bool) -> Result<Arc<ClientConfig>> {
+    let roots = match roots {
+        Some(pem) => {
+            let mut store = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| environment(format!("reading ssl-ca: {e}")))?;
+                store
+                    .add(cert)
+                    .map_err(|e| environment(format!("reading ssl-ca: {e}")))?;
+            }
+            Some(store)
+        }
+        None => None,
+    };
+    let connector = connector(Settings {
+        versions: rustls::ALL_VERSIONS,
+        roots,
+        check_host,
+        client: None,
+        sni: true,
+    })?;
+    let mut config = (*connector.config).clone();
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
+}
+
 /// Builds the connector for `opts`. Errors about files are environment
 /// errors (exit 3) with libpq's wording; a contradictory combination of
 /// options is bad input (exit 2).

@@ -289,20 +289,15 @@ pub fn explanation(e: &Explanation, server: &Server) -> String {
     }
     let postgres = server.engine == "postgresql";
     if steps.is_empty() {
-        // MySQL without the link emulator: the driver opens a connection
-        // in one step, on its own socket.
-        out.push_str(&format!(
-            "  connect  {} ms (TCP, TLS and authentication together: the MySQL driver dials \
-             its own socket; across the link emulator, --rtt 0ms, they are timed apart)\n",
-            n(e.connect_ms)
-        ));
+        // A connection whose steps were not timed apart (none today).
+        out.push_str(&format!("  connect  {} ms\n", n(e.connect_ms)));
     } else {
         let startup = match (pooler.as_deref(), postgres) {
             // PgBouncer authenticates the client itself and lends it a
             // server connection already open: no backend starts.
             (Some(pooler), _) => format!("authentication by {pooler}, no backend started"),
             (None, true) => "authentication and the backend's start".into(),
-            (None, false) => "the greeting, authentication and the driver's settings query".into(),
+            (None, false) => "the greeting and authentication".into(),
         };
         let request = if postgres {
             "SSLRequest"
@@ -602,8 +597,8 @@ mod tests {
         let mysql = explanation(&sample(None, true), &server("mariadb"));
         assert!(
             mysql.contains(
-                "(TCP handshake; SSL request and TLS handshake; the greeting, authentication \
-                 and the driver's settings query)"
+                "(TCP handshake; SSL request and TLS handshake; the greeting and \
+                 authentication)"
             ),
             "{mysql}"
         );
