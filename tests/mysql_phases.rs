@@ -196,3 +196,70 @@ async fn mysql_connects_in_phases_across_the_link() {
     assert!(stdout(&o).contains("setup cost = "), "{}", show(&o));
     server.stop().await.unwrap();
 }
+
+/// A server's error on a measured connection (a duplicate key, by the
+/// binary and the text protocol) is counted by its code and leaves the
+/// session usable: the pool's two connections, checked by COM_PING before
+/// each reuse, serve every request, failing or not.
+const ERRORS: &str = r#"
+[run]
+duration = "1s"
+warmup = "0s"
+concurrency = 2
+
+[setup]
+sql = """
+CREATE TABLE IF NOT EXISTS t (id bigint PRIMARY KEY, v text);
+INSERT IGNORE INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_100;
+CREATE TABLE IF NOT EXISTS d (id bigint PRIMARY KEY);
+"""
+
+[[strategy]]
+name = "pool-2"
+kind = "pool"
+max_size = 2
+min_size = 2
+recycling = "verified"
+
+[[strategy]]
+name = "text-2"
+kind = "pool"
+max_size = 2
+min_size = 2
+statement_cache = false
+
+[[query]]
+name = "get"
+sql = "SELECT id, v FROM t WHERE id = ?"
+params = [{ int = [1, 100] }]
+weight = 3
+
+[[query]]
+name = "duplicate"
+sql = "INSERT INTO d (id) VALUES (?)"
+params = [{ int = [1, 3] }]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_error_leaves_the_session_usable() {
+    let server = MariaDb::start(&MariaDbOptions {
+        tls: false,
+        port: None,
+        max_connections: 20,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("embedded MariaDB did not start: {e:#}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(tmp.path(), "errors", ERRORS);
+    let out = tmp.path().join("out");
+    let o = on_server("run", &file, &server.dsn_with_password(), &out, &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let r = read_report(&out);
+    for s in r["strategies"].as_array().unwrap() {
+        let failed = u(&s["errors"]["query_error:1062"]);
+        let requests = u(&s["requests"]);
+        assert!(failed > 10 && requests > 10, "{s}");
+        assert_eq!(u(&s["connections_opened"]), 2, "{s}");
+    }
+    server.stop().await.unwrap();
+}

@@ -10,10 +10,7 @@
 //! order, without a bandwidth cap (delays overlap; they never add up chunk
 //! after chunk). It only moves bytes, so TLS passes through untouched. The
 //! TCP handshake's round trip is charged by `relay` itself: it returns one
-//! RTT later, and counts it. A driver that dials its own socket (MySQL's)
-//! connects to a loopback port instead, once [`Emulator::handshake`] has
-//! charged the handshake, and [`Handshaken::start`] relays that socket,
-//! with a [`Tap`] that sees the setup's bytes so its steps can be timed.
+//! RTT later, and counts it.
 //!
 //! Why a pipe, not a loopback TCP connection to a relay listening on
 //! 127.0.0.1: the relay's own cost must stay small (at rtt = 0 a pooled
@@ -27,10 +24,9 @@
 mod relay;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 
 use crate::rng::Rng;
@@ -105,107 +101,15 @@ impl Emulator {
         U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (near, far) = tokio::io::duplex(PIPE_BYTES);
-        let turns = self.handshake().await.start(far, upstream, None);
-        (near, turns)
-    }
-
-    /// The TCP handshake across the link: returns one RTT later, ready to
-    /// relay a connection (for a driver that dials its own socket, which
-    /// connects to poolbench once this returns).
-    pub async fn handshake(&self) -> Handshaken {
         let n = self.connections.fetch_add(1, Ordering::Relaxed);
         let mut delays = Delays::new(self.rtt / 2, self.jitter, Rng::for_stream(JITTER_STREAM, n));
         let handshake = delays.draw() + delays.draw();
         sleep(handshake).await;
-        Handshaken { delays }
-    }
-}
-
-/// A connection across the link whose TCP handshake is done, not yet
-/// relayed.
-pub struct Handshaken {
-    delays: Delays,
-}
-
-impl Handshaken {
-    /// Relays `client` (the driver's end) to `upstream` (the database) in
-    /// a task of the caller's runtime; `tap`, when given, sees the first
-    /// bytes. Returns the round-trip counter.
-    pub fn start<C, U>(self, client: C, upstream: U, tap: Option<Tap>) -> Turns
-    where
-        C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+        // Started once the handshake is over: a server that speaks first
+        // answers its last ACK from then on.
         let turns = Turns::new();
-        tokio::spawn(relay::Relay::new(
-            client,
-            upstream,
-            self.delays,
-            turns.clone(),
-            tap,
-        ));
-        turns
-    }
-}
-
-/// The first bytes of a relayed connection as its client saw them, for an
-/// engine whose setup is timed from its bytes (MySQL's driver dials its
-/// own socket): each chunk, whose side it came from, and when the client
-/// sent it (from the client) or got it (from the server: when the relay
-/// released it). The relay records until [`Tap::stop`], then forgets the
-/// tap: a request after the setup costs nothing more.
-#[derive(Clone, Default)]
-pub struct Tap(Arc<Mutex<TapLog>>);
-
-#[derive(Default)]
-struct TapLog {
-    stopped: bool,
-    overflowed: bool,
-    bytes: usize,
-    chunks: Vec<Seen>,
-}
-
-/// One chunk a tap saw.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub from_server: bool,
-    /// When the client sent it, or got it.
-    pub at: Instant,
-    pub bytes: Bytes,
-}
-
-/// More than a connection's setup (certificates included) ever holds.
-const TAP_BYTES: usize = 64 * 1024;
-
-impl Tap {
-    /// Records one chunk; false once stopped (the relay then drops the
-    /// tap).
-    fn record(&self, from_server: bool, at: Instant, bytes: &Bytes) -> bool {
-        let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if log.stopped {
-            return false;
-        }
-        log.bytes += bytes.len();
-        if log.bytes > TAP_BYTES {
-            log.overflowed = true;
-            log.stopped = true;
-            log.chunks = Vec::new();
-            return false;
-        }
-        log.chunks.push(Seen {
-            from_server,
-            at,
-            bytes: bytes.clone(),
-        });
-        true
-    }
-
-    /// Stops recording and returns what was seen; None when it was more
-    /// than a setup holds (then it was not kept).
-    pub fn stop(&self) -> Option<Vec<Seen>> {
-        let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        log.stopped = true;
-        (!log.overflowed).then(|| std::mem::take(&mut log.chunks))
+        tokio::spawn(relay::Relay::new(far, upstream, delays, turns.clone()));
+        (near, turns)
     }
 }
 

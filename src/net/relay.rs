@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
-use super::{Delays, Tap, Turns};
+use super::{Delays, Turns};
 use crate::timer::{PreciseTimer, TOO_CLOSE};
 
 /// Which end a flight of bytes came from.
@@ -46,8 +46,6 @@ struct Link {
     delays: Delays,
     last: Option<Side>,
     turns: Turns,
-    /// Sees the first bytes, until it is stopped.
-    tap: Option<Tap>,
     /// When the relay started: the TCP handshake had just ended.
     started: Instant,
 }
@@ -131,15 +129,7 @@ impl Flow {
                     let from = link.arrived(self.side, self, now);
                     let release = (from + self.delay).max(self.last_release.unwrap_or(now));
                     self.last_release = Some(release);
-                    let chunk = self.buf.split().freeze();
-                    if let Some(tap) = &link.tap {
-                        let from_server = self.side == Side::Server;
-                        let at = if from_server { release } else { now };
-                        if !tap.record(from_server, at, &chunk) {
-                            link.tap = None;
-                        }
-                    }
-                    self.queue.push_back((release, chunk));
+                    self.queue.push_back((release, self.buf.split().freeze()));
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => break,
@@ -173,13 +163,7 @@ impl Flow {
 }
 
 impl<U, C> Relay<U, C> {
-    pub fn new(
-        client: C,
-        server: U,
-        delays: Delays,
-        turns: Turns,
-        tap: Option<Tap>,
-    ) -> Relay<U, C> {
+    pub fn new(client: C, server: U, delays: Delays, turns: Turns) -> Relay<U, C> {
         Relay {
             client,
             server,
@@ -189,7 +173,6 @@ impl<U, C> Relay<U, C> {
                 delays,
                 last: None,
                 turns,
-                tap,
                 started: Instant::now(),
             },
         }
