@@ -70,12 +70,12 @@ impl Target {
     }
 
     /// Readies this thread to open connections without timing a one-off
-    /// cost: on PostgreSQL, the TLS library's random generator. Called by
-    /// each worker thread before it opens anything.
+    /// cost: the TLS library's random generator. Called by each worker
+    /// thread before it opens anything.
     pub fn prepare_thread(&self) {
         match self {
             Target::Postgres(t) => t.tls().seed_this_thread(),
-            Target::MySql(_) => {}
+            Target::MySql(t) => t.seed_this_thread(),
         }
     }
 }

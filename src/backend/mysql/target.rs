@@ -1,6 +1,8 @@
-//! A MySQL or MariaDB server to connect to: the driver's options, the TLS
-//! mode as the MySQL clients name it, where the target came from, its
-//! password-free display, and the one `connect` every part uses.
+//! A MySQL or MariaDB server to connect to: the driver's options and its
+//! `connect` (the admin session's), the TLS mode as the MySQL clients name
+//! it and the rustls configuration of poolbench's own connections
+//! (`connect.rs`), where the target came from, and its password-free
+//! display.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -187,6 +189,18 @@ impl Target {
     /// connections only: never to be shown.
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()
+    }
+
+    /// Readies this thread's TLS random generator (seeded on first use,
+    /// milliseconds that would otherwise land in the `tls` phase of the
+    /// first connection each worker thread opens), as on PostgreSQL.
+    pub fn seed_this_thread(&self) {
+        if self.details.ssl_mode == SslMode::Disabled {
+            return;
+        }
+        if let Ok(config) = self.tls_config() {
+            let _ = config.crypto_provider().secure_random.fill(&mut [0u8; 1]);
+        }
     }
 
     /// The rustls configuration of poolbench's own connections, as the
