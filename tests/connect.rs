@@ -565,16 +565,8 @@ async fn a_client_certificate_is_required_and_accepted_under_hba_cert() {
 /// included (no --allow-setup: it is poolbench's own throwaway).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lines_poolbench_server_prints_reach_it_with_verify_full() {
-    use tokio::io::AsyncBufReadExt;
-
     let tmp = tempfile::tempdir().unwrap();
-    let mut server = command(["server", "--max-connections", "20"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let (mut server, mut lines) = common::spawn_poolbench_server(&["--max-connections", "20"]);
     let mut env: Vec<(String, String)> = Vec::new();
     while let Ok(Ok(Some(line))) =
         tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line()).await

@@ -1,8 +1,10 @@
 //! What a connection costs in CPU and what the levers of
 //! `[database.embedded]` save, against real embedded servers: fewer SCRAM
 //! iterations cut the client's CPU by PBKDF2's share; the backend's CPU is
-//! read for every connection, and client + server never exceed the
-//! connect's wall time × the CPUs; direct TLS saves a round trip on
+//! read for every connection (and for a local server given by DSN, not for
+//! another host's, which the report says), and client + server never
+//! exceed the connect's wall time × the CPUs; PostgreSQL 18's logged fork
+//! and authentication times reach each connection; direct TLS saves a round trip on
 //! PostgreSQL 18 (npm's build, which `.ci/run` installs into target/pg18 by
 //! scripts/install-pg18.sh) and is refused, clearly, by PostgreSQL 15.
 
@@ -11,6 +13,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use poolbench::backend::postgres::connect::open;
+use poolbench::backend::postgres::cpu::ServerView;
 use poolbench::backend::postgres::Target;
 use serde_json::Value;
 
@@ -136,6 +139,11 @@ async fn fewer_scram_iterations_cut_the_clients_cpu_by_pbkdf2s_share() {
         strategy(&trust, "fresh")
     );
     assert!(u(&cpu(&trust, "client_us")["count"]) > 0);
+    // PostgreSQL 15 logs no setup durations: absent, not zero.
+    for key in ["server_fork_us", "server_auth_us"] {
+        assert!(cpu(&trust, key).is_null(), "{}", strategy(&trust, "fresh"));
+    }
+    assert!(u(&cpu(&trust, "server_us")["count"]) > 0);
 }
 
 /// The backend's CPU is read for every fresh connection to the embedded
@@ -170,12 +178,202 @@ async fn server_cpu_is_measured_and_fits_in_the_connects_wall_time() {
             "{cpu:?}"
         );
     }
-    // A server known only by its DSN: its processes are not assumed to be
-    // this machine's.
-    let by_dsn = Target::parse(&server.dsn_with_password(), "--dsn").unwrap();
-    let opened = open(&by_dsn, None, Instant::now()).await.unwrap();
-    assert_eq!(opened.setup.cpu.unwrap().server_us, None);
     server.stop().await.unwrap();
+}
+
+/// A server known only by its DSN: its backend's CPU is read when the DSN's
+/// address is this machine's and the backend pid names the connection's own
+/// backend here (its title names our client port; over a Unix-domain
+/// socket, its parent is the socket's listener). Through a proxy the pid
+/// names a backend serving another port: not read. Another host's DSN is
+/// not read, and the reason names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_server_given_by_dsn_has_its_backends_cpu_read() {
+    let server = start_server(10).await;
+    let server_us = |target: Target| async move {
+        let opened = open(&target, None, Instant::now()).await.expect("connect");
+        opened
+            .setup
+            .cpu
+            .expect("the setup's CPU is measured")
+            .server_us
+    };
+    let by_tcp = Target::parse(&server.dsn_with_password(), "--dsn").unwrap();
+    assert_eq!(by_tcp.server_view(), ServerView::Local);
+    for _ in 0..5 {
+        let us = server_us(by_tcp.clone())
+            .await
+            .expect("a local backend found");
+        assert!(us > 0);
+    }
+    let socket = format!(
+        "host={} port={} user={} dbname={}",
+        server.dir().display(),
+        server.port(),
+        server.user(),
+        server.dbname()
+    );
+    let by_socket = Target::parse(&socket, "--dsn").unwrap();
+    assert_eq!(by_socket.server_view(), ServerView::Local);
+    assert!(server_us(by_socket).await.expect("found by its listener") > 0);
+
+    let proxy = relay("127.0.0.1", server.port()).await;
+    let dsn = server
+        .dsn_with_password()
+        .replace(&format!(":{}/", server.port()), &format!(":{proxy}/"));
+    let proxied = Target::parse(&dsn, "--dsn").unwrap();
+    assert_eq!(proxied.server_view(), ServerView::Local);
+    assert_eq!(server_us(proxied).await, None);
+
+    let remote = Target::parse("postgres://u:secret@db.example.com/d", "--dsn").unwrap();
+    assert_eq!(remote.server_view(), ServerView::Remote);
+    assert!(
+        remote.server_cpu_absent().contains("db.example.com"),
+        "{}",
+        remote.server_cpu_absent()
+    );
+    server.stop().await.unwrap();
+}
+
+/// A TCP relay on `host` (port chosen) to 127.0.0.1:`to`, for the test's
+/// life: a proxy between poolbench and the server.
+async fn relay(host: &str, to: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind((host, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// This machine's address on its default route (not loopback): a DSN
+/// naming it is another host's as far as poolbench can tell.
+fn non_loopback_address() -> String {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe
+        .connect("192.0.2.1:9")
+        .expect("this test needs an IPv4 route off loopback");
+    let ip = probe.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback() && !ip.is_unspecified(), "{ip}");
+    ip.to_string()
+}
+
+/// `poolbench server` in the background, and `poolbench run --dsn` with the
+/// DSN it prints: the report has the server's CPU for every connection
+/// opened. The same server reached at a non-loopback address (through a
+/// relay there): no server CPU, and the report and terminal say why.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_by_dsn_reports_a_local_servers_cpu_and_says_why_not_for_another_host() {
+    let (mut server, mut lines) = common::spawn_poolbench_server(&["--max-connections", "20"]);
+    let dsn = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("poolbench server prints its DSN")
+            .unwrap()
+            .expect("poolbench server prints its DSN");
+        if line.starts_with("postgres://") {
+            break line;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(tmp.path(), "levers", &fresh(""));
+    let by_dsn = |dsn: String, out: PathBuf| {
+        let file = file.clone();
+        async move {
+            let o = poolbench("run", &file, &out)
+                .args(["--no-html", "--dsn", &dsn])
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+            (read_report(&out), common::stdout(&o))
+        }
+    };
+    let (local, _) = by_dsn(dsn.clone(), tmp.path().join("local")).await;
+    let s = strategy(&local, "fresh");
+    assert_eq!(local["server"]["embedded"], false);
+    assert_eq!(
+        u(&s["setup_cpu"]["server_us"]["count"]),
+        u(&s["connections_opened"]),
+        "{s}"
+    );
+    assert!(f(&s["setup_cpu"]["server_us"]["mean_us"]) > 0.0, "{s}");
+    assert!(s["server_cpu_absent"].is_null(), "{s}");
+
+    let port: u16 = dsn
+        .split_once("@127.0.0.1:")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no 127.0.0.1 port in {dsn}"));
+    let address = non_loopback_address();
+    let relayed = relay(&address, port).await;
+    let far = dsn.replace(
+        &format!("@127.0.0.1:{port}/"),
+        &format!("@{address}:{relayed}/"),
+    );
+    let (remote, text) = by_dsn(far, tmp.path().join("remote")).await;
+    let s = strategy(&remote, "fresh");
+    assert!(u(&s["setup_cpu"]["client_us"]["count"]) > 0, "{s}");
+    assert!(s["setup_cpu"]["server_us"].is_null(), "{s}");
+    let why = s["server_cpu_absent"].as_str().unwrap_or_default();
+    assert!(why.contains(&address), "{s}");
+    assert_eq!(remote["explanation"][0]["cpu"]["server_absent"], why);
+    assert!(
+        text.contains(&format!("server not visible: the DSN's host {address}")),
+        "{text}"
+    );
+    let pid = server.id().unwrap() as i32;
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), server.wait()).await;
+}
+
+/// PostgreSQL 18 logs each connection's setup durations; the embedded
+/// server turns that on and each connection gets its own line's fork and
+/// authentication times, beside the backend's CPU, in the report and the
+/// terminal's cpu line.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_18_logs_each_setups_fork_and_authentication() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_scenario(tmp.path(), "levers", &fresh(""));
+    let out = tmp.path().join("out");
+    let o = poolbench("run", &file, &out)
+        .args(["--no-html"])
+        .env("POOLBENCH_PG_BIN", pg18_bin())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let report = read_report(&out);
+    assert!(report_version(&report).starts_with("18."));
+    let s = strategy(&report, "fresh");
+    let opened = u(&s["connections_opened"]);
+    for key in ["server_us", "server_fork_us", "server_auth_us"] {
+        assert_eq!(u(&s["setup_cpu"][key]["count"]), opened, "{key}: {s}");
+        assert!(f(&s["setup_cpu"][key]["mean_us"]) > 0.0, "{key}: {s}");
+    }
+    // Authentication is part of the connect's wall time (SCRAM: two of its
+    // round trips and the server's proof check).
+    assert!(
+        f(&s["setup_cpu"]["server_auth_us"]["mean_us"]) < f(&s["phases"]["connect"]["mean_us"]),
+        "{s}"
+    );
+    let e = &report["explanation"][0]["cpu"];
+    assert!(
+        f(&e["server_fork_ms"]) > 0.0 && f(&e["server_auth_ms"]) > 0.0,
+        "{e}"
+    );
+    let text = common::stdout(&o);
+    assert!(
+        text.contains(" ms (fork ") && text.contains(", auth "),
+        "{text}"
+    );
 }
 
 /// The run's report and its explanation carry the split.

@@ -60,6 +60,15 @@ impl Target {
         matches!(self, Target::Postgres(_))
     }
 
+    /// Why a strategy whose setups' client CPU was measured has no server
+    /// CPU (PostgreSQL: another host, or backends not found here).
+    pub fn server_cpu_absent(&self) -> Option<String> {
+        match self {
+            Target::Postgres(t) => Some(t.server_cpu_absent()),
+            Target::MySql(_) => None,
+        }
+    }
+
     /// Whether it is a PostgreSQL server on this machine's loopback
     /// address, whose backends' pids name processes here.
     pub fn is_local_postgres(&self) -> bool {

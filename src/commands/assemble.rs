@@ -141,6 +141,7 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         phases: summarize_phases(&total.phases),
         round_trips: round_trips(&total),
         setup_cpu: setup_cpu(&total),
+        server_cpu_absent: None,
         per_query: queries
             .iter()
             .enumerate()
@@ -205,6 +206,8 @@ fn setup_cpu(r: &Recorder) -> BTreeMap<String, Summary> {
         ("client_startup_us", &c.client_startup),
         ("client_scram_us", &c.client_scram),
         ("server_us", &c.server),
+        ("server_fork_us", &c.server_fork),
+        ("server_auth_us", &c.server_auth),
     ]
     .into_iter()
     .filter_map(|(key, h)| {

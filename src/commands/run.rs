@@ -167,10 +167,17 @@ async fn measure(
                 .iter()
                 .zip(&rounds)
                 .filter(|(_, r)| !r.is_empty())
-                .map(|(s, r)| StrategyReport {
-                    target: session.own_target(s),
-                    max_server_connections: budget(scenario, session, s),
-                    ..assemble(s, &queries, r)
+                .map(|(s, r)| {
+                    let assembled = assemble(s, &queries, r);
+                    StrategyReport {
+                        target: session.own_target(s),
+                        max_server_connections: budget(scenario, session, s),
+                        server_cpu_absent: assembled
+                            .lacks_server_cpu()
+                            .then(|| session.target_of(s).server_cpu_absent())
+                            .flatten(),
+                        ..assembled
+                    }
                 })
                 .collect();
             // Until the last write the files say the run is unfinished: a

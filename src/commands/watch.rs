@@ -447,6 +447,7 @@ fn strategy(o: &Observed, from: SystemTime) -> StrategyReport {
         timeline,
         // The application's CPU is its own: the proxy cannot see it.
         setup_cpu: Default::default(),
+        server_cpu_absent: None,
         transactions: Some(o.transactions),
         statements: Some(o.statements),
         observed: Some(ObservedReport {

@@ -44,6 +44,11 @@ pub struct SetupCpu {
     /// The backend's CPU from its fork to ReadyForQuery (its share of the
     /// fork included, the postmaster's not).
     pub server_us: Option<u64>,
+    /// PostgreSQL >= 18's logged setup durations (wall time, not CPU):
+    /// fork (the postmaster's accept to the backend running) and
+    /// authentication (its waits for the client included).
+    pub server_fork_us: Option<u64>,
+    pub server_auth_us: Option<u64>,
 }
 
 /// The setups' CPU times, one histogram per part (absent until recorded).
@@ -55,6 +60,8 @@ pub struct SetupCpuHistograms {
     pub client_startup: Option<Histogram<u64>>,
     pub client_scram: Option<Histogram<u64>>,
     pub server: Option<Histogram<u64>>,
+    pub server_fork: Option<Histogram<u64>>,
+    pub server_auth: Option<Histogram<u64>>,
 }
 
 impl SetupCpuHistograms {
@@ -66,6 +73,8 @@ impl SetupCpuHistograms {
             (&mut self.client_startup, Some(cpu.client_startup_us)),
             (&mut self.client_scram, cpu.client_scram_us),
             (&mut self.server, cpu.server_us),
+            (&mut self.server_fork, cpu.server_fork_us),
+            (&mut self.server_auth, cpu.server_auth_us),
         ];
         for (h, us) in parts {
             if let Some(us) = us {
@@ -82,6 +91,8 @@ impl SetupCpuHistograms {
             (&mut self.client_startup, &other.client_startup),
             (&mut self.client_scram, &other.client_scram),
             (&mut self.server, &other.server),
+            (&mut self.server_fork, &other.server_fork),
+            (&mut self.server_auth, &other.server_auth),
         ] {
             if let Some(theirs) = theirs {
                 // Both auto-resize, so adding cannot fail on range.
@@ -186,6 +197,8 @@ mod tests {
                 client_startup_us: 470,
                 client_scram_us: Some(350),
                 server_us: Some(1_200),
+                server_fork_us: None,
+                server_auth_us: None,
             }),
         });
         log.record(Setup {

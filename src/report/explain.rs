@@ -105,6 +105,9 @@ impl CpuShare {
             client_ms,
             client_scram_ms: mean("client_scram_us"),
             server_ms,
+            server_fork_ms: mean("server_fork_us"),
+            server_auth_ms: mean("server_auth_us"),
+            server_absent: s.server_cpu_absent.clone(),
             waiting_ms: round(
                 (connect_ms - client_ms - server_ms.unwrap_or(0.0)).max(0.0),
                 3,

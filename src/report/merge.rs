@@ -462,6 +462,7 @@ fn merge_strategy(
         phases,
         round_trips: round_trips(parts),
         setup_cpu,
+        server_cpu_absent: head.server_cpu_absent.clone(),
         per_query,
         rounds,
         // Every copy's pools together: their replacements add up.
@@ -1136,6 +1137,7 @@ mod tests {
                 request: Counts::of(&direct(all.iter().map(|v| 1 + v % 2))),
             }),
             setup_cpu: BTreeMap::new(),
+            server_cpu_absent: None,
             retries: 1,
             errors: [("pool_timeout".to_string(), 2)].into(),
             startup_errors: BTreeMap::new(),

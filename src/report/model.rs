@@ -405,10 +405,18 @@ pub struct StrategyReport {
     /// split as `client_tcp_us`, `client_tls_us`, `client_startup_us`;
     /// `client_scram_us` what computed SCRAM's proof) and
     /// `server_us` (the backend's, fork to ReadyForQuery, where its process
-    /// is visible: the embedded server). Absent when no connection's CPU
-    /// was measured (MySQL, or a strategy that opened none).
+    /// is visible: the embedded server, or a server at this machine's
+    /// addresses whose backend is found to be the connection's), and on
+    /// PostgreSQL >= 18 the embedded server's logged `server_fork_us` and
+    /// `server_auth_us` (wall times). Absent when no connection's CPU was
+    /// measured (MySQL, or a strategy that opened none).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub setup_cpu: BTreeMap<String, Summary>,
+    /// Why `setup_cpu` has no `server_us` though the client's CPU was
+    /// measured: the server on another host, or its backends not found
+    /// here. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_absent: Option<String>,
     /// Query → summary of its `total`.
     pub per_query: BTreeMap<String, Summary>,
     /// Each round apart (`[run] rounds`; one entry for a single round), the
@@ -525,6 +533,11 @@ pub struct RoundStats {
 }
 
 impl StrategyReport {
+    /// Its setups' client CPU was measured, the server's was not.
+    pub fn lacks_server_cpu(&self) -> bool {
+        self.setup_cpu.contains_key("client_us") && !self.setup_cpu.contains_key("server_us")
+    }
+
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
@@ -902,9 +915,19 @@ pub struct CpuShare {
     /// SCRAM's client proof (PBKDF2), part of `client_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_scram_ms: Option<f64>,
-    /// The backend's, where its process is visible (the embedded server).
+    /// The backend's, where its process is visible (the embedded server,
+    /// or a local one whose backends were found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_ms: Option<f64>,
+    /// PostgreSQL >= 18's logged setup durations (wall time): fork and
+    /// authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_fork_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_auth_ms: Option<f64>,
+    /// Why `server_ms` is absent (the strategy's `server_cpu_absent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_absent: Option<String>,
     /// `connect_ms` minus the CPU above, at least 0.
     pub waiting_ms: f64,
     /// The host's CPUs, which client and server shared.

@@ -49,6 +49,25 @@ where
     blocking_command(args).into()
 }
 
+/// `poolbench server ARGS` in the background (killed when dropped, stderr
+/// discarded), and the lines it prints to read.
+pub fn spawn_poolbench_server(
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut server = command(std::iter::once("server").chain(args.iter().copied()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    (server, lines)
+}
+
 /// Runs the binary to its end without blocking the runtime's threads; the
 /// JSON it wrote or printed is checked against its schema.
 pub async fn poolbench<I, S>(args: I) -> Output

@@ -34,7 +34,7 @@ use tokio_postgres::{Client, Config, Connection, SimpleQueryMessage};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::cpu::{process_cpu_ns, CpuMeter, Metered, Sniffer};
+use super::cpu::{is_backend_of, process_cpu_ns, CpuMeter, Metered, ServerView, Sniffer, Tie};
 use super::wire::{Wire, WireError};
 use super::{io_error_class, request_error, wire_request_error, Target};
 use crate::metrics::{micros, ErrorClass, RequestError, Setup, SetupCpu};
@@ -347,6 +347,8 @@ struct Session {
     marks: Arc<Marks>,
     tcp_done: Instant,
     turns: Option<Turns>,
+    /// How its backend is recognised among this machine's processes.
+    tie: Tie,
 }
 
 /// A measured connection's CPU probes: the meter of its future, the
@@ -370,6 +372,9 @@ async fn handshake(
 ) -> Result<Session, ConnectError> {
     let config = target.config();
     let socket = dial.connect(config).await.map_err(ConnectError::Socket)?;
+    // Taken before the link emulator wraps the socket: the server sees
+    // this one's port.
+    let tie = socket.tie();
     let (socket, turns) = match link {
         Some(link) => {
             let (stream, turns) = link.relay(socket).await;
@@ -414,6 +419,7 @@ async fn handshake(
         marks,
         tcp_done,
         turns,
+        tie,
     })
 }
 
@@ -436,7 +442,8 @@ async fn measured(
         tcp_done_ns: OnceLock::new(),
     };
     let session = handshake(target, link, dial, hostname, None, Some(&probe)).await?;
-    let (marks, tcp_done, turns) = (session.marks, session.tcp_done, session.turns);
+    let (marks, tcp_done, turns, tie) =
+        (session.marks, session.tcp_done, session.turns, session.tie);
     // The session is ready and the server sends nothing more until asked:
     // the driver's halves are dropped unpolled (so they send nothing) and
     // the stream is taken back, encrypted if the handshake happened.
@@ -467,7 +474,7 @@ async fn measured(
             .map(|at| at.clamp(tcp_done, end)),
     };
     let startup_from = tls_end.unwrap_or(tcp_done);
-    let cpu = setup_cpu(target, &probe, &marks, tls_end.is_some());
+    let cpu = setup_cpu(target, &probe, &marks, tls_end.is_some(), tie);
     Ok(Opened {
         wire,
         setup: Setup {
@@ -484,9 +491,10 @@ async fn measured(
 
 /// Whose CPU the setup used, read at ReadyForQuery: the client's from the
 /// meter (split where the tcp and tls steps ended), then the backend's from
-/// /proc when the server runs here (read after the client's total, so its
-/// cost is not the client's setup).
-fn setup_cpu(target: &Target, probe: &Probe, marks: &Marks, tls: bool) -> SetupCpu {
+/// /proc when the server runs here and the pid is the connection's backend
+/// (read after the client's total, so its cost is not the client's setup),
+/// and the server's logged setup durations when it logs them.
+fn setup_cpu(target: &Target, probe: &Probe, marks: &Marks, tls: bool, tie: Tie) -> SetupCpu {
     let total_ns = probe.meter.now_ns();
     let tcp_ns = probe.tcp_done_ns.get().copied().unwrap_or(0).min(total_ns);
     let tls_end_ns = tls.then(|| {
@@ -503,16 +511,23 @@ fn setup_cpu(target: &Target, probe: &Probe, marks: &Marks, tls: bool) -> SetupC
     let us = |ns: u64| ns / 1_000;
     let (total_us, tcp_us) = (us(total_ns), us(tcp_ns));
     let tls_end_us = tls_end_ns.map(us);
+    let backend = seen.backend_pid.filter(|&pid| match target.server_view() {
+        ServerView::Embedded => true,
+        ServerView::Local => is_backend_of(pid, tie),
+        ServerView::Remote => false,
+    });
+    let logged = backend
+        .zip(target.details().setup_log.as_ref())
+        .and_then(|(pid, log)| log.take(pid));
     SetupCpu {
         client_us: total_us,
         client_tcp_us: tcp_us,
         client_tls_us: tls_end_us.map(|end| end - tcp_us),
         client_startup_us: total_us - tls_end_us.unwrap_or(tcp_us),
         client_scram_us: seen.scram_ns.map(us),
-        server_us: match (target.server_visible(), seen.backend_pid) {
-            (true, Some(pid)) => process_cpu_ns(pid).map(us),
-            _ => None,
-        },
+        server_us: backend.and_then(process_cpu_ns).map(us),
+        server_fork_us: logged.map(|l| l.fork_us),
+        server_auth_us: logged.map(|l| l.auth_us),
     }
 }
 
@@ -816,6 +831,26 @@ enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
     Link(DuplexStream),
+}
+
+impl Socket {
+    /// What identifies the connection on the server's side: the local
+    /// port of a TCP socket, the listener's pid of a Unix-domain one.
+    fn tie(&self) -> Tie {
+        match self {
+            Socket::Tcp(s) => s
+                .local_addr()
+                .map_or(Tie::Unknown, |a| Tie::ClientPort(a.port())),
+            Socket::Unix(s) => s
+                .peer_cred()
+                .ok()
+                .and_then(|c| c.pid())
+                .and_then(|pid| u32::try_from(pid).ok())
+                .filter(|&pid| pid > 0)
+                .map_or(Tie::Unknown, Tie::Listener),
+            Socket::Link(_) => Tie::Unknown,
+        }
+    }
 }
 
 /// The socket as the driver uses it, noting when its first bytes arrive

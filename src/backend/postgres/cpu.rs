@@ -8,7 +8,9 @@
 //! ([`Sniffer`], which watches the protocol's messages as the driver reads
 //! and writes them), and its CPU time since its fork from
 //! `/proc/<pid>/schedstat` (nanoseconds) at ReadyForQuery, when the server
-//! runs on this machine (poolbench's embedded server).
+//! runs on this machine ([`ServerView`]): poolbench's embedded server, or a
+//! server at a loopback address or Unix-domain socket whose backend is
+//! found to be the connection's own ([`is_backend_of`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -222,6 +224,63 @@ pub fn process_cpu_ns(pid: u32) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// Where a target's backends run, as poolbench can see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerView {
+    /// poolbench's embedded server: every backend pid is one of its
+    /// processes, read without a check.
+    Embedded,
+    /// A server given by DSN at this machine's addresses only (loopback, or
+    /// a Unix-domain socket): each backend is read once it is found to be
+    /// the connection's own ([`is_backend_of`]), since the server may run
+    /// in a container, whose pids name other processes here, or behind a
+    /// pooler or proxy.
+    Local,
+    /// Another host: its processes cannot be read.
+    Remote,
+}
+
+/// How a connection's backend is recognised among this machine's
+/// processes, from poolbench's side of the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tie {
+    /// A TCP connection from this local port: the backend's process title
+    /// names it, as `host(port)`.
+    ClientPort(u16),
+    /// A Unix-domain socket whose listener (the postmaster, by
+    /// SO_PEERCRED, in this machine's pid numbering) has this pid: the
+    /// backend is its child.
+    Listener(u32),
+    /// Neither is known.
+    Unknown,
+}
+
+/// Whether process `pid` is a PostgreSQL backend (its title begins
+/// "postgres: ") serving the connection `tie` describes. A pid read from
+/// BackendKeyData that names no process here, or another one, is not.
+pub fn is_backend_of(pid: u32, tie: Tie) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let title = String::from_utf8_lossy(&cmdline);
+    if !title.starts_with("postgres: ") {
+        return false;
+    }
+    match tie {
+        Tie::ClientPort(port) => title.contains(&format!("({port})")),
+        Tie::Listener(postmaster) => parent_pid(pid) == Some(postmaster),
+        Tie::Unknown => false,
+    }
+}
+
+/// The parent of process `pid`, from `/proc/<pid>/stat` (the field after
+/// the state, which follows the parenthesised command name).
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +339,14 @@ mod tests {
         let spent = thread_cpu_ns() - before;
         let metered = meter.done_ns.load(Ordering::Relaxed);
         assert!(metered > 0 && metered <= spent, "{metered} of {spent}");
+    }
+
+    #[test]
+    fn this_process_is_no_backend() {
+        let me = std::process::id();
+        assert!(parent_pid(me).is_some_and(|p| p > 0));
+        assert!(!is_backend_of(me, Tie::Listener(parent_pid(me).unwrap())));
+        assert!(!is_backend_of(u32::MAX, Tie::ClientPort(5432)));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod conn;
 pub mod connect;
 pub mod conninfo;
 pub mod cpu;
+pub mod durations;
 pub mod environment;
 pub mod pgpass;
 pub mod resolve;
@@ -58,9 +59,12 @@ pub struct Details {
     pub passfile: Option<PathBuf>,
     /// Where the target came from: `--dsn`, `DATABASE_URL`, `PGHOST,PGPORT`…
     pub source: String,
-    /// Whether the server's backends are processes of this machine that
-    /// poolbench may read the CPU time of (its embedded server's).
-    pub server_visible: bool,
+    /// Where the server's backends run: poolbench's embedded server, this
+    /// machine (the DSN's addresses are), or another host.
+    pub server_view: cpu::ServerView,
+    /// PostgreSQL >= 18 with `log_connections = setup_durations`, its log
+    /// readable (the embedded server's): each setup's logged durations.
+    pub setup_log: Option<Arc<durations::SetupDurations>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -93,6 +97,7 @@ impl Target {
             SslMode::Require => tls::SslMode::Require,
             _ => tls::SslMode::Prefer,
         };
+        let server_view = server_view_of(&config);
         Ok(Target::with_details(
             config,
             tls::unverified()?,
@@ -102,7 +107,8 @@ impl Target {
                 client_cert: None,
                 passfile: None,
                 source: "embedded".into(),
-                server_visible: false,
+                server_view,
+                setup_log: None,
             },
         ))
     }
@@ -124,13 +130,50 @@ impl Target {
     /// The same target, its server's backends said to run on this machine
     /// (poolbench's embedded server): their CPU time is read at each setup.
     pub fn with_visible_server(mut self) -> Target {
-        Arc::make_mut(&mut self.details).server_visible = true;
+        Arc::make_mut(&mut self.details).server_view = cpu::ServerView::Embedded;
         self
     }
 
-    /// Whether the server's backends' CPU time can be read here.
-    pub fn server_visible(&self) -> bool {
-        self.details.server_visible
+    /// The same target, its server logging each setup's durations to `log`
+    /// (PostgreSQL >= 18's `log_connections = setup_durations`).
+    pub fn with_setup_log(mut self, log: PathBuf) -> Target {
+        Arc::make_mut(&mut self.details).setup_log =
+            Some(Arc::new(durations::SetupDurations::new(log)));
+        self
+    }
+
+    /// Where the server's backends run, as poolbench can see them.
+    pub fn server_view(&self) -> cpu::ServerView {
+        self.details.server_view
+    }
+
+    /// Why no setup of this target had its server's CPU read, in words for
+    /// the report.
+    pub fn server_cpu_absent(&self) -> String {
+        match self.details.server_view {
+            cpu::ServerView::Remote => {
+                let hosts: Vec<String> = self
+                    .config
+                    .get_hosts()
+                    .iter()
+                    .map(|h| match h {
+                        Host::Tcp(name) => name.clone(),
+                        Host::Unix(path) => path.display().to_string(),
+                    })
+                    .collect();
+                format!(
+                    "the DSN's host {} is not a loopback address or a Unix-domain socket: \
+                     poolbench does not read another host's processes",
+                    hosts.join(",")
+                )
+            }
+            cpu::ServerView::Local | cpu::ServerView::Embedded => {
+                "no backend was found among this machine's processes by its pid and this \
+                 connection's client port (a server in a container or another PID namespace, \
+                 or behind a pooler or proxy)"
+                    .to_string()
+            }
+        }
     }
 
     /// Where the target came from: `--dsn`, `[database].dsn`,
@@ -158,12 +201,7 @@ impl Target {
         let hosts = self.config.get_hosts();
         !hosts.is_empty()
             && hosts.iter().all(|h| match h {
-                Host::Tcp(name) => {
-                    name == "localhost"
-                        || name
-                            .parse::<std::net::IpAddr>()
-                            .is_ok_and(|ip| ip.is_loopback())
-                }
+                Host::Tcp(name) => is_loopback_name(name),
                 _ => false,
             })
     }
@@ -308,6 +346,36 @@ impl Target {
             });
         }
         text
+    }
+}
+
+/// "localhost" or a loopback address.
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Where a configuration's server runs: on this machine when every address
+/// it may connect to is (a loopback address, `localhost` or a Unix-domain
+/// socket; `hostaddr` over `host`), another host otherwise.
+pub fn server_view_of(config: &Config) -> cpu::ServerView {
+    let hosts = config.get_hosts();
+    let addrs = config.get_hostaddrs();
+    let local = if addrs.is_empty() {
+        !hosts.is_empty()
+            && hosts.iter().all(|h| match h {
+                Host::Tcp(name) => is_loopback_name(name),
+                Host::Unix(_) => true,
+            })
+    } else {
+        addrs.iter().all(|ip| ip.is_loopback())
+    };
+    if local {
+        cpu::ServerView::Local
+    } else {
+        cpu::ServerView::Remote
     }
 }
 

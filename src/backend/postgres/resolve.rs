@@ -354,6 +354,7 @@ fn build(info: &ConnInfo, source: Source, env: &dyn Environment) -> Result<Targe
         max_version: info.value("ssl_max_protocol_version").map(str::to_string),
         home: env.home(),
     })?;
+    let server_view = super::server_view_of(&config);
     Ok(Target::with_details(
         config,
         tls.connector,
@@ -363,7 +364,8 @@ fn build(info: &ConnInfo, source: Source, env: &dyn Environment) -> Result<Targe
             client_cert: tls.client_cert,
             passfile: passfile_used,
             source: source.label(),
-            server_visible: false,
+            server_view,
+            setup_log: None,
         },
     ))
 }

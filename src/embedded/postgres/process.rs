@@ -139,13 +139,17 @@ pub fn configure_dying_on(cmd: &mut Command, run_as: Option<&RunAs>, death_signa
 ///   when that is below PostgreSQL's 3, which refuses to start otherwise;
 ///   so `--max-connections 1` works (with no slot reserved for superusers);
 /// - listening on 127.0.0.1 only, the socket in the private directory;
-/// - [`THROWAWAY_SETTING`] marks it as poolbench's throwaway.
+/// - [`THROWAWAY_SETTING`] marks it as poolbench's throwaway;
+/// - with `setup_durations` (PostgreSQL >= 18), `log_connections =
+///   setup_durations`: each connection's fork and authentication times in
+///   postgres.log, its pid in the line's prefix (`backend::postgres::durations`).
 pub fn postgres_command(
     bin_dir: &Path,
     dir: &Path,
     port: u16,
     opts: &EmbeddedOptions,
     run_as: Option<&RunAs>,
+    setup_durations: bool,
 ) -> Result<Command> {
     let data = dir.join("data");
     let log = OpenOptions::new()
@@ -175,6 +179,10 @@ pub fn postgres_command(
     setting("superuser_reserved_connections", &reserved);
     setting("password_encryption", &password_encryption);
     setting(THROWAWAY_SETTING, &"on");
+    if setup_durations {
+        setting("log_connections", &"setup_durations");
+        setting("log_line_prefix", &"%m [%p] ");
+    }
     setting("ssl", &if opts.tls { "on" } else { "off" });
     if opts.tls {
         setting("ssl_cert_file", &data.join("server.crt").display());

@@ -165,7 +165,19 @@ impl EmbeddedServer {
             } else {
                 make_target(port, &password, opts)?
             };
-            let cmd = postgres_command(&bin_dir, &dir, port, opts, run_as.as_ref())?;
+            let target = if logs_setup_durations(&version) {
+                target.with_setup_log(dir.join("postgres.log"))
+            } else {
+                target
+            };
+            let cmd = postgres_command(
+                &bin_dir,
+                &dir,
+                port,
+                opts,
+                run_as.as_ref(),
+                logs_setup_durations(&version),
+            )?;
             let log_start = std::fs::metadata(dir.join("postgres.log")).map_or(0, |m| m.len());
             let postmaster = resources.server.insert(
                 Postmaster::spawn(cmd)
@@ -332,6 +344,7 @@ impl EmbeddedServer {
             self.port,
             &self.opts,
             run_as.as_ref(),
+            logs_setup_durations(&self.version),
         )?;
         let log_start = std::fs::metadata(self.dir.join("postgres.log")).map_or(0, |m| m.len());
         let postmaster = self.resources.server.insert(
@@ -487,6 +500,12 @@ fn make_target(port: u16, password: &str, opts: &EmbeddedOptions) -> Result<Targ
         ChannelBindingLever::Disable => ChannelBinding::Disable,
     });
     Ok(Target::from_config(config)?.with_visible_server())
+}
+
+/// Whether a server of this version logs each connection's setup
+/// durations (`log_connections = setup_durations`, PostgreSQL >= 18).
+fn logs_setup_durations(version: &str) -> bool {
+    major(version).is_some_and(|m| m >= 18)
 }
 
 /// The major version of "15.18" or "18.4".

@@ -253,13 +253,24 @@ pub fn cpu_words(cpu: &CpuShare) -> String {
         cpu.client_scram_ms
             .map(|s| format!(" (SCRAM {})", n(s)))
             .unwrap_or_default(),
-        match cpu.server_ms {
-            Some(s) => format!("server {} ms", n(s)),
-            None => "server not visible (a server poolbench did not start)".to_string(),
+        match (cpu.server_ms, &cpu.server_absent) {
+            (Some(s), _) => format!("server {} ms{}", n(s), logged(cpu)),
+            (None, Some(why)) => format!("server not visible: {why}"),
+            (None, None) => "server not visible".to_string(),
         },
         n(cpu.waiting_ms),
         plural(cpu.cpus, "CPU", "CPUs"),
     )
+}
+
+/// PostgreSQL 18's logged fork and authentication times beside the
+/// server's CPU: " (fork 0.6, auth 1.8)"; empty when not logged.
+fn logged(cpu: &CpuShare) -> String {
+    let n = |ms: f64| trimmed(ms, if ms >= 10.0 { 1 } else { 2 });
+    match (cpu.server_fork_ms, cpu.server_auth_ms) {
+        (Some(fork), Some(auth)) => format!(" (fork {}, auth {})", n(fork), n(auth)),
+        _ => String::new(),
+    }
 }
 
 /// Where a per-request connection's time goes (means, in ms), in the
@@ -541,19 +552,25 @@ mod tests {
             client_ms: 2.3,
             client_scram_ms: Some(1.9),
             server_ms: Some(3.1),
+            server_fork_ms: Some(0.6),
+            server_auth_ms: Some(1.8),
+            server_absent: None,
             waiting_ms: 24.6,
             cpus: 2,
         });
         let text = explanation(&e, &server("postgresql"));
         assert!(
             text.contains(
-                "  cpu      client 2.3 ms (SCRAM 1.9), server 3.1 ms; the other 24.6 ms of the \
-                 connect waiting (round trips, and queueing for the 2 CPUs)\n"
+                "  cpu      client 2.3 ms (SCRAM 1.9), server 3.1 ms (fork 0.6, auth 1.8); the \
+                 other 24.6 ms of the connect waiting (round trips, and queueing for the 2 CPUs)\n"
             ),
             "{text}"
         );
-        e.cpu.as_mut().unwrap().server_ms = None;
-        assert!(explanation(&e, &server("postgresql")).contains("server not visible"));
+        let cpu = e.cpu.as_mut().unwrap();
+        cpu.server_ms = None;
+        cpu.server_absent = Some("the server is at db.example.com, not on this machine".into());
+        assert!(explanation(&e, &server("postgresql"))
+            .contains("server not visible: the server is at db.example.com"));
     }
 
     #[test]
