@@ -315,10 +315,25 @@ pub fn explanation(e: &Explanation, server: &Server) -> String {
         } else {
             "SSL request"
         };
+        // Only the steps that happened: no tls step with TLS off, and only
+        // the request when the server refused TLS (sslmode=prefer).
+        let tls = e.tls_ms.map(|_| {
+            if server.ssl {
+                format!("{request} and TLS handshake")
+            } else {
+                format!("{request}, refused")
+            }
+        });
+        let words: Vec<String> = ["TCP handshake".to_string()]
+            .into_iter()
+            .chain(tls)
+            .chain([startup])
+            .collect();
         out.push_str(&format!(
-            "  connect  {} ms = {} (TCP handshake; {request} and TLS handshake; {startup})\n",
+            "  connect  {} ms = {} ({})\n",
             n(e.connect_ms),
-            steps.join(" + ")
+            steps.join(" + "),
+            words.join("; ")
         ));
     }
     let why = match (pooler.as_deref(), e.statement_cache) {
@@ -571,6 +586,32 @@ mod tests {
         cpu.server_absent = Some("the server is at db.example.com, not on this machine".into());
         assert!(explanation(&e, &server("postgresql"))
             .contains("server not visible: the server is at db.example.com"));
+    }
+
+    #[test]
+    fn the_connect_line_names_only_the_steps_that_happened() {
+        let mut e = sample(None, true);
+        let tls_on = explanation(&e, &server("postgresql"));
+        assert!(
+            tls_on.contains("(TCP handshake; SSLRequest and TLS handshake; authentication"),
+            "{tls_on}"
+        );
+        // sslmode=prefer against a server without TLS: the request, refused.
+        let mut plain = server("postgresql");
+        plain.ssl = false;
+        let refused = explanation(&e, &plain);
+        assert!(
+            refused.contains("(TCP handshake; SSLRequest, refused; authentication"),
+            "{refused}"
+        );
+        // sslmode=disable: no tls step, no word of TLS.
+        e.tls_ms = None;
+        let off = explanation(&e, &plain);
+        assert!(
+            off.contains("= tcp 1 + startup 20 (TCP handshake; authentication and the"),
+            "{off}"
+        );
+        assert!(!off.contains("SSL") && !off.contains("TLS"), "{off}");
     }
 
     #[test]
