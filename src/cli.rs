@@ -515,6 +515,9 @@ pub enum AuthArg {
     #[value(name = "scram-sha-256")]
     ScramSha256,
     Md5,
+    // The password in clear text (over TLS unless --no-tls), as
+    // `[database.embedded] auth = "password"`.
+    Password,
     Trust,
 }
 

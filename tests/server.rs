@@ -386,6 +386,40 @@ async fn stderr_of(child: &mut tokio::process::Child) -> String {
     stderr
 }
 
+/// SIGTERM to `poolbench server`, which exits 0 within 15 s; its stderr.
+async fn stopped_by_sigterm(child: &mut tokio::process::Child) -> String {
+    // SAFETY: signalling our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = stderr_of(child).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    stderr
+}
+
+/// `--auth password`, as the embedded levers' `auth = "password"`: the
+/// hba line says `password`, and poolbench's DSN logs in with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_command_serves_password_authentication() {
+    let (mut child, lines) =
+        spawn_server_command(&["--auth", "password", "--max-connections", "5"]).await;
+    let client = Target::parse(&lines[0], "test")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(hba_method(&client).await, "password");
+    assert!(uses_ssl(&client).await);
+    drop(client);
+    let stderr = stopped_by_sigterm(&mut child).await;
+    assert!(stderr.contains("(password, TLS"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn server_command_stops_on_sigterm_without_tls() {
     let (mut child, lines) =
@@ -403,17 +437,7 @@ async fn server_command_stops_on_sigterm_without_tls() {
     assert_eq!(show(&client, "max_connections").await, "5");
     drop(client);
 
-    // SAFETY: signalling our own child.
-    assert_eq!(
-        unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let stderr = stderr_of(&mut child).await;
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let stderr = stopped_by_sigterm(&mut child).await;
     assert!(stderr.contains("(md5, no TLS)"), "{stderr}");
     assert!(stderr.contains("server stopped"), "{stderr}");
     assert_gone(pid as u32, &dir);

@@ -18,6 +18,7 @@ fn options(args: &ServerArgs) -> EmbeddedOptions {
         auth: match args.auth {
             AuthArg::ScramSha256 => AuthMethod::ScramSha256,
             AuthArg::Md5 => AuthMethod::Md5,
+            AuthArg::Password => AuthMethod::Password,
             AuthArg::Trust => AuthMethod::Trust,
         },
         tls: args.tls_enabled(),
