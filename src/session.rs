@@ -288,16 +288,15 @@ impl Session {
             cancel,
             link: None,
         };
-        session.set_network(scenario.network)?;
+        session.set_network(scenario.network);
         Ok(session)
     }
 
     /// Puts an emulated link with these settings between poolbench and the
     /// database for the rounds that follow (None: connect directly). The
     /// admin connection never crosses it.
-    pub fn set_network(&mut self, network: Option<NetworkSettings>) -> Result<()> {
+    pub fn set_network(&mut self, network: Option<NetworkSettings>) {
         self.link = network.map(|n| (n, Arc::new(Emulator::new(n.rtt, n.jitter))));
-        Ok(())
     }
 
     /// The admin connection, which also reads the server's clock for

@@ -217,7 +217,7 @@ async fn measure_steps<A: Axis>(
             }
         };
         if step.network != session.network() {
-            session.set_network(step.network)?;
+            session.set_network(step.network);
         }
         let mut settings = engine::Settings {
             seed: instance.seed(step.run.seed),
