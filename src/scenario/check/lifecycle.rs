@@ -121,7 +121,46 @@ impl Checker<'_> {
                 }
             }
         }
+        if self.mysql && !self.reset_on_mysql(raw, &l.reset) {
+            ok = false;
+        }
         ok.then_some(l)
+    }
+
+    /// `discard_all` and `asyncpg` are PostgreSQL's statements (DISCARD
+    /// ALL; asyncpg's CLOSE ALL, UNLISTEN, RESET ALL…), which MySQL and
+    /// MariaDB do not have: refused where they were set (`reset`, or the
+    /// `like` preset that brought it), rather than failing every release.
+    /// Not mapped to COM_RESET_CONNECTION: that is another reset, with
+    /// another cost, and a list of statements says what to send.
+    fn reset_on_mysql(&mut self, raw: &RawStrategy, reset: &Reset) -> bool {
+        let what = match reset {
+            Reset::DiscardAll => "`reset = \"discard_all\"` is PostgreSQL's DISCARD ALL",
+            Reset::Asyncpg => {
+                "`reset = \"asyncpg\"` is asyncpg's PostgreSQL reset (pg_advisory_unlock_all, \
+                 CLOSE ALL, UNLISTEN *, RESET ALL)"
+            }
+            Reset::None | Reset::Statements(_) => return true,
+        };
+        let (at, what) = match (&raw.reset, &raw.like) {
+            (Some(given), _) => (given.origin(), what.to_string()),
+            (None, Some(like)) => (
+                like.origin(),
+                format!(
+                    "`like = {:?}` resets each connection given back: {what}",
+                    like.get_ref()
+                ),
+            ),
+            (None, None) => return true,
+        };
+        self.error(
+            at,
+            format!(
+                "{what}, which MySQL and MariaDB do not have; give the statements to send on \
+                 release instead, e.g. reset = [\"ROLLBACK\"] (docs/pools.md)"
+            ),
+        );
+        false
     }
 
     /// `"never"`, `"always"` or `{ if_idle_over = "1s" }`.
@@ -302,5 +341,40 @@ mod tests {
         // A preset's keepalive under a shorter lifetime: off, as HikariCP.
         let l = lifecycle("like = \"hikaricp\"\nmax_lifetime = \"1m\"");
         assert_eq!(l.keepalive, None);
+    }
+
+    #[test]
+    fn postgresqls_resets_are_refused_on_mysql_where_they_were_set() {
+        // The keys start on line 7 under the MariaDB server's two lines.
+        let mysql = |keys: &str| {
+            first_error(&format!(
+                "[database.embedded]\nengine = \"mariadb\"\n{}",
+                pool(keys)
+            ))
+        };
+        let e = mysql("reset = \"discard_all\"");
+        assert!(
+            e.starts_with("t.toml:7:9: `reset = \"discard_all\"` is PostgreSQL's DISCARD ALL, which MySQL and MariaDB do not have"),
+            "{e}"
+        );
+        let e = mysql("reset = \"asyncpg\"");
+        assert!(
+            e.starts_with("t.toml:7:9: `reset = \"asyncpg\"` is asyncpg's"),
+            "{e}"
+        );
+        let e = mysql("like = \"asyncpg\"");
+        assert!(
+            e.starts_with("t.toml:7:8: `like = \"asyncpg\"` resets each connection given back"),
+            "{e}"
+        );
+        // Statements of its own beside the preset, or another preset: fine.
+        let mariadb = |keys: &str| {
+            ok(
+                &format!("[database.embedded]\nengine = \"mariadb\"\n{}", pool(keys)),
+                &flags(),
+            )
+        };
+        mariadb("like = \"asyncpg\"\nreset = [\"ROLLBACK\"]");
+        mariadb("like = \"sqlalchemy\"");
     }
 }
