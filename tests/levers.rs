@@ -371,7 +371,7 @@ async fn postgresql_18_logs_each_setups_fork_and_authentication() {
     );
     let text = common::stdout(&o);
     assert!(
-        text.contains(" ms (fork ") && text.contains(", auth "),
+        text.contains(" ms (logged wall times: fork ") && text.contains(", auth "),
         "{text}"
     );
 }

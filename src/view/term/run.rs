@@ -264,11 +264,15 @@ pub fn cpu_words(cpu: &CpuShare) -> String {
 }
 
 /// PostgreSQL 18's logged fork and authentication times beside the
-/// server's CPU: " (fork 0.6, auth 1.8)"; empty when not logged.
+/// server's CPU: " (logged wall times: fork 0.6, auth 1.8)" — wall, not
+/// CPU, so said apart (authentication waits for the client); empty when
+/// not logged.
 fn logged(cpu: &CpuShare) -> String {
     let n = |ms: f64| trimmed(ms, if ms >= 10.0 { 1 } else { 2 });
     match (cpu.server_fork_ms, cpu.server_auth_ms) {
-        (Some(fork), Some(auth)) => format!(" (fork {}, auth {})", n(fork), n(auth)),
+        (Some(fork), Some(auth)) => {
+            format!(" (logged wall times: fork {}, auth {})", n(fork), n(auth))
+        }
         _ => String::new(),
     }
 }
@@ -576,7 +580,8 @@ mod tests {
         let text = explanation(&e, &server("postgresql"));
         assert!(
             text.contains(
-                "  cpu      client 2.3 ms (SCRAM 1.9), server 3.1 ms (fork 0.6, auth 1.8); the \
+                "  cpu      client 2.3 ms (SCRAM 1.9), server 3.1 ms (logged wall times: fork \
+                 0.6, auth 1.8); the \
                  other 24.6 ms of the connect waiting (round trips, and queueing for the 2 CPUs)\n"
             ),
             "{text}"
