@@ -166,6 +166,8 @@ async fn measured(
                 client_startup_us: total_us - tls_end_us.unwrap_or(tcp_us),
                 client_scram_us: None,
                 server_us: None,
+                server_fork_us: None,
+                server_auth_us: None,
             }),
         },
         ready_at: end,
