@@ -70,10 +70,13 @@ pub enum Command {
     /// strategy at each emulated round-trip time. Exit 1 when no point
     /// completed a request.
     Sweep(SweepArgs),
-    /// From a sweep.json: the pool sizes that meet a p99 target at a request
-    /// rate within the server's connection budget, in each pool library's
-    /// own setting names. Exit 1 when the planned pools do not fit the
-    /// budget (DOES NOT FIT) or --verify misses the target.
+    /// The smallest pool size meeting a p99 target at a request rate,
+    /// searched by measurement: one instance's pool at one instance's share
+    /// of the rate in open loop (Poisson), each size over several rounds,
+    /// from the model's proposal (an M/G/c simulation fed with the service
+    /// times measured at that rate; a sweep is an optional prior), in each
+    /// pool library's own setting names. Exit 0 when a size met the target,
+    /// 1 when none can (the reason in one sentence), 2 on bad input.
     Plan(PlanArgs),
     /// Merge the reports of copies that ran the same scenario against the
     /// same server at the same time (`--start-at`, `--instance-index`) into
@@ -254,25 +257,34 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The sweep.json written by `poolbench sweep` (or its directory).
+    /// The scenario whose pool strategy is sized (its first `kind = "pool"`,
+    /// or the sweep's template) [default: the sweep's scenario].
+    #[arg(value_name = "SCENARIO.toml")]
+    pub scenario: Option<PathBuf>,
+
+    /// A sweep.json written by `poolbench sweep` (or its directory): an
+    /// optional prior. Its Erlang C plan is shown and the search starts
+    /// from it; without a scenario, its scenario is measured.
     #[arg(long, value_name = "PATH")]
-    pub sweep: PathBuf,
+    pub sweep: Option<PathBuf>,
 
     /// Target traffic, requests per second over all instances.
     #[arg(long, value_name = "R", value_parser = parse_positive)]
     pub rps: f64,
 
-    /// Target p99 of a request's database time (acquire + query), e.g.
-    /// 50ms, 0.5ms, 1s.
+    /// Target p99 of a request's time from its arrival to the end of its
+    /// queries (wait for a connection included), e.g. 50ms, 0.5ms, 1s.
     #[arg(long, value_name = "T", value_parser = parse_latency_us)]
     pub p99: f64,
 
-    /// Application instances, each with its own pool.
+    /// Application instances, each with its own pool: one instance's pool
+    /// is measured at one instance's share of --rps.
     #[arg(long, value_name = "K", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub instances: u32,
 
-    /// The server's max_connections [default: the one recorded in the sweep].
+    /// The server's max_connections [default: the measured server's]:
+    /// the search never tries more than (M − reserved) / K connections.
     #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
 
@@ -282,7 +294,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub reserved: u32,
 
-    /// The sweep concurrency to plan from [default: the highest measured].
+    /// With --sweep: the sweep concurrency to plan the prior from
+    /// [default: the highest measured].
     #[arg(long, value_name = "C")]
     pub concurrency: Option<u32>,
 
@@ -290,16 +303,30 @@ pub struct PlanArgs {
     #[arg(long, value_name = "R", value_parser = parse_positive)]
     pub base_rps: Option<f64>,
 
-    /// Run the plan to check it: the sweep's scenario with one instance's
-    /// pool (max and min as planned) at one instance's share of --rps, in
-    /// open loop for the scenario's duration, then predicted against
-    /// measured p99, utilisation and wait probability. Exit 0 when the
-    /// target is met, 1 when it is missed.
+    /// Rounds per measured pool size: its verdict is met when most rounds
+    /// met the target, and their spread is shown. Each round is a warm-up
+    /// and --duration.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
+
+    /// Measure only the proposal (the sweep's plan, else the model's) over
+    /// --rounds rounds, no search: exit 0 when it meets the target, 1 when
+    /// it misses.
     #[arg(long)]
     pub verify: bool,
 
-    /// With --verify: where and how to measure (the sweep's server is not
-    /// recorded with its password; without --dsn an embedded server is
+    /// Write each measured pool size's rounds as a run's report
+    /// (report.json, report.html …) in DIR/pool-<N>/, and the calibration
+    /// run in DIR/calibration/ (DIR/calibration-2/ when it was repeated).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Only the answer: no header, progress or per-point lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Where and how to measure (without --dsn an embedded server is
     /// started as the scenario says).
     #[command(flatten)]
     pub measure: MeasureArgs,

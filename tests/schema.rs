@@ -25,8 +25,13 @@ fn each_schema_is_draft_2020_12_and_their_shared_parts_agree() {
             "{} is not a valid draft 2020-12 schema",
             doc.schema_file()
         );
-        // schema_version is pinned: a format change must bump it here too.
-        assert_eq!(s["properties"]["schema_version"]["const"], 1, "{doc:?}");
+        // schema_version is pinned: a format change must bump it here too
+        // (plan's 2: the measured plan).
+        let version = if doc == Doc::Plan { 2 } else { 1 };
+        assert_eq!(
+            s["properties"]["schema_version"]["const"], version,
+            "{doc:?}"
+        );
         // A definition the files share is the same in each (each file
         // stands alone, so a CI user needs only one).
         for (name, def) in s["$defs"].as_object().unwrap() {
@@ -209,6 +214,7 @@ async fn every_json_output_validates() {
     let rtts = read_json(&out("rtts").join("sweep.json"));
     breaks(Doc::Sweep, &rtts, &[("/fits", json!(null))]);
 
+    // plan measures on the sweep's scenario (with --sweep, its prior).
     let o = poolbench([
         "plan".as_ref(),
         "--sweep".as_ref(),
@@ -217,23 +223,30 @@ async fn every_json_output_validates() {
         "100".as_ref(),
         "--p99".as_ref(),
         "1s".as_ref(),
+        "--dsn".as_ref(),
+        dsn.as_ref(),
+        "--duration".as_ref(),
+        "500ms".as_ref(),
+        "--warmup".as_ref(),
+        "0s".as_ref(),
         "--format".as_ref(),
         "json".as_ref(),
     ])
     .await;
     ok(&o);
     let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(plan["schema_version"], 1);
+    assert_eq!(plan["schema_version"], 2);
     assert!(
-        plan["break_even"]["pool_query_p50_ms"].is_number(),
+        plan["prior"]["break_even"]["pool_query_p50_ms"].is_number(),
         "{plan}"
     );
     breaks(
         Doc::Plan,
         &plan,
         &[
-            ("/max_size", json!("4")),
-            ("/libraries/0/settings/0", json!(["max_size"])),
+            ("/recommended/max_size", json!("4")),
+            ("/points/0/rounds/0/p99_ms", json!(-1)),
+            ("/prior/libraries/0/settings/0", json!(["max_size"])),
         ],
     );
     server.stop().await.unwrap();

@@ -1,36 +1,55 @@
-//! `poolbench plan --sweep sweep.json --rps R --p99 T [--verify]`: pool
-//! sizes from a measured sweep, printed as reasoning (table) or as JSON;
-//! with --verify, the plan measured in open loop on the sweep's scenario.
-//! Exit 1 when the answer is no: the planned pools do not fit the server's
-//! connections ("DOES NOT FIT"), or the verification missed the target.
+//! `poolbench plan [SCENARIO] --rps R --p99 T [--sweep S]`: the smallest
+//! pool size that meets T at one instance's share of R, searched by
+//! measurement in open loop (Poisson arrivals, the scenario's queries),
+//! each size measured over --rounds rounds, from the M/G/c simulation's
+//! proposal (`sizing::mgc`, fed with the service times of one calibration
+//! run at the target rate). A sweep is an optional prior (its Erlang C
+//! plan); `--verify` measures only the proposal. Exit 0 when a size met
+//! the target, 1 when none can (the reason in one sentence), 2 bad input.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Result;
 
 use super::assemble::assemble;
-use super::measure::{self, connect_options, instance, overrides, threads};
+use super::measure::{self, connect_options, overrides, threads};
+use super::run::{new_report, FILES};
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::engine::{self, Pacing};
 use crate::error::bad_input;
+use crate::metrics::decode_histogram;
+use crate::report::format::{ms, ms_trimmed, plural, rps};
+use crate::report::StrategyReport;
 use crate::scenario::limits::MAX_POOL_SIZE;
 use crate::scenario::{
-    self, ArrivalProcess, Arrivals, Overrides, PoolSettings, Strategy, StrategyKind,
+    self, ArrivalProcess, Arrivals, PoolSettings, Scenario, Strategy, StrategyKind,
 };
 use crate::session::{cancel_on_signal, Session};
-use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest};
-use crate::sizing::sweep::pool_size::SweepReport;
-use crate::sizing::verify::verification;
-use crate::view::{export::json, term};
+use crate::sizing::measured::{
+    self, MeasuredPlan, Model, Point, Recommended, SearchSettings, PLAN_SCHEMA_VERSION,
+};
+use crate::sizing::mgc::{self, ServiceTimes};
+use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest, Target};
+use crate::sizing::search::{verdict, Round, Search};
+use crate::view::export::{self, hlog, json, Dir};
+use crate::view::term;
 use crate::Outcome;
 
-/// In a verification, every arrival is served at once (no handler limit):
-/// the only queue is the pool's, which is what the plan models.
-const VERIFY_MAX_IN_FLIGHT: u32 = 100_000;
+/// Every arrival is served at once (no handler limit): the only queue is
+/// the pool's, which is what is being sized.
+const MAX_IN_FLIGHT: u32 = 100_000;
+/// The calibration pool: more connections than the rate keeps busy, so
+/// that the service times are the server's at that rate, not a queue's.
+const CALIBRATION_POOL: u32 = 64;
+/// A pool busier than this is the limit; below it, a rate not reached is
+/// the server's (or poolbench's) limit, and more connections cannot help.
+const POOL_BUSY: f64 = 0.8;
+/// The simulation's utilisation bound for the proposal.
+const MODEL_MAX_UTILISATION: f64 = 0.95;
 
 pub async fn run(args: &PlanArgs) -> Result<Outcome> {
-    let path = sweep_path(&args.sweep);
-    let sweep = read_sweep(&path)?;
+    let started = Instant::now();
     let request = PlanRequest {
         rps: args.rps,
         p99_us: args.p99,
@@ -40,173 +59,560 @@ pub async fn run(args: &PlanArgs) -> Result<Outcome> {
         concurrency: args.concurrency,
         base_rps: args.base_rps,
     };
-    let mut report = plan(&sweep, &path, &request)?;
-    let outcome = if args.verify {
-        verify(args, &sweep, &mut report).await?
-    } else {
-        Outcome::Success
-    };
-    match args.format {
-        PlanFormat::Json => crate::out!("{}", json::to_string(&report)?),
-        PlanFormat::Table => {
-            crate::out!("{}", term::plan::render(&report, &sweep));
-            if let Some(v) = &report.verification {
-                crate::out!("{}", term::plan::verification(v));
-            }
-        }
+    if args.measure.start_at.is_some() {
+        return Err(bad_input(
+            "--start-at: plan measures one instance's pool at one instance's share of --rps; \
+             it does not run as synchronised copies",
+        ));
     }
-    let b = &report.budget;
-    let fits = match (b.fits, b.available) {
-        (Some(false), Some(available)) => {
-            crate::errln!(
-                "poolbench: the plan does not fit: {} instances × max_size {} = {} connections, \
-                 more than the {available} the server has for them",
-                report.target.instances,
-                report.max_size,
-                b.needed
-            );
-            false
-        }
-        _ => true,
-    };
-    if let Some(v) = report.verification.as_ref().filter(|v| !v.met) {
-        crate::errln!(
-            "poolbench: the plan missed its target: measured p99 {:.3} ms against {:.3} ms{}",
-            v.measured_p99_ms,
-            v.target_p99_ms,
-            if v.errors > 0 {
-                format!(", {} errors", v.errors)
-            } else {
-                String::new()
-            }
-        );
-    }
-    Ok(match outcome {
-        Outcome::Success if !fits => Outcome::Regression,
-        other => other,
-    })
-}
-
-/// Runs one instance's planned pool at one instance's rate on the sweep's
-/// scenario; Regression (exit 1) when the target is missed.
-async fn verify(args: &PlanArgs, sweep: &SweepReport, report: &mut PlanReport) -> Result<Outcome> {
-    // K instances can be verified as K synchronised copies, each at one
-    // instance's rate (--start-at, --instance-index).
-    let instance = instance(&args.measure)?;
-    let scenario_path = Path::new(&sweep.scenario.path);
-    let scenario = scenario::load_with(scenario_path, &overrides(&args.measure)).map_err(|e| {
-        e.context(format!(
-            "--verify runs the sweep's scenario {}",
-            scenario_path.display()
-        ))
-    })?;
-    // The planned rate and pool are checked as `run` would check them.
-    let at_rate = Overrides {
-        rate: Some(report.target.rps_per_instance),
-        ..Overrides::default()
-    };
-    let scenario = scenario::with_overrides(scenario, &at_rate)
-        .map_err(|e| e.context("--verify at one instance's share of --rps"))?;
-    if report.max_size as usize > MAX_POOL_SIZE {
+    if let Some(b) = args.base_rps.filter(|b| *b > args.rps) {
         return Err(bad_input(format!(
-            "--verify: the planned pool of {} connections is more than poolbench opens ({MAX_POOL_SIZE})",
-            report.max_size
+            "--base-rps {b} is above --rps {}: the base load is the traffic most of the time, \
+             the target its peak",
+            args.rps
         )));
     }
-    if scenario.source.sha256 != sweep.scenario.sha256 {
-        crate::errln!(
-            "poolbench: warning: {} changed since the sweep was measured; verifying with it as it is now",
-            scenario_path.display()
-        );
+    // The prior: the sweep's Erlang C plan, which also names the scenario.
+    let (prior, scenario_path, template_name) = match &args.sweep {
+        Some(s) => {
+            let path = sweep_path(s);
+            let sweep = read_sweep(&path)?;
+            // A prior that rules the target out (a rate above the sweep's
+            // best, a p99 below its query p99) is a model's opinion: the
+            // search measures anyway.
+            let prior = match plan(&sweep, &path, &request) {
+                Ok(prior) => {
+                    if args.format == PlanFormat::Table && !args.quiet {
+                        crate::out!(
+                            "the sweep's plan (Erlang C), the prior:\n{}",
+                            term::plan::render(&prior, &sweep)
+                        );
+                    }
+                    Some(prior)
+                }
+                Err(e) if crate::error::kind_of(&e) == Some(crate::error::Kind::BadInput) => {
+                    crate::errln!(
+                        "poolbench: the sweep's plan: {e:#}; searching by measurement without it"
+                    );
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            let scenario = args
+                .scenario
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&sweep.scenario.path));
+            (prior, scenario, Some(sweep.scenario.template.clone()))
+        }
+        None => match &args.scenario {
+            Some(s) => (None, s.clone(), None),
+            None => {
+                return Err(bad_input(
+                    "plan needs a scenario (plan SCENARIO.toml --rps R --p99 T) or --sweep \
+                     sweep.json (whose scenario it measures)",
+                ))
+            }
+        },
+    };
+    let scenario = scenario::load_with(&scenario_path, &overrides(&args.measure))?;
+    let template = template(&scenario, template_name.as_deref())?;
+    let quiet = args.quiet || args.format == PlanFormat::Json;
+    let out_dir = match &args.out {
+        Some(dir) => Some(export::prepare_dir(
+            Some(dir),
+            &scenario.name,
+            &crate::report::now_rfc3339(),
+            false,
+            &FILES,
+            &[hlog::FILES],
+        )?),
+        None => None,
+    };
+    if let Some(dir) = &out_dir {
+        // The per-second histograms wait there for the reports.
+        crate::metrics::spill::into(dir);
     }
-    let template = scenario
-        .strategies
-        .iter()
-        .find(|s| s.name == sweep.scenario.template)
-        .and_then(|s| match &s.kind {
-            StrategyKind::Pool(p) => Some(p.clone()),
-            StrategyKind::Fresh => None,
-        })
-        .ok_or_else(|| {
-            bad_input(format!(
-                "--verify: {} has no pool strategy {} (the sweep's template) any more",
-                scenario_path.display(),
-                sweep.scenario.template
-            ))
-        })?;
-    let strategy = Strategy::new(
-        format!("planned pool-{}", report.max_size),
-        StrategyKind::Pool(PoolSettings {
-            max_size: report.max_size as usize,
-            min_size: report.min_size as usize,
-            ..template
-        }),
-    );
-    let quiet = args.format == PlanFormat::Json;
     let session = Session::open(
         &scenario,
         &connect_options(&args.measure, quiet),
         cancel_on_signal(),
     )
     .await?;
-    if !session.server.embedded && !sweep.server.embedded && session.server.dsn != sweep.server.dsn
-    {
-        crate::errln!(
-            "poolbench: warning: the sweep ran on {}, the verification runs on {}",
-            sweep.server.dsn,
-            session.server.dsn
-        );
-    }
-    let mut settings = engine::Settings {
-        seed: instance.seed(scenario.run.seed),
-        pacing: Pacing::OpenLoop(Arrivals {
-            rate: report.target.rps_per_instance,
-            process: ArrivalProcess::Poisson,
-            max_in_flight: VERIFY_MAX_IN_FLIGHT,
-        }),
-        ..session.engine_settings(&scenario.run)
-    };
-    if !quiet {
-        crate::errln!(
-            "poolbench: verifying: {} at {} req/s (one instance's share) for {}",
-            strategy.name,
-            crate::report::format::rps(report.target.rps_per_instance),
-            humantime::format_duration(scenario.run.duration)
-        );
-    }
-    if let Some(mut slots) = instance.slots(scenario.run.warmup, scenario.run.duration) {
-        match slots.next(&strategy.name, !quiet, &session.cancel).await {
-            Some(at) => settings.start_at = Some(at),
-            None => {
-                session.close().await;
-                return Ok(Outcome::Interrupted);
-            }
-        }
-    }
-    let result = measure::round(
+    let result = search(
+        args,
+        &request,
+        &scenario,
+        &template,
         &session,
-        &strategy,
-        &settings,
-        threads(&args.measure),
-        !quiet,
-        (1, 1),
+        prior,
+        out_dir.as_deref(),
+        quiet,
     )
     .await;
     let interrupted = session.cancel.is_cancelled();
-    let measured = assemble(
-        &strategy,
-        &session.query_names(),
-        std::slice::from_ref(&result),
-    );
     session.close().await;
-    let v = verification(report, &measured);
-    let met = v.met;
-    report.verification = Some(v);
+    let mut report = result?;
+    report.search.elapsed_s = started.elapsed().as_secs_f64();
+    match args.format {
+        PlanFormat::Json => crate::out!("{}", json::to_string(&report)?),
+        PlanFormat::Table if !args.quiet => crate::out!("{}", term::plan::measured(&report)),
+        PlanFormat::Table if report.met => crate::outln!("{}", report.reason),
+        PlanFormat::Table => {}
+    }
+    if !report.met {
+        crate::errln!("poolbench: {}", report.reason);
+    }
     Ok(if interrupted {
         Outcome::Interrupted
-    } else if met {
+    } else if report.met {
         Outcome::Success
     } else {
         Outcome::Regression
     })
+}
+
+/// The scenario's pool strategy the plan sizes: the sweep's template, or
+/// the first `kind = "pool"`.
+fn template(scenario: &Scenario, name: Option<&str>) -> Result<PoolSettings> {
+    scenario
+        .strategies
+        .iter()
+        .filter(|s| name.is_none_or(|n| s.name == n))
+        .find_map(|s| match &s.kind {
+            StrategyKind::Pool(p) => Some(p.clone()),
+            StrategyKind::Fresh => None,
+        })
+        .ok_or_else(|| {
+            bad_input(format!(
+                "{}: no pool strategy{} to plan from: plan sizes a `kind = \"pool\"` strategy",
+                scenario.source.path.display(),
+                name.map(|n| format!(" named {n} (the sweep's template)"))
+                    .unwrap_or_default()
+            ))
+        })
+}
+
+/// One pool size measured: its rounds as the verdict needs them, and the
+/// rounds' report for --out.
+struct Measured {
+    rounds: Vec<Round>,
+    report: StrategyReport,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn search(
+    args: &PlanArgs,
+    request: &PlanRequest,
+    scenario: &Scenario,
+    template: &PoolSettings,
+    session: &Session,
+    prior: Option<PlanReport>,
+    out_dir: Option<&Dir>,
+    quiet: bool,
+) -> Result<MeasuredPlan> {
+    let k = request.instances;
+    let rate = request.rps / f64::from(k);
+    let target_ms = request.p99_us / 1000.0;
+    let base_rps = request.base_rps.unwrap_or(request.rps);
+    let mut warnings = prior.as_ref().map_or_else(Vec::new, |p| p.warnings.clone());
+    // The connection budget bounds the search: K pools of max_size each.
+    let max_connections = request
+        .max_connections
+        .unwrap_or(session.server.max_connections);
+    if request.reserved >= max_connections {
+        return Err(bad_input(format!(
+            "--reserved {} is not below max_connections {max_connections}: no connection would \
+             be left for the application",
+            request.reserved
+        )));
+    }
+    let budget = (max_connections - request.reserved) / k;
+    let limit = budget.min(MAX_POOL_SIZE as u32);
+    let rounds = args.rounds;
+    let search_settings = SearchSettings {
+        rounds,
+        warmup_s: scenario.run.warmup.as_secs_f64(),
+        duration_s: scenario.run.duration.as_secs_f64(),
+        limit,
+        elapsed_s: 0.0,
+        verify_only: args.verify,
+    };
+    let target = Target {
+        rps: request.rps,
+        p99_ms: target_ms,
+        instances: k,
+        rps_per_instance: rate,
+        base_rps,
+    };
+    let measurer = Measurer {
+        args,
+        scenario,
+        template,
+        session,
+        rate,
+        out_dir,
+        show: !quiet,
+    };
+    if !quiet {
+        let per_point = f64::from(rounds) * (search_settings.warmup_s + search_settings.duration_s);
+        crate::errln!(
+            "poolbench: plan: {} req/s per instance at p99 ≤ {} ms; each pool size measured {} \
+             × ({}s warm-up + {}s) ≈ {:.0} s in open loop (--rounds, --duration, --warmup shorten it)",
+            rps(rate),
+            ms_trimmed(request.p99_us),
+            rounds,
+            search_settings.warmup_s,
+            search_settings.duration_s,
+            per_point
+        );
+    }
+
+    let mut report = MeasuredPlan {
+        schema_version: PLAN_SCHEMA_VERSION,
+        scenario: scenario.name.clone(),
+        server: format!(
+            "{} {}{}",
+            session.server.engine_name(),
+            session.server.version,
+            if session.server.embedded {
+                " (embedded)"
+            } else {
+                ""
+            }
+        ),
+        target,
+        recommended: None,
+        met: false,
+        reason: String::new(),
+        points: Vec::new(),
+        settings: Default::default(),
+        min_reason: String::new(),
+        model: Model::default(),
+        search: search_settings,
+        prior,
+        warnings: Vec::new(),
+    };
+    if limit == 0 {
+        report.reason = format!(
+            "no pool size can: {k} instances cannot each have a connection within \
+             max_connections {max_connections} − reserved {}; put PgBouncer in transaction \
+             pooling mode between them and the server, or raise max_connections",
+            request.reserved
+        );
+        return Ok(report);
+    }
+    // Calibration: the service times at the target rate, on a pool larger
+    // than the rate keeps busy.
+    let calibration_pool = CALIBRATION_POOL
+        .max(report.prior.as_ref().map_or(0, |p| p.max_size))
+        .min(limit);
+    let mut calibration = measurer.measure(calibration_pool, 1, "calibration").await?;
+    let first = calibration.rounds[0];
+    if (!first.kept_up_within(target_ms) || first.p99_ms > target_ms * 1.5)
+        && !session.cancel.is_cancelled()
+    {
+        // One round must not decide that no size can (a stall of the
+        // machine): a second one, and the better of the two is kept.
+        let again = measurer
+            .measure(calibration_pool, 1, "calibration-2")
+            .await?;
+        let second = again.rounds[0];
+        let better = match (
+            second.kept_up_within(target_ms),
+            first.kept_up_within(target_ms),
+        ) {
+            (true, false) => true,
+            (false, true) => false,
+            (true, true) => second.p99_ms < first.p99_ms,
+            (false, false) => second.achieved_rate > first.achieved_rate,
+        };
+        if better {
+            calibration = again;
+        }
+    }
+    let cal = &calibration.report;
+    let cal_round = calibration.rounds[0];
+    let query = cal
+        .phases
+        .get("query")
+        .and_then(|q| decode_histogram(&q.hdr).ok())
+        .and_then(|h| ServiceTimes::from_histogram(&h));
+    let connect_p50_us = cal.phases.get("connect").map(|c| c.p50_us as f64);
+    let mut model = Model {
+        calibration_pool_size: calibration_pool,
+        calibration_offered_rate: cal_round.offered_rate,
+        calibration_achieved_rate: cal_round.achieved_rate,
+        calibration_p99_ms: cal_round.p99_ms,
+        service_time_mean_ms: query.as_ref().map_or(0.0, |q| q.mean_us() / 1000.0),
+        service_time_p99_ms: query.as_ref().map_or(0.0, |q| q.quantile_us(0.99) / 1000.0),
+        connect_p50_ms: connect_p50_us.map(|c| c / 1000.0),
+        proposal: None,
+        erlang_c_proposal: report.prior.as_ref().map(|p| p.max_size),
+    };
+    report.model = model.clone();
+    let Some(service) = query else {
+        report.reason = format!(
+            "no pool size can: the calibration run at {} req/s completed no request ({} errors)",
+            rps(rate),
+            cal_round.errors
+        );
+        return Ok(report);
+    };
+    // Short of the rate with connections to spare (by the round's own
+    // service time): the server, not the pool, is the limit.
+    let saturated = |r: &Round, pool: u32| {
+        !r.kept_up_within(target_ms) && r.busy() < POOL_BUSY * f64::from(pool)
+    };
+    if cal.generator_saturated == Some(true) && saturated(&cal_round, calibration_pool) {
+        report.reason = format!(
+            "no pool size can be measured at {} req/s here: poolbench's own generator fell \
+             behind its schedule (achieved {} req/s); run poolbench on a machine of its own, or \
+             several copies (--instances share the rate)",
+            rps(rate),
+            rps(cal_round.achieved_rate)
+        );
+        return Ok(report);
+    }
+    if saturated(&cal_round, calibration_pool) {
+        report.reason = format!(
+            "no pool size can: the server reached {} req/s of the {} offered with {} \
+             connections, more than that rate keeps busy; fewer instances per server (a smaller \
+             share of --rps), PgBouncer in front of a bigger server, or a bigger server would help",
+            rps(cal_round.achieved_rate),
+            rps(cal_round.offered_rate),
+            calibration_pool
+        );
+        return Ok(report);
+    }
+    if cal_round.kept_up_within(target_ms) && cal_round.p99_ms > target_ms * 1.5 {
+        report.reason = format!(
+            "no pool size can: with {calibration_pool} connections (no wait for one) the p99 \
+             was {} ms against {} ms: the queries themselves are too slow at this rate (service \
+             time p99 {} ms); make them faster or measure on a faster server",
+            ms(cal_round.p99_ms * 1000.0),
+            ms_trimmed(request.p99_us),
+            ms(service.quantile_us(0.99))
+        );
+        return Ok(report);
+    }
+
+    let seed = scenario.run.seed;
+    let proposal = mgc::smallest(
+        &service,
+        rate,
+        request.p99_us,
+        MODEL_MAX_UTILISATION,
+        limit,
+        seed,
+    );
+    model.proposal = proposal;
+    report.model = model.clone();
+    // Start where the sweep's plan, else the simulation, else Little's law
+    // at ρ = 0.8 puts the answer.
+    let start = if args.verify {
+        model.erlang_c_proposal.or(proposal)
+    } else {
+        proposal.or(model.erlang_c_proposal)
+    }
+    .unwrap_or_else(|| ((rate * service.mean_us() / 1e6 / 0.8).ceil() as u32).max(1));
+    let start = start.min(limit);
+    let mut walk = if args.verify {
+        Search::new(start, start)
+    } else {
+        Search::new(start, limit)
+    };
+    let mut server_limit: Option<(Round, u32)> = None;
+    while let Some(c) = walk.next_size() {
+        let m = measurer.measure(c, rounds, &format!("pool-{c}")).await?;
+        if session.cancel.is_cancelled() {
+            break;
+        }
+        let met = verdict(&m.rounds, target_ms);
+        walk.record(c, met);
+        let predicted = mgc::predict(&service, c, rate, seed);
+        let mut point = Point::new(c, rate, predicted, m.rounds, met);
+        if let Some(dir) = out_dir {
+            point.report = Some(dir.join(format!("pool-{c}")).display().to_string());
+        }
+        if !quiet {
+            crate::errln!("{}", term::plan::point_line(&point, target_ms));
+        }
+        // Most rounds short of the rate with connections to spare: the
+        // server (not the pool) is the limit, and a bigger pool cannot help.
+        let short: Vec<Round> = point
+            .rounds
+            .iter()
+            .filter(|r| saturated(r, c))
+            .copied()
+            .collect();
+        let server_bound = short.len() * 2 > point.rounds.len();
+        let best_short = short
+            .into_iter()
+            .max_by(|a, b| a.achieved_rate.total_cmp(&b.achieved_rate));
+        report.points.push(point);
+        if let Some(r) = best_short.filter(|_| !met && server_bound) {
+            server_limit = Some((r, c));
+            break;
+        }
+        if args.verify {
+            break;
+        }
+    }
+    for p in &report.points {
+        if p.predicted_utilisation <= 0.8 {
+            if let Some(d) = p.disagreement() {
+                warnings.push(format!("pool {}: {d}", p.pool_size));
+            }
+        }
+    }
+    report.warnings = warnings;
+
+    let answer = walk.answer();
+    match answer {
+        Some(max) if !session.cancel.is_cancelled() => {
+            let (min, why) = measured::min_size(
+                max,
+                base_rps / f64::from(k),
+                service.mean_us(),
+                connect_p50_us,
+            );
+            let best = report.points.iter().find(|p| p.pool_size == max);
+            let fewer = report.points.iter().find(|p| p.pool_size + 1 == max);
+            report.recommended = Some(Recommended {
+                max_size: max,
+                min_size: min,
+            });
+            report.met = true;
+            report.settings = measured::settings(min, max, &session.server.engine);
+            report.min_reason = why;
+            report.reason = format!(
+                "max_size = {max}: {} at {} req/s{}",
+                best.map_or(String::new(), Point::measured),
+                rps(rate),
+                match fewer {
+                    Some(f) => format!(
+                        "; {}: {}, missed",
+                        plural(f.pool_size as usize, "connection", "connections"),
+                        f.measured()
+                    ),
+                    None if max == 1 => String::new(),
+                    None => " (one connection fewer was not measured)".into(),
+                }
+            );
+        }
+        _ if session.cancel.is_cancelled() => {
+            report.reason = "interrupted before the search ended: no recommendation".into();
+        }
+        _ => {
+            report.reason = match server_limit {
+                Some((r, c)) => format!(
+                    "no pool size can: the server reached {} req/s of the {} offered with {c} \
+                     connections, and more connections do not raise it; fewer instances' share \
+                     per server, PgBouncer in front of a bigger server, or a bigger server would help",
+                    rps(r.achieved_rate),
+                    rps(r.offered_rate)
+                ),
+                None if args.verify => format!(
+                    "the plan missed its target: max_size {start}: {}",
+                    report.points.last().map_or(String::new(), Point::measured)
+                ),
+                None => format!(
+                    "no pool size up to {limit} (the connection budget: max_connections \
+                     {max_connections} − reserved {} over {k} instances, or poolbench's limit) \
+                     meets p99 ≤ {} ms at {} req/s",
+                    request.reserved,
+                    ms_trimmed(request.p99_us),
+                    rps(rate)
+                ),
+            };
+        }
+    }
+    Ok(report)
+}
+
+/// Measures pool sizes at one instance's rate in open loop.
+struct Measurer<'a> {
+    args: &'a PlanArgs,
+    scenario: &'a Scenario,
+    template: &'a PoolSettings,
+    session: &'a Session,
+    rate: f64,
+    out_dir: Option<&'a Dir>,
+    show: bool,
+}
+
+impl Measurer<'_> {
+    /// `rounds` rounds of a full pool of `size`, each a fresh pool; with
+    /// --out, written as a run's report under `<out>/<label>/`.
+    async fn measure(&self, size: u32, rounds: u32, label: &str) -> Result<Measured> {
+        let strategy = Strategy::new(
+            label.to_string(),
+            StrategyKind::Pool(PoolSettings {
+                max_size: size as usize,
+                min_size: size as usize,
+                instances: 1,
+                ..self.template.clone()
+            }),
+        );
+        let settings = engine::Settings {
+            pacing: Pacing::OpenLoop(Arrivals {
+                rate: self.rate,
+                process: ArrivalProcess::Poisson,
+                max_in_flight: MAX_IN_FLIGHT,
+            }),
+            ..self.session.engine_settings(&self.scenario.run)
+        };
+        let threads = threads(&self.args.measure);
+        let queries = self.session.query_names();
+        let started_at = crate::report::now_rfc3339();
+        let mut results = Vec::new();
+        let mut out = Vec::new();
+        for round in 1..=rounds {
+            if self.session.cancel.is_cancelled() {
+                break;
+            }
+            let settings = engine::Settings {
+                seed: settings.seed.wrapping_add(u64::from(round)),
+                ..settings.clone()
+            };
+            let result = measure::round(
+                self.session,
+                &strategy,
+                &settings,
+                threads,
+                self.show,
+                (round, rounds),
+            )
+            .await;
+            let r = assemble(&strategy, &queries, std::slice::from_ref(&result));
+            out.push(Round {
+                p99_ms: r.total().map_or(0.0, |t| t.p99_us as f64 / 1000.0),
+                offered_rate: r.offered_rate.unwrap_or(self.rate),
+                achieved_rate: r.achieved_rate.unwrap_or(r.throughput_rps),
+                errors: r.error_count(),
+                error_rate: if r.requests == 0 { 1.0 } else { r.error_rate() },
+                window_s: settings.duration.as_secs_f64(),
+                service_mean_ms: r.phases.get("query").map_or(0.0, |q| q.mean_us / 1000.0),
+            });
+            results.push(result);
+        }
+        let report = assemble(&strategy, &queries, &results);
+        if let Some(out) = self.out_dir {
+            let dir = out.subdir(label)?;
+            let mut run = new_report(self.scenario, self.session, &started_at, Default::default());
+            run.strategies = vec![report.clone()];
+            run.conditions = Some(crate::report::Conditions::current(
+                u32::try_from(threads).unwrap_or(u32::MAX),
+                self.session.server.embedded || crate::placement::enabled(),
+                crate::placement::pinned(),
+            ));
+            run.explanation = crate::report::model::Explanation::all(&run);
+            hlog::write(&dir, &run)?;
+            export::write_all(&dir, &run, &FILES)?;
+        }
+        Ok(Measured {
+            rounds: out,
+            report,
+        })
+    }
 }

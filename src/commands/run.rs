@@ -103,29 +103,12 @@ async fn measure(
     // With --start-at every strategy and round has its slot, the same on
     // every copy, so the copies share each measured window.
     let mut slots = instance.slots(scenario.run.warmup, scenario.run.duration);
-    let mut report = Report {
-        schema_version: report::SCHEMA_VERSION,
-        tool: report::Tool::current(),
-        started_at: started_at.to_string(),
-        interrupted: false,
-        host: report::Host::current(),
-        server: session.server.clone(),
-        scenario: report::ScenarioInfo {
-            name: scenario.name.clone(),
-            path: scenario.source.path.display().to_string(),
-            sha256: scenario.source.sha256.clone(),
-            resolved: serde_json::to_value(scenario).unwrap_or_default(),
-        },
-        network: session.network().map(|n| report::Network {
-            rtt_ms: n.rtt.as_secs_f64() * 1000.0,
-            jitter_ms: n.jitter.as_secs_f64() * 1000.0,
-        }),
-        conditions: None,
-        strategies: Vec::new(),
-        comparison: Vec::new(),
-        copies: instance.record(session.clock()).await,
-        explanation: Vec::new(),
-    };
+    let mut report = new_report(
+        scenario,
+        session,
+        started_at,
+        instance.record(session.clock()).await,
+    );
     // Rounds interleave the strategies (A B A B …) so that drift on a shared
     // machine hits every strategy alike.
     let mut rounds: Vec<Vec<RoundResult>> =
@@ -236,6 +219,39 @@ async fn measure(
     } else {
         Outcome::Success
     })
+}
+
+/// A report of `scenario` measured in `session`, with no strategy yet
+/// (`run`'s, and each pool size `plan` measures).
+pub fn new_report(
+    scenario: &Scenario,
+    session: &Session,
+    started_at: &str,
+    copies: report::Copies,
+) -> Report {
+    Report {
+        schema_version: report::SCHEMA_VERSION,
+        tool: report::Tool::current(),
+        started_at: started_at.to_string(),
+        interrupted: false,
+        host: report::Host::current(),
+        server: session.server.clone(),
+        scenario: report::ScenarioInfo {
+            name: scenario.name.clone(),
+            path: scenario.source.path.display().to_string(),
+            sha256: scenario.source.sha256.clone(),
+            resolved: serde_json::to_value(scenario).unwrap_or_default(),
+        },
+        network: session.network().map(|n| report::Network {
+            rtt_ms: n.rtt.as_secs_f64() * 1000.0,
+            jitter_ms: n.jitter.as_secs_f64() * 1000.0,
+        }),
+        conditions: None,
+        strategies: Vec::new(),
+        comparison: Vec::new(),
+        copies,
+        explanation: Vec::new(),
+    }
 }
 
 /// The most server connections `strategy` may hold, None when it goes

@@ -1,5 +1,6 @@
-//! `poolbench plan`: pool sizes from a sweep, for a request rate and a p99
-//! target, within the server's connection budget.
+//! A sweep's plan, the prior of `poolbench plan --sweep`: pool sizes from a
+//! closed-loop sweep, for a request rate and a p99 target, within the
+//! server's connection budget (the search by measurement starts there).
 //!
 //! Model (M/M/c, Erlang C): requests arrive at λ = R/K per instance and hold
 //! a connection for the measured query time S. A pool of c connections is
@@ -47,8 +48,9 @@ pub struct PlanRequest {
     pub base_rps: Option<f64>,
 }
 
-/// `plan --format json`'s format (docs/schema/plan.schema.json).
-pub const PLAN_SCHEMA_VERSION: u32 = 1;
+/// The sweep plan's format: `prior` in plan's JSON
+/// (docs/schema/plan.schema.json's `$defs/model_plan`).
+pub const PRIOR_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
@@ -67,9 +69,6 @@ pub struct PlanReport {
     pub libraries: Vec<Library>,
     pub break_even: Option<BreakEven>,
     pub warnings: Vec<String>,
-    /// `--verify`: the plan measured.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verification: Option<Verification>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -481,7 +480,7 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
     });
 
     Ok(PlanReport {
-        schema_version: PLAN_SCHEMA_VERSION,
+        schema_version: PRIOR_SCHEMA_VERSION,
         sweep: shown.to_string(),
         scenario: sweep.scenario.name.clone(),
         concurrency,
@@ -507,13 +506,12 @@ pub fn plan(sweep: &SweepReport, path: &Path, req: &PlanRequest) -> Result<PlanR
         pgbouncer,
         break_even,
         warnings,
-        verification: None,
     })
 }
 
 /// The pool settings of the libraries applications use on the sweep's
 /// engine (`engine` as report.json names it).
-fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>, engine: &str) -> Vec<Library> {
+pub(crate) fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>, engine: &str) -> Vec<Library> {
     let lib = |name: &str, settings: &[(&str, String)], note: Option<&str>| Library {
         library: name.into(),
         settings: settings
@@ -608,31 +606,6 @@ fn libraries(min: u32, max: u32, pgb: Option<&PgBouncer>, engine: &str) -> Vec<L
 
 fn list(v: &[u32]) -> String {
     v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
-}
-
-/// `plan --verify`: the planned pool measured at the planned rate, in open
-/// loop (built by `verify.rs`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Verification {
-    /// The rate and pool of one application instance, as planned.
-    pub rate_per_instance: f64,
-    pub max_size: u32,
-    pub min_size: u32,
-    pub achieved_rate: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub target_p99_ms: f64,
-    pub predicted_p99_ms: Option<f64>,
-    /// From the intended arrival (corrected for coordinated omission).
-    pub measured_p99_ms: f64,
-    pub predicted_utilisation: Option<f64>,
-    /// Achieved rate × mean query time / max_size.
-    pub measured_utilisation: f64,
-    pub predicted_p_wait: Option<f64>,
-    /// Share of acquires longer than `verify::WAITED_US`.
-    pub measured_p_wait: Option<f64>,
-    /// The measured p99 is within the target and errors are under 1%.
-    pub met: bool,
 }
 
 #[cfg(test)]

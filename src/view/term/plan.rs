@@ -1,11 +1,13 @@
-//! The terminal view of a plan: the reasoning step by step (load, the
-//! candidate pool sizes tried, min size, connection budget, break-even),
-//! then the settings in each pool library's own names.
+//! The terminal view of a plan: the pool sizes measured (each with its
+//! rounds, the model's prediction and the verdict), the answer and the
+//! settings in each pool library's own names; and a sweep's Erlang C plan,
+//! the prior, as reasoning step by step (load, the candidate pool sizes,
+//! min size, connection budget, break-even).
 
 use std::fmt::Write;
 
-use crate::report::format::{ms_trimmed, plural, render as render_rows, rps};
-use crate::sizing::plan::Verification;
+use crate::report::format::{ms, ms_trimmed, plural, render as render_rows, rps};
+use crate::sizing::measured::{MeasuredPlan, Point};
 use crate::sizing::plan::{PlanReport, MAX_UTILISATION};
 use crate::sizing::sweep::pool_size::SweepReport;
 
@@ -186,60 +188,95 @@ pub fn render(r: &PlanReport, sweep: &SweepReport) -> String {
     o
 }
 
-/// `plan --verify`: predicted against measured, and whether the target held.
-pub fn verification(v: &Verification) -> String {
-    let opt_ms = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
-    let opt_pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
-    let rows = vec![
-        vec![
-            "verification".to_string(),
-            "predicted".into(),
-            "measured".into(),
-        ],
-        vec![
-            "p99 (ms)".into(),
-            opt_ms(v.predicted_p99_ms),
-            format!("{:.3}", v.measured_p99_ms),
-        ],
-        vec![
-            "utilisation".into(),
-            opt_pct(v.predicted_utilisation),
-            format!("{:.1}%", v.measured_utilisation * 100.0),
-        ],
-        vec![
-            "P(wait)".into(),
-            opt_pct(v.predicted_p_wait),
-            opt_pct(v.measured_p_wait),
-        ],
-        vec![
-            "rate (req/s)".into(),
-            rps(v.rate_per_instance),
-            rps(v.achieved_rate),
-        ],
-    ];
-    let mut out = format!(
-        "\nVerified: max_size {} / min_size {} at {} req/s in open loop ({} requests, {} errors; \
-         p99 from the intended arrival; waited = acquire over {} µs)\n",
-        v.max_size,
-        v.min_size,
-        rps(v.rate_per_instance),
-        v.requests,
-        v.errors,
-        crate::sizing::verify::WAITED_US
+/// One measured point as the search reports it on stderr, and as the
+/// table lists it: size, measured p99 with its spread, the model's
+/// prediction and ratio, the verdict, a rate shortfall.
+pub fn point_line(p: &Point, target_ms: f64) -> String {
+    let predicted = match (p.predicted_p99_ms, p.model_ratio) {
+        (Some(v), Some(r)) => format!("model {} ms (measured {r:.2}x)", ms(v * 1000.0)),
+        _ => format!("model: unbounded queue (ρ {:.2})", p.predicted_utilisation),
+    };
+    let mut line = format!(
+        "  pool {:>4}: {}; {predicted}; {}",
+        p.pool_size,
+        p.measured(),
+        if p.met {
+            format!("met (≤ {} ms)", ms_trimmed(target_ms * 1000.0))
+        } else {
+            format!("MISSED (> {} ms)", ms_trimmed(target_ms * 1000.0))
+        }
     );
-    out.push_str(&render_rows(&rows, 1));
-    out.push_str(&if v.met {
-        format!(
-            "target met: measured p99 {:.3} ms ≤ {:.3} ms\n",
-            v.measured_p99_ms, v.target_p99_ms
-        )
-    } else {
-        format!(
-            "target MISSED: measured p99 {:.3} ms > {:.3} ms (or errors ≥ 1%)\n",
-            v.measured_p99_ms, v.target_p99_ms
-        )
-    });
-    out
+    if let Some(s) = p.shortfall() {
+        let _ = write!(line, "; {s}");
+    }
+    line
+}
+
+/// The measured plan: what was measured, the verdict, the settings.
+pub fn measured(r: &MeasuredPlan) -> String {
+    let mut o = String::new();
+    let t = &r.target;
+    let _ = writeln!(
+        o,
+        "plan: {} req/s at p99 ≤ {} ms over {} ({} req/s each), scenario {}, {}",
+        rps(t.rps),
+        ms_trimmed(t.p99_ms * 1000.0),
+        plural(t.instances as usize, "instance", "instances"),
+        rps(t.rps_per_instance),
+        r.scenario,
+        r.server
+    );
+    let m = &r.model;
+    let _ = writeln!(
+        o,
+        "model: service time (query phase) at {} req/s on a pool of {}: mean {} ms, p99 {} ms; \
+         M/G/c simulation proposes {}{}",
+        rps(m.calibration_achieved_rate),
+        m.calibration_pool_size,
+        ms(m.service_time_mean_ms * 1000.0),
+        ms(m.service_time_p99_ms * 1000.0),
+        m.proposal
+            .map_or("no size".into(), |c| format!("max_size {c}")),
+        m.erlang_c_proposal
+            .map(|c| format!(" (the sweep's Erlang C plan: {c})"))
+            .unwrap_or_default()
+    );
+    let s = &r.search;
+    let _ = writeln!(
+        o,
+        "measured in open loop (Poisson), {} per size, each {}s warm-up + {}s; {} in {:.0} s:",
+        plural(s.rounds as usize, "round", "rounds"),
+        s.warmup_s,
+        s.duration_s,
+        plural(r.points.len(), "size", "sizes"),
+        s.elapsed_s
+    );
+    let mut points: Vec<&Point> = r.points.iter().collect();
+    points.sort_by_key(|p| p.pool_size);
+    for p in points {
+        let _ = writeln!(o, "{}", point_line(p, t.p99_ms));
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    match &r.recommended {
+        Some(rec) => {
+            let _ = writeln!(o, "\nmeasured: {}", r.reason);
+            let _ = writeln!(o, "min size: {}", r.min_reason);
+            let _ = writeln!(
+                o,
+                "\nsettings per instance (max_size {}, min_size {})",
+                rec.max_size, rec.min_size
+            );
+            for (library, settings) in &r.settings {
+                let _ = writeln!(o, "  {library:<36} {settings}");
+            }
+        }
+        None => {
+            let _ = writeln!(o, "\nno recommendation: {}", r.reason);
+        }
+    }
+    o
 }
 
 #[cfg(test)]

@@ -1,0 +1,249 @@
+//! `plan`'s search by measurement, as data: which pool size to measure next
+//! given the verdicts so far, and the verdict of one measured point from
+//! its rounds. The command (`commands/plan.rs`) measures; this decides.
+//!
+//! The search starts at the model's proposal. A size that meets the target
+//! bounds the answer from above, one that misses from below. From a met
+//! size it steps down by 1, 2, 4 … until a size misses, from a missed one up
+//! by 1, 2, 4 … until a size meets (the model is usually close, so the
+//! first step is the decisive one), then bisects between the two. It ends when a met size sits right above a missed one (or
+//! above 0: a pool of 1 met), or when the limit (the connection budget, or
+//! the most poolbench opens) missed.
+
+use serde::Serialize;
+
+/// A measured round's outcome, as the verdict needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Round {
+    /// From the intended arrival (open loop), successful requests.
+    pub p99_ms: f64,
+    pub offered_rate: f64,
+    pub achieved_rate: f64,
+    pub errors: u64,
+    /// Share of requests that failed.
+    #[serde(skip)]
+    pub error_rate: f64,
+    /// The measured window's scheduled length, s: the achieved rate counts
+    /// the drain of the queue after it, up to a p99 later.
+    #[serde(skip)]
+    pub window_s: f64,
+    /// The round's own mean query time (a connection held), ms.
+    #[serde(skip)]
+    pub service_mean_ms: f64,
+}
+
+/// The most a round's achieved rate may fall short of its offered rate and
+/// still count as serving it, and the shortfall printed beside a point.
+pub const RATE_SHORTFALL: f64 = 0.02;
+/// A round with more failed requests than this misses whatever its p99.
+pub const MAX_ERROR_RATE: f64 = 0.01;
+
+impl Round {
+    pub fn met(&self, target_p99_ms: f64) -> bool {
+        self.p99_ms <= target_p99_ms
+            && self.error_rate <= MAX_ERROR_RATE
+            && self.kept_up_within(target_p99_ms)
+    }
+
+    /// Achieved within 2% of offered, the drain after the window allowed
+    /// for: the requests that arrived in the window complete up to their
+    /// latency later, and the achieved rate counts that time, so a window
+    /// of D seconds and a p99 of P (at most the target, T) may achieve
+    /// D / (D + min(P, T)) of the offered rate and still have served it.
+    pub fn kept_up_within(&self, target_p99_ms: f64) -> bool {
+        let drain = (self.p99_ms.min(target_p99_ms) / 1000.0).max(0.0);
+        let share = if self.window_s > 0.0 {
+            self.window_s / (self.window_s + drain)
+        } else {
+            1.0
+        };
+        self.achieved_rate >= self.offered_rate * (1.0 - RATE_SHORTFALL) * share
+    }
+
+    /// Achieved more than 2% below offered, as measured (printed).
+    pub fn short(&self) -> bool {
+        self.achieved_rate < self.offered_rate * (1.0 - RATE_SHORTFALL)
+    }
+
+    /// The connections the round kept busy on average (Little's law):
+    /// achieved rate × its mean service time.
+    pub fn busy(&self) -> f64 {
+        self.achieved_rate * self.service_mean_ms / 1000.0
+    }
+}
+
+/// A point's verdict from all its rounds: met when more than half of them
+/// met, so that one lucky (or unlucky) round cannot decide.
+pub fn verdict(rounds: &[Round], target_p99_ms: f64) -> bool {
+    let met = rounds.iter().filter(|r| r.met(target_p99_ms)).count();
+    !rounds.is_empty() && met * 2 > rounds.len()
+}
+
+/// The median of the rounds' p99 and their range.
+pub fn spread(rounds: &[Round]) -> Option<(f64, f64, f64)> {
+    let mut v: Vec<f64> = rounds.iter().map(|r| r.p99_ms).collect();
+    v.sort_by(f64::total_cmp);
+    let median = *v.get(v.len() / 2)?;
+    Some((median, v[0], v[v.len() - 1]))
+}
+
+/// Where the search is.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// The largest size that missed (0: none yet).
+    missed: u32,
+    /// The smallest size that met.
+    met: Option<u32>,
+    /// The next step up from `missed` while no size has met.
+    step_up: u32,
+    /// The next step down from `met` while no size has missed.
+    step_down: u32,
+    limit: u32,
+    start: u32,
+    started: bool,
+}
+
+impl Search {
+    /// From the model's `proposal`, never above `limit` (≥ 1).
+    pub fn new(proposal: u32, limit: u32) -> Search {
+        let limit = limit.max(1);
+        Search {
+            missed: 0,
+            met: None,
+            step_up: 1,
+            step_down: 1,
+            limit,
+            start: proposal.clamp(1, limit),
+            started: false,
+        }
+    }
+
+    /// The next size to measure, or None when the search is over.
+    pub fn next_size(&mut self) -> Option<u32> {
+        if !self.started {
+            self.started = true;
+            return Some(self.start);
+        }
+        match self.met {
+            Some(m) if m <= self.missed + 1 => None,
+            // No size below a met one missed yet: down by 1, 2, 4 …
+            Some(m) if self.missed == 0 => {
+                let next = m.saturating_sub(self.step_down).max(1);
+                self.step_down = self.step_down.saturating_mul(2);
+                Some(next)
+            }
+            Some(m) => Some(self.missed + (m - self.missed) / 2),
+            None if self.missed >= self.limit => None,
+            None => {
+                let next = (self.missed + self.step_up).min(self.limit);
+                self.step_up = self.step_up.saturating_mul(2);
+                Some(next)
+            }
+        }
+    }
+
+    /// Records the verdict on `size`.
+    pub fn record(&mut self, size: u32, met: bool) {
+        if met {
+            self.met = Some(self.met.map_or(size, |m| m.min(size)));
+        } else {
+            self.missed = self.missed.max(size);
+        }
+    }
+
+    /// The smallest size that met, once the search is over.
+    pub fn answer(&self) -> Option<u32> {
+        self.met
+    }
+
+    /// The limit missed: no size up to it meets.
+    pub fn exhausted(&self) -> bool {
+        self.met.is_none() && self.missed >= self.limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a search against a known minimum and returns the sizes measured.
+    fn walk(proposal: u32, limit: u32, minimum: u32) -> (Vec<u32>, Option<u32>) {
+        let mut s = Search::new(proposal, limit);
+        let mut seen = Vec::new();
+        while let Some(c) = s.next_size() {
+            assert!(!seen.contains(&c), "{c} measured twice: {seen:?}");
+            seen.push(c);
+            s.record(c, c >= minimum);
+        }
+        (seen, s.answer())
+    }
+
+    #[test]
+    fn lands_on_the_minimum_from_any_proposal() {
+        for minimum in 1..=40 {
+            for proposal in 1..=40 {
+                let (seen, answer) = walk(proposal, 64, minimum);
+                assert_eq!(answer, Some(minimum), "from {proposal}: {seen:?}");
+                // The decisive pair was measured: the answer and one fewer.
+                assert!(seen.contains(&minimum));
+                assert!(minimum == 1 || seen.contains(&(minimum - 1)), "{seen:?}");
+                assert!(seen.len() <= 14, "from {proposal} to {minimum}: {seen:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_good_proposal_costs_two_points() {
+        assert_eq!(walk(6, 64, 6).0, [6, 5]);
+        assert_eq!(walk(5, 64, 6).0, [5, 6]);
+        assert_eq!(walk(7, 64, 6).0, [7, 6, 4, 5]);
+    }
+
+    #[test]
+    fn the_limit_ends_a_search_that_never_meets() {
+        let mut s = Search::new(4, 10);
+        let mut seen = Vec::new();
+        while let Some(c) = s.next_size() {
+            seen.push(c);
+            s.record(c, false);
+        }
+        assert_eq!(seen, [4, 5, 7, 10]);
+        assert!(s.exhausted());
+        assert_eq!(s.answer(), None);
+    }
+
+    #[test]
+    fn the_verdict_needs_most_rounds() {
+        let r = |p99_ms, achieved_rate| Round {
+            p99_ms,
+            offered_rate: 100.0,
+            achieved_rate,
+            errors: 0,
+            error_rate: 0.0,
+            window_s: 1.0,
+            service_mean_ms: 1.0,
+        };
+        assert!(verdict(
+            &[r(5.0, 100.0), r(12.0, 100.0), r(6.0, 99.0)],
+            10.0
+        ));
+        assert!(!verdict(
+            &[r(5.0, 100.0), r(12.0, 100.0), r(16.0, 99.0)],
+            10.0
+        ));
+        // Fast but short of the offered rate: not served.
+        assert!(!verdict(&[r(5.0, 90.0), r(5.0, 90.0), r(5.0, 100.0)], 10.0));
+        // 1 s window, p99 100 ms: 1/1.1 × 98% = 89.1% of the offered rate
+        // serves it (the drain); 89% does not; a p99 over the target is
+        // allowed no more drain than the target.
+        let round = r(100.0, 89.2);
+        assert!(round.kept_up_within(200.0) && round.short());
+        assert!(!r(100.0, 89.0).kept_up_within(200.0));
+        assert!(!r(300.0, 91.0).kept_up_within(10.0));
+        assert!(!verdict(&[], 10.0));
+        assert_eq!(
+            spread(&[r(5.0, 1.0), r(12.0, 1.0), r(6.0, 1.0)]),
+            Some((6.0, 5.0, 12.0))
+        );
+    }
+}
