@@ -121,7 +121,9 @@ async fn what_showed_nothing_or_said_no_does_not_exit_0() {
     assert_eq!(sweep["analysis"], json!([]), "a knee at 0 req/s: {sweep}");
     assert!(!stdout(&o).contains("◀ knee"), "{}", show(&o));
 
-    // A plan that does not fit exits 1; --reserved above max_connections 2.
+    // A plan that does not fit exits 1 (the sweep's prior says DOES NOT
+    // FIT, the search has no connection per instance to measure);
+    // --reserved above max_connections 2.
     let select1 = write_scenario(tmp.path(), "select1", &scenario("SELECT 1", ""));
     let good = tmp.path().join("sweep");
     let o = on_server("sweep", &select1, &dsn, &good, &["--pool-sizes", "1,2"]).await;
@@ -135,6 +137,12 @@ async fn what_showed_nothing_or_said_no_does_not_exit_0() {
             "20".into(),
             "--p99".into(),
             "1s".into(),
+            "--dsn".into(),
+            dsn.clone(),
+            "--duration".into(),
+            "500ms".into(),
+            "--warmup".into(),
+            "0s".into(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
         poolbench(args)
@@ -143,7 +151,7 @@ async fn what_showed_nothing_or_said_no_does_not_exit_0() {
     assert_eq!(code(&o), Some(1), "{}", show(&o));
     assert!(stdout(&o).contains("DOES NOT FIT"), "{}", show(&o));
     assert!(
-        stderr(&o).contains("poolbench: the plan does not fit: 200 instances"),
+        stderr(&o).contains("poolbench: no pool size can: 200 instances cannot each have"),
         "{}",
         show(&o)
     );
