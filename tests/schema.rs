@@ -244,7 +244,7 @@ async fn every_json_output_validates() {
         Doc::Plan,
         &plan,
         &[
-            ("/recommended/max_size", json!("4")),
+            ("/met", json!("yes")),
             ("/points/0/rounds/0/p99_ms", json!(-1)),
             ("/prior/libraries/0/settings/0", json!(["max_size"])),
         ],
