@@ -175,10 +175,10 @@ type IdleList<T> = Mutex<VecDeque<Slot<T>>>;
 /// A connection given back goes to its own thread's waiters until another
 /// thread has more than this many times as many waiting (`keeps_home`).
 /// At 1 (the oldest waiter wherever it was, whenever another thread had
-/// more) a waiter took another thread's connection about every other time
-/// in open loop, and each of its queries then crossed threads: at 35,000
-/// arrivals/s the pool wait's p50 was 6.6 ms against 0 when connections
-/// stayed home (docs/performance.md, "open loop, second step").
+/// more, which under open loop's many waiters is often) each such request's
+/// queries crossed threads: at 35,000 arrivals/s the pool wait's p50 was
+/// 6.6 ms against 0 when connections stayed home (docs/performance.md,
+/// "open loop, second step").
 const HOME_BIAS: usize = 2;
 
 struct Slot<T> {
