@@ -94,6 +94,8 @@ pub fn predict(service: &ServiceTimes, c: u32, rate_per_s: f64, seed: u64) -> Pr
     let mut rng = Rng::new(seed);
     // When each connection is next free, µs since the first arrival.
     let mut free: BinaryHeap<Reverse<u64>> = (0..c).map(|_| Reverse(0)).collect();
+    // Constant bounds within hdrhistogram's limits (low ≥ 1, high ≥ 2 × low,
+    // 3 significant figures): `new_with_bounds` refuses only other values.
     let mut responses = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
         .expect("static histogram bounds are valid");
     let mean_gap_us = 1e6 / rate_per_s;
