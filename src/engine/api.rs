@@ -59,6 +59,23 @@ pub trait Service: Send + Sync + 'static {
     /// Pool occupancy now, or None without a pool.
     fn pool_status(&self) -> Option<PoolStatus>;
 
+    /// How many requests started now on this thread would each get a
+    /// connection at once (open loop starts no more: see `open_loop.rs`).
+    /// Without a pool, no limit.
+    fn admits(&self) -> usize {
+        usize::MAX
+    }
+
+    /// This thread's open loop holds `_n` requests back for a connection
+    /// (they weigh in the pool's choice of a thread, and count as waiting).
+    fn hold(&self, _n: usize) {}
+
+    /// Ready once another thread set a connection aside for this thread's
+    /// held-back requests (open loop's generator then lets them go).
+    fn poll_freed(&self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
+
     /// Connections opened so far.
     fn connections_opened(&self) -> u64;
 

@@ -69,9 +69,24 @@ struct Arrival {
     index: u64,
     intended: Instant,
     dispatched: Instant,
+    /// When its service began, as an application handler's would: at its
+    /// dispatch while fewer than the limit are in service, else when one
+    /// ends. None while it waits for a handler.
+    began: Option<Instant>,
 }
 
 /// What the shard's generator and its handlers share (one thread: no lock).
+///
+/// The queue holds, in order, arrivals whose service has begun but that
+/// wait for a connection (the first `begun`), then arrivals waiting for a
+/// handler (`in_service` is at the limit). An application's handler would
+/// wait for its connection in the pool's queue; here it waits on the desk,
+/// which costs nothing, while one request of the shard waits in the pool
+/// for the next connection (`Service::admits`), and a handler that gives a
+/// connection back takes the next arrival with it, in the same turn, as a
+/// closed-loop worker takes its next request. The wait is the same (first
+/// come, first served either way) and is reported as the application's
+/// would be: in `acquire` (and its `wait`), not in `queue`.
 struct Desk {
     queue: RefCell<VecDeque<Arrival>>,
     /// The wakers of the handlers waiting for an arrival, the most recently
@@ -79,22 +94,87 @@ struct Desk {
     idle: RefCell<Vec<Waker>>,
     /// No arrival will come any more.
     closed: Cell<bool>,
+    /// Arrivals whose service has begun and not ended: at most `limit`.
+    in_service: Cell<usize>,
+    /// How many arrivals at the head of the queue have begun.
+    begun: Cell<usize>,
+    /// `begun` as the pool was last told it (`Service::hold`).
+    told: Cell<usize>,
+    limit: usize,
+    live: Arc<Live>,
 }
 
 impl Desk {
-    /// The next arrival for a handler, None once the generator is done and
-    /// the queue empty.
-    fn take(&self, cx: &mut Context<'_>) -> Poll<Option<Arrival>> {
-        if let Some(a) = self.queue.borrow_mut().pop_front() {
-            return Poll::Ready(Some(a));
+    /// Queues an arrival; its service begins at once if fewer than the
+    /// limit are in service (then none waits for a handler before it).
+    fn push(&self, index: u64, intended: Instant, now: Instant) {
+        let began = (self.in_service.get() < self.limit).then_some(now);
+        if began.is_some() {
+            self.begin();
         }
-        if self.closed.get() {
+        self.queue.borrow_mut().push_back(Arrival {
+            index,
+            intended,
+            dispatched: now,
+            began,
+        });
+    }
+
+    fn begin(&self) {
+        self.in_service.set(self.in_service.get() + 1);
+        self.begun.set(self.begun.get() + 1);
+        self.live.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request in service ended (served, failed, expired or abandoned)
+    /// at `now`: the next arrival waiting for a handler begins.
+    fn end(&self, now: Instant) {
+        self.in_service.set(self.in_service.get() - 1);
+        self.live.finished.fetch_add(1, Ordering::Relaxed);
+        let mut queue = self.queue.borrow_mut();
+        while self.in_service.get() < self.limit {
+            let Some(next) = queue.get_mut(self.begun.get()) else {
+                break;
+            };
+            next.began = Some(now);
+            self.begin();
+        }
+    }
+
+    /// The next arrival for a handler: the head of the queue once its
+    /// service has begun and `admits` says a request may go to the pool;
+    /// None once the generator is done and the queue empty.
+    fn take(&self, cx: &mut Context<'_>, admits: impl Fn() -> usize) -> Poll<Option<Arrival>> {
+        if self.begun.get() > 0 {
+            let n = admits();
+            if n > 0 {
+                self.begun.set(self.begun.get() - 1);
+                let arrival = self.queue.borrow_mut().pop_front();
+                if self.begun.get() > 0 && n > 1 {
+                    // More may go than the handlers on their way back take.
+                    self.wake(1);
+                } else if self.closed.get() && self.queue.borrow().is_empty() {
+                    // The last one: the idle handlers are done.
+                    self.wake(usize::MAX);
+                }
+                return Poll::Ready(arrival);
+            }
+        } else if self.closed.get() && self.queue.borrow().is_empty() {
             return Poll::Ready(None);
         }
-        // A handler is polled here only when woken by the generator (which
-        // took its waker off the list) or the first time: never listed twice.
+        // A handler is polled here only when woken (which took its waker
+        // off the list) or the first time: never listed twice.
         self.idle.borrow_mut().push(cx.waker().clone());
         Poll::Pending
+    }
+
+    /// Tells the pool how many arrivals wait here for a connection, when
+    /// that changed.
+    fn tell<S: Service>(&self, service: &S) {
+        let begun = self.begun.get();
+        if self.told.replace(begun) != begun {
+            service.hold(begun);
+        }
     }
 
     /// Wakes up to `n` idle handlers; how many it woke.
@@ -109,11 +189,23 @@ impl Desk {
     }
 }
 
+/// A request whose service has begun, taken by a handler: ended on the
+/// desk when dropped (at `end`, or now when abandoned).
+struct InService<'a> {
+    desk: &'a Desk,
+    end: Option<Instant>,
+}
+
+impl Drop for InService<'_> {
+    fn drop(&mut self) {
+        self.desk.end(self.end.unwrap_or_else(Instant::now));
+    }
+}
+
 /// What a handler needs besides the desk: the same for all of a shard's.
 struct Ctx<S: Service> {
     service: Arc<S>,
     tally: Rc<RefCell<Tally>>,
-    live: Arc<Live>,
     seed: u64,
     request_timeout: Duration,
     retry: Option<crate::scenario::RetryPolicy>,
@@ -138,7 +230,6 @@ pub async fn serve<S: Service>(
     let ctx = Rc::new(Ctx {
         service,
         tally: tally.clone(),
-        live: live.clone(),
         seed: settings.seed,
         request_timeout: settings.request_timeout,
         retry: settings.retry.clone(),
@@ -159,6 +250,11 @@ pub async fn serve<S: Service>(
         queue: RefCell::new(VecDeque::new()),
         idle: RefCell::new(Vec::new()),
         closed: Cell::new(false),
+        in_service: Cell::new(0),
+        begun: Cell::new(0),
+        told: Cell::new(0),
+        limit,
+        live: live.clone(),
     });
     let mut schedule = Schedule::new(settings.seed, &share.arrivals, share.shard, share.shards);
     let mut timer = PreciseTimer::new().ok();
@@ -195,6 +291,12 @@ pub async fn serve<S: Service>(
                 stopped = true;
                 break;
             }
+            () = poll_fn(|cx| ctx.service.poll_freed(cx)) => {
+                // Another thread set a connection aside for the held-back
+                // arrivals: they go, and the wait goes on.
+                start_handlers(&desk, &ctx, &mut handlers, limit);
+                continue;
+            }
             () = wait => {}
         }
         // Every arrival due by now, dispatched at once.
@@ -204,7 +306,7 @@ pub async fn serve<S: Service>(
         // timeline counts them in the second they expired, and the queue
         // holds no more than a request_timeout of arrivals.
         let purged = expire_head(&desk, &ctx, now);
-        let (mut due, mut rejected) = (0usize, 0u64);
+        let (mut due, mut rejected) = (0u64, 0u64);
         let mut intended = Some(intended);
         while let Some(at) = intended.filter(|at| *at <= now + TOO_CLOSE) {
             if at >= window.measure_start {
@@ -214,13 +316,8 @@ pub async fn serve<S: Service>(
                     *n += 1;
                 }
             }
-            let mut queue = desk.queue.borrow_mut();
-            if queue.len() < capacity {
-                queue.push_back(Arrival {
-                    index: next.0,
-                    intended: at,
-                    dispatched: now,
-                });
+            if desk.queue.borrow().len() < capacity {
+                desk.push(next.0, at, now);
                 due += 1;
             } else {
                 rejected += 1;
@@ -229,12 +326,12 @@ pub async fn serve<S: Service>(
             next = schedule.next();
             intended = intended_of(next.1);
         }
-        live.arrived
-            .fetch_add(due as u64 + rejected, Ordering::Relaxed);
+        live.arrived.fetch_add(due + rejected, Ordering::Relaxed);
         if rejected + purged > 0 {
             live.expired.fetch_add(rejected + purged, Ordering::Relaxed);
         }
-        start_handlers(&desk, &ctx, &mut handlers, due, limit);
+        desk.tell(&*ctx.service);
+        start_handlers(&desk, &ctx, &mut handlers, limit);
         // Reap handlers that ended (they end only once the desk closes, or
         // by panicking), so the set holds only live ones.
         while handlers.try_join_next().is_some() {}
@@ -247,47 +344,104 @@ pub async fn serve<S: Service>(
     desk.closed.set(true);
     desk.wake(usize::MAX);
     if !stopped {
-        tokio::select! {
-            () = async { while handlers.join_next().await.is_some() {} } => {}
-            _ = &mut stop => {}
-        }
+        drain(&desk, &ctx, &mut handlers, limit, &mut stop).await;
     }
     // Interrupted: what is still running is abandoned (its connection
     // closed); what was recorded stays.
     handlers.shutdown().await;
+    desk.tell(&*ctx.service);
     let mut end = tally.borrow_mut().finish();
     end.lag = Some(lag);
     end.offered = offered;
     end
 }
 
+/// Once arrivals stop: waits for the handlers to serve what is queued,
+/// letting held-back arrivals go when another thread sets a connection
+/// aside for them, and expiring those whose request_timeout passes while
+/// held (or until `stop`).
+async fn drain<S: Service>(
+    desk: &Rc<Desk>,
+    ctx: &Rc<Ctx<S>>,
+    handlers: &mut JoinSet<()>,
+    limit: usize,
+    stop: &mut oneshot::Receiver<()>,
+) {
+    loop {
+        let head_expires = desk
+            .queue
+            .borrow()
+            .front()
+            .map(|a| after(a.intended, ctx.request_timeout));
+        let expiry = async {
+            match head_expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = &mut *stop => return,
+            joined = handlers.join_next() => {
+                if joined.is_none() {
+                    return;
+                }
+            }
+            () = poll_fn(|cx| ctx.service.poll_freed(cx)) => {}
+            () = expiry => {
+                let unstarted = expire_head(desk, ctx, Instant::now());
+                desk.live.expired.fetch_add(unstarted, Ordering::Relaxed);
+                if desk.queue.borrow().is_empty() {
+                    // The idle handlers are done.
+                    desk.wake(usize::MAX);
+                }
+            }
+        }
+        start_handlers(desk, ctx, handlers, limit);
+    }
+}
+
 /// Counts the arrivals at the head of the queue whose request_timeout has
-/// passed as expired, and drops them; how many.
+/// passed as expired, and drops them; how many of them had not begun (those
+/// that had end their service here).
 fn expire_head<S: Service>(desk: &Desk, ctx: &Ctx<S>, now: Instant) -> u64 {
-    let mut queue = desk.queue.borrow_mut();
-    let mut n = 0;
-    while let Some(a) = queue.front() {
+    let mut unstarted = 0;
+    loop {
+        let mut queue = desk.queue.borrow_mut();
+        let Some(a) = queue.front() else { break };
         if now < after(a.intended, ctx.request_timeout) {
             break;
         }
         ctx.tally.borrow_mut().expire(a.intended, now, &ctx.expired);
+        let began = a.began.is_some();
         queue.pop_front();
-        n += 1;
+        drop(queue);
+        if began {
+            desk.begun.set(desk.begun.get() - 1);
+            desk.end(now);
+        } else {
+            unstarted += 1;
+        }
     }
-    n
+    unstarted
 }
 
-/// Wakes idle handlers for `due` new arrivals, and starts new ones (up to
-/// `limit` in all) for those no idle handler will take.
+/// Wakes idle handlers for the arrivals that may go now (begun, and no
+/// more than the pool admits), and starts new ones (up to `limit` in all)
+/// for those no idle handler will take.
 fn start_handlers<S: Service>(
     desk: &Rc<Desk>,
     ctx: &Rc<Ctx<S>>,
     handlers: &mut JoinSet<()>,
-    due: usize,
     limit: usize,
 ) {
-    let woken = desk.wake(due);
-    let more = (due - woken).min(limit.saturating_sub(handlers.len()));
+    let begun = desk.begun.get();
+    if begun == 0 {
+        return;
+    }
+    let ready = begun.min(ctx.service.admits());
+    let woken = desk.wake(ready);
+    let more = (ready - woken).min(limit.saturating_sub(handlers.len()));
     for _ in 0..more {
         handlers.spawn_local(handle(desk.clone(), ctx.clone()));
     }
@@ -306,20 +460,24 @@ async fn handle<S: Service>(desk: Rc<Desk>, ctx: Rc<Ctx<S>>) {
     // Deadlines only move later: a handler takes arrivals in order, and each
     // is bounded from its own arrival.
     let mut deadline = Deadline::new(ctx.request_timeout);
-    while let Some(arrival) = poll_fn(|cx| desk.take(cx)).await {
+    while let Some(arrival) = poll_fn(|cx| desk.take(cx, || ctx.service.admits())).await {
+        desk.tell(&*ctx.service);
+        let mut in_service = InService {
+            desk: &desk,
+            end: None,
+        };
         let taken = Instant::now();
         if taken >= after(arrival.intended, ctx.request_timeout) {
             ctx.tally
                 .borrow_mut()
                 .expire(arrival.intended, taken, &ctx.expired);
-            ctx.live.expired.fetch_add(1, Ordering::Relaxed);
+            in_service.end = Some(taken);
             continue;
         }
         let request = ctx
             .service
             .draw(&mut Rng::for_stream(ctx.seed, arrival.index));
         let mut jitter = Rng::for_stream(ctx.seed ^ JITTER_STREAM, arrival.index);
-        let serving = Serving::begin(&ctx.live);
         // Its request_timeout from the arrival bounds the wait (here and for
         // a connection: `Service::call_by`), and a query sent by then has a
         // request_timeout of its own: bounded at twice the limit from the
@@ -337,7 +495,8 @@ async fn handle<S: Service>(desk: Rc<Desk>, ctx: Rc<Ctx<S>>) {
             Some(start_by),
         )
         .await;
-        drop(serving);
+        let end = Instant::now();
+        in_service.end = Some(end);
         let Some(Attempted {
             result,
             retries,
@@ -347,18 +506,19 @@ async fn handle<S: Service>(desk: Rc<Desk>, ctx: Rc<Ctx<S>>) {
             continue;
         };
         if expired {
-            // (Not in `live.expired`: it left the queue as started.)
-            let now = Instant::now();
             ctx.tally
                 .borrow_mut()
-                .expire(arrival.intended, now, &ctx.expired);
+                .expire(arrival.intended, end, &ctx.expired);
             continue;
         }
         if retries > 0 {
             // A retry's deadline may lie past the next arrival's.
             deadline = Deadline::new(ctx.request_timeout);
         }
-        let end = Instant::now();
+        let began = arrival.began.unwrap_or(taken);
+        // Held on the desk for a connection: the application's handler
+        // would have waited for it in the pool.
+        let held = micros(taken.saturating_duration_since(began));
         let result = result.map(|mut t| {
             t.set(
                 Phase::Lag,
@@ -370,9 +530,14 @@ async fn handle<S: Service>(desk: Rc<Desk>, ctx: Rc<Ctx<S>>) {
             );
             t.set(
                 Phase::Queue,
-                micros(taken.saturating_duration_since(arrival.dispatched)),
+                micros(began.saturating_duration_since(arrival.dispatched)),
             );
-            t.set(Phase::Service, micros(end.saturating_duration_since(taken)));
+            for phase in [Phase::Acquire, Phase::Wait] {
+                if let Some(us) = t.get(phase) {
+                    t.set(phase, us + held);
+                }
+            }
+            t.set(Phase::Service, micros(end.saturating_duration_since(began)));
             t
         });
         ctx.tally.borrow_mut().record(
@@ -382,23 +547,6 @@ async fn handle<S: Service>(desk: Rc<Desk>, ctx: Rc<Ctx<S>>) {
             result,
             retries,
         );
-    }
-}
-
-/// A request in service, for the in-flight gauge: counted when service
-/// begins and when it ends, even when it ends by being abandoned.
-struct Serving<'a>(&'a Live);
-
-impl<'a> Serving<'a> {
-    fn begin(live: &'a Live) -> Serving<'a> {
-        live.started.fetch_add(1, Ordering::Relaxed);
-        Serving(live)
-    }
-}
-
-impl Drop for Serving<'_> {
-    fn drop(&mut self) {
-        self.0.finished.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -38,6 +38,23 @@ pub trait ConnectionSource: Send + Sync {
     /// The pool's occupancy, or None when there is no pool.
     fn pool_status(&self) -> Option<PoolStatus>;
 
+    /// How many requests of this thread started now would each get a
+    /// connection at once, plus one when none of them is waiting for one
+    /// (`engine::Service::admits`); no limit without a pool.
+    fn admits(&self) -> usize {
+        usize::MAX
+    }
+
+    /// This thread holds `_n` requests back for a connection
+    /// (`engine::Service::hold`).
+    fn hold(&self, _n: usize) {}
+
+    /// Ready once another thread set a connection aside for this thread's
+    /// held-back requests (`engine::Service::poll_freed`).
+    fn poll_freed(&self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
+
     /// Connections opened so far, counted as they open: the report's
     /// `connections_opened` is this count, not an inference.
     fn connections_opened(&self) -> u64;

@@ -148,11 +148,15 @@ impl PoolSource {
     /// the instances its workers belong to, in turn, so every instance
     /// gets an even share of the load.
     fn next_pool(&self) -> &Pool {
-        let pools = &self.set.pools;
-        if pools.len() == 1 {
-            return &pools[0];
+        if self.set.pools.len() == 1 {
+            return &self.set.pools[0];
         }
-        let k = self.sent.fetch_add(1, Ordering::Relaxed);
+        self.pool_for(self.sent.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The pool of this thread's k-th request.
+    fn pool_for(&self, k: usize) -> &Pool {
+        let pools = &self.set.pools;
         &pools[(self.shard + k.wrapping_mul(self.set.views)) % pools.len()]
     }
 
@@ -264,6 +268,30 @@ impl ConnectionSource for PoolSource {
                 opened: self.set.connect.opened(),
                 ..s
             })
+    }
+
+    /// Of the pool this thread's next request goes to.
+    fn admits(&self) -> usize {
+        self.pool_for(self.sent.load(Ordering::Relaxed))
+            .admits(self.shard)
+    }
+
+    /// On every pool of the set: the held requests go to them in turn.
+    fn hold(&self, n: usize) {
+        for pool in &self.set.pools {
+            pool.hold(self.shard, n);
+        }
+    }
+
+    /// Of any pool of the set (each one's waker registered).
+    fn poll_freed(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let mut freed = std::task::Poll::Pending;
+        for pool in &self.set.pools {
+            if pool.poll_freed(self.shard, cx).is_ready() {
+                freed = std::task::Poll::Ready(());
+            }
+        }
+        freed
     }
 
     /// Counted once, like `pool_status`.

@@ -39,14 +39,17 @@
 //! timeout, keeps `min_idle` open and checks those idle past `keepalive`.
 //! Every connection closed is counted by cause ([`ClosedBy`]).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{Manager, Metrics, PoolError, TimeoutType};
+use futures_util::task::AtomicWaker;
 use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::metrics::{micros, ClosedBy};
@@ -157,6 +160,14 @@ struct Inner<M: Manager> {
     /// By thread: its requests waiting for a permit, and the permits of
     /// connections given back to them in particular (see `give_back`).
     home_waiting: Vec<Padded<AtomicUsize>>,
+    /// By thread: requests its open loop holds back for a connection
+    /// (`Pool::hold`), counted beside its waiting ones wherever the pool
+    /// weighs a thread's demand.
+    home_held: Vec<Padded<AtomicUsize>>,
+    /// By thread: its open loop's generator, woken when a connection is
+    /// set aside for its held-back requests from another thread
+    /// (`Pool::poll_freed`), and whether one was since it last looked.
+    freed: Vec<Padded<(AtomicWaker, AtomicBool)>>,
     handoff: Vec<Padded<Semaphore>>,
     wait_timeout: Option<Duration>,
     create_timeout: Option<Duration>,
@@ -233,6 +244,12 @@ impl<M: Checks> Pool<M> {
                 waiting: AtomicUsize::new(0),
                 home_waiting: (0..homes.max(1))
                     .map(|_| Padded(AtomicUsize::new(0)))
+                    .collect(),
+                home_held: (0..homes.max(1))
+                    .map(|_| Padded(AtomicUsize::new(0)))
+                    .collect(),
+                freed: (0..homes.max(1))
+                    .map(|_| Padded((AtomicWaker::new(), AtomicBool::new(false))))
                     .collect(),
                 handoff: (0..homes.max(1))
                     .map(|_| Padded(Semaphore::new(0)))
@@ -436,7 +453,12 @@ impl<M: Checks> Pool<M> {
     pub fn status(&self) -> Status {
         let inner = &self.inner;
         let idle: usize = inner.idle.iter().map(|q| lock(q).len()).sum();
-        let waiting = inner.waiting.load(Ordering::Relaxed);
+        let held: usize = inner
+            .home_held
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .sum();
+        let waiting = inner.waiting.load(Ordering::Relaxed) + held;
         let free = inner.permits.available_permits();
         Status {
             size: inner.size.load(Ordering::Relaxed),
@@ -450,6 +472,49 @@ impl<M: Checks> Pool<M> {
                 waiting.saturating_sub(idle)
             },
             closed: inner.closed_by(),
+        }
+    }
+
+    /// How many requests of thread `home` started now would each take a
+    /// connection at once: the pool's free permits and those set aside for
+    /// the thread. Open loop starts no more than this (see
+    /// `engine::open_loop`): a request that would only wait is held back
+    /// at no cost instead of queued here, and goes when a connection is
+    /// given back (by the handler giving it back, or after
+    /// [`Pool::poll_freed`]).
+    pub fn admits(&self, home: usize) -> usize {
+        let inner = &self.inner;
+        let home = home % inner.idle.len();
+        inner.permits.available_permits() + inner.handoff[home].available_permits()
+    }
+
+    /// Thread `home`'s open loop holds `n` requests back for a connection
+    /// (see [`Pool::admits`]): they count in its demand when a connection
+    /// given back chooses a thread, and among the waiting in `status`. Once
+    /// it holds none, what was set aside for it goes to the others.
+    pub fn hold(&self, home: usize, n: usize) {
+        let inner = &self.inner;
+        let home = home % inner.idle.len();
+        OPEN_LOOP_HOME.with(|h| h.set(Some(home)));
+        inner.home_held[home].store(n, Ordering::Relaxed);
+        if n == 0 && inner.home_waiting[home].load(Ordering::SeqCst) == 0 {
+            while let Ok(p) = inner.handoff[home].try_acquire() {
+                p.forget();
+                inner.hand_on(home);
+            }
+        }
+    }
+
+    /// Ready once a connection was set aside for thread `home`'s held-back
+    /// requests by another thread since the last time it was.
+    pub fn poll_freed(&self, home: usize, cx: &mut Context<'_>) -> Poll<()> {
+        let inner = &self.inner;
+        let (waker, flag) = &*inner.freed[home % inner.idle.len()];
+        waker.register(cx.waker());
+        if flag.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 
@@ -499,13 +564,42 @@ impl<M: Manager> Inner<M> {
         }
         let home = slot.home;
         lock(&self.idle[home]).push_back(slot);
-        let mine = self.home_waiting[home].load(Ordering::SeqCst);
-        if mine > 0 && self.keeps_home(mine) {
-            self.handoff[home].add_permits(1);
-            // Its waiters may all have given up meanwhile.
-            self.reclaim(home);
+        self.hand_on(home);
+    }
+
+    /// Releases the permit of a connection of thread `home` given back:
+    /// to that thread's waiting or held-back requests when it has some and
+    /// no other thread has many more (`keeps_home`), else to the other
+    /// thread holding the most requests back, else to the oldest waiter of
+    /// any thread. A permit set aside for held-back requests (no waiter
+    /// takes it) is taken by the next request of that thread (`admits`);
+    /// when that thread is not this one, its generator is woken.
+    fn hand_on(&self, home: usize) {
+        let mine = self.demand(home);
+        let to = if mine > 0 && self.keeps_home(mine) {
+            home
         } else {
-            self.permits.add_permits(1);
+            match (0..self.home_held.len())
+                .filter(|&h| h != home && self.home_held[h].load(Ordering::Relaxed) > 0)
+                .max_by_key(|&h| self.demand(h))
+            {
+                Some(h) => h,
+                None => {
+                    self.permits.add_permits(1);
+                    return;
+                }
+            }
+        };
+        self.handoff[to].add_permits(1);
+        if self.home_held[to].load(Ordering::Relaxed) > 0 {
+            if OPEN_LOOP_HOME.with(Cell::get) != Some(to) {
+                let (waker, flag) = &*self.freed[to];
+                flag.store(true, Ordering::Release);
+                waker.wake();
+            }
+        } else {
+            // Its waiters may all have given up meanwhile.
+            self.reclaim(to);
         }
     }
 
@@ -516,23 +610,26 @@ impl<M: Manager> Inner<M> {
     /// connection of its own, and is served in arrival order).
     fn keeps_home(&self, mine: usize) -> bool {
         if self.max_size < self.idle.len() {
-            let most = self
-                .home_waiting
-                .iter()
-                .map(|w| w.load(Ordering::Relaxed))
+            let most = (0..self.home_waiting.len())
+                .map(|h| self.demand(h))
                 .max()
                 .unwrap_or(0);
             return mine >= most;
         }
-        self.home_waiting
-            .iter()
-            .all(|w| w.load(Ordering::Relaxed) <= mine * HOME_BIAS)
+        (0..self.home_waiting.len()).all(|h| self.demand(h) <= mine * HOME_BIAS)
+    }
+
+    /// Thread `home`'s requests waiting for a connection: in the pool's
+    /// queue, or held back by its open loop.
+    fn demand(&self, home: usize) -> usize {
+        self.home_waiting[home].load(Ordering::SeqCst)
+            + self.home_held[home].load(Ordering::Relaxed)
     }
 
     /// Moves the permits handed to thread `home`'s waiters back to the pool
     /// once it has none left, so that no permit waits for nobody.
     fn reclaim(&self, home: usize) {
-        if self.home_waiting[home].load(Ordering::SeqCst) > 0 {
+        if self.demand(home) > 0 {
             return;
         }
         let n = self.handoff[home].available_permits();
@@ -691,6 +788,12 @@ impl<M: Manager> Inner<M> {
             lock(&self.idle[home]).push_back(slot);
         }
     }
+}
+
+thread_local! {
+    /// The home (thread index) of the open loop running on this thread,
+    /// if any ([`Pool::hold`]).
+    static OPEN_LOOP_HOME: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 /// A thread's idle list on cache lines of its own: side by side, two

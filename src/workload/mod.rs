@@ -246,6 +246,18 @@ impl Service for Requests {
         self.source.pool_status()
     }
 
+    fn admits(&self) -> usize {
+        self.source.admits()
+    }
+
+    fn hold(&self, n: usize) {
+        self.source.hold(n);
+    }
+
+    fn poll_freed(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.source.poll_freed(cx)
+    }
+
     fn connections_opened(&self) -> u64 {
         self.source.connections_opened()
     }
