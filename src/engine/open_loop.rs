@@ -11,9 +11,16 @@
 //! handler; a handler is a long-lived task that takes arrivals from the
 //! queue one after the other, like a closed-loop worker takes requests, and
 //! bounds each by one sleep it keeps armed (`deadline.rs`). Handlers are
-//! started as the queue needs them, up to the limit, and then stay. So an
-//! arrival costs a queue slot, not a task, a semaphore permit and a timer
-//! entry (what it cost before: docs/performance.md, "open loop (issue 36)").
+//! started as the queue needs them, and then stay. So an arrival costs a
+//! queue slot, not a task, a semaphore permit and a timer entry (what it
+//! cost before: docs/performance.md, "open loop (issue 36)").
+//!
+//! Nor does waiting for a pooled connection cost a pool waiter: a handler
+//! takes an arrival only when the pool admits a request at once (see
+//! [`Desk`]); the one giving a connection back takes the next arrival in
+//! the same turn, and while arrivals are held back so the generator sleeps
+//! without a timer, the handlers releasing what came due (at its time) at
+//! their turns (docs/performance.md, "open loop, third step").
 //!
 //! Latency runs from the intended arrival: `lag` (intended arrival to the
 //! moment the generator dispatched it: poolbench's own delay, as pgbench's
@@ -98,13 +105,87 @@ struct Desk {
     in_service: Cell<usize>,
     /// How many arrivals at the head of the queue have begun.
     begun: Cell<usize>,
+    /// Handlers serving an arrival (from `take` to its end).
+    active: Cell<usize>,
     /// `begun` as the pool was last told it (`Service::hold`).
     told: Cell<usize>,
     limit: usize,
     live: Arc<Live>,
+    /// The shard's arrivals yet to come, released by whoever looks first:
+    /// the generator at their time, or a handler at its next turn.
+    plan: RefCell<Plan>,
+    tally: Rc<RefCell<Tally>>,
+    /// At most this many arrivals queue (over every shard: [`MAX_QUEUED`]).
+    capacity: usize,
+    /// What an arrival that finds the queue full is counted as.
+    full: RequestError,
+    /// The generator, when it sleeps while arrivals are held back: woken
+    /// once none is, to wait for the next arrival again.
+    generator: RefCell<Option<Waker>>,
+}
+
+/// A shard's arrival schedule, and what the generator counts of it.
+struct Plan {
+    schedule: Schedule,
+    window: Window,
+    /// The next arrival: its global index and intended instant (None once
+    /// past the deadline).
+    next: Option<(u64, Instant)>,
+    lag: GeneratorLag,
+    /// Arrivals meant for each second of the measured window.
+    offered: Vec<u64>,
+}
+
+impl Plan {
+    fn advance(&mut self) {
+        let (index, offset) = self.schedule.next();
+        self.next = match self.window.begin.checked_add(offset) {
+            // An offset past the clock's range is past any deadline.
+            Some(at) if at < self.window.deadline => Some((index, at)),
+            _ => None,
+        };
+    }
 }
 
 impl Desk {
+    /// Queues every arrival due by `by`, seen at `now`: by the generator
+    /// (`by` a little past `now`: see `TOO_CLOSE`), dispatched now; or by a
+    /// handler at its turn (`by` = `now`), dispatched at its time, for the
+    /// desk has not changed since (the handler's turn is the first change)
+    /// and so would have queued it the same way then. How many it queued.
+    fn release(&self, by: Instant, now: Instant, on_time: bool) -> u64 {
+        let mut plan = self.plan.borrow_mut();
+        let (mut queued, mut rejected) = (0u64, 0u64);
+        while let Some((index, at)) = plan.next.filter(|(_, at)| *at <= by) {
+            let dispatched = if on_time { at } else { now };
+            let measure_start = plan.window.measure_start;
+            if at >= measure_start {
+                plan.lag.count(dispatched.saturating_duration_since(at));
+                let second = (at - measure_start).as_secs() as usize;
+                if let Some(n) = plan.offered.get_mut(second) {
+                    *n += 1;
+                }
+            }
+            if self.queue.borrow().len() < self.capacity {
+                self.push(index, at, dispatched);
+                queued += 1;
+            } else {
+                rejected += 1;
+                self.tally.borrow_mut().expire(at, now, &self.full);
+            }
+            plan.advance();
+        }
+        if queued + rejected > 0 {
+            self.live
+                .arrived
+                .fetch_add(queued + rejected, Ordering::Relaxed);
+        }
+        if rejected > 0 {
+            self.live.expired.fetch_add(rejected, Ordering::Relaxed);
+        }
+        queued
+    }
+
     /// Queues an arrival; its service begins at once if fewer than the
     /// limit are in service (then none waits for a handler before it).
     fn push(&self, index: u64, intended: Instant, now: Instant) {
@@ -120,6 +201,14 @@ impl Desk {
         });
     }
 
+    /// Before the desk changes at `now`: queues the arrivals due by then,
+    /// at their time (`release`).
+    fn catch_up(&self, now: Instant) {
+        if self.plan.borrow().next.is_some_and(|(_, at)| at <= now) {
+            self.release(now, now, true);
+        }
+    }
+
     fn begin(&self) {
         self.in_service.set(self.in_service.get() + 1);
         self.begun.set(self.begun.get() + 1);
@@ -129,6 +218,7 @@ impl Desk {
     /// A request in service ended (served, failed, expired or abandoned)
     /// at `now`: the next arrival waiting for a handler begins.
     fn end(&self, now: Instant) {
+        self.catch_up(now);
         self.in_service.set(self.in_service.get() - 1);
         self.live.finished.fetch_add(1, Ordering::Relaxed);
         let mut queue = self.queue.borrow_mut();
@@ -145,11 +235,16 @@ impl Desk {
     /// service has begun and `admits` says a request may go to the pool;
     /// None once the generator is done and the queue empty.
     fn take(&self, cx: &mut Context<'_>, admits: impl Fn() -> usize) -> Poll<Option<Arrival>> {
+        self.catch_up(Instant::now());
         if self.begun.get() > 0 {
             let n = admits();
             if n > 0 {
                 self.begun.set(self.begun.get() - 1);
+                self.active.set(self.active.get() + 1);
                 let arrival = self.queue.borrow_mut().pop_front();
+                if self.begun.get() == 0 {
+                    self.wake_generator();
+                }
                 if self.begun.get() > 0 && n > 1 {
                     // More may go than the handlers on their way back take.
                     self.wake(1);
@@ -166,6 +261,21 @@ impl Desk {
         // off the list) or the first time: never listed twice.
         self.idle.borrow_mut().push(cx.waker().clone());
         Poll::Pending
+    }
+
+    /// Whether the generator may leave the next arrivals to the handlers'
+    /// turns: some are held back (the next queue behind them) and a
+    /// handler is serving (it comes back, and releases them).
+    fn handlers_release(&self) -> bool {
+        self.begun.get() > 0 && self.active.get() > 0
+    }
+
+    /// Wakes the generator if it sleeps while `handlers_release`, once that
+    /// no longer holds.
+    fn wake_generator(&self) {
+        if let Some(g) = self.generator.borrow_mut().take() {
+            g.wake();
+        }
     }
 
     /// Tells the pool how many arrivals wait here for a connection, when
@@ -198,7 +308,12 @@ struct InService<'a> {
 
 impl Drop for InService<'_> {
     fn drop(&mut self) {
-        self.desk.end(self.end.unwrap_or_else(Instant::now));
+        let desk = self.desk;
+        desk.end(self.end.unwrap_or_else(Instant::now));
+        desk.active.set(desk.active.get() - 1);
+        if desk.active.get() == 0 {
+            desk.wake_generator();
+        }
     }
 }
 
@@ -246,35 +361,61 @@ pub async fn serve<S: Service>(
         ErrorClass::RequestTimeout,
         format!("the arrival queue was full ({MAX_QUEUED} arrivals): not sent"),
     );
+    let mut plan = Plan {
+        schedule: Schedule::new(settings.seed, &share.arrivals, share.shard, share.shards),
+        window,
+        next: None,
+        lag: GeneratorLag::default(),
+        offered: vec![0u64; window.seconds() as usize],
+    };
+    plan.advance();
     let desk = Rc::new(Desk {
         queue: RefCell::new(VecDeque::new()),
         idle: RefCell::new(Vec::new()),
         closed: Cell::new(false),
         in_service: Cell::new(0),
         begun: Cell::new(0),
+        active: Cell::new(0),
         told: Cell::new(0),
         limit,
         live: live.clone(),
+        plan: RefCell::new(plan),
+        tally: tally.clone(),
+        capacity,
+        full,
+        generator: RefCell::new(None),
     });
-    let mut schedule = Schedule::new(settings.seed, &share.arrivals, share.shard, share.shards);
     let mut timer = PreciseTimer::new().ok();
     let mut handlers = JoinSet::new();
-    let mut lag = GeneratorLag::default();
-    let mut offered = vec![0u64; window.seconds() as usize];
-    let intended_of = |offset: Duration| match window.begin.checked_add(offset) {
-        // An offset past the clock's range is past any deadline.
-        Some(at) if at < window.deadline => Some(at),
-        _ => None,
-    };
-    let mut next = schedule.next();
     let mut stopped = false;
-    while let Some(intended) = intended_of(next.1) {
+    loop {
+        let Some((_, intended)) = desk.plan.borrow().next else {
+            break;
+        };
+        let held = desk.handlers_release();
+        // True when woken at the next arrival's time.
         let wait = async {
+            if held {
+                // Arrivals are held back for a connection: later ones queue
+                // behind them, released by the turns of the handlers
+                // serving, so this sleeps (no timer) until none is held or
+                // none serves.
+                poll_fn(|cx| {
+                    if !desk.handlers_release() {
+                        Poll::Ready(())
+                    } else {
+                        *desk.generator.borrow_mut() = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+                return false;
+            }
             if intended <= Instant::now() + TOO_CLOSE {
                 // Already due (the generator is behind): let the handlers
                 // run before the next batch all the same.
                 tokio::task::yield_now().await;
-                return;
+                return true;
             }
             let precise = match timer.as_mut() {
                 Some(t) => t.sleep_until(intended).await.is_ok(),
@@ -284,6 +425,7 @@ pub async fn serve<S: Service>(
                 // Without a timerfd, tokio's millisecond timer will do.
                 tokio::time::sleep_until(intended).await;
             }
+            true
         };
         tokio::select! {
             biased;
@@ -294,10 +436,16 @@ pub async fn serve<S: Service>(
             () = poll_fn(|cx| ctx.service.poll_freed(cx)) => {
                 // Another thread set a connection aside for the held-back
                 // arrivals: they go, and the wait goes on.
+                desk.catch_up(Instant::now());
+                desk.tell(&*ctx.service);
                 start_handlers(&desk, &ctx, &mut handlers, limit);
                 continue;
             }
-            () = wait => {}
+            timed = wait => {
+                if !timed {
+                    continue;
+                }
+            }
         }
         // Every arrival due by now, dispatched at once.
         let now = Instant::now();
@@ -306,39 +454,23 @@ pub async fn serve<S: Service>(
         // timeline counts them in the second they expired, and the queue
         // holds no more than a request_timeout of arrivals.
         let purged = expire_head(&desk, &ctx, now);
-        let (mut due, mut rejected) = (0u64, 0u64);
-        let mut intended = Some(intended);
-        while let Some(at) = intended.filter(|at| *at <= now + TOO_CLOSE) {
-            if at >= window.measure_start {
-                lag.count(now.saturating_duration_since(at));
-                let second = (at - window.measure_start).as_secs() as usize;
-                if let Some(n) = offered.get_mut(second) {
-                    *n += 1;
-                }
-            }
-            if desk.queue.borrow().len() < capacity {
-                desk.push(next.0, at, now);
-                due += 1;
-            } else {
-                rejected += 1;
-                tally.borrow_mut().expire(at, now, &full);
-            }
-            next = schedule.next();
-            intended = intended_of(next.1);
+        if purged > 0 {
+            live.expired.fetch_add(purged, Ordering::Relaxed);
         }
-        live.arrived.fetch_add(due + rejected, Ordering::Relaxed);
-        if rejected + purged > 0 {
-            live.expired.fetch_add(rejected + purged, Ordering::Relaxed);
-        }
+        desk.release(now + TOO_CLOSE, now, false);
         desk.tell(&*ctx.service);
         start_handlers(&desk, &ctx, &mut handlers, limit);
         // Reap handlers that ended (they end only once the desk closes, or
         // by panicking), so the set holds only live ones.
         while handlers.try_join_next().is_some() {}
-        if intended.is_none() {
-            break;
-        }
     }
+    let (lag, offered) = {
+        let mut plan = desk.plan.borrow_mut();
+        (
+            std::mem::take(&mut plan.lag),
+            std::mem::take(&mut plan.offered),
+        )
+    };
     live.offered
         .fetch_add(offered.iter().sum::<u64>(), Ordering::Relaxed);
     desk.closed.set(true);

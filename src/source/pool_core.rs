@@ -24,6 +24,12 @@
 //! times slower than in closed loop (docs/performance.md, "open loop
 //! (issue 36)" and "open loop, second step").
 //!
+//! An open loop holds back the requests that would only wait (see
+//! `Pool::admits`): they count in their thread's demand like waiters
+//! (`Pool::hold`), a connection given back to them is set aside for their
+//! thread (taken by its next request) and its generator woken
+//! (`Pool::poll_freed`), so that no thread's held requests starve.
+//!
 //! The rest follows deadpool 0.13's `managed::Pool`, whose `Manager` trait
 //! (create, recycle, detach), `Metrics` and `PoolError` it uses: a permit
 //! per connection in use, `wait_timeout` on the permit, `create_timeout`
