@@ -300,12 +300,15 @@ pub struct PlanArgs {
     pub concurrency: Option<u32>,
 
     /// The traffic most of the time, for the min size [default: --rps].
+    /// Below --rps, the min is measured by a step from it to --rps: the
+    /// smallest min whose step's first seconds meet the target.
     #[arg(long, value_name = "R", value_parser = parse_positive)]
     pub base_rps: Option<f64>,
 
-    /// Rounds per measured pool size: its verdict is met when most rounds
-    /// met the target, and their spread is shown. Each round is a warm-up
-    /// and --duration.
+    /// Rounds per measured pool size (each a warm-up and --duration): all
+    /// met or all missed decide; rounds that disagree are topped up one at
+    /// a time until one verdict leads by 3, or to 3 × N rounds, where the
+    /// majority decides. Their spread is shown.
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: u32,

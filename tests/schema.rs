@@ -223,6 +223,8 @@ async fn every_json_output_validates() {
         "100".as_ref(),
         "--p99".as_ref(),
         "1s".as_ref(),
+        "--base-rps".as_ref(),
+        "50".as_ref(),
         "--dsn".as_ref(),
         dsn.as_ref(),
         "--duration".as_ref(),
@@ -240,12 +242,19 @@ async fn every_json_output_validates() {
         plan["prior"]["break_even"]["pool_query_p50_ms"].is_number(),
         "{plan}"
     );
+    // --base-rps below --rps: the min measured by a step; the lifecycle.
+    assert!(plan["burst"]["points"][0]["opened"].is_array(), "{plan}");
+    assert!(plan["lifecycle"]["lifetime_jitter"].is_number(), "{plan}");
     breaks(
         Doc::Plan,
         &plan,
         &[
             ("/met", json!("yes")),
             ("/points/0/rounds/0/p99_ms", json!(-1)),
+            ("/points/0/rounds_met", json!("all")),
+            ("/burst/points/0/opened", json!("some")),
+            ("/burst/points/0/rounds/0/acquire_p99_ms", json!(null)),
+            ("/lifecycle/lifetime_jitter", json!(2)),
             ("/prior/libraries/0/settings/0", json!(["max_size"])),
         ],
     );

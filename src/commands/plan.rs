@@ -8,7 +8,7 @@
 //! the target, 1 when none can (the reason in one sentence), 2 bad input.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -23,14 +23,19 @@ use crate::report::format::{ms, ms_trimmed, plural, rps};
 use crate::report::StrategyReport;
 use crate::scenario::limits::MAX_POOL_SIZE;
 use crate::scenario::{
-    self, ArrivalProcess, Arrivals, PoolSettings, Scenario, Strategy, StrategyKind,
+    self, ArrivalProcess, Arrivals, Check, PoolSettings, RateBefore, Scenario, Strategy,
+    StrategyKind,
 };
 use crate::session::{cancel_on_signal, Session};
+use crate::sizing::lifecycle::{self, CheckRun};
 use crate::sizing::measured::{
-    self, MeasuredPlan, Model, Point, Recommended, SearchSettings, PLAN_SCHEMA_VERSION,
+    self, Burst, BurstPoint, MeasuredPlan, Model, Point, Recommended, SearchSettings,
+    PLAN_SCHEMA_VERSION,
 };
 use crate::sizing::mgc::{self, ServiceTimes};
-use crate::sizing::plan::{plan, read_sweep, sweep_path, PlanReport, PlanRequest, Target};
+use crate::sizing::plan::{
+    plan, read_sweep, sweep_path, PlanReport, PlanRequest, Target, SETUP_COST_FACTOR,
+};
 use crate::sizing::search::{verdict, Round, Search};
 use crate::view::export::{self, hlog, json, Dir};
 use crate::view::term;
@@ -47,6 +52,11 @@ const CALIBRATION_POOL: u32 = 64;
 const POOL_BUSY: f64 = 0.8;
 /// The simulation's utilisation bound for the proposal.
 const MODEL_MAX_UTILISATION: f64 = 0.95;
+/// plan's burst: at least this long at the base rate before the step (the
+/// warm-up, when longer), and at most this much of the step measured: its
+/// first seconds, while the pool grows.
+const BURST_BASE: Duration = Duration::from_secs(1);
+const BURST_WINDOW: Duration = Duration::from_secs(2);
 
 pub async fn run(args: &PlanArgs) -> Result<Outcome> {
     let started = Instant::now();
@@ -192,10 +202,13 @@ fn template(scenario: &Scenario, name: Option<&str>) -> Result<PoolSettings> {
         })
 }
 
-/// One pool size measured: its rounds as the verdict needs them, and the
-/// rounds' report for --out.
+/// One pool measured: its rounds as the verdict needs them, the
+/// connections it opened in each round's window, the verdict (with a
+/// target), and the rounds' report.
 struct Measured {
     rounds: Vec<Round>,
+    opened: Vec<u64>,
+    met: bool,
     report: StrategyReport,
 }
 
@@ -287,6 +300,8 @@ async fn search(
         points: Vec::new(),
         settings: Default::default(),
         min_reason: String::new(),
+        burst: None,
+        lifecycle: None,
         model: Model::default(),
         search: search_settings,
         prior,
@@ -306,21 +321,18 @@ async fn search(
     let calibration_pool = CALIBRATION_POOL
         .max(report.prior.as_ref().map_or(0, |p| p.max_size))
         .min(limit);
-    let mut calibration = measurer.measure(calibration_pool, 1, "calibration").await?;
+    let mut calibration = measurer
+        .measure(&Pool::full(calibration_pool), 1, None, "calibration")
+        .await?;
     let first = calibration.rounds[0];
-    if (!first.kept_up_within(target_ms) || first.p99_ms > target_ms * 1.5)
-        && !session.cancel.is_cancelled()
-    {
+    if (!first.kept_up() || first.p99_ms > target_ms * 1.5) && !session.cancel.is_cancelled() {
         // One round must not decide that no size can (a stall of the
         // machine): a second one, and the better of the two is kept.
         let again = measurer
-            .measure(calibration_pool, 1, "calibration-2")
+            .measure(&Pool::full(calibration_pool), 1, None, "calibration-2")
             .await?;
         let second = again.rounds[0];
-        let better = match (
-            second.kept_up_within(target_ms),
-            first.kept_up_within(target_ms),
-        ) {
+        let better = match (second.kept_up(), first.kept_up()) {
             (true, false) => true,
             (false, true) => false,
             (true, true) => second.p99_ms < first.p99_ms,
@@ -360,9 +372,7 @@ async fn search(
     };
     // Short of the rate with connections to spare (by the round's own
     // service time): the server, not the pool, is the limit.
-    let saturated = |r: &Round, pool: u32| {
-        !r.kept_up_within(target_ms) && r.busy() < POOL_BUSY * f64::from(pool)
-    };
+    let saturated = |r: &Round, pool: u32| !r.kept_up() && r.busy() < POOL_BUSY * f64::from(pool);
     if cal.generator_saturated == Some(true) && saturated(&cal_round, calibration_pool) {
         report.reason = format!(
             "no pool size can be measured at {} req/s here: poolbench's own generator fell \
@@ -384,7 +394,7 @@ async fn search(
         );
         return Ok(report);
     }
-    if cal_round.kept_up_within(target_ms) && cal_round.p99_ms > target_ms * 1.5 {
+    if cal_round.kept_up() && cal_round.p99_ms > target_ms * 1.5 {
         report.reason = format!(
             "no pool size can: with {calibration_pool} connections (no wait for one) the p99 \
              was {} ms against {} ms: the queries themselves are too slow at this rate (service \
@@ -423,14 +433,21 @@ async fn search(
     };
     let mut server_limit: Option<(Round, u32)> = None;
     while let Some(c) = walk.next_size() {
-        let m = measurer.measure(c, rounds, &format!("pool-{c}")).await?;
+        let m = measurer
+            .measure(
+                &Pool::full(c),
+                rounds,
+                Some(target_ms),
+                &format!("pool-{c}"),
+            )
+            .await?;
         if session.cancel.is_cancelled() {
             break;
         }
-        let met = verdict(&m.rounds, target_ms);
+        let met = m.met;
         walk.record(c, met);
         let predicted = mgc::predict(&service, c, rate, seed);
-        let mut point = Point::new(c, rate, predicted, m.rounds, met);
+        let mut point = Point::new(c, rate, predicted, m.rounds, met, target_ms);
         if let Some(dir) = out_dir {
             point.report = Some(dir.join(format!("pool-{c}")).display().to_string());
         }
@@ -465,17 +482,38 @@ async fn search(
             }
         }
     }
-    report.warnings = warnings;
-
     let answer = walk.answer();
     match answer {
         Some(max) if !session.cancel.is_cancelled() => {
-            let (min, why) = measured::min_size(
-                max,
-                base_rps / f64::from(k),
-                service.mean_us(),
-                connect_p50_us,
-            );
+            let base_rate = base_rps / f64::from(k);
+            let service_us = service.mean_us();
+            let (mut min, mut why) = measured::min_size(max, base_rate, service_us, connect_p50_us);
+            if base_rate < rate {
+                // The min measured: a step from the base rate to the rate.
+                let little = measured::little_min(max, base_rate, service_us);
+                let burst =
+                    burst(&measurer, max, little, base_rate, rounds, target_ms, !quiet).await?;
+                let costly = connect_p50_us
+                    .filter(|c| *c >= SETUP_COST_FACTOR * service_us)
+                    .map(|c| {
+                        format!(
+                            "connect p50 {} ms is {:.0}× the service time",
+                            ms(c),
+                            c / service_us
+                        )
+                    });
+                if !session.cancel.is_cancelled() {
+                    (min, why) = burst.min_reason(max, costly.as_deref());
+                    if burst.min_size.is_none() {
+                        warnings.push(why.clone());
+                    }
+                }
+                report.burst = Some(burst);
+            } else {
+                why.push_str(
+                    "; not verified by a step (--base-rps, the usual traffic, is not below --rps)",
+                );
+            }
             let best = report.points.iter().find(|p| p.pool_size == max);
             let fewer = report.points.iter().find(|p| p.pool_size + 1 == max);
             report.recommended = Some(Recommended {
@@ -499,6 +537,16 @@ async fn search(
                     None => " (one connection fewer was not measured)".into(),
                 }
             );
+            let p99_ms = best.map_or(0.0, |p| p.p99_ms);
+            let check = check_run(&measurer, max, target_ms).await?;
+            report.lifecycle = Some(lifecycle::recommend(&lifecycle::Measures {
+                max,
+                min,
+                target_p99_ms: target_ms,
+                p99_ms,
+                connect_p50_ms: connect_p50_us.map(|c| c / 1000.0),
+                check,
+            }));
         }
         _ if session.cancel.is_cancelled() => {
             report.reason = "interrupted before the search ended: no recommendation".into();
@@ -527,7 +575,90 @@ async fn search(
             };
         }
     }
+    report.warnings = warnings;
     Ok(report)
+}
+
+/// The min size by a burst: from Little's `from` up (by the search's walk,
+/// never below it), the smallest min whose step from `base_rate` to the
+/// rate meets the target in the step's first seconds.
+async fn burst(
+    measurer: &Measurer<'_>,
+    max: u32,
+    from: u32,
+    base_rate: f64,
+    rounds: u32,
+    target_ms: f64,
+    show: bool,
+) -> Result<Burst> {
+    let probe = measurer.settings(&Pool {
+        base_rate: Some(base_rate),
+        ..Pool::full(max)
+    });
+    let mut b = Burst {
+        base_rate,
+        rate: measurer.rate,
+        base_s: probe.warmup.as_secs_f64(),
+        window_s: probe.duration.as_secs_f64(),
+        little_min: from,
+        points: Vec::new(),
+        min_size: None,
+    };
+    let mut walk = Search::new(from, max);
+    while let Some(min) = walk.next_size() {
+        let pool = Pool {
+            max,
+            min,
+            check_always: false,
+            base_rate: Some(base_rate),
+        };
+        let label = format!("burst-min-{min}");
+        let m = measurer
+            .measure(&pool, rounds, Some(target_ms), &label)
+            .await?;
+        if measurer.session.cancel.is_cancelled() {
+            break;
+        }
+        walk.record(min, m.met);
+        let mut point = BurstPoint::new(min, max, m.rounds, m.opened, m.met);
+        if let Some(dir) = measurer.out_dir {
+            point.report = Some(dir.join(&label).display().to_string());
+        }
+        if show {
+            crate::errln!("{}", term::plan::burst_line(&point, target_ms));
+        }
+        b.points.push(point);
+        if m.met && min == from {
+            // Little's min meets the step: no lower min is looked for.
+            break;
+        }
+    }
+    b.min_size = walk.answer();
+    Ok(b)
+}
+
+/// The checkout check's cost, measured: one round of the recommended pool
+/// at the rate with a check on every checkout (`check = "always"`, the
+/// template's check_query): the check phase is one round trip at this
+/// server's RTT (`--rtt`'s when given), and the p99 says whether the
+/// target still holds with it.
+async fn check_run(measurer: &Measurer<'_>, max: u32, target_ms: f64) -> Result<Option<CheckRun>> {
+    let pool = Pool {
+        check_always: true,
+        ..Pool::full(max)
+    };
+    let m = measurer.measure(&pool, 1, None, "check-always").await?;
+    let Some(check) = m.report.phases.get("check") else {
+        return Ok(None);
+    };
+    let (check_p50_ms, check_p99_ms) = (check.p50_us as f64 / 1000.0, check.p99_us as f64 / 1000.0);
+    let r = m.rounds[0];
+    Ok(Some(CheckRun {
+        check_p50_ms,
+        check_p99_ms,
+        p99_ms: r.p99_ms,
+        met: r.met(target_ms),
+    }))
 }
 
 /// Measures pool sizes at one instance's rate in open loop.
@@ -541,33 +672,99 @@ struct Measurer<'a> {
     show: bool,
 }
 
+/// How a measured pool is set and driven: its size, the min it starts
+/// from, a lifecycle setting changed, a step from a base rate.
+struct Pool {
+    max: u32,
+    min: u32,
+    /// The template's lifecycle with the checkout check on every checkout.
+    check_always: bool,
+    /// plan's burst: the warm-up at this rate, then the step to the rate.
+    base_rate: Option<f64>,
+}
+
+impl Pool {
+    fn full(size: u32) -> Pool {
+        Pool {
+            max: size,
+            min: size,
+            check_always: false,
+            base_rate: None,
+        }
+    }
+}
+
 impl Measurer<'_> {
-    /// `rounds` rounds of a full pool of `size`, each a fresh pool; with
-    /// --out, written as a run's report under `<out>/<label>/`.
-    async fn measure(&self, size: u32, rounds: u32, label: &str) -> Result<Measured> {
-        let strategy = Strategy::new(
+    fn strategy(&self, label: &str, pool: &Pool) -> Strategy {
+        let mut lifecycle = self.template.lifecycle.clone();
+        // A background task keeping more idle than `min` would make the
+        // min measured another one (HikariCP's minimumIdle is its min).
+        lifecycle.min_idle = lifecycle.min_idle.min(pool.min as usize);
+        if pool.check_always {
+            lifecycle.check = Check::Always;
+        }
+        Strategy::new(
             label.to_string(),
             StrategyKind::Pool(PoolSettings {
-                max_size: size as usize,
-                min_size: size as usize,
+                max_size: pool.max as usize,
+                min_size: pool.min as usize,
                 instances: 1,
+                lifecycle,
                 ..self.template.clone()
             }),
-        );
-        let settings = engine::Settings {
+        )
+    }
+
+    fn settings(&self, pool: &Pool) -> engine::Settings {
+        let base = self.session.engine_settings(&self.scenario.run);
+        let (warmup, duration, before) = match pool.base_rate {
+            Some(rate) => {
+                let warmup = base.warmup.max(BURST_BASE);
+                (
+                    warmup,
+                    base.duration.min(BURST_WINDOW),
+                    Some(RateBefore {
+                        rate,
+                        until: warmup,
+                    }),
+                )
+            }
+            None => (base.warmup, base.duration, None),
+        };
+        engine::Settings {
             pacing: Pacing::OpenLoop(Arrivals {
                 rate: self.rate,
                 process: ArrivalProcess::Poisson,
                 max_in_flight: MAX_IN_FLIGHT,
+                before,
             }),
-            ..self.session.engine_settings(&self.scenario.run)
-        };
+            warmup,
+            duration,
+            ..base
+        }
+    }
+
+    /// Rounds of `pool`, each a fresh pool: `planned` of them, and with a
+    /// target more while they disagree (`search::verdict`); with --out,
+    /// written as a run's report under `<out>/<label>/`.
+    async fn measure(
+        &self,
+        pool: &Pool,
+        planned: u32,
+        target_ms: Option<f64>,
+        label: &str,
+    ) -> Result<Measured> {
+        let strategy = self.strategy(label, pool);
+        let settings = self.settings(pool);
+        let window_s = settings.duration.as_secs_f64().max(1e-9);
         let threads = threads(&self.args.measure);
         let queries = self.session.query_names();
         let started_at = crate::report::now_rfc3339();
         let mut results = Vec::new();
         let mut out = Vec::new();
-        for round in 1..=rounds {
+        let mut opened = Vec::new();
+        let mut met = None;
+        for round in 1.. {
             if self.session.cancel.is_cancelled() {
                 break;
             }
@@ -581,20 +778,40 @@ impl Measurer<'_> {
                 &settings,
                 threads,
                 self.show,
-                (round, rounds),
+                (round, planned.max(round)),
             )
             .await;
             let r = assemble(&strategy, &queries, std::slice::from_ref(&result));
             out.push(Round {
                 p99_ms: r.total().map_or(0.0, |t| t.p99_us as f64 / 1000.0),
                 offered_rate: r.offered_rate.unwrap_or(self.rate),
-                achieved_rate: r.achieved_rate.unwrap_or(r.throughput_rps),
+                achieved_rate: result.completed_in_window as f64 / window_s,
                 errors: r.error_count(),
+                acquire_p99_ms: r
+                    .phases
+                    .get("acquire")
+                    .map_or(0.0, |a| a.p99_us as f64 / 1000.0),
                 error_rate: if r.requests == 0 { 1.0 } else { r.error_rate() },
-                window_s: settings.duration.as_secs_f64(),
                 service_mean_ms: r.phases.get("query").map_or(0.0, |q| q.mean_us / 1000.0),
             });
+            opened.push(
+                result
+                    .seconds
+                    .iter()
+                    .filter_map(|s| s.churn.map(|c| c.opened))
+                    .sum(),
+            );
             results.push(result);
+            match target_ms {
+                Some(t) => {
+                    met = verdict(&out, t, planned);
+                    if met.is_some() {
+                        break;
+                    }
+                }
+                None if round >= planned => break,
+                None => {}
+            }
         }
         let report = assemble(&strategy, &queries, &results);
         if let Some(out) = self.out_dir {
@@ -612,6 +829,8 @@ impl Measurer<'_> {
         }
         Ok(Measured {
             rounds: out,
+            opened,
+            met: met.unwrap_or(false),
             report,
         })
     }

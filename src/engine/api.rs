@@ -163,6 +163,16 @@ pub struct RoundResult {
     pub seconds: Vec<Second>,
     /// From the start of the measured window to the end of its last request.
     pub measured: Duration,
+    /// Successful requests that ended inside the measured window (from
+    /// its start to its deadline), whenever they were meant to start: what
+    /// the server delivered in the window. Over the window's length it is
+    /// open loop's achieved rate as pgbench -R counts it (pgbench stops at
+    /// the end of -T, so the queue left then is not counted): requests
+    /// meant for the warm-up that end inside balance the window's own that
+    /// end after it, where `recorder.requests / measured` counts the
+    /// time the queue took to drain after the deadline and reads low by
+    /// that share.
+    pub completed_in_window: u64,
     /// Wall-clock time at the start of the measured window.
     pub started_at: SystemTime,
     pub connections_opened: u64,

@@ -128,6 +128,7 @@ pub async fn run<S: Service>(
     let mut last_end: Option<Instant> = None;
     let mut generator: Option<GeneratorLag> = None;
     let mut offered: Vec<u64> = Vec::new();
+    let mut completed_in_window = 0;
     for d in done {
         match d.await {
             Ok(ends) => {
@@ -135,6 +136,7 @@ pub async fn run<S: Service>(
                     recorder.merge(&end.recorder);
                     failures.merge(&end.failures);
                     last_end = last_end.max(end.last_end);
+                    completed_in_window += end.completed_in_window;
                     if let Some(lag) = end.lag {
                         generator
                             .get_or_insert_with(GeneratorLag::default)
@@ -175,6 +177,7 @@ pub async fn run<S: Service>(
         failures,
         seconds,
         measured,
+        completed_in_window,
         started_at,
         connections_opened: services.iter().map(|s| s.connections_opened()).sum(),
         startup,
@@ -260,6 +263,8 @@ fn wall_clock(at: Instant) -> SystemTime {
 }
 
 /// What a shard runs: closed-loop workers, or its share of the arrivals.
+// One per shard, made once and moved to its thread: the size is no cost.
+#[allow(clippy::large_enum_variant)]
 enum Load<S: Service> {
     Workers {
         workers: Vec<Worker<S>>,

@@ -22,6 +22,9 @@ pub struct WorkerEnd {
     /// second of the measured window (None and empty in closed loop).
     pub lag: Option<super::api::GeneratorLag>,
     pub offered: Vec<u64>,
+    /// Successful requests that ended inside the measured window, whenever
+    /// they were meant to start (`RoundResult::completed_in_window`).
+    pub completed_in_window: u64,
 }
 
 pub struct Tally {
@@ -30,6 +33,7 @@ pub struct Tally {
     recorder: Recorder,
     interval: Interval,
     last_end: Option<Instant>,
+    completed_in_window: u64,
     live: Arc<Live>,
     tx: mpsc::UnboundedSender<Interval>,
 }
@@ -42,6 +46,7 @@ impl Tally {
             recorder: Recorder::new(0),
             interval: Interval::new(0),
             last_end: None,
+            completed_in_window: 0,
             live,
             tx,
         }
@@ -62,6 +67,9 @@ impl Tally {
             Ok(_) => self.live.requests.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.live.errors.fetch_add(1, Ordering::Relaxed),
         };
+        if result.is_ok() && (self.window.measure_start..=self.window.deadline).contains(&end) {
+            self.completed_in_window += 1;
+        }
         if !self.enter(intended, end) {
             return;
         }
@@ -134,6 +142,7 @@ impl Tally {
             failures: ErrorCounts::default(),
             lag: None,
             offered: Vec::new(),
+            completed_in_window: std::mem::take(&mut self.completed_in_window),
         }
     }
 }

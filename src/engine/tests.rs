@@ -278,6 +278,7 @@ fn open_loop(rate: f64, process: crate::scenario::ArrivalProcess, max_in_flight:
         rate,
         process,
         max_in_flight,
+        before: None,
     })
 }
 
@@ -294,6 +295,11 @@ async fn open_loop_keeps_its_schedule_when_the_service_keeps_up() {
     let n = r.recorder.requests;
     assert!((990..=1001).contains(&n), "{n} requests");
     assert_eq!(r.offered_rate, Some(500.0));
+    // Ended inside the window: the warm-up's last arrivals in, the
+    // window's last out, about as many (fewer by those a stall of a loaded
+    // machine kept running past the deadline: 2 per 4 ms).
+    let done = r.completed_in_window;
+    assert!((950..=1002).contains(&done), "{done} ended in the window");
     let queue = r.recorder.phases.get(Phase::Queue).unwrap();
     assert!(
         queue.value_at_quantile(0.5) < 1000,
@@ -333,6 +339,9 @@ async fn a_stalled_service_shows_its_wait_in_queue_and_total_not_only_in_service
     assert!(p99(Phase::Total) >= p99(Phase::Queue));
     let achieved = r.recorder.requests as f64 / r.measured.as_secs_f64();
     assert!(achieved < 30.0, "achieved {achieved}/s of 100 offered");
+    // What the server delivered inside the 1 s window: its capacity, not
+    // the 100 arrivals it was offered (the queue left at the end is not).
+    assert!(r.completed_in_window <= 25, "{}", r.completed_in_window);
     // What waited past request_timeout is counted, not lost.
     assert!(
         r.recorder

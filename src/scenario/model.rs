@@ -191,6 +191,21 @@ pub struct Arrivals {
     /// Requests served at once, like an application server's limit; later
     /// arrivals wait in order (>= 1).
     pub max_in_flight: u32,
+    /// A step: until `until`, arrivals come at this other rate, then at
+    /// `rate` (`plan`'s burst: the warm-up at the base rate, the measured
+    /// window the step's first seconds). None from a scenario.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<RateBefore>,
+}
+
+/// The rate of arrivals before a step to `Arrivals::rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RateBefore {
+    /// Arrivals per second until the step (> 0).
+    pub rate: f64,
+    /// The step's time, from the start of warm-up.
+    #[serde(with = "humantime_serde_compat")]
+    pub until: Duration,
 }
 
 /// The distribution of the time between arrivals.

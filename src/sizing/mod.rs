@@ -5,9 +5,11 @@
 //! to measure, `measured.rs` is its answer), starting from the M/G/c
 //! simulation's proposal (`mgc.rs`); a sweep is an optional prior, planned
 //! by Erlang C and Little's law (`plan.rs`), in each pool library's own
-//! setting names.
+//! setting names, with the lifecycle settings to go with them
+//! (`lifecycle.rs`).
 
 pub mod erlang;
+pub mod lifecycle;
 pub mod measured;
 pub mod mgc;
 pub mod plan;

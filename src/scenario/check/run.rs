@@ -173,6 +173,7 @@ impl Checker<'_> {
             rate,
             process,
             max_in_flight,
+            before: None,
         })
     }
 

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use crate::report::format::{ms, ms_trimmed, plural, render as render_rows, rps};
-use crate::sizing::measured::{MeasuredPlan, Point};
+use crate::sizing::measured::{BurstPoint, MeasuredPlan, Point};
 use crate::sizing::plan::{PlanReport, MAX_UTILISATION};
 use crate::sizing::sweep::pool_size::SweepReport;
 
@@ -206,8 +206,34 @@ pub fn point_line(p: &Point, target_ms: f64) -> String {
             format!("MISSED (> {} ms)", ms_trimmed(target_ms * 1000.0))
         }
     );
+    if let Some(n) = p.noise() {
+        let _ = write!(line, "; noisy: {n}");
+    }
     if let Some(s) = p.shortfall() {
         let _ = write!(line, "; {s}");
+    }
+    line
+}
+
+/// One min measured by the burst: the step's first seconds on a pool that
+/// started at that min.
+pub fn burst_line(p: &BurstPoint, target_ms: f64) -> String {
+    let mut line = format!(
+        "  step {}; {}",
+        p.measured(),
+        if p.met {
+            format!("met (≤ {} ms)", ms_trimmed(target_ms * 1000.0))
+        } else {
+            format!("MISSED (> {} ms)", ms_trimmed(target_ms * 1000.0))
+        }
+    );
+    let short = p.rounds.iter().filter(|r| r.short()).count();
+    if short > 0 {
+        let _ = write!(
+            line,
+            "; {short} of {} rounds achieved over 2% below the offered rate",
+            p.rounds.len()
+        );
     }
     line
 }
@@ -261,6 +287,20 @@ pub fn measured(r: &MeasuredPlan) -> String {
     }
     match &r.recommended {
         Some(rec) => {
+            if let Some(b) = &r.burst {
+                let _ = writeln!(
+                    o,
+                    "\nmin by a burst: {} → {} req/s, each min measured over the step's first {} s:",
+                    rps(b.base_rate),
+                    rps(b.rate),
+                    b.window_s
+                );
+                let mut points: Vec<&BurstPoint> = b.points.iter().collect();
+                points.sort_by_key(|p| p.min_size);
+                for p in points {
+                    let _ = writeln!(o, "{}", burst_line(p, t.p99_ms));
+                }
+            }
             let _ = writeln!(o, "\nmeasured: {}", r.reason);
             let _ = writeln!(o, "min size: {}", r.min_reason);
             let _ = writeln!(
@@ -270,6 +310,27 @@ pub fn measured(r: &MeasuredPlan) -> String {
             );
             for (library, settings) in &r.settings {
                 let _ = writeln!(o, "  {library:<36} {settings}");
+            }
+            if let Some(l) = &r.lifecycle {
+                let check = match &l.check_run {
+                    Some(c) => format!(
+                        "{} (a check measured: p50 {} ms, p99 with it {} ms)",
+                        l.check,
+                        ms(c.check_p50_ms * 1000.0),
+                        ms(c.p99_ms * 1000.0)
+                    ),
+                    None => format!("{} (its cost not measured)", l.check),
+                };
+                let _ = writeln!(
+                    o,
+                    "\nlifecycle: lifetime 30 min, jitter {} (≤ {:.2} replacements/s); idle timeout {}; \
+                     check {check}\n  (why and what each costs, in each library's names: --format json, \
+                     \"lifecycle\")",
+                    l.lifetime_jitter,
+                    l.replacements_max_per_s,
+                    l.idle_timeout_s
+                        .map_or("none (min = max)".into(), |s| format!("{s:.0} s")),
+                );
             }
         }
         None => {
