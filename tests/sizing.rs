@@ -452,9 +452,12 @@ fn the_min_is_measured_by_a_step_from_the_base_rate() {
             assert!((300.0..500.0).contains(&offered), "{r}");
             assert!(r["acquire_p99_ms"].as_f64().unwrap() <= r["p99_ms"].as_f64().unwrap());
         }
-        // A min below the answer missed, the answer met.
+        // A min below the answer missed, the answer met; when not even
+        // min = max met (a stall of a loaded machine can do that), every
+        // min measured missed and the plan says so.
         let m = point["min_size"].as_u64().unwrap();
-        assert_eq!(point["met"], m >= min, "{point} (min {min})");
+        let found = !burst["min_size"].is_null();
+        assert_eq!(point["met"], found && m >= min, "{point} (min {min})");
     }
     // From a pool of 1 connection (and what 50 req/s grew it to) to 400
     // req/s: the pool opened connections inside the step's window.
@@ -465,12 +468,18 @@ fn the_min_is_measured_by_a_step_from_the_base_rate() {
         .map(|n| n.as_u64().unwrap())
         .sum();
     assert!(first_opened > 0, "{burst}");
-    assert_eq!(burst["min_size"].as_u64(), Some(min), "{burst}");
     let why = p["min_reason"].as_str().unwrap();
-    assert!(
-        why.starts_with(&format!("min = {min}: a step from 50.0 to 400 req/s")),
-        "{why}"
-    );
+    if burst["min_size"].is_null() {
+        assert_eq!(min, max, "{p}");
+        assert!(why.starts_with("min = max = "), "{why}");
+        assert!(p["warnings"].to_string().contains("and not enough"), "{p}");
+    } else {
+        assert_eq!(burst["min_size"].as_u64(), Some(min), "{burst}");
+        assert!(
+            why.starts_with(&format!("min = {min}: a step from 50.0 to 400 req/s")),
+            "{why}"
+        );
+    }
     // The lifecycle: a lifetime spread, no idle timeout unless min < max,
     // the checkout check measured (a local round trip: well under 6 ms).
     let l = &p["lifecycle"];

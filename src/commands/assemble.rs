@@ -25,6 +25,7 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
     let mut total = Recorder::new(queries.len());
     let mut failures = ErrorCounts::default();
     let mut measured = Duration::ZERO;
+    let (mut completed_in_window, mut windows) = (0, Duration::ZERO);
     let mut startup = Duration::ZERO;
     let mut connections_opened = 0;
     let mut round_stats = Vec::with_capacity(rounds.len());
@@ -34,6 +35,8 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         total.merge(&r.recorder);
         failures.merge(&r.failures);
         measured += r.measured;
+        completed_in_window += r.completed_in_window;
+        windows += r.window;
         startup += r.startup;
         connections_opened += r.connections_opened;
         let totals = Summary::quantiles(r.recorder.phases.get(Phase::Total));
@@ -128,7 +131,8 @@ pub fn assemble(strategy: &Strategy, queries: &[String], rounds: &[RoundResult])
         },
         throughput_rps,
         offered_rate,
-        achieved_rate: offered_rate.map(|_| throughput_rps),
+        // As pgbench -R counts: what ended inside the windows, over them.
+        achieved_rate: offered_rate.map(|_| rate(completed_in_window, windows)),
         generator_saturated: generator.map(|g| g.saturated()),
         generator_lag_max_us: generator.map(|g| g.worst_us),
         expired,

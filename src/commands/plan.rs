@@ -756,7 +756,6 @@ impl Measurer<'_> {
     ) -> Result<Measured> {
         let strategy = self.strategy(label, pool);
         let settings = self.settings(pool);
-        let window_s = settings.duration.as_secs_f64().max(1e-9);
         let threads = threads(&self.args.measure);
         let queries = self.session.query_names();
         let started_at = crate::report::now_rfc3339();
@@ -785,7 +784,7 @@ impl Measurer<'_> {
             out.push(Round {
                 p99_ms: r.total().map_or(0.0, |t| t.p99_us as f64 / 1000.0),
                 offered_rate: r.offered_rate.unwrap_or(self.rate),
-                achieved_rate: result.completed_in_window as f64 / window_s,
+                achieved_rate: r.achieved_rate.unwrap_or(0.0),
                 errors: r.error_count(),
                 acquire_p99_ms: r
                     .phases

@@ -173,6 +173,9 @@ pub struct RoundResult {
     /// time the queue took to drain after the deadline and reads low by
     /// that share.
     pub completed_in_window: u64,
+    /// The measured window as run: `Settings::duration`, or less when the
+    /// round was cut short (the achieved rate's denominator).
+    pub window: Duration,
     /// Wall-clock time at the start of the measured window.
     pub started_at: SystemTime,
     pub connections_opened: u64,

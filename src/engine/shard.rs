@@ -178,6 +178,10 @@ pub async fn run<S: Service>(
         seconds,
         measured,
         completed_in_window,
+        // Now is past the deadline unless the round was cut short.
+        window: Instant::now()
+            .min(window.deadline)
+            .saturating_duration_since(window.measure_start),
         started_at,
         connections_opened: services.iter().map(|s| s.connections_opened()).sum(),
         startup,

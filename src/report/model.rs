@@ -375,8 +375,9 @@ pub struct StrategyReport {
     pub measured_s: f64,
     /// Open loop: arrivals per second the seeded schedule offered in the
     /// measured window (around `[run] rate`), and successful requests per
-    /// second achieved (completions over the measured time, the drain of
-    /// the queue after the deadline included). Absent in closed loop.
+    /// second achieved: those that ended inside the window, over the
+    /// window (as pgbench -R counts; the queue left at the deadline is not
+    /// counted, nor the time it took to drain). Absent in closed loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
