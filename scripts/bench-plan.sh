@@ -70,11 +70,11 @@ for item in $scenarios; do
     jq -r '.points[] | "    measured pool \(.pool_size): p99 \(.p99_ms|.*1000|round/1000) ms, model \(.predicted_p99_ms // "unbounded"|if type=="number" then (.*1000|round/1000) else . end) ms, ratio \(.model_ratio // "-"|if type=="number" then (.*100|round/100) else . end), ρ \(.predicted_utilisation*100|round/100), met \(.met)"' "$json"
     # The model at utilisation ≤ 0.8: within 0.5–2x, or the plan printed
     # the disagreement (a warning naming the pool).
-    model=$(jq -r '[.warnings] as [$w] | [.points[] | select(.predicted_utilisation <= 0.8 and .model_ratio != null)
-      | if (.model_ratio >= 0.5 and .model_ratio <= 2) then "\(.pool_size): \(.model_ratio*100|round/100)x"
-        elif ([$w[] | select(contains("pool \(.pool_size): the model and the measurement disagree"))] | length > 0)
-        then "\(.pool_size): \(.model_ratio*100|round/100)x (disagreement printed)"
-        else "\(.pool_size): \(.model_ratio*100|round/100)x NOT PRINTED" end] | if length == 0 then "-" else join("; ") end' "$json")
+    model=$(jq -r '.warnings as $w | [.points[] | select(.predicted_utilisation <= 0.8 and .model_ratio != null)
+      | . as $p | "\($p.pool_size): \($p.model_ratio*100|round/100)x" + (
+        if ($p.model_ratio >= 0.5 and $p.model_ratio <= 2) then ""
+        elif ([$w[] | select(contains("pool \($p.pool_size): the model and the measurement disagree"))] | length > 0)
+        then " (disagreement printed)" else " NOT PRINTED" end)] | if length == 0 then "-" else join("; ") end' "$json")
     measured=$(jq -r --argjson m "${max/none/0}" '[.points[] | select(.pool_size == $m or .pool_size == $m - 1)
       | "\(.pool_size): \(.p99_ms*100|round/100) ms \(if .met then "met" else "missed" end) (\(.rounds_met)/\(.rounds|length))"] | join("; ")' "$json")
     if [ "$max" = none ]; then
