@@ -116,7 +116,11 @@ fn sweep_on_the_embedded_server_then_plan() {
     assert_eq!(p["recommended"], serde_json::Value::Null, "{p}");
     assert_eq!(p["met"], false);
     let reason = p["reason"].as_str().unwrap();
-    assert!(reason.starts_with("no pool size can"), "{reason}");
+    assert!(
+        reason.starts_with("no pool size can"),
+        "{reason}\n{}",
+        common::stderr(&plan)
+    );
     assert!(reason.contains("req/s"), "{reason}");
     assert!(common::stderr(&plan).contains(reason));
 

@@ -50,6 +50,9 @@ const CALIBRATION_POOL: u32 = 64;
 /// A pool busier than this is the limit; below it, a rate not reached is
 /// the server's (or poolbench's) limit, and more connections cannot help.
 const POOL_BUSY: f64 = 0.8;
+/// How far short of the offered rate a round must fall (with connections
+/// to spare) for plan to call the server the limit.
+const SERVER_SHORTFALL: f64 = 0.1;
 /// The simulation's utilisation bound for the proposal.
 const MODEL_MAX_UTILISATION: f64 = 0.95;
 /// plan's burst: at least this long at the base rate before the step (the
@@ -370,14 +373,15 @@ async fn search(
         );
         return Ok(report);
     };
-    // Short of the rate with connections to spare (by the round's own
-    // service time), and its requests' time not spent waiting for one
-    // (acquire p99 under half the p99): the server, not the pool, is the
-    // limit. A small pool near its capacity can fall a few percent short
-    // in one round while its busy count is below the bound; its waits are
-    // for a connection, and a larger pool is what it needs.
+    // Well short of the rate (more than SERVER_SHORTFALL) with connections
+    // to spare (by the round's own query time): the server, not the pool,
+    // is the limit. A small pool near its capacity can fall a few percent
+    // short in a round while its busy count is below the bound (its
+    // requests wait for a connection; open loop counts that wait in
+    // `acquire`, whatever limits the rate): a larger pool is what it needs.
     let saturated = |r: &Round, pool: u32| {
-        !r.kept_up() && r.busy() < POOL_BUSY * f64::from(pool) && r.acquire_p99_ms * 2.0 < r.p99_ms
+        r.achieved_rate < r.offered_rate * (1.0 - SERVER_SHORTFALL)
+            && r.busy() < POOL_BUSY * f64::from(pool)
     };
     if cal.generator_saturated == Some(true) && saturated(&cal_round, calibration_pool) {
         report.reason = format!(
@@ -438,6 +442,11 @@ async fn search(
         Search::new(start, limit)
     };
     let mut server_limit: Option<(Round, u32)> = None;
+    // The best round of the last size that missed well short of the rate
+    // (the calibration's first).
+    let mut last_short: Option<(u32, Round)> = (cal_round.achieved_rate
+        < cal_round.offered_rate * (1.0 - SERVER_SHORTFALL))
+        .then_some((calibration_pool, cal_round));
     while let Some(c) = walk.next_size() {
         let m = measurer
             .measure(
@@ -468,10 +477,32 @@ async fn search(
             .filter(|r| saturated(r, c))
             .copied()
             .collect();
-        let server_bound = short.len() * 2 > point.rounds.len();
-        let best_short = short
+        let mut server_bound = short.len() * 2 > point.rounds.len();
+        let mut best_short = short
             .into_iter()
             .max_by(|a, b| a.achieved_rate.total_cmp(&b.achieved_rate));
+        // Or well short at two sizes, the larger hardly faster: more
+        // connections did not raise the rate (they are all busy when the
+        // machine, not the pool, is what runs out).
+        let best = point
+            .rounds
+            .iter()
+            .copied()
+            .max_by(|a, b| a.achieved_rate.total_cmp(&b.achieved_rate));
+        if let Some(r) =
+            best.filter(|r| !met && r.achieved_rate < r.offered_rate * (1.0 - SERVER_SHORTFALL))
+        {
+            if let Some((smaller, before)) = last_short.filter(|(s, _)| *s < c) {
+                // A pool-bound rate grows with the pool; a server-bound one
+                // does not: less than half the growth of the pool is noise.
+                let gain = (f64::from(c) / f64::from(smaller) - 1.0) / 2.0;
+                if r.achieved_rate < before.achieved_rate * (1.0 + gain) {
+                    server_bound = true;
+                    best_short = Some(r);
+                }
+            }
+            last_short = Some((c, r));
+        }
         report.points.push(point);
         if let Some(r) = best_short.filter(|_| !met && server_bound) {
             server_limit = Some((r, c));
