@@ -6,11 +6,16 @@
 //! each backend (docs/performance.md, "Where the kernel runs the
 //! backends"): a backend on another CPU than its client thread costs an
 //! interrupt per query and stays there for the whole run. When the worker
-//! threads are pinned one per CPU (`engine::shard`), each connection's
-//! local port is noted here with its thread's CPU as it is opened
-//! ([`note_connection`]); the session's once-a-second monitor reads the
-//! server's backends (pid, client port) and pins each new one to the CPU
-//! noted for its port ([`place`]). Only for a throwaway server of
+//! threads are pinned one per CPU (`engine::shard`), a measured
+//! connection's backend is pinned to its opening thread's CPU as soon as
+//! the connection is set up ([`pin_backend`]: its pid is the one the
+//! server's BackendKeyData gave, checked to be the connection's own), so
+//! that no part of a round runs with a backend on the other CPU. The
+//! connections the driver opens without that check are caught by the
+//! session's once-a-second monitor: each connection's local port is noted
+//! with its thread's CPU as it is opened ([`note_connection`]), and the
+//! monitor reads the server's backends (pid, client port) and pins each new
+//! one to the CPU noted for its port ([`place`]). Only for a throwaway server of
 //! poolbench's on this machine (the embedded one, or `poolbench server` on
 //! a loopback address, [`enable`]): another server's processes are its
 //! own, and a pid from a remote server names nothing here.
@@ -63,6 +68,31 @@ pub fn note_connection(local_port: u16) {
             .cpu_of_port
             .insert(local_port, cpu);
     }
+}
+
+/// Pins `pid`, the backend of a connection this thread just set up from
+/// `local_port` (None over a Unix-domain socket), to this thread's CPU when
+/// the thread is pinned to one. The caller has checked that `pid` is the
+/// connection's backend on this machine (`connect.rs`: BackendKeyData from
+/// poolbench's own server, or a local backend found to serve this port).
+/// The monitor then leaves it alone. Returns whether it was pinned.
+pub fn pin_backend(pid: u32, local_port: Option<u16>) -> bool {
+    if !enabled() {
+        return false;
+    }
+    let (Some(cpu), Ok(pid)) = (only_cpu(), i32::try_from(pid)) else {
+        return false;
+    };
+    if pid <= 0 || !pin(pid, cpu) {
+        return false;
+    }
+    if let (Some(port), Ok(mut r)) = (local_port, REGISTRY.lock()) {
+        r.get_or_insert_with(Registry::default)
+            .pinned
+            .insert((pid, port));
+    }
+    PINNED.fetch_add(1, Ordering::Relaxed);
+    true
 }
 
 /// Pins each backend `(pid, client_port)` whose port was noted, once.
@@ -161,5 +191,62 @@ mod tests {
         // noted: neither is pinned.
         let me = std::process::id() as i32;
         assert_eq!(place(&[(me, 2), (me, 3)]), 0);
+
+        // A process handed to `pin_backend` from a pinned thread goes to
+        // that thread's CPU, and is then left alone by `place`.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let before = pinned();
+        let cpu = std::thread::spawn(move || {
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            unsafe {
+                libc::CPU_SET(0, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+            pin_backend(pid, Some(4))
+        })
+        .join()
+        .unwrap();
+        assert!(cpu);
+        assert_eq!(pinned(), before + 1);
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::sched_getaffinity(pid as i32, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+        };
+        assert_eq!(rc, 0);
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect();
+        assert_eq!(cpus, vec![0]);
+        assert!(REGISTRY
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .pinned
+            .contains(&(pid as i32, 4)));
+        // From an unpinned thread (this one may run anywhere): not pinned.
+        let anywhere = std::thread::spawn(move || {
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            unsafe {
+                libc::CPU_SET(0, &mut set);
+                libc::CPU_SET(1, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+            pin_backend(pid, None)
+        })
+        .join()
+        .unwrap();
+        assert!(!anywhere || only_cpu_count() < 2);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// How many CPUs this machine lets a thread run on.
+    fn only_cpu_count() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }

@@ -519,13 +519,23 @@ fn setup_cpu(target: &Target, probe: &Probe, marks: &Marks, tls: bool, tie: Tie)
     let logged = backend
         .zip(target.details().setup_log.as_ref())
         .and_then(|(pid, log)| log.take(pid));
+    let server_us = backend.and_then(process_cpu_ns).map(us);
+    // Its backend on this thread's CPU from its first query on, after its
+    // setup's CPU was read (`placement`: poolbench's own server only).
+    if let Some(pid) = backend {
+        let port = match tie {
+            Tie::ClientPort(port) => Some(port),
+            _ => None,
+        };
+        crate::placement::pin_backend(pid, port);
+    }
     SetupCpu {
         client_us: total_us,
         client_tcp_us: tcp_us,
         client_tls_us: tls_end_us.map(|end| end - tcp_us),
         client_startup_us: total_us - tls_end_us.unwrap_or(tcp_us),
         client_scram_us: seen.scram_ns.map(us),
-        server_us: backend.and_then(process_cpu_ns).map(us),
+        server_us,
         server_fork_us: logged.map(|l| l.fork_us),
         server_auth_us: logged.map(|l| l.auth_us),
     }
