@@ -62,6 +62,9 @@ pub enum Command {
     /// "within noise" if it is beyond on average only; each gated metric's
     /// power is printed (the change these rounds can detect, the rounds its
     /// threshold needs). With fewer rounds, single values are compared.
+    /// Several BASELINEs (runs of one build under the same conditions) make
+    /// one baseline: their rounds are pooled, so the verdict does not
+    /// depend on one baseline run's luck (docs/ci.md, recommended gates).
     Compare(CompareArgs),
     /// Run the scenario's pool strategy at each pool size (and concurrency)
     /// on one server; fit the Universal Scalability Law; mark the knee.
@@ -428,8 +431,11 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The baseline: a report.json, or the run directory holding it.
-    pub baseline: PathBuf,
+    /// The baseline: a report.json, or the run directory holding it. Give
+    /// several (runs of the same build, same conditions) for a baseline
+    /// that does not depend on one run's luck: their rounds are pooled.
+    #[arg(required = true, num_args = 1.., value_name = "BASELINE")]
+    pub baseline: Vec<PathBuf>,
 
     /// The candidate: a report.json, or the run directory holding it.
     pub candidate: PathBuf,

@@ -1,9 +1,9 @@
 //! The regression gate on real runs (issue 31): the power compare prints
 //! and how it shrinks with rounds, run conditions that differ refused and
-//! then listed, and an unchanged rerun passing the gates docs/ci.md
-//! recommends. Three runs of one scenario on the embedded server, made
-//! one after another (never two at once, which would be drift between
-//! them), shared by the tests.
+//! then listed, a baseline of several runs pooled, and an unchanged rerun
+//! passing the gates docs/ci.md recommends. Four runs of one scenario on
+//! the embedded server, made one after another (never two at once, which
+//! would be drift between them), shared by the tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -26,6 +26,8 @@ struct Runs {
     base: PathBuf,
     /// The same scenario again.
     same: PathBuf,
+    /// And a third time.
+    again: PathBuf,
     /// The same scenario at another concurrency, across an emulated RTT.
     other: PathBuf,
 }
@@ -72,22 +74,27 @@ sql = "SELECT 1"
         };
         let base = run("base", &[]);
         let same = run("same", &[]);
+        let again = run("again", &[]);
         let other = run("other", &["--concurrency", "2", "--rtt", "1ms"]);
         Runs {
             _dir: dir,
             base,
             same,
+            again,
             other,
         }
     })
 }
 
 fn compare(baseline: &Path, candidate: &Path, flags: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "compare",
-        baseline.to_str().unwrap(),
-        candidate.to_str().unwrap(),
-    ];
+    compare_runs(&[baseline], candidate, flags)
+}
+
+/// `compare` with a baseline of several runs.
+fn compare_runs(baselines: &[&Path], candidate: &Path, flags: &[&str]) -> std::process::Output {
+    let mut args = vec!["compare"];
+    args.extend(baselines.iter().map(|b| b.to_str().unwrap()));
+    args.push(candidate.to_str().unwrap());
     args.extend_from_slice(flags);
     poolbench_blocking(&args)
 }
@@ -256,7 +263,68 @@ fn differing_conditions_are_refused_then_listed_and_judged() {
 #[test]
 fn an_unchanged_rerun_passes_the_recommended_gates() {
     let r = runs();
-    let o = compare(&r.base, &r.same, &RECOMMENDED);
+    // docs/ci.md recommends a baseline of several runs; one run too.
+    let o = compare_runs(&[&r.base, &r.same], &r.again, &RECOMMENDED);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(!stdout(&o).contains("Compared although"), "{}", show(&o));
+    let o = compare(&r.base, &r.same, &RECOMMENDED);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}
+
+#[test]
+fn a_baseline_of_several_runs_pools_their_rounds() {
+    let r = runs();
+    let mut flags = RECOMMENDED.to_vec();
+    flags.extend(["--format", "json"]);
+    let j = json(&compare_runs(&[&r.base, &r.same], &r.again, &flags));
+    let s = &j["strategies"][0];
+    assert_eq!(s["baseline_rounds"], 10, "{s}");
+    assert_eq!(s["baseline_runs"], 2, "{s}");
+    assert_eq!(s["candidate_rounds"], 5, "{s}");
+    assert_eq!(j["baselines"].as_array().unwrap().len(), 2, "{j}");
+    assert_eq!(j["baseline"], j["baselines"][0], "{j}");
+    // The baseline's value is the mean of every run's rounds.
+    let rounds = |dir: &Path| -> Vec<f64> {
+        read_report(dir)["strategies"][0]["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["throughput_rps"].as_f64().unwrap())
+            .collect()
+    };
+    let pooled = [rounds(&r.base), rounds(&r.same)].concat();
+    let mean = pooled.iter().sum::<f64>() / pooled.len() as f64;
+    let t = metric(&j, "throughput");
+    assert!(
+        (t["base"].as_f64().unwrap() - mean).abs() < 1e-6 * mean,
+        "{t}"
+    );
+    assert_eq!(t["method"], "bootstrap");
+
+    let table = stdout(&compare_runs(&[&r.base, &r.same], &r.again, &RECOMMENDED));
+    assert!(table.starts_with("baseline:  2 runs, "), "{table}");
+    assert!(
+        table.contains("detectable with 10 rounds of 2 runs and 5 rounds"),
+        "{table}"
+    );
+
+    // The same run twice would count its rounds twice.
+    let o = compare_runs(&[&r.base, &r.base], &r.again, &RECOMMENDED);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("the same run as baseline 1"),
+        "{}",
+        show(&o)
+    );
+    // Runs made under other conditions are not one baseline, allowed or not.
+    for extra in [&[][..], &["--allow-different"][..]] {
+        let o = compare_runs(&[&r.base, &r.other], &r.same, extra);
+        assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+        let err = stderr(&o);
+        assert!(err.contains("the baseline runs cannot be pooled"), "{err}");
+        assert!(
+            err.contains("concurrency: baseline 4, candidate 2"),
+            "{err}"
+        );
+    }
 }

@@ -117,8 +117,13 @@ pub struct MetricDiff {
 pub struct StrategyDiff {
     pub name: String,
     pub kind: Kind,
+    /// The rounds of every baseline run, pooled.
     #[serde(rename = "baseline_rounds")]
     pub base_rounds: usize,
+    /// The baseline runs the strategy was found in (1 unless several
+    /// baselines were given).
+    #[serde(rename = "baseline_runs")]
+    pub base_runs: usize,
     pub candidate_rounds: usize,
     pub metrics: Vec<MetricDiff>,
 }
@@ -150,7 +155,11 @@ pub struct Diff {
     pub summary: String,
     /// How the verdicts were reached.
     pub test: String,
+    /// The (first) baseline run.
     pub baseline: Source,
+    /// Every baseline run, the first included: several runs of the same
+    /// build make a baseline whose rounds are pooled.
+    pub baselines: Vec<Source>,
     pub candidate: Source,
     pub strategies: Vec<StrategyDiff>,
     pub only_in_baseline: Vec<String>,
@@ -161,25 +170,40 @@ pub struct Diff {
     pub warnings: Vec<String>,
 }
 
-/// Compares every strategy present in both reports.
+/// Compares every strategy present in the baseline and the candidate. The
+/// baseline is one run or several (`baselines`, not empty): a strategy's
+/// rounds from every baseline run that has it are pooled into one sample,
+/// and its single values are the runs' mean.
 pub fn compare(
-    baseline: &LoadedReport,
+    baselines: &[LoadedReport],
     candidate: &LoadedReport,
     thresholds: &Thresholds,
     differences: Vec<Difference>,
     warnings: Vec<String>,
 ) -> Diff {
-    let (b, c) = (&baseline.report, &candidate.report);
-    let names = |r: &crate::report::Report| -> BTreeSet<String> {
-        r.strategies.iter().map(|s| s.name.clone()).collect()
-    };
-    let (in_b, in_c) = (names(b), names(c));
-    let strategies = b
-        .strategies
+    let c = &candidate.report;
+    let in_b: BTreeSet<String> = baselines
         .iter()
-        .filter_map(|bs| {
-            let cs = c.strategies.iter().find(|s| s.name == bs.name)?;
-            Some(compare_strategy(bs, cs, thresholds))
+        .flat_map(|l| &l.report.strategies)
+        .map(|s| s.name.clone())
+        .collect();
+    let in_c: BTreeSet<String> = c.strategies.iter().map(|s| s.name.clone()).collect();
+    // In the first baseline's order, then any the other runs add.
+    let mut order: Vec<&String> = Vec::new();
+    for s in baselines.iter().flat_map(|l| &l.report.strategies) {
+        if !order.contains(&&s.name) {
+            order.push(&s.name);
+        }
+    }
+    let strategies = order
+        .into_iter()
+        .filter_map(|name| {
+            let cs = c.strategies.iter().find(|s| &s.name == name)?;
+            let bs: Vec<&StrategyReport> = baselines
+                .iter()
+                .filter_map(|l| l.report.strategies.iter().find(|s| &s.name == name))
+                .collect();
+            Some(compare_strategy(&bs, cs, thresholds))
         })
         .collect();
     let source = |l: &LoadedReport| Source {
@@ -193,7 +217,9 @@ pub fn compare(
         regression: false,
         summary: String::new(),
         test: String::new(),
-        baseline: source(baseline),
+        // `baselines` is not empty (the command line requires one).
+        baseline: source(&baselines[0]),
+        baselines: baselines.iter().map(source).collect(),
         candidate: source(candidate),
         strategies,
         only_in_baseline: in_b.difference(&in_c).cloned().collect(),
@@ -207,8 +233,21 @@ pub fn compare(
     diff
 }
 
-fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> StrategyDiff {
-    let tested = b.rounds.len() >= MIN_ROUNDS && c.rounds.len() >= MIN_ROUNDS;
+/// One strategy: `b` holds it as each baseline run has it (at least one).
+fn compare_strategy(b: &[&StrategyReport], c: &StrategyReport, t: &Thresholds) -> StrategyDiff {
+    let base_rounds: usize = b.iter().map(|s| s.rounds.len()).sum();
+    let tested = base_rounds >= MIN_ROUNDS && c.rounds.len() >= MIN_ROUNDS;
+    // Every baseline run's rounds, one sample; None if a metric has none.
+    let pooled = |metric: Metric| -> Option<Vec<f64>> {
+        let runs = b
+            .iter()
+            .map(|s| per_round(s, metric))
+            .collect::<Option<Vec<_>>>()?;
+        Some(runs.concat())
+    };
+    // A single value of the baseline: the mean of its runs'.
+    let single_base =
+        |metric: Metric| stats::mean(&b.iter().map(|s| single(s, metric)).collect::<Vec<_>>());
     let metrics = Metric::ALL
         .into_iter()
         .map(|metric| {
@@ -220,16 +259,16 @@ fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> S
             };
             let latency_missing = metric != Metric::Throughput
                 && metric != Metric::ErrorRate
-                && (successes(b) == 0 || successes(c) == 0);
+                && (b.iter().any(|s| successes(s) == 0) || successes(c) == 0);
             let (method, base, candidate, interval) =
-                match (tested, per_round(b, metric), per_round(c, metric)) {
+                match (tested, pooled(metric), per_round(c, metric)) {
                     (true, Some(bx), Some(cx)) => (
                         Method::Bootstrap,
                         stats::mean(&bx),
                         stats::mean(&cx),
                         stats::bootstrap(&bx, &cx, change_kind),
                     ),
-                    _ => (Method::Single, single(b, metric), single(c, metric), None),
+                    _ => (Method::Single, single_base(metric), single(c, metric), None),
                 };
             let change = interval.map_or(change_kind.of(base, candidate), |i| i.estimate);
             let verdict = if latency_missing {
@@ -242,7 +281,7 @@ fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> S
                 .filter(|m| m.is_finite() && !latency_missing);
             let rounds_for_threshold = margin
                 .zip(threshold)
-                .and_then(|(m, t)| stats::rounds_for(m, b.rounds.len(), c.rounds.len(), t));
+                .and_then(|(m, t)| stats::rounds_for(m, base_rounds, c.rounds.len(), t));
             MetricDiff {
                 metric,
                 unit: metric.unit(),
@@ -265,9 +304,10 @@ fn compare_strategy(b: &StrategyReport, c: &StrategyReport, t: &Thresholds) -> S
         })
         .collect();
     StrategyDiff {
-        name: b.name.clone(),
+        name: c.name.clone(),
         kind: c.kind,
-        base_rounds: b.rounds.len(),
+        base_rounds,
+        base_runs: b.len(),
         candidate_rounds: c.rounds.len(),
         metrics,
     }
@@ -436,7 +476,40 @@ impl MetricDiff {
     }
 }
 
+impl StrategyDiff {
+    /// "8", or "24 (3 runs)" for a baseline of several runs.
+    pub fn base_rounds_text(&self) -> String {
+        if self.base_runs > 1 {
+            format!("{} ({} runs)", self.base_rounds, self.base_runs)
+        } else {
+            self.base_rounds.to_string()
+        }
+    }
+}
+
 impl Diff {
+    /// The baseline for a header: "path (scenario, started)", or for
+    /// several runs each path and the first's scenario and start.
+    pub fn baseline_text(&self) -> String {
+        let b = &self.baseline;
+        if self.baselines.len() > 1 {
+            let paths: Vec<String> = self
+                .baselines
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect();
+            format!(
+                "{} runs, {} ({}, first started {})",
+                self.baselines.len(),
+                paths.join(", "),
+                b.scenario,
+                b.started_at
+            )
+        } else {
+            format!("{} ({}, {})", b.path.display(), b.scenario, b.started_at)
+        }
+    }
+
     fn count(&self, verdict: Verdict) -> usize {
         self.strategies
             .iter()
@@ -549,7 +622,7 @@ impl Diff {
                  need for it to shrink to the threshold (estimated from this noise). p99.9 has no \
                  per-round values and is compared on single values.",
                 stats::CONFIDENCE * 100.0,
-                s.base_rounds,
+                s.base_rounds_text(),
                 s.candidate_rounds,
                 thousands(stats::RESAMPLES as u64),
             ));
@@ -565,7 +638,7 @@ impl Diff {
                 } else {
                     format!(" for {}", names.join(", "))
                 },
-                count(s.base_rounds, "round", "rounds"),
+                s.base_rounds_text(),
                 count(s.candidate_rounds, "round", "rounds"),
             ));
         }
@@ -600,10 +673,18 @@ impl Diff {
         self.strategies
             .iter()
             .filter_map(|s| {
-                let rounds = if s.base_rounds == s.candidate_rounds {
+                let rounds = if s.base_rounds == s.candidate_rounds && s.base_runs == 1 {
                     count(s.base_rounds, "round", "rounds")
                 } else {
-                    format!("{} and {} rounds", s.base_rounds, s.candidate_rounds)
+                    format!(
+                        "{} and {} rounds",
+                        if s.base_runs > 1 {
+                            format!("{} rounds of {} runs", s.base_rounds, s.base_runs)
+                        } else {
+                            s.base_rounds.to_string()
+                        },
+                        s.candidate_rounds
+                    )
                 };
                 let items: Vec<String> = s
                     .metrics

@@ -55,10 +55,9 @@ pub fn compare(diff: &Diff) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "<sub>{} Baseline {} ({}), candidate {} ({}).</sub>\n",
+        "<sub>{} Baseline {}, candidate {} ({}).</sub>\n",
         diff.method_note(&MARKDOWN),
-        escape(&diff.baseline.path.display().to_string()),
-        escape(&diff.baseline.started_at),
+        escape(&diff.baseline_text()),
         escape(&diff.candidate.path.display().to_string()),
         escape(&diff.candidate.started_at),
     ));

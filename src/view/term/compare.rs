@@ -48,10 +48,8 @@ pub fn rows(diff: &Diff) -> Vec<Vec<String>> {
 
 pub fn render(diff: &Diff) -> String {
     let mut out = format!(
-        "baseline:  {} ({}, {})\ncandidate: {} ({}, {})\n\n",
-        diff.baseline.path.display(),
-        diff.baseline.scenario,
-        diff.baseline.started_at,
+        "baseline:  {}\ncandidate: {} ({}, {})\n\n",
+        diff.baseline_text(),
         diff.candidate.path.display(),
         diff.candidate.scenario,
         diff.candidate.started_at,

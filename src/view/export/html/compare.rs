@@ -40,12 +40,9 @@ pub fn render(diff: &Diff) -> Result<String> {
             ),
         );
     }
-    let (b, c) = (&diff.baseline, &diff.candidate);
+    let c = &diff.candidate;
     page.raw(&facts(&[
-        (
-            "baseline",
-            format!("{} ({}, {})", b.path.display(), b.scenario, b.started_at),
-        ),
+        ("baseline", diff.baseline_text()),
         (
             "candidate",
             format!("{} ({}, {})", c.path.display(), c.scenario, c.started_at),
