@@ -148,6 +148,15 @@ for k in "${!pb_rps[@]}"; do
   awk -v a="${pb_rps[$k]}" -v b="${pg_rps[$k]}" 'BEGIN {exit !(a >= b)}' && above=$((above + 1))
 done
 echo "rounds with poolbench pooled at or above pgbench's: $above of $rounds"
+# What the machine's drift does to both: pgbench's own spread, and
+# poolbench's round divided by pgbench's round just before it (the drift
+# they share divided out; what is left is poolbench's own).
+echo "pgbench pooled req/s max/min over $rounds rounds: $(spread "${rps[pg_pooled]}")"
+per_round=""
+for k in "${!pb_rps[@]}"; do
+  per_round+="$(awk -v a="${pb_rps[$k]}" -v b="${pg_rps[$k]}" 'BEGIN {printf "%.4f", a / b}') "
+done
+echo "poolbench/pgbench per round, max/min over $rounds rounds: $(spread "$per_round")"
 if [ -n "$baseline" ]; then
   echo "baseline pooled req/s max/min over $rounds rounds: $(spread "${rps[base_pooled]}")"
 fi
