@@ -107,13 +107,20 @@ fn check_baseline_runs(baselines: &[LoadedReport]) -> Result<Vec<String>> {
                 baselines[j].path.display()
             )));
         }
-        let (_, more) = check_compatible(first, other, false).map_err(|e| {
-            bad_input(format!(
-                "the baseline runs cannot be pooled: {}",
-                e.to_string()
-                    .replace("; pass --allow-different to compare them anyway", "")
-            ))
-        })?;
+        // Allowed here only to be listed: a difference is refused below.
+        let (differences, more) = check_compatible(first, other, true)?;
+        if !differences.is_empty() {
+            return Err(bad_input(format!(
+                "the baseline runs cannot be pooled: {} and {} differ in run conditions: {}",
+                first.path.display(),
+                other.path.display(),
+                differences
+                    .iter()
+                    .map(|d| format!("{}: {} vs {}", d.condition, d.baseline, d.candidate))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
         warnings.extend(more.into_iter().map(|w| format!("baseline {}: {w}", i + 2)));
     }
     Ok(warnings)
