@@ -240,8 +240,9 @@ sql = "INSERT INTO d (id) VALUES (?)"
 params = [{ int = [1, 3] }]
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_server_error_leaves_the_session_usable() {
+/// `body` run on an embedded MariaDB without TLS: the server, still
+/// running, and the report.
+async fn run_on_plain_mariadb(body: &str) -> (MariaDb, Value) {
     let server = MariaDb::start(&MariaDbOptions {
         tls: false,
         port: None,
@@ -250,16 +251,114 @@ async fn a_server_error_leaves_the_session_usable() {
     .await
     .unwrap_or_else(|e| panic!("embedded MariaDB did not start: {e:#}"));
     let tmp = tempfile::tempdir().unwrap();
-    let file = write_scenario(tmp.path(), "errors", ERRORS);
+    let file = write_scenario(tmp.path(), "scenario", body);
     let out = tmp.path().join("out");
     let o = on_server("run", &file, &server.dsn_with_password(), &out, &[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    let r = read_report(&out);
+    (server, read_report(&out))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_error_leaves_the_session_usable() {
+    let (server, r) = run_on_plain_mariadb(ERRORS).await;
     for s in r["strategies"].as_array().unwrap() {
         let failed = u(&s["errors"]["query_error:1062"]);
         let requests = u(&s["requests"]);
         assert!(failed > 10 && requests > 10, "{s}");
         assert_eq!(u(&s["connections_opened"]), 2, "{s}");
     }
+    server.stop().await.unwrap();
+}
+
+/// One prepared statement whose parameter changes type from one execution
+/// to the next (an integer, a text or a float, at random), and a
+/// `SELECT *` whose table gains and loses a column while it runs (a
+/// MEMORY table: InnoDB's instant ALTER would count every column dropped
+/// against its row size until the table refused another).
+const SHAPES: &str = r#"
+[run]
+duration = "1500ms"
+warmup = "0s"
+concurrency = 2
+
+[setup]
+sql = """
+CREATE TABLE IF NOT EXISTS w (id bigint AUTO_INCREMENT PRIMARY KEY, v text);
+CREATE TABLE IF NOT EXISTS m (id bigint PRIMARY KEY, a int) ENGINE=MEMORY;
+INSERT IGNORE INTO m VALUES (1, 1), (2, 2);
+"""
+
+[[strategy]]
+name = "pool-2"
+kind = "pool"
+max_size = 2
+min_size = 2
+
+[[query]]
+name = "insert"
+sql = "INSERT INTO w (v) VALUES (?)"
+params = [{ choice = [7, "seven", 2.5] }]
+weight = 8
+
+[[query]]
+name = "select"
+sql = "SELECT * FROM m WHERE id = ?"
+params = [{ int = [1, 2] }]
+weight = 8
+
+[[query]]
+name = "widen"
+sql = "ALTER TABLE m ADD COLUMN IF NOT EXISTS b varchar(20) DEFAULT 'b'"
+
+[[query]]
+name = "narrow"
+sql = "ALTER TABLE m DROP COLUMN IF EXISTS b"
+"#;
+
+/// The parameters' types are sent only when the server does not have
+/// them (new-params-bound 0 otherwise, as libmariadb does): every row the
+/// changing statement inserted holds one of the values sent, none
+/// misread as another type. MariaDB's cached metadata (a result's column
+/// definitions sent once, again only when they change): the `SELECT *`
+/// whose columns come and go is read to its end every time. No request
+/// fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn types_sent_once_and_metadata_that_changes() {
+    let (server, r) = run_on_plain_mariadb(SHAPES).await;
+    let s = &r["strategies"][0];
+    assert_eq!(s["errors"], serde_json::json!({}), "{s}");
+    let per_query = &s["per_query"];
+    for q in ["insert", "select", "widen", "narrow"] {
+        assert!(u(&per_query[q]["count"]) > 0, "{q}: {per_query}");
+    }
+    // What the table holds, by the mariadb client.
+    let o = tokio::process::Command::new("mariadb")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "poolbench",
+            "-N",
+            "-B",
+            "poolbench",
+        ])
+        .arg(format!("--port={}", server.port()))
+        .args(["-e", "SELECT v, COUNT(*) FROM w GROUP BY v ORDER BY v"])
+        .env("MYSQL_PWD", server.password())
+        .output()
+        .await
+        .expect("run the mariadb client");
+    assert!(o.status.success(), "{}", show(&o));
+    let rows = String::from_utf8_lossy(&o.stdout).into_owned();
+    let values: Vec<&str> = rows.lines().filter_map(|l| l.split('\t').next()).collect();
+    assert_eq!(values, ["2.5", "7", "seven"], "{rows}");
+    let inserted: u64 = rows
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1)?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        inserted >= u(&per_query["insert"]["count"]),
+        "{rows}\n{per_query}"
+    );
     server.stop().await.unwrap();
 }

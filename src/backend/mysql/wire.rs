@@ -2,11 +2,13 @@
 //! a stream it owns (TCP, TLS, or the link emulator's stream): the packets
 //! of the client/server protocol, the commands a request sends
 //! (COM_STMT_PREPARE once per connection and statement, COM_STMT_EXECUTE
-//! with binary parameters, COM_QUERY, COM_PING, COM_RESET_CONNECTION,
-//! COM_QUIT), and their answers read to the end. A result's rows and
-//! column definitions are stepped over by their length where they lie in
-//! the read buffer, never copied. The setup (greeting, TLS, authentication)
-//! is `connect.rs`'s, on the same packets.
+//! with binary parameters, their types only when the server does not have
+//! them, COM_QUERY, COM_PING, COM_RESET_CONNECTION, COM_QUIT), and their
+//! answers read to the end: every packet already in the read buffer taken
+//! in one pass, the socket read again only for one not yet whole. A
+//! result's rows and column definitions are stepped over by their length
+//! where they lie in the read buffer, never copied. The setup (greeting,
+//! TLS, authentication) is `connect.rs`'s, on the same packets.
 //!
 //! Why not the driver: mysql_async dials its own socket (no phases, no
 //! round trips without the link's relay) and its request path (a
@@ -127,6 +129,24 @@ struct Statement {
     sql: Box<str>,
     id: u32,
     params: u16,
+    /// The parameter types the server has for it (sent with the last
+    /// execution that succeeded); empty until then.
+    types: Vec<u8>,
+}
+
+/// Where reading a command's results stands (see [`Wire::step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A result begins: OK, ERR, or a result set's column count.
+    Begin,
+    /// This many column definitions to step over.
+    Definitions(u64),
+    /// The EOF packet after the definitions (without DEPRECATE_EOF).
+    DefinitionsEnd,
+    /// Rows, up to the result's end (EOF, or OK with DEPRECATE_EOF).
+    Rows,
+    /// The command's last result was read.
+    Done,
 }
 
 /// One open session.
@@ -243,23 +263,39 @@ impl Wire {
     /// payload's length.
     async fn whole(&mut self) -> Result<usize, WireError> {
         loop {
-            if let Some(header) = self.input.get(..4) {
-                let len = usize::from(header[0])
-                    | usize::from(header[1]) << 8
-                    | usize::from(header[2]) << 16;
-                if self.input.len() >= 4 + len {
-                    self.seq = header[3].wrapping_add(1);
-                    return Ok(len);
-                }
-                self.input.reserve(4 + len - self.input.len());
-            } else {
-                self.input.reserve(4096);
+            if let Some(len) = self.whole_now() {
+                return Ok(len);
             }
-            let stream = self.stream.as_mut().ok_or(WireError::Closed)?;
-            if stream.read_buf(&mut self.input).await? == 0 {
-                return Err(WireError::Closed);
-            }
+            self.fill().await?;
         }
+    }
+
+    /// The payload's length of the packet that begins the read buffer, if
+    /// it is whole there (its sequence number then taken), without
+    /// waiting.
+    fn whole_now(&mut self) -> Option<usize> {
+        let header = self.input.get(..4)?;
+        let len = payload_len(header);
+        if self.input.len() < 4 + len {
+            return None;
+        }
+        self.seq = header[3].wrapping_add(1);
+        Some(len)
+    }
+
+    /// One read from the socket into the read buffer (room made for the
+    /// packet begun, or 4 KiB).
+    async fn fill(&mut self) -> Result<(), WireError> {
+        let want = match self.input.get(..4) {
+            Some(header) => 4 + payload_len(header) - self.input.len(),
+            None => 4096,
+        };
+        self.input.reserve(want);
+        let stream = self.stream.as_mut().ok_or(WireError::Closed)?;
+        if stream.read_buf(&mut self.input).await? == 0 {
+            return Err(WireError::Closed);
+        }
+        Ok(())
     }
 
     /// The payload of the packet [`Wire::packet`] returned.
@@ -295,41 +331,80 @@ impl Wire {
 
     /// Runs `sql` with `values` as a prepared statement (prepared first,
     /// one round trip, if this session has not prepared it yet), every row
-    /// read.
+    /// read. The parameters' types go with the values only when the server
+    /// does not have them already (the first execution, or other types
+    /// than the last), as libmysqlclient and libmariadb send them.
     pub async fn execute(&mut self, sql: &str, values: &[Value]) -> Result<(), WireError> {
         self.begin()?;
-        let kept = self.prepared.iter().position(|s| *s.sql == *sql);
-        let (id, params, keep) = match kept {
-            Some(i) => (self.prepared[i].id, self.prepared[i].params, true),
+        let i = match self.prepared.iter().position(|s| *s.sql == *sql) {
+            Some(i) => i,
             None => {
                 let (id, params) = self.prepare(sql).await?;
-                (id, params, self.prepared.len() < KEPT)
+                if self.prepared.len() == KEPT {
+                    // Not kept: run once, then closed.
+                    return self.execute_once(id, params, values).await;
+                }
+                self.prepared.push(Statement {
+                    sql: sql.into(),
+                    id,
+                    params,
+                    types: Vec::new(),
+                });
+                self.prepared.len() - 1
             }
         };
-        if keep && kept.is_none() {
-            self.prepared.push(Statement {
-                sql: sql.into(),
-                id,
-                params,
-            });
-        }
+        let statement = &self.prepared[i];
+        let (id, params) = (statement.id, statement.params);
         if usize::from(params) != values.len() {
             self.broken = false;
-            return Err(protocol(format!(
-                "the statement has {params} parameters but {} values were given",
-                values.len()
-            )));
+            return Err(wrong_count(params, values));
         }
+        let bound = statement.types.len() == values.len()
+            && statement
+                .types
+                .iter()
+                .zip(values)
+                .all(|(t, v)| *t == type_of(v));
         self.set_seq(0);
-        self.send(|out| execute_packet(out, id, values)).await?;
-        let answer = self.results().await;
-        if !keep {
-            self.set_seq(0);
-            self.send(|out| {
-                out.put_u8(COM_STMT_CLOSE);
-                out.put_u32_le(id);
-            })
+        self.send(|out| execute_packet(out, id, values, !bound))
             .await?;
+        let answer = self.results().await;
+        // After an error the types are sent again: whether the server kept
+        // them is not known.
+        let types = &mut self.prepared[i].types;
+        types.clear();
+        if answer.is_ok() {
+            types.extend(values.iter().map(type_of));
+        }
+        self.end(answer)
+    }
+
+    /// Executes the statement `id` just prepared, types sent, then closes
+    /// it (COM_STMT_CLOSE has no answer).
+    async fn execute_once(
+        &mut self,
+        id: u32,
+        params: u16,
+        values: &[Value],
+    ) -> Result<(), WireError> {
+        let counted = usize::from(params) == values.len();
+        let answer = if counted {
+            self.set_seq(0);
+            self.send(|out| execute_packet(out, id, values, true))
+                .await?;
+            self.results().await
+        } else {
+            Ok(())
+        };
+        self.set_seq(0);
+        self.send(|out| {
+            out.put_u8(COM_STMT_CLOSE);
+            out.put_u32_le(id);
+        })
+        .await?;
+        if !counted {
+            self.broken = false;
+            return Err(wrong_count(params, values));
         }
         self.end(answer)
     }
@@ -402,71 +477,95 @@ impl Wire {
 
     /// Reads a command's results to the end: each one OK, ERR, or a result
     /// set (column count, definitions, rows, the closing EOF or OK), as
-    /// long as the server says more follow. Rows are stepped over.
+    /// long as the server says more follow. Every packet already in the
+    /// read buffer is taken in one pass, without waiting ([`Wire::step`]);
+    /// the socket is read only when the next one is not whole there.
     async fn results(&mut self) -> Result<(), WireError> {
+        let mut step = Step::Begin;
         loop {
-            let len = self.packet().await?;
-            let p = self.payload(len);
-            let status = match p.first().copied() {
-                None => return Err(protocol("an empty packet where a result begins")),
-                Some(0x00) => {
-                    let status = ok_status(p);
-                    self.consume(len);
-                    status
+            while let Some(len) = self.whole_now() {
+                // Rare (16 MiB and more): its packets joined first.
+                let len = if len >= MAX_PAYLOAD {
+                    self.packet().await?
+                } else {
+                    len
+                };
+                step = self.step(step, len)?;
+                if step == Step::Done {
+                    return Ok(());
                 }
-                Some(0xff) => {
-                    let e = self.error(len);
-                    self.consume(len);
-                    return Err(e);
-                }
-                Some(0xfb) => {
-                    return Err(protocol(
-                        "the server asked for a local file (LOAD DATA LOCAL), which poolbench does not send",
-                    ))
-                }
-                Some(_) => {
-                    let mut rest = p;
-                    let columns = lenenc(&mut rest)
-                        .ok_or_else(|| protocol("a malformed column count"))?;
-                    // MariaDB's cached metadata: a flag says whether the
-                    // definitions follow.
-                    let definitions = !(self.cache_metadata && rest.first() == Some(&0));
-                    self.consume(len);
-                    if definitions {
-                        self.skip_definitions(columns).await?;
-                    }
-                    self.skip_rows().await?
-                }
-            };
-            if status.unwrap_or(0) & MORE_RESULTS == 0 {
-                return Ok(());
             }
+            self.fill().await?;
         }
     }
 
-    /// Steps over rows up to the result's end (EOF, or OK with
-    /// DEPRECATE_EOF); returns the server status it carries.
-    async fn skip_rows(&mut self) -> Result<Option<u16>, WireError> {
-        loop {
-            let len = self.packet().await?;
-            let p = self.payload(len);
-            match p.first() {
-                Some(0xfe) if len < MAX_PAYLOAD => {
-                    let status = if self.caps & caps::DEPRECATE_EOF != 0 {
-                        ok_status(p)
-                    } else {
-                        eof_status(p)
-                    };
-                    self.consume(len);
-                    return Ok(Some(status.unwrap_or(0)));
-                }
-                Some(0xff) => {
-                    let e = self.error(len);
-                    self.consume(len);
-                    return Err(e);
-                }
-                _ => self.consume(len),
+    /// Takes the whole packet [`Wire::packet`] (or [`Wire::whole_now`])
+    /// found while reading results at `step`, and says where they stand
+    /// after it. Rows and definitions are stepped over where they lie.
+    fn step(&mut self, step: Step, len: usize) -> Result<Step, WireError> {
+        let p = self.payload(len);
+        let first = p.first().copied();
+        let next = match (step, first) {
+            (_, Some(0xff)) => {
+                let e = self.error(len);
+                self.consume(len);
+                return Err(e);
             }
+            (Step::Begin, None) => return Err(protocol("an empty packet where a result begins")),
+            (Step::Begin, Some(0x00)) => self.ended(ok_status(p)),
+            (Step::Begin, Some(0xfb)) => {
+                return Err(protocol(
+                    "the server asked for a local file (LOAD DATA LOCAL), which poolbench does not send",
+                ))
+            }
+            (Step::Begin, Some(_)) => {
+                let mut rest = p;
+                let columns =
+                    lenenc(&mut rest).ok_or_else(|| protocol("a malformed column count"))?;
+                // MariaDB's cached metadata: a flag says whether the
+                // definitions follow.
+                if self.cache_metadata && rest.first() == Some(&0) {
+                    Step::Rows
+                } else {
+                    self.after_definitions(columns)
+                }
+            }
+            (Step::Definitions(n), _) => self.after_definitions(n - 1),
+            (Step::DefinitionsEnd, _) if is_eof(p) => Step::Rows,
+            (Step::DefinitionsEnd, _) => {
+                return Err(protocol("no EOF packet after the column definitions"))
+            }
+            (Step::Rows, Some(0xfe)) if len < MAX_PAYLOAD => {
+                let status = if self.caps & caps::DEPRECATE_EOF != 0 {
+                    ok_status(p)
+                } else {
+                    eof_status(p)
+                };
+                self.ended(Some(status.unwrap_or(0)))
+            }
+            (Step::Rows, _) => Step::Rows,
+            (Step::Done, _) => return Err(protocol("a packet after the last result")),
+        };
+        self.consume(len);
+        Ok(next)
+    }
+
+    /// Where results stand with `n` column definitions still to come.
+    fn after_definitions(&self, n: u64) -> Step {
+        match n {
+            0 if self.caps & caps::DEPRECATE_EOF == 0 => Step::DefinitionsEnd,
+            0 => Step::Rows,
+            n => Step::Definitions(n),
+        }
+    }
+
+    /// A result ended with the server status `status`: another follows,
+    /// or the command's results are read.
+    fn ended(&self, status: Option<u16>) -> Step {
+        if status.unwrap_or(0) & MORE_RESULTS == 0 {
+            Step::Done
+        } else {
+            Step::Begin
         }
     }
 
@@ -552,9 +651,10 @@ impl Wire {
     }
 }
 
-/// COM_STMT_EXECUTE's payload: no cursor, one iteration, the parameters'
-/// types sent with their values (new-params-bound), none NULL.
-fn execute_packet(out: &mut BytesMut, id: u32, values: &[Value]) {
+/// COM_STMT_EXECUTE's payload: no cursor, one iteration, none NULL, the
+/// values; with `types`, the parameters' types before them
+/// (new-params-bound 1), else none (0: the server's from the last time).
+fn execute_packet(out: &mut BytesMut, id: u32, values: &[Value], types: bool) {
     out.put_u8(COM_STMT_EXECUTE);
     out.put_u32_le(id);
     out.put_u8(0);
@@ -563,15 +663,12 @@ fn execute_packet(out: &mut BytesMut, id: u32, values: &[Value]) {
         return;
     }
     out.put_bytes(0, values.len().div_ceil(8));
-    out.put_u8(1);
-    for v in values {
-        // The type, and the unsigned flag (none).
-        let kind = match v {
-            Value::Int(_) | Value::Bool(_) => 0x08, // MYSQL_TYPE_LONGLONG
-            Value::Float(_) => 0x05,                // MYSQL_TYPE_DOUBLE
-            Value::Text(_) => 0xfd,                 // MYSQL_TYPE_VAR_STRING
-        };
-        out.put_slice(&[kind, 0]);
+    out.put_u8(u8::from(types));
+    if types {
+        for v in values {
+            // The type, and the unsigned flag (none).
+            out.put_slice(&[type_of(v), 0]);
+        }
     }
     for v in values {
         match v {
@@ -584,6 +681,28 @@ fn execute_packet(out: &mut BytesMut, id: u32, values: &[Value]) {
             }
         }
     }
+}
+
+/// The type a value is sent as.
+fn type_of(v: &Value) -> u8 {
+    match v {
+        Value::Int(_) | Value::Bool(_) => 0x08, // MYSQL_TYPE_LONGLONG
+        Value::Float(_) => 0x05,                // MYSQL_TYPE_DOUBLE
+        Value::Text(_) => 0xfd,                 // MYSQL_TYPE_VAR_STRING
+    }
+}
+
+/// A statement given another number of values than it has parameters.
+fn wrong_count(params: u16, values: &[Value]) -> WireError {
+    protocol(format!(
+        "the statement has {params} parameters but {} values were given",
+        values.len()
+    ))
+}
+
+/// The payload's length a packet's header gives.
+fn payload_len(header: &[u8]) -> usize {
+    usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16
 }
 
 /// A length-encoded integer.
@@ -709,6 +828,7 @@ mod tests {
             &mut out,
             7,
             &[Value::Int(-2), Value::Text("ab".into()), Value::Float(0.5)],
+            true,
         );
         let mut want = vec![COM_STMT_EXECUTE, 7, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
         want.extend_from_slice(&[0x08, 0, 0xfd, 0, 0x05, 0]);
@@ -725,5 +845,87 @@ mod tests {
         assert_eq!(eof_status(&[0xfe, 0, 0, 0x08, 0]), Some(MORE_RESULTS));
         assert!(is_eof(&[0xfe, 0, 0, 2, 0]));
         assert_eq!(ok_status(&[0]), None);
+    }
+
+    /// A session whose server sends `packets` (payloads, numbered from 1)
+    /// and nothing more, with `caps` agreed and MariaDB's metadata cache
+    /// or not.
+    async fn answered(packets: &[&[u8]], caps: u32, cache: bool) -> (Wire, Result<(), WireError>) {
+        use tokio::io::AsyncWriteExt;
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let mut bytes = Vec::new();
+        for (seq, p) in packets.iter().enumerate() {
+            bytes.extend_from_slice(&(p.len() as u32).to_le_bytes()[..3]);
+            bytes.push(seq as u8 + 1);
+            bytes.extend_from_slice(p);
+        }
+        // Written in two pieces: a packet split across reads.
+        let (a, b) = bytes.split_at(bytes.len() / 2);
+        let (a, b) = (a.to_vec(), b.to_vec());
+        tokio::spawn(async move {
+            server.write_all(&a).await.unwrap();
+            tokio::task::yield_now().await;
+            server.write_all(&b).await.unwrap();
+            // Held open: a read past the answer would wait, not fail.
+            std::future::pending::<()>().await;
+        });
+        let mut wire = Wire::new(Box::new(client));
+        wire.agree(caps, cache);
+        let answer = wire.results().await;
+        (wire, answer)
+    }
+
+    const ROW: &[u8] = &[0x00, 0x00, 0x02, b'h', b'i'];
+    const DEFINITION: &[u8] = &[3, b'd', b'e', b'f', 0, 0, 0, 1, b'c', 0];
+
+    #[tokio::test]
+    async fn results_are_read_to_their_end() {
+        let eof = caps::DEPRECATE_EOF;
+        // MariaDB's cached metadata: no definitions, the closing OK.
+        let (wire, answer) =
+            answered(&[&[1, 0], ROW, ROW, &[0xfe, 0, 0, 2, 0, 0, 0]], eof, true).await;
+        assert!(answer.is_ok() && wire.input.is_empty(), "{answer:?}");
+        // The metadata sent again (flag 1): the definitions stepped over.
+        let (wire, answer) = answered(
+            &[&[1, 1], DEFINITION, ROW, &[0xfe, 0, 0, 2, 0, 0, 0]],
+            eof,
+            true,
+        )
+        .await;
+        assert!(answer.is_ok() && wire.input.is_empty(), "{answer:?}");
+        // Without DEPRECATE_EOF: EOF after the definitions and the rows.
+        let (wire, answer) = answered(
+            &[
+                &[1],
+                DEFINITION,
+                &[0xfe, 0, 0, 2, 0],
+                ROW,
+                &[0xfe, 0, 0, 2, 0],
+            ],
+            0,
+            false,
+        )
+        .await;
+        assert!(answer.is_ok() && wire.input.is_empty(), "{answer:?}");
+        // Two results (SERVER_MORE_RESULTS_EXISTS on the first OK).
+        let (wire, answer) = answered(
+            &[&[0, 0, 0, 0x08, 0, 0, 0], &[0, 1, 0, 2, 0, 0, 0]],
+            eof,
+            true,
+        )
+        .await;
+        assert!(answer.is_ok() && wire.input.is_empty(), "{answer:?}");
+        // The server's error among the rows ends the command.
+        let mut err = vec![0xff, 0x15, 0x04, b'#'];
+        err.extend_from_slice(b"HY000no");
+        let (wire, answer) = answered(&[&[1, 0], ROW, &err], eof, true).await;
+        assert!(
+            matches!(answer, Err(WireError::Server(ref e)) if e.code == 1045),
+            "{answer:?}"
+        );
+        assert!(wire.input.is_empty());
+        // A packet that cannot end the definitions.
+        let (_, answer) = answered(&[&[1], DEFINITION, ROW], 0, false).await;
+        assert!(matches!(answer, Err(WireError::Protocol(_))), "{answer:?}");
     }
 }
