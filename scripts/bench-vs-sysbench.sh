@@ -12,6 +12,8 @@
 # has a warm-up).
 # Usage: scripts/bench-vs-sysbench.sh [SECONDS] [ROUNDS]   (defaults: 10 5)
 # POOLBENCH_BIN=path uses that build instead of building target/release.
+# BASELINE_BIN=path runs another build too, every round after poolbench's
+# (same scenario and server), for a before/after.
 # TABLE_SIZE (default 10000) and CLIENTS (default 8) change the work.
 # Run it at normal priority (not under nice): the server shares the CPUs.
 set -euo pipefail
@@ -78,6 +80,15 @@ record() {
   cpu[$1]+="$(awk -v c="$4" -v n="$2" 'BEGIN {printf "%.2f", c * 1e6 / n}') "
 }
 last() { awk '{print $NF}' <<<"$1"; }
+# pooled NAME BIN: one round of BIN's pool on the point select, recorded
+# as NAME.
+pooled() {
+  local c
+  c=$(timed "$work/$1.log" "$2" run "$work/point-select.toml" --dsn "$dsn" --quiet \
+      --duration "${seconds}s" --warmup 0s --no-html --out "$work/$1" --force)
+  record "$1" "$(jq '.strategies[0].requests' "$work/$1/report.json")" \
+      "$(jq '.strategies[0].measured_s' "$work/$1/report.json")" "$c"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else printf "-"}'; }
 
 for r in $(seq "$rounds"); do
@@ -87,14 +98,16 @@ for r in $(seq "$rounds"); do
   [ -n "$n" ] || { cat "$work/sb.out" >&2; exit 1; }
   record sysbench "$n" "$s" "$c"
 
-  c=$(timed "$work/pb.log" "$bin" run "$work/point-select.toml" --dsn "$dsn" --quiet \
-      --duration "${seconds}s" --warmup 0s --no-html --out "$work/pb" --force)
-  record poolbench "$(jq '.strategies[0].requests' "$work/pb/report.json")" \
-      "$(jq '.strategies[0].measured_s' "$work/pb/report.json")" "$c"
-  printf 'round %s: sysbench %s req/s %s us CPU/req; poolbench %s req/s %s us CPU/req; %sx\n' "$r" \
+  pooled poolbench "$bin"
+  baseline=
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    pooled baseline "$BASELINE_BIN"
+    baseline=$(printf '; baseline %s req/s %s us CPU/req' "$(last "${rps[baseline]}")" "$(last "${cpu[baseline]}")")
+  fi
+  printf 'round %s: sysbench %s req/s %s us CPU/req; poolbench %s req/s %s us CPU/req; %sx%s\n' "$r" \
       "$(last "${rps[sysbench]}")" "$(last "${cpu[sysbench]}")" \
       "$(last "${rps[poolbench]}")" "$(last "${cpu[poolbench]}")" \
-      "$(ratio "$(last "${rps[poolbench]}")" "$(last "${rps[sysbench]}")")"
+      "$(ratio "$(last "${rps[poolbench]}")" "$(last "${rps[sysbench]}")")" "$baseline"
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
@@ -107,6 +120,10 @@ printf '| %-34s | %10s | %10s | %6s | %-7s |\n' "measure" "poolbench" "sysbench"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------------" "------------" "--------" "---------"
 row "req/s (pool-$clients vs --threads=$clients)" "$(median "${rps[poolbench]}")" "$(median "${rps[sysbench]}")" ">= 1.00"
 row "client CPU us/request" "$(median "${cpu[poolbench]}")" "$(median "${cpu[sysbench]}")" "<= 1.00"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  row "baseline build req/s" "$(median "${rps[baseline]}")" "$(median "${rps[sysbench]}")" ""
+  row "baseline build CPU us/request" "$(median "${cpu[baseline]}")" "$(median "${cpu[sysbench]}")" ""
+fi
 read -r -a p <<<"${rps[poolbench]}"
 read -r -a q <<<"${rps[sysbench]}"
 behind=0
