@@ -9,7 +9,7 @@
 # machine hits both; prints each round and the medians of throughput and
 # client CPU per request (user + system of the whole process, from its own
 # rusage via /usr/bin/time: both include connecting and start-up, neither
-# has a warm-up).
+# has a warm-up), and the machine's cross-CPU interrupts per request.
 # Usage: scripts/bench-vs-sysbench.sh [SECONDS] [ROUNDS]   (defaults: 10 5)
 # POOLBENCH_BIN=path uses that build instead of building target/release.
 # BASELINE_BIN=path runs another build too, every round after poolbench's
@@ -73,30 +73,38 @@ timed() {
   awk '{printf "%.3f", $1 + $2}' "$work/time"
 }
 
-declare -A rps cpu
-# record NAME REQUESTS SECONDS CPU_SECONDS
+# The machine's rescheduling and function-call interrupts so far, all CPUs:
+# per request, how often a wake-up had to reach another CPU (a round's
+# placement of client and server threads, as in bench-vs-pgbench.sh).
+ipis() { awk '/^ *(RES|CAL):/ {for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i} END {print s + 0}' /proc/interrupts; }
+
+declare -A rps cpu ipi
+# record NAME REQUESTS SECONDS CPU_SECONDS INTERRUPTS
 record() {
   rps[$1]+="$(awk -v n="$2" -v s="$3" 'BEGIN {printf "%.1f", n / s}') "
   cpu[$1]+="$(awk -v c="$4" -v n="$2" 'BEGIN {printf "%.2f", c * 1e6 / n}') "
+  ipi[$1]+="$(awk -v d="$5" -v n="$2" 'BEGIN {printf "%.3f", d / n}') "
 }
 last() { awk '{print $NF}' <<<"$1"; }
 # pooled NAME BIN: one round of BIN's pool on the point select, recorded
 # as NAME.
 pooled() {
-  local c
+  local c i
+  i=$(ipis)
   c=$(timed "$work/$1.log" "$2" run "$work/point-select.toml" --dsn "$dsn" --quiet \
       --duration "${seconds}s" --warmup 0s --no-html --out "$work/$1" --force)
   record "$1" "$(jq '.strategies[0].requests' "$work/$1/report.json")" \
-      "$(jq '.strategies[0].measured_s' "$work/$1/report.json")" "$c"
+      "$(jq '.strategies[0].measured_s' "$work/$1/report.json")" "$c" "$(( $(ipis) - i ))"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else printf "-"}'; }
 
 for r in $(seq "$rounds"); do
+  i=$(ipis)
   c=$(timed "$work/sb.out" "${sb[@]}" --time="$seconds" --report-interval=0 run)
   n=$(awk '/^ *read:/ {print $2; exit}' "$work/sb.out")
   s=$(awk '/^ *total time:/ {sub("s", "", $3); print $3; exit}' "$work/sb.out")
   [ -n "$n" ] || { cat "$work/sb.out" >&2; exit 1; }
-  record sysbench "$n" "$s" "$c"
+  record sysbench "$n" "$s" "$c" "$(( $(ipis) - i ))"
 
   pooled poolbench "$bin"
   baseline=
@@ -104,10 +112,11 @@ for r in $(seq "$rounds"); do
     pooled baseline "$BASELINE_BIN"
     baseline=$(printf '; baseline %s req/s %s us CPU/req' "$(last "${rps[baseline]}")" "$(last "${cpu[baseline]}")")
   fi
-  printf 'round %s: sysbench %s req/s %s us CPU/req; poolbench %s req/s %s us CPU/req; %sx%s\n' "$r" \
+  printf 'round %s: sysbench %s req/s %s us CPU/req; poolbench %s req/s %s us CPU/req; %sx (cross-CPU interrupts/request %s, %s)%s\n' "$r" \
       "$(last "${rps[sysbench]}")" "$(last "${cpu[sysbench]}")" \
       "$(last "${rps[poolbench]}")" "$(last "${cpu[poolbench]}")" \
-      "$(ratio "$(last "${rps[poolbench]}")" "$(last "${rps[sysbench]}")")" "$baseline"
+      "$(ratio "$(last "${rps[poolbench]}")" "$(last "${rps[sysbench]}")")" \
+      "$(last "${ipi[sysbench]}")" "$(last "${ipi[poolbench]}")" "$baseline"
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
@@ -120,6 +129,7 @@ printf '| %-34s | %10s | %10s | %6s | %-7s |\n' "measure" "poolbench" "sysbench"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------------" "------------" "--------" "---------"
 row "req/s (pool-$clients vs --threads=$clients)" "$(median "${rps[poolbench]}")" "$(median "${rps[sysbench]}")" ">= 1.00"
 row "client CPU us/request" "$(median "${cpu[poolbench]}")" "$(median "${cpu[sysbench]}")" "<= 1.00"
+row "cross-CPU interrupts/request" "$(median "${ipi[poolbench]}")" "$(median "${ipi[sysbench]}")" ""
 if [ -n "${BASELINE_BIN:-}" ]; then
   row "baseline build req/s" "$(median "${rps[baseline]}")" "$(median "${rps[sysbench]}")" ""
   row "baseline build CPU us/request" "$(median "${cpu[baseline]}")" "$(median "${cpu[sysbench]}")" ""
