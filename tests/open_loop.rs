@@ -277,3 +277,43 @@ async fn a_rate_poolbench_cannot_generate_is_named_as_poolbench_s_not_the_databa
         show(&o)
     );
 }
+
+/// A pool of 2 serving ~5 ms requests at 300 arrivals a second (three
+/// quarters of its capacity): requests wait for a connection, and the
+/// wait shows where the application's would, in `acquire` and its `wait`,
+/// not in `queue` (no handler limit is reached), and inside `service`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_for_a_pooled_connection_is_reported_in_acquire_not_queue() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = start_server(100).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let text = OVERLOAD
+        .replace("request_timeout = \"300ms\"", "request_timeout = \"5s\"")
+        .replace(
+            "SELECT nextval('sent'), pg_sleep(0.005)",
+            "SELECT pg_sleep(0.005)",
+        );
+    let file = write_scenario(tmp.path(), "held", &text);
+    let out = tmp.path().join("out");
+    let dsn = server.dsn_with_password();
+    let o = on_server("run", &file, &dsn, &out, &["--rate", "300"]).await;
+    no_panic(&o);
+    let r = read_report(&out);
+    let pool = strategy(&r, "pool-2");
+    let p99 = |phase: &str| u(&pool["phases"][phase]["p99_us"]);
+    assert!(
+        p99("wait") > 1_000,
+        "a pool at three quarters of its capacity waits: wait p99 {} µs",
+        p99("wait")
+    );
+    assert!(p99("acquire") >= p99("wait"));
+    assert!(
+        p99("queue") < 1_000,
+        "no handler limit was reached: queue p99 {} µs",
+        p99("queue")
+    );
+    assert!(p99("service") >= p99("wait"));
+    assert!(p99("total") >= p99("service"));
+    let achieved = f(&pool["achieved_rate"]);
+    assert!(achieved > 0.9 * 300.0, "{achieved}");
+}
