@@ -400,15 +400,7 @@ mod tests {
     use crate::sizing::mgc::Prediction;
 
     fn round(p99_ms: f64, achieved_rate: f64) -> Round {
-        Round {
-            p99_ms,
-            offered_rate: 1000.0,
-            achieved_rate,
-            errors: 0,
-            acquire_p99_ms: 0.0,
-            error_rate: 0.0,
-            service_mean_ms: 1.0,
-        }
+        Round::measured(p99_ms, 1000.0, achieved_rate)
     }
 
     #[test]

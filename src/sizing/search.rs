@@ -40,6 +40,20 @@ pub const RATE_SHORTFALL: f64 = 0.02;
 pub const MAX_ERROR_RATE: f64 = 0.01;
 
 impl Round {
+    /// A round that met or missed by its p99 and rate alone (the tests').
+    #[cfg(test)]
+    pub fn measured(p99_ms: f64, offered_rate: f64, achieved_rate: f64) -> Round {
+        Round {
+            p99_ms,
+            offered_rate,
+            achieved_rate,
+            errors: 0,
+            acquire_p99_ms: 0.0,
+            error_rate: 0.0,
+            service_mean_ms: 1.0,
+        }
+    }
+
     pub fn met(&self, target_p99_ms: f64) -> bool {
         self.p99_ms <= target_p99_ms && self.error_rate <= MAX_ERROR_RATE && self.kept_up()
     }
@@ -228,15 +242,7 @@ mod tests {
     }
 
     fn r(p99_ms: f64, achieved_rate: f64) -> Round {
-        Round {
-            p99_ms,
-            offered_rate: 100.0,
-            achieved_rate,
-            errors: 0,
-            acquire_p99_ms: 0.0,
-            error_rate: 0.0,
-            service_mean_ms: 1.0,
-        }
+        Round::measured(p99_ms, 100.0, achieved_rate)
     }
 
     #[test]
