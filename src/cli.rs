@@ -310,8 +310,8 @@ pub struct PlanArgs {
 
     /// Rounds per measured pool size (each a warm-up and --duration): all
     /// met or all missed decide; rounds that disagree are topped up one at
-    /// a time until one verdict leads by 3, or to 3 × N rounds, where the
-    /// majority decides. Their spread is shown.
+    /// a time to 5 (or N, when more), and the size met only if at most one
+    /// round in five missed. Their spread is shown.
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: u32,

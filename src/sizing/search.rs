@@ -82,19 +82,20 @@ impl Round {
     }
 }
 
-/// How many rounds a point may take in all when its rounds disagree:
-/// `--rounds` × this.
-pub const TOP_UP_FACTOR: u32 = 3;
-/// Rounds that disagree decide once one verdict leads the other by this
-/// many rounds.
-pub const LEAD: usize = 3;
+/// Rounds a point takes in all when its rounds disagree (or `--rounds`,
+/// when more).
+pub const NOISY_ROUNDS: u32 = 5;
+/// A noisy point met when no more than one round in this many missed.
+pub const MISS_ONE_IN: usize = 5;
 
 /// A point's verdict from its rounds so far, or None when it needs another
 /// round. With `planned` rounds taken: all met, or all missed, decide; when
 /// they disagree (a noisy size, 1 or 2 of 3 met), rounds are added one at a
-/// time until one verdict leads the other by [`LEAD`], or until
-/// `planned × TOP_UP_FACTOR` rounds, when the majority decides (a tie
-/// misses), so that one lucky (or unlucky) round cannot decide.
+/// time up to [`NOISY_ROUNDS`] (or `planned`, when more), and the size met
+/// only if at most one round in [`MISS_ONE_IN`] missed (4 of 5, 8 of 10):
+/// a size that misses one five-second window in three would miss it in
+/// production as often, and a fresh run of it is as likely to miss as to
+/// meet. A point that has already missed too often for that stops early.
 pub fn verdict(rounds: &[Round], target_p99_ms: f64, planned: u32) -> Option<bool> {
     let n = rounds.len();
     if n == 0 || n < planned as usize {
@@ -102,10 +103,14 @@ pub fn verdict(rounds: &[Round], target_p99_ms: f64, planned: u32) -> Option<boo
     }
     let met = rounds.iter().filter(|r| r.met(target_p99_ms)).count();
     let missed = n - met;
-    if met == 0 || missed == 0 || met.abs_diff(missed) >= LEAD {
-        return Some(met > missed);
+    if met == 0 || missed == 0 {
+        return Some(missed == 0);
     }
-    (n >= (planned.max(1) * TOP_UP_FACTOR) as usize).then_some(met > missed)
+    let all = planned.max(NOISY_ROUNDS) as usize;
+    if missed * MISS_ONE_IN > all {
+        return Some(false);
+    }
+    (n >= all).then_some(missed * MISS_ONE_IN <= n)
 }
 
 /// The median of the rounds' p99 and their range.
@@ -253,24 +258,28 @@ mod tests {
         // Fewer than planned: not yet.
         assert_eq!(verdict(&[met, met], 10.0, 3), None);
         assert_eq!(verdict(&[], 10.0, 3), None);
-        // 2 of 3, 3 of 4: more rounds; 4 of 5 leads by 3.
+        // 2 of 3, 3 of 4: more rounds; 4 of 5 met; a second miss decides.
         assert_eq!(verdict(&[met, missed, met], 10.0, 3), None);
         assert_eq!(verdict(&[met, missed, met, met], 10.0, 3), None);
         assert_eq!(verdict(&[met, missed, met, met, met], 10.0, 3), Some(true));
-        assert_eq!(
-            verdict(&[missed, met, missed, missed, missed], 10.0, 3),
-            Some(false)
-        );
-        // Never clear: at 9 rounds the majority, a tie misses.
-        let mut v = vec![met, missed, met, missed, met, missed, met, missed];
-        assert_eq!(verdict(&v, 10.0, 3), None);
-        v.push(met);
-        assert_eq!(verdict(&v, 10.0, 3), Some(true));
+        assert_eq!(verdict(&[met, missed, met, missed], 10.0, 3), Some(false));
+        assert_eq!(verdict(&[missed, met, met], 10.0, 3), None);
+        assert_eq!(verdict(&[missed, met, missed], 10.0, 3), Some(false));
+        // 5 of 7 met (what plan-tail's pool 5 measured, and fresh runs
+        // then missed 3 of 3) is no longer a met size.
+        let seven = [missed, met, met, missed, met, met, met];
+        assert_eq!(verdict(&seven[..4], 10.0, 3), Some(false));
+        // More rounds asked for: one miss in five of them.
+        let mut v = vec![met; 9];
+        v.push(missed);
+        assert_eq!(verdict(&v[..9], 10.0, 10), None);
+        assert_eq!(verdict(&v, 10.0, 10), Some(true));
+        v[0] = missed;
+        assert_eq!(verdict(&v, 10.0, 10), Some(true));
+        v[1] = missed;
+        assert_eq!(verdict(&v, 10.0, 10), Some(false));
         assert_eq!(verdict(&[met, missed], 10.0, 2), None);
-        assert_eq!(
-            verdict(&[met, missed, met, missed, met, missed], 10.0, 2),
-            Some(false)
-        );
+        assert_eq!(verdict(&[met, missed, met, met, met], 10.0, 2), Some(true));
         // One round asked for: it decides.
         assert_eq!(verdict(&[missed], 10.0, 1), Some(false));
         // Fast but short of the offered rate: not served.
