@@ -4,16 +4,24 @@
 # baseline of BASE_RUNS runs (default 3) of the unchanged build made just
 # before the candidate, as a CI job does that makes its baseline from the
 # base commit, and `poolbench compare BASE... CANDIDATE` with the
-# recommended thresholds. The script first makes BASE_RUNS unchanged runs,
-# then N unchanged reruns and N runs with a known injected slowdown,
-# alternated; each is compared with the BASE_RUNS unchanged runs made
-# before it (a rolling baseline: the latest ones, as a job's baseline is
-# made minutes before its candidate). Prints each verdict, then the false
-# alarms (unchanged reruns that failed) and the misses (slowed runs that
-# passed), and the slowdown the slowed runs showed against the unchanged
-# ones (medians), which is the slowdown the misses are counted at.
+# recommended thresholds.
 #
-# Usage: scripts/gate-calibration.sh N
+# First the injected slowdown is found (unless SLOW_SQL names it): on one
+# embedded server, short runs of the unchanged query alternated with runs
+# of SLOW_FAMILY at each K of SLOW_KS; the K whose slowdown is SLOWDOWN
+# percent (default 15) is interpolated from the medians, since how much a
+# query's extra work costs depends on the machine and on what else it runs.
+# Then BASE_RUNS unchanged runs, then N unchanged reruns and N runs of the
+# slowed query, alternated; each is compared with the BASE_RUNS unchanged
+# runs made before it (a rolling baseline: the latest ones, as a job's
+# baseline is made minutes before its candidate). Prints each verdict, the
+# false alarms (unchanged reruns that failed), the misses (slowed runs that
+# passed), the slowdown the slowed runs actually showed (median slowed
+# against median unchanged, and each slowed run against the unchanged rerun
+# just before it: the slowdown the misses are counted at), and what
+# compare's power line and the spread between runs predict for N runs.
+#
+# Usage: scripts/gate-calibration.sh N   (N = 0: find the slowed query only)
 # Environment (all optional):
 #   SCENARIO=scenarios/select1.toml   the scenario (its first query is slowed)
 #   ONLY=pool-8        the strategy gated (a pooled one: a 15% slower query
@@ -22,15 +30,16 @@
 #   ROUNDS=8 DURATION=2s WARMUP=1s    each run's rounds, as CI would run them
 #   BASE_RUNS=3        the runs a baseline pools
 #   GATES="--max-regression throughput=5% --max-regression p99=25%"
-#   SLOW_SQL="SELECT count(*) FROM generate_series(1, 35)"
-#                      the slowed runs' query: more work per request on the
-#                      server (about 15% of a pooled SELECT 1 on a quiet
-#                      2-CPU machine; the summary says what it measured, so
-#                      tune it to the slowdown you want to catch)
-# Each run starts its own embedded server, as a CI job does. Release build.
+#   SLOWDOWN=15        the throughput slowdown to inject, percent
+#   SLOW_FAMILY="SELECT count(*) FROM generate_series(1, {K})"
+#   SLOW_KS="1 8 16 32"  the K tried ({K} is replaced in SLOW_FAMILY)
+#   TUNE_PASSES=4      pairs of short runs per K
+#   SLOW_SQL=...       the slowed runs' query, given: no search
+# Each run of the calibration starts its own embedded server, as a CI job
+# does. Release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[[ $# -eq 1 && $1 =~ ^[1-9][0-9]*$ ]] || { sed -n '16p' "$0" | sed 's/^# //' >&2; exit 2; }
+[[ $# -eq 1 && $1 =~ ^[0-9]+$ ]] || { sed -n '/^# Usage:/p' "$0" | sed 's/^# //' >&2; exit 2; }
 n=$1
 scenario=${SCENARIO:-scenarios/select1.toml}
 only=${ONLY:-pool-8}
@@ -40,20 +49,98 @@ warmup=${WARMUP:-1s}
 base_runs=${BASE_RUNS:-3}
 [[ $base_runs =~ ^[1-9][0-9]*$ ]] || { echo "BASE_RUNS must be a positive integer" >&2; exit 2; }
 read -r -a gates <<<"${GATES:---max-regression throughput=5% --max-regression p99=25%}"
-slow_sql=${SLOW_SQL:-SELECT count(*) FROM generate_series(1, 35)}
+target=${SLOWDOWN:-15}
+family=${SLOW_FAMILY:-"SELECT count(*) FROM generate_series(1, {K})"}
+read -r -a ks <<<"${SLOW_KS:-1 8 16 32}"
+passes=${TUNE_PASSES:-4}
+slow_sql=${SLOW_SQL:-}
 
 command -v jq >/dev/null || { echo "jq not found (apt-get install jq)" >&2; exit 3; }
 cargo build --release --quiet || exit 3
 bin=${CARGO_TARGET_DIR:-target}/release/poolbench
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+server_pid=""
+trap '[[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+started=$SECONDS
 
-# The slowed scenario: the same file with its first query's SQL replaced.
+# slowed SQL OUT: the scenario with its first query's SQL replaced.
+slowed() {
+  awk -v sql="$1" '
+    !done && /^sql *= */ { gsub(/"/, "\\\"", sql); print "sql = \"" sql "\""; done = 1; next }
+    { print }' "$scenario" >"$2"
+  if cmp -s "$scenario" "$2"; then echo "$scenario has no sql = line to slow down" >&2; exit 2; fi
+}
+
+# rps RUN: the gated strategy's throughput, mean of its rounds (one round:
+# its requests over its measured seconds).
+rps() { jq -r --arg s "$only" '.strategies[] | select(.name == $s) | if (.rounds // []) == [] then .requests / .measured_s else [.rounds[].throughput_rps] | add / length end | floor' "$1/report.json"; }
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# The slowed query: SLOW_SQL, or SLOW_FAMILY at the K measured to slow the
+# gated strategy by SLOWDOWN percent.
+if [[ -z $slow_sql ]]; then
+  [[ $family == *"{K}"* ]] || { echo "SLOW_FAMILY has no {K} to vary" >&2; exit 2; }
+  [[ $passes =~ ^[1-9][0-9]*$ ]] || { echo "TUNE_PASSES must be a positive integer" >&2; exit 2; }
+  "$bin" server >"$work/server.env" 2>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 300); do grep -q '^PGSSLMODE=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^PGSSLMODE=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
+  dsn=$(head -n1 "$work/server.env")
+  tune() { # tune SCENARIO: one short run on the shared server, its req/s
+    "$bin" run "$1" --dsn "$dsn" --only "$only" --duration 2s --warmup 1s --quiet --no-html \
+        --out "$work/tune" --force >"$work/run.log" 2>&1 || { cat "$work/run.log" >&2; exit 3; }
+    rps "$work/tune"
+  }
+  echo "finding the slowed query: $family, K in ${ks[*]}, for a ${target}% slowdown ($passes pairs of 2 s runs per K, one server)"
+  : >"$work/curve"
+  for k in "${ks[@]}"; do
+    [[ $k =~ ^[0-9]+$ ]] || { echo "SLOW_KS: '$k' is not a whole number" >&2; exit 2; }
+    slowed "${family//"{K}"/$k}" "$work/k-$k.toml"
+  done
+  for p in $(seq "$passes"); do
+    # Each K right after an unchanged run: drift hits both alike.
+    for k in "${ks[@]}"; do
+      a=$(tune "$scenario")
+      b=$(tune "$work/k-$k.toml")
+      awk -v k="$k" -v a="$a" -v b="$b" 'BEGIN { printf "%d %.2f\n", k, (b / a - 1) * -100 }' >>"$work/curve"
+    done
+  done
+  : >"$work/medians"
+  for k in "${ks[@]}"; do
+    m=$(awk -v k="$k" '$1 == k { print $2 }' "$work/curve" | median)
+    echo "$k $m" >>"$work/medians"
+    printf '  K = %-5s slowdown %5.1f%% (median of %s: %s)\n' "$k" "$m" "$passes" \
+        "$(awk -v k="$k" '$1 == k { printf "%s%.1f", sep, $2; sep = ", " }' "$work/curve")"
+  done
+  kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  # The K of the target on the straight line fitted (least squares) to the
+  # medians: the extra work grows with K, and a line through every K
+  # weighs less on one noisy median than the two K around the target
+  # would. Within the K tried; without a rising line, the K whose median
+  # is nearest the target.
+  k=$(awk -v t="$target" '
+    { k[NR] = $1; s[NR] = $2; sk += $1; ss += $2; skk += $1 * $1; sks += $1 * $2
+      if (NR == 1 || $1 < lo) lo = $1; if (NR == 1 || $1 > hi) hi = $1 }
+    END {
+      d = NR * skk - sk * sk; b = d > 0 ? (NR * sks - sk * ss) / d : 0; a = (ss - b * sk) / NR
+      if (b > 0) { x = (t - a) / b; if (x < lo) x = lo; if (x > hi) x = hi }
+      else { best = 1; for (i = 2; i <= NR; i++) if ((s[i] - t) ^ 2 < (s[best] - t) ^ 2) best = i; x = k[best] }
+      printf "%d\n", x + 0.5
+      printf "  fitted: slowdown %.1f%% + %.2f%% per K\n", a, b > "/dev/stderr"
+    }' "$work/medians")
+  slow_sql=${family//"{K}"/$k}
+  echo "slowed query: $slow_sql"
+  awk -v t="$target" 'NR == 1 && $2 > t + 2 { print "warning: the smallest K already slows by more than " t + 2 "%: set SLOW_FAMILY to a lighter query" }
+    { last = $2 } END { if (last < t - 2) print "warning: the largest K slows by less than " t - 2 "%: add a larger K to SLOW_KS" }' \
+    "$work/medians" >&2
+  echo "(the slowdown the calibration below measures is the one its misses are counted at)"
+fi
+[[ $n -eq 0 ]] && exit 0
+
 slow=$work/slow.toml
-awk -v sql="$slow_sql" '
-  !done && /^sql *= */ { gsub(/"/, "\\\"", sql); print "sql = \"" sql "\""; done = 1; next }
-  { print }' "$scenario" >"$slow"
-cmp -s "$scenario" "$slow" && { echo "$scenario has no sql = line to slow down" >&2; exit 2; }
+slowed "$slow_sql" "$slow"
 
 run() { # run SCENARIO OUT
   "$bin" run "$1" --only "$only" --rounds "$rounds" --duration "$duration" \
@@ -63,7 +150,8 @@ run() { # run SCENARIO OUT
 
 # judge NAME RUN [FLAGS...]: compares RUN with the latest $base_runs
 # unchanged runs; prints one line and appends "code throughput_change
-# p99_change" to $work/NAME.
+# p99_change throughput_detectable throughput_threshold rounds_for" to
+# $work/NAME.
 judge() {
   local name=$1 dir=$2 code=0
   shift 2
@@ -72,22 +160,21 @@ judge() {
       >"$work/cmp.json" 2>"$work/cmp.err" || code=$?
   if [[ $code -ge 2 ]]; then cat "$work/cmp.err" >&2; exit 3; fi
   local metric='.strategies[0].metrics[] | select(.metric == $m)'
-  local t p
-  t=$(jq -r --arg m throughput "$metric | .change_pct" "$work/cmp.json")
-  p=$(jq -r --arg m p99 "$metric | .change_pct" "$work/cmp.json")
-  echo "$code $t $p" >>"$work/$name"
+  jq -r --arg m throughput --arg code "$code" \
+      '[$code, (.strategies[0].metrics[] | select(.metric == "throughput") | .change_pct, (.detectable_change_pct // "nan"), (.threshold // "nan"), (.rounds_for_threshold // "nan")), (.strategies[0].metrics[] | select(.metric == "p99") | .change_pct)] | "\(.[0]) \(.[1]) \(.[5]) \(.[2]) \(.[3]) \(.[4])"' \
+      "$work/cmp.json" >>"$work/$name"
   printf '%-10s exit %s  throughput %+6.1f%% (%s)  p99 %+6.1f%% (%s)\n' "$name" "$code" \
-      "$t" "$(jq -r --arg m throughput "$metric | \"CI \\(.ci_low | floor)..\\(.ci_high | ceil)%, \\(.verdict)\"" "$work/cmp.json")" \
-      "$p" "$(jq -r --arg m p99 "$metric | \"CI \\(.ci_low | floor)..\\(.ci_high | ceil)%, \\(.verdict)\"" "$work/cmp.json")"
+      "$(jq -r --arg m throughput "$metric | .change_pct" "$work/cmp.json")" \
+      "$(jq -r --arg m throughput "$metric | \"CI \\(.ci_low | floor)..\\(.ci_high | ceil)%, \\(.verdict)\"" "$work/cmp.json")" \
+      "$(jq -r --arg m p99 "$metric | .change_pct" "$work/cmp.json")" \
+      "$(jq -r --arg m p99 "$metric | \"CI \\(.ci_low | floor)..\\(.ci_high | ceil)%, \\(.verdict)\"" "$work/cmp.json")"
 }
-
-# rps RUN: the gated strategy's throughput, mean of its rounds.
-rps() { jq -r --arg s "$only" '.strategies[] | select(.name == $s) | [.rounds[].throughput_rps] | add / length | floor' "$1/report.json"; }
 
 echo "gates: ${gates[*]}; $only, $rounds rounds of $duration (warm-up $warmup); baseline: the latest $base_runs unchanged runs; slowed: $slow_sql"
 unchanged=()
 : >"$work/rps_same"
 : >"$work/rps_slowed"
+: >"$work/pairs"
 for i in $(seq "$base_runs"); do
   run "$scenario" "$work/base-$i"
   unchanged+=("$work/base-$i")
@@ -99,14 +186,17 @@ for i in $(seq "$n"); do
   # Alternated, so that drift on a shared machine hits both kinds alike.
   run "$scenario" "$work/same-$i"
   judge same "$work/same-$i"
-  rps "$work/same-$i" >>"$work/rps_same"
+  a=$(rps "$work/same-$i")
+  echo "$a" >>"$work/rps_same"
   # Now a baseline run for the runs after it.
   unchanged+=("$work/same-$i")
   run "$slow" "$work/slowed-$i"
   # The slowed scenario is another file (another sha256): that difference
   # is the injected change, so it is allowed.
   judge slowed "$work/slowed-$i" --allow-different
-  rps "$work/slowed-$i" >>"$work/rps_slowed"
+  b=$(rps "$work/slowed-$i")
+  echo "$b" >>"$work/rps_slowed"
+  awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f\n", (b / a - 1) * 100 }' >>"$work/pairs"
   rm -rf "$work/slowed-$i"
   # Only the latest unchanged runs are a baseline again.
   if [[ ${#unchanged[@]} -gt $base_runs ]]; then
@@ -117,9 +207,54 @@ done
 false_alarms=$(awk '$1 == 1' "$work/same" | wc -l)
 misses=$(awk '$1 == 0' "$work/slowed" | wc -l)
 mean() { awk -v c="$2" '{ s += $c } END { printf "%+.1f", s / NR }' "$work/$1"; }
-median() { sort -g "$1" | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 spread() { sort -g "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f (%d .. %d)", hi / lo, lo, hi }'; }
+# quartiles FILE: "lower quartile .. upper quartile" and "min .. max".
+quartiles() { sort -g "$1" | awk '{ a[NR] = $1 } END { q = int((NR + 2) / 4); if (q < 1) q = 1; printf "middle half %+.1f .. %+.1f%%, all %+.1f .. %+.1f%%", a[q], a[NR + 1 - q], a[1], a[NR] }'; }
 echo "false alarms: $false_alarms of $n unchanged reruns (mean change: throughput $(mean same 2)%, p99 $(mean same 3)%)"
 echo "misses: $misses of $n slowed runs (mean change: throughput $(mean slowed 2)%, p99 $(mean slowed 3)%)"
-echo "the injected slowdown: median throughput of the slowed runs $(median "$work/rps_slowed") req/s against $(median "$work/rps_same") for the unchanged reruns ($(awk -v a="$(median "$work/rps_slowed")" -v b="$(median "$work/rps_same")" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }'))"
+ms=$(median <"$work/rps_slowed")
+mu=$(median <"$work/rps_same")
+measured=$(awk -v a="$ms" -v b="$mu" 'BEGIN { printf "%+.1f", (a / b - 1) * 100 }')
+echo "the injected slowdown: median throughput of the slowed runs $ms req/s against $mu for the unchanged reruns (${measured}%; target -${target}%)"
+echo "  each slowed run against the unchanged rerun just before it: median $(median <"$work/pairs" | awk '{ printf "%+.1f", $1 }')%, $(quartiles "$work/pairs")"
 echo "run-to-run spread of the unchanged reruns' throughput, max/min: $(spread "$work/rps_same")"
+# What the power line and the spread between runs predict. A throughput
+# change fails when its whole interval lies past the threshold: about when
+# the change is past the threshold by compare's detectable margin. The
+# unchanged reruns' changes against their rolling baseline spread as runs
+# do (SD sd_d = sd_run * sqrt(1 + 1/BASE_RUNS)); with changes normal around
+# their mean, the expected false alarms and misses in N follow, and, for a
+# baseline of B runs and a candidate of C runs pooled,
+# sd_run * sqrt(1/B + 1/C) gives what such a gate would do.
+awk -v n="$n" -v t="$target" -v br="$base_runs" -v fa="$false_alarms" -v mi="$misses" '
+  function phi(x,   z, u, p) {
+    z = x < 0 ? -x : x; u = 1 / (1 + 0.2316419 * z)
+    p = 1 - exp(-z * z / 2) / 2.5066282746 * u * (0.319381530 + u * (-0.356563782 + u * (1.781477937 + u * (-1.821255978 + u * 1.330274429))))
+    return x < 0 ? 1 - p : p
+  }
+  function med(a, k,   i, j, x) {
+    for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+    return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  FILENAME ~ /same$/ { ns++; sc += $2; sc2 += $2 * $2; h[ns] = $4; thr = $5; r[ns] = $6 }
+  FILENAME ~ /slowed$/ { nw++; wc += $2; wc2 += $2 * $2 }
+  END {
+    if (ns < 2) exit
+    m = sc / ns; sd = sqrt((sc2 - ns * m * m) / (ns - 1))
+    mw = wc / nw; sdw = nw > 1 ? sqrt((wc2 - nw * mw * mw) / (nw - 1)) : 0
+    hm = med(h, ns); rm = med(r, ns); b = -thr + hm
+    printf "compare'\''s power line (median of the unchanged comparisons): throughput +-%.1f%% detectable, %d rounds for %g%%: a change fails past about %.1f%%\n", hm, rm, thr, -b
+    printf "the unchanged reruns'\'' changes: mean %+.1f%%, SD %.1f%% (between runs, which the rounds of one run do not see: %.1f%% a run)\n", m, sd, sd / sqrt(1 + 1 / br)
+    printf "predicted in %d (normal model): false alarms %.1f (measured %d); misses at the measured slowdown (mean %+.1f%%, SD %.1f%%) %.1f (measured %d), at -%g%% %.1f\n", \
+      n, n * phi((-b - m) / sd), fa, mw, sdw, n * (1 - phi((-b - mw) / (sdw > 0 ? sdw : sd))), mi, t, n * (1 - phi((-b + t) / sd))
+    run = sd / sqrt(1 + 1 / br)
+    printf "predicted for other gates, per %d unchanged / -%g%% runs (threshold %g%%, margin %.1f%%):", n, t, thr, hm
+    split("3 1,5 1,3 2,3 3,5 3", g, ",")
+    for (i = 1; i <= 5; i++) {
+      split(g[i], bc, " "); d = run * sqrt(1 / bc[1] + 1 / bc[2])
+      printf "%s %d baseline + %d candidate runs: %.1f false alarms, %.1f misses", (i > 1 ? ";" : ""), bc[1], bc[2], n * phi((-b - m) / d), n * (1 - phi((-b + t) / d))
+    }
+    print ""
+  }' "$work/same" "$work/slowed"
+echo "targets (issue 31, for N = 20 and a 15% slowdown): at most 1 false alarm in 20, at least 19 of 20 caught"
+echo "took $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
