@@ -152,13 +152,23 @@ pub fn micros(d: std::time::Duration) -> u64 {
 }
 
 /// What one request measured, in microseconds, by phase. A phase that does
-/// not apply (acquire for a fresh connection) is `None`. With an emulated
+/// not apply (acquire for a fresh connection) has no time. With an emulated
 /// link, also the round trips the request waited for.
+///
+/// The phases with a time are bits of one word beside plain integers (not
+/// an `Option` each): 152 bytes instead of 280, and it is set up, moved up
+/// every level of a request's future and walked by the tally on every
+/// request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PhaseTimings {
-    us: [Option<u64>; Phase::COUNT],
+    // (Every phase has its bit: `Phase::COUNT` is at most 32, asserted below.)
+    /// Bit `i` set: phase `i` has its time in `us[i]` (0 otherwise).
+    timed: u32,
+    us: [u64; Phase::COUNT],
     round_trips: Option<u32>,
 }
+
+const _: () = assert!(Phase::COUNT <= 32);
 
 impl PhaseTimings {
     /// Round trips on the request's connection from acquire to release
@@ -173,25 +183,34 @@ impl PhaseTimings {
     }
 
     pub fn set(&mut self, phase: Phase, us: u64) {
-        self.us[phase.index()] = Some(us);
+        let i = phase.index();
+        self.us[i] = us;
+        self.timed |= 1 << i;
     }
 
     /// Keeps the larger of the current and the given time (the slowest of
     /// parallel branches).
     pub fn set_max(&mut self, phase: Phase, us: u64) {
-        let slot = &mut self.us[phase.index()];
-        *slot = Some(slot.map_or(us, |v| v.max(us)));
+        let us = self.get(phase).map_or(us, |v| v.max(us));
+        self.set(phase, us);
     }
 
     pub fn get(&self, phase: Phase) -> Option<u64> {
-        self.us[phase.index()]
+        let i = phase.index();
+        (self.timed & (1 << i) != 0).then(|| self.us[i])
     }
 
     /// Every phase with a time, in [`Phase::ALL`] order.
     pub fn iter(&self) -> impl Iterator<Item = (Phase, u64)> + '_ {
-        Phase::ALL
-            .iter()
-            .filter_map(|p| self.get(*p).map(|us| (*p, us)))
+        let mut left = self.timed;
+        std::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            let i = left.trailing_zeros() as usize;
+            left &= left - 1;
+            Some((Phase::ALL[i], self.us[i]))
+        })
     }
 }
 
@@ -529,6 +548,29 @@ impl SetupLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timings_list_the_phases_set_in_order() {
+        let mut t = PhaseTimings::default();
+        assert_eq!(t.iter().count(), 0);
+        t.set(Phase::Total, 9);
+        t.set(Phase::Acquire, 0);
+        t.set(Phase::Lifetime, 3);
+        t.set_max(Phase::Query, 5);
+        t.set_max(Phase::Query, 4);
+        assert_eq!(
+            t.iter().collect::<Vec<_>>(),
+            [
+                (Phase::Acquire, 0),
+                (Phase::Query, 5),
+                (Phase::Total, 9),
+                (Phase::Lifetime, 3)
+            ]
+        );
+        assert_eq!(t.get(Phase::Acquire), Some(0));
+        assert_eq!(t.get(Phase::Connect), None);
+        assert!(std::mem::size_of::<PhaseTimings>() <= 152);
+    }
 
     #[test]
     fn summary_round_trips_through_its_encoding() {
