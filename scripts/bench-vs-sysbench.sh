@@ -31,39 +31,10 @@ if [ -z "${POOLBENCH_BIN:-}" ]; then
 fi
 bin=${POOLBENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/poolbench}
 
-work=$(mktemp -d)
-"$bin" server --engine mariadb --no-tls >"$work/server.env" 2>"$work/server.log" &
-server_pid=$!
-trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 600); do grep -q '^MYSQL_PWD=' "$work/server.env" 2>/dev/null && break; sleep 0.1; done
-grep -q '^MYSQL_PWD=' "$work/server.env" || { cat "$work/server.log" >&2; exit 3; }
-dsn=$(head -n1 "$work/server.env")
-set -a; . <(grep '^MYSQL_' "$work/server.env"); set +a
-
-sb=(sysbench oltp_point_select --db-driver=mysql --mysql-host="$MYSQL_HOST"
-    --mysql-port="$MYSQL_TCP_PORT" --mysql-user=poolbench --mysql-password="$MYSQL_PWD"
-    --mysql-db=poolbench --mysql-ssl=off --tables=1 --table-size="$table_size"
-    --threads="$clients" --db-ps-mode=auto --rand-type=uniform)
-"${sb[@]}" prepare >"$work/prepare.log" 2>&1 || { cat "$work/prepare.log" >&2; exit 3; }
-
-cat >"$work/point-select.toml" <<EOF
-name = "vs-sysbench"
-description = "sysbench oltp_point_select's statement on its own table"
-
-[run]
-concurrency = $clients
-
-[[strategy]]
-name = "pool-$clients"
-kind = "pool"
-max_size = $clients
-min_size = $clients
-
-[[query]]
-name = "point_select"
-sql = "SELECT c FROM sbtest1 WHERE id = ?"
-params = [{ int = [1, $table_size] }]
-EOF
+. scripts/lib/mariadb.sh
+start_mariadb
+work=$mwork
+dsn=$mysql_dsn
 
 # timed OUT CMD...: runs CMD, its stdout+stderr to OUT, and prints the CPU
 # seconds (user + system) of the process.
@@ -124,7 +95,7 @@ row() { # LABEL POOLBENCH SYSBENCH TARGET
   printf '| %-34s | %10s | %10s | %6s | %-7s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4"
 }
 echo
-echo "oltp_point_select, ${seconds}s x $rounds rounds (medians), $(grep -o 'MariaDB [^ ]*' "$work/server.log" | head -n1), TLS off, $clients clients, $(nproc) CPUs"
+echo "oltp_point_select, ${seconds}s x $rounds rounds (medians), $(mariadb_version), TLS off, $clients clients, $(nproc) CPUs"
 printf '| %-34s | %10s | %10s | %6s | %-7s |\n' "measure" "poolbench" "sysbench" "ratio" "target"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------------" "------------" "--------" "---------"
 row "req/s (pool-$clients vs --threads=$clients)" "$(median "${rps[poolbench]}")" "$(median "${rps[sysbench]}")" ">= 1.00"
