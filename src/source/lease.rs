@@ -20,22 +20,41 @@ use crate::metrics::{micros, Phase, PhaseTimings};
 /// a lease dropped without it belongs to an abandoned request (timed out or
 /// interrupted) whose statement may still be running, so its connection is
 /// closed rather than handed to the next request.
-pub struct Lease(Option<Held>);
+pub struct Lease {
+    held: Option<Held>,
+    /// When the source had it ready, if it read the clock then: the end
+    /// of `acquire` is the start of `query` (one reading for both).
+    got_at: Option<Instant>,
+}
 
 enum Held {
-    /// Opened for this request; closed when released.
-    Owned(AnyConnection),
+    /// Opened for this request; closed when released. Boxed, as a pooled
+    /// one is (`manager::Pooled`), so that a lease is a few words.
+    Owned(Box<AnyConnection>),
     /// Drawn from a pool; goes back to it when released.
     Pooled(Object),
 }
 
 impl Lease {
     pub(super) fn owned(conn: AnyConnection) -> Lease {
-        Lease(Some(Held::Owned(conn)))
+        Lease {
+            held: Some(Held::Owned(Box::new(conn))),
+            got_at: None,
+        }
     }
 
-    pub(super) fn pooled(object: Object) -> Lease {
-        Lease(Some(Held::Pooled(object)))
+    /// A pooled connection, got at `got_at` (where `acquire` ended).
+    pub(super) fn pooled(object: Object, got_at: Instant) -> Lease {
+        Lease {
+            held: Some(Held::Pooled(object)),
+            got_at: Some(got_at),
+        }
+    }
+
+    /// When the source had the connection ready, if it read the clock
+    /// then (a pool does: `acquire` ends there).
+    pub fn got_at(&self) -> Option<Instant> {
+        self.got_at
     }
 
     /// The connection, to run the request's statements on. One opened for
@@ -45,7 +64,7 @@ impl Lease {
         // Only `release` and `drop` take the connection out, and both
         // consume the lease.
         let held = self
-            .0
+            .held
             .as_mut()
             .expect("a lease holds its connection until released");
         match held {
@@ -60,7 +79,7 @@ impl Lease {
     /// is a few words, where closing's would sit inside every request's
     /// future, to be set up and moved on every pooled request too.
     pub fn release(mut self) -> Either<Ready<Released>, BoxFuture<'static, Released>> {
-        match self.0.take() {
+        match self.held.take() {
             Some(Held::Pooled(mut object)) => {
                 if let Some(plan) = object.reset.clone() {
                     return Either::Right(Box::pin(reset(object, plan)));
@@ -72,7 +91,7 @@ impl Lease {
                     ..Released::default()
                 }))
             }
-            Some(Held::Owned(conn)) => Either::Right(Box::pin(close(conn))),
+            Some(Held::Owned(conn)) => Either::Right(Box::pin(close(*conn))),
             None => Either::Left(ready(Released::default())),
         }
     }
@@ -149,7 +168,7 @@ impl Released {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(Held::Pooled(object)) = self.0.take() {
+        if let Some(Held::Pooled(object)) = self.held.take() {
             // Detached from the pool and dropped: the connection closes and
             // the pool opens a new one when it needs it.
             drop(Object::take(object));

@@ -57,7 +57,11 @@ impl Manager {
 /// A pooled connection (which keeps the statements it prepared) and the
 /// link's count of its round trips when it was last given back.
 pub struct Pooled {
-    pub conn: AnyConnection,
+    /// Boxed: a pooled connection is moved several times a request (out
+    /// of its idle list, into the object, the lease, the result of each
+    /// level of the request's future, back), and so is a pointer rather
+    /// than the whole connection (docs/performance.md).
+    pub conn: Box<AnyConnection>,
     /// The count when it was last given back (or filled).
     mark: u32,
     /// Its pool's reset on release, if it has one.
@@ -83,7 +87,7 @@ impl managed::Manager for Manager {
     async fn create(&self) -> Result<Pooled, RequestError> {
         let opened = self.connect.open(std::time::Instant::now()).await?;
         Ok(Pooled {
-            conn: opened.conn,
+            conn: Box::new(opened.conn),
             mark: 0,
             reset: self.reset.clone(),
         })

@@ -164,8 +164,10 @@ impl PoolSource {
         let pool = self.next_pool();
         let started = Instant::now();
         let (object, took) = pool.get(self.shard).await.map_err(|e| pool_error(&e))?;
+        // One reading ends `acquire` and starts the request's `query`.
+        let got_at = Instant::now();
         let mut t = PhaseTimings::default();
-        t.set(Phase::Acquire, micros(started.elapsed()));
+        t.set(Phase::Acquire, micros(got_at.duration_since(started)));
         t.set(Phase::Wait, took.wait_us);
         if let Some(us) = took.open_us {
             t.set(Phase::Open, us);
@@ -173,7 +175,7 @@ impl PoolSource {
         if let Some(us) = took.check_us {
             t.set(Phase::Check, us);
         }
-        Ok((Lease::pooled(object), t))
+        Ok((Lease::pooled(object, got_at), t))
     }
 
     /// Opens this thread's share of every pool's `min_size` connections

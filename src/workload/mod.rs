@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Admin, Connection, Described, Statements};
@@ -38,6 +39,28 @@ pub struct QueryPlan {
     pub mode: QueryMode,
     pub statements: Vec<StatementPlan>,
 }
+
+impl QueryPlan {
+    /// Each statement with its values, from a query's values as
+    /// [`Mix::draw`] drew them.
+    pub fn with_values<'a>(
+        &'a self,
+        values: &'a [Value],
+    ) -> impl Iterator<Item = (&'a StatementPlan, &'a [Value])> + 'a {
+        let mut rest = values;
+        self.statements.iter().map(move |s| {
+            let (mine, after) = rest.split_at(s.params.len().min(rest.len()));
+            rest = after;
+            (s, mine)
+        })
+    }
+}
+
+/// A request's parameter values, every statement's in one list: held in
+/// place up to four (a point select's one), so drawing a request allocates
+/// nothing (two `Vec`s a request before, one per statement and one around
+/// them: docs/performance.md).
+pub type Values = SmallVec<[Value; 4]>;
 
 #[derive(Debug, Clone)]
 pub struct StatementPlan {
@@ -92,12 +115,14 @@ impl Mix {
         self.cumulative.partition_point(|&c| c <= x)
     }
 
-    /// Draws every parameter of a query: one `Vec` per statement.
-    pub fn draw(&self, query: usize, rng: &mut Rng) -> Vec<Vec<Value>> {
+    /// Draws every parameter of a query, its statements' one after
+    /// another (`QueryPlan::with_values` splits them again).
+    pub fn draw(&self, query: usize, rng: &mut Rng) -> Values {
         self.queries[query]
             .statements
             .iter()
-            .map(|s| s.params.iter().map(|g| g.draw(rng)).collect())
+            .flat_map(|s| &s.params)
+            .map(|g| g.draw(rng))
             .collect()
     }
 
@@ -178,7 +203,7 @@ const LOST_STATEMENT: &str = "the target lost a named prepared statement between
 /// One drawn request: which query, and every statement's values.
 pub struct Request {
     query: usize,
-    values: Vec<Vec<Value>>,
+    values: Values,
 }
 
 impl Requests {
@@ -226,16 +251,21 @@ impl Service for Requests {
         request.query
     }
 
-    async fn call(&self, request: &Request) -> Result<PhaseTimings, RequestError> {
-        self.run(request, None).await
+    // Not `async fn`s: each would be one more level around `run`'s future,
+    // set up and moved on every request.
+    fn call<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> impl Future<Output = Result<PhaseTimings, RequestError>> + Send + 'a {
+        self.run(request, None)
     }
 
-    async fn call_by(
-        &self,
-        request: &Request,
+    fn call_by<'a>(
+        &'a self,
+        request: &'a Request,
         start_by: tokio::time::Instant,
-    ) -> Result<PhaseTimings, RequestError> {
-        self.run(request, Some(start_by)).await
+    ) -> impl Future<Output = Result<PhaseTimings, RequestError>> + Send + 'a {
+        self.run(request, Some(start_by))
     }
 
     fn warm_up(&self) -> impl Future<Output = Result<Duration, RequestError>> + Send + '_ {
@@ -278,14 +308,18 @@ impl Requests {
         request: &Request,
         start_by: Option<tokio::time::Instant>,
     ) -> Result<PhaseTimings, RequestError> {
-        let result = execute(
-            &*self.source,
-            &self.mix.queries[request.query],
-            &request.values,
-            self.statements,
-            start_by,
-        )
-        .await;
+        let source = &*self.source;
+        let plan = &self.mix.queries[request.query];
+        let values = &request.values;
+        // The modes' futures side by side in this one (no level of its own).
+        let result = match plan.mode {
+            QueryMode::Sequential | QueryMode::Transaction => {
+                on_one_connection(source, plan, values, self.statements, start_by).await
+            }
+            QueryMode::Parallel => {
+                in_parallel(source, plan, values, self.statements, start_by).await
+            }
+        };
         match result {
             Err(e)
                 if self.statements == Statements::Named
@@ -299,25 +333,6 @@ impl Requests {
             }
             other => other,
         }
-    }
-}
-
-/// Runs one request of `plan` with the drawn `values`: the source times how
-/// the connection was got (and closed), this times the `query` phase. With
-/// `start_by`, a connection not got by then is given up, nothing sent
-/// (`engine::Service::call_by`).
-pub async fn execute(
-    source: &dyn ConnectionSource,
-    plan: &QueryPlan,
-    values: &[Vec<Value>],
-    statements: Statements,
-    start_by: Option<tokio::time::Instant>,
-) -> Result<PhaseTimings, RequestError> {
-    match plan.mode {
-        QueryMode::Sequential | QueryMode::Transaction => {
-            on_one_connection(source, plan, values, statements, start_by).await
-        }
-        QueryMode::Parallel => in_parallel(source, plan, values, statements, start_by).await,
     }
 }
 
@@ -347,18 +362,19 @@ async fn acquire_by(
 async fn on_one_connection(
     source: &dyn ConnectionSource,
     plan: &QueryPlan,
-    values: &[Vec<Value>],
+    values: &[Value],
     statements: Statements,
     start_by: Option<tokio::time::Instant>,
 ) -> Result<PhaseTimings, RequestError> {
     let (mut lease, mut t) = acquire_by(source, start_by).await?;
-    let started = Instant::now();
+    // Where `acquire` ended, when the source read the clock there.
+    let started = lease.got_at().unwrap_or_else(Instant::now);
     let result = if plan.mode == QueryMode::Transaction {
         // Boxed, as every path most requests do not take (the backend boxes
         // its MySQL calls for the same reason).
         Box::pin(in_transaction(&mut lease, plan, values, statements)).await
     } else {
-        run_statements(&mut lease, plan.statements.iter().zip(values), statements).await
+        run_statements(&mut lease, plan.with_values(values), statements).await
     };
     t.set(Phase::Query, micros(started.elapsed()));
     let released = lease.release().await;
@@ -370,11 +386,11 @@ async fn on_one_connection(
 async fn in_transaction(
     lease: &mut Lease,
     plan: &QueryPlan,
-    values: &[Vec<Value>],
+    values: &[Value],
     statements: Statements,
 ) -> Result<(), RequestError> {
     lease.conn().simple("BEGIN").await?;
-    match run_statements(lease, plan.statements.iter().zip(values), statements).await {
+    match run_statements(lease, plan.with_values(values), statements).await {
         Ok(()) => lease.conn().simple("COMMIT").await,
         Err(e) => {
             // Leave the connection clean for its next user; if it is broken,
@@ -387,7 +403,7 @@ async fn in_transaction(
 
 async fn run_statements<'a>(
     lease: &mut Lease,
-    plans: impl Iterator<Item = (&'a StatementPlan, &'a Vec<Value>)>,
+    plans: impl Iterator<Item = (&'a StatementPlan, &'a [Value])>,
     statements: Statements,
 ) -> Result<(), RequestError> {
     for (s, v) in plans {
@@ -399,16 +415,15 @@ async fn run_statements<'a>(
 /// Prepares (or reuses) the statement, binds the values and reads every row,
 /// as an application reading its result would; or, unnamed, sends the SQL
 /// with the values (and, on PostgreSQL, their types) at once.
-async fn run_statement(
-    lease: &mut Lease,
-    s: &StatementPlan,
-    values: &[Value],
+fn run_statement<'a>(
+    lease: &'a mut Lease,
+    s: &'a StatementPlan,
+    values: &'a [Value],
     statements: Statements,
-) -> Result<(), RequestError> {
-    lease
-        .conn()
-        .run(&s.sql, &s.described, values, statements)
-        .await
+) -> impl Future<Output = Result<(), RequestError>> + Send + 'a {
+    // The connection's future itself: an `async fn` here would be one more
+    // level around it, set up and moved on every request.
+    lease.conn().run(&s.sql, &s.described, values, statements)
 }
 
 /// Every statement at once, each on its own connection, as
@@ -417,13 +432,13 @@ async fn run_statement(
 async fn in_parallel(
     source: &dyn ConnectionSource,
     plan: &QueryPlan,
-    values: &[Vec<Value>],
+    values: &[Value],
     statements: Statements,
     start_by: Option<tokio::time::Instant>,
 ) -> Result<PhaseTimings, RequestError> {
-    let branches = plan.statements.iter().zip(values).map(|(s, v)| async move {
+    let branches = plan.with_values(values).map(|(s, v)| async move {
         let (mut lease, mut t) = acquire_by(source, start_by).await?;
-        let started = Instant::now();
+        let started = lease.got_at().unwrap_or_else(Instant::now);
         let result = run_statement(&mut lease, s, v, statements).await;
         t.set(Phase::Query, micros(started.elapsed()));
         let released = lease.release().await;
@@ -556,6 +571,29 @@ mod tests {
         assert_eq!(counts[1], 0, "a weight-0 query is never picked");
         let share_a = f64::from(counts[0]) / 100_000.0;
         assert!((share_a - 0.8).abs() < 0.01, "{share_a}");
+    }
+
+    #[test]
+    fn each_statement_gets_its_own_values() {
+        let mut q = query("two", 1);
+        q.statements.push(Statement {
+            sql: "SELECT $1, $2".into(),
+            params: vec![Param::Int { lo: 20, hi: 20 }, Param::Int { lo: 30, hi: 30 }],
+        });
+        let mix = Mix::new(&[q]);
+        let values = mix.draw(0, &mut Rng::new(1));
+        let split: Vec<(&str, &[Value])> = mix.queries[0]
+            .with_values(&values)
+            .map(|(s, v)| (s.sql.as_str(), v))
+            .collect();
+        assert_eq!(split.len(), 2);
+        assert_eq!(split[0].0, "SELECT $1");
+        assert!(matches!(split[0].1, [Value::Int(1..=10)]));
+        assert_eq!(
+            split[1],
+            ("SELECT $1, $2", &[Value::Int(20), Value::Int(30)][..])
+        );
+        assert!(!values.spilled(), "four values or fewer are held in place");
     }
 
     #[test]
