@@ -305,6 +305,7 @@ async fn search(
         min_reason: String::new(),
         burst: None,
         lifecycle: None,
+        plateau: None,
         model: Model::default(),
         search: search_settings,
         prior,
@@ -574,6 +575,10 @@ async fn search(
                     None => " (one connection fewer was not measured)".into(),
                 }
             );
+            report.plateau = measured::plateau(&report.points, max);
+            if let Some(p) = &report.plateau {
+                warnings.push(p.warning(target_ms, max));
+            }
             let p99_ms = best.map_or(0.0, |p| p.p99_ms);
             let check = check_run(&measurer, max, target_ms).await?;
             report.lifecycle = Some(lifecycle::recommend(&lifecycle::Measures {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::lifecycle::LifecyclePlan;
 use super::plan::{libraries, PlanReport, Target, SETUP_COST_FACTOR};
 use super::search::{spread, Round};
-use crate::report::format::{ms, rps};
+use crate::report::format::{ms, ms_trimmed, rps};
 
 /// `plan --format json`'s format. 1 was the model's plan alone (now
 /// `prior`, when a sweep is given).
@@ -45,6 +45,9 @@ pub struct MeasuredPlan {
     /// The lifetime, idle timeout and checkout check to go with the sizes,
     /// each with its measured cost (null when no size met).
     pub lifecycle: Option<LifecyclePlan>,
+    /// The sizes from one fewer than the recommendation up when their p99s
+    /// are one band (null when one fewer is clearly slower, or none met).
+    pub plateau: Option<Plateau>,
     pub model: Model,
     pub search: SearchSettings,
     /// `--sweep`: the model's plan from the sweep (Erlang C), the prior
@@ -70,7 +73,7 @@ pub struct Point {
     pub predicted_utilisation: f64,
     pub rounds: Vec<Round>,
     /// Rounds that met the target: all of them or none, or the rounds were
-    /// topped up until one verdict led by 3 (`search::verdict`).
+    /// topped up and at most one in five missed (`search::verdict`).
     pub rounds_met: usize,
     /// The median of the rounds' p99.
     pub p99_ms: f64,
@@ -203,6 +206,80 @@ pub fn p99_over(rounds: &[Round]) -> String {
         ),
         Some((m, _, _)) => format!("p99 {} ms (1 round)", ms(m * 1000.0)),
         None => "not measured".into(),
+    }
+}
+
+/// Pool sizes whose p99s are one band: one connection fewer than the
+/// recommendation missed, but its median p99 is no worse than a round of a
+/// size that met. The pool is then not what sets the p99 (the server's own
+/// noise is), and a target inside that band makes the smallest size that
+/// meets it a draw of the rounds: the search's answer is the smallest that
+/// met in 4 of 5, and one fewer can meet in another run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plateau {
+    /// The smallest and the largest pool size of the band.
+    pub sizes: [u32; 2],
+    /// Their median p99s, lowest and highest.
+    pub median_p99_ms: [f64; 2],
+    /// Their rounds' p99s, lowest and highest.
+    pub round_p99_ms: [f64; 2],
+}
+
+/// The band around the recommendation `max`, if the sizes measured from
+/// `max − 1` up are one (see `Plateau`). One fewer must have kept up with
+/// the rate in most rounds: a pool too small to serve it is not noise.
+pub fn plateau(points: &[Point], max: u32) -> Option<Plateau> {
+    let fewer = points.iter().find(|p| p.pool_size + 1 == max && !p.met)?;
+    let kept_up = fewer.rounds.iter().filter(|r| r.kept_up()).count();
+    if kept_up * 2 <= fewer.rounds.len() {
+        return None;
+    }
+    let worst_met_round = points
+        .iter()
+        .filter(|p| p.pool_size >= max && p.met)
+        .flat_map(|p| p.rounds.iter().map(|r| r.p99_ms))
+        .max_by(f64::total_cmp)?;
+    if fewer.p99_ms > worst_met_round {
+        return None;
+    }
+    let band: Vec<&Point> = points.iter().filter(|p| p.pool_size + 1 >= max).collect();
+    let range = |v: &mut dyn Iterator<Item = f64>| {
+        v.fold([f64::INFINITY, f64::NEG_INFINITY], |[lo, hi], x| {
+            [lo.min(x), hi.max(x)]
+        })
+    };
+    Some(Plateau {
+        sizes: [
+            max - 1,
+            band.iter().map(|p| p.pool_size).max().unwrap_or(max),
+        ],
+        median_p99_ms: range(&mut band.iter().map(|p| p.p99_ms)),
+        round_p99_ms: range(&mut band.iter().flat_map(|p| p.rounds.iter().map(|r| r.p99_ms))),
+    })
+}
+
+impl Plateau {
+    /// The warning: what was measured, and what it means for the answer.
+    pub fn warning(&self, target_p99_ms: f64, max: u32) -> String {
+        let [lo, hi] = self.sizes;
+        let sizes = if hi > lo {
+            format!("pool sizes {lo} to {hi}")
+        } else {
+            format!("pool sizes {lo} and {}", lo + 1)
+        };
+        format!(
+            "{sizes} give the same p99 within their rounds' noise (medians {}–{} ms, rounds \
+             {}–{} ms): at this rate the pool is not what sets the p99, the server is, and \
+             the {} ms target lies inside that noise; max_size = {max} is the smallest size \
+             that met in at least 4 of 5 rounds, and {} may meet in another run. A target \
+             above the band, not a bigger pool, is what holds reliably",
+            ms(self.median_p99_ms[0] * 1000.0),
+            ms(self.median_p99_ms[1] * 1000.0),
+            ms(self.round_p99_ms[0] * 1000.0),
+            ms(self.round_p99_ms[1] * 1000.0),
+            ms_trimmed(target_p99_ms * 1000.0),
+            max - 1,
+        )
     }
 }
 
@@ -427,6 +504,54 @@ mod tests {
         let s = p.shortfall().unwrap();
         assert!(s.contains("offered 1,000 req/s, achieved 900"), "{s}");
         assert!(s.contains("1 of 3 rounds more than 2% apart"), "{s}");
+    }
+
+    fn point(size: u32, p99s: &[f64], target: f64) -> Point {
+        let rounds: Vec<Round> = p99s.iter().map(|p| round(*p, 1000.0)).collect();
+        let met = super::super::search::verdict(&rounds, target, 3) == Some(true);
+        let none = Prediction {
+            utilisation: 0.5,
+            p99_us: None,
+        };
+        Point::new(size, 1000.0, none, rounds, met, target)
+    }
+
+    #[test]
+    fn sizes_whose_p99s_are_one_band_are_a_plateau() {
+        // Issue 29's sizing scenario at half its capacity, 10 ms target:
+        // 4 missed on a spike and a 10.1, 5 met 4 of 5, 9 met too.
+        let points = [
+            point(9, &[10.6, 6.8, 5.3, 9.0, 5.2], 10.0),
+            point(2, &[18.0, 20.6, 76.5], 10.0),
+            point(4, &[7.4, 42.7, 10.1], 10.0),
+            point(5, &[6.8, 11.3, 9.3, 8.2, 6.4], 10.0),
+        ];
+        assert!(!points[2].met && points[3].met);
+        let p = plateau(&points, 5).expect("4's median 10.1 is under 5's worst round");
+        assert_eq!(p.sizes, [4, 9]);
+        assert_eq!(p.median_p99_ms, [6.8, 10.1]);
+        assert_eq!(p.round_p99_ms, [5.2, 42.7]);
+        let w = p.warning(10.0, 5);
+        assert!(w.starts_with("pool sizes 4 to 9 give the same p99"), "{w}");
+        assert!(w.contains("the 10 ms target lies inside"), "{w}");
+        assert!(w.contains("4 may meet in another run"), "{w}");
+
+        // One fewer clearly slower (plan-tail at half its capacity): the
+        // pool is what sets the p99, no plateau.
+        let points = [
+            point(5, &[90.3, 85.6, 70.0], 80.0),
+            point(6, &[50.5, 53.9, 55.2], 80.0),
+        ];
+        assert!(plateau(&points, 6).is_none());
+        // One fewer short of the rate: too small, not noise.
+        let mut short = point(1, &[4.0, 4.0, 4.0], 10.0);
+        for r in &mut short.rounds {
+            r.achieved_rate = 500.0;
+        }
+        short.met = false;
+        assert!(plateau(&[short, point(2, &[4.7, 5.0, 4.9], 10.0)], 2).is_none());
+        // One fewer not measured: nothing to say.
+        assert!(plateau(&[point(3, &[4.0, 5.0, 6.0], 10.0)], 3).is_none());
     }
 
     #[test]
