@@ -10,7 +10,8 @@
 # per scenario and rate, the plan, the reruns of max (met in at least 2 of
 # 3?) and of max − 1 (missed in at least 2 of 3?), the model's ratio at the
 # points of utilisation ≤ 0.8 (within 0.5–2x, or the disagreement printed?)
-# and whether the Done-when holds (or the plan said no size can, exit 1).
+# and whether the Done-when holds (or the plan said no size can, exit 1),
+# with the plateau the plan named, if any (max − 1 within max's noise).
 # The plans' JSON and the reruns' reports are kept in $out.
 # Usage: scripts/bench-plan.sh [OUT] (default /tmp/bench-plan)
 #   env: SCENARIOS ("sizing:10ms plan-cpu:10ms plan-tail:80ms"),
@@ -108,6 +109,9 @@ for item in $scenarios; do
     [ "$max" -gt 1 ] || { fewer_missed="- (max 1)"; fm=3; }
     verdict=FAIL
     case "$model" in *"NOT PRINTED"*) ;; *) [ "$mm" -ge 2 ] && [ "$fm" -ge 2 ] && verdict=PASS;; esac
+    # The plan's own word when max − 1 is within max's noise (a plateau).
+    plateau=$(jq -r '.plateau // empty | "sizes \(.sizes[0])–\(.sizes[1]) one band, p99 medians \(.median_p99_ms[0]*100|round/100)–\(.median_p99_ms[1]*100|round/100) ms"' "$json")
+    [ -z "$plateau" ] || verdict="$verdict (plateau named: $plateau)"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen ($target)" "$f" "$rate" "exit $code, ${took}s" \
       "$max" "$measured" "$max_met" "$fewer_missed" "$model" "$verdict" >>"$table"
   done
