@@ -97,11 +97,26 @@ fn gone(pid: libc::pid_t) -> bool {
 
 /// Removes a temporary directory its owner is done with. One already gone
 /// is no error: a forced exit on another thread may have removed it first.
-pub fn close_dir(dir: tempfile::TempDir) -> std::io::Result<()> {
+fn close_dir(dir: tempfile::TempDir) -> std::io::Result<()> {
     match dir.close() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
+}
+
+/// Removes a server's directory, if it still has one (an environment
+/// error naming it when it cannot be): what `stop` and `Drop` of each
+/// embedded server end with. Idempotent.
+pub fn release_dir(dir: &mut Option<tempfile::TempDir>) -> anyhow::Result<()> {
+    use crate::error::ResultExt;
+    use anyhow::Context;
+    let Some(dir) = dir.take() else {
+        return Ok(());
+    };
+    let path = dir.path().to_path_buf();
+    close_dir(dir)
+        .with_context(|| format!("removing {}", path.display()))
+        .environment()
 }
 
 /// Removes `dir` and everything in it; what cannot be removed stays (the

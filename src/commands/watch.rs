@@ -18,8 +18,8 @@ use crate::error::{self, bad_input, ResultExt};
 use crate::metrics::{summarize_phases, Phase, Summary};
 use crate::net::Emulator;
 use crate::report::{
-    self, round, Counts, Kind, ObservedReport, ObservedSecond, Report, RoundStats,
-    RoundTripsReport, Server, StrategyReport, TimelineRow,
+    self, round, Counts, Kind, ObservedReport, Report, RoundStats, RoundTripsReport, Server,
+    StrategyReport, TimelineRow,
 };
 use crate::view::export::{self, Exporter};
 use crate::view::term::watch as term;
@@ -366,8 +366,8 @@ fn strategy(o: &Observed, from: SystemTime) -> StrategyReport {
             TimelineRow {
                 round: 1,
                 second: i as u64,
-                rps: s.transactions as f64,
-                errors: s.errors,
+                rps: s.row.transactions as f64,
+                errors: s.row.errors,
                 p50_us,
                 p99_us,
                 pool_size: None,
@@ -471,21 +471,7 @@ fn strategy(o: &Observed, from: SystemTime) -> StrategyReport {
                 .map(|(how, n)| (how.as_str().to_string(), *n))
                 .collect(),
             cancel_requests: o.cancels,
-            seconds: o
-                .seconds
-                .iter()
-                .enumerate()
-                .map(|(i, s)| ObservedSecond {
-                    second: i as u64,
-                    opened: s.opened,
-                    closed: s.closed,
-                    open: s.open,
-                    statements: s.statements,
-                    transactions: s.transactions,
-                    errors: s.errors,
-                    peak_in_transaction: s.peak_in_transaction,
-                })
-                .collect(),
+            seconds: o.seconds.iter().map(|s| s.row.clone()).collect(),
         }),
     }
 }

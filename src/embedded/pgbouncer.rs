@@ -285,12 +285,7 @@ impl PgBouncer {
             // Reaped by stop_process unless it outlived SIGKILL's grace.
             let _ = child.wait();
         }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_path_buf();
-            cleanup::close_dir(dir)
-                .with_context(|| format!("removing {}", path.display()))
-                .environment()?;
-        }
+        cleanup::release_dir(&mut self.dir)?;
         self.forced = None;
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::report::model::ObservedSecond;
 use hdrhistogram::Histogram;
 
 use crate::metrics::{
@@ -67,18 +68,14 @@ pub struct SetupTimes {
     pub round_trips: u32,
 }
 
-/// One second of the watch.
+/// One second of the watch: its row as the report has it, and what the
+/// timeline derives from.
 #[derive(Debug, Clone)]
 pub struct Second {
-    pub opened: u64,
-    pub closed: u64,
-    /// Connections open at the end of the second.
-    pub open: u64,
-    pub statements: u64,
-    pub transactions: u64,
-    pub errors: u64,
-    /// The most transactions in progress at once during the second.
-    pub peak_in_transaction: u64,
+    /// Counts of the second (connections opened, closed and open at its
+    /// end, statements, transactions, errors, the most transactions in
+    /// progress at once).
+    pub row: ObservedSecond,
     /// Time spent in transactions during the second, µs, summed over
     /// connections: divided by the second, its mean concurrency.
     pub busy_us: u64,
@@ -87,15 +84,18 @@ pub struct Second {
 }
 
 impl Second {
-    fn carried(open: u64, in_transaction: u64) -> Second {
+    fn carried(second: u64, open: u64, in_transaction: u64) -> Second {
         Second {
-            opened: 0,
-            closed: 0,
-            open,
-            statements: 0,
-            transactions: 0,
-            errors: 0,
-            peak_in_transaction: in_transaction,
+            row: ObservedSecond {
+                second,
+                opened: 0,
+                closed: 0,
+                open,
+                statements: 0,
+                transactions: 0,
+                errors: 0,
+                peak_in_transaction: in_transaction,
+            },
             busy_us: 0,
             total: new_histogram(),
         }
@@ -142,7 +142,11 @@ impl Inner {
         let now = usize::try_from(start.elapsed().as_secs()).unwrap_or(usize::MAX);
         let seconds = &mut self.observed.seconds;
         while seconds.len() <= now {
-            seconds.push(Second::carried(self.open, self.in_transaction));
+            seconds.push(Second::carried(
+                seconds.len() as u64,
+                self.open,
+                self.in_transaction,
+            ));
         }
         &mut seconds[now]
     }
@@ -175,8 +179,8 @@ impl Tally {
             inner.open += 1;
             let open = inner.open;
             let second = inner.second(start);
-            second.opened += 1;
-            second.open = open;
+            second.row.opened += 1;
+            second.row.open = open;
             let o = &mut inner.observed;
             o.opened += 1;
             o.setup_us += setup.connect_us;
@@ -201,7 +205,7 @@ impl Tally {
             inner.in_transaction += 1;
             let now = inner.in_transaction;
             let second = inner.second(start);
-            second.peak_in_transaction = second.peak_in_transaction.max(now);
+            second.row.peak_in_transaction = second.row.peak_in_transaction.max(now);
             inner.observed.peak_in_transaction = inner.observed.peak_in_transaction.max(now);
         });
     }
@@ -222,10 +226,10 @@ impl Tally {
                 inner.in_transaction = inner.in_transaction.saturating_sub(1);
             }
             let second = inner.second(start);
-            second.statements += statements;
+            second.row.statements += statements;
             second.busy_us += query_us;
             if let Some(us) = transaction_us {
-                second.transactions += 1;
+                second.row.transactions += 1;
                 record(&mut second.total, us);
             }
             let o = &mut inner.observed;
@@ -244,7 +248,7 @@ impl Tally {
     /// The server answered a request with an error.
     pub fn error(&self, class: ErrorClass, message: &str) {
         self.with(|inner, start| {
-            inner.second(start).errors += 1;
+            inner.second(start).row.errors += 1;
             inner.observed.errors.count(&class, message);
         });
     }
@@ -269,8 +273,8 @@ impl Tally {
             let open = inner.open;
             let second = inner.second(start);
             if ready {
-                second.closed += 1;
-                second.open = open;
+                second.row.closed += 1;
+                second.row.open = open;
             }
             let o = &mut inner.observed;
             *o.ended.entry(how).or_default() += 1;
@@ -338,10 +342,10 @@ mod tests {
         assert_eq!(o.phases.count(Phase::Lifetime), 1);
         assert_eq!(o.errors.total(), 1);
         assert_eq!(o.ended[&Ended::Terminated], 1);
-        let s = &o.seconds[0];
+        let s = &o.seconds[0].row;
         assert_eq!((s.opened, s.closed, s.open), (2, 1, 1));
         assert_eq!((s.statements, s.transactions, s.errors), (4, 2, 1));
-        assert_eq!(s.total.len(), 2);
+        assert_eq!(o.seconds[0].total.len(), 2);
     }
 
     #[test]
@@ -349,8 +353,8 @@ mod tests {
         let t = Tally::new();
         t.closed(Ended::Refused, false, false, 0, 0);
         let o = t.snapshot();
-        assert_eq!(o.seconds[0].closed, 0);
-        assert_eq!(o.seconds[0].open, 0);
+        assert_eq!(o.seconds[0].row.closed, 0);
+        assert_eq!(o.seconds[0].row.open, 0);
         assert_eq!(o.ended[&Ended::Refused], 1);
         assert_eq!(o.phases.count(Phase::Lifetime), 0);
     }

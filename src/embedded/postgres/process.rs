@@ -300,12 +300,7 @@ impl Resources {
         if let Some(mut server) = self.server.take() {
             server.shutdown_with(self.stop);
         }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_path_buf();
-            cleanup::close_dir(dir)
-                .with_context(|| format!("removing {}", path.display()))
-                .environment()?;
-        }
+        cleanup::release_dir(&mut self.dir)?;
         self.forced = None;
         Ok(())
     }
