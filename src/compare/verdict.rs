@@ -794,48 +794,32 @@ mod tests {
 
     #[test]
     fn intervals_decide_between_change_and_noise() {
-        let t = Some(10.0);
-        assert_eq!(
-            decide(Metric::P99, 30.0, interval(20.0, 30.0, 40.0), t),
-            Verdict::Regression
-        );
-        // Beyond the threshold on average, but the interval includes 0.
-        assert_eq!(
-            decide(Metric::P99, 30.0, interval(-5.0, 30.0, 60.0), t),
-            Verdict::WithinNoise
-        );
-        // Significant and beyond the threshold on average, but the interval
-        // reaches back within it: not shown to exceed it.
-        assert_eq!(
-            decide(Metric::P99, 15.0, interval(5.0, 15.0, 25.0), t),
-            Verdict::WithinNoise
-        );
-        assert_eq!(
-            decide(Metric::Throughput, -15.0, interval(-25.0, -15.0, -5.0), t),
-            Verdict::WithinNoise
-        );
-        assert_eq!(
-            decide(Metric::P99, -15.0, interval(-25.0, -15.0, -5.0), t),
-            Verdict::WithinNoise
-        );
-        // Significant but small: within the threshold.
-        assert_eq!(
-            decide(Metric::P99, 5.0, interval(2.0, 5.0, 8.0), t),
-            Verdict::Ok
-        );
-        // Throughput: worse is down, the interval is turned.
-        assert_eq!(
-            decide(Metric::Throughput, -30.0, interval(-40.0, -30.0, -20.0), t),
-            Verdict::Regression
-        );
-        assert_eq!(
-            decide(Metric::Throughput, 30.0, interval(20.0, 30.0, 40.0), t),
-            Verdict::Improvement
-        );
-        assert_eq!(
-            decide(Metric::Throughput, -30.0, interval(-50.0, -30.0, 1.0), t),
-            Verdict::WithinNoise
-        );
+        use Metric::{Throughput, P99};
+        use Verdict::{Improvement, Ok, Regression, WithinNoise};
+        // (metric, change, interval low, high, verdict) at a 10% threshold.
+        let cases = [
+            (P99, 30.0, 20.0, 40.0, Regression),
+            // Beyond the threshold on average, but the interval includes 0.
+            (P99, 30.0, -5.0, 60.0, WithinNoise),
+            // Significant and beyond the threshold on average, but the
+            // interval reaches back within it: not shown to exceed it.
+            (P99, 15.0, 5.0, 25.0, WithinNoise),
+            (Throughput, -15.0, -25.0, -5.0, WithinNoise),
+            (P99, -15.0, -25.0, -5.0, WithinNoise),
+            // Significant but small: within the threshold.
+            (P99, 5.0, 2.0, 8.0, Ok),
+            // Throughput: worse is down, the interval is turned.
+            (Throughput, -30.0, -40.0, -20.0, Regression),
+            (Throughput, 30.0, 20.0, 40.0, Improvement),
+            (Throughput, -30.0, -50.0, 1.0, WithinNoise),
+        ];
+        for (metric, change, lo, hi, verdict) in cases {
+            assert_eq!(
+                decide(metric, change, interval(lo, change, hi), Some(10.0)),
+                verdict,
+                "{metric:?} {change}% in {lo}..{hi}"
+            );
+        }
     }
 
     #[test]
