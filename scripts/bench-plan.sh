@@ -19,6 +19,9 @@
 # With DURATION=5s it takes about 15 minutes (more when sizes are noisy:
 # plan tops up rounds that disagree); its last line says how long.
 # POOLBENCH_BIN=path/to/poolbench measures that build instead of building.
+# The embedded servers' clusters live under TMPDIR: TMPDIR on a tmpfs (e.g.
+# /dev/shm/x, mode 1777) takes the disk's fsync out of every commit, so
+# that a write scenario's p99 is the pool's and the CPUs', not the disk's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/bench-plan}
