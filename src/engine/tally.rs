@@ -82,7 +82,9 @@ impl Tally {
                 );
                 // Phases are recorded once, in the second's interval, and
                 // added to the window's recorder when the second ends.
-                self.recorder.count_success(query, &t);
+                // The first query's per-query total is the total's
+                // histogram less the others', derived in `finish`.
+                self.recorder.count_success_but_first(query, &t);
                 self.interval.phases.record(&t);
                 self.interval.requests += 1;
             }
@@ -136,6 +138,7 @@ impl Tally {
 
     pub fn finish(&mut self) -> WorkerEnd {
         self.hand_over(Interval::new(0));
+        self.recorder.derive_first_query();
         WorkerEnd {
             recorder: std::mem::replace(&mut self.recorder, Recorder::new(0)),
             last_end: self.last_end,

@@ -297,15 +297,57 @@ impl Recorder {
     /// interval, merged in when the second ends): its count, round trips
     /// and per-query total.
     pub fn count_success(&mut self, query: usize, t: &PhaseTimings) {
+        self.count(t);
+        self.record_query(query, t);
+    }
+
+    /// As [`Recorder::count_success`], but the first query's total is not
+    /// recorded per query: it is the `total` histogram less every other
+    /// query's, which [`Recorder::derive_first_query`] works out once at
+    /// the end (one histogram record a request less, in a scenario of one
+    /// query).
+    pub fn count_success_but_first(&mut self, query: usize, t: &PhaseTimings) {
+        self.count(t);
+        if query != 0 {
+            self.record_query(query, t);
+        }
+    }
+
+    fn count(&mut self, t: &PhaseTimings) {
         self.requests += 1;
         if let Some(n) = t.round_trips() {
             self.round_trips.record_request(n);
         }
+    }
+
+    fn record_query(&mut self, query: usize, t: &PhaseTimings) {
         if let Some(total) = t.get(Phase::Total) {
             if self.per_query.len() <= query {
                 self.per_query.resize_with(query + 1, new_histogram);
             }
             record(&mut self.per_query[query], total);
+        }
+    }
+
+    /// Fills in the first query's per-query histogram of a recorder whose
+    /// successes were counted by [`Recorder::count_success_but_first`]
+    /// and whose phases hold each success's `total` once: that total less
+    /// every other query's, bucket by bucket (the same values were
+    /// recorded in both, so the difference is exact).
+    pub fn derive_first_query(&mut self) {
+        let Some(total) = self.phases.get(Phase::Total) else {
+            return;
+        };
+        let mut first = total.clone();
+        for other in self.per_query.iter().skip(1) {
+            // Each value of `other` is in `total` as often at least, in
+            // range: subtracting cannot fail.
+            let subtracted = first.subtract(other);
+            debug_assert!(subtracted.is_ok(), "{subtracted:?}");
+        }
+        match self.per_query.first_mut() {
+            Some(h) => *h = first,
+            None => self.per_query.push(first),
         }
     }
 
@@ -618,5 +660,38 @@ mod tests {
         assert_eq!(a.errors.total(), 1);
         let phases = summarize_phases(&a.phases);
         assert!(phases.contains_key("connect") && !phases.contains_key("acquire"));
+    }
+
+    #[test]
+    fn the_first_query_is_derived_from_the_total_exactly() {
+        let (mut counted, mut derived) = (Recorder::new(0), Recorder::new(0));
+        for i in 0..3000u64 {
+            let mut t = PhaseTimings::default();
+            let query = (i % 3 == 0) as usize * (1 + (i % 2) as usize);
+            t.set(Phase::Total, 1 + i * i % 70_001);
+            counted.record_success(query, &t);
+            derived.phases.record(&t);
+            derived.count_success_but_first(query, &t);
+        }
+        assert!(derived.per_query.first().is_none_or(Histogram::is_empty));
+        derived.derive_first_query();
+        assert_eq!(derived.per_query.len(), 3);
+        for (c, d) in counted.per_query.iter().zip(&derived.per_query) {
+            assert_eq!(c, d);
+        }
+        assert_eq!(derived.per_query[0].len(), 2000);
+        // One query only: the whole total.
+        let mut one = Recorder::new(0);
+        let mut t = PhaseTimings::default();
+        t.set(Phase::Total, 42);
+        one.phases.record(&t);
+        one.count_success_but_first(0, &t);
+        one.derive_first_query();
+        assert_eq!(one.per_query.len(), 1);
+        assert_eq!(one.per_query[0].value_at_quantile(1.0), 42);
+        // Nothing measured: nothing derived.
+        let mut none = Recorder::new(0);
+        none.derive_first_query();
+        assert!(none.per_query.is_empty());
     }
 }
