@@ -11,6 +11,17 @@
 //! less than the limit, nearly all of them, costs no timer work at all.
 
 //!
+//! Nor does such a request poll the sleep or the stop signal. A sleep or
+//! a receiver polled once keeps the task's waker, and a worker's requests
+//! all run in the same task (an open loop's handler's likewise): the
+//! sleep fires, or the stop comes, and the task is woken. So a request's
+//! first poll leaves them alone when the task that last polled them is
+//! this one (with budget: out of it, tokio's futures answer Pending without
+//! taking the waker) and the sleep has not fired meanwhile; it only reads
+//! the stop's state, as that wake-up may have been spent on the poll that
+//! ended the request before. A later poll (the task was woken: by the
+//! work, the timer or the stop) polls both.
+//!
 //! [`Bounded`] is the request's future with its deadline (and the worker's
 //! stop signal) polled beside it, written by hand rather than with
 //! `select!`: it holds the request's future once, in place. A request's
@@ -20,17 +31,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::sync::oneshot;
+use tokio::sync::oneshot::{self, error::TryRecvError};
 use tokio::time::{Instant, Sleep};
 
 /// The time a request may take, and the sleep that enforces it.
 pub struct Deadline {
     limit: Duration,
     sleep: Pin<Box<Sleep>>,
+    /// What the sleep and the stop signal last had polled: the task that
+    /// polled them (their waker) and the stop's address (None without
+    /// one). The caller with a stop passes the same receiver, in place,
+    /// with every request (the worker's, for its whole run).
+    polled: Option<(Waker, Option<usize>)>,
 }
 
 impl Deadline {
@@ -38,6 +54,7 @@ impl Deadline {
         Deadline {
             limit,
             sleep: Box::pin(tokio::time::sleep(limit)),
+            polled: None,
         }
     }
 
@@ -60,6 +77,8 @@ impl Deadline {
             limit: self.limit,
             sleep: self.sleep.as_mut(),
             stop,
+            polled: &mut self.polled,
+            first: true,
         }
     }
 }
@@ -84,6 +103,8 @@ pin_project! {
         limit: Duration,
         sleep: Pin<&'a mut Sleep>,
         stop: Option<&'a mut oneshot::Receiver<()>>,
+        polled: &'a mut Option<(Waker, Option<usize>)>,
+        first: bool,
     }
 }
 
@@ -95,12 +116,32 @@ impl<F: Future> Future for Bounded<'_, F> {
         if let Poll::Ready(out) = this.work.poll(cx) {
             return Poll::Ready(Outcome::Done(out));
         }
+        let stop_at = this.stop.as_deref().map(|s| std::ptr::from_ref(s) as usize);
+        if std::mem::take(this.first)
+            && !this.sleep.is_elapsed()
+            && this
+                .polled
+                .as_ref()
+                .is_some_and(|(w, s)| *s == stop_at && w.will_wake(cx.waker()))
+        {
+            // Both hold this task's waker already (module docs). The stop
+            // may have come between two requests, its wake-up spent on
+            // the poll that ended the last one: looked at, not polled.
+            if let Some(stop) = this.stop.as_deref_mut() {
+                if stop.is_terminated() || !matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
+                    return Poll::Ready(Outcome::Stopped);
+                }
+            }
+            return Poll::Pending;
+        }
         // A sleep armed for an earlier request's deadline fires early: it
         // is re-armed for this one's, and polled again so that it wakes.
         while this.sleep.as_mut().poll(cx).is_ready() {
             if Instant::now() >= *this.deadline {
                 // Armed for the next request from here.
                 this.sleep.as_mut().reset(*this.deadline + *this.limit);
+                // Not polled since: it may hold no waker.
+                **this.polled = None;
                 return Poll::Ready(Outcome::Elapsed);
             }
             this.sleep.as_mut().reset(*this.deadline);
@@ -109,6 +150,17 @@ impl<F: Future> Future for Bounded<'_, F> {
             if Pin::new(&mut **stop).poll(cx).is_ready() {
                 return Poll::Ready(Outcome::Stopped);
             }
+        }
+        if !tokio::task::coop::has_budget_remaining() {
+            // Out of the task's budget, the sleep and the stop answered
+            // Pending without taking its waker: polled again next time.
+            **this.polled = None;
+        } else if !this
+            .polled
+            .as_ref()
+            .is_some_and(|(w, s)| *s == stop_at && w.will_wake(cx.waker()))
+        {
+            **this.polled = Some((cx.waker().clone(), stop_at));
         }
         Poll::Pending
     }
@@ -165,5 +217,65 @@ mod tests {
         // Work that is ready wins over a stop that is ready too.
         let out = d.bound(Instant::now(), async { 7 }, Some(&mut rx)).await;
         assert!(matches!(out, Outcome::Done(7)));
+    }
+
+    /// A stop that comes between requests ends the next one, even when
+    /// each request is done the first time the task is woken (so no poll
+    /// after the first one ever reaches the stop).
+    #[tokio::test]
+    async fn a_stop_between_requests_ends_the_next_one() {
+        let mut d = Deadline::new(Duration::from_secs(10));
+        let (tx, mut rx) = oneshot::channel::<()>();
+        for _ in 0..3 {
+            let out = d
+                .bound(Instant::now(), tokio::task::yield_now(), Some(&mut rx))
+                .await;
+            assert!(matches!(out, Outcome::Done(())));
+        }
+        drop(tx);
+        let out = d
+            .bound(Instant::now(), tokio::task::yield_now(), Some(&mut rx))
+            .await;
+        assert!(matches!(out, Outcome::Stopped), "{out:?}");
+    }
+
+    /// Requests after the first leave the sleep and the stop unpolled on
+    /// their first poll: the stop still ends them, and the deadline too.
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_or_deadline_after_quick_requests_still_ends_one() {
+        let mut d = Deadline::new(Duration::from_millis(100));
+        let (tx, mut rx) = oneshot::channel::<()>();
+        // Without the stop first, then with it: it is polled once it is new.
+        let quick = || tokio::time::sleep(Duration::from_millis(10));
+        assert!(matches!(
+            d.bound(Instant::now(), quick(), None).await,
+            Outcome::Done(())
+        ));
+        for _ in 0..3 {
+            let out = d.bound(Instant::now(), quick(), Some(&mut rx)).await;
+            assert!(matches!(out, Outcome::Done(())));
+        }
+        // Past the 100 ms the sleep was first armed for: a hung request is
+        // ended at its own limit.
+        let started = Instant::now();
+        let out = d
+            .bound(Instant::now(), std::future::pending::<()>(), Some(&mut rx))
+            .await;
+        assert!(matches!(out, Outcome::Elapsed));
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        for _ in 0..3 {
+            let out = d.bound(Instant::now(), quick(), Some(&mut rx)).await;
+            assert!(matches!(out, Outcome::Done(())));
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(tx);
+        });
+        let started = Instant::now();
+        let out = d
+            .bound(Instant::now(), std::future::pending::<()>(), Some(&mut rx))
+            .await;
+        assert!(matches!(out, Outcome::Stopped));
+        assert_eq!(started.elapsed(), Duration::from_millis(20));
     }
 }
