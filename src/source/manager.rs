@@ -114,4 +114,14 @@ impl Checks for Manager {
     async fn check(&self, pooled: &mut Pooled) -> bool {
         pooled.conn.simple(self.check_query).await.is_ok()
     }
+
+    /// Fast recycling is `is_closed` alone, no I/O: a pooled request's
+    /// checkout is then synchronous (`pool_core::Pool::try_get`).
+    fn recycles_at_once(&self) -> bool {
+        matches!(self.method, Recycling::Fast)
+    }
+
+    fn usable(&self, pooled: &mut Pooled) -> bool {
+        !pooled.conn.is_closed()
+    }
 }

@@ -30,6 +30,14 @@ pub trait ConnectionSource: Send + Sync {
     /// for a pool): this is the one place that phase is timed.
     fn acquire(&self) -> BoxFuture<'_, Result<(Lease, PhaseTimings), RequestError>>;
 
+    /// A connection at once, as `acquire` would give it and timed the
+    /// same, when the source has one ready without waiting or I/O (a
+    /// pool's idle connection); None otherwise (then `acquire`). The
+    /// request then sets up, boxes and polls no future to get it.
+    fn ready(&self) -> Option<(Lease, PhaseTimings)> {
+        None
+    }
+
     /// Readies the source before measuring, as an application's start-up
     /// hook would (a pool opens its min_size connections at once); returns
     /// how long it took (zero when there is nothing to do).

@@ -15,8 +15,8 @@ use tokio::sync::Barrier;
 
 use super::connect::CountingConnect;
 use super::lease::Lease;
-use super::manager::{Manager, Pool, PoolError, ResetPlan};
-use super::pool_core::{CheckRule, Rules};
+use super::manager::{Manager, Object, Pool, PoolError, ResetPlan};
+use super::pool_core::{CheckRule, Rules, Took};
 use super::ConnectionSource;
 use crate::backend::{self, Target};
 use crate::metrics::{micros, ErrorClass, Phase, PhaseTimings, PoolStatus, Recorder, RequestError};
@@ -136,6 +136,23 @@ pub fn shared(
         .collect()
 }
 
+/// A pooled connection got since `started` (`took`, the pool's parts of
+/// it): its lease and `acquire`'s timings. One reading ends `acquire` and
+/// starts the request's `query`.
+fn leased(object: Object, started: Instant, took: Took) -> (Lease, PhaseTimings) {
+    let got_at = Instant::now();
+    let mut t = PhaseTimings::default();
+    t.set(Phase::Acquire, micros(got_at.duration_since(started)));
+    t.set(Phase::Wait, took.wait_us);
+    if let Some(us) = took.open_us {
+        t.set(Phase::Open, us);
+    }
+    if let Some(us) = took.check_us {
+        t.set(Phase::Check, us);
+    }
+    (Lease::pooled(object, got_at), t)
+}
+
 /// How long a thread opens its share of a pool one connection at a time
 /// (see [`PoolSource::fill`]): a few milliseconds each on the same machine,
 /// so a large pool or a distant server adds at most this to the start-up.
@@ -164,18 +181,25 @@ impl PoolSource {
         let pool = self.next_pool();
         let started = Instant::now();
         let (object, took) = pool.get(self.shard).await.map_err(|e| pool_error(&e))?;
-        // One reading ends `acquire` and starts the request's `query`.
-        let got_at = Instant::now();
-        let mut t = PhaseTimings::default();
-        t.set(Phase::Acquire, micros(got_at.duration_since(started)));
-        t.set(Phase::Wait, took.wait_us);
-        if let Some(us) = took.open_us {
-            t.set(Phase::Open, us);
+        Ok(leased(object, started, took))
+    }
+
+    /// `get` without a future, when the pool has a connection at once
+    /// (`pool_core::Pool::try_get`).
+    fn try_get(&self) -> Option<(Lease, PhaseTimings)> {
+        let pools = &self.set.pools;
+        let pool = match pools.len() {
+            1 => &pools[0],
+            // The instance `get` would draw from; its turn is used up only
+            // when it gives a connection.
+            _ => self.pool_for(self.sent.load(Ordering::Relaxed)),
+        };
+        let started = Instant::now();
+        let object = pool.try_get(self.shard)?;
+        if pools.len() > 1 {
+            self.sent.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(us) = took.check_us {
-            t.set(Phase::Check, us);
-        }
-        Ok((Lease::pooled(object, got_at), t))
+        Some(leased(object, started, Took::default()))
     }
 
     /// Opens this thread's share of every pool's `min_size` connections
@@ -239,6 +263,10 @@ impl PoolSource {
 impl ConnectionSource for PoolSource {
     fn acquire(&self) -> BoxFuture<'_, Result<(Lease, PhaseTimings), RequestError>> {
         Box::pin(self.get())
+    }
+
+    fn ready(&self) -> Option<(Lease, PhaseTimings)> {
+        self.try_get()
     }
 
     fn warm_up(&self) -> BoxFuture<'_, Result<Duration, RequestError>> {

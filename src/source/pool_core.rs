@@ -66,6 +66,19 @@ use crate::rng::Rng;
 /// closed).
 pub trait Checks: Manager {
     fn check(&self, obj: &mut Self::Type) -> impl Future<Output = bool> + Send;
+
+    /// Whether recycling a connection needs no I/O, only
+    /// [`Checks::usable`]: then [`Pool::try_get`] hands out an idle
+    /// connection without a future.
+    fn recycles_at_once(&self) -> bool {
+        false
+    }
+
+    /// Recycling without I/O (when [`Checks::recycles_at_once`]): whether
+    /// the connection may be handed out.
+    fn usable(&self, _obj: &mut Self::Type) -> bool {
+        false
+    }
 }
 
 /// When a connection taken from an idle list is checked.
@@ -360,6 +373,37 @@ impl<M: Checks> Pool<M> {
             let slot = inner.slot(obj, home);
             return Ok((Object::new(inner.clone(), slot), took));
         }
+    }
+
+    /// An idle connection at once, without waiting or any I/O, as `get`
+    /// would give it: a free permit and an idle connection (of thread
+    /// `home` first), recycled without I/O. None when there is none, or
+    /// when the pool's lifecycle rules or its recycling need more (then
+    /// `get`, which finds the same connection): a request's checkout is
+    /// then no future (set up, boxed and polled) at all.
+    pub fn try_get(&self, home: usize) -> Option<Object<M>> {
+        let inner = &self.inner;
+        if inner.active || !inner.manager.recycles_at_once() {
+            return None;
+        }
+        let permit = match inner.permits.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                Permit { inner, kept: false }
+            }
+            Err(_) => return None,
+        };
+        // No idle one: the permit goes back (dropped), and `get` opens one.
+        let mut slot = inner.pop_idle(home % inner.idle.len())?;
+        if !inner.manager.usable(&mut slot.obj) {
+            // As `get` does: closed (counted as an error); `get` then
+            // tries the next one.
+            inner.close(slot, Cause::Error);
+            return None;
+        }
+        permit.keep();
+        slot.metrics.recycle_count += 1;
+        Some(Object::new(inner.clone(), slot))
     }
 
     /// Keeps the pool by its rules until it is closed: every tick, closes

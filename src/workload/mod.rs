@@ -337,11 +337,15 @@ impl Requests {
 }
 
 /// A connection from `source`, given up at `start_by`: the timer is set
-/// only when the connection is not there at once.
+/// only when the connection is not there at once (nor is `acquire`'s
+/// future, when the source has one ready).
 async fn acquire_by(
     source: &dyn ConnectionSource,
     start_by: Option<tokio::time::Instant>,
 ) -> Result<(Lease, PhaseTimings), RequestError> {
+    if let Some(got) = source.ready() {
+        return Ok(got);
+    }
     let mut acquire = source.acquire();
     let Some(by) = start_by else {
         return acquire.await;
