@@ -36,6 +36,16 @@
 //! on opening, a connection whose recycle check fails dropped and another
 //! tried, cancellation at any await giving back what it held.
 //!
+//! A request's checkout and give-back, when a connection is free, are a
+//! few atomic operations and an idle list's lock: [`Pool::try_get`] hands
+//! out an idle connection without a future (no rule, no recycling that
+//! needs I/O), and permits given back while no request waits go to an
+//! atomic count (`Inner::release`) rather than to tokio's semaphore, whose
+//! `add_permits` takes its waiters' lock every time. A plain count, not a
+//! crate: a lock-free queue would not keep the idle lists' order (oldest
+//! first, reaped from the middle), and the count is all the fast path needs
+//! (docs/performance.md, "the pooled request's fixed costs").
+//!
 //! Lifecycle rules ([`Rules`], all off by default, none of them on the path
 //! of a pool that has them off but one `bool`): a connection past its
 //! lifetime is closed when it is checked out or given back, one idle too
@@ -167,8 +177,16 @@ struct Inner<M: Manager> {
     manager: M,
     max_size: usize,
     /// One permit per connection that may be handed out: `max_size` of
-    /// them, taken by `get` and given back when the object is.
+    /// them, taken by `get` and given back when the object is. Those given
+    /// back while no request waits are kept in `free` instead
+    /// ([`Inner::release`]).
     permits: Semaphore,
+    /// Permits free outside `permits`: taken and given back with one atomic
+    /// operation each, where the semaphore takes its waiters' lock to give
+    /// one back even when no one waits (the pool's give-back was a tenth
+    /// of a pooled request's own instructions). Only while a request waits
+    /// do permits go through the semaphore, which queues the waiters.
+    free: AtomicUsize,
     /// Idle connections by the thread whose runtime runs their I/O, oldest
     /// first.
     idle: Vec<Padded<IdleList<M::Type>>>,
@@ -255,7 +273,8 @@ impl<M: Checks> Pool<M> {
             inner: Arc::new(Inner {
                 manager,
                 max_size,
-                permits: Semaphore::new(max_size),
+                permits: Semaphore::new(0),
+                free: AtomicUsize::new(max_size),
                 idle: (0..homes.max(1))
                     .map(|_| Padded(Mutex::new(VecDeque::new())))
                     .collect(),
@@ -386,13 +405,10 @@ impl<M: Checks> Pool<M> {
         if inner.active || !inner.manager.recycles_at_once() {
             return None;
         }
-        let permit = match inner.permits.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                Permit { inner, kept: false }
-            }
-            Err(_) => return None,
-        };
+        if inner.take().is_err() {
+            return None;
+        }
+        let permit = Permit { inner, kept: false };
         // No idle one: the permit goes back (dropped), and `get` opens one.
         let mut slot = inner.pop_idle(home % inner.idle.len())?;
         if !inner.manager.usable(&mut slot.obj) {
@@ -444,11 +460,8 @@ impl<M: Checks> Pool<M> {
         let inner = &self.inner;
         // A connection free: no wait, so no timer to set up (nearly every
         // request of a pool as large as its load), nor a clock to read.
-        match inner.permits.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                return Ok((Permit { inner, kept: false }, 0));
-            }
+        match inner.take() {
+            Ok(()) => return Ok((Permit { inner, kept: false }, 0)),
             Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
             Err(TryAcquireError::NoPermits) => {}
         }
@@ -457,9 +470,16 @@ impl<M: Checks> Pool<M> {
             return Ok((Permit { inner, kept: false }, 0));
         }
         let started = Instant::now();
-        inner.waiting.fetch_add(1, Ordering::Relaxed);
+        inner.waiting.fetch_add(1, Ordering::SeqCst);
         inner.home_waiting[home].fetch_add(1, Ordering::SeqCst);
         let waited = Waiting { inner, home };
+        // Counted among the waiting from here, so every permit given back
+        // now goes to the semaphore; one given back to `free` just before
+        // is taken here (see `Inner::release`).
+        if inner.take_free() {
+            drop(waited);
+            return Ok((Permit { inner, kept: false }, micros(started.elapsed())));
+        }
         let either = async {
             tokio::select! {
                 biased;
@@ -468,14 +488,10 @@ impl<M: Checks> Pool<M> {
             }
         };
         let acquired = match inner.wait_timeout {
-            Some(limit) if limit.is_zero() => inner
-                .permits
-                .try_acquire()
-                .map(|p| p.forget())
-                .map_err(|e| match e {
-                    TryAcquireError::Closed => PoolError::Closed,
-                    TryAcquireError::NoPermits => PoolError::Timeout(TimeoutType::Wait),
-                }),
+            Some(limit) if limit.is_zero() => inner.take().map_err(|e| match e {
+                TryAcquireError::Closed => PoolError::Closed,
+                TryAcquireError::NoPermits => PoolError::Timeout(TimeoutType::Wait),
+            }),
             Some(limit) => match tokio::time::timeout(limit, either).await {
                 Ok(r) => r.map_err(|_| PoolError::Closed),
                 Err(_) => Err(PoolError::Timeout(TimeoutType::Wait)),
@@ -509,7 +525,7 @@ impl<M: Checks> Pool<M> {
             .map(|h| h.load(Ordering::Relaxed))
             .sum();
         let waiting = inner.waiting.load(Ordering::Relaxed) + held;
-        let free = inner.permits.available_permits();
+        let free = inner.free_permits();
         Status {
             size: inner.size.load(Ordering::Relaxed),
             available: idle.min(free),
@@ -535,7 +551,7 @@ impl<M: Checks> Pool<M> {
     pub fn admits(&self, home: usize) -> usize {
         let inner = &self.inner;
         let home = home % inner.idle.len();
-        inner.permits.available_permits() + inner.handoff[home].available_permits()
+        inner.free_permits() + inner.handoff[home].available_permits()
     }
 
     /// Thread `home`'s open loop holds `n` requests back for a connection
@@ -582,6 +598,54 @@ impl<M: Checks> Pool<M> {
 }
 
 impl<M: Manager> Inner<M> {
+    /// Takes a free permit without waiting: from `free`, else from the
+    /// semaphore (given back there while requests waited).
+    fn take(&self) -> Result<(), TryAcquireError> {
+        if self.permits.is_closed() {
+            return Err(TryAcquireError::Closed);
+        }
+        if self.take_free() {
+            return Ok(());
+        }
+        self.permits.try_acquire().map(|p| p.forget())
+    }
+
+    fn take_free(&self) -> bool {
+        let mut n = self.free.load(Ordering::Relaxed);
+        while n > 0 {
+            match self
+                .free
+                .compare_exchange_weak(n, n - 1, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+        false
+    }
+
+    /// Gives a permit back: to `free` while no request waits, else to the
+    /// semaphore that queues them. A request that starts waiting counts
+    /// itself first and then looks at `free`; this adds to `free` first
+    /// and then looks at the count (both sequentially consistent): so
+    /// either that request finds the permit in `free`, or this sees it
+    /// waiting and moves what is in `free` to the semaphore. No permit
+    /// stays in `free` while a request waits for one.
+    fn release(&self) {
+        self.free.fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let n = self.free.swap(0, Ordering::SeqCst);
+            if n > 0 {
+                self.permits.add_permits(n);
+            }
+        }
+    }
+
+    /// Permits no request holds: in `free` and in the semaphore.
+    fn free_permits(&self) -> usize {
+        self.free.load(Ordering::Relaxed) + self.permits.available_permits()
+    }
+
     /// The oldest idle connection of thread `home`, else of the threads
     /// after it in turn.
     fn pop_idle(&self, home: usize) -> Option<Slot<M::Type>> {
@@ -605,7 +669,7 @@ impl<M: Manager> Inner<M> {
             let now = Instant::now();
             if slot.expired(now) {
                 self.close(slot, Cause::Lifetime);
-                self.permits.add_permits(1);
+                self.release();
                 return;
             }
             if self.stamps_idle {
@@ -635,7 +699,7 @@ impl<M: Manager> Inner<M> {
             {
                 Some(h) => h,
                 None => {
-                    self.permits.add_permits(1);
+                    self.release();
                     return;
                 }
             }
@@ -880,7 +944,7 @@ impl<M: Manager> Permit<'_, M> {
 impl<M: Manager> Drop for Permit<'_, M> {
     fn drop(&mut self) {
         if !self.kept {
-            self.inner.permits.add_permits(1);
+            self.inner.release();
         }
     }
 }
@@ -962,7 +1026,7 @@ impl<M: Manager> Object<M> {
         this.pool.manager.detach(&mut slot.obj);
         this.pool.size.fetch_sub(1, Ordering::AcqRel);
         this.pool.count(Cause::Error);
-        this.pool.permits.add_permits(1);
+        this.pool.release();
         slot.obj
     }
 }
