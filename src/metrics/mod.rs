@@ -141,7 +141,7 @@ impl Phase {
         matches!(self, Phase::Query | Phase::Total)
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -224,11 +224,17 @@ pub struct PhaseHistograms {
 impl PhaseHistograms {
     pub fn record(&mut self, t: &PhaseTimings) {
         for (phase, us) in t.iter() {
-            record(
-                self.by_phase[phase.index()].get_or_insert_with(new_histogram),
-                us,
-            );
+            self.record_n(phase, us, 1);
         }
+    }
+
+    /// `n` requests whose `phase` took `us`.
+    pub fn record_n(&mut self, phase: Phase, us: u64, n: u64) {
+        histogram::record_n(
+            self.by_phase[phase.index()].get_or_insert_with(new_histogram),
+            us,
+            n,
+        );
     }
 
     /// Sets the phase's histogram (an unpacked one, `packed.rs`).
