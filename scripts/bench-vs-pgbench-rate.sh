@@ -15,6 +15,7 @@
 #   (defaults: 6 3 "45000 60000 70000 80000")
 # BASELINE_BIN=path/to/other/poolbench adds that build to every round;
 # POOLBENCH_BIN=path/to/poolbench measures that build instead of building.
+# PGBENCH=0 leaves pgbench out (an A/B of two builds in half the time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-6}
@@ -92,12 +93,29 @@ pgbench_rate() {
 
 for r in $(seq "$rounds"); do
   for rate in $rates; do
-    pgbench_rate "pg $rate" "$rate"
-    poolbench "pb $rate" "$rate" "$bin"
-    if [ -n "$baseline" ]; then poolbench "base $rate" "$rate" "$baseline"; fi
-    printf 'round %s, %s/s: pgbench %s/s p99 %s ms, poolbench %s/s p99 %s ms\n' "$r" "$rate" \
-        "$(awk '{print $NF}' <<<"${ach[pg $rate]}")" "$(awk '{print $NF}' <<<"${p99[pg $rate]}")" \
-        "$(awk '{print $NF}' <<<"${ach[pb $rate]}")" "$(awk '{print $NF}' <<<"${p99[pb $rate]}")"
+    if [ "${PGBENCH:-1}" != 0 ]; then pgbench_rate "pg $rate" "$rate"; fi
+    # With a baseline, the two builds take turns going first.
+    if [ -n "$baseline" ] && [ $((r % 2)) = 0 ]; then
+      poolbench "base $rate" "$rate" "$baseline"
+      poolbench "pb $rate" "$rate" "$bin"
+    else
+      poolbench "pb $rate" "$rate" "$bin"
+      if [ -n "$baseline" ]; then poolbench "base $rate" "$rate" "$baseline"; fi
+    fi
+    printf 'round %s, %s/s:' "$r" "$rate"
+    if [ -n "${ach[pg $rate]:-}" ]; then
+      printf ' pgbench %s/s p99 %s ms,' \
+          "$(awk '{print $NF}' <<<"${ach[pg $rate]}")" "$(awk '{print $NF}' <<<"${p99[pg $rate]}")"
+    fi
+    printf ' poolbench %s/s p99 %s ms %s us' \
+        "$(awk '{print $NF}' <<<"${ach[pb $rate]}")" "$(awk '{print $NF}' <<<"${p99[pb $rate]}")" \
+        "$(awk '{print $NF}' <<<"${cpu[pb $rate]}")"
+    if [ -n "$baseline" ]; then
+      printf ', baseline %s/s p99 %s ms %s us' \
+          "$(awk '{print $NF}' <<<"${ach[base $rate]}")" "$(awk '{print $NF}' <<<"${p99[base $rate]}")" \
+          "$(awk '{print $NF}' <<<"${cpu[base $rate]}")"
+    fi
+    echo " ($(cut -d' ' -f1 /proc/loadavg) load)"
   done
 done
 
