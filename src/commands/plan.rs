@@ -471,7 +471,9 @@ async fn search(
             crate::errln!("{}", term::plan::point_line(&point, target_ms));
         }
         // Most rounds short of the rate with connections to spare: the
-        // server (not the pool) is the limit, and a bigger pool cannot help.
+        // server (not the pool) is the limit, and a bigger pool cannot help
+        // (unless a bigger pool has met: then the server can serve the
+        // rate, and the search goes on below it).
         let short: Vec<Round> = point
             .rounds
             .iter()
@@ -505,7 +507,7 @@ async fn search(
             last_short = Some((c, r));
         }
         report.points.push(point);
-        if let Some(r) = best_short.filter(|_| !met && server_bound) {
+        if let Some(r) = best_short.filter(|_| !met && server_bound && walk.server_may_limit()) {
             server_limit = Some((r, c));
             break;
         }

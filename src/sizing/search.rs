@@ -185,6 +185,15 @@ impl Search {
         }
     }
 
+    /// Whether a size that fell well short of the rate can say that the
+    /// server, not the pool, is the limit: only while no size has met. Once
+    /// one has, the server served the rate, and a smaller pool short of it
+    /// is the pool's limit (a pool of 1 can keep its one connection less
+    /// than busy and still be what holds the rate back).
+    pub fn server_may_limit(&self) -> bool {
+        self.met.is_none()
+    }
+
     /// The smallest size that met, once the search is over.
     pub fn answer(&self) -> Option<u32> {
         self.met
@@ -244,6 +253,25 @@ mod tests {
         assert_eq!(seen, [4, 5, 7, 10]);
         assert!(s.exhausted());
         assert_eq!(s.answer(), None);
+    }
+
+    /// The walk down from 24 that issue 29's quiet plan took (sizing at
+    /// half its capacity, on a tmpfs): 24, 23, 21, 17 and 9 met, 1 fell
+    /// short of the rate. The server served the rate with 9, so 1's
+    /// shortfall is the pool's: the search goes on between 1 and 9 rather
+    /// than ending on "the server is the limit" with 2 to 8 unmeasured.
+    #[test]
+    fn a_short_size_below_a_met_one_is_the_pools_limit() {
+        let mut s = Search::new(24, 97);
+        assert!(s.server_may_limit());
+        for c in [24, 23, 21, 17, 9] {
+            assert_eq!(s.next_size(), Some(c));
+            s.record(c, true);
+        }
+        assert_eq!(s.next_size(), Some(1));
+        s.record(1, false);
+        assert!(!s.server_may_limit());
+        assert_eq!(s.next_size(), Some(5));
     }
 
     fn r(p99_ms: f64, achieved_rate: f64) -> Round {
