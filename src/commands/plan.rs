@@ -577,6 +577,14 @@ async fn search(
                     None => " (one connection fewer was not measured)".into(),
                 }
             );
+            if walk.found_below() {
+                warnings.push(format!(
+                    "every size from {start} (where the search started) up to {limit} missed, \
+                     and {max} below them met: a pool with more connections than the server's \
+                     CPUs serve queues at the server instead, and its p99 grows with its size; \
+                     here the pool's size is a ceiling as much as a floor"
+                ));
+            }
             report.plateau = measured::plateau(&report.points, max);
             if let Some(p) = &report.plateau {
                 warnings.push(p.warning(target_ms, max));

@@ -8,7 +8,11 @@
 //! by 1, 2, 4 … until a size meets (the model is usually close, so the
 //! first step is the decisive one), then bisects between the two. It ends when a met size sits right above a missed one (or
 //! above 0: a pool of 1 met), or when the limit (the connection budget, or
-//! the most poolbench opens) missed.
+//! the most poolbench opens) missed and so did the sizes below the start,
+//! halving: a pool with more connections than the server's CPUs serve
+//! queues at the server instead, so its p99 can grow with its size, and a
+//! proposal that is too large sends the walk up, away from the answer. The
+//! first of those halvings to meet is walked down from like any met size.
 
 use serde::Serialize;
 
@@ -135,6 +139,11 @@ pub struct Search {
     limit: u32,
     start: u32,
     started: bool,
+    /// Once every size from the start up to the limit missed: the last
+    /// size tried below the start, halving (a pool with more connections
+    /// than the server's CPUs serve queues at the server instead, and its
+    /// p99 can grow with its size).
+    below: Option<u32>,
 }
 
 impl Search {
@@ -149,6 +158,7 @@ impl Search {
             limit,
             start: proposal.clamp(1, limit),
             started: false,
+            below: None,
         }
     }
 
@@ -167,7 +177,15 @@ impl Search {
                 Some(next)
             }
             Some(m) => Some(self.missed + (m - self.missed) / 2),
-            None if self.missed >= self.limit => None,
+            // Every size from the start up missed: below it, halving.
+            None if self.missed >= self.limit => {
+                let from = self.below.unwrap_or(self.start);
+                if from <= 1 {
+                    return None;
+                }
+                self.below = Some(from / 2);
+                self.below
+            }
             None => {
                 let next = (self.missed + self.step_up).min(self.limit);
                 self.step_up = self.step_up.saturating_mul(2);
@@ -179,6 +197,11 @@ impl Search {
     /// Records the verdict on `size`.
     pub fn record(&mut self, size: u32, met: bool) {
         if met {
+            if self.met.is_none() && self.below.is_some() {
+                // Found below the start: the misses above it say nothing
+                // of the sizes below it, which the walk down measures.
+                self.missed = 0;
+            }
             self.met = Some(self.met.map_or(size, |m| m.min(size)));
         } else {
             self.missed = self.missed.max(size);
@@ -191,7 +214,13 @@ impl Search {
     /// is the pool's limit (a pool of 1 can keep its one connection less
     /// than busy and still be what holds the rate back).
     pub fn server_may_limit(&self) -> bool {
-        self.met.is_none()
+        self.met.is_none() && self.below.is_none()
+    }
+
+    /// The answer lies below the model's proposal, every size from it up
+    /// having missed.
+    pub fn found_below(&self) -> bool {
+        self.below.is_some() && self.met.is_some()
     }
 
     /// The smallest size that met, once the search is over.
@@ -250,7 +279,8 @@ mod tests {
             seen.push(c);
             s.record(c, false);
         }
-        assert_eq!(seen, [4, 5, 7, 10]);
+        // Up from the proposal to the limit, then below it, halving.
+        assert_eq!(seen, [4, 5, 7, 10, 2, 1]);
         assert!(s.exhausted());
         assert_eq!(s.answer(), None);
     }
@@ -272,6 +302,31 @@ mod tests {
         s.record(1, false);
         assert!(!s.server_may_limit());
         assert_eq!(s.next_size(), Some(5));
+    }
+
+    /// Issue 29's second quiet plan on a tmpfs (sizing at half its
+    /// capacity, 2 CPUs): the model proposed 49, and 49 to 97 missed,
+    /// worse as they grew (12–25 ms), where 9 to 24 had met (2.6–7.3 ms)
+    /// in the run before. Every size from the proposal up missing, the
+    /// search halves below it, then walks down to the minimum.
+    #[test]
+    fn a_pool_too_large_for_the_server_sends_the_search_below_the_proposal() {
+        let meets = |c: u32| (5..=30).contains(&c);
+        let mut s = Search::new(49, 97);
+        let mut seen = Vec::new();
+        while let Some(c) = s.next_size() {
+            assert!(!seen.contains(&c), "{c} measured twice: {seen:?}");
+            seen.push(c);
+            s.record(c, meets(c));
+        }
+        assert_eq!(
+            seen,
+            [49, 50, 52, 56, 64, 80, 97, 24, 23, 21, 17, 9, 1, 5, 3, 4]
+        );
+        assert_eq!(s.answer(), Some(5));
+        assert!(s.found_below());
+        // A short small pool below the proposal is the pool's limit.
+        assert!(!s.server_may_limit());
     }
 
     fn r(p99_ms: f64, achieved_rate: f64) -> Round {
