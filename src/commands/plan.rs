@@ -29,7 +29,7 @@ use crate::scenario::{
 use crate::session::{cancel_on_signal, Session};
 use crate::sizing::lifecycle::{self, CheckRun};
 use crate::sizing::measured::{
-    self, Burst, BurstPoint, MeasuredPlan, Model, Point, Recommended, SearchSettings,
+    self, Burst, BurstPoint, Contended, MeasuredPlan, Model, Point, Recommended, SearchSettings,
     PLAN_SCHEMA_VERSION,
 };
 use crate::sizing::mgc::{self, ServiceTimes};
@@ -53,6 +53,10 @@ const POOL_BUSY: f64 = 0.8;
 /// How far short of the offered rate a round must fall (with connections
 /// to spare) for plan to call the server the limit.
 const SERVER_SHORTFALL: f64 = 0.1;
+/// How much longer the large calibration pool's mean query time must be
+/// than a few connections' for the few's to feed the simulation: the
+/// server slowed with the queries it ran at once, not by noise.
+const CONTENDED: f64 = 1.5;
 /// The simulation's utilisation bound for the proposal.
 const MODEL_MAX_UTILISATION: f64 = 0.95;
 /// plan's burst: at least this long at the base rate before the step (the
@@ -208,6 +212,22 @@ fn template(scenario: &Scenario, name: Option<&str>) -> Result<PoolSettings> {
 /// One pool measured: its rounds as the verdict needs them, the
 /// connections it opened in each round's window, the verdict (with a
 /// target), and the rounds' report.
+/// The query phase's service times (a connection held) of a measured run.
+fn service_times(report: &StrategyReport) -> Option<ServiceTimes> {
+    report
+        .phases
+        .get("query")
+        .and_then(|q| decode_histogram(&q.hdr).ok())
+        .and_then(|h| ServiceTimes::from_histogram(&h))
+}
+
+/// The calibration's few connections: twice this machine's CPUs, enough to
+/// keep an embedded server's CPUs busy without time-slicing many queries.
+fn few_connections() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cpus * 2).unwrap_or(u32::MAX).max(2)
+}
+
 struct Measured {
     rounds: Vec<Round>,
     opened: Vec<u64>,
@@ -348,11 +368,7 @@ async fn search(
     }
     let cal = &calibration.report;
     let cal_round = calibration.rounds[0];
-    let query = cal
-        .phases
-        .get("query")
-        .and_then(|q| decode_histogram(&q.hdr).ok())
-        .and_then(|h| ServiceTimes::from_histogram(&h));
+    let query = service_times(cal);
     let connect_p50_us = cal.phases.get("connect").map(|c| c.p50_us as f64);
     let mut model = Model {
         calibration_pool_size: calibration_pool,
@@ -364,9 +380,10 @@ async fn search(
         connect_p50_ms: connect_p50_us.map(|c| c / 1000.0),
         proposal: None,
         erlang_c_proposal: report.prior.as_ref().map(|p| p.max_size),
+        contended: None,
     };
     report.model = model.clone();
-    let Some(service) = query else {
+    let Some(mut service) = query else {
         report.reason = format!(
             "no pool size can: the calibration run at {} req/s completed no request ({} errors)",
             rps(rate),
@@ -415,6 +432,41 @@ async fn search(
             ms(service.quantile_us(0.99))
         );
         return Ok(report);
+    }
+
+    // The calibration's second step. More queries at once than the server
+    // has CPUs for each take longer (time-sliced), and a large pool lets a
+    // burst of arrivals run that many: on 2 CPUs sizing.toml's query took
+    // 0.9 ms on 64 connections against 0.1 ms on a few, the simulation fed
+    // with the former proposed 49 connections, and a pool that size had the
+    // scheduler's p99. So when the large pool kept more connections busy
+    // than a few, a round on a few (twice this machine's CPUs), whose service
+    // times the simulation takes if the large pool's were CONTENDED times
+    // longer. The search measures whatever either proposes.
+    let few = few_connections().min(limit);
+    if few < calibration_pool && cal_round.busy() > f64::from(few) && !session.cancel.is_cancelled()
+    {
+        let small = measurer
+            .measure(&Pool::full(few), 1, None, &format!("calibration-{few}"))
+            .await?;
+        let r = small.rounds[0];
+        if let Some(s) =
+            service_times(&small.report).filter(|s| s.mean_us() * CONTENDED <= service.mean_us())
+        {
+            model.contended = Some(Contended {
+                pool_size: calibration_pool,
+                achieved_rate: cal_round.achieved_rate,
+                service_time_mean_ms: model.service_time_mean_ms,
+                service_time_p99_ms: model.service_time_p99_ms,
+            });
+            model.calibration_pool_size = few;
+            model.calibration_offered_rate = r.offered_rate;
+            model.calibration_achieved_rate = r.achieved_rate;
+            model.calibration_p99_ms = r.p99_ms;
+            model.service_time_mean_ms = s.mean_us() / 1000.0;
+            model.service_time_p99_ms = s.quantile_us(0.99) / 1000.0;
+            service = s;
+        }
     }
 
     let seed = scenario.run.seed;

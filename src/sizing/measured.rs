@@ -86,9 +86,11 @@ pub struct Point {
 }
 
 /// Where the model's numbers come from: one open-loop run at the target
-/// rate on a pool larger than the rate keeps busy.
+/// rate on a pool larger than the rate keeps busy, or, when the server
+/// slowed on that many connections (`contended`), on a few.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Model {
+    /// The calibration whose service times the simulation draws from.
     pub calibration_pool_size: u32,
     pub calibration_offered_rate: f64,
     pub calibration_achieved_rate: f64,
@@ -102,6 +104,20 @@ pub struct Model {
     pub proposal: Option<u32>,
     /// The sweep's Erlang C plan (`--sweep`).
     pub erlang_c_proposal: Option<u32>,
+    /// The large pool's calibration, when its queries took so much longer
+    /// than on a few connections that the few's service times were taken.
+    pub contended: Option<Contended>,
+}
+
+/// A calibration on many connections whose service times the simulation
+/// did not take: the server ran more queries at once than it has CPUs for,
+/// and each took longer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Contended {
+    pub pool_size: u32,
+    pub achieved_rate: f64,
+    pub service_time_mean_ms: f64,
+    pub service_time_p99_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]

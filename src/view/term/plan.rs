@@ -253,6 +253,21 @@ pub fn measured(r: &MeasuredPlan) -> String {
         r.server
     );
     let m = &r.model;
+    if let Some(c) = &m.contended {
+        let _ = writeln!(
+            o,
+            "calibration: at {} req/s on a pool of {} the query phase took mean {} ms, p99 {} ms, \
+             {:.1}x its time on {} connections: the server ran more queries at once than it has \
+             CPUs for; the model takes the {}'s",
+            rps(c.achieved_rate),
+            c.pool_size,
+            ms(c.service_time_mean_ms * 1000.0),
+            ms(c.service_time_p99_ms * 1000.0),
+            c.service_time_mean_ms / m.service_time_mean_ms.max(f64::MIN_POSITIVE),
+            m.calibration_pool_size,
+            m.calibration_pool_size
+        );
+    }
     let _ = writeln!(
         o,
         "model: service time (query phase) at {} req/s on a pool of {}: mean {} ms, p99 {} ms; \
