@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{Client, Config, Statement};
 
 use crate::error::ResultExt;
 use crate::metrics::{ErrorClass, RequestError};
@@ -456,12 +456,31 @@ pub async fn server_facts(client: &Client, target: &Target, auth: Option<&str>) 
 /// opens another (uncounted too) for the seconds after, in the background:
 /// a connection (TLS, SCRAM) on a loaded machine can take longer than a
 /// sample may wait, and the collector's second must not wait for it.
+///
+/// Its query is prepared once per connection and only executed each
+/// second: parsing and planning `pg_stat_activity` (a view joining two
+/// catalogs) cost the monitor's backend about ten times the execution, on
+/// one of the CPUs the measured requests run on (docs/performance.md,
+/// "the monitor's sample, prepared once").
 pub struct Monitor<'a> {
     client: &'a Client,
     target: &'a Target,
     reconnected: Option<Client>,
     reconnecting: Option<tokio::task::JoinHandle<Option<Client>>>,
+    /// The sample's statement on the client samples are taken on, and
+    /// whether it is the placing one (None until its first sample, and
+    /// again after a reconnection).
+    statement: Option<(bool, Statement)>,
 }
+
+/// The server's client backends other than the monitor's own: the pids and
+/// ports, to pin each new one to its client thread's CPU (`placement`).
+const BACKENDS_SQL: &str = "SELECT pid, coalesce(client_port, -1) FROM pg_stat_activity \
+     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+
+/// The same backends counted, where none is placed.
+const COUNT_SQL: &str = "SELECT count(*) FROM pg_stat_activity \
+     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
 
 impl<'a> Monitor<'a> {
     pub fn new(client: &'a Client, target: &'a Target) -> Monitor<'a> {
@@ -470,6 +489,7 @@ impl<'a> Monitor<'a> {
             target,
             reconnected: None,
             reconnecting: None,
+            statement: None,
         }
     }
 
@@ -483,6 +503,8 @@ impl<'a> Monitor<'a> {
             if let Some(task) = self.reconnecting.take_if(|t| t.is_finished()) {
                 if let Some(client) = task.await.ok().flatten() {
                     self.reconnected = Some(client);
+                    // A statement is its connection's own.
+                    self.statement = None;
                 }
             }
             if self.current().is_closed() {
@@ -499,40 +521,48 @@ impl<'a> Monitor<'a> {
                 return None;
             }
         }
-        let client = self.current();
-        if crate::placement::enabled() {
+        let placing = crate::placement::enabled();
+        let client = self.reconnected.as_ref().unwrap_or(self.client);
+        let cached = &mut self.statement;
+        let sample = async {
+            let statement = match cached {
+                Some((was_placing, s)) if *was_placing == placing => s.clone(),
+                _ => {
+                    let sql = if placing { BACKENDS_SQL } else { COUNT_SQL };
+                    cached
+                        .insert((placing, client.prepare(sql).await?))
+                        .1
+                        .clone()
+                }
+            };
+            client.query(&statement, &[]).await
+        };
+        let rows = match tokio::time::timeout(MONITOR_TIMEOUT, sample).await {
+            Ok(Ok(rows)) => rows,
+            _ => {
+                // Prepared again at the next sample, as every sample was
+                // before: whatever failed may have been the statement.
+                self.statement = None;
+                return None;
+            }
+        };
+        if placing {
             // The backends themselves, to pin each new one to its client
             // thread's CPU (`placement`).
-            let query = client.query(
-                "SELECT pid, coalesce(client_port, -1) FROM pg_stat_activity \
-                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                &[],
-            );
-            return match tokio::time::timeout(MONITOR_TIMEOUT, query).await {
-                Ok(Ok(rows)) => {
-                    let backends: Vec<(i32, u16)> = rows
-                        .iter()
-                        .filter_map(|r| {
-                            let pid = r.try_get::<_, i32>(0).ok()?;
-                            let port = u16::try_from(r.try_get::<_, i32>(1).ok()?).ok()?;
-                            Some((pid, port))
-                        })
-                        .collect();
-                    crate::placement::place(&backends);
-                    Some(rows.len() as u64)
-                }
-                _ => None,
-            };
+            let backends: Vec<(i32, u16)> = rows
+                .iter()
+                .filter_map(|r| {
+                    let pid = r.try_get::<_, i32>(0).ok()?;
+                    let port = u16::try_from(r.try_get::<_, i32>(1).ok()?).ok()?;
+                    Some((pid, port))
+                })
+                .collect();
+            crate::placement::place(&backends);
+            return Some(rows.len() as u64);
         }
-        let query = client.query_one(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-            &[],
-        );
-        match tokio::time::timeout(MONITOR_TIMEOUT, query).await {
-            Ok(Ok(row)) => row.try_get::<_, i64>(0).ok().map(|n| n as u64),
-            _ => None,
-        }
+        rows.first()
+            .and_then(|row| row.try_get::<_, i64>(0).ok())
+            .map(|n| n as u64)
     }
 }
 
