@@ -50,17 +50,22 @@ sed -e 's/^seed = 1$/seed = 1\nrequest_timeout = "5s"/' scenarios/select1.toml >
 postmaster=$(pgrep -P "$server_pid" -x postgres | head -n1)
 [ -n "$postmaster" ] || { echo "no postmaster under the server ($server_pid)" >&2; exit 3; }
 ticks_ms=$(awk -v t="$(getconf CLK_TCK)" 'BEGIN {print 1000 / t}')
-# cpu_marks: the machine's busy and steal clock ticks, and the server's.
+ncpu=$(nproc)
+# cpu_marks: the time (ms), the machine's idle (idle + iowait) and steal
+# clock ticks, and the server's CPU ticks. (Busy is the time less idle and
+# steal: the kernel measures idle time exactly, while its busy counters are
+# sampled at each tick, which misses short runs.)
 cpu_marks() {
-  local busy steal server
-  read -r busy steal < <(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $9}' /proc/stat)
+  local now idle steal server
+  now=$(date +%s%3N)
+  read -r idle steal < <(awk '/^cpu / {print $5 + $6, $9}' /proc/stat)
   # (A child may exit between the listing and the read: it is then counted
   # in the postmaster's reaped time, or missed once, a few ticks.)
   # shellcheck disable=SC2046
   server=$( { cat /proc/"$postmaster"/stat $(pgrep -P "$postmaster" | sed 's|.*|/proc/&/stat|') \
       2>/dev/null || true; } |
       awk -v pm="$postmaster" '{s += $14 + $15; if ($1 == pm) s += $16 + $17} END {print s + 0}')
-  echo "$busy $steal $server"
+  echo "$now $idle $steal $server"
 }
 # settle: waits (2 s at most) until the last run's backends have exited and
 # been reaped, so that each is counted on one side of a mark only.
@@ -70,7 +75,7 @@ settle() {
     left=0
     for p in $(pgrep -P "$postmaster" || true); do
       if grep -q '^State:.*Z' /proc/"$p"/status 2>/dev/null ||
-          tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | grep -q '127\.0\.0\.1('; then
+          tr '\0' ' ' 2>/dev/null </proc/"$p"/cmdline | grep -q '127\.0\.0\.1('; then
         left=1
       fi
     done
@@ -80,10 +85,11 @@ settle() {
 }
 # others_ms MARKS_BEFORE MARKS_AFTER CLIENT_CPU_S: "OTHERS_MS STEAL_MS".
 others_ms() {
-  awk -v a="$1" -v b="$2" -v c="$3" -v t="$ticks_ms" 'BEGIN {
+  awk -v a="$1" -v b="$2" -v c="$3" -v t="$ticks_ms" -v n="$ncpu" 'BEGIN {
     split(a, x, " "); split(b, y, " ");
-    o = ((y[1] - x[1]) - (y[3] - x[3])) * t - c * 1000; if (o < 0) o = 0;
-    printf "%.0f %.0f", o, (y[2] - x[2]) * t }'
+    busy = n * (y[1] - x[1]) - (y[2] - x[2] + y[3] - x[3]) * t;
+    o = busy - (y[4] - x[4]) * t - c * 1000; if (o < 0) o = 0;
+    printf "%.0f %.0f", o, (y[3] - x[3]) * t }'
 }
 
 # timed OUT CMD...: runs CMD, its stdout+stderr to OUT, and prints the CPU
