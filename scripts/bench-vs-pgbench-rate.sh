@@ -20,6 +20,10 @@
 # BASELINE_BIN=path/to/other/poolbench adds that build to every round;
 # POOLBENCH_BIN=path/to/poolbench measures that build instead of building.
 # PGBENCH=0 leaves pgbench out (an A/B of two builds in half the time).
+# PERF=1 (root, perf and python3) adds, after the rounds, one more run of
+# poolbench per rate under `perf sched record` (not in the medians: perf
+# itself keeps the workers waiting) and prints what kept its worker threads
+# off their CPUs (scripts/lib/sched-waits.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-6}
@@ -185,6 +189,27 @@ for r in $(seq "$rounds"); do
   done
 done
 
+# sched_waits RATE: one more run of poolbench under perf sched, from its
+# second second to one before its end, and what kept its workers waiting.
+sched_waits() {
+  local rate=$1 pid tids srv from len
+  rm -rf "$work/pbp"
+  "$bin" run "$work/rate.toml" --dsn "$dsn" --quiet --only pool-8 --rate "$rate" \
+      --duration "${seconds}s" --warmup 0s --no-html --out "$work/pbp" --force >"$work/pbp.log" 2>&1 &
+  pid=$!
+  from=$((seconds >= 4 ? 2 : 1))
+  len=$((seconds - from - 1 > 1 ? seconds - from - 1 : 1))
+  sleep "$from"
+  # Its threads (the main one first) and the server's processes, as they are now.
+  tids="$pid,$(ls /proc/"$pid"/task 2>/dev/null | grep -vx "$pid" | paste -sd, || true)"
+  srv=$(pgrep -P "$postmaster" | paste -sd, || true)
+  perf sched record -o "$work/sched.data" -- sleep "$len" >"$work/perf.log" 2>&1 || true
+  wait "$pid" || true
+  echo "$rate/s: one more run of poolbench under perf sched, ${len} s from its second $from (not in the medians):"
+  perf script -i "$work/sched.data" 2>/dev/null | python3 scripts/lib/sched-waits.py "$tids" "$srv" ||
+      { echo "  (no perf data:" >&2; cat "$work/perf.log" >&2; }
+}
+
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 echo "SELECT 1, pool of 8 / -c $clients -j $pg_threads, ${seconds}s x $rounds rounds (medians), $(grep -o '(.*)' "$work/server.log" | head -n1), $(nproc) CPUs"
@@ -213,3 +238,7 @@ for rate in $rates; do
     printf '  %s/s %-9s others %s; steal %s\n' "$rate" "$tool" "$(xargs <<<"${oth[$key]}")" "$(xargs <<<"${stl[$key]}")"
   done
 done
+if [ "${PERF:-0}" = 1 ]; then
+  echo
+  for rate in $rates; do sched_waits "$rate"; done
+fi
