@@ -458,10 +458,10 @@ pub async fn server_facts(client: &Client, target: &Target, auth: Option<&str>) 
 /// sample may wait, and the collector's second must not wait for it.
 ///
 /// Its query is prepared once per connection and only executed each
-/// second: parsing and planning `pg_stat_activity` (a view joining two
-/// catalogs) cost the monitor's backend about ten times the execution, on
-/// one of the CPUs the measured requests run on (docs/performance.md,
-/// "the monitor's sample, prepared once").
+/// second: parsing, rewriting and planning `pg_stat_activity` (a view
+/// joining two catalogs) were most of what its backend spent, on the CPUs
+/// the measured requests run on (docs/performance.md, "what keeps open
+/// loop's workers off their CPUs").
 pub struct Monitor<'a> {
     client: &'a Client,
     target: &'a Target,
