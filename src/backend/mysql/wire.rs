@@ -613,7 +613,9 @@ impl Wire {
     /// Whether the session is known to be unusable, checked without
     /// waiting: a broken call, or the server's end closed or an error sent
     /// while it sat idle (a connection killed, the server shutting down).
-    /// It costs at most one non-blocking read.
+    /// It costs at most one non-blocking read, and nothing when the runtime
+    /// has heard nothing from the socket since the last read
+    /// ([`Io::may_be_readable`]).
     pub fn is_closed(&mut self) -> bool {
         if self.broken {
             return true;
@@ -621,6 +623,9 @@ impl Wire {
         let Some(stream) = self.stream.as_mut() else {
             return true;
         };
+        if !stream.may_be_readable() {
+            return false;
+        }
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         self.input.reserve(1024);
         match tokio_util::io::poll_read_buf(Pin::new(stream.as_mut()), &mut cx, &mut self.input) {
@@ -893,6 +898,37 @@ mod tests {
         wire.agree(caps, cache);
         let answer = wire.results().await;
         (wire, answer)
+    }
+
+    /// An idle session on a real socket (loopback TCP): not closed while
+    /// the server is silent, and then the socket's readiness is read
+    /// without a read; closed once the server sends what was not asked
+    /// for, or closes its end.
+    #[tokio::test]
+    async fn an_idle_session_over_tcp_is_seen_closed() {
+        use tokio::io::AsyncWriteExt;
+        use tokio::net::{TcpListener, TcpStream};
+        // Long enough for the runtime's I/O driver to hear of the socket.
+        let settle = || tokio::time::sleep(Duration::from_millis(20));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        for server_closes in [false, true] {
+            let (client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+            let mut server = accepted.unwrap().0;
+            let mut wire = Wire::new(Box::new(client.unwrap()));
+            settle().await;
+            assert!(!wire.stream.as_ref().unwrap().may_be_readable());
+            assert!(!wire.is_closed());
+            if server_closes {
+                drop(server);
+            } else {
+                // An ERR packet while idle (a connection killed).
+                server.write_all(&[1, 0, 0, 0, 0xff]).await.unwrap();
+            }
+            settle().await;
+            assert!(wire.stream.as_ref().unwrap().may_be_readable());
+            assert!(wire.is_closed(), "server closes: {server_closes}");
+        }
     }
 
     const ROW: &[u8] = &[0x00, 0x00, 0x02, b'h', b'i'];

@@ -35,7 +35,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::cpu::{is_backend_of, process_cpu_ns, CpuMeter, Metered, ServerView, Sniffer, Tie};
-use super::wire::{Wire, WireError};
+use super::wire::{Io, Wire, WireError};
 use super::{io_error_class, request_error, wire_request_error, Target};
 use crate::metrics::{micros, ErrorClass, RequestError, Setup, SetupCpu};
 use crate::net::{Emulator, Turns};
@@ -892,6 +892,16 @@ impl AsyncRead for Socket {
     }
 }
 
+impl Io for Socket {
+    fn may_be_readable(&self) -> bool {
+        match self {
+            Socket::Tcp(s) => s.may_be_readable(),
+            Socket::Unix(s) => s.may_be_readable(),
+            Socket::Link(s) => s.may_be_readable(),
+        }
+    }
+}
+
 impl AsyncWrite for Socket {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -958,6 +968,12 @@ impl AsyncRead for Marked {
             }
         }
         poll
+    }
+}
+
+impl Io for Marked {
+    fn may_be_readable(&self) -> bool {
+        self.inner.may_be_readable()
     }
 }
 

@@ -36,8 +36,65 @@ use tokio_postgres::types::{ToSql, Type};
 
 /// The stream a session runs on: TLS or not, across the link emulator or
 /// not.
-pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {
+    /// Whether a read now could find anything (bytes, the end of the
+    /// stream, an error), as far as the runtime has heard from the socket:
+    /// false only when nothing arrived since a read last found it empty.
+    /// Asked without a system call and without replacing the waker the
+    /// task registered for its next read, as a poll for the same answer
+    /// would (the check before every pooled request: [`Wire::is_closed`]).
+    /// A stream that cannot tell says true, and the caller reads.
+    fn may_be_readable(&self) -> bool {
+        true
+    }
+}
+
+/// A socket's readiness for reading, as a read itself asks for it: input
+/// or the end of the stream (the read half closed). The runtime sets it
+/// when its I/O driver hears of either, and clears it only when a read
+/// found nothing (or came back short: the socket emptied); `try_io` with
+/// an operation that succeeds reads it and leaves it as it is. (One
+/// interest only: `try_io` masks by a single one, a combined interest
+/// would match nothing.)
+const INPUT: tokio::io::Interest = tokio::io::Interest::READABLE;
+
+impl Io for tokio::net::TcpStream {
+    fn may_be_readable(&self) -> bool {
+        self.try_io(INPUT, || Ok(())).is_ok()
+    }
+}
+
+impl Io for tokio::net::UnixStream {
+    fn may_be_readable(&self) -> bool {
+        self.try_io(INPUT, || Ok(())).is_ok()
+    }
+}
+
+/// The link emulator's pipe cannot tell: the caller reads.
+impl Io for tokio::io::DuplexStream {}
+
+/// Over TLS, readable when rustls holds what a read would return
+/// (plaintext, the peer's close_notify: it then stops wanting to read) or
+/// the socket under it may be.
+impl<S: Io> Io for tokio_rustls::client::TlsStream<S> {
+    fn may_be_readable(&self) -> bool {
+        let (socket, tls) = self.get_ref();
+        !tls.wants_read() || socket.may_be_readable()
+    }
+}
+
+impl<S: Io> Io for tokio_rustls::server::TlsStream<S> {
+    fn may_be_readable(&self) -> bool {
+        let (socket, tls) = self.get_ref();
+        !tls.wants_read() || socket.may_be_readable()
+    }
+}
+
+impl Io for Box<dyn Io> {
+    fn may_be_readable(&self) -> bool {
+        (**self).may_be_readable()
+    }
+}
 
 /// The number in the next statement's name.
 static NEXT_STATEMENT: AtomicU64 = AtomicU64::new(0);
@@ -184,7 +241,9 @@ impl Wire {
     /// waiting: a broken call, the server's end of the socket closed, or a
     /// fatal error sent while it sat idle (a server shutting down). A
     /// notice or parameter change that arrived meanwhile is read and
-    /// dropped. It costs at most one non-blocking read.
+    /// dropped. It costs at most one non-blocking read, and nothing when
+    /// the runtime has heard nothing from the socket since the last read
+    /// ([`Io::may_be_readable`]).
     pub fn is_closed(&mut self) -> bool {
         if self.broken {
             return true;
@@ -192,6 +251,9 @@ impl Wire {
         let Some(stream) = self.stream.as_mut() else {
             return true;
         };
+        if !stream.may_be_readable() {
+            return false;
+        }
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         loop {
             self.input.reserve(1024);
