@@ -57,15 +57,29 @@ record() {
   ipi[$1]+="$(awk -v d="$5" -v n="$2" 'BEGIN {printf "%.3f", d / n}') "
 }
 last() { awk '{print $NF}' <<<"$1"; }
+# poolbench keeps each connection thread of its own server on the CPU of
+# the worker thread that opened the connection (`placement`, as it does a
+# PostgreSQL backend), and MariaDB keeps a closed connection's thread for
+# the next connection: after each poolbench round every thread of the
+# server may run on every CPU again, so the next round of either tool
+# starts from a server placed by the kernel alone.
+server=$(pgrep -P "$mysql_pid" -x mariadbd || pgrep -f "mariadbd --no-defaults.*$mwork" | head -n1 || true)
+unpin_server() {
+  [ -n "$server" ] && taskset -a -p -c "$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)" "$server" >/dev/null 2>&1 || true
+}
 # pooled NAME BIN: one round of BIN's pool on the point select, recorded
-# as NAME.
+# as NAME, and where its server threads ran (report.json's
+# conditions.placement: "pinned" once poolbench pinned them).
+declare -A placed
 pooled() {
   local c i
   i=$(ipis)
   c=$(timed "$work/$1.log" "$2" run "$work/point-select.toml" --dsn "$dsn" --quiet \
       --duration "${seconds}s" --warmup 0s --no-html --out "$work/$1" --force)
+  unpin_server
   record "$1" "$(jq '.strategies[0].requests' "$work/$1/report.json")" \
       "$(jq '.strategies[0].measured_s' "$work/$1/report.json")" "$c" "$(( $(ipis) - i ))"
+  placed[$1]=$(jq -r '.conditions.placement // "-"' "$work/$1/report.json")
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else printf "-"}'; }
 
@@ -83,11 +97,11 @@ for r in $(seq "$rounds"); do
     pooled baseline "$BASELINE_BIN"
     baseline=$(printf '; baseline %s req/s %s us CPU/req' "$(last "${rps[baseline]}")" "$(last "${cpu[baseline]}")")
   fi
-  printf 'round %s: sysbench %s req/s %s us CPU/req; poolbench %s req/s %s us CPU/req; %sx (cross-CPU interrupts/request %s, %s)%s\n' "$r" \
+  printf 'round %s: sysbench %s req/s %s us CPU/req; poolbench %s req/s %s us CPU/req; %sx (cross-CPU interrupts/request %s, %s; server threads %s)%s\n' "$r" \
       "$(last "${rps[sysbench]}")" "$(last "${cpu[sysbench]}")" \
       "$(last "${rps[poolbench]}")" "$(last "${cpu[poolbench]}")" \
       "$(ratio "$(last "${rps[poolbench]}")" "$(last "${rps[sysbench]}")")" \
-      "$(last "${ipi[sysbench]}")" "$(last "${ipi[poolbench]}")" "$baseline"
+      "$(last "${ipi[sysbench]}")" "$(last "${ipi[poolbench]}")" "${placed[poolbench]}" "$baseline"
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }

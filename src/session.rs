@@ -211,7 +211,7 @@ impl Session {
         let server = admin.facts(embedded.as_ref().map(Embedded::auth)).await;
         // poolbench's own server on this machine: its backends are placed
         // on their client threads' CPUs (`placement`).
-        if target.is_local_postgres() && admin.is_throwaway().await {
+        if target.is_local() && admin.is_throwaway().await {
             crate::placement::enable();
         }
         if let Some(sql) = &scenario.setup_sql {

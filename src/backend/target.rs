@@ -69,12 +69,13 @@ impl Target {
         }
     }
 
-    /// Whether it is a PostgreSQL server on this machine's loopback
-    /// address, whose backends' pids name processes here.
-    pub fn is_local_postgres(&self) -> bool {
+    /// Whether the server is on this machine's loopback address, so that
+    /// its backends' pids (PostgreSQL's processes, MariaDB's connection
+    /// threads) name tasks here.
+    pub fn is_local(&self) -> bool {
         match self {
             Target::Postgres(t) => t.is_loopback(),
-            Target::MySql(_) => false,
+            Target::MySql(t) => t.is_loopback(),
         }
     }
 

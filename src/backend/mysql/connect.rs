@@ -85,6 +85,10 @@ async fn measured(
     let d = target.details();
     let socket = TcpStream::connect((d.host.as_str(), d.port)).await?;
     socket.set_nodelay(true)?;
+    if let Ok(local) = socket.local_addr() {
+        // Its server thread is kept on this thread's CPU (`placement`).
+        crate::placement::note_connection(local.port());
+    }
     let (stream, turns): (Box<dyn super::wire::Io>, _) = match link {
         Some(link) => {
             let (stream, turns) = link.relay(socket).await;

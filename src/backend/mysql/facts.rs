@@ -156,6 +156,24 @@ impl<'a> Monitor<'a> {
             }
             return None;
         }
+        if crate::placement::enabled() {
+            // poolbench's own MariaDB on this machine: its connection
+            // threads (the user's own, so all poolbench's), to keep each
+            // new one on its client thread's CPU (`placement`).
+            let query = conn.query::<(u64, String), _>(
+                "SELECT TID, HOST FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
+            );
+            if let Ok(Ok(rows)) = tokio::time::timeout(MONITOR_TIMEOUT, query).await {
+                let threads: Vec<(i32, u16)> = rows
+                    .iter()
+                    .filter_map(|(tid, host)| {
+                        let port = host.rsplit_once(':')?.1.parse().ok()?;
+                        Some((i32::try_from(*tid).ok()?, port))
+                    })
+                    .collect();
+                crate::placement::place(&threads);
+            }
+        }
         let query =
             conn.query_first::<(String, u64), _>("SHOW GLOBAL STATUS LIKE 'Threads_connected'");
         match tokio::time::timeout(MONITOR_TIMEOUT, query).await {

@@ -233,6 +233,15 @@ impl Target {
         &self.details
     }
 
+    /// Whether the host is this machine's loopback address.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.details.host.as_str();
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     pub fn connect_timeout(&self) -> Duration {
         self.details.connect_timeout
     }
