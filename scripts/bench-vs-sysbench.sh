@@ -9,7 +9,10 @@
 # machine hits both; prints each round and the medians of throughput and
 # client CPU per request (user + system of the whole process, from its own
 # rusage via /usr/bin/time: both include connecting and start-up, neither
-# has a warm-up), and the machine's cross-CPU interrupts per request.
+# has a warm-up), the machine's cross-CPU interrupts per request, and
+# where poolbench's server threads ran (report.json's placement: "pinned"
+# on its own server here, each on its client thread's CPU; every thread
+# is given all CPUs again after each poolbench round).
 # Usage: scripts/bench-vs-sysbench.sh [SECONDS] [ROUNDS]   (defaults: 10 5)
 # POOLBENCH_BIN=path uses that build instead of building target/release.
 # BASELINE_BIN=path runs another build too, every round after poolbench's
