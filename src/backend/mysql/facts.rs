@@ -166,10 +166,7 @@ impl<'a> Monitor<'a> {
             if let Ok(Ok(rows)) = tokio::time::timeout(MONITOR_TIMEOUT, query).await {
                 let threads: Vec<(i32, u16)> = rows
                     .iter()
-                    .filter_map(|(tid, host)| {
-                        let port = host.rsplit_once(':')?.1.parse().ok()?;
-                        Some((i32::try_from(*tid).ok()?, port))
-                    })
+                    .filter_map(|(tid, host)| Some((i32::try_from(*tid).ok()?, client_port(host)?)))
                     .collect();
                 crate::placement::place(&threads);
             }
@@ -189,6 +186,12 @@ impl<'a> Monitor<'a> {
     }
 }
 
+/// The client's port in PROCESSLIST's `HOST` ("127.0.0.1:48704", "::1:48704";
+/// none for a Unix-domain socket's "localhost").
+fn client_port(host: &str) -> Option<u16> {
+    host.rsplit_once(':')?.1.parse().ok()
+}
+
 impl Drop for Monitor<'_> {
     fn drop(&mut self) {
         if let Some(task) = self.reconnecting.take() {
@@ -200,6 +203,14 @@ impl Drop for Monitor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_port_is_read_from_the_processlist_host() {
+        assert_eq!(client_port("127.0.0.1:48704"), Some(48704));
+        assert_eq!(client_port("::1:5000"), Some(5000));
+        assert_eq!(client_port("localhost"), None);
+        assert_eq!(client_port("127.0.0.1:"), None);
+    }
 
     #[test]
     fn the_plugin_is_read_from_mariadbs_grants() {
