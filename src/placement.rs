@@ -15,7 +15,11 @@
 //! session's once-a-second monitor: each connection's local port is noted
 //! with its thread's CPU as it is opened ([`note_connection`]), and the
 //! monitor reads the server's backends (pid, client port) and pins each new
-//! one to the CPU noted for its port ([`place`]). Only for a throwaway server of
+//! one to the CPU noted for its port ([`place`]); a MariaDB server's
+//! connection threads the same way (their thread ids and ports from its
+//! PROCESSLIST), given their server's CPUs back when the session ends
+//! ([`release`]): MariaDB keeps a closed connection's thread for the next
+//! client. Only for a throwaway server of
 //! poolbench's on this machine (the embedded one, or `poolbench server` on
 //! a loopback address, [`enable`]): another server's processes are its
 //! own, and a pid from a remote server names nothing here.
@@ -116,7 +120,7 @@ pub fn place(backends: &[(i32, u16)]) -> usize {
         let Some(&cpu) = r.cpu_of_port.get(&port) else {
             continue;
         };
-        if is_postgres(pid) && pin(pid, cpu) {
+        if is_server(pid) && pin(pid, cpu) {
             r.pinned.insert((pid, port));
             placed += 1;
         }
@@ -143,10 +147,61 @@ fn only_cpu() -> Option<usize> {
     }
 }
 
-/// Whether `pid` is a PostgreSQL process here (a last check that the pid
-/// the server gave names its backend on this machine).
-fn is_postgres(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
+/// Whether `pid` is a PostgreSQL process or a MariaDB thread here (a last
+/// check that the id the server gave names its backend on this machine).
+fn is_server(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|c| matches!(c.trim(), "postgres" | "mariadbd"))
+}
+
+/// Gives every server thread this process pinned that outlives its
+/// connection its server's CPUs back (a MariaDB connection thread, kept by
+/// the server for its next client: a server of `poolbench server` serves
+/// others after this session). A PostgreSQL backend is a process of its
+/// own and ends with its connection: left as it is. Called when the
+/// session ends.
+pub fn release() {
+    let pinned: Vec<i32> = match REGISTRY.lock() {
+        Ok(mut r) => r
+            .as_mut()
+            .map(|r| r.pinned.drain().map(|(pid, _)| pid).collect())
+            .unwrap_or_default(),
+        Err(_) => return,
+    };
+    release_threads(&pinned);
+}
+
+/// Each of `tids` that is a thread of another process's (not its own
+/// thread group's leader) gets that process's CPUs. Returns how many.
+fn release_threads(tids: &[i32]) -> usize {
+    tids.iter()
+        .filter(|&&tid| {
+            thread_group(tid)
+                .filter(|&leader| leader != tid)
+                .is_some_and(|leader| same_cpus(tid, leader))
+        })
+        .count()
+}
+
+/// The process (thread group) that thread `tid` belongs to.
+fn thread_group(tid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Lets `tid` run where `leader` may.
+fn same_cpus(tid: i32, leader: i32) -> bool {
+    // SAFETY: as in `only_cpu`: a plain bit array, written by the kernel at
+    // most to the size it is given, then read by it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        libc::sched_getaffinity(leader, size, &mut set) == 0
+            && libc::sched_setaffinity(tid, size, &set) == 0
+    }
 }
 
 /// Keeps process `pid` on `cpu`.
@@ -243,6 +298,44 @@ mod tests {
         assert!(!anywhere || only_cpu_count() < 2);
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn a_released_thread_runs_where_its_process_may_and_a_process_is_left_alone() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        assert!(pin(tid, 0));
+        let cpus_of = |pid: i32| {
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            let rc = unsafe {
+                libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+            };
+            assert_eq!(rc, 0);
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cpus_of(tid), vec![0]);
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let child_pid = child.id() as i32;
+        assert!(pin(child_pid, 0));
+        // The thread gets this process's CPUs; the child, a process of its
+        // own (a backend), stays where it was put.
+        assert_eq!(release_threads(&[tid, child_pid, -1]), 1);
+        assert_eq!(cpus_of(tid), cpus_of(std::process::id() as i32));
+        assert_eq!(cpus_of(child_pid), vec![0]);
+        let _ = child.kill();
+        let _ = child.wait();
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
     }
 
     /// How many CPUs this machine lets a thread run on.

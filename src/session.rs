@@ -390,8 +390,11 @@ impl Session {
         self.mix.queries.iter().map(|q| q.name.clone()).collect()
     }
 
-    /// Stops the embedded servers, if this session started any.
+    /// Gives the server threads pinned for the session their server's CPUs
+    /// back (`placement::release`), then stops the embedded servers, if
+    /// this session started any.
     pub async fn close(self) {
+        crate::placement::release();
         drop(self.admin);
         drop(self.pgbouncer_admin);
         if let Some(mut bouncer) = self.pgbouncer {

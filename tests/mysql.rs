@@ -163,6 +163,17 @@ statements = [{{ sql = "UPDATE t SET v = ? WHERE id = ?", params = [{{ text = 8 
     let r = read_report(&out);
     assert_eq!(r["server"]["engine"], "mariadb", "{}", r["server"]);
     assert_eq!(r["server"]["ssl"], true, "{}", r["server"]);
+    // poolbench's own server on this machine: its connection threads were
+    // pinned to their client threads' CPUs, and given the server's CPUs
+    // back when the session ended (MariaDB keeps them for its next client).
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        assert_eq!(
+            r["conditions"]["placement"], "pinned",
+            "{}",
+            r["conditions"]
+        );
+    }
+    assert_eq!(pinned_threads(server.dir()), Vec::<String>::new());
     let (fresh, pool, text_pool, clean) = (
         &r["strategies"][0],
         &r["strategies"][1],
@@ -300,6 +311,37 @@ sql = "SELECT SLEEP(0.01)"
     assert!(!text(&o).contains("not-the-password"), "{}", text(&o));
 
     server.stop().await.unwrap();
+}
+
+/// The threads of the mariadbd serving `dir` that may run on fewer CPUs
+/// than their process (named by thread id and CPU list).
+fn pinned_threads(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let cpus = |status: &Path| {
+        std::fs::read_to_string(status).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string())
+        })
+    };
+    let server = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .expect("the mariadbd serving the directory");
+    let own = cpus(&server.path().join("status"));
+    std::fs::read_dir(server.path().join("task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| {
+            let c = cpus(&t.path().join("status"))?;
+            (Some(&c) != own.as_ref()).then(|| format!("{}: {c}", t.file_name().to_string_lossy()))
+        })
+        .collect()
 }
 
 fn mariadbd_running_in(dir: &Path) -> bool {
