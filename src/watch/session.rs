@@ -187,11 +187,11 @@ impl Conn {
         let mut out = BytesMut::with_capacity(8192);
         loop {
             tokio::select! {
-                () = shared.stop.cancelled() => return Ended::Stopped,
+                () = shared.stop.cancelled() => return self.ended(Ended::Stopped),
                 read = app.read_buf(&mut from_app) => {
                     match read {
                         Ok(0) | Err(_) => {
-                            return if self.terminated { Ended::Terminated } else { Ended::ClientClosed };
+                            return self.ended(Ended::ClientClosed);
                         }
                         Ok(_) => {}
                     }
@@ -218,14 +218,7 @@ impl Conn {
                 read = server.read_buf(&mut from_server) => {
                     match read {
                         Ok(0) | Err(_) => {
-                            // After a Terminate the server's close is the answer.
-                            return if self.terminated {
-                                Ended::Terminated
-                            } else if self.refused {
-                                Ended::Refused
-                            } else {
-                                Ended::ServerClosed
-                            };
+                            return self.ended(Ended::ServerClosed);
                         }
                         Ok(_) => {}
                     }
@@ -238,12 +231,27 @@ impl Conn {
                     }
                     if !out.is_empty() {
                         if app.write_all(&out).await.is_err() {
-                            return if self.terminated { Ended::Terminated } else { Ended::ClientClosed };
+                            return self.ended(Ended::ClientClosed);
                         }
                         out.clear();
                     }
                 }
             }
+        }
+    }
+
+    /// How the session ended, when `otherwise` is what was seen first:
+    /// after a Terminate, whichever side's close is the answer to it; after
+    /// the server refused the session before it was ready (a wrong
+    /// password), it was refused, whether the server's close, the
+    /// application's, or the watch's stop came first.
+    fn ended(&self, otherwise: Ended) -> Ended {
+        if self.terminated {
+            Ended::Terminated
+        } else if self.refused {
+            Ended::Refused
+        } else {
+            otherwise
         }
     }
 
