@@ -209,9 +209,6 @@ fn template(scenario: &Scenario, name: Option<&str>) -> Result<PoolSettings> {
         })
 }
 
-/// One pool measured: its rounds as the verdict needs them, the
-/// connections it opened in each round's window, the verdict (with a
-/// target), and the rounds' report.
 /// The query phase's service times (a connection held) of a measured run.
 fn service_times(report: &StrategyReport) -> Option<ServiceTimes> {
     report
@@ -228,6 +225,9 @@ fn few_connections() -> u32 {
     u32::try_from(cpus * 2).unwrap_or(u32::MAX).max(2)
 }
 
+/// One pool measured: its rounds as the verdict needs them, the
+/// connections it opened in each round's window, the verdict (with a
+/// target), and the rounds' report.
 struct Measured {
     rounds: Vec<Round>,
     opened: Vec<u64>,
@@ -371,17 +371,11 @@ async fn search(
     let query = service_times(cal);
     let connect_p50_us = cal.phases.get("connect").map(|c| c.p50_us as f64);
     let mut model = Model {
-        calibration_pool_size: calibration_pool,
-        calibration_offered_rate: cal_round.offered_rate,
-        calibration_achieved_rate: cal_round.achieved_rate,
-        calibration_p99_ms: cal_round.p99_ms,
-        service_time_mean_ms: query.as_ref().map_or(0.0, |q| q.mean_us() / 1000.0),
-        service_time_p99_ms: query.as_ref().map_or(0.0, |q| q.quantile_us(0.99) / 1000.0),
         connect_p50_ms: connect_p50_us.map(|c| c / 1000.0),
-        proposal: None,
         erlang_c_proposal: report.prior.as_ref().map(|p| p.max_size),
-        contended: None,
+        ..Model::default()
     };
+    model.calibrated_on(calibration_pool, &cal_round, query.as_ref());
     report.model = model.clone();
     let Some(mut service) = query else {
         report.reason = format!(
@@ -449,7 +443,6 @@ async fn search(
         let small = measurer
             .measure(&Pool::full(few), 1, None, &format!("calibration-{few}"))
             .await?;
-        let r = small.rounds[0];
         if let Some(s) =
             service_times(&small.report).filter(|s| s.mean_us() * CONTENDED <= service.mean_us())
         {
@@ -459,12 +452,7 @@ async fn search(
                 service_time_mean_ms: model.service_time_mean_ms,
                 service_time_p99_ms: model.service_time_p99_ms,
             });
-            model.calibration_pool_size = few;
-            model.calibration_offered_rate = r.offered_rate;
-            model.calibration_achieved_rate = r.achieved_rate;
-            model.calibration_p99_ms = r.p99_ms;
-            model.service_time_mean_ms = s.mean_us() / 1000.0;
-            model.service_time_p99_ms = s.quantile_us(0.99) / 1000.0;
+            model.calibrated_on(few, &small.rounds[0], Some(&s));
             service = s;
         }
     }

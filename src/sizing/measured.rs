@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::lifecycle::LifecyclePlan;
+use super::mgc::ServiceTimes;
 use super::plan::{libraries, PlanReport, Target, SETUP_COST_FACTOR};
 use super::search::{spread, Round};
 use crate::report::format::{ms, ms_trimmed, rps};
@@ -107,6 +108,19 @@ pub struct Model {
     /// The large pool's calibration, when its queries took so much longer
     /// than on a few connections that the few's service times were taken.
     pub contended: Option<Contended>,
+}
+
+impl Model {
+    /// The calibration the simulation draws from: its pool, its round and
+    /// the query phase's service times (none when no request completed).
+    pub fn calibrated_on(&mut self, pool: u32, round: &Round, service: Option<&ServiceTimes>) {
+        self.calibration_pool_size = pool;
+        self.calibration_offered_rate = round.offered_rate;
+        self.calibration_achieved_rate = round.achieved_rate;
+        self.calibration_p99_ms = round.p99_ms;
+        self.service_time_mean_ms = service.map_or(0.0, |s| s.mean_us() / 1000.0);
+        self.service_time_p99_ms = service.map_or(0.0, |s| s.quantile_us(0.99) / 1000.0);
+    }
 }
 
 /// A calibration on many connections whose service times the simulation
