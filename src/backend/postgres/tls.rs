@@ -685,10 +685,16 @@ fn decrypt(
             key.as_bytes().to_vec(),
         ))),
         // pkcs5 0.7 reports a wrong padding after decryption (a wrong
-        // password) as EncryptFailed.
-        Err(pkcs8::Error::EncryptedPrivateKey(
-            pkcs5::Error::DecryptFailed | pkcs5::Error::EncryptFailed,
-        )) => Err("it could not be decrypted: sslpassword is wrong".into()),
+        // password) as EncryptFailed. About one wrong password in 256 still
+        // ends in a valid padding, and the plaintext is then no DER (an
+        // ASN.1 error): the algorithm was one poolbench decrypts, so that
+        // is a wrong password too.
+        Err(
+            pkcs8::Error::EncryptedPrivateKey(
+                pkcs5::Error::DecryptFailed | pkcs5::Error::EncryptFailed,
+            )
+            | pkcs8::Error::Asn1(_),
+        ) => Err("it could not be decrypted: sslpassword is wrong".into()),
         Err(e) => Err(format!("it could not be decrypted ({e}); {DECRYPTS}")),
     }
 }
