@@ -644,25 +644,37 @@ async fn search(
             report.reason = "interrupted before the search ended: no recommendation".into();
         }
         _ => {
-            report.reason = match server_limit {
-                Some((r, c)) => format!(
+            // Sizes that served the rate and missed only the p99: the
+            // tail, not the rate, is what no size can meet.
+            let kept_up = measured::kept_up_but_missed(&report.points, target_ms);
+            report.reason = match (server_limit, kept_up) {
+                (Some((r, c)), Some(kept)) => format!(
+                    "no pool size can: {kept}; more connections were slower ({c}: {} req/s of \
+                     the {} offered): at this rate the server's CPUs, not the pool, set the p99; \
+                     fewer instances' share per server, PgBouncer in front of a bigger server, \
+                     or a bigger server would help",
+                    rps(r.achieved_rate),
+                    rps(r.offered_rate)
+                ),
+                (Some((r, c)), None) => format!(
                     "no pool size can: the server reached {} req/s of the {} offered with {c} \
                      connections, and more connections do not raise it; fewer instances' share \
                      per server, PgBouncer in front of a bigger server, or a bigger server would help",
                     rps(r.achieved_rate),
                     rps(r.offered_rate)
                 ),
-                None if args.verify => format!(
+                (None, _) if args.verify => format!(
                     "the plan missed its target: max_size {start}: {}",
                     report.points.last().map_or(String::new(), Point::measured)
                 ),
-                None => format!(
+                (None, kept) => format!(
                     "no pool size up to {limit} (the connection budget: max_connections \
                      {max_connections} − reserved {} over {k} instances, or poolbench's limit) \
-                     meets p99 ≤ {} ms at {} req/s",
+                     meets p99 ≤ {} ms at {} req/s{}",
                     request.reserved,
                     ms_trimmed(request.p99_us),
-                    rps(rate)
+                    rps(rate),
+                    kept.map_or(String::new(), |k| format!(": {k}"))
                 ),
             };
         }

@@ -13,7 +13,7 @@ use super::lifecycle::LifecyclePlan;
 use super::mgc::ServiceTimes;
 use super::plan::{libraries, PlanReport, Target, SETUP_COST_FACTOR};
 use super::search::{spread, Round};
-use crate::report::format::{ms, ms_trimmed, rps};
+use crate::report::format::{ms, ms_trimmed, plural, rps};
 
 /// `plan --format json`'s format. 1 was the model's plan alone (now
 /// `prior`, when a sweep is given).
@@ -237,6 +237,59 @@ pub fn p99_over(rounds: &[Round]) -> String {
         Some((m, _, _)) => format!("p99 {} ms (1 round)", ms(m * 1000.0)),
         None => "not measured".into(),
     }
+}
+
+/// Why no size met when some served the rate: the sizes measured that
+/// kept up with it in every round and still missed the target, their
+/// rounds' p99 range and the closest of them. "pools of 4 to 19
+/// connections (5 sizes) kept up with the rate in every round, yet missed
+/// p99 ≤ 10 ms: their rounds' p99 5.8–194 ms; the closest, pool 5, met in
+/// 3 of 5 rounds". None when no size kept up (the rate, not the tail, was
+/// out of reach) or one met.
+pub fn kept_up_but_missed(points: &[Point], target_p99_ms: f64) -> Option<String> {
+    if points.iter().any(|p| p.met) {
+        return None;
+    }
+    let kept: Vec<&Point> = points
+        .iter()
+        .filter(|p| !p.rounds.is_empty() && p.rounds.iter().all(Round::kept_up))
+        .collect();
+    let closest = kept.iter().max_by(|a, b| {
+        a.rounds_met(target_p99_ms)
+            .cmp(&b.rounds_met(target_p99_ms))
+            .then(b.p99_ms.total_cmp(&a.p99_ms))
+    })?;
+    let lo = kept.iter().map(|p| p.pool_size).min()?;
+    let hi = kept.iter().map(|p| p.pool_size).max()?;
+    let sizes = if kept.len() == 1 {
+        format!(
+            "a pool of {}",
+            plural(lo as usize, "connection", "connections")
+        )
+    } else {
+        format!("pools of {lo} to {hi} connections ({} sizes)", kept.len())
+    };
+    let rounds = kept.iter().flat_map(|p| p.rounds.iter().map(|r| r.p99_ms));
+    let (low, high) = rounds.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+        (l.min(x), h.max(x))
+    });
+    let met = closest.rounds_met(target_p99_ms);
+    let best = if met > 0 {
+        format!(
+            "; the closest, pool {}, met in {met} of {} rounds",
+            closest.pool_size,
+            closest.rounds.len()
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{sizes} kept up with the rate in every round, yet missed p99 ≤ {} ms: their \
+         rounds' p99 {}–{} ms{best}",
+        ms_trimmed(target_p99_ms * 1000.0),
+        ms(low * 1000.0),
+        ms(high * 1000.0),
+    ))
 }
 
 /// Pool sizes whose p99s are one band: one connection fewer than the
@@ -508,6 +561,77 @@ mod tests {
 
     fn round(p99_ms: f64, achieved_rate: f64) -> Round {
         Round::measured(p99_ms, 1000.0, achieved_rate)
+    }
+
+    #[test]
+    fn no_size_met_though_some_kept_up_names_the_tail() {
+        // plan at 62,408 req/s on sizing.toml, p99 10 ms (2 CPUs): every
+        // size from 4 to 19 served the rate, none met in 4 of 5 rounds;
+        // 35 fell short of the rate.
+        let point = |size: u32, rounds: Vec<Round>| {
+            let prediction = Prediction {
+                utilisation: 0.5,
+                p99_us: Some(200.0),
+            };
+            Point::new(size, 1000.0, prediction, rounds, false, 10.0)
+        };
+        let points = vec![
+            point(
+                4,
+                vec![round(21.1, 1000.0), round(7.0, 1000.0), round(13.1, 999.0)],
+            ),
+            point(
+                5,
+                vec![
+                    round(50.2, 1000.0),
+                    round(6.1, 1000.0),
+                    round(6.3, 1000.0),
+                    round(5.8, 999.0),
+                    round(41.8, 1000.0),
+                ],
+            ),
+            point(
+                19,
+                vec![
+                    round(16.0, 1000.0),
+                    round(193.8, 1000.0),
+                    round(43.4, 1000.0),
+                ],
+            ),
+            point(
+                35,
+                vec![
+                    round(1806.0, 900.0),
+                    round(2404.0, 872.0),
+                    round(2062.0, 887.0),
+                ],
+            ),
+        ];
+        let why = kept_up_but_missed(&points, 10.0).unwrap();
+        assert_eq!(
+            why,
+            "pools of 4 to 19 connections (3 sizes) kept up with the rate in every round, yet \
+             missed p99 ≤ 10 ms: their rounds' p99 5.800–193.8 ms; the closest, pool 5, met \
+             in 3 of 5 rounds"
+        );
+        // One size alone; none of its rounds met.
+        let one = [point(
+            4,
+            vec![
+                round(21.1, 1000.0),
+                round(13.0, 1000.0),
+                round(12.0, 1000.0),
+            ],
+        )];
+        let why = kept_up_but_missed(&one, 10.0).unwrap();
+        assert!(why.starts_with("a pool of 4 connections kept up"), "{why}");
+        assert!(why.ends_with("12.00–21.10 ms"), "{why}");
+        // No size kept up: the rate was out of reach, not the tail.
+        assert_eq!(kept_up_but_missed(&points[3..], 10.0), None);
+        // A size met: there is an answer.
+        let mut met = points.clone();
+        met[1].met = true;
+        assert_eq!(kept_up_but_missed(&met, 10.0), None);
     }
 
     #[test]
