@@ -7,7 +7,8 @@
 #           driver poolbench's queries ran through before wire.rs)
 #   fresh:  poolbench per-request, 64 workers  vs  pgbench -C -c 64 -j 64
 # For each: throughput, client CPU per request (user + system of the
-# process, from its own rusage via /usr/bin/time) and peak RSS. Pooled runs
+# process, from its own rusage via /usr/bin/time) and peak RSS; for pooled,
+# also the server's CPU per request (every postgres process's, from /proc). Pooled runs
 # also count the machine's cross-CPU interrupts (rescheduling and function
 # calls, /proc/interrupts) per request: how often a wake-up had to reach the
 # other CPU, the mark of the slow mode described in docs/performance.md (a server
@@ -36,6 +37,18 @@ baseline=${BASELINE_BIN:-}
 start_server --max-connections 200
 for_pgbench
 
+# The server's CPU so far, in clock ticks: the postmaster's and its
+# children's, alive and reaped (the postmaster's cutime + cstime).
+postmaster=$(pgrep -P "$server_pid" -x postgres | head -n1)
+[ -n "$postmaster" ] || { echo "no postmaster under the server ($server_pid)" >&2; exit 3; }
+hz=$(getconf CLK_TCK)
+srvticks() {
+  { cat /proc/"$postmaster"/stat $(pgrep -P "$postmaster" | sed 's|.*|/proc/&/stat|') 2>/dev/null || true; } |
+    awk -v pm="$postmaster" '{s += $14 + $15; if ($1 == pm) s += $16 + $17} END {print s + 0}'
+}
+# server NAME BEFORE REQUESTS: the server's CPU (µs) per request since BEFORE.
+server() { srv[$1]+="$(awk -v d="$(( $(srvticks) - $2 ))" -v n="$3" -v hz="$hz" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}') "; }
+
 # timed OUT CMD...: runs CMD, its stdout+stderr to OUT, and prints
 # "CPU_SECONDS MAXRSS_KB" (user + system, peak resident set) of the process.
 timed() {
@@ -55,7 +68,7 @@ poolbench() {
 # The machine's rescheduling and function-call interrupts so far, all CPUs.
 ipis() { awk '/^ *(RES|CAL):/ {for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i} END {print s + 0}' /proc/interrupts; }
 
-declare -A rps cpu rss ipi
+declare -A rps cpu rss ipi srv
 add() { rps[$1]+="$2 "; cpu[$1]+="$3 "; rss[$1]+="$4 "; }
 # record NAME REQUESTS SECONDS "CPU RSS"
 record() {
@@ -68,10 +81,11 @@ record() {
 cross() { ipi[$1]+="$(awk -v d="$(( $(ipis) - $2 ))" -v n="$3" 'BEGIN {printf "%.3f", d / n}') "; }
 
 for r in $(seq "$rounds"); do
-  i=$(ipis)
+  i=$(ipis); c=$(srvticks)
   t=$(timed "$work/pg.out" pgbench -n -M prepared -c $clients -j "$threads" -T "$seconds" -f "$work/select1.sql")
   n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pg.out")
   cross pg_pooled "$i" "$n"
+  server pg_pooled "$c" "$n"
   record pg_pooled "$n" "$seconds" "$t"
 
   t=$(timed "$work/floor.out" "$floor" "$dsn" $clients "$threads" "$seconds")
@@ -79,9 +93,10 @@ for r in $(seq "$rounds"); do
   # Its own window's CPU (it excludes connecting); RSS of the process.
   add floor "$(awk -v n="$n" -v s="$s" 'BEGIN {printf "%.1f", n / s}')" "$c" "$(( $(cut -d' ' -f2 <<<"$t") / 1024 ))"
 
-  i=$(ipis)
+  i=$(ipis); c=$(srvticks)
   t=$(poolbench "$work/pb" pool-8 $clients)
   cross pb_pooled "$i" "$(jq '.strategies[0].requests' "$work/pb/report.json")"
+  server pb_pooled "$c" "$(jq '.strategies[0].requests' "$work/pb/report.json")"
   record pb_pooled "$(jq '.strategies[0].requests' "$work/pb/report.json")" \
       "$(jq '.strategies[0].measured_s' "$work/pb/report.json")" "$t"
 
@@ -120,6 +135,7 @@ printf '| %-40s | %12s | %12s | %6s | %-8s |\n' "measure" "poolbench" "pgbench" 
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "--------------" "--------------" "--------" "----------"
 row "pooled req/s ($clients clients, -M prepared)" "$(median "${rps[pb_pooled]}")" "$(median "${rps[pg_pooled]}")" ">= 1.00"
 row "pooled CPU us/request" "$(median "${cpu[pb_pooled]}")" "$(median "${cpu[pg_pooled]}")" "<= 1.00"
+row "pooled server CPU us/request" "$(median "${srv[pb_pooled]}")" "$(median "${srv[pg_pooled]}")" ""
 row "pooled peak RSS (MB)" "$(median "${rss[pb_pooled]}")" "$(median "${rss[pg_pooled]}")" ""
 row "pooled cross-CPU interrupts/request" "$(median "${ipi[pb_pooled]}")" "$(median "${ipi[pg_pooled]}")" ""
 row "tokio-postgres alone req/s" "$(median "${rps[floor]}")" "$(median "${rps[pg_pooled]}")" ""
