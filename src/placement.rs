@@ -295,7 +295,7 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(!anywhere || only_cpu_count() < 2);
+        assert!(!anywhere || crate::engine::cpus() < 2);
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -336,10 +336,5 @@ mod tests {
         let _ = child.wait();
         done_tx.send(()).unwrap();
         thread.join().unwrap();
-    }
-
-    /// How many CPUs this machine lets a thread run on.
-    fn only_cpu_count() -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }

@@ -221,8 +221,9 @@ fn service_times(report: &StrategyReport) -> Option<ServiceTimes> {
 /// The calibration's few connections: twice this machine's CPUs, enough to
 /// keep an embedded server's CPUs busy without time-slicing many queries.
 fn few_connections() -> u32 {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    u32::try_from(cpus * 2).unwrap_or(u32::MAX).max(2)
+    u32::try_from(crate::engine::cpus() * 2)
+        .unwrap_or(u32::MAX)
+        .max(2)
 }
 
 /// One pool measured: its rounds as the verdict needs them, the

@@ -179,7 +179,7 @@ impl Host {
     pub fn current() -> Host {
         Host {
             name: host_name(),
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpus: crate::engine::cpus(),
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
         }
