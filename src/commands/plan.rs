@@ -650,7 +650,7 @@ async fn search(
             let kept_up = measured::kept_up_but_missed(&report.points, target_ms);
             report.reason = match (server_limit, kept_up) {
                 (Some((r, c)), Some(kept)) => format!(
-                    "no pool size can: {kept}; more connections were slower ({c}: {} req/s of \
+                    "no pool size can: {kept}; more connections were slower (pool {c}: {} req/s of \
                      the {} offered): at this rate the server's CPUs, not the pool, set the p99; \
                      fewer instances' share per server, PgBouncer in front of a bigger server, \
                      or a bigger server would help",
