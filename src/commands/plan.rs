@@ -221,7 +221,7 @@ fn service_times(report: &StrategyReport) -> Option<ServiceTimes> {
 /// The calibration's few connections: twice this machine's CPUs, enough to
 /// keep an embedded server's CPUs busy without time-slicing many queries.
 fn few_connections() -> u32 {
-    u32::try_from(crate::engine::cpus() * 2)
+    u32::try_from(crate::placement::cpus() * 2)
         .unwrap_or(u32::MAX)
         .max(2)
 }

@@ -267,13 +267,7 @@ pub struct Churn {
     pub closed: ClosedBy,
 }
 
-/// How many CPUs this process may run on (its affinity mask, and a
-/// cgroup's CPU quota when lower).
-pub fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// One worker thread per core, as pgbench's `-j` is usually set.
 pub fn default_threads() -> usize {
-    cpus()
+    crate::placement::cpus()
 }

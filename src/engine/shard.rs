@@ -404,7 +404,7 @@ mod tests {
     /// different one of them; and pinning does keep a thread there.
     #[test]
     fn one_shard_per_allowed_cpu_is_pinned_to_it() {
-        let allowed = crate::engine::cpus();
+        let allowed = crate::placement::cpus();
         assert_eq!(cpus_for(allowed + 1), None);
         assert_eq!(cpus_for(1), None);
         let Some(cpus) = cpus_for(allowed) else {

@@ -179,7 +179,7 @@ impl Host {
     pub fn current() -> Host {
         Host {
             name: host_name(),
-            cpus: crate::engine::cpus(),
+            cpus: crate::placement::cpus(),
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
         }
