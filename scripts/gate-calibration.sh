@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
 # How often the regression gate cries wolf, and how often it misses a real
 # slowdown, on this machine, with the gate docs/ci.md recommends: a
-# baseline of BASE_RUNS runs (default 3) of the unchanged build made just
-# before the candidate, as a CI job does that makes its baseline from the
-# base commit, and `poolbench compare BASE... CANDIDATE` with the
-# recommended thresholds.
+# baseline of BASE_RUNS runs (default 3) of the unchanged build and a
+# candidate of CAND_RUNS runs (default 3), alternated, as a CI job does
+# that builds both commits, and `poolbench compare BASE... CANDIDATE...
+# --candidate-runs CAND_RUNS` with the recommended thresholds.
 #
 # First the injected slowdown is found (unless SLOW_SQL names it): on one
 # embedded server, short runs of the unchanged query alternated with runs
 # of SLOW_FAMILY at each K of SLOW_KS; the K whose slowdown is SLOWDOWN
 # percent (default 15) is interpolated from the medians, since how much a
 # query's extra work costs depends on the machine and on what else it runs.
-# Then BASE_RUNS unchanged runs, then N unchanged reruns and N runs of the
-# slowed query, alternated; each is compared with the BASE_RUNS unchanged
-# runs made before it (a rolling baseline: the latest ones, as a job's
-# baseline is made minutes before its candidate). Prints each verdict, the
-# false alarms (unchanged reruns that failed), the misses (slowed runs that
-# passed), the slowdown the slowed runs actually showed (median slowed
-# against median unchanged, and each slowed run against the unchanged rerun
-# just before it: the slowdown the misses are counted at), and what
+# Then N times: a baseline of BASE_RUNS unchanged runs, a candidate of
+# CAND_RUNS unchanged runs and one of CAND_RUNS runs of the slowed query,
+# alternated run by run (as a CI job alternates the base commit's build
+# and the candidate's), each candidate compared with that baseline.
+# Prints each verdict, the false alarms (unchanged candidates that
+# failed), the misses (slowed candidates that passed), the slowdown the
+# slowed runs actually showed (median slowed against median unchanged, and
+# each slowed run against the unchanged rerun beside it: the slowdown the
+# misses are counted at), and what
 # compare's power line and the spread between runs predict for N runs.
 #
 # Usage: scripts/gate-calibration.sh N   (N = 0: find the slowed query only)
@@ -27,8 +28,9 @@
 #   ONLY=pool-8        the strategy gated (a pooled one: a 15% slower query
 #                      is 15% of a pooled request, not of a fresh one, whose
 #                      time is the connection's)
-#   ROUNDS=8 DURATION=2s WARMUP=1s    each run's rounds, as CI would run them
+#   ROUNDS=4 DURATION=2s WARMUP=1s    each run's rounds, as CI would run them
 #   BASE_RUNS=3        the runs a baseline pools
+#   CAND_RUNS=3        the runs a candidate pools
 #   GATES="--max-regression throughput=5% --max-regression p99=25%"
 #   SLOWDOWN=15        the throughput slowdown to inject, percent
 #   SLOW_FAMILY="SELECT count(*) FROM generate_series(1, {K})"
@@ -43,11 +45,13 @@ cd "$(dirname "$0")/.."
 n=$1
 scenario=${SCENARIO:-scenarios/select1.toml}
 only=${ONLY:-pool-8}
-rounds=${ROUNDS:-8}
+rounds=${ROUNDS:-4}
 duration=${DURATION:-2s}
 warmup=${WARMUP:-1s}
 base_runs=${BASE_RUNS:-3}
 [[ $base_runs =~ ^[1-9][0-9]*$ ]] || { echo "BASE_RUNS must be a positive integer" >&2; exit 2; }
+cand_runs=${CAND_RUNS:-3}
+[[ $cand_runs =~ ^[1-9][0-9]*$ ]] || { echo "CAND_RUNS must be a positive integer" >&2; exit 2; }
 read -r -a gates <<<"${GATES:---max-regression throughput=5% --max-regression p99=25%}"
 target=${SLOWDOWN:-15}
 family=${SLOW_FAMILY:-"SELECT count(*) FROM generate_series(1, {K})"}
@@ -148,16 +152,15 @@ run() { # run SCENARIO OUT
     || { cat "$work/run.log" >&2; exit 3; }
 }
 
-# judge NAME RUN [FLAGS...]: compares RUN with the latest $base_runs
-# unchanged runs; prints one line and appends "code throughput_change
-# p99_change throughput_detectable throughput_threshold rounds_for" to
-# $work/NAME.
+# judge NAME [FLAGS...]: compares the runs in cands (the candidate) with
+# the runs in base (the baseline); prints one line and appends "code
+# throughput_change p99_change throughput_detectable throughput_threshold
+# rounds_for" to $work/NAME.
 judge() {
-  local name=$1 dir=$2 code=0
-  shift 2
-  local base=("${unchanged[@]: -$base_runs}")
-  "$bin" compare "${base[@]}" "$dir" "${gates[@]}" "$@" --format json \
-      >"$work/cmp.json" 2>"$work/cmp.err" || code=$?
+  local name=$1 code=0
+  shift
+  "$bin" compare "${base[@]}" "${cands[@]}" --candidate-runs "${#cands[@]}" "${gates[@]}" "$@" \
+      --format json >"$work/cmp.json" 2>"$work/cmp.err" || code=$?
   if [[ $code -ge 2 ]]; then cat "$work/cmp.err" >&2; exit 3; fi
   local metric='.strategies[0].metrics[] | select(.metric == $m)'
   jq -r --arg m throughput --arg code "$code" \
@@ -170,39 +173,47 @@ judge() {
       "$(jq -r --arg m p99 "$metric | \"CI \\(.ci_low | floor)..\\(.ci_high | ceil)%, \\(.verdict)\"" "$work/cmp.json")"
 }
 
-echo "gates: ${gates[*]}; $only, $rounds rounds of $duration (warm-up $warmup); baseline: the latest $base_runs unchanged runs; slowed: $slow_sql"
-unchanged=()
+echo "gates: ${gates[*]}; $only, $rounds rounds of $duration (warm-up $warmup); baseline: $base_runs unchanged runs, candidate: $cand_runs runs, alternated; slowed: $slow_sql"
 : >"$work/rps_same"
 : >"$work/rps_slowed"
 : >"$work/pairs"
-for i in $(seq "$base_runs"); do
-  run "$scenario" "$work/base-$i"
-  unchanged+=("$work/base-$i")
-  echo "baseline run $i: $(rps "$work/base-$i") req/s, placement $(jq -r '.conditions.placement // "unrecorded"' "$work/base-$i/report.json")"
-done
 : >"$work/same"
 : >"$work/slowed"
 for i in $(seq "$n"); do
-  # Alternated, so that drift on a shared machine hits both kinds alike.
-  run "$scenario" "$work/same-$i"
-  judge same "$work/same-$i"
-  a=$(rps "$work/same-$i")
-  echo "$a" >>"$work/rps_same"
-  # Now a baseline run for the runs after it.
-  unchanged+=("$work/same-$i")
-  run "$slow" "$work/slowed-$i"
+  # One baseline and two candidates, an unchanged one and a slowed one,
+  # alternated run by run as a CI job alternates its two builds: so that
+  # drift on a shared machine hits all three alike. Which candidate runs
+  # right after the baseline's run alternates from one i to the next.
+  base=() same=() slowed=()
+  for j in $(seq $(( base_runs > cand_runs ? base_runs : cand_runs ))); do
+    if [[ $j -le $base_runs ]]; then
+      run "$scenario" "$work/base-$i-$j"
+      base+=("$work/base-$i-$j")
+    fi
+    [[ $j -le $cand_runs ]] || continue
+    for kind in $( (( i % 2 )) && echo "same slowed" || echo "slowed same"); do
+      if [[ $kind == same ]]; then
+        run "$scenario" "$work/same-$i-$j"
+        a=$(rps "$work/same-$i-$j")
+        echo "$a" >>"$work/rps_same"
+        same+=("$work/same-$i-$j")
+      else
+        run "$slow" "$work/slowed-$i-$j"
+        b=$(rps "$work/slowed-$i-$j")
+        echo "$b" >>"$work/rps_slowed"
+        slowed+=("$work/slowed-$i-$j")
+      fi
+    done
+    awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f\n", (b / a - 1) * 100 }' >>"$work/pairs"
+  done
+  [[ $i -eq 1 ]] && echo "placement: $(jq -r '.conditions.placement // "unrecorded"' "${base[0]}/report.json")"
+  cands=("${same[@]}")
+  judge same
   # The slowed scenario is another file (another sha256): that difference
   # is the injected change, so it is allowed.
-  judge slowed "$work/slowed-$i" --allow-different
-  b=$(rps "$work/slowed-$i")
-  echo "$b" >>"$work/rps_slowed"
-  awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f\n", (b / a - 1) * 100 }' >>"$work/pairs"
-  rm -rf "$work/slowed-$i"
-  # Only the latest unchanged runs are a baseline again.
-  if [[ ${#unchanged[@]} -gt $base_runs ]]; then
-    rm -rf "${unchanged[0]}"
-    unchanged=("${unchanged[@]:1}")
-  fi
+  cands=("${slowed[@]}")
+  judge slowed --allow-different
+  rm -rf "${base[@]}" "${same[@]}" "${slowed[@]}"
 done
 false_alarms=$(awk '$1 == 1' "$work/same" | wc -l)
 misses=$(awk '$1 == 0' "$work/slowed" | wc -l)
@@ -210,8 +221,8 @@ mean() { awk -v c="$2" '{ s += $c } END { printf "%+.1f", s / NR }' "$work/$1"; 
 spread() { sort -g "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f (%d .. %d)", hi / lo, lo, hi }'; }
 # quartiles FILE: "lower quartile .. upper quartile" and "min .. max".
 quartiles() { sort -g "$1" | awk '{ a[NR] = $1 } END { q = int((NR + 2) / 4); if (q < 1) q = 1; printf "middle half %+.1f .. %+.1f%%, all %+.1f .. %+.1f%%", a[q], a[NR + 1 - q], a[1], a[NR] }'; }
-echo "false alarms: $false_alarms of $n unchanged reruns (mean change: throughput $(mean same 2)%, p99 $(mean same 3)%)"
-echo "misses: $misses of $n slowed runs (mean change: throughput $(mean slowed 2)%, p99 $(mean slowed 3)%)"
+echo "false alarms: $false_alarms of $n unchanged candidates (mean change: throughput $(mean same 2)%, p99 $(mean same 3)%)"
+echo "misses: $misses of $n slowed candidates (mean change: throughput $(mean slowed 2)%, p99 $(mean slowed 3)%)"
 ms=$(median <"$work/rps_slowed")
 mu=$(median <"$work/rps_same")
 measured=$(awk -v a="$ms" -v b="$mu" 'BEGIN { printf "%+.1f", (a / b - 1) * 100 }')
@@ -221,12 +232,12 @@ echo "run-to-run spread of the unchanged reruns' throughput, max/min: $(spread "
 # What the power line and the spread between runs predict. A throughput
 # change fails when its whole interval lies past the threshold: about when
 # the change is past the threshold by compare's detectable margin. The
-# unchanged reruns' changes against their rolling baseline spread as runs
-# do (SD sd_d = sd_run * sqrt(1 + 1/BASE_RUNS)); with changes normal around
+# unchanged candidates' changes against their baseline spread as runs do
+# (SD sd_d = sd_run * sqrt(1/BASE_RUNS + 1/CAND_RUNS)); with changes normal around
 # their mean, the expected false alarms and misses in N follow, and, for a
 # baseline of B runs and a candidate of C runs pooled,
 # sd_run * sqrt(1/B + 1/C) gives what such a gate would do.
-awk -v n="$n" -v t="$target" -v br="$base_runs" -v fa="$false_alarms" -v mi="$misses" '
+awk -v n="$n" -v t="$target" -v br="$base_runs" -v cr="$cand_runs" -v fa="$false_alarms" -v mi="$misses" '
   function phi(x,   z, u, p) {
     z = x < 0 ? -x : x; u = 1 / (1 + 0.2316419 * z)
     p = 1 - exp(-z * z / 2) / 2.5066282746 * u * (0.319381530 + u * (-0.356563782 + u * (1.781477937 + u * (-1.821255978 + u * 1.330274429))))
@@ -244,10 +255,10 @@ awk -v n="$n" -v t="$target" -v br="$base_runs" -v fa="$false_alarms" -v mi="$mi
     mw = wc / nw; sdw = nw > 1 ? sqrt((wc2 - nw * mw * mw) / (nw - 1)) : 0
     hm = med(h, ns); rm = med(r, ns); b = -thr + hm
     printf "compare'\''s power line (median of the unchanged comparisons): throughput +-%.1f%% detectable, %d rounds for %g%%: a change fails past about %.1f%%\n", hm, rm, thr, -b
-    printf "the unchanged reruns'\'' changes: mean %+.1f%%, SD %.1f%% (between runs, which the rounds of one run do not see: %.1f%% a run)\n", m, sd, sd / sqrt(1 + 1 / br)
+    printf "the unchanged candidates'\'' changes: mean %+.1f%%, SD %.1f%% (between runs, which the rounds of one run do not see: %.1f%% a run)\n", m, sd, sd / sqrt(1 / cr + 1 / br)
     printf "predicted in %d (normal model): false alarms %.1f (measured %d); misses at the measured slowdown (mean %+.1f%%, SD %.1f%%) %.1f (measured %d), at -%g%% %.1f\n", \
       n, n * phi((-b - m) / sd), fa, mw, sdw, n * (1 - phi((-b - mw) / (sdw > 0 ? sdw : sd))), mi, t, n * (1 - phi((-b + t) / sd))
-    run = sd / sqrt(1 + 1 / br)
+    run = sd / sqrt(1 / cr + 1 / br)
     printf "predicted for other gates, per %d unchanged / -%g%% runs (threshold %g%%, margin %.1f%%):", n, t, thr, hm
     split("3 1,5 1,3 2,3 3,5 3", g, ",")
     for (i = 1; i <= 5; i++) {

@@ -437,8 +437,17 @@ pub struct CompareArgs {
     #[arg(required = true, num_args = 1.., value_name = "BASELINE")]
     pub baseline: Vec<PathBuf>,
 
-    /// The candidate: a report.json, or the run directory holding it.
+    /// The candidate: a report.json, or the run directory holding it. With
+    /// --candidate-runs N, the last N paths are the candidate's runs.
     pub candidate: PathBuf,
+
+    /// How many of the paths, counted from the last, are runs of the
+    /// candidate (same build, same conditions): their rounds are pooled as
+    /// the baseline's are, so the verdict does not depend on one candidate
+    /// run's luck either (docs/ci.md, recommended gates). At least one path
+    /// must be left for the baseline.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub candidate_runs: u32,
 
     /// How much worse METRIC may get before it is a regression (repeatable).
     /// METRIC: p50, p99, p999, throughput, error_rate; PCT in percent

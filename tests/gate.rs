@@ -31,6 +31,10 @@ struct Runs {
     /// And a fourth, after `again`: with `base` and `same`, a baseline of
     /// three runs around it.
     after: PathBuf,
+    /// A fifth and a sixth: with the four before them, three runs on each
+    /// side, alternated, as docs/ci.md recommends.
+    fifth: PathBuf,
+    sixth: PathBuf,
     /// The same scenario at another concurrency, across an emulated RTT.
     other: PathBuf,
 }
@@ -79,6 +83,8 @@ sql = "SELECT 1"
         let same = run("same", &[]);
         let again = run("again", &[]);
         let after = run("after", &[]);
+        let fifth = run("fifth", &[]);
+        let sixth = run("sixth", &[]);
         let other = run("other", &["--concurrency", "2", "--rtt", "1ms"]);
         Runs {
             _dir: dir,
@@ -86,6 +92,8 @@ sql = "SELECT 1"
             same,
             again,
             after,
+            fifth,
+            sixth,
             other,
         }
     })
@@ -97,11 +105,53 @@ fn compare(baseline: &Path, candidate: &Path, flags: &[&str]) -> std::process::O
 
 /// `compare` with a baseline of several runs.
 fn compare_runs(baselines: &[&Path], candidate: &Path, flags: &[&str]) -> std::process::Output {
+    compare_sides(baselines, &[candidate], flags)
+}
+
+/// `compare` with several runs on each side (`--candidate-runs`).
+fn compare_sides(
+    baselines: &[&Path],
+    candidates: &[&Path],
+    flags: &[&str],
+) -> std::process::Output {
+    let n = candidates.len().to_string();
     let mut args = vec!["compare"];
-    args.extend(baselines.iter().map(|b| b.to_str().unwrap()));
-    args.push(candidate.to_str().unwrap());
+    args.extend(
+        baselines
+            .iter()
+            .chain(candidates)
+            .map(|b| b.to_str().unwrap()),
+    );
+    if candidates.len() > 1 {
+        args.extend(["--candidate-runs", &n]);
+    }
     args.extend_from_slice(flags);
     poolbench_blocking(&args)
+}
+
+/// The mean throughput of every round of these runs, pooled.
+fn pooled_throughput(runs: &[&Path]) -> f64 {
+    let rounds: Vec<f64> = runs
+        .iter()
+        .flat_map(|dir| {
+            read_report(dir)["strategies"][0]["rounds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["throughput_rps"].as_f64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    rounds.iter().sum::<f64>() / rounds.len() as f64
+}
+
+/// Exit 2, and stderr says each of `why`.
+fn refused(o: &std::process::Output, why: &[&str]) {
+    assert_eq!(o.status.code(), Some(2), "{}", show(o));
+    let err = stderr(o);
+    for w in why {
+        assert!(err.contains(w), "{w:?} not in: {err}");
+    }
 }
 
 fn json(o: &std::process::Output) -> Value {
@@ -268,14 +318,93 @@ fn differing_conditions_are_refused_then_listed_and_judged() {
 #[test]
 fn an_unchanged_rerun_passes_the_recommended_gates() {
     let r = runs();
-    // docs/ci.md recommends a baseline of three runs. Here two are made
-    // before the candidate and one after it, so that a machine drifting
-    // one way through the test (a CI runner's neighbours) does not read
-    // as a change of the unchanged build: what is tested is the gate's
-    // verdict, not the runner's hour.
-    let o = compare_runs(&[&r.base, &r.same, &r.after], &r.again, &RECOMMENDED);
+    // docs/ci.md recommends three runs on each side, alternated (the
+    // baseline's first), so that a machine drifting one way through the
+    // job (a CI runner's neighbours) does not read as a change of the
+    // unchanged build.
+    let o = compare_sides(
+        &[&r.base, &r.again, &r.fifth],
+        &[&r.same, &r.after, &r.sixth],
+        &RECOMMENDED,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(!stdout(&o).contains("Compared although"), "{}", show(&o));
+    // And the gate of earlier versions, three baseline runs and one
+    // candidate (two before it and one after).
+    let o = compare_runs(&[&r.base, &r.same, &r.after], &r.again, &RECOMMENDED);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}
+
+#[test]
+fn a_candidate_of_several_runs_pools_their_rounds() {
+    let r = runs();
+    let mut flags = RECOMMENDED.to_vec();
+    flags.extend(["--format", "json"]);
+    let j = json(&compare_sides(
+        &[&r.base, &r.again],
+        &[&r.same, &r.after, &r.fifth],
+        &flags,
+    ));
+    let s = &j["strategies"][0];
+    assert_eq!(s["baseline_rounds"], 10, "{s}");
+    assert_eq!(s["baseline_runs"], 2, "{s}");
+    assert_eq!(s["candidate_rounds"], 15, "{s}");
+    assert_eq!(s["candidate_runs"], 3, "{s}");
+    assert_eq!(j["candidates"].as_array().unwrap().len(), 3, "{j}");
+    assert_eq!(j["candidate"], j["candidates"][0], "{j}");
+    assert!(
+        j["candidates"][2]["path"]
+            .as_str()
+            .unwrap()
+            .contains("fifth"),
+        "{j}"
+    );
+    // The candidate's value is the mean of every candidate run's rounds.
+    let mean = pooled_throughput(&[&r.same, &r.after, &r.fifth]);
+    let t = metric(&j, "throughput");
+    assert!(
+        (t["candidate"].as_f64().unwrap() - mean).abs() < 1e-6 * mean,
+        "{t}"
+    );
+    assert_eq!(t["method"], "bootstrap");
+
+    let table = stdout(&compare_sides(
+        &[&r.base, &r.again],
+        &[&r.same, &r.after, &r.fifth],
+        &RECOMMENDED,
+    ));
+    assert!(table.contains("\ncandidate: 3 runs, "), "{table}");
+    assert!(
+        table.contains("detectable with 10 rounds of 2 runs and 15 rounds of 3 runs"),
+        "{table}"
+    );
+    let md = stdout(&compare_sides(
+        &[&r.base, &r.again],
+        &[&r.same, &r.after],
+        &["--format", "markdown"],
+    ));
+    assert!(md.contains("candidate 2 runs, "), "{md}");
+
+    // Nothing left for the baseline.
+    let o = poolbench_blocking([
+        "compare",
+        r.base.to_str().unwrap(),
+        r.same.to_str().unwrap(),
+        "--candidate-runs",
+        "2",
+    ]);
+    refused(&o, &["--candidate-runs 2 leaves no baseline"]);
+    // The same candidate run twice would count its rounds twice.
+    let o = compare_sides(&[&r.base], &[&r.same, &r.same], &RECOMMENDED);
+    refused(&o, &["the same run as candidate 1"]);
+    // Candidate runs made under other conditions are not one candidate.
+    for extra in [&[][..], &["--allow-different"][..]] {
+        let o = compare_sides(&[&r.base], &[&r.same, &r.other], extra);
+        refused(
+            &o,
+            &["the candidate runs cannot be pooled", "concurrency: 4 vs 2"],
+        );
+    }
 }
 
 #[test]
@@ -291,16 +420,7 @@ fn a_baseline_of_several_runs_pools_their_rounds() {
     assert_eq!(j["baselines"].as_array().unwrap().len(), 2, "{j}");
     assert_eq!(j["baseline"], j["baselines"][0], "{j}");
     // The baseline's value is the mean of every run's rounds.
-    let rounds = |dir: &Path| -> Vec<f64> {
-        read_report(dir)["strategies"][0]["rounds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["throughput_rps"].as_f64().unwrap())
-            .collect()
-    };
-    let pooled = [rounds(&r.base), rounds(&r.same)].concat();
-    let mean = pooled.iter().sum::<f64>() / pooled.len() as f64;
+    let mean = pooled_throughput(&[&r.base, &r.same]);
     let t = metric(&j, "throughput");
     assert!(
         (t["base"].as_f64().unwrap() - mean).abs() < 1e-6 * mean,
@@ -317,18 +437,13 @@ fn a_baseline_of_several_runs_pools_their_rounds() {
 
     // The same run twice would count its rounds twice.
     let o = compare_runs(&[&r.base, &r.base], &r.again, &RECOMMENDED);
-    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
-    assert!(
-        stderr(&o).contains("the same run as baseline 1"),
-        "{}",
-        show(&o)
-    );
+    refused(&o, &["the same run as baseline 1"]);
     // Runs made under other conditions are not one baseline, allowed or not.
     for extra in [&[][..], &["--allow-different"][..]] {
         let o = compare_runs(&[&r.base, &r.other], &r.same, extra);
-        assert_eq!(o.status.code(), Some(2), "{}", show(&o));
-        let err = stderr(&o);
-        assert!(err.contains("the baseline runs cannot be pooled"), "{err}");
-        assert!(err.contains("concurrency: 4 vs 2"), "{err}");
+        refused(
+            &o,
+            &["the baseline runs cannot be pooled", "concurrency: 4 vs 2"],
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! `poolbench compare BASELINE... CANDIDATE`: loads the reports (one
-//! baseline run or several, pooled), checks that they may be compared,
+//! `poolbench compare BASELINE... CANDIDATE`: loads the reports (one run or
+//! several on each side, pooled), checks that they may be compared,
 //! prints the result in the chosen format. A
 //! regression is `Outcome::Regression` (exit 1); bad or incompatible reports
 //! and bad thresholds are bad input (exit 2), and so is a comparison that
@@ -31,23 +31,27 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
             })
         })
         .collect::<Result<Vec<MaxRegression>>>()?;
-    let baselines = args
-        .baseline
-        .iter()
-        .enumerate()
-        .map(|(i, path)| {
-            let role = if args.baseline.len() > 1 {
-                format!("baseline {}", i + 1)
-            } else {
-                "baseline".to_string()
-            };
-            load_report(path, &role)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let candidate = load_report(&args.candidate, "candidate")?;
-    let mut warnings = check_baseline_runs(&baselines)?;
-    // `baselines` holds at least one report: clap requires a BASELINE.
-    let (differences, more) = check_compatible(&baselines[0], &candidate, args.allow_different)?;
+    // clap puts the last path in `candidate`; --candidate-runs N takes the
+    // N − 1 before it from the baseline's.
+    let mut paths = args.baseline.clone();
+    paths.push(args.candidate.clone());
+    let n = args.candidate_runs as usize;
+    if n >= paths.len() {
+        return Err(bad_input(format!(
+            "--candidate-runs {n} leaves no baseline: {} paths given, {} needed at least (the \
+             baseline's runs first, then the candidate's {n})",
+            paths.len(),
+            n + 1
+        )));
+    }
+    let candidate_paths = paths.split_off(paths.len() - n);
+    let baselines = load_side(&paths, "baseline")?;
+    let candidates = load_side(&candidate_paths, "candidate")?;
+    let mut warnings = check_runs(&baselines, "baseline")?;
+    warnings.extend(check_runs(&candidates, "candidate")?);
+    // Neither side is empty: clap requires a BASELINE, and n < paths.
+    let (differences, more) =
+        check_compatible(&baselines[0], &candidates[0], args.allow_different)?;
     warnings.extend(more);
     // The table prints its differences and warnings itself; markdown and
     // json carry them in a file or pipe, so the log gets them too.
@@ -61,7 +65,7 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
     }
     let diff = compare::compare(
         &baselines,
-        &candidate,
+        &candidates,
         &Thresholds::new(&overrides),
         differences,
         warnings,
@@ -86,32 +90,49 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// The runs of a baseline of several must be runs of one thing: each is
+/// Loads one side's reports, each named by its role ("baseline 2") when
+/// the side has several.
+fn load_side(paths: &[std::path::PathBuf], role: &str) -> Result<Vec<LoadedReport>> {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let role = if paths.len() > 1 {
+                format!("{role} {}", i + 1)
+            } else {
+                role.to_string()
+            };
+            load_report(path, &role)
+        })
+        .collect()
+}
+
+/// The runs of a side of several must be runs of one thing: each is
 /// checked against the first as a candidate would be, and any difference
 /// in run conditions is refused whatever `--allow-different` says (it
-/// allows a candidate to differ from the baseline, not a baseline to mix
+/// allows the candidate to differ from the baseline, not a side to mix
 /// conditions). The same file given twice is refused too: its rounds
 /// would count twice. Returns the warnings, each naming its run.
-fn check_baseline_runs(baselines: &[LoadedReport]) -> Result<Vec<String>> {
+fn check_runs(runs: &[LoadedReport], role: &str) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    let Some((first, rest)) = baselines.split_first() else {
+    let Some((first, rest)) = runs.split_first() else {
         return Ok(warnings);
     };
     for (i, other) in rest.iter().enumerate() {
-        if let Some(j) = baselines[..=i].iter().position(|b| same_run(b, other)) {
+        if let Some(j) = runs[..=i].iter().position(|b| same_run(b, other)) {
             return Err(bad_input(format!(
-                "baseline {}: {} is the same run as baseline {} ({}): its rounds would count twice",
+                "{role} {}: {} is the same run as {role} {} ({}): its rounds would count twice",
                 i + 2,
                 other.path.display(),
                 j + 1,
-                baselines[j].path.display()
+                runs[j].path.display()
             )));
         }
         // Allowed here only to be listed: a difference is refused below.
         let (differences, more) = check_compatible(first, other, true)?;
         if !differences.is_empty() {
             return Err(bad_input(format!(
-                "the baseline runs cannot be pooled: {} and {} differ in run conditions: {}",
+                "the {role} runs cannot be pooled: {} and {} differ in run conditions: {}",
                 first.path.display(),
                 other.path.display(),
                 differences
@@ -121,7 +142,7 @@ fn check_baseline_runs(baselines: &[LoadedReport]) -> Result<Vec<String>> {
                     .join("; ")
             )));
         }
-        warnings.extend(more.into_iter().map(|w| format!("baseline {}: {w}", i + 2)));
+        warnings.extend(more.into_iter().map(|w| format!("{role} {}: {w}", i + 2)));
     }
     Ok(warnings)
 }

@@ -124,7 +124,11 @@ pub struct StrategyDiff {
     /// baselines were given).
     #[serde(rename = "baseline_runs")]
     pub base_runs: usize,
+    /// The rounds of every candidate run, pooled.
     pub candidate_rounds: usize,
+    /// The candidate runs the strategy was found in (1 unless several
+    /// candidate runs were given, `--candidate-runs`).
+    pub candidate_runs: usize,
     pub metrics: Vec<MetricDiff>,
 }
 
@@ -160,7 +164,11 @@ pub struct Diff {
     /// Every baseline run, the first included: several runs of the same
     /// build make a baseline whose rounds are pooled.
     pub baselines: Vec<Source>,
+    /// The (first) candidate run.
     pub candidate: Source,
+    /// Every candidate run, the first included (`--candidate-runs`):
+    /// pooled as the baseline's are.
+    pub candidates: Vec<Source>,
     pub strategies: Vec<StrategyDiff>,
     pub only_in_baseline: Vec<String>,
     pub only_in_candidate: Vec<String>,
@@ -170,24 +178,24 @@ pub struct Diff {
     pub warnings: Vec<String>,
 }
 
-/// Compares every strategy present in the baseline and the candidate. The
-/// baseline is one run or several (`baselines`, not empty): a strategy's
-/// rounds from every baseline run that has it are pooled into one sample,
-/// and its single values are the runs' mean.
+/// Compares every strategy present in the baseline and the candidate. Each
+/// side is one run or several (`baselines`, `candidates`, neither empty):
+/// a strategy's rounds from every run of a side that has it are pooled into
+/// one sample, and its single values are the runs' mean.
 pub fn compare(
     baselines: &[LoadedReport],
-    candidate: &LoadedReport,
+    candidates: &[LoadedReport],
     thresholds: &Thresholds,
     differences: Vec<Difference>,
     warnings: Vec<String>,
 ) -> Diff {
-    let c = &candidate.report;
-    let in_b: BTreeSet<String> = baselines
-        .iter()
-        .flat_map(|l| &l.report.strategies)
-        .map(|s| s.name.clone())
-        .collect();
-    let in_c: BTreeSet<String> = c.strategies.iter().map(|s| s.name.clone()).collect();
+    let names = |side: &[LoadedReport]| -> BTreeSet<String> {
+        side.iter()
+            .flat_map(|l| &l.report.strategies)
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let (in_b, in_c) = (names(baselines), names(candidates));
     // In the first baseline's order, then any the other runs add.
     let mut order: Vec<&String> = Vec::new();
     for s in baselines.iter().flat_map(|l| &l.report.strategies) {
@@ -198,12 +206,8 @@ pub fn compare(
     let strategies = order
         .into_iter()
         .filter_map(|name| {
-            let cs = c.strategies.iter().find(|s| &s.name == name)?;
-            let bs: Vec<&StrategyReport> = baselines
-                .iter()
-                .filter_map(|l| l.report.strategies.iter().find(|s| &s.name == name))
-                .collect();
-            Some(compare_strategy(&bs, cs, thresholds))
+            let cs = runs_of(candidates, name);
+            (!cs.is_empty()).then(|| compare_strategy(&runs_of(baselines, name), &cs, thresholds))
         })
         .collect();
     let source = |l: &LoadedReport| Source {
@@ -217,10 +221,11 @@ pub fn compare(
         regression: false,
         summary: String::new(),
         test: String::new(),
-        // `baselines` is not empty (the command line requires one).
+        // Neither side is empty (the command line requires a path for each).
         baseline: source(&baselines[0]),
         baselines: baselines.iter().map(source).collect(),
-        candidate: source(candidate),
+        candidate: source(&candidates[0]),
+        candidates: candidates.iter().map(source).collect(),
         strategies,
         only_in_baseline: in_b.difference(&in_c).cloned().collect(),
         only_in_candidate: in_c.difference(&in_b).cloned().collect(),
@@ -233,21 +238,31 @@ pub fn compare(
     diff
 }
 
-/// One strategy: `b` holds it as each baseline run has it (at least one).
-fn compare_strategy(b: &[&StrategyReport], c: &StrategyReport, t: &Thresholds) -> StrategyDiff {
-    let base_rounds: usize = b.iter().map(|s| s.rounds.len()).sum();
-    let tested = base_rounds >= MIN_ROUNDS && c.rounds.len() >= MIN_ROUNDS;
-    // Every baseline run's rounds, one sample; None if a metric has none.
-    let pooled = |metric: Metric| -> Option<Vec<f64>> {
-        let runs = b
+/// A strategy as each run of a side has it.
+fn runs_of<'a>(side: &'a [LoadedReport], name: &str) -> Vec<&'a StrategyReport> {
+    side.iter()
+        .filter_map(|l| l.report.strategies.iter().find(|s| s.name == name))
+        .collect()
+}
+
+/// One strategy: `b` and `c` hold it as each baseline and each candidate
+/// run has it (at least one each).
+fn compare_strategy(b: &[&StrategyReport], c: &[&StrategyReport], t: &Thresholds) -> StrategyDiff {
+    let rounds = |side: &[&StrategyReport]| -> usize { side.iter().map(|s| s.rounds.len()).sum() };
+    let (base_rounds, candidate_rounds) = (rounds(b), rounds(c));
+    let tested = base_rounds >= MIN_ROUNDS && candidate_rounds >= MIN_ROUNDS;
+    // Every run's rounds of a side, one sample; None if a metric has none.
+    let pooled = |side: &[&StrategyReport], metric: Metric| -> Option<Vec<f64>> {
+        let runs = side
             .iter()
             .map(|s| per_round(s, metric))
             .collect::<Option<Vec<_>>>()?;
         Some(runs.concat())
     };
-    // A single value of the baseline: the mean of its runs'.
-    let single_base =
-        |metric: Metric| stats::mean(&b.iter().map(|s| single(s, metric)).collect::<Vec<_>>());
+    // A single value of a side: the mean of its runs'.
+    let single_of = |side: &[&StrategyReport], metric: Metric| {
+        stats::mean(&side.iter().map(|s| single(s, metric)).collect::<Vec<_>>())
+    };
     let metrics = Metric::ALL
         .into_iter()
         .map(|metric| {
@@ -259,16 +274,21 @@ fn compare_strategy(b: &[&StrategyReport], c: &StrategyReport, t: &Thresholds) -
             };
             let latency_missing = metric != Metric::Throughput
                 && metric != Metric::ErrorRate
-                && (b.iter().any(|s| successes(s) == 0) || successes(c) == 0);
+                && b.iter().chain(c).any(|s| successes(s) == 0);
             let (method, base, candidate, interval) =
-                match (tested, pooled(metric), per_round(c, metric)) {
+                match (tested, pooled(b, metric), pooled(c, metric)) {
                     (true, Some(bx), Some(cx)) => (
                         Method::Bootstrap,
                         stats::mean(&bx),
                         stats::mean(&cx),
                         stats::bootstrap(&bx, &cx, change_kind),
                     ),
-                    _ => (Method::Single, single_base(metric), single(c, metric), None),
+                    _ => (
+                        Method::Single,
+                        single_of(b, metric),
+                        single_of(c, metric),
+                        None,
+                    ),
                 };
             let change = interval.map_or(change_kind.of(base, candidate), |i| i.estimate);
             let verdict = if latency_missing {
@@ -281,7 +301,7 @@ fn compare_strategy(b: &[&StrategyReport], c: &StrategyReport, t: &Thresholds) -
                 .filter(|m| m.is_finite() && !latency_missing);
             let rounds_for_threshold = margin
                 .zip(threshold)
-                .and_then(|(m, t)| stats::rounds_for(m, base_rounds, c.rounds.len(), t));
+                .and_then(|(m, t)| stats::rounds_for(m, base_rounds, candidate_rounds, t));
             MetricDiff {
                 metric,
                 unit: metric.unit(),
@@ -304,11 +324,12 @@ fn compare_strategy(b: &[&StrategyReport], c: &StrategyReport, t: &Thresholds) -
         })
         .collect();
     StrategyDiff {
-        name: c.name.clone(),
-        kind: c.kind,
+        name: c[0].name.clone(),
+        kind: c[0].kind,
         base_rounds,
         base_runs: b.len(),
-        candidate_rounds: c.rounds.len(),
+        candidate_rounds,
+        candidate_runs: c.len(),
         metrics,
     }
 }
@@ -476,38 +497,61 @@ impl MetricDiff {
     }
 }
 
+/// "8", or "24 (3 runs)" for a side of several runs.
+fn rounds_text(rounds: usize, runs: usize) -> String {
+    if runs > 1 {
+        format!("{rounds} ({runs} runs)")
+    } else {
+        rounds.to_string()
+    }
+}
+
+/// A side for a header: "path (scenario, started)", or for several runs
+/// each path and the first's scenario and start.
+fn side_text(runs: &[Source]) -> String {
+    let Some(first) = runs.first() else {
+        return String::new();
+    };
+    if runs.len() > 1 {
+        let paths: Vec<String> = runs.iter().map(|s| s.path.display().to_string()).collect();
+        format!(
+            "{} runs, {} ({}, first started {})",
+            runs.len(),
+            paths.join(", "),
+            first.scenario,
+            first.started_at
+        )
+    } else {
+        format!(
+            "{} ({}, {})",
+            first.path.display(),
+            first.scenario,
+            first.started_at
+        )
+    }
+}
+
 impl StrategyDiff {
     /// "8", or "24 (3 runs)" for a baseline of several runs.
     pub fn base_rounds_text(&self) -> String {
-        if self.base_runs > 1 {
-            format!("{} ({} runs)", self.base_rounds, self.base_runs)
-        } else {
-            self.base_rounds.to_string()
-        }
+        rounds_text(self.base_rounds, self.base_runs)
+    }
+
+    /// The same for the candidate.
+    pub fn candidate_rounds_text(&self) -> String {
+        rounds_text(self.candidate_rounds, self.candidate_runs)
     }
 }
 
 impl Diff {
-    /// The baseline for a header: "path (scenario, started)", or for
-    /// several runs each path and the first's scenario and start.
+    /// The baseline for a header (see [`side_text`]).
     pub fn baseline_text(&self) -> String {
-        let b = &self.baseline;
-        if self.baselines.len() > 1 {
-            let paths: Vec<String> = self
-                .baselines
-                .iter()
-                .map(|s| s.path.display().to_string())
-                .collect();
-            format!(
-                "{} runs, {} ({}, first started {})",
-                self.baselines.len(),
-                paths.join(", "),
-                b.scenario,
-                b.started_at
-            )
-        } else {
-            format!("{} ({}, {})", b.path.display(), b.scenario, b.started_at)
-        }
+        side_text(&self.baselines)
+    }
+
+    /// The candidate for a header (see [`side_text`]).
+    pub fn candidate_text(&self) -> String {
+        side_text(&self.candidates)
     }
 
     fn count(&self, verdict: Verdict) -> usize {
@@ -623,7 +667,7 @@ impl Diff {
                  per-round values and is compared on single values.",
                 stats::CONFIDENCE * 100.0,
                 s.base_rounds_text(),
-                s.candidate_rounds,
+                s.candidate_rounds_text(),
                 thousands(stats::RESAMPLES as u64),
             ));
         }
@@ -639,7 +683,11 @@ impl Diff {
                     format!(" for {}", names.join(", "))
                 },
                 s.base_rounds_text(),
-                count(s.candidate_rounds, "round", "rounds"),
+                if s.candidate_runs > 1 {
+                    format!("{} rounds", s.candidate_rounds_text())
+                } else {
+                    count(s.candidate_rounds, "round", "rounds")
+                },
             ));
         }
         let informational: Vec<&str> = Metric::ALL
@@ -673,17 +721,23 @@ impl Diff {
         self.strategies
             .iter()
             .filter_map(|s| {
-                let rounds = if s.base_rounds == s.candidate_rounds && s.base_runs == 1 {
+                let of_runs = |rounds: usize, runs: usize| {
+                    if runs > 1 {
+                        format!("{rounds} rounds of {runs} runs")
+                    } else {
+                        count(rounds, "round", "rounds")
+                    }
+                };
+                let rounds = if s.base_rounds == s.candidate_rounds
+                    && s.base_runs == 1
+                    && s.candidate_runs == 1
+                {
                     count(s.base_rounds, "round", "rounds")
                 } else {
                     format!(
-                        "{} and {} rounds",
-                        if s.base_runs > 1 {
-                            format!("{} rounds of {} runs", s.base_rounds, s.base_runs)
-                        } else {
-                            s.base_rounds.to_string()
-                        },
-                        s.candidate_rounds
+                        "{} and {}",
+                        of_runs(s.base_rounds, s.base_runs),
+                        of_runs(s.candidate_rounds, s.candidate_runs)
                     )
                 };
                 let items: Vec<String> = s

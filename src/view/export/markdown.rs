@@ -55,11 +55,10 @@ pub fn compare(diff: &Diff) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "<sub>{} Baseline {}, candidate {} ({}).</sub>\n",
+        "<sub>{} Baseline {}, candidate {}.</sub>\n",
         diff.method_note(&MARKDOWN),
         escape(&diff.baseline_text()),
-        escape(&diff.candidate.path.display().to_string()),
-        escape(&diff.candidate.started_at),
+        escape(&diff.candidate_text()),
     ));
     out
 }

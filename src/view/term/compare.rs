@@ -48,11 +48,9 @@ pub fn rows(diff: &Diff) -> Vec<Vec<String>> {
 
 pub fn render(diff: &Diff) -> String {
     let mut out = format!(
-        "baseline:  {}\ncandidate: {} ({}, {})\n\n",
+        "baseline:  {}\ncandidate: {}\n\n",
         diff.baseline_text(),
-        diff.candidate.path.display(),
-        diff.candidate.scenario,
-        diff.candidate.started_at,
+        diff.candidate_text(),
     );
     let differences = diff.difference_lines();
     if !differences.is_empty() {

@@ -40,13 +40,9 @@ pub fn render(diff: &Diff) -> Result<String> {
             ),
         );
     }
-    let c = &diff.candidate;
     page.raw(&facts(&[
         ("baseline", diff.baseline_text()),
-        (
-            "candidate",
-            format!("{} ({}, {})", c.path.display(), c.scenario, c.started_at),
-        ),
+        ("candidate", diff.candidate_text()),
     ]));
 
     let mut chart_rows = Vec::new();
