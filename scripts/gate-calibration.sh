@@ -260,8 +260,8 @@ awk -v n="$n" -v t="$target" -v br="$base_runs" -v cr="$cand_runs" -v fa="$false
       n, n * phi((-b - m) / sd), fa, mw, sdw, n * (1 - phi((-b - mw) / (sdw > 0 ? sdw : sd))), mi, t, n * (1 - phi((-b + t) / sd))
     run = sd / sqrt(1 / cr + 1 / br)
     printf "predicted for other gates, per %d unchanged / -%g%% runs (threshold %g%%, margin %.1f%%):", n, t, thr, hm
-    split("3 1,5 1,3 2,3 3,5 3", g, ",")
-    for (i = 1; i <= 5; i++) {
+    split("3 1,5 1,3 2,3 3,5 3,5 5", g, ",")
+    for (i = 1; i <= 6; i++) {
       split(g[i], bc, " "); d = run * sqrt(1 / bc[1] + 1 / bc[2])
       printf "%s %d baseline + %d candidate runs: %.1f false alarms, %.1f misses", (i > 1 ? ";" : ""), bc[1], bc[2], n * phi((-b - m) / d), n * (1 - phi((-b + t) / d))
     }
