@@ -684,7 +684,7 @@ impl Diff {
                 },
                 s.base_rounds_text(),
                 if s.candidate_runs > 1 {
-                    format!("{} rounds", s.candidate_rounds_text())
+                    s.candidate_rounds_text()
                 } else {
                     count(s.candidate_rounds, "round", "rounds")
                 },
